@@ -1,0 +1,154 @@
+# zps: parameter server for asynchronous distributed ML.
+#
+# Targets
+#   make            install missing packages (deps), build bin/* (release, -O2)
+#   make test       deps, build, unit + integration tests, then the same under ASan+UBSan
+#   make demo       deps, build, a small real training job on localhost
+#   make bench      deps, build, benchmarks (scripts/, writes figures)
+#   make asan       ASan+UBSan build in build/asan/bin
+#   make deps       apt-get install only what pkg-config / command -v cannot find
+#   make clean
+#
+# Variables
+#   CC=gcc  OPT=-O2  V=1 (verbose)  TEST_FILTER=suite (CK_RUN_SUITE for Check)
+#
+# Layout: sources in common/ ps/ worker/ proto/; objects and generated
+# protobuf-c code in build/, binaries in bin/.  The ASan variant mirrors it in
+# build/asan/{obj,bin}.
+
+CC       ?= gcc
+OPT      ?= -O2
+VARIANT  ?= release
+ifeq ($(VARIANT),asan)
+  OBJDIR  := build/asan/obj
+  BINDIR  := build/asan/bin
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPT     := -O1
+else
+  OBJDIR  := build/obj
+  BINDIR  := bin
+  SANFLAGS :=
+endif
+GENDIR   := build/gen
+
+PKGS      := libzmq libprotobuf-c openblas zlib
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+
+ZPS_VERSION := 0.1.0
+CFLAGS  ?=
+CFLAGS  += -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) \
+           -D_GNU_SOURCE -DZPS_VERSION=\"$(ZPS_VERSION)\" -MMD -MP \
+           -Icommon -Ips -Iworker -I$(GENDIR) $(PKG_CFLAGS)
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+ifneq ($(V),1)
+  Q := @
+endif
+
+# ---- sources --------------------------------------------------------------
+PROTO_C   := $(GENDIR)/zps.pb-c.c
+COMMON_SRC := $(wildcard common/*.c)
+PS_LIB_SRC := $(filter-out ps/ps_main.c,$(wildcard ps/*.c))
+WK_LIB_SRC := $(filter-out worker/%_main.c,$(wildcard worker/*.c))
+LIB_SRC    := $(COMMON_SRC) $(PS_LIB_SRC) $(WK_LIB_SRC)
+LIB_OBJ    := $(LIB_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/gen/zps.pb-c.o
+LIBZPS     := $(OBJDIR)/libzps.a
+
+# every worker/*_main.c becomes bin/zps-<name>
+WK_MAINS   := $(wildcard worker/*_main.c)
+WK_BINS    := $(patsubst worker/%_main.c,$(BINDIR)/zps-%,$(WK_MAINS))
+BINS       := $(BINDIR)/zps-server $(WK_BINS)
+
+CHECK_SRC  := $(wildcard tests/check_*.c)
+CHECK_BIN  := $(BINDIR)/zps-check
+ITEST_SRC  := $(wildcard tests/it_*.c)
+ITEST_BINS := $(patsubst tests/%.c,$(BINDIR)/%,$(ITEST_SRC))
+
+.PHONY: all build deps test test-unit test-int test-asan asan demo bench clean
+all: deps
+	$(Q)$(MAKE) --no-print-directory build
+
+build: $(BINS) $(CHECK_BIN) $(ITEST_BINS)
+
+# ---- generated protobuf-c -------------------------------------------------
+$(GENDIR)/zps.pb-c.c $(GENDIR)/zps.pb-c.h: proto/zps.proto
+	@mkdir -p $(GENDIR)
+	$(Q)protoc-c --proto_path=proto --c_out=$(GENDIR) proto/zps.proto
+
+# objects depend on the generated header existing
+$(OBJDIR)/%.o: %.c | $(GENDIR)/zps.pb-c.h
+	@mkdir -p $(dir $@)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OBJDIR)/gen/zps.pb-c.o: $(GENDIR)/zps.pb-c.c
+	@mkdir -p $(dir $@)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+
+$(OBJDIR)/tests/%.o: tests/%.c | $(GENDIR)/zps.pb-c.h
+	@mkdir -p $(dir $@)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(LIBZPS): $(LIB_OBJ)
+	$(Q)rm -f $@; ar rcs $@ $^
+
+$(BINDIR)/zps-server: $(OBJDIR)/ps/ps_main.o $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/zps-%: $(OBJDIR)/worker/%_main.o $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CHECK_BIN): $(CHECK_SRC:%.c=$(OBJDIR)/%.o) $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+$(BINDIR)/it_%: $(OBJDIR)/tests/it_%.o $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- set-up ----------------------------------------------------------------
+deps:
+	$(Q)scripts/install-deps
+
+# ---- tests -------------------------------------------------------------------
+# Unit suites (Check) then integration scripts (tests/it_*.sh) against BINDIR.
+test: deps
+	$(Q)$(MAKE) --no-print-directory build
+	$(Q)$(MAKE) --no-print-directory test-unit test-int
+	$(Q)$(MAKE) --no-print-directory VARIANT=asan build
+	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit test-int
+	@echo "make test: all suites passed (release and asan)"
+
+test-unit: $(CHECK_BIN)
+	@echo "== unit tests ($(VARIANT)) =="
+	$(Q)ZPS_TEST_VARIANT=$(VARIANT) $(CHECK_BIN)
+
+test-int: $(BINS) $(ITEST_BINS)
+	@echo "== integration tests ($(VARIANT)) =="
+	$(Q)ZPS_BIN=$(BINDIR) tests/run-integration
+
+asan:
+	$(Q)$(MAKE) --no-print-directory VARIANT=asan build
+
+demo: all
+	$(Q)scripts/demo
+
+bench: all
+	$(Q)scripts/bench-kv
+
+clean:
+	rm -rf build bin

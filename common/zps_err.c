@@ -1,0 +1,25 @@
+#include "zps_err.h"
+
+#include <string.h>
+
+const char *zps_strerror(int code)
+{
+    switch (code) {
+    case ZPS_OK: return "success";
+    case ZPS_EINVAL: return "invalid argument";
+    case ZPS_ENOMEM: return "out of memory";
+    case ZPS_EPROTO: return "malformed message";
+    case ZPS_EVERSION: return "protocol version mismatch";
+    case ZPS_ETIMEDOUT: return "timed out";
+    case ZPS_ESERVER: return "server error";
+    case ZPS_EIO: return "I/O error";
+    case ZPS_EMISMATCH: return "configuration mismatch";
+    case ZPS_EBUSY: return "too many requests in flight";
+    case ZPS_ETOOBIG: return "over a size limit";
+    case ZPS_EINTR: return "interrupted";
+    default: break;
+    }
+    if (code < 0 && code > -4096)
+        return strerror(-code);
+    return "unknown error";
+}

@@ -1,0 +1,70 @@
+/* ps_optim: server-side optimizers.
+ *
+ * A row stores the state one key needs, dim floats per "slot" of state:
+ *   sgd      [w]                     1*dim floats
+ *   adagrad  [w | n]                 2*dim   n = sum of g^2
+ *   ftrl     [z | n]                 2*dim   w derived lazily from z, n
+ *   adam     [w | m | v | t]         3*dim+1 t = steps taken by this row (lazy Adam)
+ * Pulls return weights (ps_optim_weights); pushes carry gradients of the
+ * loss (ps_optim_apply).  L2 (and L1 for sgd/adagrad, as truncation) are
+ * applied per coordinate; FTRL-Proximal follows McMahan et al., KDD'13,
+ * Algorithm 1 with per-coordinate rates alpha/(beta+sqrt(n)).
+ *
+ * Initial state is a pure function of (init_seed, key, column): zero when
+ * init_scale == 0, else uniform in [-init_scale, init_scale) derived from a
+ * hash, so every pull of a never-pushed key agrees without storing it.
+ * Columns below init_skip start at zero even when init_scale > 0 (an FM row
+ * keeps its linear weight at 0 and randomises its embedding). */
+#ifndef PS_OPTIM_H
+#define PS_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { PS_OPT_SGD = 0, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM } ps_opt_kind_t;
+
+typedef struct {
+    ps_opt_kind_t kind;
+    uint32_t dim;        /* weights per key */
+    float lr;            /* step size (sgd, adagrad, adam); alpha for ftrl */
+    float beta;          /* ftrl beta */
+    float l1, l2;
+    float eps;           /* adagrad/adam epsilon */
+    float beta1, beta2;  /* adam */
+    float init_scale;    /* 0 = zeros */
+    uint32_t init_skip;  /* leading columns that always start at 0 */
+    uint64_t init_seed;
+} ps_optim_conf_t;
+
+/* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad 1e-7),
+ * beta1 0.9, beta2 0.999, l1 = l2 = 0, zero init, dim 1. */
+void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind);
+
+/* "sgd" | "adagrad" | "ftrl" | "adam" -> kind; returns 0 or ZPS_EINVAL. */
+int ps_optim_parse_kind(const char *name, ps_opt_kind_t *kind);
+const char *ps_optim_kind_name(ps_opt_kind_t kind);
+
+/* Checks ranges (lr > 0, l1,l2 >= 0, 0 <= beta1,beta2 < 1, dim >= 1, ...).
+ * Returns 0 or ZPS_EINVAL with a reason in err[errlen]. */
+int ps_optim_validate(const ps_optim_conf_t *c, char *err, size_t errlen);
+
+/* Canonical "key=value,..." string of every setting, used to compare a
+ * worker's expectations with the server's.  Returns snprintf's result. */
+int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len);
+
+/* Floats per stored row for this optimizer and dim. */
+uint32_t ps_optim_row_floats(const ps_optim_conf_t *c);
+
+/* Fill row (row_floats) with the initial state of key. */
+void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row);
+
+/* Weights (dim floats) of a stored row. */
+void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w);
+
+/* Weights of a key that was never pushed (same as init_row + weights). */
+void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w);
+
+/* Apply one gradient (dim floats) to a row. */
+void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad);
+
+#endif

@@ -1,0 +1,57 @@
+/* ps_table: the shard's key -> row store.
+ *
+ * Open addressing with linear probing over a power-of-two slot array.  A slot
+ * is 8 bytes: the high 32 bits are a tag taken from the key's hash (so most
+ * mismatches are rejected without touching the row), the low 32 bits are
+ * row index + 1 (0 = empty).  Rows live in slabs of PS_TABLE_SLAB_ROWS rows;
+ * a row is the 8-byte key followed by row_floats floats, so a row never moves
+ * once created and no key costs a malloc of its own.  Keys are never deleted.
+ *
+ * Growth is incremental (as Redis's dict does it): when the load passes 3/4 a
+ * slot array twice the size is allocated, and every later insert or lookup
+ * migrates a bounded number of old slots into it; lookups consult both arrays
+ * until the old one is empty.  No single operation pays for a whole resize.
+ *
+ * Ownership: row pointers returned here stay valid until ps_table_destroy().
+ * The table is not thread-safe; the server owns it from one thread. */
+#ifndef PS_TABLE_H
+#define PS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PS_TABLE_SLAB_ROWS 65536u
+
+typedef struct ps_table ps_table_t;
+
+/* New empty table for rows of row_floats floats (>= 1), sized for about
+ * capacity_hint keys without growing.  Returns NULL on allocation failure. */
+ps_table_t *ps_table_new(uint32_t row_floats, size_t capacity_hint);
+void ps_table_destroy(ps_table_t **t);
+
+/* Row of key, or NULL if absent.  Never inserts. */
+float *ps_table_find(ps_table_t *t, uint64_t key);
+
+/* Row of key, inserting a zero-filled row if absent (*inserted set to 1 then,
+ * else 0; inserted may be NULL).  Returns NULL only on allocation failure. */
+float *ps_table_upsert(ps_table_t *t, uint64_t key, int *inserted);
+
+/* Batched forms: rows[i] for keys[i].  They hash a block of keys first and
+ * prefetch slots and rows, which hides most of the memory latency of
+ * random keys.  find_batch stores NULL for absent keys.  upsert_batch
+ * returns 0, or ZPS_ENOMEM (rows filled up to the failure are valid);
+ * inserted (may be NULL) gets 1 for new rows. */
+void ps_table_find_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows);
+int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows,
+                          uint8_t *inserted);
+
+size_t ps_table_size(const ps_table_t *t);       /* keys stored */
+size_t ps_table_bytes(const ps_table_t *t);      /* bytes allocated (slots + slabs) */
+uint32_t ps_table_row_floats(const ps_table_t *t);
+int ps_table_resizing(const ps_table_t *t);      /* 1 while an incremental grow is in progress */
+
+/* Iterate over every stored row in insertion order: *cursor starts at 0;
+ * returns 1 and fills key/row while rows remain, 0 at the end. */
+int ps_table_next(const ps_table_t *t, size_t *cursor, uint64_t *key, float **row);
+
+#endif

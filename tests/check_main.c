@@ -1,0 +1,21 @@
+/* zps-check: runs every Check unit suite.  One table lists them (as
+ * czmq_selftest.c does); CK_RUN_SUITE=name runs one, CK_FORK=no helps gdb. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check_suites.h"
+
+int main(void)
+{
+    Suite *(*const suites[])(void) = {
+        suite_codec, suite_place, suite_table, suite_optim, suite_msg,
+    };
+    SRunner *sr = srunner_create(NULL);
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        srunner_add_suite(sr, suites[i]());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

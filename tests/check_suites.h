@@ -1,0 +1,10 @@
+/* One constructor per unit suite; each lives in tests/check_<name>.c. */
+#ifndef CHECK_SUITES_H
+#define CHECK_SUITES_H
+#include <check.h>
+Suite *suite_codec(void);
+Suite *suite_place(void);
+Suite *suite_table(void);
+Suite *suite_optim(void);
+Suite *suite_msg(void);
+#endif
