@@ -68,6 +68,7 @@ CHECK_BIN  := $(BINDIR)/zps-check
 ITEST_SRC  := $(wildcard tests/it_*.c)
 ITEST_BINS := $(patsubst tests/%.c,$(BINDIR)/%,$(ITEST_SRC))
 
+.SECONDARY:
 .PHONY: all build deps test test-unit test-int test-asan asan demo bench clean
 all: deps
 	$(Q)$(MAKE) --no-print-directory build

@@ -1,0 +1,42 @@
+/* zps_log: one timestamped line per notable event, tagged with role/rank.
+ *
+ *   2026-11-27T18:30:00.123Z server/0 info: bound tcp://127.0.0.1:40123
+ *
+ * A logger is an object the daemon creates from its config and passes down;
+ * there is no process-wide logger.  Each line is formatted into one buffer
+ * and written with a single fwrite so lines from concurrent processes
+ * sharing a terminal or a file do not interleave mid-line.
+ * zps_log_limited() lets a caller rate-limit a noisy event class (bad
+ * messages from a hostile peer): at most one line per class per interval,
+ * with a count of what was suppressed. */
+#ifndef ZPS_LOG_H
+#define ZPS_LOG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { ZPS_LOG_DEBUG = 0, ZPS_LOG_INFO, ZPS_LOG_WARN, ZPS_LOG_ERROR } zps_log_level_t;
+
+typedef struct zps_log zps_log_t;
+
+/* role is copied ("server", "worker", "bench", ...); out is not owned
+ * (NULL = stderr). */
+zps_log_t *zps_log_new(const char *role, int rank, FILE *out);
+void zps_log_destroy(zps_log_t **log);
+void zps_log_set_level(zps_log_t *log, zps_log_level_t level);
+void zps_log_set_rank(zps_log_t *log, int rank);
+
+void zps_log(zps_log_t *log, zps_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Rate-limited: class_id in [0, 16); at most one line per class per
+ * interval_ms.  Returns 1 if a line was written. */
+int zps_log_limited(zps_log_t *log, unsigned class_id, int64_t interval_ms,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define zps_debug(l, ...) zps_log((l), ZPS_LOG_DEBUG, __VA_ARGS__)
+#define zps_info(l, ...)  zps_log((l), ZPS_LOG_INFO, __VA_ARGS__)
+#define zps_warn(l, ...)  zps_log((l), ZPS_LOG_WARN, __VA_ARGS__)
+#define zps_error(l, ...) zps_log((l), ZPS_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,506 @@
+/* ps_server: the shard's request loop.
+ *
+ * DESIGN
+ * One thread, one ROUTER socket, no locks.  The loop polls the socket and
+ * drains every waiting message before polling again.  Each request is
+ * handled to completion: keys are decoded into a scratch array, validated
+ * (count, coding, ownership by this shard, finite gradients) and only then
+ * applied, so an ERROR reply means nothing changed.  Table work is done in
+ * chunks of PS_CHUNK keys: the batched table call hashes and prefetches the
+ * chunk, then the optimizer touches rows that are already in cache.
+ *
+ * Pull of a key that was never pushed answers its initial value (a pure
+ * function of seed and key) without inserting it, so reading a model never
+ * grows it.  Reply values are malloc'd and handed to ZeroMQ (no copy).
+ *
+ * Shutdown: *stop (set by SIGTERM/SIGINT in main) or a SHUTDOWN request ends
+ * the loop after the message in hand; replies already queued are flushed by
+ * the socket's linger period when it closes. */
+#include "ps_server.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "ps_table.h"
+#include "zps_codec.h"
+#include "zps_err.h"
+#include "zps_msg.h"
+#include "zps_place.h"
+#include "zps_time.h"
+
+#define PS_CHUNK 256
+
+typedef struct {
+    ps_table_t *t;
+    ps_optim_conf_t o;
+    uint32_t dim;
+    int needs_init;
+    char desc[256];
+} ps_tab_t;
+
+struct ps_server {
+    ps_server_conf_t conf;
+    zps_log_t *log;
+    void *ctx, *sock;
+    char endpoint[256];
+    ps_tab_t tabs[PS_MAX_TABLES];
+    uint64_t *keys;
+    size_t keys_cap;
+    float *fscratch;
+    size_t fscratch_cap;
+    float *rows[PS_CHUNK];
+    uint8_t ins[PS_CHUNK];
+    ps_server_stats_t st;
+    int64_t start_ms;
+    int shutdown;
+};
+
+void ps_server_conf_defaults(ps_server_conf_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->bind, sizeof c->bind, "tcp://127.0.0.1:0");
+    c->rank = 0;
+    c->nservers = 1;
+    c->ntables = 1;
+    ps_optim_defaults(&c->tables[0], PS_OPT_SGD);
+    c->capacity_hint = 1 << 20;
+    c->max_msg_bytes = 1ULL << 30;
+    c->max_keys = 1ULL << 26;
+}
+
+/* tcp://host:0 -> tcp://host:* (ZeroMQ's spelling of "any free port"). */
+static void s_bind_spec(const char *in, char *out, size_t len)
+{
+    size_t n = strlen(in);
+    if (n >= 2 && strcmp(in + n - 2, ":0") == 0)
+        snprintf(out, len, "%.*s:*", (int)(n - 2), in);
+    else
+        snprintf(out, len, "%s", in);
+}
+
+static int s_write_ready(const char *path, const char *endpoint)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "%s\n", endpoint);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return -errno;
+    return 0;
+}
+
+ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *err, size_t errlen)
+{
+    ps_server_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->conf = *conf;
+    s->log = log;
+    s->start_ms = zps_now_ms();
+    if (conf->nservers == 0 || conf->rank >= conf->nservers) {
+        snprintf(err, errlen, "rank %u is not within %u servers", conf->rank, conf->nservers);
+        goto fail;
+    }
+    if (conf->ntables == 0 || conf->ntables > PS_MAX_TABLES) {
+        snprintf(err, errlen, "need 1..%d tables, got %u", PS_MAX_TABLES, conf->ntables);
+        goto fail;
+    }
+    for (uint32_t i = 0; i < conf->ntables; i++) {
+        ps_tab_t *tb = &s->tabs[i];
+        char why[200];
+        tb->o = conf->tables[i];
+        if (ps_optim_validate(&tb->o, why, sizeof why)) {
+            snprintf(err, errlen, "table %u: %s", i, why);
+            goto fail;
+        }
+        tb->dim = tb->o.dim;
+        tb->needs_init = tb->o.init_scale != 0.0f;
+        ps_optim_describe(&tb->o, tb->desc, sizeof tb->desc);
+        tb->t = ps_table_new(ps_optim_row_floats(&tb->o), conf->capacity_hint);
+        if (!tb->t) {
+            snprintf(err, errlen, "table %u: cannot allocate for %llu keys", i,
+                     (unsigned long long)conf->capacity_hint);
+            goto fail;
+        }
+    }
+    s->ctx = zmq_ctx_new();
+    s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
+    if (!s->sock) {
+        snprintf(err, errlen, "cannot create ZeroMQ socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int64_t maxmsg = (int64_t)conf->max_msg_bytes;
+    int hwm = 100000, linger = 2000;
+    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    char spec[300];
+    s_bind_spec(conf->bind, spec, sizeof spec);
+    if (zmq_bind(s->sock, spec) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", conf->bind, zmq_strerror(errno));
+        goto fail;
+    }
+    size_t elen = sizeof s->endpoint;
+    zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
+    if (conf->ready_file[0]) {
+        int rc = s_write_ready(conf->ready_file, s->endpoint);
+        if (rc) {
+            snprintf(err, errlen, "cannot write ready file %s: %s", conf->ready_file,
+                     zps_strerror(rc));
+            goto fail;
+        }
+    }
+    return s;
+fail:
+    ps_server_destroy(&s);
+    return NULL;
+}
+
+void ps_server_destroy(ps_server_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    ps_server_t *s = *sp;
+    if (s->sock)
+        zmq_close(s->sock);
+    if (s->ctx)
+        zmq_ctx_term(s->ctx);
+    for (int i = 0; i < PS_MAX_TABLES; i++)
+        ps_table_destroy(&s->tabs[i].t);
+    free(s->keys);
+    free(s->fscratch);
+    free(s);
+    *sp = NULL;
+}
+
+const char *ps_server_endpoint(const ps_server_t *s) { return s->endpoint; }
+uint32_t ps_server_ntables(const ps_server_t *s) { return s->conf.ntables; }
+
+void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
+{
+    *out = s->st;
+    out->keys_stored = 0;
+    out->bytes_used = 0;
+    for (uint32_t i = 0; i < s->conf.ntables; i++) {
+        out->keys_stored += ps_table_size(s->tabs[i].t);
+        out->bytes_used += ps_table_bytes(s->tabs[i].t);
+    }
+    out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void s_send(ps_server_t *s, zps_msg_t *m, Zps__Envelope *env, void *keys, size_t klen,
+                   void *vals, size_t vlen)
+{
+    size_t wire = 0;
+    int rc = zps_msg_send(s->sock, &m->ident, env, keys, klen, vals, vlen, &wire);
+    if (rc)
+        zps_log_limited(s->log, 1, 1000, "reply to %s failed: %s", m->peer, zps_strerror(rc));
+    s->st.bytes_out += wire;
+}
+
+static void s_reply_error(ps_server_t *s, zps_msg_t *m, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void s_reply_error(ps_server_t *s, zps_msg_t *m, int code, const char *fmt, ...)
+{
+    char text[512];
+    int n = snprintf(text, sizeof text, "server %u: ", s->conf.rank);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text + n, sizeof text - (size_t)n, fmt, ap);
+    va_end(ap);
+    s->st.errors++;
+    zps_log_limited(s->log, 0, 1000, "rejected request from %s%s%s/%u: %s", m->peer,
+                    m->env ? " " : "", m->env ? (m->env->role == ZPS__ROLE__ROLE_WORKER ? "worker" : "client") : "",
+                    m->env ? m->env->rank : 0, text);
+    if (!m->has_ident)
+        return;
+    Zps__Envelope env;
+    Zps__Error body = ZPS__ERROR__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__ERROR, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env ? m->env->request_id : 0);
+    body.code = code;
+    body.text = text;
+    env.body_case = ZPS__ENVELOPE__BODY_ERROR;
+    env.error = &body;
+    s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+/* ---- request handlers ------------------------------------------------------ */
+
+/* Decode and validate the key frame of a pull or push.  On failure the error
+ * has been answered and a non-zero code is returned. */
+static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nkeys)
+{
+    if (table >= s->conf.ntables) {
+        s_reply_error(s, m, ZPS_EINVAL, "table %u does not exist (server has %u)", table,
+                      s->conf.ntables);
+        return ZPS_EINVAL;
+    }
+    if (nkeys > s->conf.max_keys) {
+        s_reply_error(s, m, ZPS_ETOOBIG, "%llu keys in one request, limit is %llu",
+                      (unsigned long long)nkeys, (unsigned long long)s->conf.max_keys);
+        return ZPS_ETOOBIG;
+    }
+    size_t len;
+    const uint8_t *buf = zps_msg_bulk(m, 0, &len);
+    if (len < nkeys || len > zps_keys_bound(nkeys)) {
+        s_reply_error(s, m, ZPS_EPROTO, "key frame of %zu bytes cannot hold %llu keys", len,
+                      (unsigned long long)nkeys);
+        return ZPS_EPROTO;
+    }
+    if (s->keys_cap < nkeys) {
+        uint64_t *k = realloc(s->keys, nkeys * sizeof *k);
+        if (!k) {
+            s_reply_error(s, m, ZPS_ENOMEM, "out of memory for %llu keys",
+                          (unsigned long long)nkeys);
+            return ZPS_ENOMEM;
+        }
+        s->keys = k;
+        s->keys_cap = nkeys;
+    }
+    size_t at = 0;
+    if (zps_keys_decode(buf, len, nkeys, s->keys, &at) != 0) {
+        s_reply_error(s, m, ZPS_EPROTO, "malformed key frame at byte %zu of %zu", at, len);
+        return ZPS_EPROTO;
+    }
+    if (s->conf.nservers > 1) {
+        for (uint64_t i = 0; i < nkeys; i++) {
+            uint32_t owner = zps_place(s->keys[i], s->conf.nservers);
+            if (owner != s->conf.rank) {
+                s_reply_error(s, m, ZPS_EINVAL, "key %llu belongs to server %u, not to this one",
+                              (unsigned long long)s->keys[i], owner);
+                return ZPS_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+static void s_on_hello(ps_server_t *s, zps_msg_t *m)
+{
+    Zps__Envelope env;
+    Zps__HelloReply body = ZPS__HELLO_REPLY__INIT;
+    Zps__TableInfo info[PS_MAX_TABLES], *infop[PS_MAX_TABLES];
+    char names[PS_MAX_TABLES][16];
+    for (uint32_t i = 0; i < s->conf.ntables; i++) {
+        zps__table_info__init(&info[i]);
+        info[i].id = i;
+        info[i].dim = s->tabs[i].dim;
+        snprintf(names[i], sizeof names[i], "%s", ps_optim_kind_name(s->tabs[i].o.kind));
+        info[i].optimizer = names[i];
+        info[i].options = s->tabs[i].desc;
+        infop[i] = &info[i];
+    }
+    body.server_rank = s->conf.rank;
+    body.num_servers = s->conf.nservers;
+    body.n_tables = s->conf.ntables;
+    body.tables = infop;
+    body.server_version = ZPS_VERSION;
+    zps_msg_env(&env, ZPS__MSG_TYPE__HELLO_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env->request_id);
+    env.body_case = ZPS__ENVELOPE__BODY_HELLO_REPLY;
+    env.hello_reply = &body;
+    s->st.hellos++;
+    zps_info(s->log, "hello from %s/%u at %s (version %s)",
+             m->env->role == ZPS__ROLE__ROLE_WORKER ? "worker" : "client", m->env->rank, m->peer,
+             m->env->hello->client_version[0] ? m->env->hello->client_version : "?");
+    s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+static void s_on_pull(ps_server_t *s, zps_msg_t *m)
+{
+    const Zps__Pull *req = m->env->pull;
+    if (s_take_keys(s, m, req->table, req->nkeys))
+        return;
+    ps_tab_t *tb = &s->tabs[req->table];
+    size_t n = req->nkeys, dim = tb->dim;
+    float *vals = n ? malloc(n * dim * sizeof(float)) : NULL;
+    if (n && !vals) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a reply of %zu keys", n);
+        return;
+    }
+    for (size_t i = 0; i < n; i += PS_CHUNK) {
+        size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
+        ps_table_find_batch(tb->t, s->keys + i, c, s->rows);
+        for (size_t j = 0; j < c; j++) {
+            float *w = vals + (i + j) * dim;
+            if (s->rows[j])
+                ps_optim_weights(&tb->o, s->rows[j], w);
+            else if (tb->needs_init)
+                ps_optim_initial_weights(&tb->o, s->keys[i + j], w);
+            else
+                memset(w, 0, dim * sizeof(float));
+        }
+    }
+    Zps__Envelope env;
+    Zps__PullReply body = ZPS__PULL_REPLY__INIT;
+    body.table = req->table;
+    body.nkeys = n;
+    body.dim = (uint32_t)dim;
+    zps_msg_env(&env, ZPS__MSG_TYPE__PULL_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env->request_id);
+    env.body_case = ZPS__ENVELOPE__BODY_PULL_REPLY;
+    env.pull_reply = &body;
+    s->st.pulls++;
+    s->st.keys_pulled += n;
+    s_send(s, m, &env, NULL, 0, vals, n * dim * sizeof(float));
+}
+
+static void s_on_push(ps_server_t *s, zps_msg_t *m)
+{
+    const Zps__Push *req = m->env->push;
+    if (s_take_keys(s, m, req->table, req->nkeys))
+        return;
+    ps_tab_t *tb = &s->tabs[req->table];
+    size_t n = req->nkeys, dim = tb->dim;
+    if (req->dim != dim) {
+        s_reply_error(s, m, ZPS_EMISMATCH, "push of dim %u to table %u of dim %zu", req->dim,
+                      req->table, dim);
+        return;
+    }
+    const float *g = zps_msg_floats(m, 1, n * dim, &s->fscratch, &s->fscratch_cap);
+    if (!g) {
+        size_t vlen;
+        zps_msg_bulk(m, 1, &vlen);
+        s_reply_error(s, m, ZPS_EPROTO, "value frame of %zu bytes, expected %zu (%zu keys x %zu)",
+                      vlen, n * dim * sizeof(float), n, dim);
+        return;
+    }
+    for (size_t i = 0; i < n * dim; i++) {
+        if (!isfinite(g[i])) {
+            s_reply_error(s, m, ZPS_EINVAL,
+                          "non-finite gradient %g for key %llu: push rejected, nothing applied",
+                          (double)g[i], (unsigned long long)s->keys[i / dim]);
+            return;
+        }
+    }
+    for (size_t i = 0; i < n; i += PS_CHUNK) {
+        size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
+        if (ps_table_upsert_batch(tb->t, s->keys + i, c, s->rows, s->ins) != 0) {
+            s_reply_error(s, m, ZPS_ENOMEM, "out of memory after applying %zu of %zu keys", i, n);
+            return;
+        }
+        for (size_t j = 0; j < c; j++) {
+            if (s->ins[j] && tb->needs_init)
+                ps_optim_init_row(&tb->o, s->keys[i + j], s->rows[j]);
+            ps_optim_apply(&tb->o, s->rows[j], g + (i + j) * dim);
+        }
+    }
+    Zps__Envelope env;
+    Zps__PushAck body = ZPS__PUSH_ACK__INIT;
+    body.table = req->table;
+    body.nkeys = n;
+    body.seq = req->seq;
+    zps_msg_env(&env, ZPS__MSG_TYPE__PUSH_ACK, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env->request_id);
+    env.body_case = ZPS__ENVELOPE__BODY_PUSH_ACK;
+    env.push_ack = &body;
+    s->st.pushes++;
+    s->st.keys_pushed += n;
+    s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+static void s_on_stats(ps_server_t *s, zps_msg_t *m)
+{
+    ps_server_stats_t st;
+    ps_server_get_stats(s, &st);
+    Zps__Envelope env;
+    Zps__StatsReply body = ZPS__STATS_REPLY__INIT;
+    body.keys_stored = st.keys_stored;
+    body.bytes_used = st.bytes_used;
+    body.pushes = st.pushes;
+    body.pulls = st.pulls;
+    body.keys_pushed = st.keys_pushed;
+    body.keys_pulled = st.keys_pulled;
+    body.bytes_in = st.bytes_in;
+    body.bytes_out = st.bytes_out;
+    body.errors = st.errors;
+    body.uptime_ms = st.uptime_ms;
+    zps_msg_env(&env, ZPS__MSG_TYPE__STATS_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env->request_id);
+    env.body_case = ZPS__ENVELOPE__BODY_STATS_REPLY;
+    env.stats_reply = &body;
+    s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+static void s_on_shutdown(ps_server_t *s, zps_msg_t *m)
+{
+    zps_info(s->log, "shutdown requested by %s (rank %u): %s", m->peer, m->env->rank,
+             m->env->shutdown->reason[0] ? m->env->shutdown->reason : "no reason given");
+    Zps__Envelope env;
+    zps_msg_env(&env, ZPS__MSG_TYPE__SHUTDOWN_ACK, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env->request_id);
+    s_send(s, m, &env, NULL, 0, NULL, 0);
+    s->shutdown = 1;
+}
+
+static void s_handle(ps_server_t *s, zps_msg_t *m)
+{
+    switch (m->env->body_case) {
+    case ZPS__ENVELOPE__BODY_HELLO: s_on_hello(s, m); break;
+    case ZPS__ENVELOPE__BODY_PULL: s_on_pull(s, m); break;
+    case ZPS__ENVELOPE__BODY_PUSH: s_on_push(s, m); break;
+    case ZPS__ENVELOPE__BODY_STATS: s_on_stats(s, m); break;
+    case ZPS__ENVELOPE__BODY_SHUTDOWN: s_on_shutdown(s, m); break;
+    default:
+        s_reply_error(s, m, ZPS_EPROTO, "unexpected message type %s from a client",
+                      zps_msg_type_name(m->env->type));
+        break;
+    }
+}
+
+int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
+{
+    zps_info(s->log, "serving on %s (rank %u of %u, %u table%s, table 0: %s)", s->endpoint,
+             s->conf.rank, s->conf.nservers, s->conf.ntables, s->conf.ntables == 1 ? "" : "s",
+             s->tabs[0].desc);
+    int rc = 0;
+    while (!s->shutdown && !(stop && *stop)) {
+        zmq_pollitem_t it = {s->sock, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&it, 1, 250);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            zps_error(s->log, "poll failed: %s", zmq_strerror(errno));
+            rc = ZPS_EIO;
+            break;
+        }
+        while (!s->shutdown && !(stop && *stop)) {
+            zps_msg_t m;
+            int r = zps_msg_recv(s->sock, 1, &m, ZMQ_DONTWAIT);
+            s->st.bytes_in += m.wire_bytes;
+            if (r == ZPS_EIO || r == ZPS_EINTR) {
+                zps_msg_close(&m);
+                break; /* EAGAIN: drained */
+            }
+            if (r == ZPS_EPROTO || r == ZPS_EVERSION)
+                s_reply_error(s, &m, r, "%s", m.reason);
+            else
+                s_handle(s, &m);
+            zps_msg_close(&m);
+        }
+    }
+    ps_server_stats_t st;
+    ps_server_get_stats(s, &st);
+    zps_info(s->log,
+             "stopping: %llu keys stored (%.1f MB), %llu pushes (%llu keys), %llu pulls (%llu keys), "
+             "%llu errors",
+             (unsigned long long)st.keys_stored, (double)st.bytes_used / 1e6,
+             (unsigned long long)st.pushes, (unsigned long long)st.keys_pushed,
+             (unsigned long long)st.pulls, (unsigned long long)st.keys_pulled,
+             (unsigned long long)st.errors);
+    return rc;
+}

@@ -1,0 +1,66 @@
+/* ps_server: one parameter-server shard behind a ZeroMQ ROUTER socket.
+ *
+ * The server owns its tables (ps_table + ps_optim per table) and serves
+ * HELLO, PULL, PUSH, STATS and SHUTDOWN from any number of clients on one
+ * thread.  A ROUTER never blocks on a peer: replies to a vanished or slow
+ * client are queued up to the high-water mark and then dropped, so one bad
+ * client cannot stall the others.  Every request is validated in full before
+ * anything is applied (a rejected push changes nothing) and answered with an
+ * ERROR naming the problem; the server keeps serving.
+ *
+ * Ownership: the server keeps a pointer to log (not owned) and copies conf. */
+#ifndef PS_SERVER_H
+#define PS_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ps_optim.h"
+#include "zps_log.h"
+
+#define PS_MAX_TABLES 8
+
+typedef struct {
+    char bind[256];             /* tcp://IP:PORT; port 0 or * picks a free one */
+    uint32_t rank;              /* this server's rank */
+    uint32_t nservers;          /* servers in the job */
+    uint32_t ntables;           /* tables[0..ntables) */
+    ps_optim_conf_t tables[PS_MAX_TABLES];
+    uint64_t capacity_hint;     /* keys per table expected (pre-sizes the table) */
+    uint64_t max_msg_bytes;     /* ZMQ_MAXMSGSIZE: bigger frames are dropped by ZeroMQ */
+    uint64_t max_keys;          /* keys per request */
+    char ready_file[512];       /* if set, the bound endpoint is written here */
+} ps_server_conf_t;
+
+typedef struct {
+    uint64_t keys_stored, bytes_used;
+    uint64_t pushes, pulls, keys_pushed, keys_pulled;
+    uint64_t bytes_in, bytes_out, errors, hellos;
+    uint64_t uptime_ms;
+} ps_server_stats_t;
+
+typedef struct ps_server ps_server_t;
+
+/* Defaults: 1 server of rank 0, one table sgd dim 1, bind tcp://127.0.0.1:0. */
+void ps_server_conf_defaults(ps_server_conf_t *c);
+
+/* Validates conf, creates the tables and binds.  Returns NULL with a reason
+ * in err on failure. */
+ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *err,
+                           size_t errlen);
+void ps_server_destroy(ps_server_t **s);
+
+/* The endpoint actually bound (with the chosen port). */
+const char *ps_server_endpoint(const ps_server_t *s);
+
+/* Serve until *stop becomes non-zero (set it from a signal handler) or a
+ * SHUTDOWN request arrives.  Returns 0, or a ZPS_E* code on a fatal error. */
+int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop);
+
+void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out);
+
+/* Direct access for tests and tools in the same process. */
+uint32_t ps_server_ntables(const ps_server_t *s);
+
+#endif

@@ -1,0 +1,282 @@
+/* it_kv: client process for the key/value integration test (tests/it_kv.sh).
+ *
+ *   it_kv push   --servers A,B,C --client I --rounds R [--seed S] [--keys N]
+ *   it_kv verify --servers A,B,C --clients W --rounds R [--seed S] [--keys N] --lr X
+ *   it_kv errors --servers A       (malformed and wrong-version messages)
+ *
+ * push: in round r, client I pushes gradient g(I, r, k) for a pseudo-random
+ * subset of the key universe (dense ids 0..N/2 and scattered 64-bit ids),
+ * several requests in flight, with pulls mixed in.  Gradients are small
+ * integers and the server runs SGD with a power-of-two step, so every sum is
+ * exact in float whatever the order of application: verify recomputes each
+ * weight independently and demands exact equality (nothing lost, nothing
+ * applied twice), and checks the servers' push/key counters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "wk_client.h"
+#include "zps.pb-c.h"
+#include "zps_codec.h"
+#include "zps_err.h"
+#include "zps_hash.h"
+#include "zps_msg.h"
+
+static uint64_t s_key(uint64_t i, uint64_t nkeys)
+{
+    /* half dense ids, half scattered over the whole 64-bit space */
+    return i < nkeys / 2 ? i : zps_mix64(i, 77) | 1ULL << 63;
+}
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Does client c push key index i in round r?  ~1/3 of keys per round. */
+static int s_pushes(uint64_t seed, uint32_t c, uint32_t r, uint64_t i)
+{
+    return zps_mix64(i * 1000003 + r * 31 + c, seed) % 3 == 0;
+}
+
+static float s_grad(uint64_t seed, uint32_t c, uint32_t r, uint64_t i)
+{
+    return (float)((int)(zps_mix64(i ^ ((uint64_t)r << 40) ^ ((uint64_t)c << 52), seed) % 17) - 8);
+}
+
+static size_t s_split_servers(char *list, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *tok = strtok(list, ","); tok && n < max; tok = strtok(NULL, ","))
+        out[n++] = tok;
+    return n;
+}
+
+/* key -> index (inverse of s_key) via a sorted table */
+typedef struct {
+    uint64_t key, idx;
+} kv_t;
+static int s_cmp_kv(const void *a, const void *b)
+{
+    return s_cmp_u64(&((const kv_t *)a)->key, &((const kv_t *)b)->key);
+}
+
+static int s_errors_test(const char *endpoint)
+{
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int timeo = 5000, linger = 0, fails = 0;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeo, sizeof timeo);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(s, endpoint);
+    for (int t = 0; t < 4; t++) {
+        Zps__Envelope env;
+        Zps__Pull pull = ZPS__PULL__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__PULL, ZPS__ROLE__ROLE_TOOL, 9, 42);
+        env.body_case = ZPS__ENVELOPE__BODY_PULL;
+        env.pull = &pull;
+        const char *what = "";
+        int expect = 0;
+        if (t == 0) {
+            what = "random bytes";
+            zmq_send(s, "\xff\xfe garbage \x01\x02", 13, 0);
+            expect = ZPS_EPROTO;
+        } else if (t == 1) {
+            what = "protocol version 2";
+            env.version = 2;
+            expect = ZPS_EVERSION;
+        } else if (t == 2) {
+            what = "count larger than the key frame";
+            pull.nkeys = 1000;
+            expect = ZPS_EPROTO;
+        } else {
+            what = "truncated key frame";
+            pull.nkeys = 2;
+            expect = ZPS_EPROTO;
+        }
+        if (t > 0) {
+            uint8_t *kb = malloc(4);
+            kb[0] = 5;
+            kb[1] = 0x80; /* varint continues past the end */
+            zps_msg_send(s, NULL, &env, kb, t == 3 ? 2 : 1, NULL, 0, NULL);
+        }
+        zps_msg_t m;
+        int rc = zps_msg_recv(s, 0, &m, 0);
+        if (rc != 0 || m.env->body_case != ZPS__ENVELOPE__BODY_ERROR ||
+            m.env->error->code != expect) {
+            fprintf(stderr, "it_kv errors: %s: expected error %d, got rc %d\n", what, expect, rc);
+            fails++;
+        } else {
+            printf("it_kv errors: %s -> error %d: %s\n", what, m.env->error->code,
+                   m.env->error->text);
+        }
+        zps_msg_close(&m);
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return fails;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: it_kv push|verify|errors ...\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    char *servers_arg = NULL;
+    uint32_t client = 0, clients = 1, rounds = 10;
+    uint64_t seed = 1, nkeys = 100000;
+    double lr = 0.5;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--servers")) servers_arg = argv[i + 1];
+        else if (!strcmp(argv[i], "--client")) client = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--clients")) clients = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rounds")) rounds = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--keys")) nkeys = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--lr")) lr = atof(argv[i + 1]);
+        else { fprintf(stderr, "it_kv: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (!servers_arg) {
+        fprintf(stderr, "it_kv: --servers is required\n");
+        return 2;
+    }
+    const char *servers[64];
+    size_t S = s_split_servers(servers_arg, servers, 64);
+    if (!strcmp(mode, "errors"))
+        return s_errors_test(servers[0]) ? 1 : 0;
+
+    wk_client_conf_t cc;
+    wk_client_conf_defaults(&cc);
+    cc.servers = servers;
+    cc.nservers = (uint32_t)S;
+    cc.rank = client;
+    cc.timeout_ms = 30000;
+    char err[512];
+    wk_client_t *c = wk_client_new(&cc, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "it_kv: %s\n", err);
+        return 1;
+    }
+    uint64_t *keys = malloc(nkeys * sizeof *keys);
+    float *vals = malloc(nkeys * sizeof *vals);
+    int rc = 0;
+    if (!strcmp(mode, "push")) {
+        /* each round: push in 4 slices, all in flight, plus a pull of the slice */
+        for (uint32_t r = 0; r < rounds && !rc; r++) {
+            kv_t *sel = malloc(nkeys * sizeof *sel);
+            int n = 0;
+            for (uint64_t i = 0; i < nkeys; i++)
+                if (s_pushes(seed, client, r, i))
+                    sel[n++] = (kv_t){s_key(i, nkeys), i};
+            qsort(sel, (size_t)n, sizeof *sel, s_cmp_kv);
+            for (int j = 0; j < n; j++) {
+                keys[j] = sel[j].key;
+                vals[j] = s_grad(seed, client, r, sel[j].idx);
+            }
+            free(sel);
+            uint64_t tickets[8];
+            float *pulled = malloc((size_t)n * sizeof(float) + 4);
+            int nt = 0, slice = (n + 3) / 4;
+            for (int off = 0; off < n; off += slice) {
+                int cnt = n - off < slice ? n - off : slice;
+                rc = wk_client_push_async(c, 0, keys + off, vals + off, (size_t)cnt, &tickets[nt++]);
+                if (!rc)
+                    rc = wk_client_pull_async(c, 0, keys + off, (size_t)cnt, pulled + off,
+                                              &tickets[nt++]);
+                if (rc)
+                    break;
+            }
+            for (int t = 0; t < nt && !rc; t++)
+                rc = wk_client_wait(c, tickets[t], -1);
+            free(pulled);
+        }
+        if (rc)
+            fprintf(stderr, "it_kv push client %u: %s (%s)\n", client, wk_client_error(c),
+                    zps_strerror(rc));
+        else
+            printf("it_kv push client %u: %u rounds done\n", client, rounds);
+    } else if (!strcmp(mode, "verify")) {
+        /* expected weights, and expected push counts */
+        uint64_t expected_keys_pushed = 0;
+        kv_t *map = malloc(nkeys * sizeof *map);
+        for (uint64_t i = 0; i < nkeys; i++)
+            map[i] = (kv_t){s_key(i, nkeys), i};
+        qsort(map, nkeys, sizeof *map, s_cmp_kv);
+        double *want = calloc(nkeys, sizeof *want);
+        for (uint32_t cl = 0; cl < clients; cl++)
+            for (uint32_t r = 0; r < rounds; r++)
+                for (uint64_t i = 0; i < nkeys; i++)
+                    if (s_pushes(seed, cl, r, i)) {
+                        want[i] -= lr * s_grad(seed, cl, r, i);
+                        expected_keys_pushed++;
+                    }
+        for (uint64_t j = 0; j < nkeys; j++)
+            keys[j] = map[j].key;
+        rc = wk_client_pull(c, 0, keys, nkeys, vals);
+        if (rc) {
+            fprintf(stderr, "it_kv verify: pull failed: %s\n", wk_client_error(c));
+        } else {
+            uint64_t bad = 0;
+            for (uint64_t j = 0; j < nkeys; j++) {
+                float w = (float)want[map[j].idx];
+                if (vals[j] != w) {
+                    if (bad < 5)
+                        fprintf(stderr, "it_kv verify: key %llu: server has %.9g, expected %.9g\n",
+                                (unsigned long long)keys[j], (double)vals[j], (double)w);
+                    bad++;
+                }
+            }
+            uint64_t pushed = 0, stored = 0;
+            for (uint32_t s = 0; s < S; s++) {
+                wk_server_stats_t st;
+                if (wk_client_stats(c, s, &st)) {
+                    fprintf(stderr, "it_kv verify: stats: %s\n", wk_client_error(c));
+                    bad++;
+                    continue;
+                }
+                pushed += st.keys_pushed;
+                stored += st.keys_stored;
+                printf("it_kv verify: server %u stores %llu keys, %llu pushes of %llu keys\n", s,
+                       (unsigned long long)st.keys_stored, (unsigned long long)st.pushes,
+                       (unsigned long long)st.keys_pushed);
+            }
+            if (pushed != expected_keys_pushed) {
+                fprintf(stderr, "it_kv verify: servers applied %llu key updates, clients sent %llu\n",
+                        (unsigned long long)pushed, (unsigned long long)expected_keys_pushed);
+                bad++;
+            }
+            /* a never-pushed key reads as its initial value (0) and is not stored */
+            uint64_t fresh = 0xdeadbeefcafef00dULL;
+            float fv = -1;
+            if (wk_client_pull(c, 0, &fresh, 1, &fv) || fv != 0.0f) {
+                fprintf(stderr, "it_kv verify: fresh key read %g\n", (double)fv);
+                bad++;
+            }
+            uint64_t stored2 = 0;
+            for (uint32_t s = 0; s < S; s++) {
+                wk_server_stats_t st;
+                if (!wk_client_stats(c, s, &st))
+                    stored2 += st.keys_stored;
+            }
+            if (stored2 != stored) {
+                fprintf(stderr, "it_kv verify: pulling a fresh key inserted it\n");
+                bad++;
+            }
+            printf("it_kv verify: %llu keys checked, %llu wrong, %llu key updates applied\n",
+                   (unsigned long long)nkeys, (unsigned long long)bad, (unsigned long long)pushed);
+            rc = bad ? 1 : 0;
+        }
+        free(want);
+        free(map);
+    } else {
+        fprintf(stderr, "it_kv: unknown mode %s\n", mode);
+        rc = 2;
+    }
+    free(keys);
+    free(vals);
+    wk_client_destroy(&c);
+    return rc ? 1 : 0;
+}

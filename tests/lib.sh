@@ -1,0 +1,67 @@
+# Shared helpers for the integration scripts (sourced).
+# ZPS_BIN: directory of the binaries under test (bin or build/asan/bin).
+set -u
+ZPS_BIN=${ZPS_BIN:-bin}
+case $ZPS_BIN in /*) ;; *) ZPS_BIN=$(pwd)/$ZPS_BIN ;; esac
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/zps-it.XXXXXX")
+PIDS=""
+
+cleanup() {
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT INT TERM
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$TMP"/*.log; do
+        [ -f "$f" ] || continue
+        echo "--- last lines of $f" >&2
+        tail -n 15 "$f" >&2
+    done
+    exit 1
+}
+
+# start_servers S [server options...]: starts S servers on free ports;
+# sets SERVERS (comma list) and SERVER_PIDS.
+start_servers() {
+    n=$1; shift
+    SERVERS=""
+    SERVER_PIDS=""
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        rm -f "$TMP/ready.$i"
+        "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 --rank "$i" --num-servers "$n" \
+            --ready-file "$TMP/ready.$i" "$@" >"$TMP/server.$i.out" 2>"$TMP/server.$i.log" &
+        pid=$!
+        PIDS="$PIDS $pid"
+        SERVER_PIDS="$SERVER_PIDS $pid"
+        i=$((i + 1))
+    done
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        t=0
+        while [ ! -s "$TMP/ready.$i" ]; do
+            t=$((t + 1))
+            [ "$t" -gt 300 ] && fail "server $i did not become ready in 30 s"
+            sleep 0.1
+        done
+        ep=$(cat "$TMP/ready.$i")
+        SERVERS="${SERVERS:+$SERVERS,}$ep"
+        i=$((i + 1))
+    done
+}
+
+# wait_exit PID SECONDS: waits for PID to exit; echoes its status, or fails.
+wait_exit() {
+    t=0
+    while kill -0 "$1" 2>/dev/null; do
+        t=$((t + 1))
+        [ "$t" -gt $(($2 * 10)) ] && fail "process $1 still running after $2 s"
+        sleep 0.1
+    done
+    wait "$1"
+}

@@ -1,0 +1,717 @@
+/* wk_client: see wk_client.h for the contract.
+ *
+ * DESIGN
+ * Tickets live in a power-of-two ring indexed by (ticket & mask); ticket ids
+ * only grow, so a slot is reused for id + k*cap once its request finished.
+ * A request in a slot records which servers still owe a reply (waiting[s]),
+ * and for a pull split over several servers, the original position of every
+ * key grouped by server (pos[off[s]..off[s+1])), so replies are scattered
+ * straight into the caller's output.  With one server nothing is split and
+ * a pull reply is one memcpy.
+ *
+ * Replies are matched by (server socket, request id); a reply for a slot
+ * that no longer waits on that server (released after a timeout, or a
+ * duplicate) is dropped.  Sends use ZMQ_SNDTIMEO, so a dead server whose
+ * queue is full makes a call fail rather than block. */
+#include "wk_client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "zps_codec.h"
+#include "zps_err.h"
+#include "zps_msg.h"
+#include "zps_place.h"
+#include "zps_time.h"
+
+#define WK_MAX_TABLES 8
+
+enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN };
+
+typedef struct {
+    uint64_t id;
+    int kind;
+    uint32_t pending;      /* servers that still owe a reply */
+    int status;            /* first error, 0 if none */
+    uint32_t table, dim;
+    float *out;            /* pull destination */
+    size_t n;
+    uint32_t *pos;         /* pull over >1 server: original index per key, by server */
+    size_t pos_cap;
+    size_t *off;           /* nservers + 1 offsets into pos (and key counts) */
+    uint8_t *waiting;      /* per server */
+    wk_server_stats_t *stats;
+    char err[320];
+} wk_req_t;
+
+typedef struct {
+    uint32_t rank, nservers, ntables;
+    wk_table_info_t tables[WK_MAX_TABLES];
+} wk_hello_t;
+
+struct wk_client {
+    wk_client_conf_t conf;
+    char **servers;
+    void *ctx;
+    void **socks;
+    zmq_pollitem_t *items;
+    wk_table_info_t tables[WK_MAX_TABLES];
+    uint32_t ntables;
+    wk_hello_t *hello;      /* per server, filled by the hello */
+    wk_req_t *reqs;
+    uint32_t mask, inflight;
+    uint64_t next_id, push_seq;
+    uint32_t *owner;        /* scratch: server of each key */
+    uint64_t *kscratch;     /* scratch: one server's keys */
+    size_t scratch_cap;
+    uint64_t sent, received;
+    char err[512];
+};
+
+void wk_client_conf_defaults(wk_client_conf_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->role = ZPS__ROLE__ROLE_WORKER;
+    c->connect_timeout_ms = 10000;
+    c->timeout_ms = 60000;
+    c->max_inflight = 256;
+}
+
+static void s_seterr(wk_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_seterr(wk_client_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+static void s_req_err(wk_req_t *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void s_req_err(wk_req_t *r, int code, const char *fmt, ...)
+{
+    if (r->status)
+        return; /* keep the first error */
+    r->status = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+}
+
+const char *wk_client_error(const wk_client_t *c) { return c->err; }
+uint32_t wk_client_inflight(const wk_client_t *c) { return c->inflight; }
+uint32_t wk_client_ntables(const wk_client_t *c) { return c->ntables; }
+
+const wk_table_info_t *wk_client_table(const wk_client_t *c, uint32_t table)
+{
+    return table < c->ntables ? &c->tables[table] : NULL;
+}
+
+void wk_client_traffic(const wk_client_t *c, uint64_t *sent, uint64_t *received)
+{
+    *sent = c->sent;
+    *received = c->received;
+}
+
+/* ---- tickets ----------------------------------------------------------- */
+
+static wk_req_t *s_req_new(wk_client_t *c, int kind)
+{
+    uint64_t id = c->next_id;
+    wk_req_t *r = &c->reqs[id & c->mask];
+    if (r->kind != RQ_FREE) {
+        s_seterr(c, "%u requests in flight: wait for some before sending more", c->inflight);
+        return NULL;
+    }
+    c->next_id++;
+    r->id = id;
+    r->kind = kind;
+    r->pending = 0;
+    r->status = 0;
+    r->out = NULL;
+    r->stats = NULL;
+    r->n = 0;
+    r->err[0] = 0;
+    memset(r->waiting, 0, c->conf.nservers);
+    c->inflight++;
+    return r;
+}
+
+static void s_req_release(wk_client_t *c, wk_req_t *r)
+{
+    if (r->kind == RQ_FREE)
+        return;
+    r->kind = RQ_FREE;
+    memset(r->waiting, 0, c->conf.nservers);
+    r->pending = 0;
+    c->inflight--;
+}
+
+/* ---- receive path --------------------------------------------------------- */
+
+static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
+{
+    const Zps__Envelope *env = m->env;
+    wk_req_t *r = &c->reqs[env->request_id & c->mask];
+    if (r->kind == RQ_FREE || r->id != env->request_id || !r->waiting[s])
+        return; /* late reply to a released ticket, or a duplicate */
+    r->waiting[s] = 0;
+    r->pending--;
+    const char *addr = c->servers[s];
+    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR) {
+        int code = env->error->code;
+        s_req_err(r, code < 0 && code > -31000 ? code : ZPS_ESERVER, "server %u at %s: %s", s,
+                  addr, env->error->text);
+        return;
+    }
+    switch (r->kind) {
+    case RQ_PULL: {
+        if (env->body_case != ZPS__ENVELOPE__BODY_PULL_REPLY) {
+            s_req_err(r, ZPS_EPROTO, "server %u at %s: answered a pull with %s", s, addr,
+                      zps_msg_type_name(env->type));
+            return;
+        }
+        size_t cnt = c->conf.nservers == 1 ? r->n : r->off[s + 1] - r->off[s];
+        size_t len;
+        const uint8_t *v = zps_msg_bulk(m, 1, &len);
+        if (env->pull_reply->nkeys != cnt || env->pull_reply->dim != r->dim ||
+            len != cnt * r->dim * sizeof(float)) {
+            s_req_err(r, ZPS_EPROTO,
+                      "server %u at %s: pull reply has %llu keys of dim %u in %zu bytes, "
+                      "expected %zu keys of dim %u",
+                      s, addr, (unsigned long long)env->pull_reply->nkeys, env->pull_reply->dim,
+                      len, cnt, r->dim);
+            return;
+        }
+        if (r->status)
+            return;
+        if (c->conf.nservers == 1) {
+            memcpy(r->out, v, len);
+        } else if (r->dim == 1) {
+            const uint32_t *pos = r->pos + r->off[s];
+            for (size_t j = 0; j < cnt; j++)
+                memcpy(r->out + pos[j], v + j * sizeof(float), sizeof(float));
+        } else {
+            const uint32_t *pos = r->pos + r->off[s];
+            size_t row = r->dim * sizeof(float);
+            for (size_t j = 0; j < cnt; j++)
+                memcpy(r->out + (size_t)pos[j] * r->dim, v + j * row, row);
+        }
+        break;
+    }
+    case RQ_PUSH:
+        if (env->body_case != ZPS__ENVELOPE__BODY_PUSH_ACK)
+            s_req_err(r, ZPS_EPROTO, "server %u at %s: answered a push with %s", s, addr,
+                      zps_msg_type_name(env->type));
+        break;
+    case RQ_HELLO: {
+        if (env->body_case != ZPS__ENVELOPE__BODY_HELLO_REPLY) {
+            s_req_err(r, ZPS_EPROTO, "server %u at %s: answered hello with %s", s, addr,
+                      zps_msg_type_name(env->type));
+            return;
+        }
+        const Zps__HelloReply *h = env->hello_reply;
+        wk_hello_t *o = &c->hello[s];
+        o->rank = h->server_rank;
+        o->nservers = h->num_servers;
+        o->ntables = h->n_tables < WK_MAX_TABLES ? (uint32_t)h->n_tables : WK_MAX_TABLES;
+        for (uint32_t t = 0; t < o->ntables; t++) {
+            o->tables[t].dim = h->tables[t]->dim;
+            snprintf(o->tables[t].optimizer, sizeof o->tables[t].optimizer, "%s",
+                     h->tables[t]->optimizer);
+            snprintf(o->tables[t].options, sizeof o->tables[t].options, "%s",
+                     h->tables[t]->options);
+        }
+        break;
+    }
+    case RQ_STATS: {
+        if (env->body_case != ZPS__ENVELOPE__BODY_STATS_REPLY) {
+            s_req_err(r, ZPS_EPROTO, "server %u at %s: answered stats with %s", s, addr,
+                      zps_msg_type_name(env->type));
+            return;
+        }
+        const Zps__StatsReply *b = env->stats_reply;
+        wk_server_stats_t *o = r->stats;
+        o->keys_stored = b->keys_stored;
+        o->bytes_used = b->bytes_used;
+        o->pushes = b->pushes;
+        o->pulls = b->pulls;
+        o->keys_pushed = b->keys_pushed;
+        o->keys_pulled = b->keys_pulled;
+        o->bytes_in = b->bytes_in;
+        o->bytes_out = b->bytes_out;
+        o->errors = b->errors;
+        o->uptime_ms = b->uptime_ms;
+        break;
+    }
+    case RQ_SHUTDOWN:
+        if (env->type != ZPS__MSG_TYPE__SHUTDOWN_ACK)
+            s_req_err(r, ZPS_EPROTO, "server %u at %s: answered shutdown with %s", s, addr,
+                      zps_msg_type_name(env->type));
+        break;
+    default: break;
+    }
+}
+
+/* Receive everything waiting on server s's socket. */
+static void s_drain(wk_client_t *c, uint32_t s)
+{
+    for (;;) {
+        zps_msg_t m;
+        int rc = zps_msg_recv(c->socks[s], 0, &m, ZMQ_DONTWAIT);
+        c->received += m.wire_bytes;
+        if (rc == 0)
+            s_on_reply(c, s, &m);
+        else if (rc == ZPS_EPROTO || rc == ZPS_EVERSION) {
+            /* A reply we cannot parse: fail the request it names, if any. */
+            if (m.env) {
+                wk_req_t *r = &c->reqs[m.env->request_id & c->mask];
+                if (r->kind != RQ_FREE && r->id == m.env->request_id && r->waiting[s]) {
+                    r->waiting[s] = 0;
+                    r->pending--;
+                    s_req_err(r, rc, "server %u at %s: %s", s, c->servers[s], m.reason);
+                }
+            }
+        }
+        zps_msg_close(&m);
+        if (rc == ZPS_EIO || rc == ZPS_EINTR)
+            return;
+    }
+}
+
+int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
+{
+    wk_req_t *r = &c->reqs[ticket & c->mask];
+    if (r->kind == RQ_FREE || r->id != ticket) {
+        s_seterr(c, "ticket %llu is not in flight", (unsigned long long)ticket);
+        return ZPS_EINVAL;
+    }
+    if (timeout_ms < 0)
+        timeout_ms = c->conf.timeout_ms;
+    int64_t deadline = zps_now_ms() + timeout_ms;
+    uint32_t S = c->conf.nservers;
+    while (r->pending > 0) {
+        int64_t left = deadline - zps_now_ms();
+        if (left <= 0) {
+            char who[256];
+            int n = 0;
+            for (uint32_t s = 0; s < S && n < (int)sizeof who - 64; s++)
+                if (r->waiting[s])
+                    n += snprintf(who + n, sizeof who - (size_t)n, "%sserver %u at %s",
+                                  n ? ", " : "", s, c->servers[s]);
+            s_seterr(c, "no answer within %d ms from %s", timeout_ms, who);
+            s_req_release(c, r);
+            return ZPS_ETIMEDOUT;
+        }
+        int rc = zmq_poll(c->items, (int)S, (long)left);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                s_seterr(c, "interrupted while waiting for servers");
+                return ZPS_EINTR; /* ticket stays in flight; wait again */
+            }
+            s_seterr(c, "poll failed: %s", zmq_strerror(errno));
+            s_req_release(c, r);
+            return ZPS_EIO;
+        }
+        for (uint32_t s = 0; s < S; s++)
+            if (c->items[s].revents & ZMQ_POLLIN)
+                s_drain(c, s);
+    }
+    int status = r->status;
+    if (status)
+        snprintf(c->err, sizeof c->err, "%s", r->err);
+    s_req_release(c, r);
+    return status;
+}
+
+/* ---- send path ------------------------------------------------------------ */
+
+static int s_send(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env, void *keys,
+                  size_t klen, void *vals, size_t vlen)
+{
+    size_t wire = 0;
+    int rc = zps_msg_send(c->socks[s], NULL, env, keys, klen, vals, vlen, &wire);
+    if (rc) {
+        s_req_err(r, rc == ZPS_EIO ? ZPS_ETIMEDOUT : rc,
+                  "server %u at %s: cannot send (%s): is it running?", s, c->servers[s],
+                  errno == EAGAIN ? "send queue full" : zmq_strerror(errno));
+        return rc;
+    }
+    c->sent += wire;
+    r->waiting[s] = 1;
+    r->pending++;
+    return 0;
+}
+
+static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n)
+{
+    if (c->scratch_cap < n) {
+        uint32_t *o = realloc(c->owner, n * sizeof *o);
+        if (o)
+            c->owner = o;
+        uint64_t *k = realloc(c->kscratch, n * sizeof *k);
+        if (k)
+            c->kscratch = k;
+        if (!o || !k)
+            return ZPS_ENOMEM;
+        c->scratch_cap = n;
+    }
+    if (r->pos_cap < n) {
+        uint32_t *p = realloc(r->pos, n * sizeof *p);
+        if (!p)
+            return ZPS_ENOMEM;
+        r->pos = p;
+        r->pos_cap = n;
+    }
+    return 0;
+}
+
+/* Group key indices by owning server into r->pos / r->off. */
+static void s_split(wk_client_t *c, wk_req_t *r, const uint64_t *keys, size_t n)
+{
+    uint32_t S = c->conf.nservers;
+    size_t *off = r->off;
+    memset(off, 0, (S + 1) * sizeof *off);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = zps_place(keys[i], S);
+        c->owner[i] = s;
+        off[s + 1]++;
+    }
+    for (uint32_t s = 0; s < S; s++)
+        off[s + 1] += off[s];
+    /* fill using off[s] as a cursor, then restore */
+    for (size_t i = 0; i < n; i++)
+        r->pos[off[c->owner[i]]++] = (uint32_t)i;
+    for (uint32_t s = S; s > 0; s--)
+        off[s] = off[s - 1];
+    off[0] = 0;
+}
+
+static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys,
+                   const float *grads, size_t n, float *out, uint64_t *ticket)
+{
+    if (table >= c->ntables) {
+        s_seterr(c, "table %u does not exist (servers have %u)", table, c->ntables);
+        return ZPS_EINVAL;
+    }
+    if (n > UINT32_MAX) {
+        s_seterr(c, "%zu keys in one request: split it", n);
+        return ZPS_ETOOBIG;
+    }
+    if (zps_keys_check_sorted(keys, n) != 0) {
+        s_seterr(c, "keys must be sorted and unique");
+        return ZPS_EINVAL;
+    }
+    wk_req_t *r = s_req_new(c, kind);
+    if (!r)
+        return ZPS_EBUSY;
+    uint32_t S = c->conf.nservers, dim = c->tables[table].dim;
+    r->table = table;
+    r->dim = dim;
+    r->out = out;
+    r->n = n;
+    int rc = 0;
+    if (S > 1) {
+        if ((rc = s_grow_scratch(c, r, n)) != 0) {
+            s_seterr(c, "out of memory splitting %zu keys", n);
+            s_req_release(c, r);
+            return rc;
+        }
+        s_split(c, r, keys, n);
+    }
+    uint64_t seq = kind == RQ_PUSH ? ++c->push_seq : 0;
+    for (uint32_t s = 0; s < S; s++) {
+        size_t cnt = S == 1 ? n : r->off[s + 1] - r->off[s];
+        if (cnt == 0)
+            continue;
+        const uint64_t *sk = keys;
+        if (S > 1) {
+            const uint32_t *pos = r->pos + r->off[s];
+            for (size_t j = 0; j < cnt; j++)
+                c->kscratch[j] = keys[pos[j]];
+            sk = c->kscratch;
+        }
+        uint8_t *kb = malloc(zps_keys_bound(cnt));
+        float *vb = kind == RQ_PUSH ? malloc(cnt * dim * sizeof(float)) : NULL;
+        if (!kb || (kind == RQ_PUSH && !vb)) {
+            free(kb);
+            free(vb);
+            s_req_err(r, ZPS_ENOMEM, "out of memory for a request of %zu keys", cnt);
+            rc = ZPS_ENOMEM;
+            break;
+        }
+        long klen = zps_keys_encode(sk, cnt, kb, zps_keys_bound(cnt));
+        if (kind == RQ_PUSH) {
+            if (S == 1) {
+                memcpy(vb, grads, cnt * dim * sizeof(float));
+            } else {
+                const uint32_t *pos = r->pos + r->off[s];
+                for (size_t j = 0; j < cnt; j++)
+                    memcpy(vb + j * dim, grads + (size_t)pos[j] * dim, dim * sizeof(float));
+            }
+        }
+        Zps__Envelope env;
+        Zps__Pull pull = ZPS__PULL__INIT;
+        Zps__Push push = ZPS__PUSH__INIT;
+        if (kind == RQ_PULL) {
+            zps_msg_env(&env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
+            pull.table = table;
+            pull.nkeys = cnt;
+            env.body_case = ZPS__ENVELOPE__BODY_PULL;
+            env.pull = &pull;
+        } else {
+            zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, c->conf.role, c->conf.rank, r->id);
+            push.table = table;
+            push.nkeys = cnt;
+            push.dim = dim;
+            push.seq = seq;
+            env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+            env.push = &push;
+        }
+        rc = s_send(c, r, s, &env, kb, (size_t)klen, vb, vb ? cnt * dim * sizeof(float) : 0);
+        if (rc)
+            break;
+    }
+    if (rc) {
+        snprintf(c->err, sizeof c->err, "%s", r->err);
+        s_req_release(c, r);
+        return rc;
+    }
+    *ticket = r->id;
+    return 0;
+}
+
+int wk_client_pull_async(wk_client_t *c, uint32_t table, const uint64_t *keys, size_t n,
+                         float *out, uint64_t *ticket)
+{
+    return s_start(c, RQ_PULL, table, keys, NULL, n, out, ticket);
+}
+
+int wk_client_push_async(wk_client_t *c, uint32_t table, const uint64_t *keys,
+                         const float *grads, size_t n, uint64_t *ticket)
+{
+    return s_start(c, RQ_PUSH, table, keys, grads, n, NULL, ticket);
+}
+
+int wk_client_pull(wk_client_t *c, uint32_t table, const uint64_t *keys, size_t n, float *out)
+{
+    uint64_t t;
+    int rc = wk_client_pull_async(c, table, keys, n, out, &t);
+    return rc ? rc : wk_client_wait(c, t, -1);
+}
+
+int wk_client_push(wk_client_t *c, uint32_t table, const uint64_t *keys, const float *grads,
+                   size_t n)
+{
+    uint64_t t;
+    int rc = wk_client_push_async(c, table, keys, grads, n, &t);
+    return rc ? rc : wk_client_wait(c, t, -1);
+}
+
+/* One control message (hello / stats / shutdown) to server s (or all if
+ * s == UINT32_MAX), then wait. */
+static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_t *stats,
+                     const char *reason, int timeout_ms)
+{
+    wk_req_t *r = s_req_new(c, kind);
+    if (!r)
+        return ZPS_EBUSY;
+    r->stats = stats;
+    int rc = 0;
+    for (uint32_t s = 0; s < c->conf.nservers && !rc; s++) {
+        if (server != UINT32_MAX && s != server)
+            continue;
+        Zps__Envelope env;
+        Zps__Hello hello = ZPS__HELLO__INIT;
+        Zps__Stats st = ZPS__STATS__INIT;
+        Zps__Shutdown sd = ZPS__SHUTDOWN__INIT;
+        if (kind == RQ_HELLO) {
+            zps_msg_env(&env, ZPS__MSG_TYPE__HELLO, c->conf.role, c->conf.rank, r->id);
+            hello.client_version = ZPS_VERSION;
+            env.body_case = ZPS__ENVELOPE__BODY_HELLO;
+            env.hello = &hello;
+        } else if (kind == RQ_STATS) {
+            zps_msg_env(&env, ZPS__MSG_TYPE__STATS, c->conf.role, c->conf.rank, r->id);
+            env.body_case = ZPS__ENVELOPE__BODY_STATS;
+            env.stats = &st;
+        } else {
+            zps_msg_env(&env, ZPS__MSG_TYPE__SHUTDOWN, c->conf.role, c->conf.rank, r->id);
+            sd.reason = (char *)(reason ? reason : "");
+            env.body_case = ZPS__ENVELOPE__BODY_SHUTDOWN;
+            env.shutdown = &sd;
+        }
+        rc = s_send(c, r, s, &env, NULL, 0, NULL, 0);
+    }
+    if (rc) {
+        snprintf(c->err, sizeof c->err, "%s", r->err);
+        s_req_release(c, r);
+        return rc;
+    }
+    return wk_client_wait(c, r->id, timeout_ms);
+}
+
+int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out)
+{
+    if (server >= c->conf.nservers) {
+        s_seterr(c, "no server %u", server);
+        return ZPS_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    return s_control(c, RQ_STATS, server, out, NULL, -1);
+}
+
+int wk_client_shutdown(wk_client_t *c, uint32_t server, const char *reason)
+{
+    if (server >= c->conf.nservers) {
+        s_seterr(c, "no server %u", server);
+        return ZPS_EINVAL;
+    }
+    return s_control(c, RQ_SHUTDOWN, server, NULL, reason, -1);
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static int s_check_hello(wk_client_t *c, char *err, size_t errlen)
+{
+    uint32_t S = c->conf.nservers;
+    for (uint32_t s = 0; s < S; s++) {
+        const wk_hello_t *h = &c->hello[s];
+        if (h->rank != s || h->nservers != S) {
+            snprintf(err, errlen,
+                     "server at %s says it is rank %u of %u servers, but it is listed as server "
+                     "%u of %u",
+                     c->servers[s], h->rank, h->nservers, s, S);
+            return ZPS_EMISMATCH;
+        }
+        if (h->ntables == 0) {
+            snprintf(err, errlen, "server %u at %s has no tables", s, c->servers[s]);
+            return ZPS_EMISMATCH;
+        }
+        if (s == 0)
+            continue;
+        const wk_hello_t *h0 = &c->hello[0];
+        for (uint32_t t = 0; t < h->ntables || t < h0->ntables; t++) {
+            if (t >= h->ntables || t >= h0->ntables ||
+                strcmp(h->tables[t].options, h0->tables[t].options) != 0) {
+                snprintf(err, errlen,
+                         "servers disagree on table %u: server 0 at %s has '%s', server %u at %s "
+                         "has '%s'",
+                         t, c->servers[0], t < h0->ntables ? h0->tables[t].options : "(none)", s,
+                         c->servers[s], t < h->ntables ? h->tables[t].options : "(none)");
+                return ZPS_EMISMATCH;
+            }
+        }
+    }
+    c->ntables = c->hello[0].ntables;
+    memcpy(c->tables, c->hello[0].tables, sizeof c->tables);
+    return 0;
+}
+
+wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errlen)
+{
+    if (!conf->servers || conf->nservers == 0 || conf->nservers > WK_MAX_SERVERS) {
+        snprintf(err, errlen, "need 1..%d servers", WK_MAX_SERVERS);
+        return NULL;
+    }
+    wk_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->conf = *conf;
+    uint32_t S = conf->nservers;
+    uint32_t cap = 1;
+    while (cap < (conf->max_inflight ? conf->max_inflight : 256))
+        cap <<= 1;
+    c->mask = cap - 1;
+    c->next_id = 1;
+    c->servers = calloc(S, sizeof *c->servers);
+    c->socks = calloc(S, sizeof *c->socks);
+    c->items = calloc(S, sizeof *c->items);
+    c->hello = calloc(S, sizeof *c->hello);
+    c->reqs = calloc(cap, sizeof *c->reqs);
+    c->ctx = zmq_ctx_new();
+    if (!c->servers || !c->socks || !c->items || !c->hello || !c->reqs || !c->ctx) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < cap; i++) {
+        c->reqs[i].off = calloc(S + 1, sizeof(size_t));
+        c->reqs[i].waiting = calloc(S, 1);
+        if (!c->reqs[i].off || !c->reqs[i].waiting) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    for (uint32_t s = 0; s < S; s++) {
+        c->servers[s] = strdup(conf->servers[s]);
+        c->socks[s] = zmq_socket(c->ctx, ZMQ_DEALER);
+        if (!c->servers[s] || !c->socks[s]) {
+            snprintf(err, errlen, "cannot create socket for server %u: %s", s,
+                     zmq_strerror(errno));
+            goto fail;
+        }
+        int linger = 0, hwm = 100000, sndtimeo = conf->timeout_ms > 0 ? conf->timeout_ms : 60000;
+        zmq_setsockopt(c->socks[s], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(c->socks[s], ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(c->socks[s], ZMQ_RCVHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(c->socks[s], ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+        if (zmq_connect(c->socks[s], c->servers[s]) != 0) {
+            snprintf(err, errlen, "server %u: cannot connect to '%s': %s", s, c->servers[s],
+                     zmq_strerror(errno));
+            goto fail;
+        }
+        c->items[s].socket = c->socks[s];
+        c->items[s].events = ZMQ_POLLIN;
+    }
+    int rc = s_control(c, RQ_HELLO, UINT32_MAX, NULL, NULL,
+                       conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms : 10000);
+    if (rc) {
+        if (rc == ZPS_ETIMEDOUT)
+            snprintf(err, errlen, "cannot reach the servers: %s (is the server running and the "
+                     "address right?)", c->err);
+        else
+            snprintf(err, errlen, "%s", c->err);
+        goto fail;
+    }
+    if (s_check_hello(c, err, errlen))
+        goto fail;
+    c->err[0] = 0;
+    return c;
+fail:
+    wk_client_destroy(&c);
+    return NULL;
+}
+
+void wk_client_destroy(wk_client_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    wk_client_t *c = *cp;
+    for (uint32_t s = 0; c->socks && s < c->conf.nservers; s++)
+        if (c->socks[s])
+            zmq_close(c->socks[s]);
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    for (uint32_t s = 0; c->servers && s < c->conf.nservers; s++)
+        free(c->servers[s]);
+    if (c->reqs)
+        for (uint32_t i = 0; i <= c->mask; i++) {
+            free(c->reqs[i].pos);
+            free(c->reqs[i].off);
+            free(c->reqs[i].waiting);
+        }
+    free(c->reqs);
+    free(c->servers);
+    free(c->socks);
+    free(c->items);
+    free(c->hello);
+    free(c->owner);
+    free(c->kscratch);
+    free(c);
+    *cp = NULL;
+}

@@ -1,0 +1,91 @@
+/* wk_client: the client side of the parameter servers.
+ *
+ * A client holds one DEALER socket per server.  A logical request (pull or
+ * push of a sorted key list) is split by zps_place into one sub-request per
+ * server that owns any of the keys, all sent at once; the replies are
+ * reassembled into the caller's key order.  Many requests may be in flight:
+ * the *_async calls return a ticket at once and wk_client_wait(ticket)
+ * drives the sockets until that ticket completes.  There is no background
+ * thread; all progress happens inside calls on the handle, so a client is
+ * used from one thread at a time.
+ *
+ * Errors never hang: every wait has a timeout, and a timeout or a server's
+ * ERROR reply returns a ZPS_E* code with wk_client_error() naming the server
+ * (rank and address) and the reason.
+ *
+ * Ownership: for pull_async, keys and out must stay valid until the ticket
+ * completes; push_async copies what it sends, so its buffers may be reused
+ * as soon as it returns.  A ticket that fails or times out is released and
+ * a late reply to it is ignored. */
+#ifndef WK_CLIENT_H
+#define WK_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WK_MAX_SERVERS 1024
+
+typedef struct {
+    const char *const *servers; /* endpoints, index = server rank */
+    uint32_t nservers;
+    int role;                   /* ZPS__ROLE__ROLE_WORKER or _TOOL */
+    uint32_t rank;              /* sender rank in logs and envelopes */
+    int connect_timeout_ms;     /* for the hello with every server [10000] */
+    int timeout_ms;             /* default for blocking calls [60000] */
+    uint32_t max_inflight;      /* tickets in flight (power of two) [256] */
+} wk_client_conf_t;
+
+typedef struct {
+    uint64_t keys_stored, bytes_used, pushes, pulls, keys_pushed, keys_pulled;
+    uint64_t bytes_in, bytes_out, errors, uptime_ms;
+} wk_server_stats_t;
+
+typedef struct {
+    uint32_t dim;
+    char optimizer[16];
+    char options[256];
+} wk_table_info_t;
+
+typedef struct wk_client wk_client_t;
+
+void wk_client_conf_defaults(wk_client_conf_t *c);
+
+/* Connects to every server and says hello; checks that server i says it is
+ * rank i of nservers and that all servers agree on their tables.  Returns
+ * NULL with the reason (naming the server and address) in err. */
+wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errlen);
+void wk_client_destroy(wk_client_t **c);
+
+/* Tables as the servers described them in the hello. */
+uint32_t wk_client_ntables(const wk_client_t *c);
+const wk_table_info_t *wk_client_table(const wk_client_t *c, uint32_t table);
+
+/* Blocking forms (default timeout).  keys: n sorted, strictly increasing ids.
+ * pull writes n * dim floats to out; push sends n * dim gradient floats. */
+int wk_client_pull(wk_client_t *c, uint32_t table, const uint64_t *keys, size_t n, float *out);
+int wk_client_push(wk_client_t *c, uint32_t table, const uint64_t *keys, const float *grads,
+                   size_t n);
+
+/* Asynchronous forms: *ticket identifies the request for wk_client_wait. */
+int wk_client_pull_async(wk_client_t *c, uint32_t table, const uint64_t *keys, size_t n,
+                         float *out, uint64_t *ticket);
+int wk_client_push_async(wk_client_t *c, uint32_t table, const uint64_t *keys,
+                         const float *grads, size_t n, uint64_t *ticket);
+
+/* Wait up to timeout_ms (< 0: the default) for ticket.  0 on success. */
+int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms);
+
+/* Tickets in flight. */
+uint32_t wk_client_inflight(const wk_client_t *c);
+
+/* Server-side counters of one server; shutdown asks one server to exit. */
+int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out);
+int wk_client_shutdown(wk_client_t *c, uint32_t server, const char *reason);
+
+/* Bytes this client sent and received (all frames). */
+void wk_client_traffic(const wk_client_t *c, uint64_t *sent, uint64_t *received);
+
+/* Text of the last error (naming the server), "" if none. */
+const char *wk_client_error(const wk_client_t *c);
+
+#endif
