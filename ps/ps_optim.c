@@ -1,0 +1,308 @@
+/* ps_optim: per-coordinate optimizer updates (row layouts in ps_optim.h).
+ *
+ * Design: ps_optim_apply() switches on the kind once per row and then runs a
+ * plain float loop over the dim coordinates.  Whatever depends only on the
+ * configuration or on the row (lr*l1, Adam's bias corrections) is computed
+ * before the loop.  L1 truncation is branch-free,
+ *     w = copysign(max(|w| - step*l1, 0), w),
+ * which is the identity when l1 == 0 (NaN is kept, not masked), so a single
+ * loop serves both cases.  FTRL stores (z, n) and derives w lazily; its
+ * initial weight w0 is encoded as z0 = -w0*(beta/alpha + l2) - sign(w0)*l1,
+ * n0 = 0, which s_ftrl_w() maps back to w0 up to float rounding.
+ *
+ * Initial values are a pure function of (init_seed, key, column):
+ *     h0 = mix64(key, init_seed ^ SEED_INIT)
+ *     w0[j] = init_scale * hash_unit(mix64(h0 + j, SEED_INIT))
+ * for j >= init_skip (else 0), in [-init_scale, init_scale).
+ *
+ * Adam keeps its step count t as a float (exact to 2^24 steps; past that t
+ * stops growing, when both bias corrections equal 1 in float anyway). */
+#include "ps_optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zps_err.h"
+#include "zps_hash.h"
+
+#define S_DIM_MAX (1u << 20)
+
+void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind)
+{
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->dim = 1;
+    c->lr = 0.1f;
+    c->beta = 1.0f;
+    c->eps = kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+}
+
+static const char *const s_kind_names[] = {"sgd", "adagrad", "ftrl", "adam"};
+#define S_NKINDS (sizeof s_kind_names / sizeof s_kind_names[0])
+
+int ps_optim_parse_kind(const char *name, ps_opt_kind_t *kind)
+{
+    for (size_t i = 0; name && i < S_NKINDS; i++)
+        if (strcmp(name, s_kind_names[i]) == 0) {
+            *kind = (ps_opt_kind_t)i;
+            return 0;
+        }
+    return ZPS_EINVAL;
+}
+
+const char *ps_optim_kind_name(ps_opt_kind_t kind)
+{
+    return (unsigned)kind < S_NKINDS ? s_kind_names[kind] : "unknown";
+}
+
+static int s_bad(char *err, size_t errlen, const char *what)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s", what);
+    return ZPS_EINVAL;
+}
+
+int ps_optim_validate(const ps_optim_conf_t *c, char *err, size_t errlen)
+{
+    if ((unsigned)c->kind >= S_NKINDS)
+        return s_bad(err, errlen, "unknown optimizer kind");
+    if (c->dim < 1 || c->dim > S_DIM_MAX)
+        return s_bad(err, errlen, "dim must be in [1, 1048576]");
+    if (!(c->lr > 0) || !isfinite(c->lr))
+        return s_bad(err, errlen, "lr must be finite and > 0");
+    if (!(c->l1 >= 0) || !isfinite(c->l1))
+        return s_bad(err, errlen, "l1 must be finite and >= 0");
+    if (!(c->l2 >= 0) || !isfinite(c->l2))
+        return s_bad(err, errlen, "l2 must be finite and >= 0");
+    if (!(c->beta >= 0) || !isfinite(c->beta))
+        return s_bad(err, errlen, "beta must be finite and >= 0");
+    if (!(c->eps >= 0) || !isfinite(c->eps))
+        return s_bad(err, errlen, "eps must be finite and >= 0");
+    if ((c->kind == PS_OPT_ADAGRAD || c->kind == PS_OPT_ADAM) && !(c->eps > 0))
+        return s_bad(err, errlen, "eps must be > 0 for adagrad and adam");
+    if (!(c->beta1 >= 0 && c->beta1 < 1))
+        return s_bad(err, errlen, "beta1 must be in [0, 1)");
+    if (!(c->beta2 >= 0 && c->beta2 < 1))
+        return s_bad(err, errlen, "beta2 must be in [0, 1)");
+    if (!(c->init_scale >= 0) || !isfinite(c->init_scale))
+        return s_bad(err, errlen, "init_scale must be finite and >= 0");
+    if (c->init_skip > c->dim)
+        return s_bad(err, errlen, "init_skip must be <= dim");
+    if (c->kind == PS_OPT_FTRL && c->init_scale > 0 && c->beta == 0 && c->l2 == 0)
+        return s_bad(err, errlen,
+                     "ftrl with random init needs beta > 0 or l2 > 0 "
+                     "(else an initial weight cannot be represented)");
+    if (err && errlen)
+        err[0] = '\0';
+    return 0;
+}
+
+/* Shortest %g text that reads back as the same float (so 0.1f prints as
+ * "0.1", not "0.100000001"); -0 prints as "0".  A pure function of the
+ * value, hence canonical. */
+static void s_fmt_float(float x, char out[32])
+{
+    if (x == 0) {
+        strcpy(out, "0");
+        return;
+    }
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(out, 32, "%.*g", prec, (double)x);
+        if (strtof(out, NULL) == x)
+            return;
+    }
+    snprintf(out, 32, "%.9g", (double)x); /* NaN: reads back unequal */
+}
+
+int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len)
+{
+    char lr[32], beta[32], l1[32], l2[32], eps[32], b1[32], b2[32], init[32];
+    s_fmt_float(c->lr, lr);
+    s_fmt_float(c->beta, beta);
+    s_fmt_float(c->l1, l1);
+    s_fmt_float(c->l2, l2);
+    s_fmt_float(c->eps, eps);
+    s_fmt_float(c->beta1, b1);
+    s_fmt_float(c->beta2, b2);
+    s_fmt_float(c->init_scale, init);
+    return snprintf(buf, len,
+                    "opt=%s,dim=%u,lr=%s,beta=%s,l1=%s,l2=%s,eps=%s,beta1=%s,"
+                    "beta2=%s,init=%s,skip=%u,seed=%llu",
+                    ps_optim_kind_name(c->kind), (unsigned)c->dim, lr, beta, l1,
+                    l2, eps, b1, b2, init, (unsigned)c->init_skip,
+                    (unsigned long long)c->init_seed);
+}
+
+uint32_t ps_optim_row_floats(const ps_optim_conf_t *c)
+{
+    switch (c->kind) {
+    case PS_OPT_SGD: return c->dim;
+    case PS_OPT_ADAGRAD: return 2 * c->dim;
+    case PS_OPT_FTRL: return 2 * c->dim;
+    case PS_OPT_ADAM: return 3 * c->dim + 1;
+    }
+    return c->dim;
+}
+
+/* ---- initial state ------------------------------------------------------ */
+
+static inline float s_init_w(const ps_optim_conf_t *c, uint64_t h0, uint32_t j)
+{
+    if (j < c->init_skip || c->init_scale == 0)
+        return 0.0f;
+    return c->init_scale * zps_hash_unit(zps_mix64(h0 + j, ZPS_SEED_INIT));
+}
+
+static inline uint64_t s_init_h0(const ps_optim_conf_t *c, uint64_t key)
+{
+    return zps_mix64(key, c->init_seed ^ ZPS_SEED_INIT);
+}
+
+/* FTRL settings as locals, so loops need not reload them through c. */
+typedef struct {
+    float alpha, beta, l1, l2;
+} s_ftrl_t;
+
+static inline s_ftrl_t s_ftrl_consts(const ps_optim_conf_t *c)
+{
+    return (s_ftrl_t){c->lr, c->beta, c->l1, c->l2};
+}
+
+/* FTRL weight of one coordinate from its (z, n). */
+static inline float s_ftrl_w(s_ftrl_t k, float z, float n)
+{
+    if (fabsf(z) <= k.l1)
+        return 0.0f;
+    return -(z - copysignf(k.l1, z)) / ((k.beta + sqrtf(n)) / k.alpha + k.l2);
+}
+
+/* FTRL z with n = 0 whose weight is w0. */
+static inline float s_ftrl_z0(s_ftrl_t k, float w0)
+{
+    if (w0 == 0)
+        return 0.0f;
+    return -w0 * ((k.beta + sqrtf(0.0f)) / k.alpha + k.l2) - copysignf(k.l1, w0);
+}
+
+void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row)
+{
+    const uint32_t d = c->dim;
+    memset(row, 0, (size_t)ps_optim_row_floats(c) * sizeof *row);
+    if (c->init_scale == 0 || c->init_skip >= d)
+        return;
+    const uint64_t h0 = s_init_h0(c, key);
+    for (uint32_t j = c->init_skip; j < d; j++) {
+        float w0 = s_init_w(c, h0, j);
+        row[j] = c->kind == PS_OPT_FTRL ? s_ftrl_z0(s_ftrl_consts(c), w0) : w0;
+    }
+}
+
+void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w)
+{
+    const uint32_t d = c->dim;
+    if (c->kind == PS_OPT_FTRL) {
+        const s_ftrl_t k = s_ftrl_consts(c);
+        const float *z = row, *n = row + d;
+        for (uint32_t j = 0; j < d; j++)
+            w[j] = s_ftrl_w(k, z[j], n[j]);
+    } else {
+        memcpy(w, row, (size_t)d * sizeof *w);
+    }
+}
+
+void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w)
+{
+    const uint32_t d = c->dim;
+    const uint64_t h0 = s_init_h0(c, key);
+    const s_ftrl_t k = s_ftrl_consts(c);
+    for (uint32_t j = 0; j < d; j++) {
+        float w0 = s_init_w(c, h0, j);
+        w[j] = c->kind == PS_OPT_FTRL ? s_ftrl_w(k, s_ftrl_z0(k, w0), 0.0f) : w0;
+    }
+}
+
+/* ---- updates ---------------------------------------------------------- */
+
+/* sign(w) * max(|w| - t, 0); the identity for t == 0; keeps NaN. */
+static inline float s_trunc(float w, float t)
+{
+    float a = fabsf(w) - t;
+    return copysignf(a < 0 ? 0.0f : a, w);
+}
+
+static void s_sgd(const ps_optim_conf_t *c, float *restrict w,
+                  const float *restrict grad)
+{
+    const uint32_t d = c->dim;
+    const float lr = c->lr, l2 = c->l2, lr_l1 = c->lr * c->l1;
+    for (uint32_t j = 0; j < d; j++) {
+        float g = grad[j] + l2 * w[j];
+        w[j] = s_trunc(w[j] - lr * g, lr_l1);
+    }
+}
+
+static void s_adagrad(const ps_optim_conf_t *c, float *restrict row,
+                      const float *restrict grad)
+{
+    const uint32_t d = c->dim;
+    float *restrict w = row, *restrict n = row + d;
+    const float lr = c->lr, l1 = c->l1, l2 = c->l2, eps = c->eps;
+    for (uint32_t j = 0; j < d; j++) {
+        float g = grad[j] + l2 * w[j];
+        float nn = n[j] + g * g;
+        float step = lr / (sqrtf(nn) + eps);
+        n[j] = nn;
+        w[j] = s_trunc(w[j] - step * g, step * l1);
+    }
+}
+
+static void s_ftrl(const ps_optim_conf_t *c, float *restrict row,
+                   const float *restrict grad)
+{
+    const uint32_t d = c->dim;
+    float *restrict z = row, *restrict n = row + d;
+    const s_ftrl_t k = s_ftrl_consts(c);
+    for (uint32_t j = 0; j < d; j++) {
+        float g = grad[j];
+        float w = s_ftrl_w(k, z[j], n[j]);
+        float nn = n[j] + g * g;
+        float sigma = (sqrtf(nn) - sqrtf(n[j])) / k.alpha;
+        z[j] += g - sigma * w;
+        n[j] = nn;
+    }
+}
+
+static void s_adam(const ps_optim_conf_t *c, float *restrict row,
+                   const float *restrict grad)
+{
+    const uint32_t d = c->dim;
+    float *restrict w = row, *restrict m = row + d, *restrict v = row + 2 * d;
+    float t = row[3 * d] + 1.0f;
+    row[3 * d] = t;
+    const float b1 = c->beta1, b2 = c->beta2, lr = c->lr, l2 = c->l2, eps = c->eps;
+    const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
+    const float c1 = (float)(1.0 / (1.0 - pow((double)b1, (double)t)));
+    const float c2 = (float)(1.0 / (1.0 - pow((double)b2, (double)t)));
+    for (uint32_t j = 0; j < d; j++) {
+        float g = grad[j] + l2 * w[j];
+        float mm = b1 * m[j] + one_b1 * g;
+        float vv = b2 * v[j] + one_b2 * g * g;
+        m[j] = mm;
+        v[j] = vv;
+        w[j] -= lr * (mm * c1) / (sqrtf(vv * c2) + eps);
+    }
+}
+
+void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad)
+{
+    switch (c->kind) {
+    case PS_OPT_SGD: s_sgd(c, row, grad); break;
+    case PS_OPT_ADAGRAD: s_adagrad(c, row, grad); break;
+    case PS_OPT_FTRL: s_ftrl(c, row, grad); break;
+    case PS_OPT_ADAM: s_adam(c, row, grad); break;
+    }
+}

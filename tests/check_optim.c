@@ -1,0 +1,602 @@
+/* check_optim: optimizer updates against hand-computed references.
+ *
+ * The expected numbers were computed in double precision from the update
+ * rules in ps_optim.h, starting from the float32-rounded inputs (0.1f etc.),
+ * and are compared within 1e-6 relative (exact zeros exactly).  The first
+ * step of each optimizer is also worked by hand in a comment.  Rows are
+ * malloc'd at exactly ps_optim_row_floats() floats so ASan catches any
+ * write past the layout.  Also: initial values are a pure function of
+ * (seed, key, column); FTRL's random init reads back as the same w0;
+ * validation and the canonical description. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_suites.h"
+#include "ps_optim.h"
+#include "zps_err.h"
+
+/* Check records every passing ck_assert (a write to its result pipe), so
+ * loops over many items test plainly and only report a failure. */
+#define S_REQUIRE(cond, ...)          \
+    do {                              \
+        if (!(cond))                  \
+            ck_abort_msg(__VA_ARGS__); \
+    } while (0)
+
+static int s_near(double got, double want, double rel)
+{
+    if (want == 0)
+        return got == 0;
+    return fabs(got - want) <= rel * fabs(want);
+}
+
+#define S_NEAR(got, want)                                                     \
+    ck_assert_msg(s_near((got), (want), 1e-6), "%s = %.9g, want %.9g", #got, \
+                  (double)(got), (double)(want))
+
+static float *s_row(const ps_optim_conf_t *c)
+{
+    float *row = malloc(ps_optim_row_floats(c) * sizeof *row);
+    ck_assert_ptr_nonnull(row);
+    return row;
+}
+
+/* ---- kinds, defaults, layouts -------------------------------------------- */
+
+START_TEST(test_kinds_and_defaults)
+{
+    const char *names[] = {"sgd", "adagrad", "ftrl", "adam"};
+    for (int k = 0; k < 4; k++) {
+        ps_opt_kind_t kind = PS_OPT_SGD;
+        ck_assert_int_eq(ps_optim_parse_kind(names[k], &kind), 0);
+        ck_assert_int_eq(kind, k);
+        ck_assert_str_eq(ps_optim_kind_name(kind), names[k]);
+
+        ps_optim_conf_t c;
+        ps_optim_defaults(&c, kind);
+        ck_assert_int_eq(c.kind, kind);
+        ck_assert_uint_eq(c.dim, 1);
+        ck_assert(c.lr == 0.1f && c.beta == 1.0f && c.l1 == 0 && c.l2 == 0);
+        ck_assert(c.eps == (kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f));
+        ck_assert(c.beta1 == 0.9f && c.beta2 == 0.999f);
+        ck_assert(c.init_scale == 0 && c.init_skip == 0 && c.init_seed == 0);
+        char err[128] = "x";
+        ck_assert_int_eq(ps_optim_validate(&c, err, sizeof err), 0);
+    }
+    ps_opt_kind_t kind = PS_OPT_ADAM;
+    ck_assert_int_eq(ps_optim_parse_kind("SGD", &kind), ZPS_EINVAL);
+    ck_assert_int_eq(ps_optim_parse_kind("", &kind), ZPS_EINVAL);
+    ck_assert_int_eq(ps_optim_parse_kind("adamw", &kind), ZPS_EINVAL);
+    ck_assert_int_eq(ps_optim_parse_kind(NULL, &kind), ZPS_EINVAL);
+    ck_assert_int_eq(kind, PS_OPT_ADAM); /* untouched on error */
+    ck_assert_str_eq(ps_optim_kind_name((ps_opt_kind_t)42), "unknown");
+}
+END_TEST
+
+START_TEST(test_row_floats)
+{
+    ps_optim_conf_t c;
+    const uint32_t want[] = {5, 10, 10, 16};
+    for (int k = 0; k < 4; k++) {
+        ps_optim_defaults(&c, (ps_opt_kind_t)k);
+        c.dim = 5;
+        ck_assert_uint_eq(ps_optim_row_floats(&c), want[k]);
+    }
+}
+END_TEST
+
+/* ---- reference updates --------------------------------------------------- */
+
+/* SGD, lr 0.1, l1 0.05 (truncation lr*l1 = 0.005), l2 0.2.
+ * Step 1, column 0: g' = 0.5 + 0.2*0.3 = 0.56; w = 0.3 - 0.056 = 0.244;
+ * truncate: 0.244 - 0.005 = 0.239.  Column 2: 0.01 - 0.1*(0.06 + 0.002)
+ * = 0.0038 < 0.005, so it is truncated to exactly 0. */
+START_TEST(test_sgd_reference)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_SGD);
+    c.dim = 3;
+    c.lr = 0.1f;
+    c.l1 = 0.05f;
+    c.l2 = 0.2f;
+    float *row = s_row(&c);
+    row[0] = 0.3f, row[1] = -0.2f, row[2] = 0.01f;
+    const float grads[3][3] = {{0.5f, -0.02f, 0.06f}, {0.3f, -1.0f, 0.25f},
+                               {-0.4f, 0.5f, 0.1f}};
+    const double want[3][3] = {
+        {0.23900001060962675, -0.18900000266730785, 0},
+        {0.19922000846683974, -0.080220000862181187, -0.020000000223517417},
+        {0.23023560922183986, -0.12361560139316916, -0.024600000356137752},
+    };
+    for (int s = 0; s < 3; s++) {
+        ps_optim_apply(&c, row, grads[s]);
+        float w[3];
+        ps_optim_weights(&c, row, w);
+        for (int j = 0; j < 3; j++) {
+            S_NEAR(row[j], want[s][j]);
+            ck_assert(w[j] == row[j]);
+        }
+    }
+    free(row);
+}
+END_TEST
+
+/* AdaGrad, lr 0.5, eps 1e-3, l1 0.01, l2 0.1, w = {0.2, -0.1}, n = 0.
+ * Step 1, column 0: g' = 0.4 + 0.02 = 0.42; n = 0.1764; step =
+ * 0.5/(0.42 + 0.001) = 1.18765; w = 0.2 - 0.49881 = -0.29881; truncate by
+ * step*l1 = 0.0118765: -0.286936. */
+START_TEST(test_adagrad_reference)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    c.dim = 2;
+    c.lr = 0.5f;
+    c.eps = 1e-3f;
+    c.l1 = 0.01f;
+    c.l2 = 0.1f;
+    float *row = s_row(&c);
+    row[0] = 0.2f, row[1] = -0.1f, row[2] = 0, row[3] = 0;
+    const float grads[3][2] = {{0.4f, -0.05f}, {-0.2f, 0.2f}, {0.1f, 0.01f}};
+    const double want_w[3][2] = {
+        {-0.28693586441712082, 0.30983606713842238},
+        {-0.03789548707926374, -0.15122041509277118},
+        {-0.12607975361865525, -0.11967727589481014},
+    };
+    const double want_n[3][2] = {
+        {0.17640000550746923, 0.0036000001251697555},
+        {0.22870076354572608, 0.056953428285760728},
+        {0.23795721475941428, 0.056979663599581579},
+    };
+    for (int s = 0; s < 3; s++) {
+        ps_optim_apply(&c, row, grads[s]);
+        for (int j = 0; j < 2; j++) {
+            S_NEAR(row[j], want_w[s][j]);
+            S_NEAR(row[2 + j], want_n[s][j]);
+        }
+    }
+    free(row);
+}
+END_TEST
+
+/* FTRL-Proximal, alpha 0.1, beta 1, l1 0.5, l2 0.3, from z = n = 0.
+ * Step 1, column 0: w = 0 (z = 0); sigma = (sqrt(4) - 0)/0.1 = 20;
+ * z = 0 + 2 - 20*0 = 2; n = 4; weight = -(2 - 0.5)/((1 + 2)/0.1 + 0.3)
+ * = -1.5/30.3 = -0.0495049505.  Column 1 keeps |z| <= l1 throughout, so
+ * its weight is exactly 0. */
+START_TEST(test_ftrl_reference)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    c.dim = 3;
+    c.lr = 0.1f;
+    c.beta = 1.0f;
+    c.l1 = 0.5f;
+    c.l2 = 0.3f;
+    float *row = s_row(&c);
+    ps_optim_init_row(&c, 12345, row);
+    for (int j = 0; j < 6; j++)
+        ck_assert(row[j] == 0);
+    const float grads[3][3] = {{2.0f, 0.1f, -3.0f}, {1.5f, -0.2f, 0.5f},
+                               {-0.5f, 0.3f, 1.0f}};
+    const double want_z[3][3] = {
+        {2, 0.10000000149011612, -3},
+        {3.7475247523413451, -0.10000000149011612, -2.5256707600076171},
+        {3.2930726731923436, 0.20000001043081284, -1.6053669736811491},
+    };
+    const double want_n[3][3] = {
+        {4, 0.010000000298023226, 9},
+        {6.25, 0.05000000149011613, 9.25},
+        {6.5, 0.14000000864267365, 10.25},
+    };
+    const double want_w[3][3] = {
+        {-0.049504951205950241, 0, 0.062034740353252467},
+        {-0.091997869666438303, 0, 0.049753895728621871},
+        {-0.078029476193777036, 0, 0.026121960607292785},
+    };
+    for (int s = 0; s < 3; s++) {
+        ps_optim_apply(&c, row, grads[s]);
+        float w[3];
+        ps_optim_weights(&c, row, w);
+        for (int j = 0; j < 3; j++) {
+            S_NEAR(row[j], want_z[s][j]);
+            S_NEAR(row[3 + j], want_n[s][j]);
+            S_NEAR(w[j], want_w[s][j]);
+        }
+    }
+    free(row);
+}
+END_TEST
+
+/* The lazy weight by itself, on hand-set (z, n). */
+START_TEST(test_ftrl_lazy_weights)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    c.dim = 3;
+    c.lr = 0.5f;
+    c.beta = 1.0f;
+    c.l1 = 1.0f;
+    c.l2 = 2.0f;
+    float row[6] = {1.0f, -1.0f, -3.0f, 4.0f, 9.0f, 9.0f};
+    float w[3];
+    ps_optim_weights(&c, row, w);
+    ck_assert(w[0] == 0.0f && !signbit(w[0])); /* |z| == l1 */
+    ck_assert(w[1] == 0.0f && !signbit(w[1]));
+    /* -(-3 + 1) / ((1 + 3)/0.5 + 2) = 2/10 */
+    S_NEAR(w[2], 0.2);
+    row[0] = 5.0f; /* -(5 - 1)/((1 + 2)/0.5 + 2) = -0.5 */
+    row[1] = -1.0000001f; /* just past l1: tiny positive weight */
+    ps_optim_weights(&c, row, w);
+    S_NEAR(w[0], -0.5);
+    ck_assert(w[1] > 0 && w[1] < 1e-7f);
+}
+END_TEST
+
+/* Adam, lr 0.01, beta1 0.9, beta2 0.999, eps 1e-8, l2 0.1, w = {0.5, -0.25}.
+ * Step 1, column 0: g' = 0.2 + 0.05 = 0.25; m = 0.025; v = 6.25e-5;
+ * mhat = 0.25, vhat = 0.0625; w = 0.5 - 0.01*0.25/(0.25 + 1e-8) = 0.49. */
+START_TEST(test_adam_reference)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_ADAM);
+    c.dim = 2;
+    c.lr = 0.01f;
+    c.l2 = 0.1f;
+    float *row = s_row(&c);
+    memset(row, 0, 7 * sizeof *row);
+    row[0] = 0.5f, row[1] = -0.25f;
+    const float grads[3][2] = {{0.2f, -0.1f}, {0.05f, 0.3f}, {-0.4f, 0.0f}};
+    const double want_w[3][2] = {
+        {0.4900000006235174, -0.24000000102351732},
+        {0.48102956754704207, -0.24401590947647037},
+        {0.48189961844657092, -0.24659706977246026},
+    };
+    const double want_m[3][2] = {
+        {0.025000006332993596, -0.012500003166496798},
+        {0.032400007617748278, 0.01635000517462417},
+        {-0.0060297071552793888, 0.012274844554442072},
+    };
+    const double want_v[3][2] = {
+        {6.2499197199916714e-05, 1.5624799299979179e-05},
+        {7.2237572927816795e-05, 9.17842002924262e-05},
+        {0.00019599527473831133, 9.2287847266317021e-05},
+    };
+    float first[7];
+    for (int s = 0; s < 3; s++) {
+        ps_optim_apply(&c, row, grads[s]);
+        for (int j = 0; j < 2; j++) {
+            S_NEAR(row[j], want_w[s][j]);
+            S_NEAR(row[2 + j], want_m[s][j]);
+            S_NEAR(row[4 + j], want_v[s][j]);
+        }
+        ck_assert(row[6] == (float)(s + 1));
+        if (s == 0)
+            memcpy(first, row, sizeof first);
+    }
+
+    /* Lazy: a second row starts its own count at t = 1, so its first step
+     * is bitwise the first step above, not a step at t = 4. */
+    float *row2 = s_row(&c);
+    memset(row2, 0, 7 * sizeof *row2);
+    row2[0] = 0.5f, row2[1] = -0.25f;
+    ps_optim_apply(&c, row2, grads[0]);
+    ck_assert_mem_eq(row2, first, sizeof first);
+    free(row);
+    free(row2);
+}
+END_TEST
+
+/* With no L1/L2 a zero gradient leaves every optimizer's weights exactly as
+ * they are (in particular no 0/0 from zero state). */
+START_TEST(test_zero_gradient)
+{
+    for (int k = 0; k < 4; k++) {
+        ps_optim_conf_t c;
+        ps_optim_defaults(&c, (ps_opt_kind_t)k);
+        c.dim = 4;
+        c.init_scale = 0.1f;
+        float *row = s_row(&c);
+        float w0[4], w1[4];
+        const float zero[4] = {0};
+        ps_optim_init_row(&c, 77, row);
+        ps_optim_weights(&c, row, w0);
+        ps_optim_apply(&c, row, zero);
+        ps_optim_apply(&c, row, zero);
+        ps_optim_weights(&c, row, w1);
+        for (int j = 0; j < 4; j++) /* adam: m = v = 0, step 0/(0 + eps) */
+            ck_assert(w1[j] == w0[j]);
+        free(row);
+    }
+}
+END_TEST
+
+/* ---- initial state --------------------------------------------------------- */
+
+static void s_init_conf(ps_optim_conf_t *c, ps_opt_kind_t kind)
+{
+    ps_optim_defaults(c, kind);
+    c->dim = 8;
+    c->init_scale = 0.5f;
+    c->init_skip = 2;
+    c->init_seed = 77;
+    c->l1 = 0.2f;
+    c->l2 = 0.3f;
+}
+
+START_TEST(test_init_pure_function)
+{
+    float ref[8]; /* sgd's initial weights for key 1000 */
+    for (int k = 0; k < 4; k++) {
+        ps_optim_conf_t c;
+        s_init_conf(&c, (ps_opt_kind_t)k);
+        const uint32_t rf = ps_optim_row_floats(&c);
+        float *a = s_row(&c), *b = s_row(&c);
+        float wa[8], wb[8], wi[8];
+        for (uint64_t key = 1000; key < 1100; key++) {
+            ps_optim_init_row(&c, key, a);
+            ps_optim_init_row(&c, key, b);
+            S_REQUIRE(memcmp(a, b, rf * sizeof *a) == 0, "kind %d key %llu: rows differ",
+                      k, (unsigned long long)key);
+            ps_optim_weights(&c, a, wa);
+            ps_optim_initial_weights(&c, key, wi);
+            S_REQUIRE(memcmp(wa, wi, sizeof wa) == 0,
+                      "kind %d key %llu: initial_weights != weights(init_row)", k,
+                      (unsigned long long)key);
+            /* state beyond the weights starts at zero */
+            for (uint32_t j = 8; j < rf; j++)
+                S_REQUIRE(a[j] == 0, "kind %d: state float %u = %g", k, j, a[j]);
+            for (uint32_t j = 0; j < 8; j++) {
+                if (j < 2)
+                    S_REQUIRE(wa[j] == 0 && a[j] == 0, "kind %d: skipped col %u", k, j);
+                else
+                    S_REQUIRE(wa[j] != 0 && wa[j] >= -0.5f && wa[j] < 0.5f,
+                              "kind %d: col %u = %g", k, j, wa[j]);
+            }
+            ps_optim_initial_weights(&c, key + 1, wb);
+            for (uint32_t j = 2; j < 8; j++)
+                S_REQUIRE(wa[j] != wb[j], "kind %d: keys %llu, +1 agree at col %u", k,
+                          (unsigned long long)key, j);
+            /* the same key under another seed */
+            c.init_seed = 78;
+            ps_optim_initial_weights(&c, key, wb);
+            c.init_seed = 77;
+            for (uint32_t j = 2; j < 8; j++)
+                S_REQUIRE(wa[j] != wb[j], "kind %d: seeds agree at col %u", k, j);
+            /* columns are not copies of each other */
+            S_REQUIRE(wa[2] != wa[3] && wa[3] != wa[7], "kind %d: columns equal", k);
+            if (key == 1000 && k == PS_OPT_SGD)
+                memcpy(ref, wa, sizeof ref);
+            /* sgd, adagrad and adam store w0 itself: identical bits */
+            if (key == 1000 && k != PS_OPT_FTRL)
+                ck_assert_mem_eq(wa, ref, sizeof ref);
+        }
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_init_zero_scale)
+{
+    for (int k = 0; k < 4; k++) {
+        ps_optim_conf_t c;
+        s_init_conf(&c, (ps_opt_kind_t)k);
+        c.init_scale = 0;
+        const uint32_t rf = ps_optim_row_floats(&c);
+        float *row = s_row(&c), w[8];
+        for (uint32_t j = 0; j < rf; j++)
+            row[j] = 1.0f;
+        ps_optim_init_row(&c, 5, row);
+        for (uint32_t j = 0; j < rf; j++)
+            ck_assert(row[j] == 0);
+        ps_optim_initial_weights(&c, 5, w);
+        for (uint32_t j = 0; j < 8; j++)
+            ck_assert(w[j] == 0);
+        free(row);
+    }
+}
+END_TEST
+
+/* Values cover [-s, s) evenly enough: mean near 0, extremes near +-s. */
+START_TEST(test_init_spread)
+{
+    ps_optim_conf_t c;
+    s_init_conf(&c, PS_OPT_SGD);
+    c.init_skip = 0;
+    double sum = 0, sumsq = 0, lo = 1, hi = -1;
+    const int nkeys = 20000;
+    float w[8];
+    for (int key = 0; key < nkeys; key++) {
+        ps_optim_initial_weights(&c, (uint64_t)key, w);
+        for (int j = 0; j < 8; j++) {
+            sum += w[j];
+            sumsq += (double)w[j] * w[j];
+            lo = w[j] < lo ? w[j] : lo;
+            hi = w[j] > hi ? w[j] : hi;
+        }
+    }
+    double n = nkeys * 8.0, mean = sum / n, var = sumsq / n - mean * mean;
+    ck_assert_msg(fabs(mean) < 0.005, "mean %g", mean);
+    ck_assert_msg(fabs(var - 0.25 / 3) < 0.002, "var %g", var); /* (2s)^2/12 */
+    ck_assert(lo >= -0.5 && lo < -0.499 && hi < 0.5 && hi > 0.499);
+}
+END_TEST
+
+/* FTRL encodes w0 in z (n = 0); weights() must give w0 back: within a few
+ * float ulps of w0 when l1 = 0; with l1 > 0, z also carries l1, so the
+ * rounding error is relative to |w0| + l1/(beta/alpha + l2). */
+START_TEST(test_ftrl_init_weights)
+{
+    for (int with_l1 = 0; with_l1 < 2; with_l1++) {
+        ps_optim_conf_t f, s;
+        s_init_conf(&f, PS_OPT_FTRL);
+        s_init_conf(&s, PS_OPT_SGD);
+        f.l1 = with_l1 ? 0.2f : 0.0f;
+        const double denom = f.beta / f.lr + f.l2;
+        float *row = s_row(&f), w[8], w0[8];
+        for (uint64_t key = 0; key < 2000; key++) {
+            ps_optim_init_row(&f, key, row);
+            ps_optim_weights(&f, row, w);
+            ps_optim_initial_weights(&s, key, w0);
+            for (int j = 0; j < 8; j++) {
+                double tol = 1e-6 * (fabs(w0[j]) + f.l1 / denom);
+                S_REQUIRE(fabs(w[j] - w0[j]) <= tol && row[8 + j] == 0,
+                          "key %llu col %d: %.9g vs %.9g", (unsigned long long)key, j,
+                          w[j], w0[j]);
+            }
+        }
+        free(row);
+    }
+}
+END_TEST
+
+/* ---- validate and describe ---------------------------------------------------- */
+
+START_TEST(test_validate)
+{
+    char err[128];
+    ps_optim_conf_t c;
+    /* each mutation applied to ftrl defaults must be rejected with a reason */
+    for (int m = 0; m < 22; m++) {
+        ps_optim_defaults(&c, m < 19 ? PS_OPT_FTRL : PS_OPT_ADAM);
+        switch (m) {
+        case 0: c.dim = 0; break;
+        case 1: c.dim = (1u << 20) + 1; break;
+        case 2: c.lr = 0; break;
+        case 3: c.lr = -0.1f; break;
+        case 4: c.lr = NAN; break;
+        case 5: c.lr = INFINITY; break;
+        case 6: c.l1 = -1e-3f; break;
+        case 7: c.l2 = NAN; break;
+        case 8: c.beta = -1; break;
+        case 9: c.beta1 = 1.0f; break;
+        case 10: c.beta1 = -0.1f; break;
+        case 11: c.beta2 = 1.0f; break;
+        case 12: c.beta2 = NAN; break;
+        case 13: c.init_scale = -0.1f; break;
+        case 14: c.init_scale = INFINITY; break;
+        case 15: c.init_skip = 2; break; /* > dim */
+        case 16: c.kind = (ps_opt_kind_t)9; break;
+        case 17: c.eps = -1; break;
+        case 18: c.beta = 0, c.l2 = 0, c.init_scale = 0.1f; break;
+        case 19: c.eps = 0; break; /* adam needs eps > 0 */
+        case 20: c.l1 = INFINITY; break;
+        case 21: c.eps = NAN; break;
+        }
+        err[0] = '\0';
+        ck_assert_msg(ps_optim_validate(&c, err, sizeof err) == ZPS_EINVAL,
+                      "mutation %d accepted", m);
+        ck_assert_msg(strlen(err) > 0, "mutation %d: no reason", m);
+        ck_assert_int_eq(ps_optim_validate(&c, NULL, 0), ZPS_EINVAL);
+    }
+    /* boundary values that are fine */
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    c.beta = 0;
+    c.beta1 = 0;
+    c.beta2 = 0;
+    c.init_skip = 1;
+    c.dim = 1u << 20;
+    c.eps = 0; /* ftrl does not use eps */
+    ck_assert_int_eq(ps_optim_validate(&c, err, sizeof err), 0);
+    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    c.eps = 0;
+    ck_assert_int_eq(ps_optim_validate(&c, err, sizeof err), ZPS_EINVAL);
+    /* a short error buffer is still terminated */
+    char tiny[4] = "xxx";
+    ck_assert_int_eq(ps_optim_validate(&c, tiny, sizeof tiny), ZPS_EINVAL);
+    ck_assert_uint_eq(strlen(tiny), 3);
+}
+END_TEST
+
+START_TEST(test_describe)
+{
+    ps_optim_conf_t c, d;
+    char a[256], b[256];
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    int n = ps_optim_describe(&c, a, sizeof a);
+    ck_assert_str_eq(a, "opt=ftrl,dim=1,lr=0.1,beta=1,l1=0,l2=0,eps=1e-08,"
+                        "beta1=0.9,beta2=0.999,init=0,skip=0,seed=0");
+    ck_assert_int_eq(n, (int)strlen(a));
+
+    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    c.dim = 16;
+    c.lr = 0.05f;
+    c.l1 = 1.5f;
+    c.l2 = 1e-4f;
+    c.init_scale = 0.01f;
+    c.init_skip = 1;
+    c.init_seed = UINT64_MAX;
+    ps_optim_describe(&c, a, sizeof a);
+    ck_assert_str_eq(a, "opt=adagrad,dim=16,lr=0.05,beta=1,l1=1.5,l2=0.0001,"
+                        "eps=1e-07,beta1=0.9,beta2=0.999,init=0.01,skip=1,"
+                        "seed=18446744073709551615");
+    /* stable: the same configuration built again gives the same text */
+    d = c;
+    ps_optim_describe(&d, b, sizeof b);
+    ck_assert_str_eq(a, b);
+    /* -0 and 0 are the same setting */
+    d.l2 = 0, c.l2 = -0.0f;
+    ps_optim_describe(&c, a, sizeof a);
+    ps_optim_describe(&d, b, sizeof b);
+    ck_assert_str_eq(a, b);
+
+    /* every field shows: a one-ulp change anywhere changes the text */
+    for (int f = 0; f < 12; f++) {
+        ps_optim_defaults(&c, PS_OPT_ADAM);
+        d = c;
+        switch (f) {
+        case 0: d.kind = PS_OPT_SGD; break;
+        case 1: d.dim = 2; break;
+        case 2: d.lr = nextafterf(c.lr, 1); break;
+        case 3: d.beta = nextafterf(c.beta, 2); break;
+        case 4: d.l1 = nextafterf(0, 1); break;
+        case 5: d.l2 = 1e-30f; break;
+        case 6: d.eps = nextafterf(c.eps, 0); break;
+        case 7: d.beta1 = nextafterf(c.beta1, 0); break;
+        case 8: d.beta2 = nextafterf(c.beta2, 1); break;
+        case 9: d.init_scale = 0.1f; break;
+        case 10: d.init_skip = 1; break;
+        case 11: d.init_seed = 1; break;
+        }
+        ps_optim_describe(&c, a, sizeof a);
+        ps_optim_describe(&d, b, sizeof b);
+        ck_assert_msg(strcmp(a, b) != 0, "field %d not described", f);
+    }
+    /* snprintf contract: full length returned, output truncated */
+    char small[10];
+    n = ps_optim_describe(&c, small, sizeof small);
+    ck_assert_int_eq(n, (int)strlen(a));
+    ck_assert_str_eq(small, "opt=adam,");
+}
+END_TEST
+
+Suite *suite_optim(void)
+{
+    Suite *s = suite_create("optim");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_kinds_and_defaults);
+    tcase_add_test(tc, test_row_floats);
+    tcase_add_test(tc, test_validate);
+    tcase_add_test(tc, test_describe);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("updates");
+    tcase_add_test(tc, test_sgd_reference);
+    tcase_add_test(tc, test_adagrad_reference);
+    tcase_add_test(tc, test_ftrl_reference);
+    tcase_add_test(tc, test_ftrl_lazy_weights);
+    tcase_add_test(tc, test_adam_reference);
+    tcase_add_test(tc, test_zero_gradient);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("init");
+    tcase_add_test(tc, test_init_pure_function);
+    tcase_add_test(tc, test_init_zero_scale);
+    tcase_add_test(tc, test_init_spread);
+    tcase_add_test(tc, test_ftrl_init_weights);
+    suite_add_tcase(s, tc);
+    return s;
+}
