@@ -1,5 +1,10 @@
-/* zps-server: command line -> ps_server_conf_t -> ps_server_run. */
-#include <getopt.h>
+/* zps-server: command line -> ps_server_conf_t -> ps_server_run.
+ *
+ * Server options are parsed here; every training option (zps_conf.h) is
+ * accepted too, so the launcher can hand the whole job's option list to
+ * servers and workers alike.  The table (dim, optimizer, initialisation)
+ * follows from the training options unless --table-dim asks for a raw
+ * key/value table (benchmarks, tests). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,10 +12,11 @@
 
 #include "ps_server.h"
 #include "zps_args.h"
+#include "zps_conf.h"
 #include "zps_err.h"
 #include "zps_log.h"
 
-static volatile sig_atomic_t g_stop; /* the only thing a signal handler may touch */
+static volatile sig_atomic_t g_stop; /* the only state a signal handler may touch */
 
 static void s_on_signal(int sig)
 {
@@ -21,110 +27,126 @@ static void s_on_signal(int sig)
 static void s_usage(FILE *f)
 {
     fprintf(f,
-            "usage: zps-server [options]\n"
+            "usage: zps-server [server options] [training options]\n"
+            "server options:\n"
             "  --bind tcp://IP:PORT     address to bind (port 0: pick a free one and print it)\n"
             "  --rank R                 this server's rank (0-based)            [0]\n"
             "  --num-servers S          servers in the job                      [1]\n"
-            "  --dim D                  floats per key in table 0               [1]\n"
-            "  --optimizer NAME         sgd | adagrad | ftrl | adam             [sgd]\n"
-            "  --lr X                   step size (ftrl: alpha)                 [0.1]\n"
-            "  --beta X                 ftrl beta                               [1]\n"
-            "  --l1 X --l2 X            regularisation                          [0]\n"
-            "  --eps X                  adagrad/adam epsilon\n"
-            "  --beta1 X --beta2 X      adam moments                            [0.9 0.999]\n"
-            "  --init-scale X           random initial weights in [-X, X)       [0]\n"
-            "  --init-skip N            leading columns that start at zero      [0]\n"
-            "  --seed N                 seed of the initial weights             [0]\n"
             "  --capacity N             keys to pre-size the table for          [1048576]\n"
             "  --max-msg-mb N           largest frame accepted, MiB             [1024]\n"
             "  --ready-file PATH        write the bound endpoint here once serving\n"
+            "  --save-model DIR         save this shard's weights to DIR on exit\n"
+            "  --table-dim D            raw key/value table of D floats per key\n"
+            "                           (ignores the model; for benchmarks and tests)\n"
             "  --quiet                  log warnings and errors only\n"
-            "  --help, --version\n");
+            "  --help, --version\n\n%s",
+            zps_conf_usage());
+}
+
+/* Server-only option at argv[*i]: 1 consumed, 0 not ours, <0 bad value. */
+static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, int argc,
+                        char **argv, int *i)
+{
+    const char *o = argv[*i];
+    if (!strcmp(o, "--quiet")) {
+        *quiet = 1;
+        return 1;
+    }
+    static const char *const names[] = {"--bind", "--rank", "--num-servers", "--capacity",
+                                        "--max-msg-mb", "--ready-file", "--save-model",
+                                        "--table-dim", NULL};
+    int k = 0;
+    while (names[k] && strcmp(o, names[k]))
+        k++;
+    if (!names[k])
+        return 0;
+    if (*i + 1 >= argc)
+        return ZPS_EINVAL;
+    const char *v = argv[++*i];
+    uint64_t mb;
+    switch (k) {
+    case 0: snprintf(sc->bind, sizeof sc->bind, "%s", v); return 1;
+    case 1: return zps_parse_u32(v, &sc->rank) ? ZPS_EINVAL : 1;
+    case 2: return zps_parse_u32(v, &sc->nservers) || sc->nservers == 0 ? ZPS_EINVAL : 1;
+    case 3: return zps_parse_u64(v, &sc->capacity_hint) ? ZPS_EINVAL : 1;
+    case 4:
+        if (zps_parse_u64(v, &mb) || mb == 0 || mb > (1ULL << 20))
+            return ZPS_EINVAL;
+        sc->max_msg_bytes = mb << 20;
+        return 1;
+    case 5: snprintf(sc->ready_file, sizeof sc->ready_file, "%s", v); return 1;
+    case 6: snprintf(sc->save_dir, sizeof sc->save_dir, "%s", v); return 1;
+    case 7: return zps_parse_u32(v, table_dim) || *table_dim == 0 || *table_dim > 1024 ? ZPS_EINVAL : 1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    ps_server_conf_t conf;
-    ps_server_conf_defaults(&conf);
-    ps_optim_conf_t *t0 = &conf.tables[0];
-    /* optimizer-specific defaults depend on the kind, so remember what was set */
-    int have_lr = 0, have_eps = 0, quiet = 0;
-    float lr = 0, eps = 0;
-    enum { O_BIND = 1, O_RANK, O_NS, O_DIM, O_OPT, O_LR, O_BETA, O_L1, O_L2, O_EPS, O_B1, O_B2,
-           O_INIT, O_SKIP, O_SEED, O_CAP, O_MAXMSG, O_READY, O_QUIET, O_HELP, O_VERSION };
-    static const struct option opts[] = {
-        {"bind", 1, 0, O_BIND}, {"rank", 1, 0, O_RANK}, {"num-servers", 1, 0, O_NS},
-        {"dim", 1, 0, O_DIM}, {"optimizer", 1, 0, O_OPT}, {"lr", 1, 0, O_LR},
-        {"beta", 1, 0, O_BETA}, {"l1", 1, 0, O_L1}, {"l2", 1, 0, O_L2}, {"eps", 1, 0, O_EPS},
-        {"beta1", 1, 0, O_B1}, {"beta2", 1, 0, O_B2}, {"init-scale", 1, 0, O_INIT},
-        {"init-skip", 1, 0, O_SKIP}, {"seed", 1, 0, O_SEED}, {"capacity", 1, 0, O_CAP},
-        {"max-msg-mb", 1, 0, O_MAXMSG}, {"ready-file", 1, 0, O_READY}, {"quiet", 0, 0, O_QUIET},
-        {"help", 0, 0, O_HELP}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
-    ps_optim_conf_t o;
-    ps_optim_defaults(&o, PS_OPT_SGD);
-    int c, bad = 0;
-    uint64_t mb;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int r = 0;
-        switch (c) {
-        case O_BIND: snprintf(conf.bind, sizeof conf.bind, "%s", optarg); break;
-        case O_RANK: r = zps_parse_u32(optarg, &conf.rank); break;
-        case O_NS: r = zps_parse_u32(optarg, &conf.nservers); break;
-        case O_DIM: r = zps_parse_u32(optarg, &o.dim); break;
-        case O_OPT: {
-            ps_opt_kind_t k;
-            r = ps_optim_parse_kind(optarg, &k);
-            if (!r) {
-                ps_optim_conf_t d;
-                ps_optim_defaults(&d, k);
-                o.kind = k;
-                o.beta = d.beta;
-                o.beta1 = d.beta1;
-                o.beta2 = d.beta2;
-                if (!have_lr)
-                    o.lr = d.lr;
-                if (!have_eps)
-                    o.eps = d.eps;
+    ps_server_conf_t sc;
+    ps_server_conf_defaults(&sc);
+    zps_conf_t jc;
+    zps_conf_defaults(&jc);
+    uint32_t table_dim = 0;
+    int quiet = 0;
+    char err[600];
+    size_t olen = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("zps-server %s (protocol 1)\n", ZPS_VERSION);
+            return 0;
+        }
+        int start = i;
+        int r = s_server_opt(&sc, &table_dim, &quiet, argc, argv, &i);
+        if (r == 0) {
+            r = zps_conf_parse_one(&jc, argc, argv, &i, err, sizeof err);
+            if (r == 1) {
+                /* remember the model-defining options for the manifest */
+                const char *o = argv[start];
+                int keep = strcmp(o, "--train") && strcmp(o, "--test") && strcmp(o, "--servers") &&
+                           strcmp(o, "--rank") && strcmp(o, "--num-workers") &&
+                           strcmp(o, "--test-predictions") && strcmp(o, "--cache-dir");
+                for (int k = start; keep && k <= i; k++)
+                    olen += (size_t)snprintf(sc.options + olen,
+                                             olen < sizeof sc.options ? sizeof sc.options - olen : 0,
+                                             "%s%s", olen ? " " : "", argv[k]);
+            } else if (r < 0) {
+                fprintf(stderr, "zps-server: %s\n", err);
+                return 2;
             }
-            break;
         }
-        case O_LR: r = zps_parse_float(optarg, &lr); o.lr = lr; have_lr = 1; break;
-        case O_BETA: r = zps_parse_float(optarg, &o.beta); break;
-        case O_L1: r = zps_parse_float(optarg, &o.l1); break;
-        case O_L2: r = zps_parse_float(optarg, &o.l2); break;
-        case O_EPS: r = zps_parse_float(optarg, &eps); o.eps = eps; have_eps = 1; break;
-        case O_B1: r = zps_parse_float(optarg, &o.beta1); break;
-        case O_B2: r = zps_parse_float(optarg, &o.beta2); break;
-        case O_INIT: r = zps_parse_float(optarg, &o.init_scale); break;
-        case O_SKIP: r = zps_parse_u32(optarg, &o.init_skip); break;
-        case O_SEED: r = zps_parse_u64(optarg, &o.init_seed); break;
-        case O_CAP: r = zps_parse_u64(optarg, &conf.capacity_hint); break;
-        case O_MAXMSG:
-            r = zps_parse_u64(optarg, &mb);
-            if (!r && (mb == 0 || mb > (1ULL << 20)))
-                r = ZPS_EINVAL;
-            conf.max_msg_bytes = mb << 20;
-            break;
-        case O_READY: snprintf(conf.ready_file, sizeof conf.ready_file, "%s", optarg); break;
-        case O_QUIET: quiet = 1; break;
-        case O_HELP: s_usage(stdout); return 0;
-        case O_VERSION: printf("zps-server %s (protocol 1)\n", ZPS_VERSION); return 0;
-        default: bad = 1; break;
+        if (r == 0) {
+            fprintf(stderr, "zps-server: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
         }
-        if (r) {
-            fprintf(stderr, "zps-server: invalid value '%s' for --%s\n", optarg,
-                    opts[c - 1].name);
-            bad = 1;
+        if (r < 0) {
+            fprintf(stderr, "zps-server: invalid value for %s\n", argv[start]);
+            return 2;
         }
     }
-    if (bad || optind < argc) {
-        if (optind < argc)
-            fprintf(stderr, "zps-server: unexpected argument '%s'\n", argv[optind]);
-        s_usage(stderr);
+    if (olen >= sizeof sc.options) {
+        fprintf(stderr, "zps-server: training options too long\n");
         return 2;
     }
-    *t0 = o;
-    zps_log_t *log = zps_log_new("server", (int)conf.rank, stderr);
+    /* servers do not check worker ranks */
+    jc.rank = 0;
+    if (zps_conf_finish(&jc, err, sizeof err) != 0) {
+        fprintf(stderr, "zps-server: %s\n", err);
+        return 2;
+    }
+    zps_conf_table(&jc, &sc.tables[0]);
+    snprintf(sc.model_name, sizeof sc.model_name, "%s", zps_model_name(jc.model));
+    if (table_dim) {
+        sc.tables[0].dim = table_dim;
+        sc.tables[0].init_scale = 0;
+        sc.tables[0].init_skip = 0;
+        snprintf(sc.model_name, sizeof sc.model_name, "kv");
+    }
+    zps_log_t *log = zps_log_new("server", (int)sc.rank, stderr);
     if (!log)
         return 1;
     if (quiet)
@@ -137,14 +159,13 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[512];
-    ps_server_t *srv = ps_server_new(&conf, log, err, sizeof err);
+    ps_server_t *srv = ps_server_new(&sc, log, err, sizeof err);
     if (!srv) {
         zps_error(log, "cannot start: %s", err);
         zps_log_destroy(&log);
         return 1;
     }
-    printf("zps-server rank %u listening on %s\n", conf.rank, ps_server_endpoint(srv));
+    printf("zps-server rank %u listening on %s\n", sc.rank, ps_server_endpoint(srv));
     fflush(stdout);
     int rc = ps_server_run(srv, &g_stop);
     if (g_stop)

@@ -29,6 +29,7 @@
 #include "ps_table.h"
 #include "zps_codec.h"
 #include "zps_err.h"
+#include "zps_modelfile.h"
 #include "zps_msg.h"
 #include "zps_place.h"
 #include "zps_time.h"
@@ -123,6 +124,10 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             goto fail;
         }
         tb->dim = tb->o.dim;
+        if (tb->dim > 1024) {
+            snprintf(err, errlen, "table %u: dim %u is over the limit of 1024", i, tb->dim);
+            goto fail;
+        }
         tb->needs_init = tb->o.init_scale != 0.0f;
         ps_optim_describe(&tb->o, tb->desc, sizeof tb->desc);
         tb->t = ps_table_new(ps_optim_row_floats(&tb->o), conf->capacity_hint);
@@ -196,6 +201,36 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
         out->bytes_used += ps_table_bytes(s->tabs[i].t);
     }
     out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
+}
+
+int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
+{
+    ps_tab_t *tb = &s->tabs[0];
+    int64_t t0 = zps_now_ms();
+    zps_mf_writer_t *w = zps_mf_writer_new(dir, s->conf.rank, s->conf.nservers, tb->dim, err, errlen);
+    if (!w)
+        return ZPS_EIO;
+    float wbuf[1024];
+    size_t cursor = 0;
+    uint64_t key;
+    float *row;
+    int rc = 0;
+    while (!rc && ps_table_next(tb->t, &cursor, &key, &row)) {
+        ps_optim_weights(&tb->o, row, wbuf);
+        rc = zps_mf_writer_add(w, key, wbuf);
+    }
+    int rc2 = zps_mf_writer_close(&w, err, errlen);
+    if (rc && !rc2)
+        snprintf(err, errlen, "writing shard to %s failed", dir);
+    rc = rc ? rc : rc2;
+    if (!rc && s->conf.rank == 0)
+        rc = zps_mf_write_manifest(dir, s->conf.model_name[0] ? s->conf.model_name : "kv",
+                                   tb->dim, s->conf.nservers, tb->desc, s->conf.options, err,
+                                   errlen);
+    if (!rc)
+        zps_info(s->log, "saved %zu keys to %s in %lld ms", ps_table_size(tb->t), dir,
+                 (long long)(zps_now_ms() - t0));
+    return rc;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -502,5 +537,12 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
              (unsigned long long)st.pushes, (unsigned long long)st.keys_pushed,
              (unsigned long long)st.pulls, (unsigned long long)st.keys_pulled,
              (unsigned long long)st.errors);
+    if (s->conf.save_dir[0]) {
+        char err[600];
+        if (ps_server_save(s, s->conf.save_dir, err, sizeof err) != 0) {
+            zps_error(s->log, "cannot save the model: %s", err);
+            rc = rc ? rc : ZPS_EIO;
+        }
+    }
     return rc;
 }

@@ -31,6 +31,9 @@ typedef struct {
     uint64_t max_msg_bytes;     /* ZMQ_MAXMSGSIZE: bigger frames are dropped by ZeroMQ */
     uint64_t max_keys;          /* keys per request */
     char ready_file[512];       /* if set, the bound endpoint is written here */
+    char save_dir[512];         /* if set, table 0 is saved here when serving ends */
+    char model_name[16];        /* for the saved model's manifest */
+    char options[1024];         /* training options, recorded in the manifest */
 } ps_server_conf_t;
 
 typedef struct {
@@ -57,6 +60,10 @@ const char *ps_server_endpoint(const ps_server_t *s);
 /* Serve until *stop becomes non-zero (set it from a signal handler) or a
  * SHUTDOWN request arrives.  Returns 0, or a ZPS_E* code on a fatal error. */
 int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop);
+
+/* Write table 0's weights as shard rank of a saved model in dir (server 0
+ * also writes the manifest).  0, or ZPS_EIO with the reason in err. */
+int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen);
 
 void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out);
 

@@ -7,4 +7,7 @@ Suite *suite_place(void);
 Suite *suite_table(void);
 Suite *suite_optim(void);
 Suite *suite_msg(void);
+Suite *suite_data(void);
+Suite *suite_model(void);
+Suite *suite_metrics(void);
 #endif

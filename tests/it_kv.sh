@@ -3,7 +3,7 @@
 # every weight must equal the independently computed sum of all pushes.
 . "$(dirname "$0")/lib.sh"
 
-start_servers 3 --optimizer sgd --lr 0.5
+start_servers 3 --table-dim 1 --optimizer sgd --lr 0.5
 echo "servers: $SERVERS"
 
 ROUNDS=12 KEYS=60000 SEED=4242

@@ -1,0 +1,257 @@
+/* zps_conf: parsing of the training options shared by servers and workers.
+ * See zps_conf.h.  Defaults that depend on the model are filled in by
+ * zps_conf_finish, after every option has been seen. */
+#include "zps_conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zps_args.h"
+#include "zps_err.h"
+
+void zps_conf_defaults(zps_conf_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->model = ZPS_MODEL_LR;
+    c->fm_dim = 8;
+    c->init_scale = -1;
+    c->seed = 1;
+    c->lr = c->l1 = c->l2 = c->beta = c->eps = -1;
+    c->epochs = 1;
+    c->max_delay = 4;
+    c->progress_every = 5;
+    c->num_workers = 1;
+}
+
+const char *zps_model_name(zps_model_kind_t m)
+{
+    return m == ZPS_MODEL_LR ? "lr" : m == ZPS_MODEL_FM ? "fm" : "mlp";
+}
+
+const char *zps_conf_usage(void)
+{
+    return "training options (the same list goes to servers and workers):\n"
+           "  --model lr|fm|mlp        model                                   [lr]\n"
+           "  --dim K                  fm embedding size                       [8]\n"
+           "  --layers A,B,...,C       mlp layer widths: input, hidden..., classes\n"
+           "  --init-scale X           initial embedding scale (fm)            [0.01]\n"
+           "  --seed N                 seed of initial weights, shuffling      [1]\n"
+           "  --hash-bits B            hash feature ids into [0, 2^B)          [off]\n"
+           "  --optimizer NAME         sgd|adagrad|ftrl|adam   [lr: ftrl, fm: adagrad, mlp: adam]\n"
+           "  --lr X                   step size (ftrl: alpha)  [ftrl 0.05, adagrad 0.05, adam 0.001, sgd 0.1]\n"
+           "  --l1 X --l2 X            regularisation                          [0]\n"
+           "  --beta X                 ftrl beta                               [1]\n"
+           "  --eps X                  adagrad/adam epsilon\n"
+           "  --train PATH             training data: file, glob or directory (repeatable)\n"
+           "  --test FILE              scored at the end of every epoch by worker 0\n"
+           "  --format libsvm|criteo|auto                                      [auto]\n"
+           "  --cache-dir DIR          where parsed-data caches go   [next to the input]\n"
+           "  --no-cache               always parse the text\n"
+           "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
+           "  --shuffle-buffer N       shuffle rows within windows of N rows   [0: off]\n"
+           "  --epochs N                                                       [1]\n"
+           "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
+           "  --max-delay N            pushes in flight without acknowledgement [4]\n"
+           "  --consistency async|ssp:N|bsp                                    [async]\n"
+           "  --progress-every SECONDS                                         [5]\n"
+           "  --test-predictions FILE  worker 0 writes its final test probabilities here\n"
+           "  --servers A,B,...        server endpoints (set by zps-launch)\n"
+           "  --rank R --num-workers W this worker's rank and the worker count\n";
+}
+
+static int s_parse_layers(zps_conf_t *c, const char *s)
+{
+    c->nlayers = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint32_t v;
+        if (c->nlayers >= ZPS_MAX_LAYERS || zps_parse_u32(tok, &v) || v == 0)
+            return ZPS_EINVAL;
+        c->layers[c->nlayers++] = v;
+    }
+    return c->nlayers >= 2 ? 0 : ZPS_EINVAL;
+}
+
+int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, size_t errlen)
+{
+    const char *opt = argv[*i];
+    if (strncmp(opt, "--", 2) != 0)
+        return 0;
+    const char *name = opt + 2;
+    /* flags without a value */
+    if (!strcmp(name, "no-cache")) { c->no_cache = 1; return 1; }
+    if (!strcmp(name, "skip-bad-lines")) { c->skip_bad_lines = 1; return 1; }
+    static const char *const with_value[] = {
+        "model", "dim", "layers", "init-scale", "seed", "hash-bits", "optimizer", "lr", "l1",
+        "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs",
+        "batch", "max-delay", "consistency", "progress-every", "test-predictions", "servers",
+        "rank", "num-workers", NULL};
+    int known = 0;
+    for (int k = 0; with_value[k]; k++)
+        if (!strcmp(name, with_value[k]))
+            known = 1;
+    if (!known)
+        return 0;
+    if (*i + 1 >= argc) {
+        snprintf(err, errlen, "option %s needs a value", opt);
+        return ZPS_EINVAL;
+    }
+    char *v = argv[++*i];
+    int r = 0;
+    if (!strcmp(name, "model")) {
+        if (!strcmp(v, "lr")) c->model = ZPS_MODEL_LR;
+        else if (!strcmp(v, "fm")) c->model = ZPS_MODEL_FM;
+        else if (!strcmp(v, "mlp")) c->model = ZPS_MODEL_MLP;
+        else r = ZPS_EINVAL;
+    } else if (!strcmp(name, "dim")) {
+        r = zps_parse_u32(v, &c->fm_dim);
+        if (!r && (c->fm_dim == 0 || c->fm_dim > 1000))
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "layers")) {
+        r = s_parse_layers(c, v);
+    } else if (!strcmp(name, "init-scale")) {
+        r = zps_parse_float(v, &c->init_scale);
+        if (!r && c->init_scale < 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "seed")) {
+        r = zps_parse_u64(v, &c->seed);
+    } else if (!strcmp(name, "hash-bits")) {
+        r = zps_parse_u32(v, &c->hash_bits);
+        if (!r && c->hash_bits > 63)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "optimizer")) {
+        r = ps_optim_parse_kind(v, &c->optimizer);
+        c->optimizer_set = !r;
+    } else if (!strcmp(name, "lr")) {
+        r = zps_parse_float(v, &c->lr);
+        if (!r && c->lr <= 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "l1") || !strcmp(name, "l2") || !strcmp(name, "beta") ||
+               !strcmp(name, "eps")) {
+        float *dst = name[1] == '1' ? &c->l1 : name[1] == '2' ? &c->l2 : name[0] == 'b' ? &c->beta : &c->eps;
+        r = zps_parse_float(v, dst);
+        if (!r && *dst < 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "train")) {
+        if (c->ntrain >= ZPS_MAX_PATHS) {
+            snprintf(err, errlen, "at most %d --train paths", ZPS_MAX_PATHS);
+            return ZPS_EINVAL;
+        }
+        c->train[c->ntrain++] = v;
+    } else if (!strcmp(name, "test")) {
+        c->test = v;
+    } else if (!strcmp(name, "format")) {
+        if (!strcmp(v, "auto")) c->format = ZPS_FMT_AUTO;
+        else if (!strcmp(v, "libsvm")) c->format = ZPS_FMT_LIBSVM;
+        else if (!strcmp(v, "criteo")) c->format = ZPS_FMT_CRITEO;
+        else r = ZPS_EINVAL;
+    } else if (!strcmp(name, "cache-dir")) {
+        c->cache_dir = v;
+    } else if (!strcmp(name, "shuffle-buffer")) {
+        r = zps_parse_u32(v, &c->shuffle_buffer);
+    } else if (!strcmp(name, "epochs")) {
+        r = zps_parse_u32(v, &c->epochs);
+        if (!r && c->epochs == 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "batch")) {
+        r = zps_parse_u32(v, &c->batch);
+        if (!r && (c->batch == 0 || c->batch > 10000000))
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "max-delay")) {
+        r = zps_parse_u32(v, &c->max_delay);
+        if (!r && (c->max_delay == 0 || c->max_delay > 128))
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "consistency")) {
+        if (!strcmp(v, "async")) c->consistency = ZPS_CONS_ASYNC;
+        else if (!strcmp(v, "bsp")) c->consistency = ZPS_CONS_BSP;
+        else if (!strncmp(v, "ssp:", 4) && !zps_parse_u32(v + 4, &c->staleness))
+            c->consistency = ZPS_CONS_SSP;
+        else r = ZPS_EINVAL;
+    } else if (!strcmp(name, "progress-every")) {
+        r = zps_parse_double(v, &c->progress_every);
+        if (!r && c->progress_every <= 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "test-predictions")) {
+        c->test_predictions = v;
+    } else if (!strcmp(name, "servers")) {
+        c->servers = v;
+    } else if (!strcmp(name, "rank")) {
+        r = zps_parse_u32(v, &c->rank);
+    } else if (!strcmp(name, "num-workers")) {
+        r = zps_parse_u32(v, &c->num_workers);
+        if (!r && c->num_workers == 0)
+            r = ZPS_EINVAL;
+    }
+    if (r) {
+        snprintf(err, errlen, "invalid value '%s' for %s", v, opt);
+        return ZPS_EINVAL;
+    }
+    return 1;
+}
+
+int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
+{
+    if (!c->optimizer_set)
+        c->optimizer = c->model == ZPS_MODEL_LR ? PS_OPT_FTRL
+                       : c->model == ZPS_MODEL_FM ? PS_OPT_ADAGRAD : PS_OPT_ADAM;
+    if (c->batch == 0)
+        c->batch = c->model == ZPS_MODEL_MLP ? 100 : 500;
+    if (c->model == ZPS_MODEL_MLP) {
+        if (c->nlayers < 2 || c->layers[c->nlayers - 1] < 2) {
+            snprintf(err, errlen, "--model mlp needs --layers IN,HIDDEN...,CLASSES with at least 2 classes");
+            return ZPS_EINVAL;
+        }
+    }
+    if (c->rank >= c->num_workers) {
+        snprintf(err, errlen, "--rank %u is not below --num-workers %u", c->rank, c->num_workers);
+        return ZPS_EINVAL;
+    }
+    if (c->consistency != ZPS_CONS_ASYNC) {
+        snprintf(err, errlen, "--consistency %s is not available yet (only async)",
+                 c->consistency == ZPS_CONS_BSP ? "bsp" : "ssp");
+        return ZPS_EINVAL;
+    }
+    ps_optim_conf_t t;
+    zps_conf_table(c, &t);
+    char why[200];
+    if (ps_optim_validate(&t, why, sizeof why)) {
+        snprintf(err, errlen, "%s", why);
+        return ZPS_EINVAL;
+    }
+    return 0;
+}
+
+void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
+{
+    ps_optim_defaults(t, c->optimizer);
+    if (c->lr > 0)
+        t->lr = c->lr;
+    else
+        t->lr = c->optimizer == PS_OPT_ADAM ? 0.001f : c->optimizer == PS_OPT_SGD ? 0.1f : 0.05f;
+    if (c->l1 >= 0)
+        t->l1 = c->l1;
+    if (c->l2 >= 0)
+        t->l2 = c->l2;
+    if (c->beta >= 0)
+        t->beta = c->beta;
+    if (c->eps >= 0)
+        t->eps = c->eps;
+    t->init_seed = c->seed;
+    switch (c->model) {
+    case ZPS_MODEL_LR:
+        t->dim = 1;
+        t->init_scale = 0;
+        break;
+    case ZPS_MODEL_FM:
+        t->dim = c->fm_dim + 1;
+        t->init_scale = c->init_scale >= 0 ? c->init_scale : 0.01f;
+        t->init_skip = 1;
+        break;
+    case ZPS_MODEL_MLP:
+        t->dim = ZPS_MLP_CHUNK;
+        t->init_scale = c->init_scale >= 0 ? c->init_scale : 1.0f;
+        break;
+    }
+}

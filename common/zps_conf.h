@@ -1,0 +1,84 @@
+/* zps_conf: the job's training options, shared by zps-server and zps-worker.
+ *
+ * The launcher hands the same training options to every server and worker.
+ * Both parse them with zps_conf_parse into one struct; the server takes its
+ * table settings from it (zps_conf_table) and a worker computes the same
+ * table description and refuses to run if the servers describe their table
+ * differently (so a worker started with other options gets a clear error
+ * instead of silently training a different model).
+ *
+ * Options that only one side uses are accepted by both, so one option list
+ * works for the whole job; options unknown to both are an error. */
+#ifndef ZPS_CONF_H
+#define ZPS_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ps_optim.h"
+
+#define ZPS_MAX_PATHS 64
+#define ZPS_MAX_LAYERS 8
+#define ZPS_MLP_CHUNK 64 /* floats per key for dense (mlp) weights */
+
+typedef enum { ZPS_MODEL_LR = 0, ZPS_MODEL_FM, ZPS_MODEL_MLP } zps_model_kind_t;
+typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO } zps_format_t;
+typedef enum { ZPS_CONS_ASYNC = 0, ZPS_CONS_SSP, ZPS_CONS_BSP } zps_consistency_t;
+
+typedef struct {
+    /* model */
+    zps_model_kind_t model;
+    uint32_t fm_dim;                 /* --dim k: fm embedding size [8] */
+    uint32_t layers[ZPS_MAX_LAYERS]; /* --layers 784,128,10 */
+    uint32_t nlayers;
+    float init_scale;                /* --init-scale: fm embeddings [0.01] */
+    uint64_t seed;                   /* --seed [1] */
+    uint32_t hash_bits;              /* --hash-bits: 0 = keep 64-bit ids */
+    /* optimizer */
+    ps_opt_kind_t optimizer;         /* --optimizer [ftrl for lr, adagrad fm, adam mlp] */
+    int optimizer_set;
+    float lr, l1, l2, beta, eps;     /* lr<0: optimizer default */
+    /* data */
+    const char *train[ZPS_MAX_PATHS];
+    uint32_t ntrain;
+    const char *test;
+    zps_format_t format;
+    const char *cache_dir;           /* NULL: next to the input */
+    int no_cache;
+    int skip_bad_lines;
+    uint32_t shuffle_buffer;         /* rows; 0 = no shuffling */
+    /* training */
+    uint32_t epochs;                 /* [1] */
+    uint32_t batch;                  /* [1000 sparse, 100 mlp] */
+    uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
+    zps_consistency_t consistency;
+    uint32_t staleness;              /* ssp:N */
+    double progress_every;           /* seconds [5] */
+    const char *test_predictions;    /* worker 0 writes test probabilities here */
+    /* job layout (set by the launcher) */
+    const char *servers;             /* comma-separated endpoints */
+    uint32_t rank, num_workers;
+} zps_conf_t;
+
+void zps_conf_defaults(zps_conf_t *c);
+
+/* Parse one option at argv[*i] (and its value).  Returns 1 if it was a
+ * training option (and advances *i past its value), 0 if it is not one, or
+ * ZPS_EINVAL with a message in err. */
+int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, size_t errlen);
+
+/* Checks and fills in model-dependent defaults; ZPS_EINVAL + err. */
+int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen);
+
+/* The server table this job needs (table 0). */
+void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *out);
+
+/* Usage text of the training options. */
+const char *zps_conf_usage(void);
+
+const char *zps_model_name(zps_model_kind_t m);
+
+/* Key of the model's bias (lr, fm): reserved, never a feature id. */
+#define ZPS_BIAS_KEY UINT64_MAX
+
+#endif

@@ -1,0 +1,283 @@
+/* zps_modelfile: see zps_modelfile.h for the layout.  Writes go through a
+ * large stdio buffer; the checksum is computed over the bytes as written. */
+#include "zps_modelfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "zps_err.h"
+#include "zps_hash.h"
+
+#define SHARD_MAGIC "ZPSSHARD"
+
+typedef struct {
+    char magic[8];
+    uint32_t version, rank, nservers, dim;
+    uint64_t nkeys;
+    uint8_t pad[32];
+} shard_header_t;
+
+_Static_assert(sizeof(shard_header_t) == 64, "shard header is 64 bytes");
+
+struct zps_mf_writer {
+    FILE *f;
+    char tmp[1100], path[1024], sum[1024];
+    shard_header_t h;
+    uint64_t csum;
+    int failed;
+};
+
+uint64_t zps_checksum64(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = zps_mix64(h ^ w, 0x2545f4914f6cdd1dULL);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, len);
+    return zps_mix64(h ^ w ^ ((uint64_t)len << 56), 0x2545f4914f6cdd1dULL);
+}
+
+static int s_fsync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+zps_mf_writer_t *zps_mf_writer_new(const char *dir, uint32_t rank, uint32_t nservers,
+                                   uint32_t dim, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    zps_mf_writer_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(w->path, sizeof w->path, "%s/shard-%u-of-%u.bin", dir, rank, nservers);
+    snprintf(w->sum, sizeof w->sum, "%s/shard-%u-of-%u.sum", dir, rank, nservers);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", w->path, (int)getpid());
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) {
+        snprintf(err, errlen, "cannot write %s: %s", w->tmp, strerror(errno));
+        free(w);
+        return NULL;
+    }
+    setvbuf(w->f, NULL, _IOFBF, 1 << 20);
+    memcpy(w->h.magic, SHARD_MAGIC, 8);
+    w->h.version = ZPS_MODELFILE_VERSION;
+    w->h.rank = rank;
+    w->h.nservers = nservers;
+    w->h.dim = dim;
+    /* header is rewritten with the key count at close */
+    if (fwrite(&w->h, sizeof w->h, 1, w->f) != 1)
+        w->failed = errno ? errno : EIO;
+    return w;
+}
+
+int zps_mf_writer_add(zps_mf_writer_t *w, uint64_t key, const float *weights)
+{
+    uint8_t rec[8 + 4 * 1024];
+    size_t len = 8 + 4 * (size_t)w->h.dim;
+    if (w->h.dim > 1024)
+        return ZPS_EINVAL;
+    memcpy(rec, &key, 8);
+    memcpy(rec + 8, weights, len - 8);
+    w->csum = zps_checksum64(w->csum, rec, len);
+    if (!w->failed && fwrite(rec, 1, len, w->f) != len)
+        w->failed = errno ? errno : EIO;
+    w->h.nkeys++;
+    return w->failed ? ZPS_EIO : 0;
+}
+
+int zps_mf_writer_close(zps_mf_writer_t **wp, char *err, size_t errlen)
+{
+    zps_mf_writer_t *w = *wp;
+    *wp = NULL;
+    int rc = 0;
+    /* final checksum covers the header (with the key count) and the records */
+    uint64_t total = zps_checksum64(w->csum, &w->h, sizeof w->h);
+    if (!w->failed && fwrite(&total, 8, 1, w->f) != 1)
+        w->failed = errno ? errno : EIO;
+    if (!w->failed && (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(&w->h, sizeof w->h, 1, w->f) != 1))
+        w->failed = errno ? errno : EIO;
+    if (!w->failed && fflush(w->f) != 0)
+        w->failed = errno ? errno : EIO;
+    if (!w->failed && fsync(fileno(w->f)) != 0)
+        w->failed = errno;
+    if (fclose(w->f) != 0 && !w->failed)
+        w->failed = errno ? errno : EIO;
+    if (w->failed) {
+        snprintf(err, errlen, "writing %s failed: %s", w->tmp, strerror(w->failed));
+        unlink(w->tmp);
+        rc = ZPS_EIO;
+        goto out;
+    }
+    if (rename(w->tmp, w->path) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
+        unlink(w->tmp);
+        rc = ZPS_EIO;
+        goto out;
+    }
+    FILE *s = fopen(w->sum, "w");
+    if (!s || fprintf(s, "keys %llu checksum %016llx\n", (unsigned long long)w->h.nkeys,
+                      (unsigned long long)total) < 0 || fclose(s) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", w->sum, strerror(errno));
+        rc = ZPS_EIO;
+        goto out;
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", w->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    s_fsync_path(slash ? dir : ".", 1);
+out:
+    free(w);
+    return rc;
+}
+
+int zps_mf_write_manifest(const char *dir, const char *model, uint32_t dim, uint32_t nservers,
+                          const char *table_desc, const char *options, char *err, size_t errlen)
+{
+    char path[1024], tmp[1100];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return ZPS_EIO;
+    }
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return ZPS_EIO;
+    }
+    fprintf(f, "zps-model %u\nmodel %s\ndim %u\nservers %u\ntable %s\noptions %s\n",
+            ZPS_MODELFILE_VERSION, model, dim, nservers, table_desc, options);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return ZPS_EIO;
+    }
+    return 0;
+}
+
+int zps_mf_read_manifest(const char *dir, zps_mf_manifest_t *m, char *err, size_t errlen)
+{
+    char path[1024], line[1200];
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s (is %s a saved model?)", path, strerror(errno),
+                 dir);
+        return ZPS_EIO;
+    }
+    unsigned version = 0;
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\n")] = 0;
+        char *sp = strchr(line, ' ');
+        const char *val = sp ? sp + 1 : "";
+        if (sp)
+            *sp = 0;
+        if (!strcmp(line, "zps-model")) version = (unsigned)strtoul(val, NULL, 10);
+        else if (!strcmp(line, "model")) snprintf(m->model, sizeof m->model, "%s", val);
+        else if (!strcmp(line, "dim")) m->dim = (uint32_t)strtoul(val, NULL, 10);
+        else if (!strcmp(line, "servers")) m->nservers = (uint32_t)strtoul(val, NULL, 10);
+        else if (!strcmp(line, "table")) snprintf(m->table, sizeof m->table, "%s", val);
+        else if (!strcmp(line, "options")) snprintf(m->options, sizeof m->options, "%s", val);
+    }
+    fclose(f);
+    (void)lineno;
+    if (version != ZPS_MODELFILE_VERSION) {
+        snprintf(err, errlen, "%s: model format version %u, this zps reads version %u", path,
+                 version, ZPS_MODELFILE_VERSION);
+        rc = ZPS_EVERSION;
+    } else if (!m->model[0] || m->dim == 0 || m->dim > 1024 || m->nservers == 0) {
+        snprintf(err, errlen, "%s: incomplete manifest (model, dim, servers)", path);
+        rc = ZPS_EPROTO;
+    }
+    return rc;
+}
+
+int zps_mf_load(const char *dir, const zps_mf_manifest_t *m,
+                int (*fn)(void *ctx, uint64_t key, const float *w), void *ctx, char *err,
+                size_t errlen)
+{
+    size_t rec = 8 + 4 * (size_t)m->dim;
+    uint8_t *buf = malloc(rec);
+    if (!buf)
+        return ZPS_ENOMEM;
+    int rc = 0;
+    for (uint32_t r = 0; r < m->nservers && !rc; r++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/shard-%u-of-%u.bin", dir, r, m->nservers);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            snprintf(err, errlen, "cannot open %s: %s (the model has %u shards)", path,
+                     strerror(errno), m->nservers);
+            rc = ZPS_EIO;
+            break;
+        }
+        setvbuf(f, NULL, _IOFBF, 1 << 20);
+        shard_header_t h;
+        if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, SHARD_MAGIC, 8) != 0) {
+            snprintf(err, errlen, "%s: not a zps shard file", path);
+            rc = ZPS_EPROTO;
+        } else if (h.version != ZPS_MODELFILE_VERSION || h.rank != r ||
+                   h.nservers != m->nservers || h.dim != m->dim) {
+            snprintf(err, errlen,
+                     "%s: header says version %u, shard %u of %u, dim %u; manifest expects "
+                     "shard %u of %u, dim %u",
+                     path, h.version, h.rank, h.nservers, h.dim, r, m->nservers, m->dim);
+            rc = ZPS_EPROTO;
+        }
+        uint64_t csum = 0;
+        for (uint64_t k = 0; !rc && k < h.nkeys; k++) {
+            if (fread(buf, 1, rec, f) != rec) {
+                snprintf(err, errlen, "%s: truncated after %llu of %llu keys", path,
+                         (unsigned long long)k, (unsigned long long)h.nkeys);
+                rc = ZPS_EPROTO;
+                break;
+            }
+            csum = zps_checksum64(csum, buf, rec);
+            uint64_t key;
+            memcpy(&key, buf, 8);
+            float w[1024];
+            memcpy(w, buf + 8, rec - 8);
+            rc = fn(ctx, key, w);
+            if (rc)
+                snprintf(err, errlen, "%s: cannot load key %llu: %s", path,
+                         (unsigned long long)key, zps_strerror(rc));
+        }
+        uint64_t want;
+        if (!rc) {
+            csum = zps_checksum64(csum, &h, sizeof h);
+            if (fread(&want, 8, 1, f) != 1 || want != csum || fgetc(f) != EOF) {
+                snprintf(err, errlen, "%s: checksum mismatch or trailing data: file is corrupt",
+                         path);
+                rc = ZPS_EPROTO;
+            }
+        }
+        fclose(f);
+    }
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,218 @@
+/* zps-predict: score a data file with a saved model, without servers.
+ *
+ * Loads every shard of the model directory (zps_modelfile.h) into a local
+ * ps_table, rebuilds the job's options from the manifest (so features are
+ * hashed and keys missing from the model get exactly the initial value the
+ * servers would have answered), and runs the same wk_model code as the
+ * workers.  Output: one line per input row, in input order: the probability
+ * of the positive class, or for mlp the predicted class. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ps_optim.h"
+#include "ps_table.h"
+#include "wk_data.h"
+#include "wk_metrics.h"
+#include "wk_model.h"
+#include "zps_conf.h"
+#include "zps_err.h"
+#include "zps_modelfile.h"
+
+typedef struct {
+    ps_table_t *t;
+    uint32_t dim;
+} load_ctx_t;
+
+static int s_load_key(void *ctx, uint64_t key, const float *w)
+{
+    load_ctx_t *l = ctx;
+    float *row = ps_table_upsert(l->t, key, NULL);
+    if (!row)
+        return ZPS_ENOMEM;
+    memcpy(row, w, l->dim * sizeof(float));
+    return 0;
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: zps-predict --model DIR --data FILE --out FILE [--metrics] "
+               "[--format libsvm|criteo|auto] [--skip-bad-lines]\n"
+               "  writes one line per input row, in input order: the probability of the\n"
+               "  positive class (lr, fm) or the predicted class (mlp).  --metrics prints\n"
+               "  logloss, AUC and accuracy computed from the labels in FILE.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *model_dir = NULL, *data = NULL, *out_path = NULL, *format = NULL;
+    int metrics = 0, skip_bad = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help")) { s_usage(stdout); return 0; }
+        if (!strcmp(o, "--version")) { printf("zps-predict %s\n", ZPS_VERSION); return 0; }
+        if (!strcmp(o, "--metrics")) { metrics = 1; continue; }
+        if (!strcmp(o, "--skip-bad-lines")) { skip_bad = 1; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "zps-predict: %s needs a value\n", o); return 2; }
+        if (!strcmp(o, "--model")) model_dir = argv[++i];
+        else if (!strcmp(o, "--data")) data = argv[++i];
+        else if (!strcmp(o, "--out")) out_path = argv[++i];
+        else if (!strcmp(o, "--format")) format = argv[++i];
+        else { fprintf(stderr, "zps-predict: unknown option '%s'\n", o); s_usage(stderr); return 2; }
+    }
+    if (!model_dir || !data || !out_path) {
+        s_usage(stderr);
+        return 2;
+    }
+    char err[1200];
+    zps_mf_manifest_t mf;
+    if (zps_mf_read_manifest(model_dir, &mf, err, sizeof err)) {
+        fprintf(stderr, "zps-predict: %s\n", err);
+        return 1;
+    }
+    /* rebuild the job's options from the manifest */
+    zps_conf_t conf;
+    zps_conf_defaults(&conf);
+    char optbuf[1024];
+    snprintf(optbuf, sizeof optbuf, "%s", mf.options);
+    char *args[256];
+    int nargs = 0;
+    args[nargs++] = "manifest";
+    for (char *save = NULL, *tok = strtok_r(optbuf, " ", &save); tok && nargs < 255;
+         tok = strtok_r(NULL, " ", &save))
+        args[nargs++] = tok;
+    for (int i = 1; i < nargs; i++) {
+        int r = zps_conf_parse_one(&conf, nargs, args, &i, err, sizeof err);
+        if (r <= 0) {
+            fprintf(stderr, "zps-predict: %s/manifest: bad option '%s'\n", model_dir, args[i]);
+            return 1;
+        }
+    }
+    if (format) {
+        int fi = 0;
+        char *fargs[] = {"x", "--format", (char *)format};
+        fi = 1;
+        if (zps_conf_parse_one(&conf, 3, fargs, &fi, err, sizeof err) != 1) {
+            fprintf(stderr, "zps-predict: %s\n", err);
+            return 2;
+        }
+    }
+    conf.skip_bad_lines = skip_bad;
+    if (zps_conf_finish(&conf, err, sizeof err)) {
+        fprintf(stderr, "zps-predict: %s/manifest: %s\n", model_dir, err);
+        return 1;
+    }
+    if (strcmp(mf.model, zps_model_name(conf.model)) != 0) {
+        fprintf(stderr, "zps-predict: %s is a '%s' model; zps-predict scores lr, fm and mlp models\n",
+                model_dir, mf.model);
+        return 1;
+    }
+    wk_model_t *model = wk_model_new(&conf, err, sizeof err);
+    if (!model) {
+        fprintf(stderr, "zps-predict: %s\n", err);
+        return 1;
+    }
+    uint32_t dim = wk_model_dim(model), classes = wk_model_classes(model);
+    if (dim != mf.dim) {
+        fprintf(stderr, "zps-predict: manifest dim %u does not match the model's %u\n", mf.dim, dim);
+        return 1;
+    }
+    ps_optim_conf_t tconf;
+    zps_conf_table(&conf, &tconf);
+    load_ctx_t lc = {ps_table_new(dim, 1 << 16), dim};
+    if (!lc.t || zps_mf_load(model_dir, &mf, s_load_key, &lc, err, sizeof err)) {
+        fprintf(stderr, "zps-predict: %s\n", lc.t ? err : "out of memory");
+        return 1;
+    }
+    fprintf(stderr, "zps-predict: loaded %s model, %zu keys from %u shards\n", mf.model,
+            ps_table_size(lc.t), mf.nservers);
+
+    wk_data_conf_t dc;
+    memset(&dc, 0, sizeof dc);
+    const char *paths[1] = {data};
+    dc.paths = paths;
+    dc.npaths = 1;
+    dc.format = conf.format;
+    dc.nshards = 1;
+    dc.skip_bad_lines = skip_bad;
+    dc.labels = conf.model == ZPS_MODEL_MLP ? WK_LABEL_CLASS : WK_LABEL_BINARY;
+    dc.hash_bits = conf.hash_bits;
+    wk_reader_t *r = wk_reader_new(&dc, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "zps-predict: %s\n", err);
+        return 1;
+    }
+    FILE *out = fopen(out_path, "w");
+    if (!out) {
+        fprintf(stderr, "zps-predict: cannot write %s\n", out_path);
+        return 1;
+    }
+    wk_metrics_t *m = wk_metrics_new(classes);
+    float *w = NULL, *prob = NULL;
+    uint32_t *cls = NULL;
+    size_t wcap = 0, pcap = 0;
+    wk_batch_t b;
+    long n;
+    int rc = 0;
+    while ((n = wk_reader_next(r, 4096, &b)) > 0) {
+        const uint64_t *keys;
+        size_t nk = wk_model_keys(model, &b, &keys);
+        if (nk * dim > wcap) {
+            wcap = nk * dim;
+            w = realloc(w, wcap * sizeof *w);
+        }
+        if ((size_t)n > pcap) {
+            pcap = (size_t)n;
+            prob = realloc(prob, pcap * sizeof *prob);
+            cls = realloc(cls, pcap * sizeof *cls);
+        }
+        if (!w || !prob || !cls) {
+            rc = ZPS_ENOMEM;
+            break;
+        }
+        for (size_t k = 0; k < nk; k++) {
+            const float *row = ps_table_find(lc.t, keys[k]);
+            if (row)
+                memcpy(w + k * dim, row, dim * sizeof(float));
+            else
+                ps_optim_initial_weights(&tconf, keys[k], w + k * dim);
+        }
+        double loss = wk_model_predict(model, &b, w, prob, cls);
+        wk_metrics_add_preds(m, (size_t)n, b.labels, prob, cls, loss);
+        for (long i = 0; i < n; i++) {
+            if (classes > 1)
+                fprintf(out, "%u\n", cls[i]);
+            else
+                fprintf(out, "%.9g\n", (double)prob[i]);
+        }
+    }
+    if (n < 0) {
+        fprintf(stderr, "zps-predict: %s\n", wk_reader_error(r));
+        rc = (int)n;
+    }
+    if (fclose(out) != 0) {
+        fprintf(stderr, "zps-predict: writing %s failed\n", out_path);
+        rc = ZPS_EIO;
+    }
+    if (!rc && metrics) {
+        if (classes > 1)
+            printf("rows %llu logloss %.5f accuracy %.4f\n",
+                   (unsigned long long)wk_metrics_count(m), wk_metrics_logloss(m),
+                   wk_metrics_accuracy(m));
+        else
+            printf("rows %llu logloss %.5f auc %.5f accuracy %.4f\n",
+                   (unsigned long long)wk_metrics_count(m), wk_metrics_logloss(m),
+                   wk_metrics_auc(m), wk_metrics_accuracy(m));
+    }
+    if (wk_reader_bad_lines(r))
+        fprintf(stderr, "zps-predict: skipped %llu bad lines\n",
+                (unsigned long long)wk_reader_bad_lines(r));
+    wk_metrics_destroy(&m);
+    wk_reader_destroy(&r);
+    wk_model_destroy(&model);
+    ps_table_destroy(&lc.t);
+    free(w);
+    free(prob);
+    free(cls);
+    return rc ? 1 : 0;
+}

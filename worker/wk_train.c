@@ -1,0 +1,484 @@
+/* wk_train: see wk_train.h.
+ *
+ * DESIGN
+ * Two slots, each with its own copy of a batch, its own wk_model (the model
+ * remembers the key mapping of the batch it last saw), weight and gradient
+ * buffers and a pull ticket.  The loop:
+ *
+ *     fill(next): read a batch, copy it, find its keys, pull_async
+ *     wait(cur.pull); step(cur); push_async(cur.grads)
+ *     while pushes in flight > max_delay: wait for the oldest
+ *     swap(cur, next)
+ *
+ * so one pull is always in flight while a batch is computed.  Gradients
+ * are copied by the client when pushed, so a slot can be refilled at once.
+ * The test set is scored by worker 0 at the end of each epoch through the
+ * same model code with synchronous pulls. */
+#include "wk_train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wk_client.h"
+#include "wk_data.h"
+#include "wk_metrics.h"
+#include "wk_model.h"
+#include "zps_err.h"
+#include "zps_time.h"
+
+#define WK_MAX_PUSHES 256
+
+typedef struct {
+    wk_model_t *model;
+    /* owned copy of the batch */
+    wk_batch_t b;
+    size_t cap_rows, cap_nnz;
+    const uint64_t *keys;
+    size_t nkeys;
+    float *w, *g;
+    size_t cap_w;
+    uint64_t pull_ticket;
+    int pulling;
+} wk_slot_t;
+
+struct wk_trainer {
+    const zps_conf_t *conf;
+    zps_log_t *log;
+    wk_client_t *client;
+    const char **servers;
+    uint32_t nservers;
+    char *servers_buf;
+    wk_reader_t *reader;
+    wk_slot_t slot[2];
+    uint32_t dim, classes;
+    uint64_t pushes[WK_MAX_PUSHES]; /* ring of push tickets in flight */
+    uint32_t push_head, push_count;
+    /* counters */
+    uint64_t rows_total, keys_pulled, keys_pushed;
+    double loss_total;
+    /* progress window */
+    double t_start, t_last;
+    uint64_t rows_last;
+    double loss_last;
+    uint64_t rows_epoch1; /* rows per epoch, known after the first */
+    wk_eval_t eval;
+};
+
+static int s_batch_copy(wk_slot_t *s, const wk_batch_t *in)
+{
+    size_t nnz = in->offsets[in->n] - in->offsets[0];
+    if (in->n > s->cap_rows) {
+        float *l = realloc(s->b.labels, in->n * sizeof *l);
+        size_t *o = realloc(s->b.offsets, (in->n + 1) * sizeof *o);
+        if (l)
+            s->b.labels = l;
+        if (o)
+            s->b.offsets = o;
+        if (!l || !o)
+            return ZPS_ENOMEM;
+        s->cap_rows = in->n;
+    }
+    if (nnz > s->cap_nnz || !s->b.ids) {
+        size_t cap = nnz ? nnz : 1;
+        uint64_t *id = realloc(s->b.ids, cap * sizeof *id);
+        float *v = realloc(s->b.vals, cap * sizeof *v);
+        if (id)
+            s->b.ids = id;
+        if (v)
+            s->b.vals = v;
+        if (!id || !v)
+            return ZPS_ENOMEM;
+        s->cap_nnz = cap;
+    }
+    s->b.n = in->n;
+    memcpy(s->b.labels, in->labels, in->n * sizeof *in->labels);
+    size_t base = in->offsets[0];
+    for (size_t i = 0; i <= in->n; i++)
+        s->b.offsets[i] = in->offsets[i] - base;
+    memcpy(s->b.ids, in->ids + base, nnz * sizeof *in->ids);
+    memcpy(s->b.vals, in->vals + base, nnz * sizeof *in->vals);
+    return 0;
+}
+
+static int s_slot_buffers(wk_slot_t *s, size_t nkeys, uint32_t dim)
+{
+    size_t need = nkeys * dim;
+    if (need <= s->cap_w)
+        return 0;
+    float *w = realloc(s->w, need * sizeof *w);
+    if (w)
+        s->w = w;
+    float *g = realloc(s->g, need * sizeof *g);
+    if (g)
+        s->g = g;
+    if (!w || !g)
+        return ZPS_ENOMEM;
+    s->cap_w = need;
+    return 0;
+}
+
+static int s_split_servers(wk_trainer_t *t, char *err, size_t errlen)
+{
+    if (!t->conf->servers || !*t->conf->servers) {
+        snprintf(err, errlen, "no servers given (--servers A,B,...; zps-launch sets it)");
+        return ZPS_EINVAL;
+    }
+    t->servers_buf = strdup(t->conf->servers);
+    size_t n = 1;
+    for (const char *p = t->conf->servers; *p; p++)
+        n += *p == ',';
+    t->servers = calloc(n, sizeof *t->servers);
+    if (!t->servers_buf || !t->servers)
+        return ZPS_ENOMEM;
+    char *save = NULL;
+    for (char *tok = strtok_r(t->servers_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        t->servers[t->nservers++] = tok;
+    return 0;
+}
+
+static void s_data_conf(const zps_conf_t *c, wk_data_conf_t *d, int test)
+{
+    memset(d, 0, sizeof *d);
+    d->paths = test ? &c->test : c->train;
+    d->npaths = test ? 1 : c->ntrain;
+    d->format = c->format;
+    d->shard = test ? 0 : c->rank;
+    d->nshards = test ? 1 : c->num_workers;
+    d->cache_dir = c->cache_dir;
+    d->use_cache = !c->no_cache;
+    d->skip_bad_lines = c->skip_bad_lines;
+    d->labels = c->model == ZPS_MODEL_MLP ? WK_LABEL_CLASS : WK_LABEL_BINARY;
+    d->hash_bits = c->hash_bits;
+    d->shuffle_buffer = test ? 0 : c->shuffle_buffer;
+    d->seed = c->seed * 1000003ULL + c->rank;
+}
+
+wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, size_t errlen)
+{
+    wk_trainer_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->conf = conf;
+    t->log = log;
+    if (conf->ntrain == 0) {
+        snprintf(err, errlen, "no training data (--train PATH)");
+        goto fail;
+    }
+    if (s_split_servers(t, err, errlen))
+        goto fail;
+    for (int i = 0; i < 2; i++) {
+        t->slot[i].model = wk_model_new(conf, err, errlen);
+        if (!t->slot[i].model)
+            goto fail;
+    }
+    t->dim = wk_model_dim(t->slot[0].model);
+    t->classes = wk_model_classes(t->slot[0].model);
+    wk_data_conf_t dc;
+    s_data_conf(conf, &dc, 0);
+    t->reader = wk_reader_new(&dc, err, errlen);
+    if (!t->reader)
+        goto fail;
+
+    wk_client_conf_t cc;
+    wk_client_conf_defaults(&cc);
+    cc.servers = t->servers;
+    cc.nservers = t->nservers;
+    cc.rank = conf->rank;
+    char cerr[512];
+    t->client = wk_client_new(&cc, cerr, sizeof cerr);
+    if (!t->client) {
+        snprintf(err, errlen, "%s", cerr);
+        goto fail;
+    }
+    /* the servers must run the table this worker's options describe */
+    ps_optim_conf_t want;
+    char wdesc[256];
+    zps_conf_table(conf, &want);
+    ps_optim_describe(&want, wdesc, sizeof wdesc);
+    const wk_table_info_t *have = wk_client_table(t->client, 0);
+    if (strcmp(have->options, wdesc) != 0) {
+        snprintf(err, errlen,
+                 "the servers run table '%s' but this worker's options give '%s': start servers "
+                 "and workers with the same training options",
+                 have->options, wdesc);
+        goto fail;
+    }
+    return t;
+fail:
+    wk_trainer_destroy(&t);
+    return NULL;
+}
+
+void wk_trainer_destroy(wk_trainer_t **tp)
+{
+    if (!tp || !*tp)
+        return;
+    wk_trainer_t *t = *tp;
+    wk_client_destroy(&t->client);
+    wk_reader_destroy(&t->reader);
+    for (int i = 0; i < 2; i++) {
+        wk_slot_t *s = &t->slot[i];
+        wk_model_destroy(&s->model);
+        free(s->b.labels);
+        free(s->b.offsets);
+        free(s->b.ids);
+        free(s->b.vals);
+        free(s->w);
+        free(s->g);
+    }
+    free(t->servers);
+    free(t->servers_buf);
+    free(t);
+    *tp = NULL;
+}
+
+const wk_eval_t *wk_trainer_last_eval(const wk_trainer_t *t) { return &t->eval; }
+
+static int s_fail(wk_trainer_t *t, int rc, const char *what)
+{
+    zps_error(t->log, "%s: %s", what, wk_client_error(t->client));
+    return rc;
+}
+
+/* Wait for the oldest push in flight. */
+static int s_wait_push(wk_trainer_t *t)
+{
+    uint64_t ticket = t->pushes[t->push_head];
+    t->push_head = (t->push_head + 1) % WK_MAX_PUSHES;
+    t->push_count--;
+    int rc = wk_client_wait(t->client, ticket, -1);
+    return rc ? s_fail(t, rc, "push failed") : 0;
+}
+
+/* Read the next batch into slot s and start its pull.  Returns rows (0 at
+ * the end of the epoch) or a negative code. */
+static long s_fill(wk_trainer_t *t, wk_slot_t *s)
+{
+    wk_batch_t b;
+    long n = wk_reader_next(t->reader, t->conf->batch, &b);
+    if (n < 0) {
+        zps_error(t->log, "reading training data: %s", wk_reader_error(t->reader));
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    if (s_batch_copy(s, &b))
+        return ZPS_ENOMEM;
+    s->nkeys = wk_model_keys(s->model, &s->b, &s->keys);
+    if (s_slot_buffers(s, s->nkeys, t->dim))
+        return ZPS_ENOMEM;
+    int rc = wk_client_pull_async(t->client, 0, s->keys, s->nkeys, s->w, &s->pull_ticket);
+    if (rc)
+        return s_fail(t, rc, "pull failed");
+    s->pulling = 1;
+    t->keys_pulled += s->nkeys;
+    return n;
+}
+
+/* Compute slot s (its pull is in flight) and push its gradients. */
+static int s_compute(wk_trainer_t *t, wk_slot_t *s)
+{
+    int rc = wk_client_wait(t->client, s->pull_ticket, -1);
+    s->pulling = 0;
+    if (rc)
+        return s_fail(t, rc, "pull failed");
+    double loss = wk_model_step(s->model, &s->b, s->w, s->g);
+    if (!isfinite(loss)) {
+        zps_error(t->log, "training loss is not finite (%g): the learning rate is too high?", loss);
+        return ZPS_EINVAL;
+    }
+    t->loss_total += loss;
+    t->rows_total += s->b.n;
+    while (t->push_count >= t->conf->max_delay)
+        if ((rc = s_wait_push(t)) != 0)
+            return rc;
+    uint64_t ticket;
+    rc = wk_client_push_async(t->client, 0, s->keys, s->g, s->nkeys, &ticket);
+    if (rc)
+        return s_fail(t, rc, "push failed");
+    t->pushes[(t->push_head + t->push_count) % WK_MAX_PUSHES] = ticket;
+    t->push_count++;
+    t->keys_pushed += s->nkeys;
+    return 0;
+}
+
+static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
+{
+    double now = zps_now_s();
+    if (!force && now - t->t_last < t->conf->progress_every)
+        return;
+    double dt = now - t->t_last;
+    uint64_t rows = t->rows_total - t->rows_last;
+    double loss = rows ? (t->loss_total - t->loss_last) / (double)rows : 0;
+    uint64_t sent, recv;
+    wk_client_traffic(t->client, &sent, &recv);
+    /* ETA from this epoch's progress and the elapsed time */
+    double frac = ((double)epoch + wk_reader_progress(t->reader)) / t->conf->epochs;
+    double elapsed = now - t->t_start;
+    char eta[32] = "?";
+    if (frac > 0.001)
+        snprintf(eta, sizeof eta, "%.0fs", elapsed / frac - elapsed);
+    zps_info(t->log,
+             "epoch %u/%u %5.1f%% | %.0f ex/s | train loss %.5f | keys pulled %llu pushed %llu | "
+             "MB sent %.1f recv %.1f | ETA %s",
+             epoch + 1, t->conf->epochs, 100.0 * wk_reader_progress(t->reader),
+             dt > 0 ? (double)rows / dt : 0.0, loss, (unsigned long long)t->keys_pulled,
+             (unsigned long long)t->keys_pushed, (double)sent / 1e6, (double)recv / 1e6, eta);
+    t->t_last = now;
+    t->rows_last = t->rows_total;
+    t->loss_last = t->loss_total;
+}
+
+/* Score the test file with the current weights (worker 0). */
+static int s_evaluate(wk_trainer_t *t, int write_predictions)
+{
+    const zps_conf_t *c = t->conf;
+    wk_data_conf_t dc;
+    s_data_conf(c, &dc, 1);
+    char err[512];
+    wk_reader_t *r = wk_reader_new(&dc, err, sizeof err);
+    if (!r) {
+        zps_error(t->log, "test data: %s", err);
+        return ZPS_EINVAL;
+    }
+    FILE *out = NULL;
+    if (write_predictions && c->test_predictions) {
+        out = fopen(c->test_predictions, "w");
+        if (!out) {
+            zps_error(t->log, "cannot write %s", c->test_predictions);
+            wk_reader_destroy(&r);
+            return ZPS_EIO;
+        }
+    }
+    wk_metrics_t *m = wk_metrics_new(t->classes);
+    wk_slot_t *s = &t->slot[0];
+    float *prob = NULL;
+    uint32_t *cls = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    wk_batch_t b;
+    long n;
+    while ((n = wk_reader_next(r, 1000, &b)) > 0) {
+        const uint64_t *keys;
+        size_t nk = wk_model_keys(s->model, &b, &keys);
+        if ((rc = s_slot_buffers(s, nk, t->dim)) != 0)
+            break;
+        if ((rc = wk_client_pull(t->client, 0, keys, nk, s->w)) != 0) {
+            s_fail(t, rc, "pull for the test set failed");
+            break;
+        }
+        if ((size_t)n > cap) {
+            cap = (size_t)n;
+            prob = realloc(prob, cap * sizeof *prob);
+            cls = realloc(cls, cap * sizeof *cls);
+        }
+        double loss = wk_model_predict(s->model, &b, s->w, prob, cls);
+        wk_metrics_add_preds(m, (size_t)n, b.labels, prob, cls, loss);
+        for (long i = 0; i < n; i++) {
+            if (out) {
+                if (t->classes > 1)
+                    fprintf(out, "%u\n", cls[i]);
+                else
+                    fprintf(out, "%.9g\n", (double)prob[i]);
+            }
+        }
+    }
+    if (n < 0) {
+        zps_error(t->log, "test data: %s", wk_reader_error(r));
+        rc = (int)n;
+    }
+    if (!rc) {
+        t->eval.rows = wk_metrics_count(m);
+        t->eval.logloss = wk_metrics_logloss(m);
+        t->eval.auc = t->classes > 1 ? NAN : wk_metrics_auc(m);
+        t->eval.accuracy = wk_metrics_accuracy(m);
+    }
+    if (out && fclose(out) != 0)
+        rc = ZPS_EIO;
+    free(prob);
+    free(cls);
+    wk_metrics_destroy(&m);
+    wk_reader_destroy(&r);
+    return rc;
+}
+
+int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
+{
+    const zps_conf_t *c = t->conf;
+    t->t_start = t->t_last = zps_now_s();
+    int rc = 0;
+    zps_info(t->log, "training %s: %u epochs, batch %u, max delay %u, %u servers",
+             zps_model_name(c->model), c->epochs, c->batch, c->max_delay, t->nservers);
+    for (uint32_t e = 0; e < c->epochs && !rc; e++) {
+        if (e > 0 && (rc = wk_reader_rewind(t->reader)) != 0) {
+            zps_error(t->log, "rewinding training data: %s", wk_reader_error(t->reader));
+            break;
+        }
+        uint64_t rows0 = t->rows_total;
+        double loss0 = t->loss_total;
+        double t0 = zps_now_s();
+        int cur = 0;
+        long n = s_fill(t, &t->slot[cur]);
+        while (n > 0) {
+            if (stop && *stop) {
+                rc = ZPS_EINTR;
+                break;
+            }
+            long next = s_fill(t, &t->slot[cur ^ 1]);
+            if (next < 0) {
+                rc = (int)next;
+                break;
+            }
+            if ((rc = s_compute(t, &t->slot[cur])) != 0)
+                break;
+            s_progress(t, e, 0);
+            cur ^= 1;
+            n = next;
+        }
+        if (n < 0 && !rc)
+            rc = (int)n;
+        /* a slot whose pull is still in flight: finish it (error paths) */
+        for (int i = 0; i < 2; i++)
+            if (t->slot[i].pulling) {
+                wk_client_wait(t->client, t->slot[i].pull_ticket, -1);
+                t->slot[i].pulling = 0;
+            }
+        while (t->push_count && !rc)
+            rc = s_wait_push(t);
+        if (rc)
+            break;
+        double dt = zps_now_s() - t0;
+        uint64_t rows = t->rows_total - rows0;
+        zps_info(t->log, "epoch %u/%u done: %llu rows in %.1fs (%.0f ex/s)%s, mean train loss %.5f",
+                 e + 1, c->epochs, (unsigned long long)rows, dt, dt > 0 ? rows / dt : 0.0,
+                 wk_reader_from_cache(t->reader) ? " from cache" : "",
+                 rows ? (t->loss_total - loss0) / (double)rows : 0.0);
+        if (c->rank == 0 && c->test) {
+            if ((rc = s_evaluate(t, e + 1 == c->epochs)) != 0)
+                break;
+            if (t->classes > 1)
+                zps_info(t->log, "epoch %u/%u test: logloss %.5f accuracy %.4f (%llu rows)", e + 1,
+                         c->epochs, t->eval.logloss, t->eval.accuracy,
+                         (unsigned long long)t->eval.rows);
+            else
+                zps_info(t->log, "epoch %u/%u test: logloss %.5f auc %.5f accuracy %.4f (%llu rows)",
+                         e + 1, c->epochs, t->eval.logloss, t->eval.auc, t->eval.accuracy,
+                         (unsigned long long)t->eval.rows);
+        }
+    }
+    while (t->push_count && !rc)
+        rc = s_wait_push(t);
+    uint64_t bad = wk_reader_bad_lines(t->reader);
+    if (bad)
+        zps_warn(t->log, "skipped %llu bad lines in the training data", (unsigned long long)bad);
+    double dt = zps_now_s() - t->t_start;
+    zps_info(t->log, "%s: %llu rows in %.1fs (%.0f ex/s), %llu keys pulled, %llu pushed",
+             rc ? "stopped" : "finished", (unsigned long long)t->rows_total, dt,
+             dt > 0 ? t->rows_total / dt : 0.0, (unsigned long long)t->keys_pulled,
+             (unsigned long long)t->keys_pushed);
+    return rc;
+}

@@ -1,0 +1,79 @@
+/* zps-worker: command line -> zps_conf_t -> wk_trainer. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wk_train.h"
+#include "zps_conf.h"
+#include "zps_err.h"
+#include "zps_log.h"
+
+static volatile sig_atomic_t g_stop; /* the only state a signal handler may touch */
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    zps_conf_t conf;
+    zps_conf_defaults(&conf);
+    char err[1024];
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: zps-worker --servers A,B,... --rank R --num-workers W [options]\n"
+                   "  --quiet                  log warnings and errors only\n\n%s",
+                   zps_conf_usage());
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("zps-worker %s (protocol 1)\n", ZPS_VERSION);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        int r = zps_conf_parse_one(&conf, argc, argv, &i, err, sizeof err);
+        if (r == 0) {
+            fprintf(stderr, "zps-worker: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+        if (r < 0) {
+            fprintf(stderr, "zps-worker: %s\n", err);
+            return 2;
+        }
+    }
+    if (zps_conf_finish(&conf, err, sizeof err) != 0) {
+        fprintf(stderr, "zps-worker: %s\n", err);
+        return 2;
+    }
+    zps_log_t *log = zps_log_new("worker", (int)conf.rank, stderr);
+    if (!log)
+        return 1;
+    if (quiet)
+        zps_log_set_level(log, ZPS_LOG_WARN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    wk_trainer_t *t = wk_trainer_new(&conf, log, err, sizeof err);
+    if (!t) {
+        zps_error(log, "cannot start: %s", err);
+        zps_log_destroy(&log);
+        return 1;
+    }
+    int rc = wk_trainer_run(t, &g_stop);
+    if (rc == ZPS_EINTR)
+        zps_warn(log, "interrupted by a signal");
+    wk_trainer_destroy(&t);
+    zps_log_destroy(&log);
+    return rc == 0 ? 0 : 1;
+}
