@@ -12,13 +12,13 @@
  * right row whether or not that slot was already copied.  Inserts go only to
  * `slots` and only after both arrays missed, so no key is stored twice.  A
  * grow starts at 3/4 * old_cap keys; `slots` (2 * old_cap) reaches its own
- * 3/4 only after another 3/4 * old_cap inserts, while migration copies >= 16
- * old slots per insert and so finishes within old_cap / 16 of them.  (Should
- * that ever not hold, s_grow finishes the pending migration first.) */
+ * 3/4 only after another 3/4 * old_cap inserts, while migration copies 64
+ * old slots per single call and 16 per key of a batch, so it is done within
+ * old_cap / 16 inserts.  (Should that ever not hold, e.g. at the tail of a
+ * batch, s_grow finishes the pending migration first.) */
 #include "ps_table.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "zps_err.h"
 #include "zps_hash.h"
@@ -26,7 +26,7 @@
 #define PS_MIN_SLOTS   8u
 #define PS_MIGRATE_OP  64u  /* old slots copied per single find / upsert */
 #define PS_MIGRATE_KEY 16u  /* old slots copied per key of a batch call */
-#define PS_BLOCK       16u  /* old slots whose rows are prefetched together */
+#define PS_BLOCK       16u  /* migration: rows prefetched together */
 #define PS_PIPE        16u  /* batch pipeline: keys between stages */
 #define PS_RING        64u  /* pipeline state ring, > 2 * PS_PIPE, power of 2 */
 #define PS_MAX_ROWS    ((size_t)UINT32_MAX) /* row + 1 must fit in 32 bits */
@@ -291,9 +291,9 @@ static inline size_t s_batch(ps_table_t *t, const uint64_t *keys, size_t n, floa
     uint64_t h[PS_RING];
     unsigned char *cand[PS_RING];
     for (size_t i = 0; i < n + 2 * PS_PIPE; i++) {
-        if (i % PS_PIPE == 0 && t->old != NULL)
-            s_migrate(t, PS_PIPE * PS_MIGRATE_KEY);
         if (i < n) {
+            if (i % PS_PIPE == 0 && t->old != NULL)
+                s_migrate(t, PS_PIPE * PS_MIGRATE_KEY);
             uint64_t hi = s_hash(keys[i]);
             h[i % PS_RING] = hi;
             __builtin_prefetch(&t->slots[hi & t->mask]);
