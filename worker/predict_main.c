@@ -6,6 +6,7 @@
  * servers would have answered), and runs the same wk_model code as the
  * workers.  Output: one line per input row, in input order: the probability
  * of the positive class, or for mlp the predicted class. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ static void s_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    openblas_set_num_threads(1);
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *format = NULL;
     int metrics = 0, skip_bad = 0;
     for (int i = 1; i < argc; i++) {

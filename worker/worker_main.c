@@ -1,5 +1,6 @@
 /* zps-worker: command line -> zps_conf_t -> wk_trainer. */
 #include <signal.h>
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@ static void s_on_signal(int sig)
 
 int main(int argc, char **argv)
 {
+    /* one BLAS thread per worker process: workers already use every core */
+    openblas_set_num_threads(1);
     zps_conf_t conf;
     zps_conf_defaults(&conf);
     char err[1024];
