@@ -35,10 +35,10 @@ const char *zps_conf_usage(void)
            "  --model lr|fm|mlp        model                                   [lr]\n"
            "  --dim K                  fm embedding size                       [8]\n"
            "  --layers A,B,...,C       mlp layer widths: input, hidden..., classes\n"
-           "  --init-scale X           initial embedding scale (fm)            [0.01]\n"
+           "  --init-scale X           initial embedding scale (fm)            [0.1]\n"
            "  --seed N                 seed of initial weights, shuffling      [1]\n"
            "  --hash-bits B            hash feature ids into [0, 2^B)          [off]\n"
-           "  --optimizer NAME         sgd|adagrad|ftrl|adam   [lr: ftrl, fm: adagrad, mlp: adam]\n"
+           "  --optimizer NAME         sgd|adagrad|ftrl|adam   [lr: ftrl, fm and mlp: adam]\n"
            "  --lr X                   step size (ftrl: alpha)  [ftrl 0.05, adagrad 0.05, adam 0.001, sgd 0.1]\n"
            "  --l1 X --l2 X            regularisation                          [0]\n"
            "  --beta X                 ftrl beta                               [1]\n"
@@ -195,7 +195,7 @@ int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
 {
     if (!c->optimizer_set)
         c->optimizer = c->model == ZPS_MODEL_LR ? PS_OPT_FTRL
-                       : c->model == ZPS_MODEL_FM ? PS_OPT_ADAGRAD : PS_OPT_ADAM;
+                       : PS_OPT_ADAM;
     if (c->batch == 0)
         c->batch = c->model == ZPS_MODEL_MLP ? 100 : 500;
     if (c->model == ZPS_MODEL_MLP) {
@@ -246,7 +246,7 @@ void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
         break;
     case ZPS_MODEL_FM:
         t->dim = c->fm_dim + 1;
-        t->init_scale = c->init_scale >= 0 ? c->init_scale : 0.01f;
+        t->init_scale = c->init_scale >= 0 ? c->init_scale : 0.1f;
         t->init_skip = 1;
         break;
     case ZPS_MODEL_MLP:
