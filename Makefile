@@ -150,6 +150,7 @@ demo: all
 
 bench: all
 	$(Q)scripts/bench-kv
+	$(Q)scripts/bench-train
 
 clean:
 	rm -rf build bin

@@ -5,7 +5,7 @@
 LAUNCH="$(pwd)/scripts/zps-launch --bin $ZPS_BIN"
 D=$TMP
 # data sizes and options (chosen so each job takes seconds, also under ASan)
-CTR_ARGS="--rows 200000 --test-rows 20000 --features 2000 --nnz 40"
+CTR_ARGS="--rows 200000 --test-rows 20000 --features 1000 --nnz 40"
 LR_OPTS="--optimizer ftrl --lr 0.1 --epochs 3"
 FM_DATA_ARGS="--rows 200000 --test-rows 20000 --features 2000 --nnz 40"
 FM_OPTS="--dim 4 --optimizer adam --lr 0.002 --init-scale 0.1 --epochs 5"
