@@ -21,6 +21,8 @@ void zps_conf_defaults(zps_conf_t *c)
     c->epochs = 1;
     c->max_delay = 4;
     c->progress_every = 5;
+    c->connect_timeout = 30;
+    c->request_timeout = 60;
     c->num_workers = 1;
 }
 
@@ -55,6 +57,8 @@ const char *zps_conf_usage(void)
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
            "  --consistency async|ssp:N|bsp                                    [async]\n"
            "  --progress-every SECONDS                                         [5]\n"
+           "  --connect-timeout SECONDS  time to reach every server at start   [30]\n"
+           "  --request-timeout SECONDS  time a pull or push may wait          [60]\n"
            "  --test-predictions FILE  worker 0 writes its final test probabilities here\n"
            "  --servers A,B,...        server endpoints (set by zps-launch)\n"
            "  --rank R --num-workers W this worker's rank and the worker count\n";
@@ -86,7 +90,8 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     static const char *const with_value[] = {
         "model", "dim", "layers", "init-scale", "seed", "hash-bits", "optimizer", "lr", "l1",
         "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs",
-        "batch", "max-delay", "consistency", "progress-every", "test-predictions", "servers",
+        "batch", "max-delay", "consistency", "progress-every", "connect-timeout",
+        "request-timeout", "test-predictions", "servers",
         "rank", "num-workers", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++)
@@ -172,6 +177,11 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     } else if (!strcmp(name, "progress-every")) {
         r = zps_parse_double(v, &c->progress_every);
         if (!r && c->progress_every <= 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "connect-timeout") || !strcmp(name, "request-timeout")) {
+        double *dst = name[1] == 'o' ? &c->connect_timeout : &c->request_timeout;
+        r = zps_parse_double(v, dst);
+        if (!r && (*dst <= 0 || *dst > 86400))
             r = ZPS_EINVAL;
     } else if (!strcmp(name, "test-predictions")) {
         c->test_predictions = v;

@@ -54,6 +54,8 @@ typedef struct {
     zps_consistency_t consistency;
     uint32_t staleness;              /* ssp:N */
     double progress_every;           /* seconds [5] */
+    double connect_timeout;          /* seconds to reach every server [30] */
+    double request_timeout;          /* seconds a request may wait [60] */
     const char *test_predictions;    /* worker 0 writes test probabilities here */
     /* job layout (set by the launcher) */
     const char *servers;             /* comma-separated endpoints */

@@ -188,6 +188,8 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     cc.servers = t->servers;
     cc.nservers = t->nservers;
     cc.rank = conf->rank;
+    cc.connect_timeout_ms = (int)(conf->connect_timeout * 1000);
+    cc.timeout_ms = (int)(conf->request_timeout * 1000);
     char cerr[512];
     t->client = wk_client_new(&cc, cerr, sizeof cerr);
     if (!t->client) {
