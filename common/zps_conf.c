@@ -24,6 +24,56 @@ void zps_conf_defaults(zps_conf_t *c)
     c->connect_timeout = 30;
     c->request_timeout = 60;
     c->num_workers = 1;
+    c->clock_every = 1;
+    c->heartbeat_timeout = 30;
+    c->slow_worker = -1;
+    c->slow_factor = 1;
+}
+
+int zps_conf_job_desc(const zps_conf_t *c, char *buf, size_t len)
+{
+    char cons[32];
+    if (c->consistency == ZPS_CONS_SSP)
+        snprintf(cons, sizeof cons, "ssp:%u", c->staleness);
+    else
+        snprintf(cons, sizeof cons, "%s", c->consistency == ZPS_CONS_BSP ? "bsp" : "async");
+    return snprintf(buf, len, "consistency=%s,workers=%u", cons, c->num_workers);
+}
+
+/* --compress: comma-separated items, see zps_conf_usage. */
+static int s_parse_compress(zps_conf_t *c, const char *spec)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    c->push_codec = c->pull_codec = 0;
+    c->key_cache = 0;
+    c->sparse_mode = 0;
+    c->sparse_momentum = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "none")) continue;
+        else if (!strcmp(tok, "fp16")) c->push_codec = 1;
+        else if (!strcmp(tok, "int8")) c->push_codec = 2;
+        else if (!strcmp(tok, "pull-fp16")) c->pull_codec = 1;
+        else if (!strcmp(tok, "pull-int8")) c->pull_codec = 2;
+        else if (!strcmp(tok, "keycache")) c->key_cache = 1;
+        else if (!strncmp(tok, "topk:", 5)) {
+            if (zps_parse_float(tok + 5, &c->sparse_ratio) || c->sparse_ratio <= 0 || c->sparse_ratio > 1)
+                return ZPS_EINVAL;
+            c->sparse_mode = 1;
+        } else if (!strncmp(tok, "threshold:", 10)) {
+            if (zps_parse_float(tok + 10, &c->sparse_threshold) || c->sparse_threshold < 0)
+                return ZPS_EINVAL;
+            c->sparse_mode = 2;
+        } else if (!strncmp(tok, "momentum:", 9)) {
+            if (zps_parse_float(tok + 9, &c->sparse_momentum) || c->sparse_momentum < 0 ||
+                c->sparse_momentum >= 1)
+                return ZPS_EINVAL;
+        } else
+            return ZPS_EINVAL;
+    }
+    if (c->sparse_momentum > 0 && !c->sparse_mode)
+        return ZPS_EINVAL;
+    return 0;
 }
 
 const char *zps_model_name(zps_model_kind_t m)
@@ -56,6 +106,14 @@ const char *zps_conf_usage(void)
            "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
            "  --consistency async|ssp:N|bsp                                    [async]\n"
+           "  --clock-every N          batches per clock (ssp, bsp)            [1]\n"
+           "  --heartbeat-timeout S    a silent worker leaves the clock after S seconds [30]\n"
+           "  --compress LIST          none | comma list of: fp16, int8 (push values),\n"
+           "                           pull-fp16, pull-int8, keycache, topk:R, threshold:T,\n"
+           "                           momentum:M (with topk/threshold)        [none]\n"
+           "  --compress-audit FILE    write per-key gradient/residual sums (tests)\n"
+           "  --slow-worker R --slow-factor F   make worker R take F times as long per\n"
+           "                           batch (experiments with stragglers)\n"
            "  --progress-every SECONDS                                         [5]\n"
            "  --connect-timeout SECONDS  time to reach every server at start   [30]\n"
            "  --request-timeout SECONDS  time a pull or push may wait          [60]\n"
@@ -91,7 +149,8 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         "model", "dim", "layers", "init-scale", "seed", "hash-bits", "optimizer", "lr", "l1",
         "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs",
         "batch", "max-delay", "consistency", "progress-every", "connect-timeout",
-        "request-timeout", "test-predictions", "servers",
+        "request-timeout", "clock-every", "heartbeat-timeout", "compress", "compress-audit",
+        "slow-worker", "slow-factor", "test-predictions", "servers",
         "rank", "num-workers", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++)
@@ -183,6 +242,25 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         r = zps_parse_double(v, dst);
         if (!r && (*dst <= 0 || *dst > 86400))
             r = ZPS_EINVAL;
+    } else if (!strcmp(name, "clock-every")) {
+        r = zps_parse_u32(v, &c->clock_every);
+        if (!r && c->clock_every == 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "heartbeat-timeout")) {
+        r = zps_parse_double(v, &c->heartbeat_timeout);
+        if (!r && (c->heartbeat_timeout < 0.1 || c->heartbeat_timeout > 86400))
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "compress")) {
+        c->compress_spec = v;
+        r = s_parse_compress(c, v);
+    } else if (!strcmp(name, "compress-audit")) {
+        c->compress_audit = v;
+    } else if (!strcmp(name, "slow-worker")) {
+        r = zps_parse_int(v, &c->slow_worker);
+    } else if (!strcmp(name, "slow-factor")) {
+        r = zps_parse_float(v, &c->slow_factor);
+        if (!r && (c->slow_factor < 1 || c->slow_factor > 1000))
+            r = ZPS_EINVAL;
     } else if (!strcmp(name, "test-predictions")) {
         c->test_predictions = v;
     } else if (!strcmp(name, "servers")) {
@@ -216,11 +294,6 @@ int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
     }
     if (c->rank >= c->num_workers) {
         snprintf(err, errlen, "--rank %u is not below --num-workers %u", c->rank, c->num_workers);
-        return ZPS_EINVAL;
-    }
-    if (c->consistency != ZPS_CONS_ASYNC) {
-        snprintf(err, errlen, "--consistency %s is not available yet (only async)",
-                 c->consistency == ZPS_CONS_BSP ? "bsp" : "ssp");
         return ZPS_EINVAL;
     }
     ps_optim_conf_t t;

@@ -53,6 +53,19 @@ typedef struct {
     uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
     zps_consistency_t consistency;
     uint32_t staleness;              /* ssp:N */
+    uint32_t clock_every;            /* batches per clock [1] */
+    double heartbeat_timeout;        /* seconds without a message before a worker leaves the clock [30] */
+    /* compression (--compress a,b,...) */
+    const char *compress_spec;
+    uint32_t push_codec;             /* 0 f32, 1 fp16, 2 int8 */
+    uint32_t pull_codec;             /* pull-fp16 / pull-int8 */
+    int key_cache;                   /* keycache */
+    int sparse_mode;                 /* 0 none, 1 topk, 2 threshold */
+    float sparse_ratio, sparse_threshold, sparse_momentum;
+    const char *compress_audit;      /* worker writes per-key raw/residual sums here (tests) */
+    /* testing and benchmark knobs */
+    int32_t slow_worker;             /* rank to slow down, -1 none */
+    float slow_factor;               /* that worker takes this many times as long per batch */
     double progress_every;           /* seconds [5] */
     double connect_timeout;          /* seconds to reach every server [30] */
     double request_timeout;          /* seconds a request may wait [60] */
@@ -71,6 +84,10 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
 
 /* Checks and fills in model-dependent defaults; ZPS_EINVAL + err. */
 int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen);
+
+/* Canonical description of the job settings servers and workers must
+ * agree on besides the table ("consistency=ssp:4,workers=3"). */
+int zps_conf_job_desc(const zps_conf_t *c, char *buf, size_t len);
 
 /* The server table this job needs (table 0). */
 void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *out);

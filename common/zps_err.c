@@ -17,6 +17,7 @@ const char *zps_strerror(int code)
     case ZPS_EBUSY: return "too many requests in flight";
     case ZPS_ETOOBIG: return "over a size limit";
     case ZPS_EINTR: return "interrupted";
+    case ZPS_EKEYCACHE: return "key list not cached";
     default: break;
     }
     if (code < 0 && code > -4096)

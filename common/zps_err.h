@@ -19,6 +19,7 @@ enum {
     ZPS_EBUSY     = -30908, /* too many requests in flight */
     ZPS_ETOOBIG   = -30909, /* message or count over a limit */
     ZPS_EINTR     = -30910, /* interrupted by a signal */
+    ZPS_EKEYCACHE = -30911, /* key list signature not in the server's cache */
 };
 
 /* Static text for a ZPS_E* code or a negated errno; never NULL. */

@@ -110,6 +110,9 @@ static int s_body_for_type(int type)
     case ZPS__MSG_TYPE__STATS_REPLY: return ZPS__ENVELOPE__BODY_STATS_REPLY;
     case ZPS__MSG_TYPE__SHUTDOWN: return ZPS__ENVELOPE__BODY_SHUTDOWN;
     case ZPS__MSG_TYPE__SHUTDOWN_ACK: return ZPS__ENVELOPE__BODY__NOT_SET;
+    case ZPS__MSG_TYPE__CLOCK: return ZPS__ENVELOPE__BODY_CLOCK;
+    case ZPS__MSG_TYPE__CLOCK_ACK: return ZPS__ENVELOPE__BODY__NOT_SET;
+    case ZPS__MSG_TYPE__HEARTBEAT: return ZPS__ENVELOPE__BODY_HEARTBEAT;
     default: return -1;
     }
 }
@@ -118,7 +121,7 @@ const char *zps_msg_type_name(int type)
 {
     static const char *const names[] = {"none", "hello", "hello-reply", "pull", "pull-reply",
                                         "push", "push-ack", "error", "stats", "stats-reply",
-                                        "shutdown", "shutdown-ack"};
+                                        "shutdown", "shutdown-ack", "clock", "clock-ack", "heartbeat"};
     if (type >= 0 && type < (int)(sizeof names / sizeof names[0]))
         return names[type];
     return "unknown";

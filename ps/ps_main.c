@@ -139,6 +139,11 @@ int main(int argc, char **argv)
         return 2;
     }
     zps_conf_table(&jc, &sc.tables[0]);
+    sc.consistency = (int)jc.consistency;
+    sc.staleness = jc.staleness;
+    sc.num_workers = jc.num_workers;
+    sc.heartbeat_timeout_ms = (uint32_t)(jc.heartbeat_timeout * 1000);
+    zps_conf_job_desc(&jc, sc.job, sizeof sc.job);
     snprintf(sc.model_name, sizeof sc.model_name, "%s", zps_model_name(jc.model));
     if (table_dim) {
         sc.tables[0].dim = table_dim;

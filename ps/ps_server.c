@@ -13,6 +13,20 @@
  * function of seed and key) without inserting it, so reading a model never
  * grows it.  Reply values are malloc'd and handed to ZeroMQ (no copy).
  *
+ * Consistency.  Under ssp:N and bsp the server keeps every worker's finished
+ * clock (the clock of its last push marked "tick"), the time it was last
+ * heard from, and whether it is still part of the clock.  A pull stamped
+ * with clock t is answered only when the slowest live worker has finished
+ * clock t-N-1 (bsp: N = 0); otherwise the message is held in a queue and
+ * answered when the minimum advances, so the wait costs nothing while it
+ * lasts.  Under bsp, pushes are not applied at once: they are summed (sum
+ * gradients) or example-weighted (mean gradients) into an accumulator
+ * table, and when every live worker has finished the clock the combined
+ * gradient is applied once, so all workers then pull the same weights.
+ * A worker silent for longer than the heartbeat timeout is dropped from the
+ * clock (logged); if it speaks again it rejoins, fast-forwarded to the
+ * slowest live worker's clock so it does not stall the others.
+ *
  * Shutdown: *stop (set by SIGTERM/SIGINT in main) or a SHUTDOWN request ends
  * the loop after the message in hand; replies already queued are flushed by
  * the socket's linger period when it closes. */
@@ -44,6 +58,12 @@ typedef struct {
     char desc[256];
 } ps_tab_t;
 
+typedef struct {
+    uint64_t finished;   /* last finished clock */
+    int64_t last_seen;   /* ms */
+    int alive, done;
+} ps_wstate_t;
+
 struct ps_server {
     ps_server_conf_t conf;
     zps_log_t *log;
@@ -59,6 +79,15 @@ struct ps_server {
     ps_server_stats_t st;
     int64_t start_ms;
     int shutdown;
+    /* consistency */
+    ps_wstate_t *workers;
+    uint64_t min_clock;          /* UINT64_MAX: no live worker */
+    zps_msg_t **held;            /* pulls waiting for the slowest worker */
+    size_t nheld, held_cap;
+    ps_table_t *acc;             /* bsp accumulator (row = dim floats) */
+    uint64_t acc_examples;
+    int acc_mean, acc_dirty;
+    int64_t last_check_ms;
 };
 
 void ps_server_conf_defaults(ps_server_conf_t *c)
@@ -137,6 +166,24 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             goto fail;
         }
     }
+    s->min_clock = UINT64_MAX;
+    if (conf->consistency) {
+        if (conf->num_workers == 0 || conf->num_workers > 65536) {
+            snprintf(err, errlen, "ssp/bsp need the worker count (--num-workers), got %u",
+                     conf->num_workers);
+            goto fail;
+        }
+        s->workers = calloc(conf->num_workers, sizeof *s->workers);
+        if (!s->workers) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (uint32_t w = 0; w < conf->num_workers; w++) {
+            s->workers[w].alive = 1;
+            s->workers[w].last_seen = s->start_ms;
+        }
+        s->min_clock = 0;
+    }
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
     if (!s->sock) {
@@ -182,6 +229,13 @@ void ps_server_destroy(ps_server_t **sp)
         zmq_ctx_term(s->ctx);
     for (int i = 0; i < PS_MAX_TABLES; i++)
         ps_table_destroy(&s->tabs[i].t);
+    for (size_t i = 0; i < s->nheld; i++) {
+        zps_msg_close(s->held[i]);
+        free(s->held[i]);
+    }
+    free(s->held);
+    ps_table_destroy(&s->acc);
+    free(s->workers);
     free(s->keys);
     free(s->fscratch);
     free(s);
@@ -201,6 +255,7 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
         out->bytes_used += ps_table_bytes(s->tabs[i].t);
     }
     out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
+    out->min_clock = s->min_clock == UINT64_MAX ? 0 : s->min_clock;
 }
 
 int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
@@ -270,6 +325,190 @@ static void s_reply_error(ps_server_t *s, zps_msg_t *m, int code, const char *fm
     body.text = text;
     env.body_case = ZPS__ENVELOPE__BODY_ERROR;
     env.error = &body;
+    s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+/* ---- clocks (ssp, bsp) -------------------------------------------------------- */
+
+static void s_on_pull(ps_server_t *s, zps_msg_t *m);
+
+/* The clock state of the worker that sent m, or NULL (async, not a worker). */
+static ps_wstate_t *s_worker_of(ps_server_t *s, const zps_msg_t *m)
+{
+    if (!s->workers || !m->env || m->env->role != ZPS__ROLE__ROLE_WORKER ||
+        m->env->rank >= s->conf.num_workers)
+        return NULL;
+    return &s->workers[m->env->rank];
+}
+
+static uint64_t s_compute_min(const ps_server_t *s)
+{
+    uint64_t mn = UINT64_MAX;
+    for (uint32_t w = 0; w < s->conf.num_workers; w++)
+        if (s->workers[w].alive && !s->workers[w].done && s->workers[w].finished < mn)
+            mn = s->workers[w].finished;
+    return mn;
+}
+
+static int s_pull_ready(const ps_server_t *s, uint64_t clock)
+{
+    if (s->min_clock == UINT64_MAX || clock == 0)
+        return 1;
+    uint64_t bound = s->conf.consistency == 2 ? 0 : s->conf.staleness;
+    return clock <= s->min_clock + bound + 1;
+}
+
+/* bsp: apply the combined gradient of the finished clock once. */
+static void s_bsp_apply(ps_server_t *s)
+{
+    if (!s->acc || !s->acc_dirty)
+        return;
+    ps_tab_t *tb = &s->tabs[0];
+    float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
+    float g[1024];
+    size_t cursor = 0;
+    uint64_t key;
+    float *arow;
+    while (ps_table_next(s->acc, &cursor, &key, &arow)) {
+        int ins = 0;
+        float *row = ps_table_upsert(tb->t, key, &ins);
+        if (!row) {
+            zps_error(s->log, "out of memory applying clock %llu", (unsigned long long)s->min_clock);
+            break;
+        }
+        if (ins && tb->needs_init)
+            ps_optim_init_row(&tb->o, key, row);
+        for (uint32_t j = 0; j < tb->dim; j++)
+            g[j] = arow[j] * scale;
+        ps_optim_apply(&tb->o, row, g);
+    }
+    ps_table_destroy(&s->acc);
+    s->acc_examples = 0;
+    s->acc_dirty = 0;
+    s->st.clocks_applied++;
+}
+
+/* The slowest worker may have moved: apply bsp clocks, answer held pulls. */
+static void s_advance(ps_server_t *s)
+{
+    uint64_t old = s->min_clock, mn = s_compute_min(s);
+    s->min_clock = mn;
+    if (s->conf.consistency == 2 && mn != old)
+        s_bsp_apply(s);
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nheld; i++) {
+        zps_msg_t *h = s->held[i];
+        if (s_pull_ready(s, h->env->pull->clock)) {
+            s_on_pull(s, h);
+            zps_msg_close(h);
+            free(h);
+        } else {
+            s->held[keep++] = h;
+        }
+    }
+    s->nheld = keep;
+}
+
+/* Any message from a worker: it is alive.  A dropped worker rejoins,
+ * fast-forwarded to the slowest live worker so it stalls no one. */
+static void s_touch(ps_server_t *s, zps_msg_t *m)
+{
+    ps_wstate_t *w = s_worker_of(s, m);
+    if (!w)
+        return;
+    w->last_seen = zps_now_ms();
+    if (!w->alive || w->done) {
+        uint64_t mn = s_compute_min(s);
+        w->alive = 1;
+        w->done = 0;
+        if (mn != UINT64_MAX && w->finished < mn)
+            w->finished = mn;
+        zps_info(s->log, "worker %u at %s rejoined the clock at %llu", m->env->rank, m->peer,
+                 (unsigned long long)w->finished);
+        s_advance(s);
+    }
+}
+
+static void s_finish_clock(ps_server_t *s, ps_wstate_t *w, uint64_t clock)
+{
+    if (clock > w->finished)
+        w->finished = clock;
+    s_advance(s);
+}
+
+/* Drop workers that have been silent for longer than the heartbeat timeout. */
+static void s_check_heartbeats(ps_server_t *s)
+{
+    if (!s->workers)
+        return;
+    int64_t now = zps_now_ms();
+    if (now - s->last_check_ms < 100)
+        return;
+    s->last_check_ms = now;
+    int changed = 0;
+    for (uint32_t i = 0; i < s->conf.num_workers; i++) {
+        ps_wstate_t *w = &s->workers[i];
+        if (w->alive && !w->done && now - w->last_seen > (int64_t)s->conf.heartbeat_timeout_ms) {
+            w->alive = 0;
+            changed = 1;
+            s->st.workers_dropped++;
+            zps_warn(s->log, "worker %u silent for %.1f s (clock %llu): dropped from the clock, "
+                     "the others go on", i, (double)(now - w->last_seen) / 1000.0,
+                     (unsigned long long)w->finished);
+        }
+    }
+    if (changed)
+        s_advance(s);
+}
+
+static void s_hold(ps_server_t *s, zps_msg_t *m)
+{
+    if (s->nheld == s->held_cap) {
+        size_t cap = s->held_cap ? 2 * s->held_cap : 16;
+        zps_msg_t **h = realloc(s->held, cap * sizeof *h);
+        if (!h)
+            return; /* cannot hold: the pull is answered late by its timeout */
+        s->held = h;
+        s->held_cap = cap;
+    }
+    zps_msg_t *c = malloc(sizeof *c);
+    if (!c)
+        return;
+    memset(c, 0, sizeof *c);
+    zmq_msg_init(&c->ident);
+    zmq_msg_move(&c->ident, &m->ident);
+    c->has_ident = m->has_ident;
+    m->has_ident = 0;
+    for (int i = 0; i < m->nbulk; i++) {
+        zmq_msg_init(&c->bulk[i]);
+        zmq_msg_move(&c->bulk[i], &m->bulk[i]);
+        zmq_msg_close(&m->bulk[i]);
+    }
+    c->nbulk = m->nbulk;
+    m->nbulk = 0;
+    c->env = m->env;
+    m->env = NULL;
+    c->wire_bytes = m->wire_bytes;
+    memcpy(c->peer, m->peer, sizeof c->peer);
+    s->held[s->nheld++] = c;
+    s->st.pull_waits++;
+}
+
+static void s_on_clock(ps_server_t *s, zps_msg_t *m)
+{
+    ps_wstate_t *w = s_worker_of(s, m);
+    if (w) {
+        s_finish_clock(s, w, m->env->clock->clock);
+        if (m->env->clock->done) {
+            w->done = 1;
+            zps_info(s->log, "worker %u finished at clock %llu", m->env->rank,
+                     (unsigned long long)w->finished);
+            s_advance(s);
+        }
+    }
+    Zps__Envelope env;
+    zps_msg_env(&env, ZPS__MSG_TYPE__CLOCK_ACK, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
+                m->env->request_id);
     s_send(s, m, &env, NULL, 0, NULL, 0);
 }
 
@@ -344,6 +583,7 @@ static void s_on_hello(ps_server_t *s, zps_msg_t *m)
     body.n_tables = s->conf.ntables;
     body.tables = infop;
     body.server_version = ZPS_VERSION;
+    body.job = s->conf.job;
     zps_msg_env(&env, ZPS__MSG_TYPE__HELLO_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
                 m->env->request_id);
     env.body_case = ZPS__ENVELOPE__BODY_HELLO_REPLY;
@@ -358,6 +598,15 @@ static void s_on_hello(ps_server_t *s, zps_msg_t *m)
 static void s_on_pull(ps_server_t *s, zps_msg_t *m)
 {
     const Zps__Pull *req = m->env->pull;
+    if (s_worker_of(s, m)) {
+        if (!s_pull_ready(s, req->clock)) {
+            s_hold(s, m);
+            return;
+        }
+        if (s->min_clock != UINT64_MAX && req->clock > s->min_clock + 1 &&
+            req->clock - 1 - s->min_clock > s->st.max_staleness)
+            s->st.max_staleness = req->clock - 1 - s->min_clock;
+    }
     if (s_take_keys(s, m, req->table, req->nkeys))
         return;
     ps_tab_t *tb = &s->tabs[req->table];
@@ -422,6 +671,34 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
             return;
         }
     }
+    ps_wstate_t *w = s_worker_of(s, m);
+    s->st.push_raw_bytes += req->raw_bytes;
+    s->st.push_wire_bytes += m->wire_bytes;
+    if (w && s->conf.consistency == 2) {
+        /* bsp: combine now, apply when every live worker has finished the clock */
+        if (!s->acc && n) {
+            s->acc = ps_table_new(dim, n * 4 < (1u << 20) ? n * 4 : (1u << 20));
+            if (!s->acc) {
+                s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the bsp accumulator");
+                return;
+            }
+        }
+        float wgt = req->mean ? (float)req->examples : 1.0f;
+        for (size_t i = 0; i < n; i++) {
+            float *row = ps_table_upsert(s->acc, s->keys[i], NULL);
+            if (!row) {
+                s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the bsp accumulator");
+                return;
+            }
+            for (size_t j = 0; j < dim; j++)
+                row[j] += wgt * g[i * dim + j];
+        }
+        if (n)
+            s->acc_dirty = 1;
+        s->acc_mean = req->mean;
+        s->acc_examples += req->examples;
+        goto ack;
+    }
     for (size_t i = 0; i < n; i += PS_CHUNK) {
         size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
         if (ps_table_upsert_batch(tb->t, s->keys + i, c, s->rows, s->ins) != 0) {
@@ -434,6 +711,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
             ps_optim_apply(&tb->o, s->rows[j], g + (i + j) * dim);
         }
     }
+ack:;
     Zps__Envelope env;
     Zps__PushAck body = ZPS__PUSH_ACK__INIT;
     body.table = req->table;
@@ -446,6 +724,8 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
     s->st.pushes++;
     s->st.keys_pushed += n;
     s_send(s, m, &env, NULL, 0, NULL, 0);
+    if (w && req->tick)
+        s_finish_clock(s, w, req->clock);
 }
 
 static void s_on_stats(ps_server_t *s, zps_msg_t *m)
@@ -464,6 +744,22 @@ static void s_on_stats(ps_server_t *s, zps_msg_t *m)
     body.bytes_out = st.bytes_out;
     body.errors = st.errors;
     body.uptime_ms = st.uptime_ms;
+    body.max_staleness = st.max_staleness;
+    body.min_clock = st.min_clock;
+    body.pull_waits = st.pull_waits;
+    body.workers_dropped = st.workers_dropped;
+    body.clocks_applied = st.clocks_applied;
+    body.push_raw_bytes = st.push_raw_bytes;
+    body.push_wire_bytes = st.push_wire_bytes;
+    body.key_cache_hits = st.key_cache_hits;
+    body.key_cache_misses = st.key_cache_misses;
+    uint64_t clocks[1024];
+    if (s->workers) {
+        body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;
+        for (size_t w = 0; w < body.n_worker_clocks; w++)
+            clocks[w] = s->workers[w].finished;
+        body.worker_clocks = clocks;
+    }
     zps_msg_env(&env, ZPS__MSG_TYPE__STATS_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
                 m->env->request_id);
     env.body_case = ZPS__ENVELOPE__BODY_STATS_REPLY;
@@ -484,7 +780,10 @@ static void s_on_shutdown(ps_server_t *s, zps_msg_t *m)
 
 static void s_handle(ps_server_t *s, zps_msg_t *m)
 {
+    s_touch(s, m);
     switch (m->env->body_case) {
+    case ZPS__ENVELOPE__BODY_CLOCK: s_on_clock(s, m); break;
+    case ZPS__ENVELOPE__BODY_HEARTBEAT: break;
     case ZPS__ENVELOPE__BODY_HELLO: s_on_hello(s, m); break;
     case ZPS__ENVELOPE__BODY_PULL: s_on_pull(s, m); break;
     case ZPS__ENVELOPE__BODY_PUSH: s_on_push(s, m); break;
@@ -513,6 +812,7 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             rc = ZPS_EIO;
             break;
         }
+        s_check_heartbeats(s);
         while (!s->shutdown && !(stop && *stop)) {
             zps_msg_t m;
             int r = zps_msg_recv(s->sock, 1, &m, ZMQ_DONTWAIT);

@@ -34,6 +34,12 @@ typedef struct {
     char save_dir[512];         /* if set, table 0 is saved here when serving ends */
     char model_name[16];        /* for the saved model's manifest */
     char options[1024];         /* training options, recorded in the manifest */
+    /* consistency (see ps_server.c): 0 async, 1 ssp, 2 bsp */
+    int consistency;
+    uint32_t staleness;         /* ssp:N */
+    uint32_t num_workers;       /* workers whose clocks are kept */
+    uint32_t heartbeat_timeout_ms;
+    char job[128];              /* canonical job settings, sent in the hello */
 } ps_server_conf_t;
 
 typedef struct {
@@ -41,6 +47,8 @@ typedef struct {
     uint64_t pushes, pulls, keys_pushed, keys_pulled;
     uint64_t bytes_in, bytes_out, errors, hellos;
     uint64_t uptime_ms;
+    uint64_t max_staleness, min_clock, pull_waits, workers_dropped, clocks_applied;
+    uint64_t push_raw_bytes, push_wire_bytes, key_cache_hits, key_cache_misses;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

@@ -147,6 +147,7 @@ int main(int argc, char **argv)
     size_t S = s_split_servers(servers_arg, servers, 64);
     if (!strcmp(mode, "errors"))
         return s_errors_test(servers[0]) ? 1 : 0;
+    int stats_only = !strcmp(mode, "stats");
 
     wk_client_conf_t cc;
     wk_client_conf_defaults(&cc);
@@ -154,11 +155,40 @@ int main(int argc, char **argv)
     cc.nservers = (uint32_t)S;
     cc.rank = client;
     cc.timeout_ms = 30000;
+    if (stats_only)
+        cc.role = ZPS__ROLE__ROLE_TOOL;
     char err[512];
     wk_client_t *c = wk_client_new(&cc, err, sizeof err);
     if (!c) {
         fprintf(stderr, "it_kv: %s\n", err);
         return 1;
+    }
+    if (stats_only) {
+        /* one key=value line per server counter, for the scripts */
+        int rc = 0;
+        for (uint32_t sv = 0; sv < S && !rc; sv++) {
+            wk_server_stats_t st;
+            if ((rc = wk_client_stats(c, sv, &st)) != 0) {
+                fprintf(stderr, "it_kv stats: %s\n", wk_client_error(c));
+                break;
+            }
+            printf("server=%u keys_stored=%llu pushes=%llu pulls=%llu max_staleness=%llu "
+                   "min_clock=%llu pull_waits=%llu workers_dropped=%llu clocks_applied=%llu "
+                   "push_raw_bytes=%llu push_wire_bytes=%llu key_cache_hits=%llu "
+                   "key_cache_misses=%llu bytes_in=%llu clocks=",
+                   sv, (unsigned long long)st.keys_stored, (unsigned long long)st.pushes,
+                   (unsigned long long)st.pulls, (unsigned long long)st.max_staleness,
+                   (unsigned long long)st.min_clock, (unsigned long long)st.pull_waits,
+                   (unsigned long long)st.workers_dropped, (unsigned long long)st.clocks_applied,
+                   (unsigned long long)st.push_raw_bytes, (unsigned long long)st.push_wire_bytes,
+                   (unsigned long long)st.key_cache_hits, (unsigned long long)st.key_cache_misses,
+                   (unsigned long long)st.bytes_in);
+            for (uint32_t w = 0; w < st.nworkers && w < 64; w++)
+                printf("%s%llu", w ? "," : "", (unsigned long long)st.worker_clocks[w]);
+            printf("\n");
+        }
+        wk_client_destroy(&c);
+        return rc ? 1 : 0;
     }
     uint64_t *keys = malloc(nkeys * sizeof *keys);
     float *vals = malloc(nkeys * sizeof *vals);

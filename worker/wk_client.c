@@ -30,7 +30,7 @@
 
 #define WK_MAX_TABLES 8
 
-enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN };
+enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN, RQ_CLOCK };
 
 typedef struct {
     uint64_t id;
@@ -51,6 +51,7 @@ typedef struct {
 typedef struct {
     uint32_t rank, nservers, ntables;
     wk_table_info_t tables[WK_MAX_TABLES];
+    char job[128];
 } wk_hello_t;
 
 struct wk_client {
@@ -64,7 +65,8 @@ struct wk_client {
     wk_hello_t *hello;      /* per server, filled by the hello */
     wk_req_t *reqs;
     uint32_t mask, inflight;
-    uint64_t next_id, push_seq;
+    uint64_t next_id, push_seq, clock;
+    int64_t *last_sent;     /* per server, ms: for heartbeats */
     uint32_t *owner;        /* scratch: server of each key */
     uint64_t *kscratch;     /* scratch: one server's keys */
     size_t scratch_cap;
@@ -103,6 +105,8 @@ static void s_req_err(wk_req_t *r, int code, const char *fmt, ...)
 }
 
 const char *wk_client_error(const wk_client_t *c) { return c->err; }
+const char *wk_client_job(const wk_client_t *c) { return c->hello[0].job; }
+void wk_client_set_clock(wk_client_t *c, uint64_t clock) { c->clock = clock; }
 uint32_t wk_client_inflight(const wk_client_t *c) { return c->inflight; }
 uint32_t wk_client_ntables(const wk_client_t *c) { return c->ntables; }
 
@@ -219,6 +223,7 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         o->rank = h->server_rank;
         o->nservers = h->num_servers;
         o->ntables = h->n_tables < WK_MAX_TABLES ? (uint32_t)h->n_tables : WK_MAX_TABLES;
+        snprintf(o->job, sizeof o->job, "%s", h->job);
         for (uint32_t t = 0; t < o->ntables; t++) {
             o->tables[t].dim = h->tables[t]->dim;
             snprintf(o->tables[t].optimizer, sizeof o->tables[t].optimizer, "%s",
@@ -246,8 +251,25 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         o->bytes_out = b->bytes_out;
         o->errors = b->errors;
         o->uptime_ms = b->uptime_ms;
+        o->max_staleness = b->max_staleness;
+        o->min_clock = b->min_clock;
+        o->pull_waits = b->pull_waits;
+        o->workers_dropped = b->workers_dropped;
+        o->clocks_applied = b->clocks_applied;
+        o->push_raw_bytes = b->push_raw_bytes;
+        o->push_wire_bytes = b->push_wire_bytes;
+        o->key_cache_hits = b->key_cache_hits;
+        o->key_cache_misses = b->key_cache_misses;
+        o->nworkers = (uint32_t)b->n_worker_clocks;
+        for (size_t w = 0; w < b->n_worker_clocks && w < 64; w++)
+            o->worker_clocks[w] = b->worker_clocks[w];
         break;
     }
+    case RQ_CLOCK:
+        if (env->type != ZPS__MSG_TYPE__CLOCK_ACK)
+            s_req_err(r, ZPS_EPROTO, "server %u at %s: answered clock with %s", s, addr,
+                      zps_msg_type_name(env->type));
+        break;
     case RQ_SHUTDOWN:
         if (env->type != ZPS__MSG_TYPE__SHUTDOWN_ACK)
             s_req_err(r, ZPS_EPROTO, "server %u at %s: answered shutdown with %s", s, addr,
@@ -283,6 +305,26 @@ static void s_drain(wk_client_t *c, uint32_t s)
     }
 }
 
+/* Send a HEARTBEAT to every server we have not sent anything to lately. */
+static void s_heartbeats(wk_client_t *c)
+{
+    int64_t now = zps_now_ms();
+    for (uint32_t s = 0; s < c->conf.nservers; s++) {
+        if (now - c->last_sent[s] < c->conf.heartbeat_ms)
+            continue;
+        Zps__Envelope env;
+        Zps__Heartbeat hb = ZPS__HEARTBEAT__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__HEARTBEAT, c->conf.role, c->conf.rank, 0);
+        hb.clock = c->clock;
+        env.body_case = ZPS__ENVELOPE__BODY_HEARTBEAT;
+        env.heartbeat = &hb;
+        size_t wire = 0;
+        if (zps_msg_send(c->socks[s], NULL, &env, NULL, 0, NULL, 0, &wire) == 0)
+            c->sent += wire;
+        c->last_sent[s] = now;
+    }
+}
+
 int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
 {
     wk_req_t *r = &c->reqs[ticket & c->mask];
@@ -307,7 +349,13 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
             s_req_release(c, r);
             return ZPS_ETIMEDOUT;
         }
-        int rc = zmq_poll(c->items, (int)S, (long)left);
+        long slice = left;
+        if (c->conf.heartbeat_ms > 0) {
+            s_heartbeats(c);
+            if (slice > c->conf.heartbeat_ms)
+                slice = c->conf.heartbeat_ms;
+        }
+        int rc = zmq_poll(c->items, (int)S, slice);
         if (rc < 0) {
             if (errno == EINTR) {
                 s_seterr(c, "interrupted while waiting for servers");
@@ -342,6 +390,7 @@ static int s_send(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env, v
         return rc;
     }
     c->sent += wire;
+    c->last_sent[s] = zps_now_ms();
     r->waiting[s] = 1;
     r->pending++;
     return 0;
@@ -392,7 +441,8 @@ static void s_split(wk_client_t *c, wk_req_t *r, const uint64_t *keys, size_t n)
 }
 
 static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys,
-                   const float *grads, size_t n, float *out, uint64_t *ticket)
+                   const float *grads, size_t n, float *out, const wk_push_meta_t *meta,
+                   uint64_t *ticket)
 {
     if (table >= c->ntables) {
         s_seterr(c, "table %u does not exist (servers have %u)", table, c->ntables);
@@ -426,7 +476,7 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
     uint64_t seq = kind == RQ_PUSH ? ++c->push_seq : 0;
     for (uint32_t s = 0; s < S; s++) {
         size_t cnt = S == 1 ? n : r->off[s + 1] - r->off[s];
-        if (cnt == 0)
+        if (cnt == 0 && !(kind == RQ_PUSH && c->conf.sync_all))
             continue;
         const uint64_t *sk = keys;
         if (S > 1) {
@@ -461,6 +511,7 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
             zps_msg_env(&env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
             pull.table = table;
             pull.nkeys = cnt;
+            pull.clock = c->clock;
             env.body_case = ZPS__ENVELOPE__BODY_PULL;
             env.pull = &pull;
         } else {
@@ -469,6 +520,13 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
             push.nkeys = cnt;
             push.dim = dim;
             push.seq = seq;
+            push.clock = c->clock;
+            push.raw_bytes = cnt * (8 + 4 * (uint64_t)dim);
+            if (meta) {
+                push.tick = meta->tick != 0;
+                push.examples = meta->examples;
+                push.mean = meta->mean != 0;
+            }
             env.body_case = ZPS__ENVELOPE__BODY_PUSH;
             env.push = &push;
         }
@@ -488,13 +546,19 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
 int wk_client_pull_async(wk_client_t *c, uint32_t table, const uint64_t *keys, size_t n,
                          float *out, uint64_t *ticket)
 {
-    return s_start(c, RQ_PULL, table, keys, NULL, n, out, ticket);
+    return s_start(c, RQ_PULL, table, keys, NULL, n, out, NULL, ticket);
 }
 
 int wk_client_push_async(wk_client_t *c, uint32_t table, const uint64_t *keys,
                          const float *grads, size_t n, uint64_t *ticket)
 {
-    return s_start(c, RQ_PUSH, table, keys, grads, n, NULL, ticket);
+    return s_start(c, RQ_PUSH, table, keys, grads, n, NULL, NULL, ticket);
+}
+
+int wk_client_push_ex(wk_client_t *c, uint32_t table, const uint64_t *keys, const float *grads,
+                      size_t n, const wk_push_meta_t *meta, uint64_t *ticket)
+{
+    return s_start(c, RQ_PUSH, table, keys, grads, n, NULL, meta, ticket);
 }
 
 int wk_client_pull(wk_client_t *c, uint32_t table, const uint64_t *keys, size_t n, float *out)
@@ -529,7 +593,14 @@ static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_
         Zps__Hello hello = ZPS__HELLO__INIT;
         Zps__Stats st = ZPS__STATS__INIT;
         Zps__Shutdown sd = ZPS__SHUTDOWN__INIT;
-        if (kind == RQ_HELLO) {
+        Zps__Clock ck = ZPS__CLOCK__INIT;
+        if (kind == RQ_CLOCK) {
+            zps_msg_env(&env, ZPS__MSG_TYPE__CLOCK, c->conf.role, c->conf.rank, r->id);
+            ck.clock = c->clock;
+            ck.done = 1;
+            env.body_case = ZPS__ENVELOPE__BODY_CLOCK;
+            env.clock = &ck;
+        } else if (kind == RQ_HELLO) {
             zps_msg_env(&env, ZPS__MSG_TYPE__HELLO, c->conf.role, c->conf.rank, r->id);
             hello.client_version = ZPS_VERSION;
             env.body_case = ZPS__ENVELOPE__BODY_HELLO;
@@ -564,6 +635,11 @@ int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out)
     return s_control(c, RQ_STATS, server, out, NULL, -1);
 }
 
+int wk_client_done(wk_client_t *c)
+{
+    return s_control(c, RQ_CLOCK, UINT32_MAX, NULL, NULL, -1);
+}
+
 int wk_client_shutdown(wk_client_t *c, uint32_t server, const char *reason)
 {
     if (server >= c->conf.nservers) {
@@ -594,6 +670,11 @@ static int s_check_hello(wk_client_t *c, char *err, size_t errlen)
         if (s == 0)
             continue;
         const wk_hello_t *h0 = &c->hello[0];
+        if (strcmp(h->job, h0->job) != 0) {
+            snprintf(err, errlen, "servers disagree on the job: server 0 at %s has '%s', server %u at %s has '%s'",
+                     c->servers[0], h0->job, s, c->servers[s], h->job);
+            return ZPS_EMISMATCH;
+        }
         for (uint32_t t = 0; t < h->ntables || t < h0->ntables; t++) {
             if (t >= h->ntables || t >= h0->ntables ||
                 strcmp(h->tables[t].options, h0->tables[t].options) != 0) {
@@ -633,9 +714,11 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->socks = calloc(S, sizeof *c->socks);
     c->items = calloc(S, sizeof *c->items);
     c->hello = calloc(S, sizeof *c->hello);
+    c->last_sent = calloc(S, sizeof *c->last_sent);
     c->reqs = calloc(cap, sizeof *c->reqs);
     c->ctx = zmq_ctx_new();
-    if (!c->servers || !c->socks || !c->items || !c->hello || !c->reqs || !c->ctx) {
+    if (!c->servers || !c->socks || !c->items || !c->hello || !c->last_sent || !c->reqs ||
+        !c->ctx) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -710,6 +793,7 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->socks);
     free(c->items);
     free(c->hello);
+    free(c->last_sent);
     free(c->owner);
     free(c->kscratch);
     free(c);

@@ -33,11 +33,25 @@ typedef struct {
     int connect_timeout_ms;     /* for the hello with every server [10000] */
     int timeout_ms;             /* default for blocking calls [60000] */
     uint32_t max_inflight;      /* tickets in flight (power of two) [256] */
+    int sync_all;               /* ssp/bsp: every push goes to every server (empty if it
+                                   owns none of the keys) so each server sees every clock */
+    int heartbeat_ms;           /* while waiting, tell silent servers we are alive [0: off] */
 } wk_client_conf_t;
+
+/* What a push carries besides keys and values (ssp/bsp and accounting). */
+typedef struct {
+    uint32_t examples;          /* rows behind the gradient */
+    int mean;                   /* gradient is a mean over the rows (else a sum) */
+    int tick;                   /* this push finishes the worker's current clock */
+} wk_push_meta_t;
 
 typedef struct {
     uint64_t keys_stored, bytes_used, pushes, pulls, keys_pushed, keys_pulled;
     uint64_t bytes_in, bytes_out, errors, uptime_ms;
+    uint64_t max_staleness, min_clock, pull_waits, workers_dropped, clocks_applied;
+    uint64_t push_raw_bytes, push_wire_bytes, key_cache_hits, key_cache_misses;
+    uint32_t nworkers;
+    uint64_t worker_clocks[64];  /* first 64 workers */
 } wk_server_stats_t;
 
 typedef struct {
@@ -71,6 +85,20 @@ int wk_client_pull_async(wk_client_t *c, uint32_t table, const uint64_t *keys, s
                          float *out, uint64_t *ticket);
 int wk_client_push_async(wk_client_t *c, uint32_t table, const uint64_t *keys,
                          const float *grads, size_t n, uint64_t *ticket);
+
+/* Push with metadata (meta may be NULL: examples 0, sum, no tick). */
+int wk_client_push_ex(wk_client_t *c, uint32_t table, const uint64_t *keys, const float *grads,
+                      size_t n, const wk_push_meta_t *meta, uint64_t *ticket);
+
+/* The clock stamped on the following pulls and pushes (ssp/bsp). */
+void wk_client_set_clock(wk_client_t *c, uint64_t clock);
+
+/* Tell every server this worker has finished (it leaves the clock); waits
+ * for the acknowledgements. */
+int wk_client_done(wk_client_t *c);
+
+/* The servers' job settings from the hello ("consistency=...,workers=N"). */
+const char *wk_client_job(const wk_client_t *c);
 
 /* Wait up to timeout_ms (< 0: the default) for ticket.  0 on success. */
 int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wk_client.h"
 #include "wk_data.h"
@@ -41,6 +42,8 @@ typedef struct {
     size_t cap_w;
     uint64_t pull_ticket;
     int pulling;
+    uint64_t clock;   /* ssp/bsp clock of this batch */
+    int tick;         /* its push finishes the clock */
 } wk_slot_t;
 
 struct wk_trainer {
@@ -62,8 +65,9 @@ struct wk_trainer {
     double t_start, t_last;
     uint64_t rows_last;
     double loss_last;
-    uint64_t rows_epoch1; /* rows per epoch, known after the first */
+    uint64_t batches;     /* batches read so far (all epochs) */
     wk_eval_t eval;
+    double fill_s;        /* time of the last batch fill (slow-worker experiments) */
 };
 
 static int s_batch_copy(wk_slot_t *s, const wk_batch_t *in)
@@ -190,6 +194,15 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     cc.rank = conf->rank;
     cc.connect_timeout_ms = (int)(conf->connect_timeout * 1000);
     cc.timeout_ms = (int)(conf->request_timeout * 1000);
+    if (conf->consistency != ZPS_CONS_ASYNC) {
+        cc.sync_all = 1;
+        cc.heartbeat_ms = (int)(conf->heartbeat_timeout * 1000 / 4);
+        if (cc.heartbeat_ms < 50)
+            cc.heartbeat_ms = 50;
+        /* a held pull may legitimately wait for the slowest worker */
+        if (cc.timeout_ms < (int)(conf->heartbeat_timeout * 2000))
+            cc.timeout_ms = (int)(conf->heartbeat_timeout * 2000);
+    }
     char cerr[512];
     t->client = wk_client_new(&cc, cerr, sizeof cerr);
     if (!t->client) {
@@ -201,6 +214,15 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     char wdesc[256];
     zps_conf_table(conf, &want);
     ps_optim_describe(&want, wdesc, sizeof wdesc);
+    char jdesc[128];
+    zps_conf_job_desc(conf, jdesc, sizeof jdesc);
+    if (strcmp(wk_client_job(t->client), jdesc) != 0) {
+        snprintf(err, errlen,
+                 "the servers run '%s' but this worker's options give '%s': start servers and "
+                 "workers with the same training options",
+                 wk_client_job(t->client), jdesc);
+        goto fail;
+    }
     const wk_table_info_t *have = wk_client_table(t->client, 0);
     if (strcmp(have->options, wdesc) != 0) {
         snprintf(err, errlen,
@@ -273,6 +295,10 @@ static long s_fill(wk_trainer_t *t, wk_slot_t *s)
     s->nkeys = wk_model_keys(s->model, &s->b, &s->keys);
     if (s_slot_buffers(s, s->nkeys, t->dim))
         return ZPS_ENOMEM;
+    uint64_t b_no = ++t->batches;
+    s->clock = (b_no - 1) / t->conf->clock_every + 1;
+    s->tick = b_no % t->conf->clock_every == 0;
+    wk_client_set_clock(t->client, s->clock);
     int rc = wk_client_pull_async(t->client, 0, s->keys, s->nkeys, s->w, &s->pull_ticket);
     if (rc)
         return s_fail(t, rc, "pull failed");
@@ -299,7 +325,9 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
         if ((rc = s_wait_push(t)) != 0)
             return rc;
     uint64_t ticket;
-    rc = wk_client_push_async(t->client, 0, s->keys, s->g, s->nkeys, &ticket);
+    wk_push_meta_t meta = {(uint32_t)s->b.n, t->classes > 1, s->tick};
+    wk_client_set_clock(t->client, s->clock);
+    rc = wk_client_push_ex(t->client, 0, s->keys, s->g, s->nkeys, &meta, &ticket);
     if (rc)
         return s_fail(t, rc, "push failed");
     t->pushes[(t->push_head + t->push_count) % WK_MAX_PUSHES] = ticket;
@@ -430,13 +458,22 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                 rc = ZPS_EINTR;
                 break;
             }
+            double f0 = zps_now_s();
             long next = s_fill(t, &t->slot[cur ^ 1]);
+            t->fill_s = zps_now_s() - f0;
             if (next < 0) {
                 rc = (int)next;
                 break;
             }
+            double it0 = zps_now_s();
             if ((rc = s_compute(t, &t->slot[cur])) != 0)
                 break;
+            if ((int32_t)c->rank == c->slow_worker && c->slow_factor > 1) {
+                /* straggler experiments: this worker takes slow_factor times as long */
+                double extra = (zps_now_s() - it0 + t->fill_s) * (c->slow_factor - 1);
+                struct timespec ts = {(time_t)extra, (long)((extra - (time_t)extra) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
             s_progress(t, e, 0);
             cur ^= 1;
             n = next;
@@ -474,6 +511,8 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     }
     while (t->push_count && !rc)
         rc = s_wait_push(t);
+    if (c->consistency != ZPS_CONS_ASYNC && !rc && (rc = wk_client_done(t->client)) != 0)
+        s_fail(t, rc, "leaving the clock failed");
     uint64_t bad = wk_reader_bad_lines(t->reader);
     if (bad)
         zps_warn(t->log, "skipped %llu bad lines in the training data", (unsigned long long)bad);
