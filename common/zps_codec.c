@@ -16,6 +16,7 @@
  *   bytes left after the n-th key                     -> first unused byte
  * Non-minimal varints (e.g. 0x80 0x00) are accepted, as LEB128 allows. */
 #include "zps_codec.h"
+#include "zps_modelfile.h"
 
 #include <limits.h>
 #include <string.h>
@@ -189,4 +190,9 @@ int zps_keys_decode(const uint8_t *buf, size_t len, size_t n, uint64_t *keys,
     if (pos != len)
         return s_fail(err_at, pos);
     return 0;
+}
+
+uint64_t zps_keys_sig(const uint64_t *keys, size_t n)
+{
+    return zps_checksum64(n * 0x9e3779b97f4a7c15ULL, keys, n * sizeof *keys) | 1;
 }

@@ -35,6 +35,10 @@ long zps_keys_encode(const uint64_t *keys, size_t n, uint8_t *out, size_t cap);
 int zps_keys_decode(const uint8_t *buf, size_t len, size_t n, uint64_t *keys,
                     size_t *err_at);
 
+/* Signature of a key list for key caching (never 0): a 64-bit checksum of
+ * the keys and their count.  Clients and servers must agree on it. */
+uint64_t zps_keys_sig(const uint64_t *keys, size_t n);
+
 /* Single varint helpers (used by the codec and by tests). */
 size_t zps_varint_put(uint64_t v, uint8_t *out); /* needs 10 bytes of room */
 

@@ -95,6 +95,49 @@ out:
     return rc;
 }
 
+int zps_msg_send_frames(void *sock, const Zps__Envelope *env, zmq_msg_t *keys, zmq_msg_t *vals,
+                        size_t *wire_bytes)
+{
+    int rc = 0;
+    uint8_t stackbuf[512];
+    size_t elen = zps__envelope__get_packed_size(env);
+    uint8_t *ebuf = elen <= sizeof stackbuf ? stackbuf : malloc(elen);
+    zmq_msg_t empty;
+    zmq_msg_init(&empty);
+    if (vals && !keys)
+        keys = &empty;
+    size_t klen = keys ? zmq_msg_size(keys) : 0, vlen = vals ? zmq_msg_size(vals) : 0;
+    if (!ebuf) {
+        rc = ZPS_ENOMEM;
+        goto out;
+    }
+    zps__envelope__pack(env, ebuf);
+    if (zmq_send(sock, ebuf, elen, keys ? ZMQ_SNDMORE : 0) < 0) {
+        rc = errno == EINTR ? ZPS_EINTR : ZPS_EIO;
+        goto out;
+    }
+    if (keys && zmq_msg_send(keys, sock, vals ? ZMQ_SNDMORE : 0) < 0) {
+        rc = ZPS_EIO;
+        goto out;
+    }
+    if (vals && zmq_msg_send(vals, sock, 0) < 0) {
+        rc = ZPS_EIO;
+        goto out;
+    }
+    if (wire_bytes)
+        *wire_bytes += elen + klen + vlen;
+out:
+    if (ebuf != stackbuf)
+        free(ebuf);
+    /* closing a sent message is a no-op; an unsent one is released */
+    if (keys)
+        zmq_msg_close(keys);
+    if (vals)
+        zmq_msg_close(vals);
+    zmq_msg_close(&empty);
+    return rc;
+}
+
 /* Matching body case for each message type (0 = no such type). */
 static int s_body_for_type(int type)
 {

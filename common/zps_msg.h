@@ -64,6 +64,12 @@ void zps_msg_env(Zps__Envelope *env, Zps__MsgType type, Zps__Role role, uint32_t
 int zps_msg_send(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *keys,
                  size_t keys_len, void *vals, size_t vals_len, size_t *wire_bytes);
 
+/* As zps_msg_send, with bulk frames already in zmq_msg_t form (keys and
+ * vals may be NULL to omit; a NULL keys with non-NULL vals sends an empty
+ * keys frame).  The frames are consumed (closed) in every case. */
+int zps_msg_send_frames(void *sock, const Zps__Envelope *env, zmq_msg_t *keys, zmq_msg_t *vals,
+                        size_t *wire_bytes);
+
 /* Name of a message type for logs. */
 const char *zps_msg_type_name(int type);
 

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ps_keycache.h"
 #include "ps_table.h"
 #include "zps_codec.h"
 #include "zps_err.h"
@@ -47,6 +48,7 @@
 #include "zps_msg.h"
 #include "zps_place.h"
 #include "zps_time.h"
+#include "zps_vcodec.h"
 
 #define PS_CHUNK 256
 
@@ -88,6 +90,8 @@ struct ps_server {
     uint64_t acc_examples;
     int acc_mean, acc_dirty;
     int64_t last_check_ms;
+    ps_keycache_t *kc;           /* key caching */
+    uint64_t rng;                /* stochastic rounding of compressed pull replies */
 };
 
 void ps_server_conf_defaults(ps_server_conf_t *c)
@@ -167,6 +171,12 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
     }
     s->min_clock = UINT64_MAX;
+    s->rng = 0x853c49e6748fea9bULL + conf->rank;
+    s->kc = ps_keycache_new(1024, 32u << 20);
+    if (!s->kc) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (conf->consistency) {
         if (conf->num_workers == 0 || conf->num_workers > 65536) {
             snprintf(err, errlen, "ssp/bsp need the worker count (--num-workers), got %u",
@@ -235,6 +245,7 @@ void ps_server_destroy(ps_server_t **sp)
     }
     free(s->held);
     ps_table_destroy(&s->acc);
+    ps_keycache_destroy(&s->kc);
     free(s->workers);
     free(s->keys);
     free(s->fscratch);
@@ -516,7 +527,8 @@ static void s_on_clock(ps_server_t *s, zps_msg_t *m)
 
 /* Decode and validate the key frame of a pull or push.  On failure the error
  * has been answered and a non-zero code is returned. */
-static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nkeys)
+static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nkeys,
+                       uint64_t sig)
 {
     if (table >= s->conf.ntables) {
         s_reply_error(s, m, ZPS_EINVAL, "table %u does not exist (server has %u)", table,
@@ -530,6 +542,29 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
     }
     size_t len;
     const uint8_t *buf = zps_msg_bulk(m, 0, &len);
+    if (sig && len == 0 && nkeys > 0) {
+        /* key caching: the client sent only the signature of a list it sent before */
+        const uint64_t *cached = ps_keycache_get(s->kc, sig, nkeys);
+        if (!cached) {
+            s->st.key_cache_misses++;
+            s_reply_error(s, m, ZPS_EKEYCACHE, "key list %016llx is not cached (resend it)",
+                          (unsigned long long)sig);
+            return ZPS_EKEYCACHE;
+        }
+        s->st.key_cache_hits++;
+        if (s->keys_cap < nkeys) {
+            uint64_t *k = realloc(s->keys, nkeys * sizeof *k);
+            if (!k) {
+                s_reply_error(s, m, ZPS_ENOMEM, "out of memory for %llu keys",
+                              (unsigned long long)nkeys);
+                return ZPS_ENOMEM;
+            }
+            s->keys = k;
+            s->keys_cap = nkeys;
+        }
+        memcpy(s->keys, cached, nkeys * sizeof *s->keys);
+        return 0; /* was validated when it was cached */
+    }
     if (len < nkeys || len > zps_keys_bound(nkeys)) {
         s_reply_error(s, m, ZPS_EPROTO, "key frame of %zu bytes cannot hold %llu keys", len,
                       (unsigned long long)nkeys);
@@ -559,6 +594,14 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
                 return ZPS_EINVAL;
             }
         }
+    }
+    if (sig) {
+        if (zps_keys_sig(s->keys, nkeys) != sig) {
+            s_reply_error(s, m, ZPS_EPROTO, "key list signature %016llx does not match its keys",
+                          (unsigned long long)sig);
+            return ZPS_EPROTO;
+        }
+        ps_keycache_put(s->kc, sig, s->keys, nkeys); /* a list over the bound is just not cached */
     }
     return 0;
 }
@@ -607,10 +650,14 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
             req->clock - 1 - s->min_clock > s->st.max_staleness)
             s->st.max_staleness = req->clock - 1 - s->min_clock;
     }
-    if (s_take_keys(s, m, req->table, req->nkeys))
+    if (s_take_keys(s, m, req->table, req->nkeys, req->key_sig))
         return;
     ps_tab_t *tb = &s->tabs[req->table];
     size_t n = req->nkeys, dim = tb->dim;
+    if (req->value_codec > ZPS_VC_INT8) {
+        s_reply_error(s, m, ZPS_EINVAL, "unknown value codec %u", req->value_codec);
+        return;
+    }
     float *vals = n ? malloc(n * dim * sizeof(float)) : NULL;
     if (n && !vals) {
         s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a reply of %zu keys", n);
@@ -634,19 +681,35 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
     body.table = req->table;
     body.nkeys = n;
     body.dim = (uint32_t)dim;
+    size_t vbytes = n * dim * sizeof(float);
+    if (req->value_codec != ZPS_VC_F32 && n) {
+        zps_vcodec_t codec = (zps_vcodec_t)req->value_codec;
+        size_t clen = zps_vc_size(codec, n * dim);
+        uint8_t *cb = malloc(clen);
+        if (!cb) {
+            free(vals);
+            s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a reply of %zu keys", n);
+            return;
+        }
+        zps_vc_encode(codec, vals, n * dim, cb, &s->rng);
+        free(vals);
+        vals = (float *)(void *)cb;
+        vbytes = clen;
+        body.value_codec = req->value_codec;
+    }
     zps_msg_env(&env, ZPS__MSG_TYPE__PULL_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
                 m->env->request_id);
     env.body_case = ZPS__ENVELOPE__BODY_PULL_REPLY;
     env.pull_reply = &body;
     s->st.pulls++;
     s->st.keys_pulled += n;
-    s_send(s, m, &env, NULL, 0, vals, n * dim * sizeof(float));
+    s_send(s, m, &env, NULL, 0, vals, vbytes);
 }
 
 static void s_on_push(ps_server_t *s, zps_msg_t *m)
 {
     const Zps__Push *req = m->env->push;
-    if (s_take_keys(s, m, req->table, req->nkeys))
+    if (s_take_keys(s, m, req->table, req->nkeys, req->key_sig))
         return;
     ps_tab_t *tb = &s->tabs[req->table];
     size_t n = req->nkeys, dim = tb->dim;
@@ -655,7 +718,29 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
                       req->table, dim);
         return;
     }
-    const float *g = zps_msg_floats(m, 1, n * dim, &s->fscratch, &s->fscratch_cap);
+    const float *g;
+    if (req->value_codec != ZPS_VC_F32) {
+        size_t vlen;
+        const uint8_t *vb = zps_msg_bulk(m, 1, &vlen);
+        g = NULL;
+        if (s->fscratch_cap < n * dim) {
+            float *f = realloc(s->fscratch, (n * dim > 0 ? n * dim : 1) * sizeof *f);
+            if (f) {
+                s->fscratch = f;
+                s->fscratch_cap = n * dim;
+            }
+        }
+        if (s->fscratch_cap >= n * dim && s->fscratch &&
+            zps_vc_decode((zps_vcodec_t)req->value_codec, vb, vlen, n * dim, s->fscratch) == 0)
+            g = s->fscratch;
+        if (!g) {
+            s_reply_error(s, m, ZPS_EPROTO, "value frame of %zu bytes is not %zu values in codec %u",
+                          vlen, n * dim, req->value_codec);
+            return;
+        }
+    } else {
+        g = zps_msg_floats(m, 1, n * dim, &s->fscratch, &s->fscratch_cap);
+    }
     if (!g) {
         size_t vlen;
         zps_msg_bulk(m, 1, &vlen);

@@ -27,8 +27,10 @@
 #include "zps_msg.h"
 #include "zps_place.h"
 #include "zps_time.h"
+#include "zps_vcodec.h"
 
 #define WK_MAX_TABLES 8
+#define WK_SIG_RING 64  /* key-list signatures remembered per server */
 
 enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN, RQ_CLOCK };
 
@@ -45,6 +47,10 @@ typedef struct {
     size_t *off;           /* nservers + 1 offsets into pos (and key counts) */
     uint8_t *waiting;      /* per server */
     wk_server_stats_t *stats;
+    uint64_t clock, seq;
+    wk_push_meta_t meta;
+    uint8_t *keep;         /* per server: 1 keys kept, 2 keys and values kept */
+    zmq_msg_t *keep_keys, *keep_vals; /* for a resend after a key-cache miss */
     char err[320];
 } wk_req_t;
 
@@ -71,8 +77,22 @@ struct wk_client {
     uint64_t *kscratch;     /* scratch: one server's keys */
     size_t scratch_cap;
     uint64_t sent, received;
+    uint64_t push_raw, push_wire, key_cache_resends;
+    float *vscratch, *sscratch; /* one server's gradient rows, and as sent */
+    size_t vscratch_cap;
+    float *dscratch;            /* decoded pull reply values */
+    size_t dscratch_cap;
+    uint64_t *sigs;             /* WK_SIG_RING per server */
+    uint32_t *sig_pos;
+    uint64_t rng;
     char err[512];
 };
+
+static void s_free_buf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
 
 void wk_client_conf_defaults(wk_client_conf_t *c)
 {
@@ -115,6 +135,14 @@ const wk_table_info_t *wk_client_table(const wk_client_t *c, uint32_t table)
     return table < c->ntables ? &c->tables[table] : NULL;
 }
 
+void wk_client_push_bytes(const wk_client_t *c, uint64_t *raw, uint64_t *wire,
+                          uint64_t *key_cache_resends)
+{
+    *raw = c->push_raw;
+    *wire = c->push_wire;
+    *key_cache_resends = c->key_cache_resends;
+}
+
 void wk_client_traffic(const wk_client_t *c, uint64_t *sent, uint64_t *received)
 {
     *sent = c->sent;
@@ -151,11 +179,20 @@ static void s_req_release(wk_client_t *c, wk_req_t *r)
         return;
     r->kind = RQ_FREE;
     memset(r->waiting, 0, c->conf.nservers);
+    for (uint32_t s = 0; s < c->conf.nservers; s++) {
+        if (r->keep[s] >= 1)
+            zmq_msg_close(&r->keep_keys[s]);
+        if (r->keep[s] == 2)
+            zmq_msg_close(&r->keep_vals[s]);
+        r->keep[s] = 0;
+    }
     r->pending = 0;
     c->inflight--;
 }
 
 /* ---- receive path --------------------------------------------------------- */
+
+static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s);
 
 static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
 {
@@ -163,6 +200,11 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
     wk_req_t *r = &c->reqs[env->request_id & c->mask];
     if (r->kind == RQ_FREE || r->id != env->request_id || !r->waiting[s])
         return; /* late reply to a released ticket, or a duplicate */
+    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && env->error->code == ZPS_EKEYCACHE &&
+        r->keep[s]) {
+        s_resend_full(c, r, s);
+        return;
+    }
     r->waiting[s] = 0;
     r->pending--;
     const char *addr = c->servers[s];
@@ -182,6 +224,26 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         size_t cnt = c->conf.nservers == 1 ? r->n : r->off[s + 1] - r->off[s];
         size_t len;
         const uint8_t *v = zps_msg_bulk(m, 1, &len);
+        zps_vcodec_t codec = (zps_vcodec_t)env->pull_reply->value_codec;
+        if (codec != ZPS_VC_F32 && env->pull_reply->nkeys == cnt && env->pull_reply->dim == r->dim) {
+            size_t vn = cnt * r->dim;
+            if (c->dscratch_cap < vn) {
+                float *d = realloc(c->dscratch, vn * sizeof *d);
+                if (!d) {
+                    s_req_err(r, ZPS_ENOMEM, "out of memory decoding a pull reply");
+                    return;
+                }
+                c->dscratch = d;
+                c->dscratch_cap = vn;
+            }
+            if (zps_vc_decode(codec, v, len, vn, c->dscratch) != 0) {
+                s_req_err(r, ZPS_EPROTO, "server %u at %s: undecodable %s pull reply", s, addr,
+                          zps_vc_name(codec));
+                return;
+            }
+            v = (const uint8_t *)c->dscratch;
+            len = vn * sizeof(float);
+        }
         if (env->pull_reply->nkeys != cnt || env->pull_reply->dim != r->dim ||
             len != cnt * r->dim * sizeof(float)) {
             s_req_err(r, ZPS_EPROTO,
@@ -378,26 +440,19 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
 
 /* ---- send path ------------------------------------------------------------ */
 
-static int s_send(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env, void *keys,
-                  size_t klen, void *vals, size_t vlen)
+static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n, size_t nvals)
 {
-    size_t wire = 0;
-    int rc = zps_msg_send(c->socks[s], NULL, env, keys, klen, vals, vlen, &wire);
-    if (rc) {
-        s_req_err(r, rc == ZPS_EIO ? ZPS_ETIMEDOUT : rc,
-                  "server %u at %s: cannot send (%s): is it running?", s, c->servers[s],
-                  errno == EAGAIN ? "send queue full" : zmq_strerror(errno));
-        return rc;
+    if (c->vscratch_cap < nvals) {
+        float *v = realloc(c->vscratch, nvals * sizeof *v);
+        if (v)
+            c->vscratch = v;
+        float *w = realloc(c->sscratch, nvals * sizeof *w);
+        if (w)
+            c->sscratch = w;
+        if (!v || !w)
+            return ZPS_ENOMEM;
+        c->vscratch_cap = nvals;
     }
-    c->sent += wire;
-    c->last_sent[s] = zps_now_ms();
-    r->waiting[s] = 1;
-    r->pending++;
-    return 0;
-}
-
-static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n)
-{
     if (c->scratch_cap < n) {
         uint32_t *o = realloc(c->owner, n * sizeof *o);
         if (o)
@@ -440,6 +495,159 @@ static void s_split(wk_client_t *c, wk_req_t *r, const uint64_t *keys, size_t n)
     off[0] = 0;
 }
 
+/* Envelope of a pull or push sub-request to one server. */
+static void s_env_sub(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env,
+                      Zps__Pull *pull, Zps__Push *push, uint64_t sig)
+{
+    size_t cnt = c->conf.nservers == 1 ? r->n : r->off[s + 1] - r->off[s];
+    if (r->kind == RQ_PULL) {
+        zps_msg_env(env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
+        zps__pull__init(pull);
+        pull->table = r->table;
+        pull->nkeys = cnt;
+        pull->clock = r->clock;
+        pull->key_sig = sig;
+        pull->value_codec = c->conf.pull_codec;
+        env->body_case = ZPS__ENVELOPE__BODY_PULL;
+        env->pull = pull;
+    } else {
+        zps_msg_env(env, ZPS__MSG_TYPE__PUSH, c->conf.role, c->conf.rank, r->id);
+        zps__push__init(push);
+        push->table = r->table;
+        push->nkeys = cnt;
+        push->dim = r->dim;
+        push->seq = r->seq;
+        push->clock = r->clock;
+        push->raw_bytes = cnt * (8 + 4 * (uint64_t)r->dim);
+        push->tick = r->meta.tick != 0;
+        push->examples = r->meta.examples;
+        push->mean = r->meta.mean != 0;
+        push->value_codec = c->conf.push_codec;
+        push->key_sig = sig;
+        env->body_case = ZPS__ENVELOPE__BODY_PUSH;
+        env->push = push;
+    }
+}
+
+/* Has server s seen this key list lately?  Remember it either way. */
+static int s_sig_known(wk_client_t *c, uint32_t s, uint64_t sig)
+{
+    uint64_t *ring = c->sigs + (size_t)s * WK_SIG_RING;
+    for (int i = 0; i < WK_SIG_RING; i++)
+        if (ring[i] == sig)
+            return 1;
+    ring[c->sig_pos[s]++ % WK_SIG_RING] = sig;
+    return 0;
+}
+
+/* Send one server's part of request r.  keys: the server's sorted keys;
+ * vals (push only): its gradient rows.  sent (may be NULL) receives the
+ * values as the server will decode them. */
+static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *keys,
+                      size_t cnt, const float *vals, float *sent)
+{
+    size_t vn = cnt * r->dim;
+    zmq_msg_t kmsg, vmsg, *vp = NULL;
+    uint8_t *kb = malloc(zps_keys_bound(cnt) + 1);
+    if (!kb)
+        goto nomem;
+    long klen = zps_keys_encode(keys, cnt, kb, zps_keys_bound(cnt) + 1);
+    if (klen < 0 || zmq_msg_init_data(&kmsg, kb, (size_t)klen, s_free_buf, NULL) != 0) {
+        free(kb);
+        goto nomem;
+    }
+    if (r->kind == RQ_PUSH) {
+        zps_vcodec_t codec = (zps_vcodec_t)c->conf.push_codec;
+        size_t vlen = zps_vc_size(codec, vn);
+        uint8_t *vb = malloc(vlen ? vlen : 1);
+        if (!vb) {
+            zmq_msg_close(&kmsg);
+            goto nomem;
+        }
+        zps_vc_encode(codec, vals, vn, vb, &c->rng);
+        if (sent && zps_vc_decode(codec, vb, vlen, vn, sent) != 0)
+            memcpy(sent, vals, vn * sizeof(float));
+        if (zmq_msg_init_data(&vmsg, vb, vlen, s_free_buf, NULL) != 0) {
+            free(vb);
+            zmq_msg_close(&kmsg);
+            goto nomem;
+        }
+        vp = &vmsg;
+    }
+    uint64_t sig = 0;
+    int by_sig = 0;
+    if (c->conf.key_cache && cnt > 0) {
+        sig = zps_keys_sig(keys, cnt);
+        by_sig = s_sig_known(c, s, sig);
+    }
+    Zps__Envelope env;
+    Zps__Pull pull;
+    Zps__Push push;
+    s_env_sub(c, r, s, &env, &pull, &push, sig);
+    size_t wire = 0;
+    int rc;
+    if (by_sig) {
+        /* keep the full frames in case the server has evicted the list */
+        zmq_msg_t vcopy;
+        zmq_msg_init(&r->keep_keys[s]);
+        zmq_msg_move(&r->keep_keys[s], &kmsg);
+        zmq_msg_close(&kmsg);
+        if (vp) {
+            zmq_msg_init(&r->keep_vals[s]);
+            zmq_msg_copy(&r->keep_vals[s], vp);
+            zmq_msg_init(&vcopy);
+            zmq_msg_move(&vcopy, vp);
+            zmq_msg_close(vp);
+            vp = &vcopy;
+        }
+        r->keep[s] = 1 + (vp != NULL);
+        zmq_msg_t nokeys;
+        zmq_msg_init(&nokeys);
+        rc = zps_msg_send_frames(c->socks[s], &env, &nokeys, vp, &wire);
+    } else {
+        rc = zps_msg_send_frames(c->socks[s], &env, &kmsg, vp, &wire);
+    }
+    if (rc) {
+        s_req_err(r, rc == ZPS_EIO ? ZPS_ETIMEDOUT : rc,
+                  "server %u at %s: cannot send (%s): is it running?", s, c->servers[s],
+                  errno == EAGAIN ? "send queue full" : zmq_strerror(errno));
+        return rc;
+    }
+    c->sent += wire;
+    if (r->kind == RQ_PUSH) {
+        c->push_raw += cnt * (8 + 4 * (uint64_t)r->dim);
+        c->push_wire += wire;
+    }
+    c->last_sent[s] = zps_now_ms();
+    r->waiting[s] = 1;
+    r->pending++;
+    return 0;
+nomem:
+    s_req_err(r, ZPS_ENOMEM, "out of memory for a request of %zu keys", cnt);
+    return ZPS_ENOMEM;
+}
+
+/* The server evicted the key list r sent to s by signature: send it again
+ * in full (keeping the same request id). */
+static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s)
+{
+    Zps__Envelope env;
+    Zps__Pull pull;
+    Zps__Push push;
+    s_env_sub(c, r, s, &env, &pull, &push, 0);
+    zmq_msg_t *vp = r->keep[s] == 2 ? &r->keep_vals[s] : NULL;
+    size_t wire = 0;
+    int rc = zps_msg_send_frames(c->socks[s], &env, &r->keep_keys[s], vp, &wire);
+    r->keep[s] = 0;
+    c->sent += wire;
+    c->key_cache_resends++;
+    if (rc) {
+        r->waiting[s] = 0;
+        r->pending--;
+        s_req_err(r, rc, "server %u at %s: cannot resend a request", s, c->servers[s]);
+    }
+}
+
 static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys,
                    const float *grads, size_t n, float *out, const wk_push_meta_t *meta,
                    uint64_t *ticket)
@@ -464,75 +672,38 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
     r->dim = dim;
     r->out = out;
     r->n = n;
+    r->clock = c->clock;
+    r->seq = kind == RQ_PUSH ? ++c->push_seq : 0;
+    if (meta)
+        r->meta = *meta;
+    else
+        memset(&r->meta, 0, sizeof r->meta);
+    float *sent = meta ? meta->sent : NULL;
     int rc = 0;
-    if (S > 1) {
-        if ((rc = s_grow_scratch(c, r, n)) != 0) {
-            s_seterr(c, "out of memory splitting %zu keys", n);
-            s_req_release(c, r);
-            return rc;
-        }
-        s_split(c, r, keys, n);
+    if (S > 1 && (rc = s_grow_scratch(c, r, n, kind == RQ_PUSH ? n * dim : 0)) != 0) {
+        s_seterr(c, "out of memory splitting %zu keys", n);
+        s_req_release(c, r);
+        return rc;
     }
-    uint64_t seq = kind == RQ_PUSH ? ++c->push_seq : 0;
-    for (uint32_t s = 0; s < S; s++) {
-        size_t cnt = S == 1 ? n : r->off[s + 1] - r->off[s];
-        if (cnt == 0 && !(kind == RQ_PUSH && c->conf.sync_all))
-            continue;
-        const uint64_t *sk = keys;
-        if (S > 1) {
+    if (S == 1) {
+        rc = s_send_sub(c, r, 0, keys, n, grads, sent);
+    } else {
+        s_split(c, r, keys, n);
+        for (uint32_t s = 0; s < S && !rc; s++) {
+            size_t cnt = r->off[s + 1] - r->off[s];
+            if (cnt == 0 && !(kind == RQ_PUSH && c->conf.sync_all))
+                continue;
             const uint32_t *pos = r->pos + r->off[s];
             for (size_t j = 0; j < cnt; j++)
                 c->kscratch[j] = keys[pos[j]];
-            sk = c->kscratch;
-        }
-        uint8_t *kb = malloc(zps_keys_bound(cnt));
-        float *vb = kind == RQ_PUSH ? malloc(cnt * dim * sizeof(float)) : NULL;
-        if (!kb || (kind == RQ_PUSH && !vb)) {
-            free(kb);
-            free(vb);
-            s_req_err(r, ZPS_ENOMEM, "out of memory for a request of %zu keys", cnt);
-            rc = ZPS_ENOMEM;
-            break;
-        }
-        long klen = zps_keys_encode(sk, cnt, kb, zps_keys_bound(cnt));
-        if (kind == RQ_PUSH) {
-            if (S == 1) {
-                memcpy(vb, grads, cnt * dim * sizeof(float));
-            } else {
-                const uint32_t *pos = r->pos + r->off[s];
+            if (kind == RQ_PUSH)
                 for (size_t j = 0; j < cnt; j++)
-                    memcpy(vb + j * dim, grads + (size_t)pos[j] * dim, dim * sizeof(float));
-            }
+                    memcpy(c->vscratch + j * dim, grads + (size_t)pos[j] * dim, dim * sizeof(float));
+            rc = s_send_sub(c, r, s, c->kscratch, cnt, c->vscratch, sent ? c->sscratch : NULL);
+            if (!rc && sent)
+                for (size_t j = 0; j < cnt; j++)
+                    memcpy(sent + (size_t)pos[j] * dim, c->sscratch + j * dim, dim * sizeof(float));
         }
-        Zps__Envelope env;
-        Zps__Pull pull = ZPS__PULL__INIT;
-        Zps__Push push = ZPS__PUSH__INIT;
-        if (kind == RQ_PULL) {
-            zps_msg_env(&env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
-            pull.table = table;
-            pull.nkeys = cnt;
-            pull.clock = c->clock;
-            env.body_case = ZPS__ENVELOPE__BODY_PULL;
-            env.pull = &pull;
-        } else {
-            zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, c->conf.role, c->conf.rank, r->id);
-            push.table = table;
-            push.nkeys = cnt;
-            push.dim = dim;
-            push.seq = seq;
-            push.clock = c->clock;
-            push.raw_bytes = cnt * (8 + 4 * (uint64_t)dim);
-            if (meta) {
-                push.tick = meta->tick != 0;
-                push.examples = meta->examples;
-                push.mean = meta->mean != 0;
-            }
-            env.body_case = ZPS__ENVELOPE__BODY_PUSH;
-            env.push = &push;
-        }
-        rc = s_send(c, r, s, &env, kb, (size_t)klen, vb, vb ? cnt * dim * sizeof(float) : 0);
-        if (rc)
-            break;
     }
     if (rc) {
         snprintf(c->err, sizeof c->err, "%s", r->err);
@@ -576,6 +747,24 @@ int wk_client_push(wk_client_t *c, uint32_t table, const uint64_t *keys, const f
     return rc ? rc : wk_client_wait(c, t, -1);
 }
 
+/* Send a control message (no bulk frames) to server s for request r. */
+static int s_send(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env)
+{
+    size_t wire = 0;
+    int rc = zps_msg_send(c->socks[s], NULL, env, NULL, 0, NULL, 0, &wire);
+    if (rc) {
+        s_req_err(r, rc == ZPS_EIO ? ZPS_ETIMEDOUT : rc,
+                  "server %u at %s: cannot send (%s): is it running?", s, c->servers[s],
+                  errno == EAGAIN ? "send queue full" : zmq_strerror(errno));
+        return rc;
+    }
+    c->sent += wire;
+    c->last_sent[s] = zps_now_ms();
+    r->waiting[s] = 1;
+    r->pending++;
+    return 0;
+}
+
 /* One control message (hello / stats / shutdown) to server s (or all if
  * s == UINT32_MAX), then wait. */
 static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_t *stats,
@@ -615,7 +804,7 @@ static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_
             env.body_case = ZPS__ENVELOPE__BODY_SHUTDOWN;
             env.shutdown = &sd;
         }
-        rc = s_send(c, r, s, &env, NULL, 0, NULL, 0);
+        rc = s_send(c, r, s, &env);
     }
     if (rc) {
         snprintf(c->err, sizeof c->err, "%s", r->err);
@@ -715,17 +904,24 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->items = calloc(S, sizeof *c->items);
     c->hello = calloc(S, sizeof *c->hello);
     c->last_sent = calloc(S, sizeof *c->last_sent);
+    c->sigs = calloc((size_t)S * WK_SIG_RING, sizeof *c->sigs);
+    c->sig_pos = calloc(S, sizeof *c->sig_pos);
+    c->rng = conf->seed * 0x9e3779b97f4a7c15ULL + conf->rank + 1;
     c->reqs = calloc(cap, sizeof *c->reqs);
     c->ctx = zmq_ctx_new();
     if (!c->servers || !c->socks || !c->items || !c->hello || !c->last_sent || !c->reqs ||
-        !c->ctx) {
+        !c->sigs || !c->sig_pos || !c->ctx) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     for (uint32_t i = 0; i < cap; i++) {
         c->reqs[i].off = calloc(S + 1, sizeof(size_t));
         c->reqs[i].waiting = calloc(S, 1);
-        if (!c->reqs[i].off || !c->reqs[i].waiting) {
+        c->reqs[i].keep = calloc(S, 1);
+        c->reqs[i].keep_keys = calloc(S, sizeof(zmq_msg_t));
+        c->reqs[i].keep_vals = calloc(S, sizeof(zmq_msg_t));
+        if (!c->reqs[i].off || !c->reqs[i].waiting || !c->reqs[i].keep || !c->reqs[i].keep_keys ||
+            !c->reqs[i].keep_vals) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
@@ -784,6 +980,11 @@ void wk_client_destroy(wk_client_t **cp)
         free(c->servers[s]);
     if (c->reqs)
         for (uint32_t i = 0; i <= c->mask; i++) {
+            if (c->reqs[i].keep)
+                s_req_release(c, &c->reqs[i]);
+            free(c->reqs[i].keep);
+            free(c->reqs[i].keep_keys);
+            free(c->reqs[i].keep_vals);
             free(c->reqs[i].pos);
             free(c->reqs[i].off);
             free(c->reqs[i].waiting);
@@ -794,6 +995,11 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->items);
     free(c->hello);
     free(c->last_sent);
+    free(c->sigs);
+    free(c->sig_pos);
+    free(c->vscratch);
+    free(c->sscratch);
+    free(c->dscratch);
     free(c->owner);
     free(c->kscratch);
     free(c);

@@ -36,6 +36,10 @@ typedef struct {
     int sync_all;               /* ssp/bsp: every push goes to every server (empty if it
                                    owns none of the keys) so each server sees every clock */
     int heartbeat_ms;           /* while waiting, tell silent servers we are alive [0: off] */
+    uint32_t push_codec;        /* push values: 0 f32, 1 fp16, 2 int8 (zps_vcodec.h) */
+    uint32_t pull_codec;        /* codec asked for pull replies */
+    int key_cache;              /* send a repeated key list as a signature */
+    uint64_t seed;              /* stochastic rounding */
 } wk_client_conf_t;
 
 /* What a push carries besides keys and values (ssp/bsp and accounting). */
@@ -43,6 +47,8 @@ typedef struct {
     uint32_t examples;          /* rows behind the gradient */
     int mean;                   /* gradient is a mean over the rows (else a sum) */
     int tick;                   /* this push finishes the worker's current clock */
+    float *sent;                /* if set: receives the values as the servers will
+                                   decode them (n * dim), for error feedback */
 } wk_push_meta_t;
 
 typedef struct {
@@ -112,6 +118,11 @@ int wk_client_shutdown(wk_client_t *c, uint32_t server, const char *reason);
 
 /* Bytes this client sent and received (all frames). */
 void wk_client_traffic(const wk_client_t *c, uint64_t *sent, uint64_t *received);
+
+/* Pushes: bytes they would take uncompressed (12 per key/value pair) and
+ * bytes actually sent; key lists re-sent after a key-cache miss. */
+void wk_client_push_bytes(const wk_client_t *c, uint64_t *raw, uint64_t *wire,
+                          uint64_t *key_cache_resends);
 
 /* Text of the last error (naming the server), "" if none. */
 const char *wk_client_error(const wk_client_t *c);

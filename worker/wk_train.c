@@ -194,6 +194,10 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     cc.rank = conf->rank;
     cc.connect_timeout_ms = (int)(conf->connect_timeout * 1000);
     cc.timeout_ms = (int)(conf->request_timeout * 1000);
+    cc.push_codec = conf->push_codec;
+    cc.pull_codec = conf->pull_codec;
+    cc.key_cache = conf->key_cache;
+    cc.seed = conf->seed;
     if (conf->consistency != ZPS_CONS_ASYNC) {
         cc.sync_all = 1;
         cc.heartbeat_ms = (int)(conf->heartbeat_timeout * 1000 / 4);
@@ -325,7 +329,7 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
         if ((rc = s_wait_push(t)) != 0)
             return rc;
     uint64_t ticket;
-    wk_push_meta_t meta = {(uint32_t)s->b.n, t->classes > 1, s->tick};
+    wk_push_meta_t meta = {(uint32_t)s->b.n, t->classes > 1, s->tick, NULL};
     wk_client_set_clock(t->client, s->clock);
     rc = wk_client_push_ex(t->client, 0, s->keys, s->g, s->nkeys, &meta, &ticket);
     if (rc)
@@ -344,8 +348,9 @@ static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
     double dt = now - t->t_last;
     uint64_t rows = t->rows_total - t->rows_last;
     double loss = rows ? (t->loss_total - t->loss_last) / (double)rows : 0;
-    uint64_t sent, recv;
+    uint64_t sent, recv, praw, pwire, resends;
     wk_client_traffic(t->client, &sent, &recv);
+    wk_client_push_bytes(t->client, &praw, &pwire, &resends);
     /* ETA from this epoch's progress and the elapsed time */
     double frac = ((double)epoch + wk_reader_progress(t->reader)) / t->conf->epochs;
     double elapsed = now - t->t_start;
@@ -354,10 +359,12 @@ static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
         snprintf(eta, sizeof eta, "%.0fs", elapsed / frac - elapsed);
     zps_info(t->log,
              "epoch %u/%u %5.1f%% | %.0f ex/s | train loss %.5f | keys pulled %llu pushed %llu | "
-             "MB sent %.1f recv %.1f | ETA %s",
+             "MB sent %.1f recv %.1f | push %.2f B/key, %.1fx | ETA %s",
              epoch + 1, t->conf->epochs, 100.0 * wk_reader_progress(t->reader),
              dt > 0 ? (double)rows / dt : 0.0, loss, (unsigned long long)t->keys_pulled,
-             (unsigned long long)t->keys_pushed, (double)sent / 1e6, (double)recv / 1e6, eta);
+             (unsigned long long)t->keys_pushed, (double)sent / 1e6, (double)recv / 1e6,
+             t->keys_pushed ? (double)pwire / (double)t->keys_pushed : 0.0,
+             pwire ? (double)praw / (double)pwire : 0.0, eta);
     t->t_last = now;
     t->rows_last = t->rows_total;
     t->loss_last = t->loss_total;
@@ -517,9 +524,20 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     if (bad)
         zps_warn(t->log, "skipped %llu bad lines in the training data", (unsigned long long)bad);
     double dt = zps_now_s() - t->t_start;
+    uint64_t sent, recv, praw, pwire, resends;
+    wk_client_traffic(t->client, &sent, &recv);
+    wk_client_push_bytes(t->client, &praw, &pwire, &resends);
     zps_info(t->log, "%s: %llu rows in %.1fs (%.0f ex/s), %llu keys pulled, %llu pushed",
              rc ? "stopped" : "finished", (unsigned long long)t->rows_total, dt,
              dt > 0 ? t->rows_total / dt : 0.0, (unsigned long long)t->keys_pulled,
              (unsigned long long)t->keys_pushed);
+    zps_info(t->log,
+             "traffic: %.1f MB sent, %.1f MB received, %.1f B/example; pushes %.1f MB raw "
+             "(12 B per key/value) -> %.1f MB on the wire (%.1fx, %.2f B/key)%s",
+             (double)sent / 1e6, (double)recv / 1e6,
+             t->rows_total ? (double)(sent + recv) / (double)t->rows_total : 0.0,
+             (double)praw / 1e6, (double)pwire / 1e6, pwire ? (double)praw / (double)pwire : 0.0,
+             t->keys_pushed ? (double)pwire / (double)t->keys_pushed : 0.0,
+             resends ? ", some key lists resent after cache misses" : "");
     return rc;
 }
