@@ -21,6 +21,7 @@
 #include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "zps_modelfile.h"
 #include "zps_msg.h"
 
 static uint64_t s_key(uint64_t i, uint64_t nkeys)
@@ -118,8 +119,33 @@ static int s_errors_test(const char *endpoint)
     return fails;
 }
 
+static int s_print_key(void *ctx, uint64_t key, const float *w)
+{
+    const zps_mf_manifest_t *m = ctx;
+    printf("%llu", (unsigned long long)key);
+    for (uint32_t j = 0; j < m->dim; j++)
+        printf(" %.9g", (double)w[j]);
+    printf("\n");
+    return 0;
+}
+
+/* dump-model --model DIR: "key w..." for every key of a saved model */
+static int s_dump_model(const char *dir)
+{
+    zps_mf_manifest_t m;
+    char err[1200];
+    if (zps_mf_read_manifest(dir, &m, err, sizeof err) ||
+        zps_mf_load(dir, &m, s_print_key, &m, err, sizeof err)) {
+        fprintf(stderr, "it_kv dump-model: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "dump-model") && !strcmp(argv[2], "--model"))
+        return s_dump_model(argv[3]);
     if (argc < 2) {
         fprintf(stderr, "usage: it_kv push|verify|errors ...\n");
         return 2;

@@ -26,6 +26,8 @@
 #include "wk_data.h"
 #include "wk_metrics.h"
 #include "wk_model.h"
+#include "wk_sparsify.h"
+#include "ps_table.h"
 #include "zps_err.h"
 #include "zps_time.h"
 
@@ -40,6 +42,8 @@ typedef struct {
     size_t nkeys;
     float *w, *g;
     size_t cap_w;
+    uint64_t *sel_keys;   /* sparsified push */
+    float *sel_vals, *sent;
     uint64_t pull_ticket;
     int pulling;
     uint64_t clock;   /* ssp/bsp clock of this batch */
@@ -68,6 +72,9 @@ struct wk_trainer {
     uint64_t batches;     /* batches read so far (all epochs) */
     wk_eval_t eval;
     double fill_s;        /* time of the last batch fill (slow-worker experiments) */
+    wk_sparsify_t *sparse;  /* --compress topk/threshold: residuals (error feedback) */
+    uint64_t push_raw;      /* bytes the pushes would take dense and uncompressed */
+    ps_table_t *audit;      /* --compress-audit: raw gradient sums per key */
 };
 
 static int s_batch_copy(wk_slot_t *s, const wk_batch_t *in)
@@ -117,7 +124,16 @@ static int s_slot_buffers(wk_slot_t *s, size_t nkeys, uint32_t dim)
     float *g = realloc(s->g, need * sizeof *g);
     if (g)
         s->g = g;
-    if (!w || !g)
+    float *sv = realloc(s->sel_vals, need * sizeof *sv);
+    if (sv)
+        s->sel_vals = sv;
+    float *st = realloc(s->sent, need * sizeof *st);
+    if (st)
+        s->sent = st;
+    uint64_t *sk = realloc(s->sel_keys, nkeys * sizeof *sk);
+    if (sk)
+        s->sel_keys = sk;
+    if (!w || !g || !sv || !st || !sk)
         return ZPS_ENOMEM;
     s->cap_w = need;
     return 0;
@@ -181,6 +197,20 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     }
     t->dim = wk_model_dim(t->slot[0].model);
     t->classes = wk_model_classes(t->slot[0].model);
+    if (conf->sparse_mode) {
+        wk_sparsify_conf_t sc = {conf->sparse_mode == 1 ? WK_SPARSE_TOPK : WK_SPARSE_THRESHOLD,
+                                 conf->sparse_ratio, conf->sparse_threshold,
+                                 conf->sparse_momentum};
+        t->sparse = wk_sparsify_new(&sc, t->dim);
+        if (!t->sparse) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    if (conf->compress_audit && !(t->audit = ps_table_new(t->dim, 1 << 16))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     wk_data_conf_t dc;
     s_data_conf(conf, &dc, 0);
     t->reader = wk_reader_new(&dc, err, errlen);
@@ -257,7 +287,12 @@ void wk_trainer_destroy(wk_trainer_t **tp)
         free(s->b.vals);
         free(s->w);
         free(s->g);
+        free(s->sel_keys);
+        free(s->sel_vals);
+        free(s->sent);
     }
+    wk_sparsify_destroy(&t->sparse);
+    ps_table_destroy(&t->audit);
     free(t->servers);
     free(t->servers_buf);
     free(t);
@@ -314,6 +349,7 @@ static long s_fill(wk_trainer_t *t, wk_slot_t *s)
 /* Compute slot s (its pull is in flight) and push its gradients. */
 static int s_compute(wk_trainer_t *t, wk_slot_t *s)
 {
+    const zps_conf_t *c = t->conf;
     int rc = wk_client_wait(t->client, s->pull_ticket, -1);
     s->pulling = 0;
     if (rc)
@@ -330,13 +366,36 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
             return rc;
     uint64_t ticket;
     wk_push_meta_t meta = {(uint32_t)s->b.n, t->classes > 1, s->tick, NULL};
+    if (t->audit) {
+        for (size_t i = 0; i < s->nkeys; i++) {
+            float *row = ps_table_upsert(t->audit, s->keys[i], NULL);
+            if (!row)
+                return ZPS_ENOMEM;
+            for (uint32_t j = 0; j < t->dim; j++)
+                row[j] += s->g[i * t->dim + j];
+        }
+    }
+    const uint64_t *pkeys = s->keys;
+    const float *pvals = s->g;
+    size_t pn = s->nkeys;
+    if (t->sparse) {
+        /* error feedback: what is not sent now stays in the residual */
+        pn = wk_sparsify_step(t->sparse, s->keys, s->g, s->nkeys, s->sel_keys, s->sel_vals);
+        pkeys = s->sel_keys;
+        pvals = s->sel_vals;
+        if (c->push_codec)
+            meta.sent = s->sent;
+    }
     wk_client_set_clock(t->client, s->clock);
-    rc = wk_client_push_ex(t->client, 0, s->keys, s->g, s->nkeys, &meta, &ticket);
+    rc = wk_client_push_ex(t->client, 0, pkeys, pvals, pn, &meta, &ticket);
     if (rc)
         return s_fail(t, rc, "push failed");
+    if (t->sparse && meta.sent) /* quantisation error goes back to the residual too */
+        wk_sparsify_feedback(t->sparse, pkeys, pvals, meta.sent, pn);
     t->pushes[(t->push_head + t->push_count) % WK_MAX_PUSHES] = ticket;
     t->push_count++;
-    t->keys_pushed += s->nkeys;
+    t->keys_pushed += pn;
+    t->push_raw += s->nkeys * (8 + 4 * (uint64_t)t->dim); /* before sparsification */
     return 0;
 }
 
@@ -351,6 +410,7 @@ static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
     uint64_t sent, recv, praw, pwire, resends;
     wk_client_traffic(t->client, &sent, &recv);
     wk_client_push_bytes(t->client, &praw, &pwire, &resends);
+    praw = t->push_raw;
     /* ETA from this epoch's progress and the elapsed time */
     double frac = ((double)epoch + wk_reader_progress(t->reader)) / t->conf->epochs;
     double elapsed = now - t->t_start;
@@ -363,7 +423,7 @@ static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
              epoch + 1, t->conf->epochs, 100.0 * wk_reader_progress(t->reader),
              dt > 0 ? (double)rows / dt : 0.0, loss, (unsigned long long)t->keys_pulled,
              (unsigned long long)t->keys_pushed, (double)sent / 1e6, (double)recv / 1e6,
-             t->keys_pushed ? (double)pwire / (double)t->keys_pushed : 0.0,
+             t->keys_pulled ? (double)pwire / (double)t->keys_pulled : 0.0,
              pwire ? (double)praw / (double)pwire : 0.0, eta);
     t->t_last = now;
     t->rows_last = t->rows_total;
@@ -443,6 +503,33 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
     return rc;
 }
 
+/* --compress-audit: "key raw_sum... residual..." per key, for tests that
+ * check that no gradient mass is dropped. */
+static int s_write_audit(wk_trainer_t *t)
+{
+    FILE *f = fopen(t->conf->compress_audit, "w");
+    if (!f) {
+        zps_error(t->log, "cannot write %s", t->conf->compress_audit);
+        return ZPS_EIO;
+    }
+    size_t cursor = 0;
+    uint64_t key;
+    float *row, resid[1024];
+    while (ps_table_next(t->audit, &cursor, &key, &row)) {
+        if (t->sparse)
+            wk_sparsify_residual(t->sparse, key, resid);
+        else
+            memset(resid, 0, t->dim * sizeof(float));
+        fprintf(f, "%llu", (unsigned long long)key);
+        for (uint32_t j = 0; j < t->dim; j++)
+            fprintf(f, " %.9g", (double)row[j]);
+        for (uint32_t j = 0; j < t->dim; j++)
+            fprintf(f, " %.9g", (double)resid[j]);
+        fputc('\n', f);
+    }
+    return fclose(f) == 0 ? 0 : ZPS_EIO;
+}
+
 int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
 {
     const zps_conf_t *c = t->conf;
@@ -520,6 +607,8 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
         rc = s_wait_push(t);
     if (c->consistency != ZPS_CONS_ASYNC && !rc && (rc = wk_client_done(t->client)) != 0)
         s_fail(t, rc, "leaving the clock failed");
+    if (t->audit && !rc)
+        rc = s_write_audit(t);
     uint64_t bad = wk_reader_bad_lines(t->reader);
     if (bad)
         zps_warn(t->log, "skipped %llu bad lines in the training data", (unsigned long long)bad);
@@ -527,6 +616,7 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     uint64_t sent, recv, praw, pwire, resends;
     wk_client_traffic(t->client, &sent, &recv);
     wk_client_push_bytes(t->client, &praw, &pwire, &resends);
+    praw = t->push_raw;
     zps_info(t->log, "%s: %llu rows in %.1fs (%.0f ex/s), %llu keys pulled, %llu pushed",
              rc ? "stopped" : "finished", (unsigned long long)t->rows_total, dt,
              dt > 0 ? t->rows_total / dt : 0.0, (unsigned long long)t->keys_pulled,
@@ -537,7 +627,7 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
              (double)sent / 1e6, (double)recv / 1e6,
              t->rows_total ? (double)(sent + recv) / (double)t->rows_total : 0.0,
              (double)praw / 1e6, (double)pwire / 1e6, pwire ? (double)praw / (double)pwire : 0.0,
-             t->keys_pushed ? (double)pwire / (double)t->keys_pushed : 0.0,
+             t->keys_pulled ? (double)pwire / (double)t->keys_pulled : 0.0,
              resends ? ", some key lists resent after cache misses" : "");
     return rc;
 }
