@@ -10,4 +10,6 @@ Suite *suite_msg(void);
 Suite *suite_data(void);
 Suite *suite_model(void);
 Suite *suite_metrics(void);
+Suite *suite_vcodec(void);
+Suite *suite_sparsify(void);
 #endif
