@@ -119,6 +119,8 @@ const char *zps_conf_usage(void)
            "  --request-timeout SECONDS  time a pull or push may wait          [60]\n"
            "  --test-predictions FILE  worker 0 writes its final test probabilities here\n"
            "  --servers A,B,...        server endpoints (set by zps-launch)\n"
+           "  --local                  zps-worker only: train in one process against an\n"
+           "                           in-process store (the single-machine baseline)\n"
            "  --rank R --num-workers W this worker's rank and the worker count\n";
 }
 
@@ -145,6 +147,7 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     /* flags without a value */
     if (!strcmp(name, "no-cache")) { c->no_cache = 1; return 1; }
     if (!strcmp(name, "skip-bad-lines")) { c->skip_bad_lines = 1; return 1; }
+    if (!strcmp(name, "local")) { c->local = 1; return 1; }
     static const char *const with_value[] = {
         "model", "dim", "layers", "init-scale", "seed", "hash-bits", "optimizer", "lr", "l1",
         "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs",

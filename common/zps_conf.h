@@ -72,6 +72,7 @@ typedef struct {
     const char *test_predictions;    /* worker 0 writes test probabilities here */
     /* job layout (set by the launcher) */
     const char *servers;             /* comma-separated endpoints */
+    int local;                       /* --local: no servers, an in-process store */
     uint32_t rank, num_workers;
 } zps_conf_t;
 

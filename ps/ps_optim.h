@@ -23,7 +23,7 @@
 
 typedef enum { PS_OPT_SGD = 0, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM } ps_opt_kind_t;
 
-typedef struct {
+typedef struct ps_optim_conf_s {
     ps_opt_kind_t kind;
     uint32_t dim;        /* weights per key */
     float lr;            /* step size (sgd, adagrad, adam); alpha for ftrl */

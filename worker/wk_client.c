@@ -22,6 +22,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ps_optim.h"
+#include "ps_table.h"
 #include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_msg.h"
@@ -85,6 +87,10 @@ struct wk_client {
     uint64_t *sigs;             /* WK_SIG_RING per server */
     uint32_t *sig_pos;
     uint64_t rng;
+    /* local mode */
+    ps_table_t *ltab;
+    ps_optim_conf_t lopt;
+    char ljob[128];
     char err[512];
 };
 
@@ -125,7 +131,7 @@ static void s_req_err(wk_req_t *r, int code, const char *fmt, ...)
 }
 
 const char *wk_client_error(const wk_client_t *c) { return c->err; }
-const char *wk_client_job(const wk_client_t *c) { return c->hello[0].job; }
+const char *wk_client_job(const wk_client_t *c) { return c->ltab ? c->ljob : c->hello[0].job; }
 void wk_client_set_clock(wk_client_t *c, uint64_t clock) { c->clock = clock; }
 uint32_t wk_client_inflight(const wk_client_t *c) { return c->inflight; }
 uint32_t wk_client_ntables(const wk_client_t *c) { return c->ntables; }
@@ -648,6 +654,38 @@ static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s)
     }
 }
 
+/* Local mode: the same work a server does, in process, at once. */
+static void s_local(wk_client_t *c, int kind, const uint64_t *keys, const float *grads, size_t n,
+                    float *out, float *sent)
+{
+    enum { CH = 256 };
+    float *rows[CH];
+    uint8_t ins[CH];
+    uint32_t dim = c->lopt.dim;
+    for (size_t i = 0; i < n; i += CH) {
+        size_t m = n - i < CH ? n - i : CH;
+        if (kind == RQ_PULL) {
+            ps_table_find_batch(c->ltab, keys + i, m, rows);
+            for (size_t j = 0; j < m; j++) {
+                if (rows[j])
+                    ps_optim_weights(&c->lopt, rows[j], out + (i + j) * dim);
+                else
+                    ps_optim_initial_weights(&c->lopt, keys[i + j], out + (i + j) * dim);
+            }
+        } else {
+            if (ps_table_upsert_batch(c->ltab, keys + i, m, rows, ins) != 0)
+                return;
+            for (size_t j = 0; j < m; j++) {
+                if (ins[j] && c->lopt.init_scale != 0)
+                    ps_optim_init_row(&c->lopt, keys[i + j], rows[j]);
+                ps_optim_apply(&c->lopt, rows[j], grads + (i + j) * dim);
+            }
+        }
+    }
+    if (kind == RQ_PUSH && sent)
+        memcpy(sent, grads, n * dim * sizeof(float));
+}
+
 static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys,
                    const float *grads, size_t n, float *out, const wk_push_meta_t *meta,
                    uint64_t *ticket)
@@ -680,6 +718,11 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
         memset(&r->meta, 0, sizeof r->meta);
     float *sent = meta ? meta->sent : NULL;
     int rc = 0;
+    if (c->ltab) {
+        s_local(c, kind, keys, grads, n, out, sent);
+        *ticket = r->id;
+        return 0;
+    }
     if (S > 1 && (rc = s_grow_scratch(c, r, n, kind == RQ_PUSH ? n * dim : 0)) != 0) {
         s_seterr(c, "out of memory splitting %zu keys", n);
         s_req_release(c, r);
@@ -816,6 +859,12 @@ static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_
 
 int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out)
 {
+    if (c->ltab) {
+        memset(out, 0, sizeof *out);
+        out->keys_stored = ps_table_size(c->ltab);
+        out->bytes_used = ps_table_bytes(c->ltab);
+        return 0;
+    }
     if (server >= c->conf.nservers) {
         s_seterr(c, "no server %u", server);
         return ZPS_EINVAL;
@@ -826,6 +875,8 @@ int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out)
 
 int wk_client_done(wk_client_t *c)
 {
+    if (c->ltab)
+        return 0;
     return s_control(c, RQ_CLOCK, UINT32_MAX, NULL, NULL, -1);
 }
 
@@ -881,8 +932,42 @@ static int s_check_hello(wk_client_t *c, char *err, size_t errlen)
     return 0;
 }
 
+static wk_client_t *s_new_local(const wk_client_conf_t *conf, char *err, size_t errlen)
+{
+    wk_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->conf = *conf;
+    c->conf.nservers = 0;
+    c->lopt = *conf->local;
+    snprintf(c->ljob, sizeof c->ljob, "%s", conf->local_job ? conf->local_job : "");
+    c->mask = 255;
+    c->next_id = 1;
+    c->reqs = calloc(c->mask + 1, sizeof *c->reqs);
+    c->ltab = ps_table_new(ps_optim_row_floats(&c->lopt), 1 << 20);
+    for (uint32_t i = 0; c->reqs && i <= c->mask; i++)
+        if (!(c->reqs[i].waiting = calloc(1, 1)) || !(c->reqs[i].keep = calloc(1, 1)) ||
+            !(c->reqs[i].off = calloc(2, sizeof(size_t))))
+            break;
+    if (!c->reqs || !c->ltab || !c->reqs[c->mask].off) {
+        snprintf(err, errlen, "out of memory");
+        wk_client_destroy(&c);
+        return NULL;
+    }
+    c->ntables = 1;
+    c->tables[0].dim = c->lopt.dim;
+    snprintf(c->tables[0].optimizer, sizeof c->tables[0].optimizer, "%s",
+             ps_optim_kind_name(c->lopt.kind));
+    ps_optim_describe(&c->lopt, c->tables[0].options, sizeof c->tables[0].options);
+    return c;
+}
+
 wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errlen)
 {
+    if (conf->local)
+        return s_new_local(conf, err, errlen);
     if (!conf->servers || conf->nservers == 0 || conf->nservers > WK_MAX_SERVERS) {
         snprintf(err, errlen, "need 1..%d servers", WK_MAX_SERVERS);
         return NULL;
@@ -1000,6 +1085,7 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->vscratch);
     free(c->sscratch);
     free(c->dscratch);
+    ps_table_destroy(&c->ltab);
     free(c->owner);
     free(c->kscratch);
     free(c);

@@ -40,6 +40,11 @@ typedef struct {
     uint32_t pull_codec;        /* codec asked for pull replies */
     int key_cache;              /* send a repeated key list as a signature */
     uint64_t seed;              /* stochastic rounding */
+    /* In-process store instead of servers (the single-machine baseline):
+     * if set, servers/nservers are ignored and pulls and pushes go to a
+     * local ps_table with this optimizer, completing at once. */
+    const struct ps_optim_conf_s *local;
+    const char *local_job;      /* what wk_client_job reports in local mode */
 } wk_client_conf_t;
 
 /* What a push carries besides keys and values (ssp/bsp and accounting). */

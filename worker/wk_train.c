@@ -188,7 +188,7 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
         snprintf(err, errlen, "no training data (--train PATH)");
         goto fail;
     }
-    if (s_split_servers(t, err, errlen))
+    if (!conf->local && s_split_servers(t, err, errlen))
         goto fail;
     for (int i = 0; i < 2; i++) {
         t->slot[i].model = wk_model_new(conf, err, errlen);
@@ -236,6 +236,14 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
         /* a held pull may legitimately wait for the slowest worker */
         if (cc.timeout_ms < (int)(conf->heartbeat_timeout * 2000))
             cc.timeout_ms = (int)(conf->heartbeat_timeout * 2000);
+    }
+    ps_optim_conf_t local_opt;
+    char local_job[128];
+    if (conf->local) {
+        zps_conf_table(conf, &local_opt);
+        zps_conf_job_desc(conf, local_job, sizeof local_job);
+        cc.local = &local_opt;
+        cc.local_job = local_job;
     }
     char cerr[512];
     t->client = wk_client_new(&cc, cerr, sizeof cerr);
@@ -535,8 +543,12 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     const zps_conf_t *c = t->conf;
     t->t_start = t->t_last = zps_now_s();
     int rc = 0;
-    zps_info(t->log, "training %s: %u epochs, batch %u, max delay %u, %u servers",
-             zps_model_name(c->model), c->epochs, c->batch, c->max_delay, t->nservers);
+    if (c->local)
+        zps_info(t->log, "training %s: %u epochs, batch %u, in-process store (--local)",
+                 zps_model_name(c->model), c->epochs, c->batch);
+    else
+        zps_info(t->log, "training %s: %u epochs, batch %u, max delay %u, %u servers",
+                 zps_model_name(c->model), c->epochs, c->batch, c->max_delay, t->nservers);
     for (uint32_t e = 0; e < c->epochs && !rc; e++) {
         if (e > 0 && (rc = wk_reader_rewind(t->reader)) != 0) {
             zps_error(t->log, "rewinding training data: %s", wk_reader_error(t->reader));
