@@ -27,6 +27,9 @@ void zps_conf_defaults(zps_conf_t *c)
     c->clock_every = 1;
     c->heartbeat_timeout = 30;
     c->slow_worker = -1;
+    c->checkpoint_every = 60;
+    c->checkpoint_keep = 3;
+    c->server_timeout = 120;
     c->slow_factor = 1;
 }
 
@@ -118,6 +121,11 @@ const char *zps_conf_usage(void)
            "  --connect-timeout SECONDS  time to reach every server at start   [30]\n"
            "  --request-timeout SECONDS  time a pull or push may wait          [60]\n"
            "  --test-predictions FILE  worker 0 writes its final test probabilities here\n"
+           "  --checkpoint-dir DIR     servers write checkpoints (weights, optimizer state,\n"
+           "                           worker progress) here\n"
+           "  --checkpoint-every S     seconds between checkpoints             [60]\n"
+           "  --checkpoint-keep K      checkpoints kept per server             [3]\n"
+           "  --server-timeout S       workers retry a silent server for S seconds [120]\n"
            "  --servers A,B,...        server endpoints (set by zps-launch)\n"
            "  --local                  zps-worker only: train in one process against an\n"
            "                           in-process store (the single-machine baseline)\n"
@@ -153,7 +161,8 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs",
         "batch", "max-delay", "consistency", "progress-every", "connect-timeout",
         "request-timeout", "clock-every", "heartbeat-timeout", "compress", "compress-audit",
-        "slow-worker", "slow-factor", "test-predictions", "servers",
+        "slow-worker", "slow-factor", "checkpoint-dir", "checkpoint-every", "checkpoint-keep",
+        "server-timeout", "test-predictions", "servers",
         "rank", "num-workers", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++)
@@ -256,6 +265,17 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     } else if (!strcmp(name, "compress")) {
         c->compress_spec = v;
         r = s_parse_compress(c, v);
+    } else if (!strcmp(name, "checkpoint-dir")) {
+        c->checkpoint_dir = v;
+    } else if (!strcmp(name, "checkpoint-every") || !strcmp(name, "server-timeout")) {
+        double *dst = name[0] == 'c' ? &c->checkpoint_every : &c->server_timeout;
+        r = zps_parse_double(v, dst);
+        if (!r && (*dst < 0.05 || *dst > 86400 * 365))
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "checkpoint-keep")) {
+        r = zps_parse_u32(v, &c->checkpoint_keep);
+        if (!r && (c->checkpoint_keep == 0 || c->checkpoint_keep > 100))
+            r = ZPS_EINVAL;
     } else if (!strcmp(name, "compress-audit")) {
         c->compress_audit = v;
     } else if (!strcmp(name, "slow-worker")) {

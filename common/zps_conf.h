@@ -71,6 +71,11 @@ typedef struct {
     double request_timeout;          /* seconds a request may wait [60] */
     const char *test_predictions;    /* worker 0 writes test probabilities here */
     /* job layout (set by the launcher) */
+    /* fault tolerance */
+    const char *checkpoint_dir;      /* servers: checkpoints go here */
+    double checkpoint_every;         /* seconds between checkpoints [60] */
+    uint32_t checkpoint_keep;        /* checkpoints kept per server [3] */
+    double server_timeout;           /* workers: give up on a silent server after [120] s */
     const char *servers;             /* comma-separated endpoints */
     int local;                       /* --local: no servers, an in-process store */
     uint32_t rank, num_workers;

@@ -38,6 +38,8 @@ static void s_usage(FILE *f)
             "  --save-model DIR         save this shard's weights to DIR on exit\n"
             "  --table-dim D            raw key/value table of D floats per key\n"
             "                           (ignores the model; for benchmarks and tests)\n"
+            "  --restore                load the newest valid checkpoint of this shard from\n"
+            "                           --checkpoint-dir before serving\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -50,6 +52,10 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, i
     const char *o = argv[*i];
     if (!strcmp(o, "--quiet")) {
         *quiet = 1;
+        return 1;
+    }
+    if (!strcmp(o, "--restore")) {
+        sc->restore = 1;
         return 1;
     }
     static const char *const names[] = {"--bind", "--rank", "--num-servers", "--capacity",
@@ -144,6 +150,14 @@ int main(int argc, char **argv)
     sc.num_workers = jc.num_workers;
     sc.heartbeat_timeout_ms = (uint32_t)(jc.heartbeat_timeout * 1000);
     zps_conf_job_desc(&jc, sc.job, sizeof sc.job);
+    if (jc.checkpoint_dir)
+        snprintf(sc.checkpoint_dir, sizeof sc.checkpoint_dir, "%s", jc.checkpoint_dir);
+    sc.checkpoint_every_ms = (uint32_t)(jc.checkpoint_every * 1000);
+    sc.checkpoint_keep = jc.checkpoint_keep;
+    if (sc.restore && !sc.checkpoint_dir[0]) {
+        fprintf(stderr, "zps-server: --restore needs --checkpoint-dir\n");
+        return 2;
+    }
     snprintf(sc.model_name, sizeof sc.model_name, "%s", zps_model_name(jc.model));
     if (table_dim) {
         sc.tables[0].dim = table_dim;

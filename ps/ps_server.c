@@ -27,6 +27,18 @@
  * clock (logged); if it speaks again it rejoins, fast-forwarded to the
  * slowest live worker's clock so it does not stall the others.
  *
+ * Exactly once.  Every push carries (worker rank, process nonce, sequence
+ * number); the server keeps per rank the nonce and the last applied
+ * sequence, and acknowledges a push it has already applied without applying
+ * it again, so clients may retry freely.  The records are part of every
+ * checkpoint.  A push also carries how many pushes the client has had
+ * acknowledged by this server: after a restore, the difference with the
+ * checkpoint's applied count is what the crash lost, and is logged.
+ *
+ * Checkpoints fork(): the child writes the copy-on-write image of the table
+ * (ps_ckpt.c) while the parent goes on serving; the pause is the fork itself
+ * (page-table copy), logged with each checkpoint.
+ *
  * Shutdown: *stop (set by SIGTERM/SIGINT in main) or a SHUTDOWN request ends
  * the loop after the message in hand; replies already queued are flushed by
  * the socket's linger period when it closes. */
@@ -38,8 +50,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zmq.h>
 
+#include "ps_ckpt.h"
 #include "ps_keycache.h"
 #include "ps_table.h"
 #include "zps_codec.h"
@@ -91,8 +106,18 @@ struct ps_server {
     int acc_mean, acc_dirty;
     int64_t last_check_ms;
     ps_keycache_t *kc;           /* key caching */
+    /* exactly once, progress, checkpoints */
+    ps_ckpt_client_t *clients;   /* per worker rank */
+    uint8_t *lost_checked;       /* per rank: lost count logged after a restore */
+    uint32_t nclients;
+    int restored;
+    pid_t ckpt_pid;
+    int64_t ckpt_last_ms, ckpt_started_ms;
+    uint64_t ckpt_counter;
     uint64_t rng;                /* stochastic rounding of compressed pull replies */
 };
+
+static int s_restore(ps_server_t *s, char *err, size_t errlen);
 
 void ps_server_conf_defaults(ps_server_conf_t *c)
 {
@@ -214,6 +239,14 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     }
     size_t elen = sizeof s->endpoint;
     zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
+    if (conf->restore) {
+        char why[1300];
+        if (s_restore(s, why, sizeof why) != 0) {
+            snprintf(err, errlen, "cannot restore: %s", why);
+            goto fail;
+        }
+    }
+    s->ckpt_last_ms = zps_now_ms();
     if (conf->ready_file[0]) {
         int rc = s_write_ready(conf->ready_file, s->endpoint);
         if (rc) {
@@ -246,6 +279,10 @@ void ps_server_destroy(ps_server_t **sp)
     free(s->held);
     ps_table_destroy(&s->acc);
     ps_keycache_destroy(&s->kc);
+    if (s->ckpt_pid > 0)
+        waitpid(s->ckpt_pid, NULL, 0);
+    free(s->clients);
+    free(s->lost_checked);
     free(s->workers);
     free(s->keys);
     free(s->fscratch);
@@ -337,6 +374,153 @@ static void s_reply_error(ps_server_t *s, zps_msg_t *m, int code, const char *fm
     env.body_case = ZPS__ENVELOPE__BODY_ERROR;
     env.error = &body;
     s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+/* ---- exactly once, progress, checkpoints ------------------------------------------ */
+
+static ps_ckpt_client_t *s_client_rec(ps_server_t *s, uint32_t rank)
+{
+    if (rank >= 65536)
+        return NULL;
+    if (rank >= s->nclients) {
+        uint32_t n = rank + 1 > 2 * s->nclients ? rank + 1 : 2 * s->nclients;
+        ps_ckpt_client_t *c = realloc(s->clients, n * sizeof *c);
+        uint8_t *l = realloc(s->lost_checked, n);
+        if (c)
+            s->clients = c;
+        if (l)
+            s->lost_checked = l;
+        if (!c || !l)
+            return NULL;
+        memset(c + s->nclients, 0, (n - s->nclients) * sizeof *c);
+        memset(l + s->nclients, 0, n - s->nclients);
+        for (uint32_t i = s->nclients; i < n; i++)
+            c[i].rank = i;
+        s->nclients = n;
+    }
+    return &s->clients[rank];
+}
+
+static void s_ckpt_info(const ps_server_t *s, ps_ckpt_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    info->rank = s->conf.rank;
+    info->nservers = s->conf.nservers;
+    info->dim = s->tabs[0].dim;
+    info->row_floats = ps_table_row_floats(s->tabs[0].t);
+    snprintf(info->desc, sizeof info->desc, "%s", s->tabs[0].desc);
+}
+
+/* Start a checkpoint in a forked child (copy-on-write snapshot). */
+static void s_checkpoint_fork(ps_server_t *s)
+{
+    ps_ckpt_info_t info;
+    s_ckpt_info(s, &info);
+    info.counter = ++s->ckpt_counter;
+    int64_t t0 = zps_now_ns();
+    fflush(NULL);
+    pid_t pid = fork();
+    double pause_ms = (double)(zps_now_ns() - t0) / 1e6;
+    if (pid < 0) {
+        zps_error(s->log, "checkpoint %llu: fork failed: %s", (unsigned long long)info.counter,
+                  strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        char err[1300];
+        int rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients,
+                               s->nclients, (int)s->conf.checkpoint_keep, err, sizeof err);
+        if (rc)
+            zps_error(s->log, "checkpoint %llu failed: %s", (unsigned long long)info.counter, err);
+        _exit(rc ? 1 : 0);
+    }
+    s->ckpt_pid = pid;
+    s->ckpt_started_ms = zps_now_ms();
+    zps_info(s->log, "checkpoint %llu started: %zu keys, serving paused %.2f ms for the fork",
+             (unsigned long long)info.counter, ps_table_size(s->tabs[0].t), pause_ms);
+}
+
+/* Reap a finished checkpoint child; wait for it if block. */
+static void s_checkpoint_reap(ps_server_t *s, int block)
+{
+    if (s->ckpt_pid <= 0)
+        return;
+    int status;
+    pid_t r = waitpid(s->ckpt_pid, &status, block ? 0 : WNOHANG);
+    if (r == 0)
+        return;
+    if (r == s->ckpt_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        s->st.checkpoints++;
+        zps_info(s->log, "checkpoint %llu written in %lld ms", (unsigned long long)s->ckpt_counter,
+                 (long long)(zps_now_ms() - s->ckpt_started_ms));
+    } else {
+        zps_error(s->log, "checkpoint %llu was not written (see above); the previous one is intact",
+                  (unsigned long long)s->ckpt_counter);
+    }
+    s->ckpt_pid = 0;
+    s->ckpt_last_ms = zps_now_ms();
+}
+
+static void s_checkpoint_tick(ps_server_t *s)
+{
+    if (!s->conf.checkpoint_dir[0] || !s->conf.checkpoint_every_ms)
+        return;
+    s_checkpoint_reap(s, 0);
+    if (s->ckpt_pid == 0 && zps_now_ms() - s->ckpt_last_ms >= (int64_t)s->conf.checkpoint_every_ms)
+        s_checkpoint_fork(s);
+}
+
+/* Final checkpoint at shutdown, in process. */
+static int s_checkpoint_final(ps_server_t *s)
+{
+    s_checkpoint_reap(s, 1);
+    ps_ckpt_info_t info;
+    s_ckpt_info(s, &info);
+    info.counter = ++s->ckpt_counter;
+    char err[1300];
+    int64_t t0 = zps_now_ms();
+    int rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients, s->nclients,
+                           (int)s->conf.checkpoint_keep, err, sizeof err);
+    if (rc)
+        zps_error(s->log, "final checkpoint failed: %s", err);
+    else
+        zps_info(s->log, "final checkpoint %llu written: %zu keys in %lld ms",
+                 (unsigned long long)info.counter, ps_table_size(s->tabs[0].t),
+                 (long long)(zps_now_ms() - t0));
+    return rc;
+}
+
+static int s_restore(ps_server_t *s, char *err, size_t errlen)
+{
+    ps_ckpt_info_t info;
+    s_ckpt_info(s, &info);
+    ps_ckpt_client_t *cl = NULL;
+    size_t ncl = 0;
+    int64_t t0 = zps_now_ms();
+    int rc = ps_ckpt_restore(s->conf.checkpoint_dir, &info, s->tabs[0].t, &cl, &ncl, s->log, err,
+                             errlen);
+    if (rc == 1) {
+        zps_warn(s->log, "--restore: no checkpoint of shard %u in %s; starting empty",
+                 s->conf.rank, s->conf.checkpoint_dir);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    uint64_t pushes = 0;
+    for (size_t i = 0; i < ncl; i++) {
+        ps_ckpt_client_t *r = s_client_rec(s, cl[i].rank);
+        if (r)
+            *r = cl[i];
+        pushes += cl[i].applied;
+    }
+    free(cl);
+    s->ckpt_counter = info.counter;
+    s->restored = 1;
+    s->st.restored_pushes = pushes;
+    zps_info(s->log, "restored checkpoint %llu: %zu keys, %llu pushes from %zu workers, in %lld ms",
+             (unsigned long long)info.counter, ps_table_size(s->tabs[0].t),
+             (unsigned long long)pushes, ncl, (long long)(zps_now_ms() - t0));
+    return 0;
 }
 
 /* ---- clocks (ssp, bsp) -------------------------------------------------------- */
@@ -627,6 +811,12 @@ static void s_on_hello(ps_server_t *s, zps_msg_t *m)
     body.tables = infop;
     body.server_version = ZPS_VERSION;
     body.job = s->conf.job;
+    if (m->env->role == ZPS__ROLE__ROLE_WORKER && m->env->rank < s->nclients &&
+        s->clients[m->env->rank].has_progress) {
+        body.has_progress = 1;
+        body.progress_epoch = s->clients[m->env->rank].progress_epoch;
+        body.progress_rows = s->clients[m->env->rank].progress_rows;
+    }
     zps_msg_env(&env, ZPS__MSG_TYPE__HELLO_REPLY, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
                 m->env->request_id);
     env.body_case = ZPS__ENVELOPE__BODY_HELLO_REPLY;
@@ -757,6 +947,47 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
         }
     }
     ps_wstate_t *w = s_worker_of(s, m);
+    ps_ckpt_client_t *rec = req->client_nonce ? s_client_rec(s, m->env->rank) : NULL;
+    int duplicate = 0;
+    if (rec) {
+        uint32_t rank = m->env->rank;
+        if (rec->nonce != req->client_nonce) {
+            if (rec->nonce)
+                zps_info(s->log, "worker %u is a new process (was applied up to push %llu)", rank,
+                         (unsigned long long)rec->last_seq);
+            rec->nonce = req->client_nonce;
+            rec->last_seq = 0;
+            rec->applied = 0;
+            s->lost_checked[rank] = 1;
+        }
+        if (s->restored && !s->lost_checked[rank]) {
+            s->lost_checked[rank] = 1;
+            if (req->acked > rec->applied) {
+                uint64_t lost = req->acked - rec->applied;
+                s->st.lost_pushes += lost;
+                zps_warn(s->log, "worker %u: %llu acknowledged pushes are not in the restored "
+                         "checkpoint (applied after it, before the crash): lost",
+                         rank, (unsigned long long)lost);
+            }
+        }
+        if (req->seq <= rec->last_seq)
+            duplicate = 1;
+        if (req->progress_epoch > rec->progress_epoch ||
+            (req->progress_epoch == rec->progress_epoch && req->progress_rows > rec->progress_rows)) {
+            rec->progress_epoch = req->progress_epoch;
+            rec->progress_rows = req->progress_rows;
+            rec->has_progress = 1;
+        }
+    }
+    if (duplicate) {
+        s->st.duplicate_pushes++;
+        goto ack;
+    }
+    if (rec) {
+        rec->last_seq = req->seq;
+        rec->applied++;
+    }
+    s->st.applied_pushes++;
     s->st.push_raw_bytes += req->raw_bytes;
     s->st.push_wire_bytes += m->wire_bytes;
     if (w && s->conf.consistency == 2) {
@@ -802,6 +1033,7 @@ ack:;
     body.table = req->table;
     body.nkeys = n;
     body.seq = req->seq;
+    body.duplicate = duplicate;
     zps_msg_env(&env, ZPS__MSG_TYPE__PUSH_ACK, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
                 m->env->request_id);
     env.body_case = ZPS__ENVELOPE__BODY_PUSH_ACK;
@@ -838,6 +1070,11 @@ static void s_on_stats(ps_server_t *s, zps_msg_t *m)
     body.push_wire_bytes = st.push_wire_bytes;
     body.key_cache_hits = st.key_cache_hits;
     body.key_cache_misses = st.key_cache_misses;
+    body.duplicate_pushes = st.duplicate_pushes;
+    body.checkpoints = st.checkpoints;
+    body.restored_pushes = st.restored_pushes;
+    body.lost_pushes = st.lost_pushes;
+    body.applied_pushes = st.applied_pushes;
     uint64_t clocks[1024];
     if (s->workers) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;
@@ -898,6 +1135,7 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             break;
         }
         s_check_heartbeats(s);
+        s_checkpoint_tick(s);
         while (!s->shutdown && !(stop && *stop)) {
             zps_msg_t m;
             int r = zps_msg_recv(s->sock, 1, &m, ZMQ_DONTWAIT);
@@ -922,6 +1160,8 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
              (unsigned long long)st.pushes, (unsigned long long)st.keys_pushed,
              (unsigned long long)st.pulls, (unsigned long long)st.keys_pulled,
              (unsigned long long)st.errors);
+    if (s->conf.checkpoint_dir[0] && s_checkpoint_final(s) != 0)
+        rc = rc ? rc : ZPS_EIO;
     if (s->conf.save_dir[0]) {
         char err[600];
         if (ps_server_save(s, s->conf.save_dir, err, sizeof err) != 0) {

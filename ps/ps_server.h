@@ -40,6 +40,11 @@ typedef struct {
     uint32_t num_workers;       /* workers whose clocks are kept */
     uint32_t heartbeat_timeout_ms;
     char job[128];              /* canonical job settings, sent in the hello */
+    /* checkpoints (see ps_ckpt.h) */
+    char checkpoint_dir[512];
+    uint32_t checkpoint_every_ms;
+    uint32_t checkpoint_keep;
+    int restore;                /* load the newest valid checkpoint at start */
 } ps_server_conf_t;
 
 typedef struct {
@@ -49,6 +54,7 @@ typedef struct {
     uint64_t uptime_ms;
     uint64_t max_staleness, min_clock, pull_waits, workers_dropped, clocks_applied;
     uint64_t push_raw_bytes, push_wire_bytes, key_cache_hits, key_cache_misses;
+    uint64_t duplicate_pushes, checkpoints, restored_pushes, lost_pushes, applied_pushes;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

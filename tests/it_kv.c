@@ -201,14 +201,17 @@ int main(int argc, char **argv)
             printf("server=%u keys_stored=%llu pushes=%llu pulls=%llu max_staleness=%llu "
                    "min_clock=%llu pull_waits=%llu workers_dropped=%llu clocks_applied=%llu "
                    "push_raw_bytes=%llu push_wire_bytes=%llu key_cache_hits=%llu "
-                   "key_cache_misses=%llu bytes_in=%llu clocks=",
+                   "key_cache_misses=%llu bytes_in=%llu duplicate_pushes=%llu checkpoints=%llu "
+                   "restored_pushes=%llu lost_pushes=%llu applied_pushes=%llu clocks=",
                    sv, (unsigned long long)st.keys_stored, (unsigned long long)st.pushes,
                    (unsigned long long)st.pulls, (unsigned long long)st.max_staleness,
                    (unsigned long long)st.min_clock, (unsigned long long)st.pull_waits,
                    (unsigned long long)st.workers_dropped, (unsigned long long)st.clocks_applied,
                    (unsigned long long)st.push_raw_bytes, (unsigned long long)st.push_wire_bytes,
                    (unsigned long long)st.key_cache_hits, (unsigned long long)st.key_cache_misses,
-                   (unsigned long long)st.bytes_in);
+                   (unsigned long long)st.bytes_in, (unsigned long long)st.duplicate_pushes,
+                   (unsigned long long)st.checkpoints, (unsigned long long)st.restored_pushes,
+                   (unsigned long long)st.lost_pushes, (unsigned long long)st.applied_pushes);
             for (uint32_t w = 0; w < st.nworkers && w < 64; w++)
                 printf("%s%llu", w ? "," : "", (unsigned long long)st.worker_clocks[w]);
             printf("\n");

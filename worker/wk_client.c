@@ -20,12 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "ps_optim.h"
 #include "ps_table.h"
 #include "zps_codec.h"
 #include "zps_err.h"
+#include "zps_hash.h"
 #include "zps_msg.h"
 #include "zps_place.h"
 #include "zps_time.h"
@@ -52,6 +54,8 @@ typedef struct {
     uint64_t clock, seq;
     wk_push_meta_t meta;
     uint8_t *keep;         /* per server: 1 keys kept, 2 keys and values kept */
+    int64_t *sent_ms;      /* per server: last (re)send */
+    int64_t first_ms;      /* first send */
     zmq_msg_t *keep_keys, *keep_vals; /* for a resend after a key-cache miss */
     char err[320];
 } wk_req_t;
@@ -60,6 +64,9 @@ typedef struct {
     uint32_t rank, nservers, ntables;
     wk_table_info_t tables[WK_MAX_TABLES];
     char job[128];
+    int has_progress;
+    uint32_t progress_epoch;
+    uint64_t progress_rows;
 } wk_hello_t;
 
 struct wk_client {
@@ -87,6 +94,10 @@ struct wk_client {
     uint64_t *sigs;             /* WK_SIG_RING per server */
     uint32_t *sig_pos;
     uint64_t rng;
+    uint64_t nonce;             /* this process: (rank, nonce, seq) names a push */
+    uint64_t *acked;            /* per server: pushes acknowledged */
+    int64_t *retry_at_ms;       /* per server: backoff interval */
+    int64_t *warned_ms;         /* per server: last on_wait call */
     /* local mode */
     ps_table_t *ltab;
     ps_optim_conf_t lopt;
@@ -131,6 +142,29 @@ static void s_req_err(wk_req_t *r, int code, const char *fmt, ...)
 }
 
 const char *wk_client_error(const wk_client_t *c) { return c->err; }
+uint64_t wk_client_acked(const wk_client_t *c, uint32_t server)
+{
+    return c->acked && server < c->conf.nservers ? c->acked[server] : 0;
+}
+int wk_client_progress(const wk_client_t *c, uint32_t *epoch, uint64_t *rows)
+{
+    int have = 0;
+    *epoch = 0;
+    *rows = 0;
+    for (uint32_t s = 0; s < c->conf.nservers; s++) {
+        const wk_hello_t *h = &c->hello[s];
+        if (!h->has_progress)
+            continue;
+        if (!have || h->progress_epoch > *epoch ||
+            (h->progress_epoch == *epoch && h->progress_rows > *rows)) {
+            *epoch = h->progress_epoch;
+            *rows = h->progress_rows;
+        }
+        have = 1;
+    }
+    return have;
+}
+
 const char *wk_client_job(const wk_client_t *c) { return c->ltab ? c->ljob : c->hello[0].job; }
 void wk_client_set_clock(wk_client_t *c, uint64_t clock) { c->clock = clock; }
 uint32_t wk_client_inflight(const wk_client_t *c) { return c->inflight; }
@@ -174,6 +208,7 @@ static wk_req_t *s_req_new(wk_client_t *c, int kind)
     r->stats = NULL;
     r->n = 0;
     r->err[0] = 0;
+    r->first_ms = 0;
     memset(r->waiting, 0, c->conf.nservers);
     c->inflight++;
     return r;
@@ -276,6 +311,8 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         break;
     }
     case RQ_PUSH:
+        if (env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK)
+            c->acked[s]++;
         if (env->body_case != ZPS__ENVELOPE__BODY_PUSH_ACK)
             s_req_err(r, ZPS_EPROTO, "server %u at %s: answered a push with %s", s, addr,
                       zps_msg_type_name(env->type));
@@ -292,6 +329,9 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         o->nservers = h->num_servers;
         o->ntables = h->n_tables < WK_MAX_TABLES ? (uint32_t)h->n_tables : WK_MAX_TABLES;
         snprintf(o->job, sizeof o->job, "%s", h->job);
+        o->has_progress = h->has_progress;
+        o->progress_epoch = h->progress_epoch;
+        o->progress_rows = h->progress_rows;
         for (uint32_t t = 0; t < o->ntables; t++) {
             o->tables[t].dim = h->tables[t]->dim;
             snprintf(o->tables[t].optimizer, sizeof o->tables[t].optimizer, "%s",
@@ -328,6 +368,11 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         o->push_wire_bytes = b->push_wire_bytes;
         o->key_cache_hits = b->key_cache_hits;
         o->key_cache_misses = b->key_cache_misses;
+        o->duplicate_pushes = b->duplicate_pushes;
+        o->checkpoints = b->checkpoints;
+        o->restored_pushes = b->restored_pushes;
+        o->lost_pushes = b->lost_pushes;
+        o->applied_pushes = b->applied_pushes;
         o->nworkers = (uint32_t)b->n_worker_clocks;
         for (size_t w = 0; w < b->n_worker_clocks && w < 64; w++)
             o->worker_clocks[w] = b->worker_clocks[w];
@@ -354,8 +399,10 @@ static void s_drain(wk_client_t *c, uint32_t s)
         zps_msg_t m;
         int rc = zps_msg_recv(c->socks[s], 0, &m, ZMQ_DONTWAIT);
         c->received += m.wire_bytes;
-        if (rc == 0)
+        if (rc == 0) {
+            c->retry_at_ms[s] = c->conf.retry_ms;
             s_on_reply(c, s, &m);
+        }
         else if (rc == ZPS_EPROTO || rc == ZPS_EVERSION) {
             /* A reply we cannot parse: fail the request it names, if any. */
             if (m.env) {
@@ -393,6 +440,37 @@ static void s_heartbeats(wk_client_t *c)
     }
 }
 
+/* Resend every request a server owes us, oldest first, if the oldest has
+ * waited longer than that server's backoff interval; tell on_wait. */
+static void s_retry(wk_client_t *c)
+{
+    int64_t now = zps_now_ms();
+    uint64_t lo = c->next_id - c->inflight - 1;
+    for (uint32_t s = 0; s < c->conf.nservers; s++) {
+        int64_t oldest = 0;
+        for (uint32_t i = 0; i <= c->mask; i++) {
+            wk_req_t *r = &c->reqs[i];
+            if (r->kind != RQ_FREE && r->waiting[s] && r->keep[s] &&
+                (!oldest || r->sent_ms[s] < oldest))
+                oldest = r->sent_ms[s];
+        }
+        if (!oldest || now - oldest < c->retry_at_ms[s])
+            continue;
+        double waited = (double)(now - oldest) / 1000.0;
+        if (c->conf.on_wait && now - c->warned_ms[s] >= 5000) {
+            c->warned_ms[s] = now;
+            c->conf.on_wait(c->conf.on_wait_ctx, s, c->servers[s], waited);
+        }
+        /* in ticket order, so the server sees pushes in their sequence order */
+        for (uint64_t id = lo; id < c->next_id; id++) {
+            wk_req_t *r = &c->reqs[id & c->mask];
+            if (r->kind != RQ_FREE && r->id == id && r->waiting[s] && r->keep[s])
+                s_resend_full(c, r, s);
+        }
+        c->retry_at_ms[s] = c->retry_at_ms[s] * 2 > 8000 ? 8000 : c->retry_at_ms[s] * 2;
+    }
+}
+
 int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
 {
     wk_req_t *r = &c->reqs[ticket & c->mask];
@@ -402,9 +480,14 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
     }
     if (timeout_ms < 0)
         timeout_ms = c->conf.timeout_ms;
-    int64_t deadline = zps_now_ms() + timeout_ms;
+    int retrying = c->conf.retry_ms > 0 && (r->kind == RQ_PULL || r->kind == RQ_PUSH);
+    if (retrying)
+        timeout_ms = c->conf.server_timeout_ms > 0 ? c->conf.server_timeout_ms : 120000;
+    int64_t deadline = (retrying && r->first_ms ? r->first_ms : zps_now_ms()) + timeout_ms;
     uint32_t S = c->conf.nservers;
     while (r->pending > 0) {
+        if (retrying)
+            s_retry(c);
         int64_t left = deadline - zps_now_ms();
         if (left <= 0) {
             char who[256];
@@ -418,6 +501,8 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
             return ZPS_ETIMEDOUT;
         }
         long slice = left;
+        if (retrying && slice > 250)
+            slice = 250;
         if (c->conf.heartbeat_ms > 0) {
             s_heartbeats(c);
             if (slice > c->conf.heartbeat_ms)
@@ -530,6 +615,10 @@ static void s_env_sub(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *en
         push->mean = r->meta.mean != 0;
         push->value_codec = c->conf.push_codec;
         push->key_sig = sig;
+        push->client_nonce = c->nonce;
+        push->acked = c->acked ? c->acked[s] : 0;
+        push->progress_epoch = r->meta.progress_epoch;
+        push->progress_rows = r->meta.progress_rows;
         env->body_case = ZPS__ENVELOPE__BODY_PUSH;
         env->push = push;
     }
@@ -592,23 +681,21 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
     s_env_sub(c, r, s, &env, &pull, &push, sig);
     size_t wire = 0;
     int rc;
-    if (by_sig) {
-        /* keep the full frames in case the server has evicted the list */
-        zmq_msg_t vcopy;
+    if (by_sig || c->conf.retry_ms > 0) {
+        /* keep the full frames (shared, not copied) for a resend after a
+         * key-cache miss or a timeout */
         zmq_msg_init(&r->keep_keys[s]);
-        zmq_msg_move(&r->keep_keys[s], &kmsg);
-        zmq_msg_close(&kmsg);
+        zmq_msg_copy(&r->keep_keys[s], &kmsg);
         if (vp) {
             zmq_msg_init(&r->keep_vals[s]);
             zmq_msg_copy(&r->keep_vals[s], vp);
-            zmq_msg_init(&vcopy);
-            zmq_msg_move(&vcopy, vp);
-            zmq_msg_close(vp);
-            vp = &vcopy;
         }
         r->keep[s] = 1 + (vp != NULL);
+    }
+    if (by_sig) {
         zmq_msg_t nokeys;
         zmq_msg_init(&nokeys);
+        zmq_msg_close(&kmsg);
         rc = zps_msg_send_frames(c->socks[s], &env, &nokeys, vp, &wire);
     } else {
         rc = zps_msg_send_frames(c->socks[s], &env, &kmsg, vp, &wire);
@@ -625,6 +712,9 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
         c->push_wire += wire;
     }
     c->last_sent[s] = zps_now_ms();
+    r->sent_ms[s] = c->last_sent[s];
+    if (!r->first_ms)
+        r->first_ms = r->sent_ms[s];
     r->waiting[s] = 1;
     r->pending++;
     return 0;
@@ -641,12 +731,19 @@ static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s)
     Zps__Pull pull;
     Zps__Push push;
     s_env_sub(c, r, s, &env, &pull, &push, 0);
-    zmq_msg_t *vp = r->keep[s] == 2 ? &r->keep_vals[s] : NULL;
+    zmq_msg_t k, v;
+    zmq_msg_init(&k);
+    zmq_msg_copy(&k, &r->keep_keys[s]);
+    zmq_msg_init(&v);
+    if (r->keep[s] == 2)
+        zmq_msg_copy(&v, &r->keep_vals[s]);
     size_t wire = 0;
-    int rc = zps_msg_send_frames(c->socks[s], &env, &r->keep_keys[s], vp, &wire);
-    r->keep[s] = 0;
+    int rc = zps_msg_send_frames(c->socks[s], &env, &k, r->keep[s] == 2 ? &v : NULL, &wire);
+    if (r->keep[s] != 2)
+        zmq_msg_close(&v);
     c->sent += wire;
     c->key_cache_resends++;
+    r->sent_ms[s] = zps_now_ms();
     if (rc) {
         r->waiting[s] = 0;
         r->pending--;
@@ -992,10 +1089,16 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->sigs = calloc((size_t)S * WK_SIG_RING, sizeof *c->sigs);
     c->sig_pos = calloc(S, sizeof *c->sig_pos);
     c->rng = conf->seed * 0x9e3779b97f4a7c15ULL + conf->rank + 1;
+    c->nonce = zps_mix64((uint64_t)zps_now_ns() ^ ((uint64_t)getpid() << 32), conf->rank) | 1;
+    c->acked = calloc(S, sizeof *c->acked);
+    c->retry_at_ms = calloc(S, sizeof *c->retry_at_ms);
+    c->warned_ms = calloc(S, sizeof *c->warned_ms);
+    for (uint32_t s = 0; c->retry_at_ms && s < S; s++)
+        c->retry_at_ms[s] = conf->retry_ms;
     c->reqs = calloc(cap, sizeof *c->reqs);
     c->ctx = zmq_ctx_new();
     if (!c->servers || !c->socks || !c->items || !c->hello || !c->last_sent || !c->reqs ||
-        !c->sigs || !c->sig_pos || !c->ctx) {
+        !c->sigs || !c->sig_pos || !c->acked || !c->retry_at_ms || !c->warned_ms || !c->ctx) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1003,10 +1106,11 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         c->reqs[i].off = calloc(S + 1, sizeof(size_t));
         c->reqs[i].waiting = calloc(S, 1);
         c->reqs[i].keep = calloc(S, 1);
+        c->reqs[i].sent_ms = calloc(S, sizeof(int64_t));
         c->reqs[i].keep_keys = calloc(S, sizeof(zmq_msg_t));
         c->reqs[i].keep_vals = calloc(S, sizeof(zmq_msg_t));
         if (!c->reqs[i].off || !c->reqs[i].waiting || !c->reqs[i].keep || !c->reqs[i].keep_keys ||
-            !c->reqs[i].keep_vals) {
+            !c->reqs[i].keep_vals || !c->reqs[i].sent_ms) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
@@ -1068,6 +1172,7 @@ void wk_client_destroy(wk_client_t **cp)
             if (c->reqs[i].keep)
                 s_req_release(c, &c->reqs[i]);
             free(c->reqs[i].keep);
+            free(c->reqs[i].sent_ms);
             free(c->reqs[i].keep_keys);
             free(c->reqs[i].keep_vals);
             free(c->reqs[i].pos);
@@ -1082,6 +1187,9 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->last_sent);
     free(c->sigs);
     free(c->sig_pos);
+    free(c->acked);
+    free(c->retry_at_ms);
+    free(c->warned_ms);
     free(c->vscratch);
     free(c->sscratch);
     free(c->dscratch);

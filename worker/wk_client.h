@@ -45,6 +45,15 @@ typedef struct {
      * local ps_table with this optimizer, completing at once. */
     const struct ps_optim_conf_s *local;
     const char *local_job;      /* what wk_client_job reports in local mode */
+    /* Retries: a pull or push a server has not answered within retry_ms is
+     * sent again (backing off to 8 s); pushes are deduplicated by the server,
+     * so a retry is never applied twice.  After server_timeout_ms without an
+     * answer the request fails.  0 = no retries (timeout_ms applies). */
+    int retry_ms;
+    int server_timeout_ms;
+    /* Called (at most every 5 s per server) while waiting for a server. */
+    void (*on_wait)(void *ctx, uint32_t server, const char *addr, double waited_s);
+    void *on_wait_ctx;
 } wk_client_conf_t;
 
 /* What a push carries besides keys and values (ssp/bsp and accounting). */
@@ -54,6 +63,8 @@ typedef struct {
     int tick;                   /* this push finishes the worker's current clock */
     float *sent;                /* if set: receives the values as the servers will
                                    decode them (n * dim), for error feedback */
+    uint32_t progress_epoch;    /* worker progress recorded with the servers */
+    uint64_t progress_rows;
 } wk_push_meta_t;
 
 typedef struct {
@@ -61,6 +72,7 @@ typedef struct {
     uint64_t bytes_in, bytes_out, errors, uptime_ms;
     uint64_t max_staleness, min_clock, pull_waits, workers_dropped, clocks_applied;
     uint64_t push_raw_bytes, push_wire_bytes, key_cache_hits, key_cache_misses;
+    uint64_t duplicate_pushes, checkpoints, restored_pushes, lost_pushes, applied_pushes;
     uint32_t nworkers;
     uint64_t worker_clocks[64];  /* first 64 workers */
 } wk_server_stats_t;
@@ -108,6 +120,10 @@ void wk_client_set_clock(wk_client_t *c, uint64_t clock);
  * for the acknowledgements. */
 int wk_client_done(wk_client_t *c);
 
+/* Progress the servers had recorded for this worker rank at the hello
+ * (the furthest over all servers).  Returns 1 if any, else 0. */
+int wk_client_progress(const wk_client_t *c, uint32_t *epoch, uint64_t *rows);
+
 /* The servers' job settings from the hello ("consistency=...,workers=N"). */
 const char *wk_client_job(const wk_client_t *c);
 
@@ -128,6 +144,9 @@ void wk_client_traffic(const wk_client_t *c, uint64_t *sent, uint64_t *received)
  * bytes actually sent; key lists re-sent after a key-cache miss. */
 void wk_client_push_bytes(const wk_client_t *c, uint64_t *raw, uint64_t *wire,
                           uint64_t *key_cache_resends);
+
+/* Pushes server s has acknowledged to this client (duplicates included once). */
+uint64_t wk_client_acked(const wk_client_t *c, uint32_t server);
 
 /* Text of the last error (naming the server), "" if none. */
 const char *wk_client_error(const wk_client_t *c);

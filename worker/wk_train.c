@@ -61,6 +61,9 @@ struct wk_trainer {
     wk_slot_t slot[2];
     uint32_t dim, classes;
     uint64_t pushes[WK_MAX_PUSHES]; /* ring of push tickets in flight */
+    uint32_t push_rows[WK_MAX_PUSHES];
+    uint32_t epoch;                 /* current epoch (0-based) */
+    uint64_t rows_acked;            /* rows of this epoch whose pushes were acknowledged */
     uint32_t push_head, push_count;
     /* counters */
     uint64_t rows_total, keys_pulled, keys_pushed;
@@ -175,6 +178,13 @@ static void s_data_conf(const zps_conf_t *c, wk_data_conf_t *d, int test)
     d->seed = c->seed * 1000003ULL + c->rank;
 }
 
+static void s_on_wait(void *ctx, uint32_t server, const char *addr, double waited)
+{
+    wk_trainer_t *t = ctx;
+    zps_warn(t->log, "waiting for server %u at %s: no answer for %.0f s, retrying (gives up after "
+             "--server-timeout %.0f s)", server, addr, waited, t->conf->server_timeout);
+}
+
 wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, size_t errlen)
 {
     wk_trainer_t *t = calloc(1, sizeof *t);
@@ -228,6 +238,12 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     cc.pull_codec = conf->pull_codec;
     cc.key_cache = conf->key_cache;
     cc.seed = conf->seed;
+    cc.retry_ms = 2000;
+    cc.server_timeout_ms = (int)(conf->server_timeout * 1000);
+    cc.on_wait = s_on_wait;
+    cc.on_wait_ctx = t;
+    if (conf->consistency != ZPS_CONS_ASYNC && cc.retry_ms < (int)(conf->heartbeat_timeout * 2000))
+        cc.retry_ms = (int)(conf->heartbeat_timeout * 2000); /* held pulls wait by design */
     if (conf->consistency != ZPS_CONS_ASYNC) {
         cc.sync_all = 1;
         cc.heartbeat_ms = (int)(conf->heartbeat_timeout * 1000 / 4);
@@ -319,10 +335,14 @@ static int s_fail(wk_trainer_t *t, int rc, const char *what)
 static int s_wait_push(wk_trainer_t *t)
 {
     uint64_t ticket = t->pushes[t->push_head];
+    uint32_t rows = t->push_rows[t->push_head];
     t->push_head = (t->push_head + 1) % WK_MAX_PUSHES;
     t->push_count--;
     int rc = wk_client_wait(t->client, ticket, -1);
-    return rc ? s_fail(t, rc, "push failed") : 0;
+    if (rc)
+        return s_fail(t, rc, "push failed");
+    t->rows_acked += rows;
+    return 0;
 }
 
 /* Read the next batch into slot s and start its pull.  Returns rows (0 at
@@ -373,7 +393,8 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
         if ((rc = s_wait_push(t)) != 0)
             return rc;
     uint64_t ticket;
-    wk_push_meta_t meta = {(uint32_t)s->b.n, t->classes > 1, s->tick, NULL};
+    wk_push_meta_t meta = {(uint32_t)s->b.n, t->classes > 1, s->tick, NULL, t->epoch,
+                           t->rows_acked};
     if (t->audit) {
         for (size_t i = 0; i < s->nkeys; i++) {
             float *row = ps_table_upsert(t->audit, s->keys[i], NULL);
@@ -401,6 +422,7 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
     if (t->sparse && meta.sent) /* quantisation error goes back to the residual too */
         wk_sparsify_feedback(t->sparse, pkeys, pvals, meta.sent, pn);
     t->pushes[(t->push_head + t->push_count) % WK_MAX_PUSHES] = ticket;
+    t->push_rows[(t->push_head + t->push_count) % WK_MAX_PUSHES] = (uint32_t)s->b.n;
     t->push_count++;
     t->keys_pushed += pn;
     t->push_raw += s->nkeys * (8 + 4 * (uint64_t)t->dim); /* before sparsification */
@@ -543,16 +565,42 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     const zps_conf_t *c = t->conf;
     t->t_start = t->t_last = zps_now_s();
     int rc = 0;
+    uint32_t first_epoch = 0;
+    uint64_t skip_rows = 0;
+    if (wk_client_progress(t->client, &first_epoch, &skip_rows)) {
+        if (first_epoch >= c->epochs) {
+            zps_info(t->log, "the servers recorded that this worker finished all %u epochs",
+                     c->epochs);
+            first_epoch = c->epochs;
+        } else {
+            zps_info(t->log, "resuming where the servers recorded this worker: epoch %u, "
+                     "after %llu rows", first_epoch + 1, (unsigned long long)skip_rows);
+        }
+        for (uint32_t e = 0; e < first_epoch && e + 1 < c->epochs && !rc; e++)
+            rc = wk_reader_rewind(t->reader);
+    }
     if (c->local)
         zps_info(t->log, "training %s: %u epochs, batch %u, in-process store (--local)",
                  zps_model_name(c->model), c->epochs, c->batch);
     else
         zps_info(t->log, "training %s: %u epochs, batch %u, max delay %u, %u servers",
                  zps_model_name(c->model), c->epochs, c->batch, c->max_delay, t->nservers);
-    for (uint32_t e = 0; e < c->epochs && !rc; e++) {
-        if (e > 0 && (rc = wk_reader_rewind(t->reader)) != 0) {
+    for (uint32_t e = first_epoch; e < c->epochs && !rc; e++) {
+        if (e > first_epoch && (rc = wk_reader_rewind(t->reader)) != 0) {
             zps_error(t->log, "rewinding training data: %s", wk_reader_error(t->reader));
             break;
+        }
+        t->epoch = e;
+        t->rows_acked = 0;
+        if (e == first_epoch && skip_rows) {
+            /* rows whose pushes the servers acknowledged before this worker died */
+            wk_batch_t skip;
+            long got;
+            while (t->rows_acked < skip_rows &&
+                   (got = wk_reader_next(t->reader, (size_t)(skip_rows - t->rows_acked < c->batch
+                                                          ? skip_rows - t->rows_acked : c->batch),
+                                         &skip)) > 0)
+                t->rows_acked += (uint64_t)got;
         }
         uint64_t rows0 = t->rows_total;
         double loss0 = t->loss_total;
@@ -640,6 +688,14 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
              t->rows_total ? (double)(sent + recv) / (double)t->rows_total : 0.0,
              (double)praw / 1e6, (double)pwire / 1e6, pwire ? (double)praw / (double)pwire : 0.0,
              t->keys_pulled ? (double)pwire / (double)t->keys_pulled : 0.0,
-             resends ? ", some key lists resent after cache misses" : "");
+             resends ? ", some key lists resent (cache misses or retries)" : "");
+    if (!c->local) {
+        char acks[512];
+        int n = 0;
+        for (uint32_t sv = 0; sv < t->nservers && n < (int)sizeof acks - 24; sv++)
+            n += snprintf(acks + n, sizeof acks - (size_t)n, "%s%llu", sv ? "," : "",
+                          (unsigned long long)wk_client_acked(t->client, sv));
+        zps_info(t->log, "pushes acknowledged per server: %s", acks);
+    }
     return rc;
 }
