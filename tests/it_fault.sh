@@ -1,0 +1,85 @@
+#!/bin/sh
+# Fault tolerance without the launcher: a server killed with -9 and restarted
+# from its checkpoint; exactly-once accounting; corrupt checkpoints; an
+# unusable checkpoint directory.
+. "$(dirname "$0")/lib.sh"
+D=$TMP
+"$ZPS_BIN/zps-datagen" ctr --rows 100000 --test-rows 10000 --features 1000 --nnz 40 --seed 51 \
+    --out "$D/c" >/dev/null 2>&1 || fail "datagen failed"
+stat() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+metric() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' "$2"; }
+JOB="--model lr --optimizer ftrl --lr 0.1 --seed 3"
+WOPT="--train $D/c.train --epochs 6 --batch 200 --cache-dir $D --server-timeout 60"
+
+# ---- undisturbed reference ----------------------------------------------------------------
+start_servers 2 $JOB --save-model "$D/ref.model"
+"$ZPS_BIN/zps-worker" --servers "$SERVERS" $JOB $WOPT >"$D/ref.log" 2>&1 || fail "reference run failed"
+kill $SERVER_PIDS; wait $SERVER_PIDS
+"$ZPS_BIN/zps-predict" --model "$D/ref.model" --data "$D/c.test" --out "$D/ref.pred" --metrics \
+    >"$D/ref.met" 2>/dev/null || fail "predict failed"
+ref=$(metric logloss "$D/ref.met")
+
+# ---- kill -9 server 1 mid-job, restart it from its checkpoint on the same port ------------------
+CK="--checkpoint-dir $D/ck --checkpoint-every 0.3"
+start_servers 2 $JOB $CK --save-model "$D/f.model"
+s1=${SERVERS#*,}; port=${s1##*:}; pid1=${SERVER_PIDS##* }
+"$ZPS_BIN/zps-worker" --servers "$SERVERS" $JOB $CK $WOPT >"$D/f.log" 2>&1 &
+wp=$!
+sleep 2
+kill -9 "$pid1"
+wait "$pid1" 2>/dev/null
+sleep 2   # the worker keeps retrying meanwhile
+"$ZPS_BIN/zps-server" --bind "tcp://127.0.0.1:$port" --rank 1 --num-servers 2 $JOB $CK \
+    --save-model "$D/f.model" --restore >"$D/restart.out" 2>"$D/server.1.restart.log" &
+rp=$!
+PIDS="$PIDS $rp"
+wait "$wp" || fail "the worker did not survive the server's death: $(tail -5 "$D/f.log")"
+grep -q "waiting for server 1 at tcp://127.0.0.1:$port" "$D/f.log" || fail "the worker never said it was waiting for server 1"
+grep -q "restored checkpoint" "$D/server.1.restart.log" || fail "the restarted server did not restore"
+line=$("$ZPS_BIN/it_kv" stats --servers "$SERVERS" | sed -n 2p)
+acked=$(sed -n 's/.*pushes acknowledged per server: [0-9]*,\([0-9]*\).*/\1/p' "$D/f.log")
+r=$(stat restored_pushes "$line"); l=$(stat lost_pushes "$line"); a=$(stat applied_pushes "$line")
+echo "server 1: checkpoint held $r pushes, $l acknowledged pushes lost in the crash, $a applied after the restart, $(stat duplicate_pushes "$line") duplicates ignored; the worker saw $acked acknowledgements"
+[ $((r + l + a)) -eq "$acked" ] || fail "accounting: $r + $l + $a != $acked acknowledged pushes"
+grep -q "$l acknowledged pushes are not in the restored checkpoint" "$D/server.1.restart.log" ||
+    [ "$l" -eq 0 ] || fail "the lost count is not in the server's log"
+kill $SERVER_PIDS $rp 2>/dev/null; wait $SERVER_PIDS $rp 2>/dev/null
+"$ZPS_BIN/zps-predict" --model "$D/f.model" --data "$D/c.test" --out "$D/f.pred" --metrics \
+    >"$D/f.met" 2>/dev/null || fail "predict failed"
+got=$(metric logloss "$D/f.met")
+echo "test logloss: undisturbed $ref, with a server killed and restored $got"
+awk "BEGIN { exit !($got <= $ref * 1.02) }" || fail "logloss $got is not within 2% of $ref"
+
+# ---- a torn or corrupt newest checkpoint: restore falls back to the previous one ---------
+ls "$D/ck"/ckpt-0-of-2-*.zck >/dev/null 2>&1 || fail "no checkpoints of server 0"
+for damage in truncate flip; do
+    newest=$(ls "$D/ck"/ckpt-0-of-2-*.zck | sort | tail -n 1)
+    prev=$(ls "$D/ck"/ckpt-0-of-2-*.zck | sort | tail -n 2 | head -n 1)
+    size=$(stat -c %s "$newest")
+    if [ $damage = truncate ]; then
+        truncate -s $((size / 2)) "$newest"
+    else
+        printf '\377' | dd of="$newest" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+    fi
+    "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 --rank 0 --num-servers 2 $JOB $CK --restore \
+        --ready-file "$D/rr" >/dev/null 2>"$D/rr.log" &
+    p=$!
+    t=0; while [ ! -s "$D/rr" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+    kill $p; wait $p
+    rm -f "$D/rr"
+    grep -q "$(basename "$newest") is unusable" "$D/rr.log" || fail "$damage: the damaged checkpoint was not reported"
+    pc=$(basename "$prev" .zck); pc=${pc##*-}; pc=$(echo "$pc" | sed 's/^0*//')
+    grep -q "restored checkpoint $pc:" "$D/rr.log" || fail "$damage: did not fall back to checkpoint $pc: $(cat "$D/rr.log")"
+    echo "ok: $damage newest checkpoint -> reported, restored the previous one ($pc)"
+    rm -f "$newest"   # keep the test's next round on intact files
+done
+
+# ---- an unusable checkpoint directory is a clear error; serving goes on ------------------------
+"$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 $JOB --checkpoint-dir /proc/zps-no-such-dir \
+    --checkpoint-every 0.2 --ready-file "$D/bad" >/dev/null 2>"$D/bad.log" &
+p=$!
+sleep 1.5
+kill $p; wait $p
+grep -q "cannot create checkpoint directory /proc/zps-no-such-dir" "$D/bad.log" || fail "no clear error for an unusable checkpoint directory: $(cat "$D/bad.log")"
+echo "ok: an unusable checkpoint directory is reported and the server keeps serving"
+echo "it_fault: ok"
