@@ -126,6 +126,9 @@ const char *zps_conf_usage(void)
            "  --checkpoint-every S     seconds between checkpoints             [60]\n"
            "  --checkpoint-keep K      checkpoints kept per server             [3]\n"
            "  --server-timeout S       workers retry a silent server for S seconds [120]\n"
+           "  --curve-secret FILE      CURVE key pair of this process (zps-keygen NAME.key)\n"
+           "  --allow-dir DIR          servers: accept only clients whose NAME.pub is in DIR\n"
+           "  --server-public FILE     workers: the servers' public key (NAME.pub)\n"
            "  --servers A,B,...        server endpoints (set by zps-launch)\n"
            "  --local                  zps-worker only: train in one process against an\n"
            "                           in-process store (the single-machine baseline)\n"
@@ -162,7 +165,7 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         "batch", "max-delay", "consistency", "progress-every", "connect-timeout",
         "request-timeout", "clock-every", "heartbeat-timeout", "compress", "compress-audit",
         "slow-worker", "slow-factor", "checkpoint-dir", "checkpoint-every", "checkpoint-keep",
-        "server-timeout", "test-predictions", "servers",
+        "server-timeout", "curve-secret", "allow-dir", "server-public", "test-predictions", "servers",
         "rank", "num-workers", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++)
@@ -265,6 +268,12 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     } else if (!strcmp(name, "compress")) {
         c->compress_spec = v;
         r = s_parse_compress(c, v);
+    } else if (!strcmp(name, "curve-secret")) {
+        c->curve_secret = v;
+    } else if (!strcmp(name, "allow-dir")) {
+        c->allow_dir = v;
+    } else if (!strcmp(name, "server-public")) {
+        c->server_public = v;
     } else if (!strcmp(name, "checkpoint-dir")) {
         c->checkpoint_dir = v;
     } else if (!strcmp(name, "checkpoint-every") || !strcmp(name, "server-timeout")) {

@@ -76,6 +76,10 @@ typedef struct {
     double checkpoint_every;         /* seconds between checkpoints [60] */
     uint32_t checkpoint_keep;        /* checkpoints kept per server [3] */
     double server_timeout;           /* workers: give up on a silent server after [120] s */
+    /* security (ZeroMQ CURVE) */
+    const char *curve_secret;        /* this process's NAME.key */
+    const char *allow_dir;           /* servers: *.pub of the clients allowed in */
+    const char *server_public;       /* workers: the servers' NAME.pub */
     const char *servers;             /* comma-separated endpoints */
     int local;                       /* --local: no servers, an in-process store */
     uint32_t rank, num_workers;

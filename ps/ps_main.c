@@ -150,6 +150,10 @@ int main(int argc, char **argv)
     sc.num_workers = jc.num_workers;
     sc.heartbeat_timeout_ms = (uint32_t)(jc.heartbeat_timeout * 1000);
     zps_conf_job_desc(&jc, sc.job, sizeof sc.job);
+    if (jc.curve_secret)
+        snprintf(sc.curve_secret, sizeof sc.curve_secret, "%s", jc.curve_secret);
+    if (jc.allow_dir)
+        snprintf(sc.allow_dir, sizeof sc.allow_dir, "%s", jc.allow_dir);
     if (jc.checkpoint_dir)
         snprintf(sc.checkpoint_dir, sizeof sc.checkpoint_dir, "%s", jc.checkpoint_dir);
     sc.checkpoint_every_ms = (uint32_t)(jc.checkpoint_every * 1000);

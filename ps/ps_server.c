@@ -58,6 +58,7 @@
 #include "ps_keycache.h"
 #include "ps_table.h"
 #include "zps_codec.h"
+#include "zps_curve.h"
 #include "zps_err.h"
 #include "zps_modelfile.h"
 #include "zps_msg.h"
@@ -114,6 +115,12 @@ struct ps_server {
     pid_t ckpt_pid;
     int64_t ckpt_last_ms, ckpt_started_ms;
     uint64_t ckpt_counter;
+    /* CURVE */
+    void *zap;                   /* ZAP handler socket (REP on inproc://zeromq.zap.01) */
+    char (*allowed)[ZPS_Z85_LEN + 1];
+    size_t nallowed;
+    char rejected[64][64];       /* peer addresses already logged */
+    size_t nrejected;
     uint64_t rng;                /* stochastic rounding of compressed pull replies */
 };
 
@@ -225,6 +232,35 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         snprintf(err, errlen, "cannot create ZeroMQ socket: %s", zmq_strerror(errno));
         goto fail;
     }
+    if (conf->curve_secret[0]) {
+        zps_curve_pair_t pair;
+        char why[1300];
+        if (zps_curve_read(conf->curve_secret, &pair, why, sizeof why) != 0 || !pair.secret_z85[0]) {
+            snprintf(err, errlen, "%s", pair.public_z85[0] && !pair.secret_z85[0]
+                                           ? "--curve-secret needs a .key file (with the secret key)"
+                                           : why);
+            goto fail;
+        }
+        if (!conf->allow_dir[0]) {
+            snprintf(err, errlen, "--curve-secret needs --allow-dir DIR with the clients' .pub files");
+            goto fail;
+        }
+        if (zps_curve_read_dir(conf->allow_dir, &s->allowed, &s->nallowed, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+        /* the ZAP handler must exist before the socket binds */
+        s->zap = zmq_socket(s->ctx, ZMQ_REP);
+        if (!s->zap || zmq_bind(s->zap, "inproc://zeromq.zap.01") != 0) {
+            snprintf(err, errlen, "cannot start the ZAP handler: %s", zmq_strerror(errno));
+            goto fail;
+        }
+        int one = 1;
+        zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, pair.secret_z85, ZPS_Z85_LEN);
+        zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, "zps", 3);
+        zps_info(log, "CURVE on: %zu client keys allowed from %s", s->nallowed, conf->allow_dir);
+    }
     int64_t maxmsg = (int64_t)conf->max_msg_bytes;
     int hwm = 100000, linger = 2000;
     zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
@@ -268,6 +304,9 @@ void ps_server_destroy(ps_server_t **sp)
     ps_server_t *s = *sp;
     if (s->sock)
         zmq_close(s->sock);
+    if (s->zap)
+        zmq_close(s->zap);
+    free(s->allowed);
     if (s->ctx)
         zmq_ctx_term(s->ctx);
     for (int i = 0; i < PS_MAX_TABLES; i++)
@@ -374,6 +413,61 @@ static void s_reply_error(ps_server_t *s, zps_msg_t *m, int code, const char *fm
     env.body_case = ZPS__ENVELOPE__BODY_ERROR;
     env.error = &body;
     s_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+/* ---- authentication (ZAP, RFC 27) ------------------------------------------------- */
+
+/* Answer one ZAP request: a CURVE client gets in iff its public key is in
+ * the allow directory.  Each refused peer address is logged once. */
+static void s_on_zap(ps_server_t *s)
+{
+    zmq_msg_t part[8];
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s->zap, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < 8)
+            part[n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    if (n < 6)
+        goto out;
+    char mech[16] = "", addr[64] = "?", key[ZPS_Z85_LEN + 1] = "";
+    snprintf(mech, sizeof mech, "%.*s", (int)zmq_msg_size(&part[5]), (char *)zmq_msg_data(&part[5]));
+    snprintf(addr, sizeof addr, "%.*s", (int)zmq_msg_size(&part[3]), (char *)zmq_msg_data(&part[3]));
+    int ok = 0;
+    if (!strcmp(mech, "CURVE") && n >= 7 && zmq_msg_size(&part[6]) == 32) {
+        zmq_z85_encode(key, zmq_msg_data(&part[6]), 32);
+        for (size_t i = 0; i < s->nallowed && !ok; i++)
+            ok = !strcmp(s->allowed[i], key);
+    }
+    if (!ok) {
+        int seen = 0;
+        for (size_t i = 0; i < s->nrejected && !seen; i++)
+            seen = !strcmp(s->rejected[i], addr);
+        if (!seen) {
+            if (s->nrejected < 64)
+                snprintf(s->rejected[s->nrejected++], 64, "%s", addr);
+            zps_warn(s->log, "refused a connection from %s: %s key %s is not in %s", addr, mech,
+                     key[0] ? key : "(none)", s->conf.allow_dir);
+        }
+    }
+    /* reply: version, request id, status code, status text, user id, metadata */
+    zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(s->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+    zmq_send(s->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+    zmq_send(s->zap, ok ? "OK" : "key not allowed", ok ? 2 : 15, ZMQ_SNDMORE);
+    zmq_send(s->zap, "", 0, ZMQ_SNDMORE);
+    zmq_send(s->zap, "", 0, 0);
+out:
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&part[i]);
 }
 
 /* ---- exactly once, progress, checkpoints ------------------------------------------ */
@@ -1125,8 +1219,8 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
              s->tabs[0].desc);
     int rc = 0;
     while (!s->shutdown && !(stop && *stop)) {
-        zmq_pollitem_t it = {s->sock, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&it, 1, 250);
+        zmq_pollitem_t it[2] = {{s->sock, 0, ZMQ_POLLIN, 0}, {s->zap, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(it, s->zap ? 2 : 1, 250);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1134,6 +1228,8 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             rc = ZPS_EIO;
             break;
         }
+        if (s->zap && (it[1].revents & ZMQ_POLLIN))
+            s_on_zap(s);
         s_check_heartbeats(s);
         s_checkpoint_tick(s);
         while (!s->shutdown && !(stop && *stop)) {

@@ -45,6 +45,10 @@ typedef struct {
     uint32_t checkpoint_every_ms;
     uint32_t checkpoint_keep;
     int restore;                /* load the newest valid checkpoint at start */
+    /* security: with curve_secret, only clients whose public key is in
+     * allow_dir get in (ZAP handler), and all traffic is encrypted */
+    char curve_secret[512];
+    char allow_dir[512];
 } ps_server_conf_t;
 
 typedef struct {

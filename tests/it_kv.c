@@ -21,6 +21,7 @@
 #include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "zps_curve.h"
 #include "zps_modelfile.h"
 #include "zps_msg.h"
 
@@ -155,6 +156,7 @@ int main(int argc, char **argv)
     uint32_t client = 0, clients = 1, rounds = 10;
     uint64_t seed = 1, nkeys = 100000;
     double lr = 0.5;
+    const char *curve_secret = NULL, *server_public = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--servers")) servers_arg = argv[i + 1];
         else if (!strcmp(argv[i], "--client")) client = (uint32_t)atoi(argv[i + 1]);
@@ -163,6 +165,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--keys")) nkeys = strtoull(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--lr")) lr = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--curve-secret")) curve_secret = argv[i + 1];
+        else if (!strcmp(argv[i], "--server-public")) server_public = argv[i + 1];
         else { fprintf(stderr, "it_kv: unknown option %s\n", argv[i]); return 2; }
     }
     if (!servers_arg) {
@@ -183,6 +187,20 @@ int main(int argc, char **argv)
     cc.timeout_ms = 30000;
     if (stats_only)
         cc.role = ZPS__ROLE__ROLE_TOOL;
+    zps_curve_pair_t mine, theirs;
+    if (curve_secret && server_public) {
+        char cerr[1200];
+        if (zps_curve_read(curve_secret, &mine, cerr, sizeof cerr) ||
+            zps_curve_read(server_public, &theirs, cerr, sizeof cerr)) {
+            fprintf(stderr, "it_kv: %s\n", cerr);
+            return 1;
+        }
+        cc.curve_public = mine.public_z85;
+        cc.curve_secret = mine.secret_z85;
+        cc.server_public = theirs.public_z85;
+    }
+    if (!strcmp(mode, "marker"))
+        cc.connect_timeout_ms = 3000;
     char err[512];
     wk_client_t *c = wk_client_new(&cc, err, sizeof err);
     if (!c) {
@@ -216,6 +234,22 @@ int main(int argc, char **argv)
                 printf("%s%llu", w ? "," : "", (unsigned long long)st.worker_clocks[w]);
             printf("\n");
         }
+        wk_client_destroy(&c);
+        return rc ? 1 : 0;
+    }
+    if (!strcmp(mode, "marker")) {
+        /* push one row whose bytes spell a known marker, then read it back
+         * (server table of dim 4; SGD with step 1 stores -gradient) */
+        uint64_t key = 42;
+        float g[4], w[4];
+        memcpy(g, "ZPSMARKERZPSMARK", 16);
+        int rc = wk_client_push(c, 0, &key, g, 1);
+        if (!rc)
+            rc = wk_client_pull(c, 0, &key, 1, w);
+        if (rc)
+            fprintf(stderr, "it_kv marker: %s\n", wk_client_error(c));
+        else
+            printf("it_kv marker: pushed and pulled key 42\n");
         wk_client_destroy(&c);
         return rc ? 1 : 0;
     }

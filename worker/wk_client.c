@@ -1128,6 +1128,13 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         zmq_setsockopt(c->socks[s], ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(c->socks[s], ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(c->socks[s], ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+        if (conf->server_public &&
+            (zmq_setsockopt(c->socks[s], ZMQ_CURVE_SERVERKEY, conf->server_public, 40) ||
+             zmq_setsockopt(c->socks[s], ZMQ_CURVE_PUBLICKEY, conf->curve_public, 40) ||
+             zmq_setsockopt(c->socks[s], ZMQ_CURVE_SECRETKEY, conf->curve_secret, 40))) {
+            snprintf(err, errlen, "cannot set CURVE keys: %s", zmq_strerror(errno));
+            goto fail;
+        }
         if (zmq_connect(c->socks[s], c->servers[s]) != 0) {
             snprintf(err, errlen, "server %u: cannot connect to '%s': %s", s, c->servers[s],
                      zmq_strerror(errno));

@@ -54,6 +54,8 @@ typedef struct {
     /* Called (at most every 5 s per server) while waiting for a server. */
     void (*on_wait)(void *ctx, uint32_t server, const char *addr, double waited_s);
     void *on_wait_ctx;
+    /* CURVE: this client's keys and the servers' public key (Z85 text), or NULL */
+    const char *curve_public, *curve_secret, *server_public;
 } wk_client_conf_t;
 
 /* What a push carries besides keys and values (ssp/bsp and accounting). */

@@ -28,6 +28,7 @@
 #include "wk_model.h"
 #include "wk_sparsify.h"
 #include "ps_table.h"
+#include "zps_curve.h"
 #include "zps_err.h"
 #include "zps_time.h"
 
@@ -252,6 +253,23 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
         /* a held pull may legitimately wait for the slowest worker */
         if (cc.timeout_ms < (int)(conf->heartbeat_timeout * 2000))
             cc.timeout_ms = (int)(conf->heartbeat_timeout * 2000);
+    }
+    zps_curve_pair_t mine, theirs;
+    if (conf->curve_secret || conf->server_public) {
+        if (!conf->curve_secret || !conf->server_public) {
+            snprintf(err, errlen, "CURVE needs both --curve-secret and --server-public");
+            goto fail;
+        }
+        if (zps_curve_read(conf->curve_secret, &mine, err, errlen) ||
+            zps_curve_read(conf->server_public, &theirs, err, errlen))
+            goto fail;
+        if (!mine.secret_z85[0]) {
+            snprintf(err, errlen, "%s has no secret key (use the .key file)", conf->curve_secret);
+            goto fail;
+        }
+        cc.curve_public = mine.public_z85;
+        cc.curve_secret = mine.secret_z85;
+        cc.server_public = theirs.public_z85;
     }
     ps_optim_conf_t local_opt;
     char local_job[128];
