@@ -40,6 +40,8 @@ int zps_conf_job_desc(const zps_conf_t *c, char *buf, size_t len)
         snprintf(cons, sizeof cons, "ssp:%u", c->staleness);
     else
         snprintf(cons, sizeof cons, "%s", c->consistency == ZPS_CONS_BSP ? "bsp" : "async");
+    if (c->consistency == ZPS_CONS_ASYNC) /* servers do not track async workers */
+        return snprintf(buf, len, "consistency=async");
     return snprintf(buf, len, "consistency=%s,workers=%u", cons, c->num_workers);
 }
 

@@ -11,7 +11,9 @@
  * exact in float whatever the order of application: verify recomputes each
  * weight independently and demands exact equality (nothing lost, nothing
  * applied twice), and checks the servers' push/key counters. */
+#include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -63,6 +65,100 @@ typedef struct {
 static int s_cmp_kv(const void *a, const void *b)
 {
     return s_cmp_u64(&((const kv_t *)a)->key, &((const kv_t *)b)->key);
+}
+
+/* rogue --servers A --seconds N: a hostile client.  Sends, in a loop, every
+ * kind of malformed message plus a flood of tiny valid requests, never
+ * reading a reply, for N seconds.  Exits 0 (it has nothing to check: the
+ * script checks that the job and the server survive). */
+static int s_rogue(const char *endpoint, double seconds, uint64_t seed)
+{
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, hwm = 1000, timeo = 100;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeo, sizeof timeo);
+    zmq_connect(s, endpoint);
+    uint64_t rng = seed | 1, sent = 0;
+    uint8_t *big = calloc(1, 16u << 20);
+    uint8_t junk[256];
+    double t_end = (double)time(NULL) + seconds;
+    while ((double)time(NULL) < t_end) {
+        for (size_t i = 0; i < sizeof junk; i++) {
+            rng = zps_mix64(rng, 7);
+            junk[i] = (uint8_t)rng;
+        }
+        /* mostly flood; every malformed kind often; an oversized frame rarely
+         * (the server drops that connection and ZeroMQ reconnects) */
+        int kind = (int)(rng % 400);
+        kind = kind == 0 ? 6 : kind < 120 ? 1 + (kind % 7 == 5 ? 0 : kind % 7) : 9;
+        if (kind == 6 && rng % 400 != 0)
+            kind = 0;
+        Zps__Envelope env;
+        Zps__Pull pull = ZPS__PULL__INIT;
+        Zps__Push push = ZPS__PUSH__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__PULL, ZPS__ROLE__ROLE_WORKER, 7, rng);
+        env.body_case = ZPS__ENVELOPE__BODY_PULL;
+        env.pull = &pull;
+        uint8_t *kb = malloc(64);
+        float *vb = malloc(64);
+        memset(kb, 0, 64);
+        size_t klen = 1;
+        switch (kind) {
+        case 0: /* random bytes as the envelope, random frame count */
+            zmq_send(s, junk, 1 + rng % 200, rng & 1 ? ZMQ_SNDMORE : 0);
+            if (rng & 1)
+                zmq_send(s, junk, 64, 0);
+            free(kb);
+            free(vb);
+            kb = NULL;
+            break;
+        case 1: env.version = 1 + (uint32_t)(rng % 50 + 1); pull.nkeys = 1; break; /* wrong version */
+        case 2: pull.nkeys = 1ULL << 40; break;                             /* huge count */
+        case 3: pull.nkeys = 8; memcpy(kb, junk, 8); kb[7] |= 0x80; klen = 8; break; /* truncated */
+        case 4: pull.table = 99; pull.nkeys = 1; break;                     /* no such table */
+        case 5: /* NaN / inf gradients */
+            zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 7, rng);
+            env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+            env.push = &push;
+            push.nkeys = 1;
+            push.dim = 1;
+            vb[0] = (rng & 1) ? NAN : INFINITY;
+            kb[0] = 3;
+            zps_msg_send(s, NULL, &env, kb, 1, vb, 4, NULL);
+            kb = NULL;
+            break;
+        case 6: /* an oversized frame (over the server's --max-msg-mb) */
+            zmq_send(s, big, 16u << 20, ZMQ_DONTWAIT);
+            free(kb);
+            free(vb);
+            kb = NULL;
+            break;
+        case 7: /* push with a value frame of the wrong length */
+            zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 7, rng);
+            env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+            env.push = &push;
+            push.nkeys = 1;
+            push.dim = 1;
+            zps_msg_send(s, NULL, &env, kb, 1, vb, 3, NULL);
+            kb = NULL;
+            break;
+        default: /* flood of tiny valid pulls, replies never read */
+            pull.nkeys = 1;
+            kb[0] = (uint8_t)(rng & 0x7f);
+            break;
+        }
+        if (kb) {
+            zps_msg_send(s, NULL, &env, kb, klen, NULL, 0, NULL);
+            free(vb);
+        }
+        sent++;
+    }
+    printf("it_kv rogue: sent %llu hostile or flooding messages\n", (unsigned long long)sent);
+    free(big);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return 0;
 }
 
 static int s_errors_test(const char *endpoint)
@@ -177,6 +273,8 @@ int main(int argc, char **argv)
     size_t S = s_split_servers(servers_arg, servers, 64);
     if (!strcmp(mode, "errors"))
         return s_errors_test(servers[0]) ? 1 : 0;
+    if (!strcmp(mode, "rogue"))
+        return s_rogue(servers[0], (double)rounds, seed);
     int stats_only = !strcmp(mode, "stats");
 
     wk_client_conf_t cc;
