@@ -151,6 +151,7 @@ demo: all
 bench: all
 	$(Q)scripts/bench-kv
 	$(Q)scripts/bench-train
+	$(Q)scripts/bench-compress
 
 clean:
 	rm -rf build bin
