@@ -269,22 +269,38 @@ out:
         fclose(f);
         return ZPS_EIO;
     }
-    for (uint64_t k = 0; k < h.nkeys; k++) {
-        uint64_t key;
-        float row[4096];
-        if (fread(&key, 8, 1, f) != 1 || fread(row, 4, h.row_floats, f) != h.row_floats) {
-            snprintf(why, wlen, "read error");
+    {
+        /* blocks of records: one fread and one batched upsert per block */
+        enum { BLK = 4096 };
+        size_t rec = 8 + (size_t)h.row_floats * 4;
+        uint8_t *buf = malloc(BLK * rec);
+        uint64_t *keys = malloc(BLK * sizeof *keys);
+        float **rows = malloc(BLK * sizeof *rows);
+        int bad = !buf || !keys || !rows;
+        for (uint64_t k = 0; !bad && k < h.nkeys; k += BLK) {
+            size_t m = h.nkeys - k < BLK ? (size_t)(h.nkeys - k) : BLK;
+            if (fread(buf, rec, m, f) != m) {
+                snprintf(why, wlen, "read error");
+                bad = ZPS_EIO;
+                break;
+            }
+            for (size_t j = 0; j < m; j++)
+                memcpy(&keys[j], buf + j * rec, 8);
+            if (ps_table_upsert_batch(t, keys, m, rows, NULL) != 0) {
+                bad = ZPS_ENOMEM;
+                break;
+            }
+            for (size_t j = 0; j < m; j++)
+                memcpy(rows[j], buf + j * rec + 8, rec - 8);
+        }
+        free(buf);
+        free(keys);
+        free(rows);
+        if (bad) {
             free(cl);
             fclose(f);
-            return ZPS_EIO;
+            return bad > 0 ? ZPS_ENOMEM : bad;
         }
-        float *dst = ps_table_upsert(t, key, NULL);
-        if (!dst) {
-            free(cl);
-            fclose(f);
-            return ZPS_ENOMEM;
-        }
-        memcpy(dst, row, h.row_floats * sizeof(float));
     }
     fclose(f);
     info->counter = h.counter;
