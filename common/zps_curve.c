@@ -71,7 +71,7 @@ int zps_curve_read(const char *path, zps_curve_pair_t *out, char *err, size_t er
             rc = ZPS_EINVAL;
             break;
         }
-        snprintf(word[0] == 'p' ? out->public_z85 : out->secret_z85, ZPS_Z85_LEN + 1, "%s", key);
+        memcpy(word[0] == 'p' ? out->public_z85 : out->secret_z85, key, ZPS_Z85_LEN + 1);
     }
     fclose(f);
     if (!rc && !out->public_z85[0]) {

@@ -1,11 +1,15 @@
 /* ps_table: the shard's key -> row store.
  *
- * Open addressing with linear probing over a power-of-two slot array.  A slot
- * is 8 bytes: the high 32 bits are a tag taken from the key's hash (so most
- * mismatches are rejected without touching the row), the low 32 bits are
- * row index + 1 (0 = empty).  Rows live in slabs of PS_TABLE_SLAB_ROWS rows;
- * a row is the 8-byte key followed by row_floats floats, so a row never moves
- * once created and no key costs a malloc of its own.  Keys are never deleted.
+ * Open addressing over a power-of-two slot array.  A slot is 8 bytes: the
+ * high 32 bits are a tag taken from the key's hash (so most mismatches are
+ * rejected without touching the row), the low 32 bits are row index + 1
+ * (0 = empty).  A probe starts at the key's home slot, goes round the rest of
+ * that slot's 64-byte line and only then moves on, line by line, so a lookup
+ * nearly always reads one cache line of slots.  Rows live in slabs of
+ * PS_TABLE_SLAB_ROWS rows; a row is the 8-byte key followed by row_floats
+ * floats, so a row never moves once created and no key costs a malloc of its
+ * own.  Keys are never deleted.  Slot arrays of 2 MB or more and the slabs
+ * are 2 MB-aligned mappings that ask for transparent huge pages.
  *
  * Growth is incremental (as Redis's dict does it): when the load passes 3/4 a
  * slot array twice the size is allocated, and every later insert or lookup
@@ -20,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PS_TABLE_SLAB_ROWS 65536u
+#define PS_TABLE_SLAB_ROWS 131072u /* 16-byte rows: 2 MB, one huge page */
 
 typedef struct ps_table ps_table_t;
 
@@ -36,11 +40,11 @@ float *ps_table_find(ps_table_t *t, uint64_t key);
  * else 0; inserted may be NULL).  Returns NULL only on allocation failure. */
 float *ps_table_upsert(ps_table_t *t, uint64_t key, int *inserted);
 
-/* Batched forms: rows[i] for keys[i].  They hash a block of keys first and
- * prefetch slots and rows, which hides most of the memory latency of
- * random keys.  find_batch stores NULL for absent keys.  upsert_batch
- * returns 0, or ZPS_ENOMEM (rows filled up to the failure are valid);
- * inserted (may be NULL) gets 1 for new rows. */
+/* Batched forms: rows[i] for keys[i].  They run the keys through a software
+ * pipeline that prefetches slot lines and rows well ahead, which hides most
+ * of the memory latency of random keys.  find_batch stores NULL for absent
+ * keys.  upsert_batch returns 0, or ZPS_ENOMEM (rows filled up to the
+ * failure are valid); inserted (may be NULL) gets 1 for new rows. */
 void ps_table_find_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows);
 int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted);

@@ -264,6 +264,81 @@ START_TEST(test_collisions_forced)
 }
 END_TEST
 
+/* Key with hash (tag << 32) | low: its home slot is low & mask. */
+static uint64_t s_key_with(uint32_t tag, uint32_t low)
+{
+    return s_unmix64(((uint64_t)tag << 32) | low, ZPS_SEED_TABLE);
+}
+
+/* The probe order: home slot, the rest of its 8-slot line (wrapping within
+ * the line), then the next lines.  A line overfilled by keys of one home
+ * spills into the next line, where keys homed there also live; the last line
+ * spills into the first.  Hits, misses that share a home and a tag with
+ * present keys, and misses with fresh tags, by single and batch calls. */
+START_TEST(test_line_probe)
+{
+    ps_table_t *t = ps_table_new(2, 1000); /* 2048 slots, no grow below 1536 */
+    T_NONNULL(t);
+    enum { NA = 12, NB = 6, NC = 11, N = NA + NB + NC };
+    static uint64_t keys[N];
+    size_t n = 0;
+    for (uint32_t i = 0; i < NA; i++) /* home 83: offset 3 of line 10 */
+        keys[n++] = s_key_with(i % 2 ? 0x5a5a5a5au : 100 + i, (i << 11) | 83u);
+    for (uint32_t i = 0; i < NB; i++) /* home 93: offset 5 of line 11 */
+        keys[n++] = s_key_with(200 + i, (i << 11) | 93u);
+    for (uint32_t i = 0; i < NC; i++) /* home 2047: the last slot */
+        keys[n++] = s_key_with(i % 3 ? 300 + i : 0x5a5a5a5au, (i << 11) | 2047u);
+    /* interleave the groups so spills and home keys compete for slots */
+    static const uint8_t order[N] = {0,  12, 18, 1,  2,  13, 19, 3,  4,  20, 5,  14, 6,  21, 7,
+                                     22, 8,  15, 9,  23, 10, 16, 11, 24, 17, 25, 26, 27, 28};
+    for (size_t k = 0; k < N; k++) {
+        uint64_t key = keys[order[k]];
+        int ins = -1;
+        float *r = ps_table_upsert(t, key, &ins);
+        T_NONNULL(r);
+        T_INT_EQ(ins, 1);
+        s_fill(r, 2, key);
+        for (size_t j = 0; j <= k; j++) { /* everything so far is reachable */
+            float *q = ps_table_find(t, keys[order[j]]);
+            T_NONNULL(q);
+            s_check_row(q, 2, keys[order[j]]);
+        }
+    }
+    T_INT_EQ(ps_table_resizing(t), 0);
+    T_UINT_EQ(ps_table_size(t), N);
+
+    /* absent: same homes, shared or fresh tags */
+    static uint64_t absent[3 * 8];
+    size_t na = 0;
+    static const uint32_t homes[3] = {83, 93, 2047};
+    for (int g = 0; g < 3; g++)
+        for (uint32_t i = 0; i < 8; i++)
+            absent[na++] = s_key_with(i % 2 ? 0x5a5a5a5au : 900 + i + 10 * (uint32_t)g,
+                                      ((40 + i) << 11) | homes[g]);
+    for (size_t i = 0; i < na; i++)
+        T_NULL(ps_table_find(t, absent[i]));
+
+    float *rows[N], *arows[3 * 8];
+    uint8_t ins[N];
+    ps_table_find_batch(t, keys, N, rows);
+    for (size_t i = 0; i < N; i++) {
+        T_NONNULL(rows[i]);
+        s_check_row(rows[i], 2, keys[i]);
+    }
+    ps_table_find_batch(t, absent, na, arows);
+    for (size_t i = 0; i < na; i++)
+        T_NULL(arows[i]);
+    float *rows2[N];
+    T_INT_EQ(ps_table_upsert_batch(t, keys, N, rows2, ins), 0);
+    for (size_t i = 0; i < N; i++) {
+        T_UINT_EQ(ins[i], 0);
+        T_PTR_EQ(rows2[i], rows[i]);
+    }
+    T_UINT_EQ(ps_table_size(t), N);
+    ps_table_destroy(&t);
+}
+END_TEST
+
 START_TEST(test_absent)
 {
     ps_table_t *t = ps_table_new(2, 0);
@@ -488,12 +563,38 @@ static void s_dim_case(uint32_t nf, uint64_t n)
     s_check_range(t, 0, n);
     T_UINT_EQ(ps_table_size(t), n);
     ck_assert_uint_ge(ps_table_bytes(t), n * (8 + 4 * (size_t)nf));
+    /* the batch forms (whose row prefetch handles rows spanning two cache
+     * lines) agree with the single ones */
+    enum { B = 1000 };
+    static uint64_t keys[B];
+    static float *rows[B];
+    static uint8_t ins[B];
+    for (uint64_t b = 0; b < n; b += B) {
+        size_t m = n - b < B ? (size_t)(n - b) : B;
+        for (size_t i = 0; i < m; i++)
+            keys[i] = s_key(b + i);
+        ps_table_find_batch(t, keys, m, rows);
+        for (size_t i = 0; i < m; i++)
+            T_PTR_EQ(rows[i], ps_table_find(t, keys[i]));
+        T_INT_EQ(ps_table_upsert_batch(t, keys, m, rows, ins), 0);
+        for (size_t i = 0; i < m; i++) {
+            T_UINT_EQ(ins[i], 0);
+            T_PTR_EQ(rows[i], ps_table_find(t, keys[i]));
+        }
+    }
+    T_UINT_EQ(ps_table_size(t), n);
     ps_table_destroy(&t);
 }
 
 START_TEST(test_dim1)
 {
     s_dim_case(1, 200000); /* > PS_TABLE_SLAB_ROWS: several slabs */
+}
+END_TEST
+
+START_TEST(test_dim3)
+{
+    s_dim_case(3, 140000); /* 24-byte rows: some span two cache lines */
 }
 END_TEST
 
@@ -719,6 +820,17 @@ START_TEST(test_bytes)
     T_INT_EQ(ps_table_resizing(t), 0);
     ck_assert_uint_le(ps_table_bytes(t), 786432u * 28);
     ps_table_destroy(&t);
+
+    /* one key: a whole slab of PS_TABLE_SLAB_ROWS rows is counted */
+    for (uint32_t nf = 1; nf <= 3; nf++) {
+        size_t stride = nf == 3 ? 24 : 16;
+        t = ps_table_new(nf, 0);
+        T_NONNULL(t);
+        s_insert_range(t, 0, 1);
+        ck_assert_uint_ge(ps_table_bytes(t), stride * PS_TABLE_SLAB_ROWS);
+        ck_assert_uint_le(ps_table_bytes(t), stride * PS_TABLE_SLAB_ROWS + 8192);
+        ps_table_destroy(&t);
+    }
 }
 END_TEST
 
@@ -731,10 +843,12 @@ Suite *suite_table(void)
     tcase_add_test(tc, test_high_load);
     tcase_add_test(tc, test_collisions_tiny);
     tcase_add_test(tc, test_collisions_forced);
+    tcase_add_test(tc, test_line_probe);
     tcase_add_test(tc, test_absent);
     tcase_add_test(tc, test_resize_every_point);
     tcase_add_test(tc, test_resize_interleaved);
     tcase_add_test(tc, test_dim1);
+    tcase_add_test(tc, test_dim3);
     tcase_add_test(tc, test_dim64);
     tcase_add_test(tc, test_extreme_keys);
     tcase_add_test(tc, test_batch_agrees);
