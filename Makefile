@@ -69,7 +69,7 @@ ITEST_SRC  := $(wildcard tests/it_*.c)
 ITEST_BINS := $(patsubst tests/%.c,$(BINDIR)/%,$(ITEST_SRC))
 
 .SECONDARY:
-.PHONY: all build deps test test-unit test-int test-asan asan demo bench clean
+.PHONY: all build deps test test-unit test-int test-asan test-bench asan demo bench clean
 all: deps
 	$(Q)$(MAKE) --no-print-directory build
 
@@ -149,9 +149,13 @@ demo: all
 	$(Q)scripts/demo
 
 bench: all
+	$(Q)scripts/bench-sparse
 	$(Q)scripts/bench-kv
 	$(Q)scripts/bench-train
 	$(Q)scripts/bench-compress
 
 clean:
 	rm -rf build bin
+
+include tests/fuzz/fuzz.mk
+include tests/valgrind.mk
