@@ -126,13 +126,30 @@ deps:
 	$(Q)scripts/install-deps
 
 # ---- tests -------------------------------------------------------------------
-# Unit suites (Check) then integration scripts (tests/it_*.sh) against BINDIR.
+# 1. release: Check unit suites, then every integration script (tests/it_*.sh)
+# 2. ASan+UBSan: the same, less the multi-host and chaos scripts (long process
+#    choreography under ASan; both run in pass 1)
+# 3. libFuzzer: every harness for TEST_FUZZ_SECONDS (tests/fuzz/fuzz.mk)
+# 4. the sparse-model benchmark at --quick scale: every configuration must run
+#    and give finite figures (nothing about speed is asserted)
+ASAN_IT_SKIP ?= it_multihost it_chaos
+TEST_FUZZ_SECONDS ?= 20
 test: deps
 	$(Q)$(MAKE) --no-print-directory build
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan build
-	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit test-int
-	@echo "make test: all suites passed (release and asan)"
+	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit
+	$(Q)IT_SKIP="$(ASAN_IT_SKIP)" $(MAKE) --no-print-directory VARIANT=asan test-int
+	$(Q)$(MAKE) --no-print-directory fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
+	$(Q)$(MAKE) --no-print-directory test-bench
+	@echo "make test: all passed (unit + integration in release and ASan+UBSan, fuzzing, benchmark smoke run)"
+
+# the sparse benchmark's smoke run: every configuration runs and gives finite figures
+test-bench: build
+	$(Q)d=$$(mktemp -d "$${TMPDIR:-/tmp}/zps-bench-quick.XXXXXX") && \
+	if scripts/bench-sparse --quick --out "$$d" >"$$d/report.txt" 2>&1; then \
+		echo "bench-sparse --quick: every configuration ran"; rm -rf "$$d"; \
+	else cat "$$d/report.txt"; echo "bench-sparse --quick FAILED (output in $$d)"; exit 1; fi
 
 test-unit: $(CHECK_BIN)
 	@echo "== unit tests ($(VARIANT)) =="
