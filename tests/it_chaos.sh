@@ -9,8 +9,8 @@ SEED=${CHAOS_SEED:-7}
 metric() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' "$2"; }
 "$ZPS_BIN/zps-datagen" ctr --rows 200000 --test-rows 20000 --features 1000 --nnz 40 --seed 91 \
     --out "$D/c" >/dev/null 2>&1 || fail "datagen failed"
-JOB="--model lr --optimizer ftrl --lr 0.1 --seed 3 --train $D/c.train --epochs 8 --batch 200
-     --cache-dir $D --server-timeout 60 --progress-every 1"
+JOB="--model lr --optimizer ftrl --lr 0.1 --seed 3 --train $D/c.train --epochs 16 --batch 200
+     --cache-dir $D --server-timeout 60 --progress-every 1 --slow-worker 1 --slow-factor 2"
 
 $LAUNCH --servers 2 --workers 3 --save-model "$D/ref.model" -- $JOB >"$D/ref.out" 2>&1 ||
     fail "undisturbed run failed: $(tail -5 "$D/ref.out")"

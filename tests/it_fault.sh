@@ -9,7 +9,9 @@ D=$TMP
 stat() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 metric() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' "$2"; }
 JOB="--model lr --optimizer ftrl --lr 0.1 --seed 3"
-WOPT="--train $D/c.train --epochs 6 --batch 200 --cache-dir $D --server-timeout 60"
+# worker 0 takes twice as long per batch, so the job outlasts the kill below
+# on a fast machine too (it changes no arithmetic)
+WOPT="--train $D/c.train --epochs 10 --batch 200 --cache-dir $D --server-timeout 60 --slow-worker 0 --slow-factor 2"
 
 # ---- undisturbed reference ----------------------------------------------------------------
 start_servers 2 $JOB --save-model "$D/ref.model"
@@ -25,7 +27,8 @@ start_servers 2 $JOB $CK --save-model "$D/f.model"
 s1=${SERVERS#*,}; port=${s1##*:}; pid1=${SERVER_PIDS##* }
 "$ZPS_BIN/zps-worker" --servers "$SERVERS" $JOB $CK $WOPT >"$D/f.log" 2>&1 &
 wp=$!
-sleep 2
+t=0   # kill once the worker is well into the job (epoch 3 of 10)
+while ! grep -q "epoch 3/10 done" "$D/f.log" && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
 kill -9 "$pid1"
 wait "$pid1" 2>/dev/null
 sleep 2   # the worker keeps retrying meanwhile
