@@ -43,7 +43,8 @@ uint64_t zps_checksum64(uint64_t h, const void *data, size_t len)
         len -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, p, len);
+    if (len)
+        memcpy(&w, p, len);
     return zps_mix64(h ^ w ^ ((uint64_t)len << 56), 0x2545f4914f6cdd1dULL);
 }
 

@@ -74,7 +74,8 @@ int ps_keycache_put(ps_keycache_t *kc, uint64_t sig, const uint64_t *keys, size_
     uint64_t *copy = malloc(n ? n * sizeof *copy : 1);
     if (!copy)
         return ZPS_ENOMEM;
-    memcpy(copy, keys, n * sizeof *copy);
+    if (n)
+        memcpy(copy, keys, n * sizeof *copy);
     kc_entry_t *e = &kc->ring[kc->head];
     free(e->keys); /* empty after eviction; defensive */
     e->sig = sig;

@@ -873,7 +873,7 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
             }
         }
     }
-    if (sig) {
+    if (sig && nkeys) {
         if (zps_keys_sig(s->keys, nkeys) != sig) {
             s_reply_error(s, m, ZPS_EPROTO, "key list signature %016llx does not match its keys",
                           (unsigned long long)sig);

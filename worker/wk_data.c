@@ -315,9 +315,12 @@ static int s_csr_append(csr_t *dst, const csr_t *src, size_t n0, size_t n1)
     int rc = s_csr_reserve(dst, n1 - n0, z1 - z0);
     if (rc < 0)
         return rc;
-    memcpy(dst->labels + dst->n, src->labels + n0, (n1 - n0) * sizeof *dst->labels);
-    memcpy(dst->ids + dst->nnz, src->ids + z0, (z1 - z0) * sizeof *dst->ids);
-    memcpy(dst->vals + dst->nnz, src->vals + z0, (z1 - z0) * sizeof *dst->vals);
+    if (n1 > n0)
+        memcpy(dst->labels + dst->n, src->labels + n0, (n1 - n0) * sizeof *dst->labels);
+    if (z1 > z0) { /* rows without features leave ids/vals unallocated */
+        memcpy(dst->ids + dst->nnz, src->ids + z0, (z1 - z0) * sizeof *dst->ids);
+        memcpy(dst->vals + dst->nnz, src->vals + z0, (z1 - z0) * sizeof *dst->vals);
+    }
     for (size_t i = n0; i < n1; i++)
         dst->offsets[dst->n + (i - n0) + 1] = dst->nnz + (src->offsets[i + 1] - z0);
     dst->n += n1 - n0;

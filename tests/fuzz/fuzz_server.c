@@ -243,9 +243,9 @@ static void fix_sig(Zps__Envelope *env, uint8_t flags, const uint8_t *kb, size_t
     if (*sig == 0)
         return;
     if (flags & 0x04) {
-        if (nkeys == 0 || klen < nkeys || klen > zps_keys_bound(nkeys))
+        if (klen < nkeys || klen > zps_keys_bound(nkeys))
             return;
-        uint64_t *keys = malloc(nkeys * sizeof *keys);
+        uint64_t *keys = malloc(nkeys ? nkeys * sizeof *keys : 8);
         FUZZ_CHECK(keys, "out of memory");
         if (zps_keys_decode(kb, klen, nkeys, keys, NULL) == 0)
             *sig = g_last_sig = zps_keys_sig(keys, nkeys);
