@@ -18,6 +18,7 @@
 # VG_SKIP_TRAIN=1,
 # VALGRIND (valgrind), KEEP_TMP=1 (keep the logs).
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=tests/lib.sh
 . tests/lib.sh
 
 VG_BIN=${VALGRIND:-valgrind}
@@ -87,13 +88,15 @@ if [ "${VG_SKIP_INT:-0}" != 1 ]; then
         pid=$!
         PIDS="$PIDS $pid"
         SERVER_PIDS="$SERVER_PIDS $pid"
+        eval "SPID_$i=$pid"
         i=$((i + 1))
     done
     i=0
     while [ $i -lt $n ]; do
         t=0
         while [ ! -s "$TMP/ready.$i" ]; do
-            kill -0 "$(echo $SERVER_PIDS | cut -d' ' -f$((i + 1)))" 2>/dev/null ||
+            eval "p=\$SPID_$i"
+            kill -0 "$p" 2>/dev/null ||
                 { cat "$TMP/server$i.vg" >&2; fail "server $i (under valgrind) exited at start"; }
             t=$((t + 1))
             [ $t -gt 1200 ] && fail "server $i (under valgrind) did not become ready in 120 s"
