@@ -76,6 +76,17 @@ typedef struct {
     char desc[256];
 } ps_tab_t;
 
+/* After a restore, per worker rank (same process as in the checkpoint):
+ * the checkpoint's applied count, acks this server has sent since, and the
+ * best estimate of the acks the client had before the crash. */
+typedef struct {
+    uint64_t ckpt_applied, ckpt_seq, acks_sent, pre_acks;
+    uint64_t ckpt_resent;   /* pushes in the checkpoint whose ack the crash ate (resent) */
+    uint64_t resent_seq;    /* the last one counted (a push may be resent twice) */
+    uint64_t lost;          /* current estimate */
+    int active;
+} ps_lost_t;
+
 typedef struct {
     uint64_t finished;   /* last finished clock */
     int64_t last_seen;   /* ms */
@@ -109,7 +120,7 @@ struct ps_server {
     ps_keycache_t *kc;           /* key caching */
     /* exactly once, progress, checkpoints */
     ps_ckpt_client_t *clients;   /* per worker rank */
-    uint8_t *lost_checked;       /* per rank: lost count logged after a restore */
+    ps_lost_t *lost;             /* per rank: what a restore lost (see s_account_lost) */
     uint32_t nclients;
     int restored;
     pid_t ckpt_pid;
@@ -321,7 +332,7 @@ void ps_server_destroy(ps_server_t **sp)
     if (s->ckpt_pid > 0)
         waitpid(s->ckpt_pid, NULL, 0);
     free(s->clients);
-    free(s->lost_checked);
+    free(s->lost);
     free(s->workers);
     free(s->keys);
     free(s->fscratch);
@@ -479,15 +490,15 @@ static ps_ckpt_client_t *s_client_rec(ps_server_t *s, uint32_t rank)
     if (rank >= s->nclients) {
         uint32_t n = rank + 1 > 2 * s->nclients ? rank + 1 : 2 * s->nclients;
         ps_ckpt_client_t *c = realloc(s->clients, n * sizeof *c);
-        uint8_t *l = realloc(s->lost_checked, n);
+        ps_lost_t *l = realloc(s->lost, n * sizeof *l);
         if (c)
             s->clients = c;
         if (l)
-            s->lost_checked = l;
+            s->lost = l;
         if (!c || !l)
             return NULL;
         memset(c + s->nclients, 0, (n - s->nclients) * sizeof *c);
-        memset(l + s->nclients, 0, n - s->nclients);
+        memset(l + s->nclients, 0, (n - s->nclients) * sizeof *l);
         for (uint32_t i = s->nclients; i < n; i++)
             c[i].rank = i;
         s->nclients = n;
@@ -603,8 +614,12 @@ static int s_restore(ps_server_t *s, char *err, size_t errlen)
     uint64_t pushes = 0;
     for (size_t i = 0; i < ncl; i++) {
         ps_ckpt_client_t *r = s_client_rec(s, cl[i].rank);
-        if (r)
+        if (r) {
             *r = cl[i];
+            s->lost[cl[i].rank].ckpt_applied = cl[i].applied;
+            s->lost[cl[i].rank].ckpt_seq = cl[i].last_seq;
+            s->lost[cl[i].rank].active = 1;
+        }
         pushes += cl[i].applied;
     }
     free(cl);
@@ -1052,18 +1067,38 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
             rec->nonce = req->client_nonce;
             rec->last_seq = 0;
             rec->applied = 0;
-            s->lost_checked[rank] = 1;
+            s->lost[rank].active = 0;
         }
-        if (s->restored && !s->lost_checked[rank]) {
-            s->lost_checked[rank] = 1;
-            if (req->acked > rec->applied) {
-                uint64_t lost = req->acked - rec->applied;
-                s->st.lost_pushes += lost;
+        /* Lost pushes after a restore: the client says how many acks it had
+         * from this server when it sent this push; minus the acks this
+         * server has sent it since the restore, that is a lower bound of the
+         * acks it had before the crash, exact once the client has caught up
+         * with our acks (it waits for them every --max-delay pushes).  What
+         * the checkpoint does not contain of those was lost. */
+        ps_lost_t *l = &s->lost[rank];
+        if (l->active) {
+            /* old acks the client had >= acked - our acks since; exact once it caught up */
+            if (req->acked > l->acks_sent && req->acked - l->acks_sent > l->pre_acks)
+                l->pre_acks = req->acked - l->acks_sent;
+            /* a resent push the checkpoint holds: its old ack never arrived */
+            if (req->seq <= l->ckpt_seq && req->seq <= rec->last_seq && req->seq > l->resent_seq) {
+                l->ckpt_resent++;
+                l->resent_seq = req->seq;
+            }
+            /* old acks = acks of checkpointed pushes that arrived + acks of lost ones */
+            uint64_t got = l->ckpt_applied - (l->ckpt_resent < l->ckpt_applied ? l->ckpt_resent
+                                                                              : l->ckpt_applied);
+            uint64_t now = l->pre_acks > got ? l->pre_acks - got : 0;
+            if (now != l->lost) {
+                s->st.lost_pushes += now - l->lost;
+                l->lost = now;
                 zps_warn(s->log, "worker %u: %llu acknowledged pushes are not in the restored "
                          "checkpoint (applied after it, before the crash): lost",
-                         rank, (unsigned long long)lost);
+                         rank, (unsigned long long)now);
             }
         }
+        if (l->active)
+            l->acks_sent++; /* this push is answered below, applied or duplicate */
         if (req->seq <= rec->last_seq)
             duplicate = 1;
         if (req->progress_epoch > rec->progress_epoch ||
