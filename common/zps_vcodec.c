@@ -455,3 +455,11 @@ int zps_vc_parse(const char *name, zps_vcodec_t *c)
     }
     return ZPS_EINVAL;
 }
+
+int zps_vc_all_finite(const float *in, size_t n)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(in[i]) != 0;
+    return ok;
+}

@@ -65,6 +65,10 @@ int zps_vc_decode(zps_vcodec_t c, const uint8_t *buf, size_t len, size_t n, floa
 /* "f32", "f16", "int8"; "unknown" for anything else. */
 const char *zps_vc_name(zps_vcodec_t c);
 
+/* 1 if every value is finite.  The lossy encoders need finite input: callers
+ * send a frame with non-finite values as f32 instead. */
+int zps_vc_all_finite(const float *in, size_t n);
+
 /* Inverse of zps_vc_name (exact, case-sensitive): 0 and *c set, or
  * ZPS_EINVAL for an unknown name. */
 int zps_vc_parse(const char *name, zps_vcodec_t *c);

@@ -981,7 +981,9 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
     body.nkeys = n;
     body.dim = (uint32_t)dim;
     size_t vbytes = n * dim * sizeof(float);
-    if (req->value_codec != ZPS_VC_F32 && n) {
+    /* weights that overflowed to inf/NaN go out as f32 (the lossy codecs
+     * need finite values); the reply says which codec it used */
+    if (req->value_codec != ZPS_VC_F32 && n && zps_vc_all_finite(vals, n * dim)) {
         zps_vcodec_t codec = (zps_vcodec_t)req->value_codec;
         size_t clen = zps_vc_size(codec, n * dim);
         uint8_t *cb = malloc(clen);

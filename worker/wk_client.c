@@ -52,6 +52,7 @@ typedef struct {
     uint8_t *waiting;      /* per server */
     wk_server_stats_t *stats;
     uint64_t clock, seq;
+    uint32_t push_codec_used;  /* the codec of this request's values frame */
     wk_push_meta_t meta;
     uint8_t *keep;         /* per server: 1 keys kept, 2 keys and values kept */
     int64_t *sent_ms;      /* per server: last (re)send */
@@ -613,7 +614,7 @@ static void s_env_sub(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *en
         push->tick = r->meta.tick != 0;
         push->examples = r->meta.examples;
         push->mean = r->meta.mean != 0;
-        push->value_codec = c->conf.push_codec;
+        push->value_codec = r->push_codec_used;
         push->key_sig = sig;
         push->client_nonce = c->nonce;
         push->acked = c->acked ? c->acked[s] : 0;
@@ -653,6 +654,9 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
     }
     if (r->kind == RQ_PUSH) {
         zps_vcodec_t codec = (zps_vcodec_t)c->conf.push_codec;
+        if (codec != ZPS_VC_F32 && !zps_vc_all_finite(vals, vn))
+            codec = ZPS_VC_F32; /* the server rejects it with a clear error */
+        r->push_codec_used = codec;
         size_t vlen = zps_vc_size(codec, vn);
         uint8_t *vb = malloc(vlen ? vlen : 1);
         if (!vb) {
