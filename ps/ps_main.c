@@ -13,6 +13,7 @@
 #include "ps_server.h"
 #include "zps_args.h"
 #include "zps_conf.h"
+#include "zps_daemon.h"
 #include "zps_err.h"
 #include "zps_log.h"
 
@@ -174,13 +175,7 @@ int main(int argc, char **argv)
         return 1;
     if (quiet)
         zps_log_set_level(log, ZPS_LOG_WARN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    zps_daemon_signals(s_on_signal);
 
     ps_server_t *srv = ps_server_new(&sc, log, err, sizeof err);
     if (!srv) {

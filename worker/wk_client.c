@@ -532,35 +532,29 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
 
 /* ---- send path ------------------------------------------------------------ */
 
+/* Grow ptr to n elements (kept on failure), or return ZPS_ENOMEM. */
+#define S_GROW(ptr, n)                                              \
+    do {                                                            \
+        void *grown_ = realloc((ptr), (n) * sizeof *(ptr));         \
+        if (!grown_)                                                \
+            return ZPS_ENOMEM;                                      \
+        (ptr) = grown_;                                             \
+    } while (0)
+
 static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n, size_t nvals)
 {
     if (c->vscratch_cap < nvals) {
-        float *v = realloc(c->vscratch, nvals * sizeof *v);
-        if (v)
-            c->vscratch = v;
-        float *w = realloc(c->sscratch, nvals * sizeof *w);
-        if (w)
-            c->sscratch = w;
-        if (!v || !w)
-            return ZPS_ENOMEM;
+        S_GROW(c->vscratch, nvals);
+        S_GROW(c->sscratch, nvals);
         c->vscratch_cap = nvals;
     }
     if (c->scratch_cap < n) {
-        uint32_t *o = realloc(c->owner, n * sizeof *o);
-        if (o)
-            c->owner = o;
-        uint64_t *k = realloc(c->kscratch, n * sizeof *k);
-        if (k)
-            c->kscratch = k;
-        if (!o || !k)
-            return ZPS_ENOMEM;
+        S_GROW(c->owner, n);
+        S_GROW(c->kscratch, n);
         c->scratch_cap = n;
     }
     if (r->pos_cap < n) {
-        uint32_t *p = realloc(r->pos, n * sizeof *p);
-        if (!p)
-            return ZPS_ENOMEM;
-        r->pos = p;
+        S_GROW(r->pos, n);
         r->pos_cap = n;
     }
     return 0;
