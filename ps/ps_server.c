@@ -83,6 +83,9 @@ typedef struct {
     uint64_t ckpt_applied, ckpt_seq, acks_sent, pre_acks;
     uint64_t ckpt_resent;   /* pushes in the checkpoint whose ack the crash ate (resent) */
     uint64_t resent_seq;    /* the last one counted (a push may be resent twice) */
+    uint64_t acked_seq;     /* highest push acknowledged since the restore: a second
+                               copy of a push is acknowledged again, but the client
+                               counts each push once */
     uint64_t lost;          /* current estimate */
     int active;
 } ps_lost_t;
@@ -1099,8 +1102,10 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
                          rank, (unsigned long long)now);
             }
         }
-        if (l->active)
-            l->acks_sent++; /* this push is answered below, applied or duplicate */
+        if (l->active && req->seq > l->acked_seq) {
+            l->acks_sent++; /* answered below; counted once per push, as the client does */
+            l->acked_seq = req->seq;
+        }
         if (req->seq <= rec->last_seq)
             duplicate = 1;
         if (req->progress_epoch > rec->progress_epoch ||
