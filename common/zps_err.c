@@ -18,6 +18,10 @@ const char *zps_strerror(int code)
     case ZPS_ETOOBIG: return "over a size limit";
     case ZPS_EINTR: return "interrupted";
     case ZPS_EKEYCACHE: return "key list not cached";
+    case ZPS_EPERM: return "not allowed (admin secret or identity)";
+    case ZPS_ELIMIT: return "resource limit exceeded";
+    case ZPS_ENONFINITE: return "update would make a weight non-finite";
+    case ZPS_ESEQ: return "invalid push sequence number";
     default: break;
     }
     if (code < 0 && code > -4096)

@@ -20,6 +20,10 @@ enum {
     ZPS_ETOOBIG   = -30909, /* message or count over a limit */
     ZPS_EINTR     = -30910, /* interrupted by a signal */
     ZPS_EKEYCACHE = -30911, /* key list signature not in the server's cache */
+    ZPS_EPERM     = -30912, /* not allowed: admin secret or identity missing or wrong */
+    ZPS_ELIMIT    = -30913, /* a configured resource limit would be exceeded */
+    ZPS_ENONFINITE = -30914, /* the update would make a weight or state non-finite */
+    ZPS_ESEQ      = -30915, /* push sequence number invalid (0, or outside the window) */
 };
 
 /* Static text for a ZPS_E* code or a negated errno; never NULL. */
