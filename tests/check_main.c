@@ -8,6 +8,12 @@
 
 int main(void)
 {
+    /* Check's per-test timeouts are wall-clock limits: they catch a hung
+     * case, not a slow one.  Under ASan on a loaded two-core machine cases
+     * run many times slower than in release, so the limits are stretched
+     * tenfold unless the caller chose a multiplier (they must be set
+     * before the suites are built: tcase_create reads them). */
+    setenv("CK_TIMEOUT_MULTIPLIER", "10", 0);
     Suite *(*const suites[])(void) = {
         suite_codec, suite_place, suite_table, suite_optim, suite_msg,
         suite_data,  suite_model, suite_metrics, suite_vcodec, suite_sparsify,

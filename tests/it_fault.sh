@@ -81,7 +81,9 @@ done
 "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 $JOB --checkpoint-dir /proc/zps-no-such-dir \
     --checkpoint-every 0.2 --ready-file "$D/bad" >/dev/null 2>"$D/bad.log" &
 p=$!
-sleep 1.5
+t=0   # the first checkpoint is due 0.2 s after start: wait for its error, however long that takes
+while ! grep -q "cannot create checkpoint directory" "$D/bad.log" && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+kill -0 $p 2>/dev/null || fail "the server stopped serving after the checkpoint error"
 kill $p; wait $p
 grep -q "cannot create checkpoint directory /proc/zps-no-such-dir" "$D/bad.log" || fail "no clear error for an unusable checkpoint directory: $(cat "$D/bad.log")"
 echo "ok: an unusable checkpoint directory is reported and the server keeps serving"

@@ -15,10 +15,20 @@ port=${SERVERS##*:}
 
 TCPDUMP=$(command -v tcpdump || echo /usr/sbin/tcpdump)
 capture() { # capture FILE PORT: start tcpdump on lo for PORT, set CAP_PID
-    "$TCPDUMP" -i lo --immediate-mode -U -Z root -w "$1" "tcp port $2" >/dev/null 2>&1 &
+    "$TCPDUMP" -i lo --immediate-mode -U -Z root -w "$1" "tcp port $2" >/dev/null 2>"$1.err" &
     CAP_PID=$!
     PIDS="$PIDS $CAP_PID"
-    sleep 1
+    t=0   # capturing once tcpdump says it listens, however long that takes
+    until grep -q "listening on" "$1.err" 2>/dev/null; do
+        t=$((t + 1)); [ $t -gt 600 ] && fail "tcpdump did not start: $(cat "$1.err")"
+        sleep 0.1
+    done
+}
+# stop_capture FILE: stops tcpdump once FILE holds at least one packet
+stop_capture() {
+    t=0
+    while [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -le 24 ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+    kill -INT "$CAP_PID"; wait "$CAP_PID" 2>/dev/null
 }
 can_capture=1
 [ "$(id -u)" = 0 ] && [ -x "$TCPDUMP" ] || can_capture=0
@@ -54,13 +64,14 @@ echo "ok: zps-launch --secure runs the job over CURVE and removes its keys"
 kill $SERVER_PIDS; wait $SERVER_PIDS 2>/dev/null
 
 if [ $can_capture = 1 ]; then
-    sleep 1; kill -INT "$CAP_PID"; wait "$CAP_PID" 2>/dev/null
+    stop_capture "$D/secure.pcap"
     start_servers 1 --table-dim 4 --optimizer sgd --lr 1
     pport=${SERVERS##*:}
     capture "$D/plain.pcap" "$pport"
     "$ZPS_BIN/it_kv" marker --servers "$SERVERS" >/dev/null || fail "plain marker push failed"
-    sleep 0.5
-    sleep 1; kill -INT "$CAP_PID"; wait "$CAP_PID" 2>/dev/null
+    t=0   # the marker went out in the clear: wait until the capture holds it
+    while ! grep -a -q ZPSMARKER "$D/plain.pcap" && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+    stop_capture "$D/plain.pcap"
     plain=$(grep -a -c ZPSMARKER "$D/plain.pcap")
     secure=$(grep -a -c ZPSMARKER "$D/secure.pcap")
     echo "capture: plaintext run shows the marker in $plain packet(s), CURVE run in $secure"

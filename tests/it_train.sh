@@ -127,7 +127,8 @@ lp=$!
 sleep 2
 kill -INT $lp
 wait_exit $lp 15
-sleep 0.5
+t=0   # the launcher waited for its children; give the kernel up to 10 s to reap them
+while pgrep -f "$ZPS_BIN/zps-(server|worker) .*$D/ctr.train" >/dev/null && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 if pgrep -f "$ZPS_BIN/zps-(server|worker) .*$D/ctr.train" >/dev/null; then
     pgrep -af "$ZPS_BIN/zps-" >&2
     fail "processes left running after the launcher was interrupted"
