@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "zps_err.h"
+#include "zps_file.h"
 
 static int s_valid_z85(const char *k)
 {
@@ -23,31 +24,39 @@ static int s_valid_z85(const char *k)
 
 int zps_curve_keygen(const char *base, char *err, size_t errlen)
 {
-    char pub[ZPS_Z85_LEN + 1], sec[ZPS_Z85_LEN + 1], path[1024];
+    char pub[ZPS_Z85_LEN + 1], sec[ZPS_Z85_LEN + 1], kpath[1024], ppath[1024], buf[256];
+    if (snprintf(kpath, sizeof kpath, "%s.key", base) >= (int)sizeof kpath ||
+        snprintf(ppath, sizeof ppath, "%s.pub", base) >= (int)sizeof ppath) {
+        snprintf(err, errlen, "key name too long: %s", base);
+        return ZPS_EINVAL;
+    }
     if (zmq_curve_keypair(pub, sec) != 0) {
         snprintf(err, errlen, "this libzmq cannot make CURVE keys: %s", zmq_strerror(errno));
         return ZPS_EIO;
     }
-    snprintf(path, sizeof path, "%s.key", base);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return ZPS_EIO;
-    }
-    fchmod(fd, 0600);
-    char buf[256];
+    /* both targets are checked (symlink, other owner) before either is
+     * written; the secret goes to a new file created 0600 */
+    int rc = ZPS_EIO;
+    zps_file_t *kf = zps_file_atomic_open_path(kpath, 0600, err, errlen);
+    zps_file_t *pf = kf ? zps_file_atomic_open_path(ppath, 0644, err, errlen) : NULL;
+    if (!kf || !pf)
+        goto out;
     int n = snprintf(buf, sizeof buf, "public %s\nsecret %s\n", pub, sec);
-    if (write(fd, buf, (size_t)n) != n || close(fd) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return ZPS_EIO;
+    zps_file_write(kf, buf, (size_t)n);
+    if ((rc = zps_file_commit(&kf, err, errlen)) != 0)
+        goto out;
+    n = snprintf(buf, sizeof buf, "public %s\n", pub);
+    zps_file_write(pf, buf, (size_t)n);
+    if ((rc = zps_file_commit(&pf, err, errlen)) != 0) {
+        size_t l = strlen(err);
+        snprintf(err + l, errlen - l, " (%s was written)", kpath);
     }
-    snprintf(path, sizeof path, "%s.pub", base);
-    FILE *f = fopen(path, "w");
-    if (!f || fprintf(f, "public %s\n", pub) < 0 || fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return ZPS_EIO;
-    }
-    return 0;
+out:
+    zps_file_abort(&kf);
+    zps_file_abort(&pf);
+    explicit_bzero(sec, sizeof sec);
+    explicit_bzero(buf, sizeof buf);
+    return rc;
 }
 
 int zps_curve_read(const char *path, zps_curve_pair_t *out, char *err, size_t errlen)

@@ -18,7 +18,10 @@ typedef struct {
     char secret_z85[ZPS_Z85_LEN + 1];
 } zps_curve_pair_t;
 
-/* Generate a pair and write base.key / base.pub.  0 or ZPS_EIO + err. */
+/* Generate a pair and write base.key (mode 0600) / base.pub (0644) through
+ * zps_file: each is a new file renamed into place, so an existing file is
+ * never written into; a target that is a symlink or owned by another user
+ * is refused (before either file is written).  0 or ZPS_E* + err. */
 int zps_curve_keygen(const char *base, char *err, size_t errlen);
 
 /* Read a .key file (both keys) or a .pub file (public only; secret empty). */

@@ -1,5 +1,7 @@
-/* zps_modelfile: see zps_modelfile.h for the layout.  Writes go through a
- * large stdio buffer; the checksum is computed over the bytes as written. */
+/* zps_modelfile: see zps_modelfile.h for the layout.  Every file is written
+ * through zps_file (new temporary file, fsync, rename; never through a
+ * symlink, never over a file of another user).  The shard checksum is
+ * computed per record (record boundaries are part of the format). */
 #include "zps_modelfile.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "zps_err.h"
+#include "zps_file.h"
 #include "zps_hash.h"
 
 #define SHARD_MAGIC "ZPSSHARD"
@@ -25,11 +28,10 @@ typedef struct {
 _Static_assert(sizeof(shard_header_t) == 64, "shard header is 64 bytes");
 
 struct zps_mf_writer {
-    FILE *f;
-    char tmp[1100], path[1024], sum[1024];
+    zps_file_t *f;
+    char dir[1024], name[64], sum[64];
     shard_header_t h;
     uint64_t csum;
-    int failed;
 };
 
 uint64_t zps_checksum64(uint64_t h, const void *data, size_t len)
@@ -48,46 +50,41 @@ uint64_t zps_checksum64(uint64_t h, const void *data, size_t len)
     return zps_mix64(h ^ w ^ ((uint64_t)len << 56), 0x2545f4914f6cdd1dULL);
 }
 
-static int s_fsync_path(const char *path, int dir)
+static int s_mkdir(const char *dir, char *err, size_t errlen)
 {
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) ? -errno : 0;
-    close(fd);
-    return rc;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return ZPS_EIO;
+    }
+    return 0;
 }
 
 zps_mf_writer_t *zps_mf_writer_new(const char *dir, uint32_t rank, uint32_t nservers,
                                    uint32_t dim, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    if (s_mkdir(dir, err, errlen))
         return NULL;
-    }
     zps_mf_writer_t *w = calloc(1, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    snprintf(w->path, sizeof w->path, "%s/shard-%u-of-%u.bin", dir, rank, nservers);
-    snprintf(w->sum, sizeof w->sum, "%s/shard-%u-of-%u.sum", dir, rank, nservers);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", w->path, (int)getpid());
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
-        snprintf(err, errlen, "cannot write %s: %s", w->tmp, strerror(errno));
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
+    snprintf(w->name, sizeof w->name, "shard-%u-of-%u.bin", rank, nservers);
+    snprintf(w->sum, sizeof w->sum, "shard-%u-of-%u.sum", rank, nservers);
+    /* both targets are checked before anything is written */
+    if (zps_file_check_target(dir, w->sum, err, errlen) != 0 ||
+        !(w->f = zps_file_atomic_open(dir, w->name, 0644, err, errlen))) {
         free(w);
         return NULL;
     }
-    setvbuf(w->f, NULL, _IOFBF, 1 << 20);
     memcpy(w->h.magic, SHARD_MAGIC, 8);
     w->h.version = ZPS_MODELFILE_VERSION;
     w->h.rank = rank;
     w->h.nservers = nservers;
     w->h.dim = dim;
     /* header is rewritten with the key count at close */
-    if (fwrite(&w->h, sizeof w->h, 1, w->f) != 1)
-        w->failed = errno ? errno : EIO;
+    zps_file_write(w->f, &w->h, sizeof w->h);
     return w;
 }
 
@@ -100,55 +97,25 @@ int zps_mf_writer_add(zps_mf_writer_t *w, uint64_t key, const float *weights)
     memcpy(rec, &key, 8);
     memcpy(rec + 8, weights, len - 8);
     w->csum = zps_checksum64(w->csum, rec, len);
-    if (!w->failed && fwrite(rec, 1, len, w->f) != len)
-        w->failed = errno ? errno : EIO;
     w->h.nkeys++;
-    return w->failed ? ZPS_EIO : 0;
+    return zps_file_write(w->f, rec, len) ? ZPS_EIO : 0;
 }
 
 int zps_mf_writer_close(zps_mf_writer_t **wp, char *err, size_t errlen)
 {
     zps_mf_writer_t *w = *wp;
     *wp = NULL;
-    int rc = 0;
     /* final checksum covers the header (with the key count) and the records */
     uint64_t total = zps_checksum64(w->csum, &w->h, sizeof w->h);
-    if (!w->failed && fwrite(&total, 8, 1, w->f) != 1)
-        w->failed = errno ? errno : EIO;
-    if (!w->failed && (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(&w->h, sizeof w->h, 1, w->f) != 1))
-        w->failed = errno ? errno : EIO;
-    if (!w->failed && fflush(w->f) != 0)
-        w->failed = errno ? errno : EIO;
-    if (!w->failed && fsync(fileno(w->f)) != 0)
-        w->failed = errno;
-    if (fclose(w->f) != 0 && !w->failed)
-        w->failed = errno ? errno : EIO;
-    if (w->failed) {
-        snprintf(err, errlen, "writing %s failed: %s", w->tmp, strerror(w->failed));
-        unlink(w->tmp);
-        rc = ZPS_EIO;
-        goto out;
+    zps_file_write(w->f, &total, 8);
+    zps_file_pwrite(w->f, 0, &w->h, sizeof w->h);
+    int rc = zps_file_commit(&w->f, err, errlen);
+    if (!rc) {
+        char line[128];
+        int n = snprintf(line, sizeof line, "keys %llu checksum %016llx\n",
+                         (unsigned long long)w->h.nkeys, (unsigned long long)total);
+        rc = zps_file_write_atomic(w->dir, w->sum, 0644, line, (size_t)n, err, errlen);
     }
-    if (rename(w->tmp, w->path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
-        unlink(w->tmp);
-        rc = ZPS_EIO;
-        goto out;
-    }
-    FILE *s = fopen(w->sum, "w");
-    if (!s || fprintf(s, "keys %llu checksum %016llx\n", (unsigned long long)w->h.nkeys,
-                      (unsigned long long)total) < 0 || fclose(s) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", w->sum, strerror(errno));
-        rc = ZPS_EIO;
-        goto out;
-    }
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", w->path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    s_fsync_path(slash ? dir : ".", 1);
-out:
     free(w);
     return rc;
 }
@@ -156,26 +123,18 @@ out:
 int zps_mf_write_manifest(const char *dir, const char *model, uint32_t dim, uint32_t nservers,
                           const char *table_desc, const char *options, char *err, size_t errlen)
 {
-    char path[1024], tmp[1100];
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    if (s_mkdir(dir, err, errlen))
         return ZPS_EIO;
+    char *text = NULL;
+    int n = asprintf(&text, "zps-model %u\nmodel %s\ndim %u\nservers %u\ntable %s\noptions %s\n",
+                     ZPS_MODELFILE_VERSION, model, dim, nservers, table_desc, options);
+    if (n < 0) {
+        snprintf(err, errlen, "out of memory");
+        return ZPS_ENOMEM;
     }
-    snprintf(path, sizeof path, "%s/manifest", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        return ZPS_EIO;
-    }
-    fprintf(f, "zps-model %u\nmodel %s\ndim %u\nservers %u\ntable %s\noptions %s\n",
-            ZPS_MODELFILE_VERSION, model, dim, nservers, table_desc, options);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return ZPS_EIO;
-    }
-    return 0;
+    int rc = zps_file_write_atomic(dir, "manifest", 0644, text, (size_t)n, err, errlen);
+    free(text);
+    return rc;
 }
 
 int zps_mf_read_manifest(const char *dir, zps_mf_manifest_t *m, char *err, size_t errlen)

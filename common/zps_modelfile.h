@@ -16,8 +16,11 @@
  * DIR/shard-R-of-S.sum    "keys N checksum HEX": lets a reader check the set
  *                         of shards without reading them.
  * Shards hold weights only (no optimizer state; checkpoints are separate).
- * Every file is written to a temporary name, fsynced and renamed, so a crash
- * never leaves a half-written file under the final name. */
+ * Every file is written through zps_file (zps_file.h): a new temporary file
+ * with a random name, fsynced and renamed, so a crash never leaves a
+ * half-written file under the final name; a target that is a symbolic link
+ * or owned by another user is refused, never written through or replaced.
+ * Files are mode 0644. */
 #ifndef ZPS_MODELFILE_H
 #define ZPS_MODELFILE_H
 

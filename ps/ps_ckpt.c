@@ -10,330 +10,521 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "zps_err.h"
-#include "zps_modelfile.h"
+#include "zps_file.h"
+#include "zps_hash.h"
 
-#define CK_MAGIC "ZPSCKPT1"
+#define CK_MAGIC "ZPSCKPT2"
+#define CK_MAGIC_V1 "ZPSCKPT1"
+#define CK_CLIENT_LEN 44u          /* body of a client record written by this version */
+#define CK_CLIENT_MAX 65536u       /* longest record body a reader accepts */
+#define CK_MAX_RANKS 65536u        /* the server keeps records for ranks < 65536 */
 
 typedef struct {
     char magic[8];
-    uint32_t version, rank, nservers, dim, row_floats, pad;
-    uint64_t counter, wall_ms, nclients, nkeys;
+    uint32_t version, header_bytes;
+    uint32_t rank, nservers, dim, row_floats;
+    uint64_t job_id;
+    uint64_t counter, wall_ms;
+    uint64_t nclients, client_bytes;
+    uint64_t nkeys;
     char desc[256];
 } ck_header_t;
 
-/* Buffered writer that checksums what it writes. */
+_Static_assert(sizeof(ck_header_t) == 336, "checkpoint header is 336 bytes");
+
+/* ---- client records: the one place that knows their fields ------------------------ */
+/* EXTENSION POINT: to add fields (e.g. the dedup window), append them after
+ * progress_epoch here and in s_client_get, raise CK_CLIENT_LEN for the
+ * writer, and in s_client_get read them only when len is long enough (a
+ * shorter record is one written before the fields existed). */
+
+static size_t s_client_put(uint8_t *p, const ps_ckpt_client_t *c)
+{
+    uint8_t *b = p + 4;
+    memcpy(b, &c->rank, 4), b += 4;
+    memcpy(b, &c->has_progress, 4), b += 4;
+    memcpy(b, &c->nonce, 8), b += 8;
+    memcpy(b, &c->last_seq, 8), b += 8;
+    memcpy(b, &c->applied, 8), b += 8;
+    memcpy(b, &c->progress_rows, 8), b += 8;
+    memcpy(b, &c->progress_epoch, 4), b += 4;
+    uint32_t len = (uint32_t)(b - p - 4);
+    memcpy(p, &len, 4);
+    return 4 + len;
+}
+
+/* Decode one record body of len bytes; 0 or -1 (too short, bad rank). */
+static int s_client_get(const uint8_t *b, uint32_t len, ps_ckpt_client_t *c)
+{
+    if (len < 44)
+        return -1;
+    memset(c, 0, sizeof *c);
+    memcpy(&c->rank, b, 4), b += 4;
+    memcpy(&c->has_progress, b, 4), b += 4;
+    memcpy(&c->nonce, b, 8), b += 8;
+    memcpy(&c->last_seq, b, 8), b += 8;
+    memcpy(&c->applied, b, 8), b += 8;
+    memcpy(&c->progress_rows, b, 8), b += 8;
+    memcpy(&c->progress_epoch, b, 4), b += 4;
+    return c->rank < CK_MAX_RANKS && c->has_progress <= 1 ? 0 : -1;
+}
+
+/* ---- names, listing, headers ----------------------------------------------------- */
+
 typedef struct {
-    FILE *f;
-    uint64_t csum;
-    int err;
-    uint8_t buf[1 << 16];
-    size_t len;
-} ck_out_t;
+    uint64_t counter;
+    uint32_t nservers;
+} ck_entry_t;
 
-static void s_flush(ck_out_t *o)
+static void s_name(char *out, size_t len, uint32_t rank, uint32_t ns, uint64_t c)
 {
-    if (o->len && !o->err) {
-        o->csum = zps_checksum64(o->csum, o->buf, o->len);
-        if (fwrite(o->buf, 1, o->len, o->f) != o->len)
-            o->err = errno ? errno : EIO;
+    snprintf(out, len, "ckpt-%u-of-%u-%08llu.zck", rank, ns, (unsigned long long)c);
+}
+
+static void s_path(char *out, size_t len, const char *dir, uint32_t rank, uint32_t ns, uint64_t c)
+{
+    char name[96];
+    s_name(name, sizeof name, rank, ns, c);
+    snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* Parses a decimal number at *p; 0 if none or overflow. */
+static int s_num(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(*s - '0');
     }
-    o->len = 0;
+    *p = s;
+    *out = v;
+    return 1;
 }
 
-/* Fill 64 KiB blocks exactly, so the reader can checksum the same blocks. */
-static void s_put(ck_out_t *o, const void *p, size_t n)
+/* Checkpoints of rank (of ns servers; 0: any) in dir, newest (highest
+ * counter) first, malloc'd in *out.  Returns the count (0 also when dir
+ * cannot be read). */
+static size_t s_scan(const char *dir, uint32_t rank, uint32_t ns, ck_entry_t **out)
 {
-    const uint8_t *b = p;
-    while (n) {
-        size_t take = sizeof o->buf - o->len < n ? sizeof o->buf - o->len : n;
-        memcpy(o->buf + o->len, b, take);
-        o->len += take;
-        b += take;
-        n -= take;
-        if (o->len == sizeof o->buf)
-            s_flush(o);
-    }
-}
-
-static void s_name(char *out, size_t len, const char *dir, uint32_t rank, uint32_t ns, uint64_t c)
-{
-    snprintf(out, len, "%s/ckpt-%u-of-%u-%08llu.zck", dir, rank, ns, (unsigned long long)c);
-}
-
-/* Checkpoint counters of this shard present in dir, newest first. */
-static size_t s_list(const char *dir, uint32_t rank, uint32_t ns, uint64_t *out, size_t max)
-{
+    *out = NULL;
     DIR *d = opendir(dir);
     if (!d)
         return 0;
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "ckpt-%u-of-%u-", rank, ns);
-    size_t n = 0, pl = strlen(prefix);
+    snprintf(prefix, sizeof prefix, "ckpt-%u-of-", rank);
+    size_t n = 0, cap = 0, pl = strlen(prefix);
     struct dirent *e;
-    while ((e = readdir(d)) && n < max) {
-        size_t l = strlen(e->d_name);
-        if (strncmp(e->d_name, prefix, pl) || l < pl + 4 || strcmp(e->d_name + l - 4, ".zck"))
+    while ((e = readdir(d))) {
+        const char *p = e->d_name;
+        uint64_t s, c;
+        if (strncmp(p, prefix, pl))
             continue;
-        char *end;
-        unsigned long long c = strtoull(e->d_name + pl, &end, 10);
-        if (end == e->d_name + l - 4)
-            out[n++] = c;
+        p += pl;
+        if (!s_num(&p, &s) || *p++ != '-' || !s_num(&p, &c) || strcmp(p, ".zck") ||
+            s > UINT32_MAX || (ns && s != ns))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ck_entry_t *ne = realloc(*out, cap * sizeof *ne);
+            if (!ne)
+                break;
+            *out = ne;
+        }
+        (*out)[n].counter = c;
+        (*out)[n].nservers = (uint32_t)s;
+        n++;
     }
     closedir(d);
-    /* newest first */
     for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && out[j] > out[j - 1]; j--) {
-            uint64_t t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
+        for (size_t j = i; j > 0 && (*out)[j].counter > (*out)[j - 1].counter; j--) {
+            ck_entry_t t = (*out)[j];
+            (*out)[j] = (*out)[j - 1];
+            (*out)[j - 1] = t;
         }
     return n;
 }
 
-int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t *t,
-                  const ps_ckpt_client_t *clients, size_t nclients, int keep, char *err,
-                  size_t errlen)
+/* Header of a file: 0, ZPS_EVERSION (format 1 or another version) or
+ * ZPS_EPROTO/ZPS_EIO, with the reason in why. */
+static int s_check_header(const ck_header_t *h, size_t got, char *why, size_t wlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create checkpoint directory %s: %s", dir, strerror(errno));
-        return ZPS_EIO;
+    if (got >= 8 && !memcmp(h->magic, CK_MAGIC_V1, 8)) {
+        snprintf(why, wlen, "checkpoint format version 1 (written by an older zps); this zps "
+                 "reads version %u only: restore it with the zps that wrote it, or start the "
+                 "job afresh with another --checkpoint-dir", PS_CKPT_VERSION);
+        return ZPS_EVERSION;
     }
-    char path[1100], tmp[1200];
-    s_name(path, sizeof path, dir, info->rank, info->nservers, info->counter);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    ck_out_t *o = calloc(1, sizeof *o);
-    if (!o) {
-        snprintf(err, errlen, "out of memory");
-        return ZPS_ENOMEM;
+    if (got < sizeof *h || memcmp(h->magic, CK_MAGIC, 8)) {
+        snprintf(why, wlen, "not a zps checkpoint (bad magic or shorter than a header)");
+        return ZPS_EPROTO;
     }
-    o->f = fopen(tmp, "wb");
-    if (!o->f) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        free(o);
-        return ZPS_EIO;
-    }
-    ck_header_t h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, CK_MAGIC, 8);
-    h.version = PS_CKPT_VERSION;
-    h.rank = info->rank;
-    h.nservers = info->nservers;
-    h.dim = info->dim;
-    h.row_floats = info->row_floats;
-    h.counter = info->counter;
-    h.wall_ms = (uint64_t)time(NULL) * 1000;
-    h.nclients = nclients;
-    h.nkeys = ps_table_size(t);
-    snprintf(h.desc, sizeof h.desc, "%s", info->desc);
-    s_put(o, &h, sizeof h);
-    for (size_t i = 0; i < nclients; i++)
-        s_put(o, &clients[i], sizeof clients[i]);
-    size_t cursor = 0;
-    uint64_t key;
-    float *row;
-    while (!o->err && ps_table_next(t, &cursor, &key, &row)) {
-        s_put(o, &key, sizeof key);
-        s_put(o, row, info->row_floats * sizeof(float));
-    }
-    s_flush(o);
-    uint64_t csum = o->csum;
-    if (!o->err && fwrite(&csum, 8, 1, o->f) != 1)
-        o->err = errno ? errno : EIO;
-    if (!o->err && fflush(o->f) != 0)
-        o->err = errno ? errno : EIO;
-    if (!o->err && fsync(fileno(o->f)) != 0)
-        o->err = errno;
-    if (fclose(o->f) != 0 && !o->err)
-        o->err = errno ? errno : EIO;
-    int e = o->err;
-    free(o);
-    if (e) {
-        snprintf(err, errlen, "writing %s failed: %s (previous checkpoints kept)", tmp, strerror(e));
-        unlink(tmp);
-        return ZPS_EIO;
-    }
-    if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        return ZPS_EIO;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    /* keep the newest `keep` */
-    uint64_t list[256];
-    size_t n = s_list(dir, info->rank, info->nservers, list, 256);
-    for (size_t i = (size_t)(keep > 0 ? keep : 1); i < n; i++) {
-        char old[1100];
-        s_name(old, sizeof old, dir, info->rank, info->nservers, list[i]);
-        unlink(old);
+    if (h->version != PS_CKPT_VERSION || h->header_bytes != sizeof *h) {
+        snprintf(why, wlen, "checkpoint format version %u (header %u bytes); this zps reads "
+                 "version %u", h->version, h->header_bytes, PS_CKPT_VERSION);
+        return ZPS_EVERSION;
     }
     return 0;
 }
 
-/* Load one file; 0 or an error with the reason. */
-static int s_load(const char *path, ps_ckpt_info_t *info, ps_table_t *t,
-                  ps_ckpt_client_t **clients, size_t *nclients, char *why, size_t wlen)
+static int s_read_header(const char *path, ck_header_t *h, char *why, size_t wlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(why, wlen, "cannot open: %s", strerror(errno));
         return ZPS_EIO;
     }
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    int rc = ZPS_EPROTO;
+    memset(h, 0, sizeof *h);
+    size_t got = fread(h, 1, sizeof *h, f);
+    fclose(f);
+    h->desc[sizeof h->desc - 1] = 0;
+    return s_check_header(h, got, why, wlen);
+}
+
+uint64_t ps_ckpt_new_job_id(void)
+{
+    uint64_t id = 0;
+    if (zps_random_bytes(&id, sizeof id) != 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id = zps_mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)getpid(),
+                       0x9e3779b97f4a7c15ULL);
+    }
+    return id ? id : 1;
+}
+
+int ps_ckpt_check_new_job(const char *dir, uint32_t rank, char *err, size_t errlen)
+{
+    ck_entry_t *e;
+    size_t n = s_scan(dir, rank, 0, &e);
+    if (n == 0) {
+        free(e);
+        return 0;
+    }
+    char path[1200], name[96], who[1400];
+    s_path(path, sizeof path, dir, rank, e[0].nservers, e[0].counter);
+    s_name(name, sizeof name, rank, e[0].nservers, e[0].counter);
     ck_header_t h;
-    ps_ckpt_client_t *cl = NULL;
-    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CK_MAGIC, 8) != 0) {
-        snprintf(why, wlen, "not a checkpoint (bad header)");
-        goto out;
+    int rc = s_read_header(path, &h, who, sizeof who);
+    if (rc == 0)
+        snprintf(who, sizeof who, "job %016llx", (unsigned long long)h.job_id);
+    else if (rc == ZPS_EVERSION && !memcmp(h.magic, CK_MAGIC_V1, 8))
+        snprintf(who, sizeof who, "a job of an older zps (format version 1)");
+    else
+        snprintf(who, sizeof who, "an unknown job (header unreadable)");
+    snprintf(err, errlen,
+             "checkpoint directory %s already holds %zu checkpoint%s of shard %u of %s (newest: "
+             "%s); this server was started without --restore, as a new job. Use --restore to "
+             "continue that job, or another --checkpoint-dir for a new one",
+             dir, n, n == 1 ? "" : "s", rank, who, name);
+    free(e);
+    return ZPS_EMISMATCH;
+}
+
+/* ---- write ----------------------------------------------------------------------- */
+
+typedef struct {
+    zps_file_t *f;
+    uLong crc;
+} ck_out_t;
+
+static void s_put(ck_out_t *o, const void *p, size_t n)
+{
+    o->crc = crc32(o->crc, p, (uInt)n);
+    zps_file_write(o->f, p, n);
+}
+
+/* Remove this job's checkpoints of this shard beyond the newest keep. */
+static void s_prune(const char *dir, const ps_ckpt_info_t *info, int keep)
+{
+    ck_entry_t *e;
+    size_t n = s_scan(dir, info->rank, info->nservers, &e);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[1200], why[600];
+        ck_header_t h;
+        s_path(path, sizeof path, dir, info->rank, info->nservers, e[i].counter);
+        if (s_read_header(path, &h, why, sizeof why) != 0 || h.job_id != info->job_id ||
+            h.counter != e[i].counter || h.rank != info->rank || h.nservers != info->nservers)
+            continue;   /* not provably ours: left alone */
+        if (++kept > (size_t)(keep > 0 ? keep : 1))
+            unlink(path);
     }
-    h.desc[sizeof h.desc - 1] = 0;
-    if (h.version != PS_CKPT_VERSION || h.rank != info->rank || h.nservers != info->nservers ||
-        h.dim != info->dim || h.row_floats != info->row_floats || strcmp(h.desc, info->desc)) {
-        snprintf(why, wlen,
-                 "belongs to another layout (version %u, shard %u of %u, dim %u, '%s'); this "
-                 "server is shard %u of %u with '%s'",
-                 h.version, h.rank, h.nservers, h.dim, h.desc, info->rank, info->nservers,
-                 info->desc);
-        rc = ZPS_EMISMATCH;
-        goto out;
-    }
-    if (h.nclients > 1000000) {
-        snprintf(why, wlen, "implausible header");
-        goto out;
-    }
-    cl = calloc(h.nclients ? h.nclients : 1, sizeof *cl);
-    if (!cl) {
-        rc = ZPS_ENOMEM;
-        goto out;
-    }
-    for (uint64_t i = 0; i < h.nclients; i++) {
-        if (fread(&cl[i], sizeof *cl, 1, f) != 1) {
-            snprintf(why, wlen, "truncated in the worker records");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    if (rc) {
-        free(cl);
-        fclose(f);
-        return rc;
-    }
-    /* second pass: verify the checksum over the exact byte stream (the
-     * writer checksums 64 KiB blocks; so does this) */
-    rewind(f);
-    {
-        uint8_t *buf = malloc(1 << 16);
-        if (!buf) {
-            free(cl);
-            fclose(f);
-            return ZPS_ENOMEM;
-        }
-        struct stat st;
-        fstat(fileno(f), &st);
-        if (st.st_size < (off_t)(sizeof h + 8)) {
-            snprintf(why, wlen, "truncated");
-            free(buf);
-            free(cl);
-            fclose(f);
-            return ZPS_EPROTO;
-        }
-        uint64_t body = (uint64_t)st.st_size - 8, done = 0, sum = 0;
-        while (done < body) {
-            size_t chunk = body - done < (1 << 16) ? (size_t)(body - done) : (1 << 16);
-            if (fread(buf, 1, chunk, f) != chunk)
-                break;
-            sum = zps_checksum64(sum, buf, chunk);
-            done += chunk;
-        }
-        uint64_t want = 0;
-        free(buf);
-        uint64_t rowb = 8 + (uint64_t)h.row_floats * 4;
-        if (done != body || fread(&want, 8, 1, f) != 1 || want != sum ||
-            body != sizeof h + h.nclients * sizeof(ps_ckpt_client_t) + h.nkeys * rowb) {
-            snprintf(why, wlen, "torn or corrupt (checksum or size mismatch)");
-            free(cl);
-            fclose(f);
-            return ZPS_EPROTO;
-        }
-    }
-    /* third: load rows (the file is known to be intact) */
-    if (fseek(f, (long)(sizeof h + h.nclients * sizeof(ps_ckpt_client_t)), SEEK_SET) != 0) {
-        free(cl);
-        fclose(f);
+    free(e);
+}
+
+int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t *t,
+                  const ps_ckpt_client_t *clients, size_t nclients, int keep, char *err,
+                  size_t errlen)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create checkpoint directory %s: %s", dir, strerror(errno));
         return ZPS_EIO;
     }
-    {
-        /* blocks of records: one fread and one batched upsert per block */
-        enum { BLK = 4096 };
-        size_t rec = 8 + (size_t)h.row_floats * 4;
-        uint8_t *buf = malloc(BLK * rec);
-        uint64_t *keys = malloc(BLK * sizeof *keys);
-        float **rows = malloc(BLK * sizeof *rows);
-        int bad = !buf || !keys || !rows;
-        for (uint64_t k = 0; !bad && k < h.nkeys; k += BLK) {
-            size_t m = h.nkeys - k < BLK ? (size_t)(h.nkeys - k) : BLK;
-            if (fread(buf, rec, m, f) != m) {
-                snprintf(why, wlen, "read error");
-                bad = ZPS_EIO;
-                break;
-            }
-            for (size_t j = 0; j < m; j++)
-                memcpy(&keys[j], buf + j * rec, 8);
-            if (ps_table_upsert_batch(t, keys, m, rows, NULL) != 0) {
-                bad = ZPS_ENOMEM;
-                break;
-            }
-            for (size_t j = 0; j < m; j++)
-                memcpy(rows[j], buf + j * rec + 8, rec - 8);
-        }
-        free(buf);
-        free(keys);
-        free(rows);
-        if (bad) {
-            free(cl);
-            fclose(f);
-            return bad > 0 ? ZPS_ENOMEM : bad;
-        }
+    char name[96];
+    s_name(name, sizeof name, info->rank, info->nservers, info->counter);
+    ck_out_t o = {zps_file_atomic_open(dir, name, 0600, err, errlen), crc32(0, NULL, 0)};
+    if (!o.f)
+        return ZPS_EIO;
+    ck_header_t h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, CK_MAGIC, 8);
+    h.version = PS_CKPT_VERSION;
+    h.header_bytes = sizeof h;
+    h.rank = info->rank;
+    h.nservers = info->nservers;
+    h.dim = info->dim;
+    h.row_floats = info->row_floats;
+    h.job_id = info->job_id;
+    h.counter = info->counter;
+    h.wall_ms = (uint64_t)time(NULL) * 1000;
+    h.nclients = nclients;
+    h.client_bytes = nclients * (4 + CK_CLIENT_LEN);
+    h.nkeys = ps_table_size(t);
+    snprintf(h.desc, sizeof h.desc, "%s", info->desc);
+    s_put(&o, &h, sizeof h);
+    for (size_t i = 0; i < nclients; i++) {
+        uint8_t rec[4 + CK_CLIENT_LEN];
+        size_t len = s_client_put(rec, &clients[i]);
+        s_put(&o, rec, len);
     }
-    fclose(f);
-    info->counter = h.counter;
-    *clients = cl;
-    *nclients = h.nclients;
+    size_t cursor = 0;
+    uint64_t key;
+    float *row;
+    while (ps_table_next(t, &cursor, &key, &row)) {
+        s_put(&o, &key, sizeof key);
+        s_put(&o, row, info->row_floats * sizeof(float));
+    }
+    uint64_t trailer = (uint64_t)o.crc;
+    zps_file_write(o.f, &trailer, 8);
+    char why[1400];
+    if (zps_file_commit(&o.f, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s (previous checkpoints kept)", why);
+        return ZPS_EIO;
+    }
+    s_prune(dir, info, keep);
     return 0;
 }
 
-int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, ps_table_t *t,
+/* ---- restore --------------------------------------------------------------------- */
+
+static int s_fread(FILE *f, void *p, size_t n, uLong *crc)
+{
+    if (fread(p, 1, n, f) != n)
+        return -1;
+    for (size_t done = 0; done < n;) {
+        size_t c = n - done < (1u << 30) ? n - done : (1u << 30);
+        *crc = crc32(*crc, (const uint8_t *)p + done, (uInt)c);
+        done += c;
+    }
+    return 0;
+}
+
+static int s_finite_row(const uint8_t *p, uint32_t nf)
+{
+    for (uint32_t i = 0; i < nf; i++) {
+        uint32_t bits;
+        memcpy(&bits, p + 4 * (size_t)i, 4);
+        if ((bits & 0x7f800000u) == 0x7f800000u)
+            return 0;
+    }
+    return 1;
+}
+
+/* Load one file into a new table; 0 (then *out, *clients, *ncl, *hout set)
+ * or an error with the reason in why.  Nothing is handed over on error. */
+static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t *want,
+                  size_t hint, ps_table_t **out, ck_header_t *hout, ps_ckpt_client_t **clients,
+                  size_t *ncl, char *why, size_t wlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, wlen, "cannot open: %s", strerror(errno));
+        return ZPS_EIO;
+    }
+    int rc = ZPS_EPROTO;
+    ps_ckpt_client_t *cl = NULL;
+    uint8_t *buf = NULL;
+    uint64_t *keys = NULL;
+    float **rows = NULL;
+    ps_table_t *t = NULL;
+    ck_header_t h;
+    uLong crc = crc32(0, NULL, 0);
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, wlen, "not a regular file");
+        goto out;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    memset(&h, 0, sizeof h);
+    size_t got = fread(&h, 1, sizeof h, f);
+    h.desc[sizeof h.desc - 1] = 0;
+    if ((rc = s_check_header(&h, got, why, wlen)) != 0)
+        goto out;
+    rc = ZPS_EMISMATCH;
+    if (h.rank != want->rank || h.nservers != want->nservers || h.dim != want->dim ||
+        h.row_floats != want->row_floats || strcmp(h.desc, want->desc)) {
+        snprintf(why, wlen,
+                 "belongs to another layout (shard %u of %u, dim %u, '%s'); this server is "
+                 "shard %u of %u with '%s'",
+                 h.rank, h.nservers, h.dim, h.desc, want->rank, want->nservers, want->desc);
+        goto out;
+    }
+    rc = ZPS_EPROTO;
+    if (h.counter != want_counter) {
+        snprintf(why, wlen, "header says checkpoint %llu, the file name %llu",
+                 (unsigned long long)h.counter, (unsigned long long)want_counter);
+        goto out;
+    }
+    /* every count against the size, by division: nothing can overflow */
+    uint64_t rowb = 8 + (uint64_t)h.row_floats * 4;   /* row_floats <= 4096 (checked) */
+    uint64_t avail = size >= sizeof h + 8 ? size - sizeof h - 8 : 0;
+    if (size < sizeof h + 8 || h.client_bytes > avail || h.nclients > CK_MAX_RANKS ||
+        h.nclients > h.client_bytes / (4 + 44) ||
+        (avail - h.client_bytes) % rowb != 0 || h.nkeys != (avail - h.client_bytes) / rowb ||
+        h.client_bytes > h.nclients * (4ull + CK_CLIENT_MAX)) {
+        snprintf(why, wlen,
+                 "torn or corrupt: %llu bytes, but the header says %llu keys of %llu bytes and "
+                 "%llu client records in %llu bytes",
+                 (unsigned long long)size, (unsigned long long)h.nkeys, (unsigned long long)rowb,
+                 (unsigned long long)h.nclients, (unsigned long long)h.client_bytes);
+        goto out;
+    }
+    crc = crc32(crc, (const Bytef *)&h, sizeof h);
+    /* client records */
+    rc = ZPS_ENOMEM;
+    buf = malloc(h.client_bytes ? (size_t)h.client_bytes : 1);
+    cl = calloc(h.nclients ? (size_t)h.nclients : 1, sizeof *cl);
+    if (!buf || !cl)
+        goto out;
+    rc = ZPS_EPROTO;
+    if (s_fread(f, buf, (size_t)h.client_bytes, &crc) != 0) {
+        snprintf(why, wlen, "truncated in the client records");
+        goto out;
+    }
+    {
+        uint64_t off = 0, i = 0;
+        while (off < h.client_bytes) {
+            uint32_t len;
+            if (h.client_bytes - off < 4 || i == h.nclients)
+                break;
+            memcpy(&len, buf + off, 4);
+            off += 4;
+            if (len > CK_CLIENT_MAX || len > h.client_bytes - off ||
+                s_client_get(buf + off, len, &cl[i]) != 0)
+                break;
+            off += len;
+            i++;
+        }
+        if (off != h.client_bytes || i != h.nclients) {
+            snprintf(why, wlen, "corrupt client record %llu", (unsigned long long)i);
+            goto out;
+        }
+    }
+    free(buf);
+    buf = NULL;
+    /* rows, into a new table, in blocks of about 1 MiB */
+    size_t rec = (size_t)rowb;
+    size_t blk = (1u << 20) / rec ? (1u << 20) / rec : 1;
+    rc = ZPS_ENOMEM;
+    t = ps_table_new(want->row_floats, h.nkeys > hint ? (size_t)h.nkeys : hint);
+    buf = malloc(blk * rec);
+    keys = malloc(blk * sizeof *keys);
+    rows = malloc(blk * sizeof *rows);
+    if (!t || !buf || !keys || !rows) {
+        snprintf(why, wlen, "out of memory for %llu keys", (unsigned long long)h.nkeys);
+        goto out;
+    }
+    for (uint64_t k = 0; k < h.nkeys; k += blk) {
+        size_t m = h.nkeys - k < blk ? (size_t)(h.nkeys - k) : blk;
+        if (s_fread(f, buf, m * rec, &crc) != 0) {
+            snprintf(why, wlen, "truncated after %llu of %llu keys", (unsigned long long)k,
+                     (unsigned long long)h.nkeys);
+            rc = ZPS_EPROTO;
+            goto out;
+        }
+        for (size_t j = 0; j < m; j++) {
+            memcpy(&keys[j], buf + j * rec, 8);
+            if (!s_finite_row(buf + j * rec + 8, h.row_floats)) {
+                snprintf(why, wlen, "key %llu has a non-finite value", (unsigned long long)keys[j]);
+                rc = ZPS_EPROTO;
+                goto out;
+            }
+        }
+        if (ps_table_upsert_batch(t, keys, m, rows, NULL) != 0) {
+            snprintf(why, wlen, "out of memory after %llu keys", (unsigned long long)k);
+            goto out;
+        }
+        for (size_t j = 0; j < m; j++)
+            memcpy(rows[j], buf + j * rec + 8, rec - 8);
+    }
+    rc = ZPS_EPROTO;
+    uint64_t trailer = 0;
+    if (fread(&trailer, 8, 1, f) != 1 || trailer != (uint64_t)crc || fgetc(f) != EOF) {
+        snprintf(why, wlen, "torn or corrupt (checksum mismatch)");
+        goto out;
+    }
+    if (ps_table_size(t) != h.nkeys) {
+        snprintf(why, wlen, "corrupt: %llu keys in the header, %zu distinct in the file",
+                 (unsigned long long)h.nkeys, ps_table_size(t));
+        goto out;
+    }
+    rc = 0;
+    *out = t;
+    t = NULL;
+    *clients = cl;
+    cl = NULL;
+    *ncl = (size_t)h.nclients;
+    *hout = h;
+out:
+    fclose(f);
+    free(buf);
+    free(keys);
+    free(rows);
+    free(cl);
+    ps_table_destroy(&t);
+    return rc;
+}
+
+int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint, ps_table_t **t,
                     ps_ckpt_client_t **clients, size_t *nclients, zps_log_t *log, char *err,
                     size_t errlen)
 {
-    uint64_t list[256];
-    size_t n = s_list(dir, info->rank, info->nservers, list, 256);
-    if (n == 0)
-        return 1;
-    if (info->row_floats > 4096) {
+    if (info->row_floats == 0 || info->row_floats > 4096) {
         snprintf(err, errlen, "rows of %u floats are over the restore limit", info->row_floats);
         return ZPS_EINVAL;
     }
+    ck_entry_t *e;
+    size_t n = s_scan(dir, info->rank, info->nservers, &e);
+    if (n == 0) {
+        free(e);
+        return 1;
+    }
+    info->last_counter = e[0].counter;
     for (size_t i = 0; i < n; i++) {
-        char path[1100], why[1200];
-        s_name(path, sizeof path, dir, info->rank, info->nservers, list[i]);
-        if (ps_table_size(t) != 0) {
-            snprintf(err, errlen, "a partly loaded checkpoint cannot be undone");
-            return ZPS_EINVAL;
-        }
-        int rc = s_load(path, info, t, clients, nclients, why, sizeof why);
-        if (rc == 0)
+        char path[1200], why[1200];
+        s_path(path, sizeof path, dir, info->rank, info->nservers, e[i].counter);
+        ck_header_t h;
+        memset(&h, 0, sizeof h);
+        int rc = s_load(path, e[i].counter, info, capacity_hint, t, &h, clients, nclients, why,
+                        sizeof why);
+        if (rc == 0) {
+            info->counter = h.counter;
+            info->job_id = h.job_id;
+            free(e);
             return 0;
+        }
         zps_warn(log, "checkpoint %s is unusable: %s%s", path, why,
                  i + 1 < n ? "; trying the previous one" : "");
     }
-    snprintf(err, errlen, "no usable checkpoint in %s (%zu found, all unusable)", dir, n);
+    snprintf(err, errlen, "no usable checkpoint in %s (%zu found, all unusable; see above)", dir,
+             n);
+    free(e);
     return ZPS_EPROTO;
 }

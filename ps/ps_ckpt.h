@@ -1,23 +1,44 @@
 /* ps_ckpt: checkpoints of a server shard (weights AND optimizer state, plus
  * the per-worker exactly-once and progress records).
  *
- * A checkpoint is one file DIR/ckpt-R-of-S-NNNNNNNN.zck:
- *   header   magic "ZPSCKPT1", format version, rank, servers, dim, row floats,
- *            the optimizer description, checkpoint counter, wall time,
- *            client-record count, key count
- *   records  per worker: rank, process nonce, last applied push sequence,
- *            pushes applied, progress (epoch, rows)
+ * A checkpoint is one file DIR/ckpt-R-of-S-NNNNNNNN.zck (format version 2,
+ * little-endian):
+ *   header   (ck_header_t, 336 bytes) magic "ZPSCKPT2", format version,
+ *            header size, rank, servers, dim, row floats, the JOB ID, the
+ *            checkpoint counter, wall time, client-record count, client-block
+ *            bytes, key count, the optimizer description
+ *   clients  the client-record block (client-block bytes): per worker rank
+ *            one length-prefixed record, uint32 len + len bytes; the record
+ *            body is encoded field by field (s_client_put / s_client_get in
+ *            ps_ckpt.c): rank, has_progress, nonce, last_seq, applied,
+ *            progress_rows, progress_epoch (44 bytes).  A reader needs at
+ *            least the fields it knows and ignores bytes after them, so new
+ *            fields (e.g. a dedup window: low-water mark + bitmap) are added
+ *            at the END of the body, in s_client_put/s_client_get only.
  *   rows     per key: uint64 key + row floats (the whole optimizer row)
- *   trailer  8-byte checksum of everything before it
- * It is written to a temporary name, fsynced, renamed into place, and the
- * directory is fsynced; then all but the newest `keep` are removed.  A failed
- * write (full disk, unwritable directory) removes the temporary file and
- * leaves the previous checkpoints as they were.
+ *   trailer  uint64: zlib crc32 of every byte before it (streamed, so it
+ *            does not depend on how the bytes were split into writes)
+ * It is written through zps_file (a new temporary file with a random name,
+ * mode 0600, fsynced, renamed into place, directory fsynced; never through a
+ * symlink or over a file of another user).  A failed write leaves the
+ * previous checkpoints as they were.
  *
- * Restore tries the newest file first and falls back to older ones when a
- * file is torn or corrupt (bad magic, truncated, checksum mismatch), saying
- * so in the log.  A checkpoint of another shard layout (rank, servers, dim,
- * optimizer) is refused rather than loaded. */
+ * Job identity.  Every checkpoint records the 64-bit id of the job that wrote
+ * it.  A server started without --restore makes a new random id and refuses
+ * a directory that already holds checkpoints of its rank
+ * (ps_ckpt_check_new_job): they belong to another job.  With --restore it
+ * adopts the id of the checkpoint it restored.  After each write, only
+ * checkpoints of the same job and shard are pruned (all but the newest
+ * `keep`); files of another job, or whose header cannot be read, are left.
+ *
+ * Restore checks every count against the file's size before reading (no
+ * multiplication can overflow), reads the file once into a FRESH table while
+ * checksumming, and hands the table over only when the whole file is read
+ * and verified (checksum, exact size, no duplicate key, finite values).  A
+ * torn, corrupt or crafted newest file is reported and the previous one is
+ * tried; nothing of a rejected file reaches the server.  A checkpoint of
+ * another shard layout (rank, servers, dim, optimizer) is refused, and so is
+ * a file of format version 1 (older zps), with a message saying so. */
 #ifndef PS_CKPT_H
 #define PS_CKPT_H
 
@@ -27,7 +48,7 @@
 #include "ps_table.h"
 #include "zps_log.h"
 
-#define PS_CKPT_VERSION 1u
+#define PS_CKPT_VERSION 2u
 
 typedef struct {
     uint32_t rank;
@@ -41,20 +62,34 @@ typedef struct {
 typedef struct {
     uint32_t rank, nservers, dim, row_floats;
     char desc[256];       /* optimizer description: must match on restore */
-    uint64_t counter;     /* checkpoint number (out on restore) */
+    uint64_t counter;     /* checkpoint number (out on restore: the one restored) */
+    uint64_t job_id;      /* written into the checkpoint; out on restore */
+    uint64_t last_counter; /* out on restore: highest counter of any file of this
+                              shard in dir (continue numbering after it) */
 } ps_ckpt_info_t;
 
+/* A new random job id (never 0). */
+uint64_t ps_ckpt_new_job_id(void);
+
+/* For a server started without --restore: 0 if dir holds no checkpoint of
+ * this rank (or does not exist); otherwise ZPS_EMISMATCH and err names the
+ * directory, the other job's id and the choices. */
+int ps_ckpt_check_new_job(const char *dir, uint32_t rank, char *err, size_t errlen);
+
 /* Write a checkpoint synchronously (a forked child calls this on its
- * copy-on-write image; the final checkpoint at SIGTERM calls it in place).
- * Returns 0, or ZPS_EIO with the reason in err. */
+ * copy-on-write image; the final checkpoint at SIGTERM calls it in place),
+ * then prune this job's older checkpoints of this shard to `keep`.
+ * Returns 0, or ZPS_EIO/ZPS_EPERM with the reason in err. */
 int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t *t,
                   const ps_ckpt_client_t *clients, size_t nclients, int keep, char *err,
                   size_t errlen);
 
-/* Load the newest valid checkpoint of this shard into the (empty) table t.
- * *clients is malloc'd (caller frees).  Returns 0 (info->counter set),
- * 1 if there is no checkpoint at all, or ZPS_E* when none is usable. */
-int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, ps_table_t *t,
+/* Load the newest valid checkpoint of this shard into a NEW table
+ * (ps_table_new(info->row_floats, max(capacity_hint, keys))) stored in *t
+ * only on success; the caller owns it.  *clients is malloc'd (caller frees).
+ * Returns 0 (info->counter, job_id, last_counter set), 1 if there is no
+ * checkpoint at all, or ZPS_E* when none is usable (*t untouched). */
+int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint, ps_table_t **t,
                     ps_ckpt_client_t **clients, size_t *nclients, zps_log_t *log, char *err,
                     size_t errlen);
 

@@ -129,6 +129,7 @@ struct ps_server {
     pid_t ckpt_pid;
     int64_t ckpt_last_ms, ckpt_started_ms;
     uint64_t ckpt_counter;
+    uint64_t job_id;             /* recorded in checkpoints (see ps_ckpt.h) */
     /* CURVE */
     void *zap;                   /* ZAP handler socket (REP on inproc://zeromq.zap.01) */
     char (*allowed)[ZPS_Z85_LEN + 1];
@@ -289,10 +290,10 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     }
     size_t elen = sizeof s->endpoint;
     zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
-    if (conf->restore) {
+    {
         char why[1300];
         if (s_restore(s, why, sizeof why) != 0) {
-            snprintf(err, errlen, "cannot restore: %s", why);
+            snprintf(err, errlen, "%s", why);
             goto fail;
         }
     }
@@ -517,6 +518,7 @@ static void s_ckpt_info(const ps_server_t *s, ps_ckpt_info_t *info)
     info->dim = s->tabs[0].dim;
     info->row_floats = ps_table_row_floats(s->tabs[0].t);
     snprintf(info->desc, sizeof info->desc, "%s", s->tabs[0].desc);
+    info->job_id = s->job_id;
 }
 
 /* Start a checkpoint in a forked child (copy-on-write snapshot). */
@@ -598,22 +600,44 @@ static int s_checkpoint_final(ps_server_t *s)
     return rc;
 }
 
+/* The job identity and --restore.  Without --restore: a new job id, and a
+ * checkpoint directory holding checkpoints of this rank is refused.  With it:
+ * the newest valid checkpoint is loaded into a new table that replaces
+ * table 0 only once it is complete, and its job id is adopted. */
 static int s_restore(ps_server_t *s, char *err, size_t errlen)
 {
+    if (!s->conf.restore) {
+        s->job_id = ps_ckpt_new_job_id();
+        if (!s->conf.checkpoint_dir[0])
+            return 0;
+        int rc = ps_ckpt_check_new_job(s->conf.checkpoint_dir, s->conf.rank, err, errlen);
+        if (rc == 0)
+            zps_info(s->log, "checkpoints of shard %u go to %s as job %016llx", s->conf.rank,
+                     s->conf.checkpoint_dir, (unsigned long long)s->job_id);
+        return rc;
+    }
     ps_ckpt_info_t info;
     s_ckpt_info(s, &info);
     ps_ckpt_client_t *cl = NULL;
+    ps_table_t *t = NULL;
     size_t ncl = 0;
     int64_t t0 = zps_now_ms();
-    int rc = ps_ckpt_restore(s->conf.checkpoint_dir, &info, s->tabs[0].t, &cl, &ncl, s->log, err,
-                             errlen);
+    char why[1200];
+    int rc = ps_ckpt_restore(s->conf.checkpoint_dir, &info, s->conf.capacity_hint, &t, &cl, &ncl,
+                             s->log, why, sizeof why);
     if (rc == 1) {
-        zps_warn(s->log, "--restore: no checkpoint of shard %u in %s; starting empty",
-                 s->conf.rank, s->conf.checkpoint_dir);
+        s->job_id = ps_ckpt_new_job_id();
+        zps_warn(s->log, "--restore: no checkpoint of shard %u in %s; starting empty as job %016llx",
+                 s->conf.rank, s->conf.checkpoint_dir, (unsigned long long)s->job_id);
         return 0;
     }
-    if (rc)
+    if (rc) {
+        snprintf(err, errlen, "cannot restore: %s", why);
         return rc;
+    }
+    ps_table_destroy(&s->tabs[0].t);
+    s->tabs[0].t = t;
+    s->job_id = info.job_id;
     uint64_t pushes = 0;
     for (size_t i = 0; i < ncl; i++) {
         ps_ckpt_client_t *r = s_client_rec(s, cl[i].rank);
@@ -626,12 +650,14 @@ static int s_restore(ps_server_t *s, char *err, size_t errlen)
         pushes += cl[i].applied;
     }
     free(cl);
-    s->ckpt_counter = info.counter;
+    s->ckpt_counter = info.last_counter;   /* never reuse a name in the directory */
     s->restored = 1;
     s->st.restored_pushes = pushes;
-    zps_info(s->log, "restored checkpoint %llu: %zu keys, %llu pushes from %zu workers, in %lld ms",
+    zps_info(s->log, "restored checkpoint %llu: %zu keys, %llu pushes from %zu workers, in %lld ms "
+             "(job %016llx)",
              (unsigned long long)info.counter, ps_table_size(s->tabs[0].t),
-             (unsigned long long)pushes, ncl, (long long)(zps_now_ms() - t0));
+             (unsigned long long)pushes, ncl, (long long)(zps_now_ms() - t0),
+             (unsigned long long)s->job_id);
     return 0;
 }
 

@@ -12,4 +12,5 @@ Suite *suite_model(void);
 Suite *suite_metrics(void);
 Suite *suite_vcodec(void);
 Suite *suite_sparsify(void);
+Suite *suite_file(void);
 #endif
