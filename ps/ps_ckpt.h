@@ -5,8 +5,9 @@
  *   header   magic "ZPSCKPT1", format version, rank, servers, dim, row floats,
  *            the optimizer description, checkpoint counter, wall time,
  *            client-record count, key count
- *   records  per worker: rank, process nonce, last applied push sequence,
- *            pushes applied, progress (epoch, rows)
+ *   records  per worker: rank, process nonce, highest applied push sequence,
+ *            pushes applied, progress (epoch, rows), and the exactly-once
+ *            window (ps_dedup.h: low-water mark + bitmap of applied seqs)
  *   rows     per key: uint64 key + row floats (the whole optimizer row)
  *   trailer  8-byte checksum of everything before it
  * It is written to a temporary name, fsynced, renamed into place, and the
@@ -24,10 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ps_dedup.h"
 #include "ps_table.h"
 #include "zps_log.h"
 
-#define PS_CKPT_VERSION 1u
+#define PS_CKPT_VERSION 2u /* 2: client records carry the dedup window */
 
 typedef struct {
     uint32_t rank;
@@ -36,6 +38,7 @@ typedef struct {
     uint64_t progress_rows;
     uint32_t progress_epoch;
     uint32_t pad;
+    ps_dedup_win_t win;   /* applied seqs of this nonce (last_seq == win.hwm) */
 } ps_ckpt_client_t;
 
 typedef struct {
