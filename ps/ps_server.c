@@ -220,7 +220,7 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->max_held_per_peer = 256;
     c->max_held_total = 8192;
     c->max_held_bytes = 256ULL << 20;
-    c->sndhwm = 1000;
+    c->sndhwm = 4096;
     c->drain_batch = 256;
 }
 
@@ -511,7 +511,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
      * ERROR (s_oversized); beyond that ZeroMQ drops the connection before
      * allocating them, as a last bound on memory */
     int64_t maxmsg = conf->max_msg_bytes > (uint64_t)INT64_MAX / 2 ? -1 : (int64_t)conf->max_msg_bytes * 2;
-    int rcvhwm = 100000, sndhwm = conf->sndhwm ? (int)conf->sndhwm : 1000, linger = 2000;
+    int rcvhwm = 100000, sndhwm = conf->sndhwm ? (int)conf->sndhwm : 4096, linger = 2000;
     int mandatory = 1, sndtimeo = 0;
     zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
@@ -2306,7 +2306,7 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             it[nitems] = (zmq_pollitem_t){s->mon, 0, ZMQ_POLLIN, 0};
             nitems++;
         }
-        int n = zmq_poll(items, nitems, 100);
+        int n = zmq_poll(items, nitems, 50);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
