@@ -28,12 +28,32 @@
  * slowest live worker's clock so it does not stall the others.
  *
  * Exactly once.  Every push carries (worker rank, process nonce, sequence
- * number); the server keeps per rank the nonce and the last applied
- * sequence, and acknowledges a push it has already applied without applying
- * it again, so clients may retry freely.  The records are part of every
- * checkpoint.  A push also carries how many pushes the client has had
- * acknowledged by this server: after a restore, the difference with the
- * checkpoint's applied count is what the crash lost, and is logged.
+ * number); the server keeps per rank the nonce and a dedup window
+ * (ps_dedup: low-water mark + bitmap), applies each sequence once in any
+ * order of arrival, records it only after the push applied, and
+ * acknowledges a copy without applying it, so clients may retry freely.
+ * The records are part of every checkpoint; acks carry durable_seq (the
+ * low-water mark in the last written checkpoint).  A push also carries how
+ * many pushes the client has had acknowledged by this server: after a
+ * restore, the difference with the checkpoint's applied count is what the
+ * crash lost, and is logged.
+ *
+ * All or nothing.  A push is applied in two passes: compute every row's
+ * update into scratch and check it stays finite, count the new keys, check
+ * --max-keys / --max-memory-mb, reserve the rows; then commit.  Any refusal
+ * before the commit leaves the tables as they were.
+ *
+ * Who speaks.  Under CURVE the ZAP handler gives each allowed key an
+ * identity (worker-R, admin, ro:NAME), read per message from the User-Id.
+ * In both modes a rank is bound to one connection (s_speaks_for); pushes,
+ * clocks and heartbeats count only from it.  Connections are admitted up to
+ * --max-connections and forgotten when the socket monitor reports their
+ * disconnect (their held pulls are dropped, their ranks unbound).
+ *
+ * Bounded loop.  At most drain_batch messages (or 50 ms) are handled
+ * between maintenance passes (ZAP, disconnects, heartbeats, checkpoints).
+ * Replies never block: a peer whose queue is full loses the reply
+ * (dropped_replies).  See docs/security-server.md.
  *
  * Checkpoints fork(): the child writes the copy-on-write image of the table
  * (ps_ckpt.c) while the parent goes on serving; the pause is the fork itself

@@ -3,10 +3,11 @@
  * The server owns its tables (ps_table + ps_optim per table) and serves
  * HELLO, PULL, PUSH, STATS and SHUTDOWN from any number of clients on one
  * thread.  A ROUTER never blocks on a peer: replies to a vanished or slow
- * client are queued up to the high-water mark and then dropped, so one bad
- * client cannot stall the others.  Every request is validated in full before
- * anything is applied (a rejected push changes nothing) and answered with an
- * ERROR naming the problem; the server keeps serving.
+ * client are queued up to the high-water mark and then dropped (counted),
+ * so one bad client cannot stall the others.  Every request is validated in
+ * full before anything is applied (a rejected push changes nothing) and
+ * answered with an ERROR naming the problem; the server keeps serving.
+ * Security and resource bounds: docs/security-server.md.
  *
  * Ownership: the server keeps a pointer to log (not owned) and copies conf. */
 #ifndef PS_SERVER_H
