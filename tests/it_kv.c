@@ -631,7 +631,8 @@ static int s_guard(const char *mode, const char *ep, const char *token_file, uin
         long kl = zps_keys_encode(keys, 3, kb, 32);
         float *vb = malloc(12);
         vb[0] = vb[2] = 1.0f;
-        vb[1] = strtof(token_file ? token_file : "1e20", NULL);
+        const float huge = strtof(token_file ? token_file : "1e20", NULL);
+        vb[1] = huge;
         Zps__Envelope env;
         Zps__Push p = ZPS__PUSH__INIT;
         zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 6, 2);
@@ -650,7 +651,7 @@ static int s_guard(const char *mode, const char *ep, const char *token_file, uin
             G_CHECK(after[i] == before[i] && isfinite(after[i]),
                     "key %llu changed from %g to %g", (unsigned long long)keys[i],
                     (double)before[i], (double)after[i]);
-        printf("nonfinite: gradient %g refused for key %llu; weights unchanged\n", (double)vb[1],
+        printf("nonfinite: gradient %g refused for key %llu; weights unchanged\n", (double)huge,
                (unsigned long long)errkey);
     } else if (!strcmp(mode, "flood")) {
         /* count tiny pulls sent without reading, then STATS: every pull is either
