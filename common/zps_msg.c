@@ -3,8 +3,9 @@
  * The receive path never trusts the peer: every part is received (so the
  * socket is left at a message boundary) even when the message is rejected,
  * and at most 1 + ZPS_MSG_MAX_BULK parts are kept.  Envelopes are unpacked
- * with the default protobuf-c allocator; ZMQ_MAXMSGSIZE on the socket bounds
- * what a single frame can make us allocate. */
+ * with the default protobuf-c allocator, and only if they are at most
+ * ZPS_MSG_MAX_ENVELOPE bytes; ZMQ_MAXMSGSIZE on the socket bounds what a
+ * single frame can make ZeroMQ allocate. */
 #include "zps_msg.h"
 
 #include <errno.h>
@@ -173,6 +174,7 @@ const char *zps_msg_type_name(int type)
 int zps_msg_recv(void *sock, int router, zps_msg_t *m, int flags)
 {
     memset(m, 0, sizeof *m);
+    m->srcfd = -1;
     zmq_msg_t part;
     int idx = 0, rc = 0;
     int more = 1;
@@ -195,6 +197,8 @@ int zps_msg_recv(void *sock, int router, zps_msg_t *m, int flags)
         }
         more = zmq_msg_more(&part);
         m->wire_bytes += zmq_msg_size(&part);
+        if (zmq_msg_size(&part) > m->max_frame)
+            m->max_frame = zmq_msg_size(&part);
         int slot = idx - (router ? 1 : 0);
         if (router && idx == 0) {
             m->ident = part;
@@ -202,6 +206,9 @@ int zps_msg_recv(void *sock, int router, zps_msg_t *m, int flags)
         } else if (slot == 0) {
             const char *pa = zmq_msg_gets(&part, "Peer-Address");
             snprintf(m->peer, sizeof m->peer, "%s", pa ? pa : "?");
+            const char *uid = zmq_msg_gets(&part, "User-Id");
+            snprintf(m->user, sizeof m->user, "%s", uid ? uid : "");
+            m->srcfd = zmq_msg_get(&part, ZMQ_SRCFD);
             env_msg = part;
             have_env = 1;
         } else if (slot - 1 < ZPS_MSG_MAX_BULK) {
@@ -226,6 +233,13 @@ int zps_msg_recv(void *sock, int router, zps_msg_t *m, int flags)
     }
     env_data = zmq_msg_data(&env_msg);
     env_len = zmq_msg_size(&env_msg);
+    if (env_len > ZPS_MSG_MAX_ENVELOPE) {
+        snprintf(m->reason, sizeof m->reason,
+                 "envelope of %zu bytes is over the limit of %u (not decoded)", env_len,
+                 ZPS_MSG_MAX_ENVELOPE);
+        rc = ZPS_EPROTO;
+        goto done;
+    }
     m->env = zps__envelope__unpack(NULL, env_len, env_data);
     if (!m->env) {
         snprintf(m->reason, sizeof m->reason,

@@ -11,9 +11,13 @@
  * in, bulk frames stay in their zmq_msg_t; zps_msg_floats() copies only
  * when ZeroMQ delivered them unaligned.
  *
- * zps_msg_recv validates the framing (part count, envelope decodes, version,
- * type agrees with the body) and returns ZPS_EPROTO / ZPS_EVERSION with a
- * reason, keeping the identity so a server can still answer with an ERROR. */
+ * zps_msg_recv validates the framing (part count, envelope size and decoding,
+ * version, type agrees with the body) and returns ZPS_EPROTO / ZPS_EVERSION
+ * with a reason, keeping the identity so a server can still answer with an
+ * ERROR.  The envelope's size is checked BEFORE it is unpacked (at most
+ * ZPS_MSG_MAX_ENVELOPE bytes), so a hostile envelope cannot make protobuf-c
+ * allocate much.  It also records what the connection says about the
+ * sender: the ZAP User-Id (CURVE identity) and the source descriptor. */
 #ifndef ZPS_MSG_H
 #define ZPS_MSG_H
 
@@ -25,6 +29,7 @@
 
 #define ZPS_PROTOCOL_VERSION 1u
 #define ZPS_MSG_MAX_BULK 2
+#define ZPS_MSG_MAX_ENVELOPE (256u << 10) /* bytes: larger envelopes are refused unread */
 
 typedef struct {
     zmq_msg_t ident;
@@ -35,6 +40,9 @@ typedef struct {
     size_t wire_bytes;               /* all frames, as received */
     char peer[64];                   /* peer IP address when known, else "?" */
     char reason[160];                /* why it was rejected */
+    char user[48];                   /* ZAP User-Id of the connection ("" without CURVE) */
+    int srcfd;                       /* the connection's descriptor (-1 unknown) */
+    size_t max_frame;                /* largest frame, bytes */
 } zps_msg_t;
 
 /* Receive one whole multipart message.  router: expect an identity frame.

@@ -18,7 +18,7 @@
 
 #define CK_MAGIC "ZPSCKPT2"
 #define CK_MAGIC_V1 "ZPSCKPT1"
-#define CK_CLIENT_LEN 44u          /* body of a client record written by this version */
+#define CK_CLIENT_LEN (44u + 16u + 8u * PS_DEDUP_WORDS) /* body of a client record written by this version */
 #define CK_CLIENT_MAX 65536u       /* longest record body a reader accepts */
 #define CK_MAX_RANKS 65536u        /* the server keeps records for ranks < 65536 */
 
@@ -51,6 +51,10 @@ static size_t s_client_put(uint8_t *p, const ps_ckpt_client_t *c)
     memcpy(b, &c->applied, 8), b += 8;
     memcpy(b, &c->progress_rows, 8), b += 8;
     memcpy(b, &c->progress_epoch, 4), b += 4;
+    /* the exactly-once window (ps_dedup.h) */
+    memcpy(b, &c->win.lwm, 8), b += 8;
+    memcpy(b, &c->win.hwm, 8), b += 8;
+    memcpy(b, c->win.bits, sizeof c->win.bits), b += sizeof c->win.bits;
     uint32_t len = (uint32_t)(b - p - 4);
     memcpy(p, &len, 4);
     return 4 + len;
@@ -69,6 +73,16 @@ static int s_client_get(const uint8_t *b, uint32_t len, ps_ckpt_client_t *c)
     memcpy(&c->applied, b, 8), b += 8;
     memcpy(&c->progress_rows, b, 8), b += 8;
     memcpy(&c->progress_epoch, b, 4), b += 4;
+    if (len >= CK_CLIENT_LEN) {
+        memcpy(&c->win.lwm, b, 8), b += 8;
+        memcpy(&c->win.hwm, b, 8), b += 8;
+        memcpy(c->win.bits, b, sizeof c->win.bits);
+        if (c->win.lwm > c->win.hwm)
+            return -1;
+    } else {
+        /* a record without a window: everything up to last_seq was applied */
+        c->win.lwm = c->win.hwm = c->last_seq;
+    }
     return c->rank < CK_MAX_RANKS && c->has_progress <= 1 ? 0 : -1;
 }
 

@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ps_dedup.h"
 #include "ps_table.h"
 #include "zps_log.h"
 
@@ -57,6 +58,7 @@ typedef struct {
     uint64_t progress_rows;
     uint32_t progress_epoch;
     uint32_t pad;
+    ps_dedup_win_t win;   /* applied seqs of this nonce (last_seq == win.hwm) */
 } ps_ckpt_client_t;
 
 typedef struct {

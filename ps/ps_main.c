@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "ps_server.h"
 #include "zps_args.h"
@@ -41,6 +42,15 @@ static void s_usage(FILE *f)
             "                           (ignores the model; for benchmarks and tests)\n"
             "  --restore                load the newest valid checkpoint of this shard from\n"
             "                           --checkpoint-dir before serving\n"
+            "  --admin-token-file PATH  the admin secret (one line, 32+ hex characters, file mode\n"
+            "                           0600, ours): SHUTDOWN requests must carry it; without\n"
+            "                           it every SHUTDOWN is refused (stop with SIGTERM)\n"
+            "  --max-keys N             keys this server may store (a push that would go over\n"
+            "                           is refused whole, ZPS_ELIMIT)             [no limit]\n"
+            "  --max-memory-mb M        table memory this server may use, MiB (same)   [no limit]\n"
+            "  --max-connections N      peers served at once; more are answered ZPS_ELIMIT\n"
+            "                                                                    [1000, < fd limit]\n"
+            "  --clip-gradient X        clip every gradient value into [-X, X] before applying\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -48,7 +58,7 @@ static void s_usage(FILE *f)
 
 /* Server-only option at argv[*i]: 1 consumed, 0 not ours, <0 bad value. */
 static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, int argc,
-                        char **argv, int *i)
+                        char **argv, int *i, int *max_conn_given)
 {
     const char *o = argv[*i];
     if (!strcmp(o, "--quiet")) {
@@ -61,7 +71,9 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, i
     }
     static const char *const names[] = {"--bind", "--rank", "--num-servers", "--capacity",
                                         "--max-msg-mb", "--ready-file", "--save-model",
-                                        "--table-dim", NULL};
+                                        "--table-dim", "--admin-token-file", "--max-keys",
+                                        "--max-memory-mb", "--max-connections",
+                                        "--clip-gradient", NULL};
     int k = 0;
     while (names[k] && strcmp(o, names[k]))
         k++;
@@ -84,6 +96,24 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, i
     case 5: snprintf(sc->ready_file, sizeof sc->ready_file, "%s", v); return 1;
     case 6: snprintf(sc->save_dir, sizeof sc->save_dir, "%s", v); return 1;
     case 7: return zps_parse_u32(v, table_dim) || *table_dim == 0 || *table_dim > 1024 ? ZPS_EINVAL : 1;
+    case 8: snprintf(sc->admin_token_file, sizeof sc->admin_token_file, "%s", v); return 1;
+    case 9: return zps_parse_u64(v, &sc->limit_keys) || sc->limit_keys == 0 ? ZPS_EINVAL : 1;
+    case 10:
+        if (zps_parse_u64(v, &mb) || mb == 0 || mb > (1ULL << 30))
+            return ZPS_EINVAL;
+        sc->limit_memory_bytes = mb << 20;
+        return 1;
+    case 11:
+        *max_conn_given = 1;
+        return zps_parse_u32(v, &sc->max_connections) || sc->max_connections == 0 ? ZPS_EINVAL : 1;
+    case 12: {
+        char *end;
+        double x = strtod(v, &end);
+        if (*v == 0 || *end || !(x > 0) || x > 3e38)
+            return ZPS_EINVAL;
+        sc->clip_gradient = (float)x;
+        return 1;
+    }
     }
     return 0;
 }
@@ -95,7 +125,7 @@ int main(int argc, char **argv)
     zps_conf_t jc;
     zps_conf_defaults(&jc);
     uint32_t table_dim = 0;
-    int quiet = 0;
+    int quiet = 0, max_conn_given = 0;
     char err[600];
     size_t olen = 0;
     for (int i = 1; i < argc; i++) {
@@ -108,7 +138,7 @@ int main(int argc, char **argv)
             return 0;
         }
         int start = i;
-        int r = s_server_opt(&sc, &table_dim, &quiet, argc, argv, &i);
+        int r = s_server_opt(&sc, &table_dim, &quiet, argc, argv, &i, &max_conn_given);
         if (r == 0) {
             r = zps_conf_parse_one(&jc, argc, argv, &i, err, sizeof err);
             if (r == 1) {
@@ -151,6 +181,23 @@ int main(int argc, char **argv)
     sc.num_workers = jc.num_workers;
     sc.heartbeat_timeout_ms = (uint32_t)(jc.heartbeat_timeout * 1000);
     zps_conf_job_desc(&jc, sc.job, sizeof sc.job);
+    /* fail closed: a CURVE configuration that is partial or meant for a
+     * client does not start (ps_server_new checks the files) */
+    if (jc.server_public) {
+        fprintf(stderr, "zps-server: --server-public is a client option; a server takes "
+                        "--curve-secret SERVER.key and --allow-dir DIR\n");
+        return 2;
+    }
+    if (jc.allow_dir && !jc.curve_secret) {
+        fprintf(stderr, "zps-server: --allow-dir needs --curve-secret SERVER.key (refusing to "
+                        "serve in plaintext)\n");
+        return 2;
+    }
+    if (jc.curve_secret && !jc.allow_dir) {
+        fprintf(stderr, "zps-server: --curve-secret needs --allow-dir DIR with the clients' "
+                        ".pub files\n");
+        return 2;
+    }
     if (jc.curve_secret)
         snprintf(sc.curve_secret, sizeof sc.curve_secret, "%s", jc.curve_secret);
     if (jc.allow_dir)
@@ -169,6 +216,26 @@ int main(int argc, char **argv)
         sc.tables[0].init_scale = 0;
         sc.tables[0].init_skip = 0;
         snprintf(sc.model_name, sizeof sc.model_name, "kv");
+    }
+    /* descriptors: raise the soft limit to the hard one; the connection
+     * limit stays well under it (replies, checkpoints and files need some) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        uint64_t room = rl.rlim_cur > 128 ? (uint64_t)rl.rlim_cur - 64 : 64;
+        if (sc.max_connections > room) {
+            if (max_conn_given) {
+                fprintf(stderr, "zps-server: --max-connections %u is over what the descriptor "
+                                "limit allows (%llu; ulimit -n)\n", sc.max_connections,
+                        (unsigned long long)room);
+                return 2;
+            }
+            sc.max_connections = (uint32_t)room;
+        }
     }
     zps_log_t *log = zps_log_new("server", (int)sc.rank, stderr);
     if (!log)

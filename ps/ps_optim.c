@@ -306,3 +306,41 @@ void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad)
     case PS_OPT_ADAM: s_adam(c, row, grad); break;
     }
 }
+
+/* ---- integrity ------------------------------------------------------------ */
+
+int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
+{
+    const uint32_t rf = ps_optim_row_floats(c);
+    /* a sum propagates inf and NaN; x - x is NaN for either, 0 otherwise */
+    float acc = 0.0f;
+    for (uint32_t j = 0; j < rf; j++)
+        acc += row[j] - row[j];
+    if (acc != 0.0f)
+        return 0;
+    if (c->kind == PS_OPT_FTRL) {
+        const s_ftrl_t k = s_ftrl_consts(c);
+        for (uint32_t j = 0; j < c->dim; j++) {
+            float w = s_ftrl_w(k, row[j], row[c->dim + j]);
+            acc += w - w;
+        }
+        if (acc != 0.0f)
+            return 0;
+    }
+    return 1;
+}
+
+int ps_optim_try_apply(const ps_optim_conf_t *c, const float *row, float *out, const float *grad)
+{
+    memcpy(out, row, (size_t)ps_optim_row_floats(c) * sizeof *out);
+    ps_optim_apply(c, out, grad);
+    return ps_optim_row_finite(c, out);
+}
+
+void ps_optim_clip(float *g, size_t n, float limit)
+{
+    if (!(limit > 0))
+        return;
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] > limit ? limit : g[i] < -limit ? -limit : g[i];
+}

@@ -67,4 +67,16 @@ void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w);
 /* Apply one gradient (dim floats) to a row. */
 void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad);
 
+/* 1 if every float of the row, and every weight it yields, is finite. */
+int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row);
+
+/* out (row_floats) = row after applying grad; row is not changed.
+ * Returns ps_optim_row_finite(out): the server computes an update this way,
+ * checks it, and commits it only if the whole push stays finite. */
+int ps_optim_try_apply(const ps_optim_conf_t *c, const float *row, float *out, const float *grad);
+
+/* Server-side gradient clipping: every value into [-limit, limit]
+ * (limit <= 0: no clipping). */
+void ps_optim_clip(float *g, size_t n, float limit);
+
 #endif

@@ -3,10 +3,11 @@
  * The server owns its tables (ps_table + ps_optim per table) and serves
  * HELLO, PULL, PUSH, STATS and SHUTDOWN from any number of clients on one
  * thread.  A ROUTER never blocks on a peer: replies to a vanished or slow
- * client are queued up to the high-water mark and then dropped, so one bad
- * client cannot stall the others.  Every request is validated in full before
- * anything is applied (a rejected push changes nothing) and answered with an
- * ERROR naming the problem; the server keeps serving.
+ * client are queued up to the high-water mark and then dropped (counted),
+ * so one bad client cannot stall the others.  Every request is validated in
+ * full before anything is applied (a rejected push changes nothing) and
+ * answered with an ERROR naming the problem; the server keeps serving.
+ * Security and resource bounds: docs/security-server.md.
  *
  * Ownership: the server keeps a pointer to log (not owned) and copies conf. */
 #ifndef PS_SERVER_H
@@ -49,6 +50,19 @@ typedef struct {
      * allow_dir get in (ZAP handler), and all traffic is encrypted */
     char curve_secret[512];
     char allow_dir[512];
+    /* admin secret: SHUTDOWN must carry the token in this file (0600, ours);
+     * without it every SHUTDOWN is refused (stop the server with SIGTERM) */
+    char admin_token_file[512];
+    /* resource limits (see docs/security-server.md) */
+    uint64_t limit_keys;          /* --max-keys: keys stored, all tables (0: none) */
+    uint64_t limit_memory_bytes;  /* --max-memory-mb: table + accumulator bytes (0: none) */
+    uint32_t max_connections;     /* --max-connections: peers served at once */
+    uint32_t max_held_per_peer;   /* ssp/bsp pulls held per connection */
+    uint32_t max_held_total;      /* ... and in all */
+    uint64_t max_held_bytes;      /* bytes of held pulls in all */
+    uint32_t sndhwm;              /* replies queued per peer; more are dropped (counted) */
+    uint32_t drain_batch;         /* messages handled between maintenance passes */
+    float clip_gradient;          /* --clip-gradient X: each value into [-X, X] (0: off) */
 } ps_server_conf_t;
 
 typedef struct {
@@ -59,6 +73,13 @@ typedef struct {
     uint64_t max_staleness, min_clock, pull_waits, workers_dropped, clocks_applied;
     uint64_t push_raw_bytes, push_wire_bytes, key_cache_hits, key_cache_misses;
     uint64_t duplicate_pushes, checkpoints, restored_pushes, lost_pushes, applied_pushes;
+    uint64_t received_pushes, rejected_pushes, held_pulls;
+    uint64_t dropped_replies;        /* replies not queued: peer's queue full or peer gone */
+    uint64_t refused_peers;          /* messages refused by the connection limit */
+    uint64_t perm_denied;            /* requests refused with ZPS_EPERM */
+    uint64_t maintenance_passes;     /* heartbeat/checkpoint/ZAP passes of the loop */
+    uint64_t maintenance_max_gap_ms; /* longest time between two passes */
+    uint64_t server_nonce;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

@@ -514,6 +514,76 @@ int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float *
     return s_batch(t, keys, n, rows, inserted, 1) == n ? 0 : ZPS_ENOMEM;
 }
 
+/* Slot-array size that holds rows keys at the maximum load. */
+static size_t s_cap_for(size_t rows)
+{
+    size_t need = rows + (rows * (PS_LOAD_DEN - PS_LOAD_NUM) + PS_LOAD_NUM - 1) / PS_LOAD_NUM;
+    size_t cap = PS_MIN_SLOTS;
+    while (cap < need && cap <= SIZE_MAX / 4)
+        cap *= 2;
+    return cap;
+}
+
+int ps_table_reserve(ps_table_t *t, size_t extra)
+{
+    if (extra == 0)
+        return 0;
+    if (extra > PS_MAX_ROWS - t->nrows)
+        return ZPS_ENOMEM;
+    size_t rows = t->nrows + extra;
+    /* slabs first: a failure here leaves only unused zeroed slabs behind */
+    size_t nslabs = (rows + PS_TABLE_SLAB_ROWS - 1) / PS_TABLE_SLAB_ROWS;
+    if (nslabs > t->slabs_cap) {
+        unsigned char **p = realloc(t->slabs, nslabs * sizeof *p);
+        if (p == NULL)
+            return ZPS_ENOMEM;
+        t->slabs = p;
+        t->slabs_cap = nslabs;
+    }
+    while (t->nslabs < nslabs) {
+        unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
+        if (slab == NULL)
+            return ZPS_ENOMEM;
+        t->slabs[t->nslabs++] = slab;
+    }
+    /* then a slot array that takes every row without growing again: an
+     * insert grows when (nrows + 1) * DEN > cap * NUM */
+    if (rows * PS_LOAD_DEN <= (t->mask + 1) * PS_LOAD_NUM)
+        return 0;
+    size_t ncap = s_cap_for(rows);
+    if (ncap > SIZE_MAX / sizeof(uint64_t))
+        return ZPS_ENOMEM;
+    uint64_t *ns = s_mem_alloc(ncap * sizeof *ns, 1);
+    if (ns == NULL)
+        return ZPS_ENOMEM;
+    if (t->old != NULL)
+        s_migrate(t, SIZE_MAX);
+    t->old = t->slots;
+    t->old_mask = t->mask;
+    t->old_pos = 0;
+    t->slots = ns;
+    t->mask = ncap - 1;
+    return 0;
+}
+
+size_t ps_table_bytes_with(const ps_table_t *t, size_t extra)
+{
+    size_t b = ps_table_bytes(t);
+    if (extra == 0)
+        return b;
+    if (extra > PS_MAX_ROWS - t->nrows)
+        return SIZE_MAX;
+    size_t rows = t->nrows + extra;
+    size_t nslabs = (rows + PS_TABLE_SLAB_ROWS - 1) / PS_TABLE_SLAB_ROWS;
+    if (nslabs > t->nslabs)
+        b += (nslabs - t->nslabs) * s_mem_size(t->slab_bytes);
+    if (nslabs > t->slabs_cap)
+        b += (nslabs - t->slabs_cap) * sizeof *t->slabs;
+    if (rows * PS_LOAD_DEN > (t->mask + 1) * PS_LOAD_NUM)
+        b += s_mem_size(s_cap_for(rows) * sizeof(uint64_t)); /* the old array goes later */
+    return b;
+}
+
 size_t ps_table_size(const ps_table_t *t)
 {
     return t->nrows;

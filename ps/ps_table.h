@@ -49,6 +49,14 @@ void ps_table_find_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **
 int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted);
 
+/* Make room for extra more keys: after it returns 0, inserting up to extra
+ * new keys (upsert, upsert_batch) cannot fail.  ZPS_ENOMEM leaves the
+ * table's contents unchanged (a push is applied whole or not at all). */
+int ps_table_reserve(ps_table_t *t, size_t extra);
+
+/* What ps_table_bytes would be after extra more keys (SIZE_MAX: cannot). */
+size_t ps_table_bytes_with(const ps_table_t *t, size_t extra);
+
 size_t ps_table_size(const ps_table_t *t);       /* keys stored */
 size_t ps_table_bytes(const ps_table_t *t);      /* bytes allocated (slots + slabs) */
 uint32_t ps_table_row_floats(const ps_table_t *t);

@@ -441,6 +441,7 @@ END_TEST
 /* ---- checkpoints --------------------------------------------------------------- */
 
 #define RF 4
+#define CKREC (44 + 16 + 8 * PS_DEDUP_WORDS) /* client record body: fields + dedup window */
 #define DESC "opt=adagrad,dim=2,lr=0.1"
 
 static zps_log_t *g_log;
@@ -599,7 +600,7 @@ START_TEST(test_ckpt_roundtrip)
     struct stat st;
     ck_assert_int_eq(lstat(p, &st), 0);
     ck_assert_int_eq(st.st_mode & 07777, 0600);
-    ck_assert_uint_eq((uint64_t)st.st_size, HDR + 2 * 48 + 60000 * (8 + 4 * RF) + 8);
+    ck_assert_uint_eq((uint64_t)st.st_size, HDR + 2 * (4 + CKREC) + 60000 * (8 + 4 * RF) + 8);
     ck_assert_int_eq(s_count(".tmp"), 0);
 }
 END_TEST
@@ -622,7 +623,7 @@ START_TEST(test_ckpt_damaged_newest_falls_back)
     uint64_t nkeys;
     memcpy(&nkeys, b + OFF_NKEYS, 8);
     ck_assert_uint_eq(nkeys, 5000);
-    size_t rows = HDR + 2 * 48, rowb = 8 + 4 * RF;
+    size_t rows = HDR + 2 * (4 + CKREC), rowb = 8 + 4 * RF;
     const char *why = NULL;
     switch (d) {
     case D_OVERFLOW:
@@ -632,7 +633,7 @@ START_TEST(test_ckpt_damaged_newest_falls_back)
         why = "torn or corrupt";
         break;
     case D_HUGE_CLIENTS:
-        s_set64(b, OFF_NCLIENTS, UINT64_MAX / 48 + 2);
+        s_set64(b, OFF_NCLIENTS, UINT64_MAX / (4 + CKREC) + 2);
         s_fix_crc(b, len);
         why = "torn or corrupt";
         break;
@@ -666,7 +667,7 @@ START_TEST(test_ckpt_damaged_newest_falls_back)
         why = "format version 1";
         break;
     case D_BAD_RECLEN: {
-        uint32_t l = 47;   /* the first record claims 3 bytes of the second */
+        uint32_t l = CKREC + 3;   /* the first record claims 3 bytes of the second */
         memcpy(b + HDR, &l, 4);
         s_fix_crc(b, len);
         why = "corrupt client record";

@@ -573,6 +573,67 @@ START_TEST(test_describe)
 }
 END_TEST
 
+/* Updates that would make a weight or state non-finite are caught before
+ * they are committed: the row passed in is unchanged. */
+START_TEST(test_nonfinite_rejected)
+{
+    ps_optim_conf_t c;
+    float row[8], out[8], g[2];
+    /* FTRL: a gradient of 1e20 squares to inf in n */
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    memset(row, 0, sizeof row);
+    row[0] = 0.5f;
+    row[1] = 4.0f;
+    g[0] = 1e20f;
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ck_assert(row[0] == 0.5f && row[1] == 4.0f);
+    ck_assert(ps_optim_row_finite(&c, row));
+    g[0] = 1e3f; /* a big but harmless one passes */
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 1);
+    /* SGD: 3e38 with a step of 2 overflows the weight */
+    ps_optim_defaults(&c, PS_OPT_SGD);
+    c.lr = 2.0f;
+    row[0] = 1.0f;
+    g[0] = 3e38f;
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ck_assert(row[0] == 1.0f);
+    g[0] = -3e38f;
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    /* AdaGrad: g*g overflows; Adam: (1-b2)*g*g does */
+    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    memset(row, 0, sizeof row);
+    g[0] = 2e19f;
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ps_optim_defaults(&c, PS_OPT_ADAM);
+    memset(row, 0, sizeof row);
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 1); /* (1-b2)*g*g stays finite */
+    g[0] = 3e38f;
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    g[0] = 1.0f;
+    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 1);
+    /* a row that is already bad is recognised (dim 2: every coordinate) */
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    c.dim = 2;
+    float r2[4] = {0, 0, 1, NAN};
+    ck_assert_int_eq(ps_optim_row_finite(&c, r2), 0);
+    r2[3] = INFINITY;
+    ck_assert_int_eq(ps_optim_row_finite(&c, r2), 0);
+    r2[3] = 1;
+    ck_assert_int_eq(ps_optim_row_finite(&c, r2), 1);
+}
+END_TEST
+
+START_TEST(test_clip)
+{
+    float g[5] = {-10, -1, 0, 2, 1e30f};
+    ps_optim_clip(g, 5, 1.5f);
+    ck_assert(g[0] == -1.5f && g[1] == -1 && g[2] == 0 && g[3] == 1.5f && g[4] == 1.5f);
+    float h[2] = {-10, 10};
+    ps_optim_clip(h, 2, 0); /* off */
+    ck_assert(h[0] == -10 && h[1] == 10);
+}
+END_TEST
+
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
@@ -590,6 +651,8 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_ftrl_lazy_weights);
     tcase_add_test(tc, test_adam_reference);
     tcase_add_test(tc, test_zero_gradient);
+    tcase_add_test(tc, test_nonfinite_rejected);
+    tcase_add_test(tc, test_clip);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("init");

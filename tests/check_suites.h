@@ -13,4 +13,6 @@ Suite *suite_metrics(void);
 Suite *suite_vcodec(void);
 Suite *suite_sparsify(void);
 Suite *suite_file(void);
+Suite *suite_dedup(void);
+Suite *suite_log(void);
 #endif

@@ -834,6 +834,43 @@ START_TEST(test_bytes)
 }
 END_TEST
 
+/* After ps_table_reserve(extra), extra inserts need no allocation: the
+ * slot array and slabs do not change, and ps_table_bytes_with predicted the
+ * bytes.  Works in the middle of an incremental grow too. */
+START_TEST(test_reserve)
+{
+    ps_table_t *t = ps_table_new(2, 16);
+    for (uint64_t k = 0; k < 13; k++) /* past 3/4 of 16 slots: a grow is pending */
+        ck_assert_ptr_nonnull(ps_table_upsert(t, k * 7919, NULL));
+    const size_t extra = 300000; /* over two slabs' worth, many doublings */
+    size_t predicted = ps_table_bytes_with(t, extra);
+    ck_assert_int_eq(ps_table_reserve(t, extra), 0);
+    size_t after_reserve = ps_table_bytes(t);
+    ck_assert_uint_le(after_reserve, predicted + 1); /* the old array is still counted */
+    uint64_t *keys = malloc(extra * sizeof *keys);
+    for (size_t i = 0; i < extra; i++)
+        keys[i] = zps_mix64(i, 5) | 1ULL << 62;
+    float **rows = malloc(extra * sizeof *rows);
+    uint8_t *ins = malloc(extra);
+    ck_assert_int_eq(ps_table_upsert_batch(t, keys, extra, rows, ins), 0);
+    /* nothing grew: no slot array, no slab was allocated by the inserts
+     * (the old array may have been freed by migration) */
+    ck_assert_uint_le(ps_table_bytes(t), after_reserve);
+    ck_assert_uint_eq(ps_table_size(t), 13 + extra);
+    for (uint64_t k = 0; k < 13; k++)
+        ck_assert_ptr_nonnull(ps_table_find(t, k * 7919));
+    for (size_t i = 0; i < extra; i += 997)
+        ck_assert_ptr_eq(ps_table_find(t, keys[i]), rows[i]);
+    ck_assert_int_eq(ps_table_reserve(t, 0), 0);
+    ck_assert_int_eq(ps_table_reserve(t, SIZE_MAX), ZPS_ENOMEM);
+    ck_assert_uint_eq(ps_table_bytes_with(t, SIZE_MAX), SIZE_MAX);
+    free(keys);
+    free(rows);
+    free(ins);
+    ps_table_destroy(&t);
+}
+END_TEST
+
 Suite *suite_table(void)
 {
     Suite *s = suite_create("table");
@@ -855,6 +892,7 @@ Suite *suite_table(void)
     tcase_add_test(tc, test_next);
     tcase_add_test(tc, test_row_stability);
     tcase_add_test(tc, test_bytes);
+    tcase_add_test(tc, test_reserve);
     suite_add_tcase(s, tc);
 
     TCase *big = tcase_create("big");

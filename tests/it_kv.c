@@ -3,6 +3,10 @@
  *   it_kv push   --servers A,B,C --client I --rounds R [--seed S] [--keys N]
  *   it_kv verify --servers A,B,C --clients W --rounds R [--seed S] [--keys N] --lr X
  *   it_kv errors --servers A       (malformed and wrong-version messages)
+ *   it_kv guard MODE --servers A [--token-file F] [--count N] [--keys N]
+ *                                  crafted messages for tests/it_server_guard.sh
+ *                                  (see s_guard: shutdown, oversized, dedup, limit,
+ *                                  forge, nonfinite, flood, held, conns, stats)
  *
  * push: in round r, client I pushes gradient g(I, r, k) for a pseudo-random
  * subset of the key universe (dense ids 0..N/2 and scattered 64-bit ids),
@@ -239,6 +243,518 @@ static int s_dump_model(const char *dir)
     return 0;
 }
 
+/* ---- guard: crafted messages for tests/it_server_guard.sh ------------------------ */
+
+static void *g_ctx;
+static int g_quiet; /* s_code: do not print errors */
+
+static void *s_dealer(const char *endpoint)
+{
+    void *d = zmq_socket(g_ctx, ZMQ_DEALER);
+    int timeo = 5000, linger = 0, hwm = 0;
+    zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeo, sizeof timeo);
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(d, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_connect(d, endpoint);
+    return d;
+}
+
+/* One reply; 0 with m filled, or 1 (timeout / invalid). */
+static int s_reply(void *d, zps_msg_t *m)
+{
+    int rc = zps_msg_recv(d, 0, m, 0);
+    if (rc) {
+        zps_msg_close(m);
+        return 1;
+    }
+    return 0;
+}
+
+/* The reply's error code (0 for a non-error reply, 1 for none at all). */
+static int s_code(void *d, uint64_t *errkey)
+{
+    zps_msg_t m;
+    if (s_reply(d, &m))
+        return 1;
+    int code = m.env->body_case == ZPS__ENVELOPE__BODY_ERROR ? m.env->error->code : 0;
+    if (code && errkey)
+        *errkey = m.env->error->has_key ? m.env->error->key : UINT64_MAX;
+    if (code && !g_quiet)
+        printf("  -> error %d: %s\n", code, m.env->error->text);
+    zps_msg_close(&m);
+    return code;
+}
+
+static void s_send_hello(void *d, Zps__Role role, uint32_t rank, uint64_t nonce)
+{
+    Zps__Envelope env;
+    Zps__Hello h = ZPS__HELLO__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__HELLO, role, rank, 1);
+    h.client_version = "it_kv\n2026-01-01 forged line";
+    h.client_nonce = nonce;
+    env.body_case = ZPS__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    zps_msg_send(d, NULL, &env, NULL, 0, NULL, 0, NULL);
+}
+
+/* A push of n keys (first, first+step, ...) with value v each. */
+static void s_send_push(void *d, uint32_t rank, uint64_t nonce, uint64_t seq, uint64_t first,
+                        uint64_t step, size_t n, float v)
+{
+    uint64_t *k = malloc((n ? n : 1) * sizeof *k);
+    float *vals = malloc((n ? n : 1) * sizeof *vals);
+    for (size_t i = 0; i < n; i++) {
+        k[i] = first + i * step;
+        vals[i] = v;
+    }
+    uint8_t *kb = malloc(zps_keys_bound(n) + 1);
+    long kl = zps_keys_encode(k, n, kb, zps_keys_bound(n) + 1);
+    Zps__Envelope env;
+    Zps__Push p = ZPS__PUSH__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, rank, seq);
+    p.nkeys = n;
+    p.dim = 1;
+    p.seq = seq;
+    p.client_nonce = nonce;
+    env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    zps_msg_send(d, NULL, &env, kb, (size_t)kl, vals, n * sizeof *vals, NULL);
+    free(k);
+}
+
+static void s_send_pull(void *d, Zps__Role role, uint32_t rank, uint64_t id, const uint64_t *keys,
+                        size_t n, uint64_t clock)
+{
+    uint8_t *kb = malloc(zps_keys_bound(n) + 1);
+    long kl = zps_keys_encode(keys, n, kb, zps_keys_bound(n) + 1);
+    Zps__Envelope env;
+    Zps__Pull p = ZPS__PULL__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__PULL, role, rank, id);
+    p.nkeys = n;
+    p.clock = clock;
+    env.body_case = ZPS__ENVELOPE__BODY_PULL;
+    env.pull = &p;
+    zps_msg_send(d, NULL, &env, kb, (size_t)kl, NULL, 0, NULL);
+}
+
+/* Pull keys; values into out.  0 or 1. */
+static int s_pull_vals(void *d, const uint64_t *keys, size_t n, float *out)
+{
+    s_send_pull(d, ZPS__ROLE__ROLE_TOOL, 99, 7, keys, n, 0);
+    zps_msg_t m;
+    if (s_reply(d, &m))
+        return 1;
+    size_t len;
+    const void *v = zps_msg_bulk(&m, 1, &len);
+    int bad = m.env->body_case != ZPS__ENVELOPE__BODY_PULL_REPLY || len != n * sizeof(float);
+    if (!bad)
+        memcpy(out, v, len);
+    zps_msg_close(&m);
+    return bad;
+}
+
+/* STATS; the reply in *out (caller closes), skipping other replies on d.
+ * Returns how many other replies were skipped, or -1. */
+static long s_stats(void *d, zps_msg_t *out)
+{
+    Zps__Envelope env;
+    Zps__Stats st = ZPS__STATS__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__STATS, ZPS__ROLE__ROLE_TOOL, 99, 424242);
+    env.body_case = ZPS__ENVELOPE__BODY_STATS;
+    env.stats = &st;
+    zps_msg_send(d, NULL, &env, NULL, 0, NULL, 0, NULL);
+    long skipped = 0;
+    for (;;) {
+        if (s_reply(d, out))
+            return -1;
+        if (out->env->body_case == ZPS__ENVELOPE__BODY_STATS_REPLY)
+            return skipped;
+        skipped++;
+        zps_msg_close(out);
+    }
+}
+
+static void s_print_stats(const Zps__StatsReply *r)
+{
+    printf("keys_stored=%llu received_pushes=%llu applied_pushes=%llu duplicate_pushes=%llu "
+           "rejected_pushes=%llu held_pulls=%llu maintenance_passes=%llu "
+           "maintenance_max_gap_ms=%llu dropped_replies=%llu refused_peers=%llu perm_denied=%llu "
+           "server_nonce=%016llx clients=%zu\n",
+           (unsigned long long)r->keys_stored, (unsigned long long)r->received_pushes,
+           (unsigned long long)r->applied_pushes, (unsigned long long)r->duplicate_pushes,
+           (unsigned long long)r->rejected_pushes, (unsigned long long)r->held_pulls,
+           (unsigned long long)r->maintenance_passes, (unsigned long long)r->maintenance_max_gap_ms,
+           (unsigned long long)r->dropped_replies, (unsigned long long)r->refused_peers,
+           (unsigned long long)r->perm_denied, (unsigned long long)r->server_nonce, r->n_clients);
+    for (size_t i = 0; i < r->n_clients; i++) {
+        const Zps__ClientStats *c = r->clients[i];
+        printf("client rank=%u nonce=%016llx received=%llu applied=%llu duplicates=%llu "
+               "rejected=%llu applied_seq=%llu durable_seq=%llu\n", c->rank,
+               (unsigned long long)c->nonce, (unsigned long long)c->received,
+               (unsigned long long)c->applied, (unsigned long long)c->duplicates,
+               (unsigned long long)c->rejected, (unsigned long long)c->applied_seq,
+               (unsigned long long)c->durable_seq);
+    }
+}
+
+#define G_CHECK(cond, ...)                                                                    \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "it_kv guard: FAILED: " __VA_ARGS__);                             \
+            fprintf(stderr, "\n");                                                            \
+            fails++;                                                                          \
+        }                                                                                     \
+    } while (0)
+
+static int s_guard(const char *mode, const char *ep, const char *token_file, uint64_t count,
+                   uint64_t nkeys)
+{
+    g_ctx = zmq_ctx_new();
+    void *d = s_dealer(ep);
+    int fails = 0;
+    if (!strcmp(mode, "shutdown")) {
+        /* SHUTDOWN with the token read from token_file (none: no token) */
+        char tok[300] = "";
+        if (token_file) {
+            FILE *f = fopen(token_file, "r");
+            if (!f || !fgets(tok, sizeof tok, f))
+                tok[0] = 0;
+            if (f)
+                fclose(f);
+            tok[strcspn(tok, "\r\n")] = 0;
+        }
+        Zps__Envelope env;
+        Zps__Shutdown sd = ZPS__SHUTDOWN__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__SHUTDOWN, ZPS__ROLE__ROLE_TOOL, 0, 5);
+        sd.reason = "it_server_guard";
+        sd.admin_token = tok;
+        env.body_case = ZPS__ENVELOPE__BODY_SHUTDOWN;
+        env.shutdown = &sd;
+        zps_msg_send(d, NULL, &env, NULL, 0, NULL, 0, NULL);
+        zps_msg_t m;
+        int rc = 1;
+        if (!s_reply(d, &m)) {
+            if (m.env->type == ZPS__MSG_TYPE__SHUTDOWN_ACK) {
+                printf("shutdown: acknowledged\n");
+                rc = 0;
+            } else if (m.env->body_case == ZPS__ENVELOPE__BODY_ERROR) {
+                printf("shutdown: error %d: %s\n", m.env->error->code, m.env->error->text);
+                rc = m.env->error->code == ZPS_EPERM ? 3 : 1;
+            }
+            zps_msg_close(&m);
+        }
+        fails = rc;
+    } else if (!strcmp(mode, "oversized")) {
+        /* a push whose values frame is count MiB: an ERROR reply, not silence */
+        size_t bytes = (size_t)count << 20;
+        uint8_t *kb = malloc(4), *vb = calloc(1, bytes);
+        kb[0] = 1;
+        Zps__Envelope env;
+        Zps__Push p = ZPS__PUSH__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 0, 9);
+        p.nkeys = 1;
+        p.dim = 1;
+        p.seq = 1;
+        p.client_nonce = 77;
+        env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+        env.push = &p;
+        zps_msg_send(d, NULL, &env, kb, 1, vb, bytes, NULL);
+        int code = s_code(d, NULL);
+        G_CHECK(code == ZPS_ETOOBIG, "oversized push: got %d, expected %d (ZPS_ETOOBIG)", code,
+                ZPS_ETOOBIG);
+        /* and the server goes on serving this connection */
+        zps_msg_t st;
+        G_CHECK(s_stats(d, &st) >= 0, "no STATS reply after the oversized message");
+        if (st.env) {
+            G_CHECK(st.env->stats_reply->rejected_pushes == 1, "rejected_pushes %llu != 1",
+                    (unsigned long long)st.env->stats_reply->rejected_pushes);
+            zps_msg_close(&st);
+        }
+    } else if (!strcmp(mode, "dedup")) {
+        /* sgd lr 1 dim 1: seq s pushes gradient -1 to keys 1000+s and 0; every
+         * seq sent 1..3 times in a scrambled order: each applied once */
+        const uint64_t N = count ? count : 500, nonce = 0xabcdef12345ULL;
+        uint64_t sent = 0, dups_acked = 0, acks = 0, last_durable = 0, outstanding = 0;
+        s_send_hello(d, ZPS__ROLE__ROLE_WORKER, 3, nonce);
+        G_CHECK(s_code(d, NULL) == 0, "hello failed");
+        for (uint64_t round = 0; round < 3; round++) {
+            for (uint64_t i = 0; i < N; i++) {
+                uint64_t seq = 1 + (i * 7919 + round * 31) % N; /* a permutation of 1..N */
+                if (round > 0 && zps_mix64(seq, round) % 2)
+                    continue;
+                uint64_t keys[2] = {0, 1000 + seq};
+                uint8_t *kb = malloc(32);
+                long kl = zps_keys_encode(keys, 2, kb, 32);
+                float *vb = malloc(8);
+                vb[0] = vb[1] = -1.0f;
+                Zps__Envelope env;
+                Zps__Push p = ZPS__PUSH__INIT;
+                zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 3, seq);
+                p.nkeys = 2;
+                p.dim = 1;
+                p.seq = seq;
+                p.client_nonce = nonce;
+                env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+                env.push = &p;
+                zps_msg_send(d, NULL, &env, kb, (size_t)kl, vb, 8, NULL);
+                sent++;
+                outstanding++;
+                /* at most 200 in flight, as a client keeps a window */
+                while (outstanding >= 200 || (round == 2 && i + 1 == N && outstanding)) {
+                    zps_msg_t m;
+                    if (s_reply(d, &m)) {
+                        G_CHECK(0, "a reply is missing (%llu outstanding)",
+                                (unsigned long long)outstanding);
+                        outstanding = 0;
+                        break;
+                    }
+                    outstanding--;
+                    if (m.env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK) {
+                        acks++;
+                        dups_acked += m.env->push_ack->duplicate;
+                        G_CHECK(m.env->push_ack->server_nonce != 0, "ack without server_nonce");
+                        last_durable = m.env->push_ack->durable_seq;
+                    }
+                    zps_msg_close(&m);
+                }
+            }
+        }
+        G_CHECK(acks == sent, "%llu acks for %llu pushes", (unsigned long long)acks,
+                (unsigned long long)sent);
+        G_CHECK(dups_acked == sent - N, "%llu duplicate acks, expected %llu",
+                (unsigned long long)dups_acked, (unsigned long long)(sent - N));
+        G_CHECK(last_durable == N, "durable_seq %llu after all, expected %llu (no checkpoints)",
+                (unsigned long long)last_durable, (unsigned long long)N);
+        float w0;
+        uint64_t k0 = 0;
+        G_CHECK(s_pull_vals(d, &k0, 1, &w0) == 0 && w0 == (float)N,
+                "key 0 is %g, expected %llu: a push was lost or applied twice", (double)w0,
+                (unsigned long long)N);
+        /* seq 0 and a seq beyond the window: ERROR ZPS_ESEQ, nothing applied */
+        s_send_push(d, 3, nonce, 0, 0, 1, 1, -1.0f);
+        G_CHECK(s_code(d, NULL) == ZPS_ESEQ, "seq 0 not refused with ZPS_ESEQ");
+        s_send_push(d, 3, nonce, N + 4097, 0, 1, 1, -1.0f);
+        G_CHECK(s_code(d, NULL) == ZPS_ESEQ, "seq beyond the window not refused with ZPS_ESEQ");
+        s_send_push(d, 3, nonce, N + 4096, 0, 1, 1, -1.0f);
+        G_CHECK(s_code(d, NULL) == 0, "seq at the window's far end refused");
+        G_CHECK(s_pull_vals(d, &k0, 1, &w0) == 0 && w0 == (float)(N + 1), "key 0 is %g after the "
+                "seq checks, expected %llu", (double)w0, (unsigned long long)N + 1);
+        /* the hello says what is applied for this process */
+        s_send_hello(d, ZPS__ROLE__ROLE_WORKER, 3, nonce);
+        zps_msg_t h;
+        if (!s_reply(d, &h)) {
+            G_CHECK(h.env->body_case == ZPS__ENVELOPE__BODY_HELLO_REPLY &&
+                        h.env->hello_reply->applied_seq == N && h.env->hello_reply->server_nonce,
+                    "hello reply applied_seq %llu, expected %llu",
+                    (unsigned long long)(h.env->hello_reply ? h.env->hello_reply->applied_seq : 0),
+                    (unsigned long long)N);
+            zps_msg_close(&h);
+        }
+        zps_msg_t st;
+        if (s_stats(d, &st) >= 0) {
+            s_print_stats(st.env->stats_reply);
+            zps_msg_close(&st);
+        }
+        printf("dedup: %llu pushes sent (%llu distinct), %llu duplicate acks, each applied once\n",
+               (unsigned long long)sent, (unsigned long long)N, (unsigned long long)dups_acked);
+    } else if (!strcmp(mode, "limit")) {
+        /* --max-keys count: a first push of count/2+10 keys fits, a second of as
+         * many new keys does not and changes nothing */
+        size_t half = (size_t)count / 2 + 10;
+        s_send_push(d, 4, 99, 1, 1, 2, half, 1.0f);
+        G_CHECK(s_code(d, NULL) == 0, "first push refused");
+        s_send_push(d, 4, 99, 2, 2, 2, half, 1.0f);
+        int code = s_code(d, NULL);
+        G_CHECK(code == ZPS_ELIMIT, "push over --max-keys: got %d, expected ZPS_ELIMIT", code);
+        zps_msg_t st;
+        if (s_stats(d, &st) >= 0) {
+            G_CHECK(st.env->stats_reply->keys_stored == half, "%llu keys stored, expected %zu "
+                    "(the refused push must store nothing)",
+                    (unsigned long long)st.env->stats_reply->keys_stored, half);
+            zps_msg_close(&st);
+        }
+        /* the refused seq was not recorded: the same push retried (smaller) applies */
+        s_send_push(d, 4, 99, 2, 2, 2, 5, 1.0f);
+        G_CHECK(s_code(d, NULL) == 0, "retry of the refused seq with fewer keys refused");
+    } else if (!strcmp(mode, "forge")) {
+        /* plaintext binding: B cannot push, clock or heartbeat as A's rank */
+        void *b = s_dealer(ep);
+        uint64_t perm0 = 0;
+        zps_msg_t st0;
+        if (s_stats(d, &st0) >= 0) {
+            perm0 = st0.env->stats_reply->perm_denied;
+            zps_msg_close(&st0);
+        }
+        s_send_hello(d, ZPS__ROLE__ROLE_WORKER, 0, 1111);
+        G_CHECK(s_code(d, NULL) == 0, "A's hello failed");
+        s_send_push(d, 0, 1111, 1, 5, 1, 1, -1.0f);
+        G_CHECK(s_code(d, NULL) == 0, "A's push failed");
+        s_send_push(b, 0, 2222, 1, 5, 1, 1, -1.0f);
+        G_CHECK(s_code(b, NULL) == ZPS_EPERM, "B pushed as A's rank");
+        Zps__Envelope env;
+        Zps__Clock ck = ZPS__CLOCK__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__CLOCK, ZPS__ROLE__ROLE_WORKER, 0, 3);
+        ck.clock = 100;
+        env.body_case = ZPS__ENVELOPE__BODY_CLOCK;
+        env.clock = &ck;
+        zps_msg_send(b, NULL, &env, NULL, 0, NULL, 0, NULL);
+        G_CHECK(s_code(b, NULL) == ZPS_EPERM, "B sent a CLOCK as A's rank");
+        /* a restarted worker says HELLO with a new nonce: it takes the rank over */
+        s_send_hello(b, ZPS__ROLE__ROLE_WORKER, 0, 3333);
+        G_CHECK(s_code(b, NULL) == 0, "B's hello failed");
+        s_send_push(b, 0, 3333, 1, 5, 1, 1, -1.0f);
+        G_CHECK(s_code(b, NULL) == 0, "B's push after its hello refused");
+        s_send_push(d, 0, 1111, 2, 5, 1, 1, -1.0f);
+        G_CHECK(s_code(d, NULL) == ZPS_EPERM, "A still pushes after B took the rank over");
+        float w;
+        uint64_t k = 5;
+        G_CHECK(s_pull_vals(d, &k, 1, &w) == 0 && w == 2.0f, "key 5 is %g, expected 2", (double)w);
+        zps_msg_t st;
+        if (s_stats(d, &st) >= 0) {
+            s_print_stats(st.env->stats_reply);
+            G_CHECK(st.env->stats_reply->perm_denied - perm0 == 3, "perm_denied +%llu, expected +3",
+                    (unsigned long long)(st.env->stats_reply->perm_denied - perm0));
+            zps_msg_close(&st);
+        }
+        zmq_close(b);
+    } else if (!strcmp(mode, "nonfinite")) {
+        /* a gradient of count (e.g. 1e20 under ftrl, 3e38 under sgd lr 2): rejected with
+         * the key, the weights unchanged and finite */
+        uint64_t keys[3] = {10, 20, 30}, errkey = 0;
+        float before[3], after[3];
+        s_send_push(d, 6, 5, 1, 10, 10, 3, 1.0f);
+        G_CHECK(s_code(d, NULL) == 0, "a normal push failed");
+        G_CHECK(s_pull_vals(d, keys, 3, before) == 0, "pull failed");
+        /* key 20 gets the huge gradient, 10 and 30 a normal one */
+        uint8_t *kb = malloc(32);
+        long kl = zps_keys_encode(keys, 3, kb, 32);
+        float *vb = malloc(12);
+        vb[0] = vb[2] = 1.0f;
+        const float huge = strtof(token_file ? token_file : "1e20", NULL);
+        vb[1] = huge;
+        Zps__Envelope env;
+        Zps__Push p = ZPS__PUSH__INIT;
+        zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 6, 2);
+        p.nkeys = 3;
+        p.dim = 1;
+        p.seq = 2;
+        p.client_nonce = 5;
+        env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+        env.push = &p;
+        zps_msg_send(d, NULL, &env, kb, (size_t)kl, vb, 12, NULL);
+        int code = s_code(d, &errkey);
+        G_CHECK(code == ZPS_ENONFINITE && errkey == 20, "huge gradient: code %d key %llu, "
+                "expected ZPS_ENONFINITE for key 20", code, (unsigned long long)errkey);
+        G_CHECK(s_pull_vals(d, keys, 3, after) == 0, "pull failed");
+        for (int i = 0; i < 3; i++)
+            G_CHECK(after[i] == before[i] && isfinite(after[i]),
+                    "key %llu changed from %g to %g", (unsigned long long)keys[i],
+                    (double)before[i], (double)after[i]);
+        printf("nonfinite: gradient %g refused for key %llu; weights unchanged\n", (double)huge,
+               (unsigned long long)errkey);
+    } else if (!strcmp(mode, "flood")) {
+        /* count tiny pulls sent without reading, then STATS: every pull is either
+         * answered or counted as dropped, and maintenance ran between batches */
+        uint64_t k = 1;
+        for (uint64_t i = 0; i < count; i++)
+            s_send_pull(d, ZPS__ROLE__ROLE_TOOL, 98, i + 1, &k, 1, 0);
+        zps_msg_t st;
+        long got = s_stats(d, &st);
+        G_CHECK(got >= 0, "no STATS reply after the flood");
+        if (got >= 0) {
+            const Zps__StatsReply *r = st.env->stats_reply;
+            s_print_stats(r);
+            printf("flood: %llu pulls sent, %ld answered, %llu replies dropped\n",
+                   (unsigned long long)count, got, (unsigned long long)r->dropped_replies);
+            G_CHECK((uint64_t)got + r->dropped_replies == count,
+                    "%ld answered + %llu dropped != %llu sent", got,
+                    (unsigned long long)r->dropped_replies, (unsigned long long)count);
+            G_CHECK(r->maintenance_passes >= count / nkeys,
+                    "%llu maintenance passes for %llu messages (drain batch %llu)",
+                    (unsigned long long)r->maintenance_passes, (unsigned long long)count,
+                    (unsigned long long)nkeys);
+            zps_msg_close(&st);
+        }
+    } else if (!strcmp(mode, "held")) {
+        /* ssp:0 with 2 workers: pulls of worker 0 for clock 5 wait; at most 256 are
+         * held (the rest ELIMIT); when the connection closes they are dropped */
+        s_send_hello(d, ZPS__ROLE__ROLE_WORKER, 0, 4444);
+        G_CHECK(s_code(d, NULL) == 0, "hello failed");
+        uint64_t k = 3;
+        for (uint64_t i = 0; i < count; i++)
+            s_send_pull(d, ZPS__ROLE__ROLE_WORKER, 0, i + 10, &k, 1, 5);
+        uint64_t limited = 0;
+        g_quiet = 1;
+        for (uint64_t i = 0; i + 256 < count; i++)
+            limited += s_code(d, NULL) == ZPS_ELIMIT;
+        g_quiet = 0;
+        G_CHECK(limited == count - 256, "%llu pulls refused, expected %llu",
+                (unsigned long long)limited, (unsigned long long)(count - 256));
+        void *o = s_dealer(ep);
+        zps_msg_t st;
+        if (s_stats(o, &st) >= 0) {
+            G_CHECK(st.env->stats_reply->held_pulls == 256, "%llu held, expected 256",
+                    (unsigned long long)st.env->stats_reply->held_pulls);
+            zps_msg_close(&st);
+        }
+        zmq_close(d);
+        d = NULL;
+        uint64_t held = 1;
+        for (int t = 0; t < 50 && held; t++) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+            if (s_stats(o, &st) >= 0) {
+                held = st.env->stats_reply->held_pulls;
+                zps_msg_close(&st);
+            }
+        }
+        G_CHECK(held == 0, "%llu pulls still held after their connection closed",
+                (unsigned long long)held);
+        printf("held: %llu refused over the bound, the 256 held dropped when the peer left\n",
+               (unsigned long long)limited);
+        zmq_close(o);
+    } else if (!strcmp(mode, "conns")) {
+        /* --max-connections count: connection count+1 is refused, the others work */
+        void *c[64];
+        for (uint64_t i = 0; i <= count && i < 64; i++) {
+            c[i] = s_dealer(ep);
+            zps_msg_t st;
+            long r = s_stats(c[i], &st);
+            if (r < 0) {
+                /* s_stats failed: the reply was an ERROR, read as not STATS */
+            }
+            if (r >= 0)
+                zps_msg_close(&st);
+            G_CHECK((i < count) == (r == 0), "connection %llu: %s", (unsigned long long)i,
+                    r == 0 ? "served over the limit" : "refused under the limit");
+        }
+        for (uint64_t i = 0; i < count; i++) {
+            zps_msg_t st;
+            G_CHECK(s_stats(c[i], &st) == 0, "connection %llu no longer served",
+                    (unsigned long long)i);
+            zps_msg_close(&st);
+        }
+        for (uint64_t i = 0; i <= count && i < 64; i++)
+            zmq_close(c[i]);
+    } else if (!strcmp(mode, "stats")) {
+        zps_msg_t st;
+        if (s_stats(d, &st) >= 0) {
+            s_print_stats(st.env->stats_reply);
+            zps_msg_close(&st);
+        } else {
+            fails++;
+        }
+    } else {
+        fprintf(stderr, "it_kv guard: unknown mode %s\n", mode);
+        fails = 2;
+    }
+    if (d)
+        zmq_close(d);
+    zmq_ctx_term(g_ctx);
+    return fails;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "dump-model") && !strcmp(argv[2], "--model"))
@@ -248,6 +764,25 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *mode = argv[1];
+    if (!strcmp(mode, "guard") && argc >= 3) {
+        const char *gm = argv[2], *ep = NULL, *tf = NULL;
+        uint64_t count = 0, gk = 256;
+        for (int i = 3; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--servers")) ep = argv[i + 1];
+            else if (!strcmp(argv[i], "--token-file") || !strcmp(argv[i], "--value")) tf = argv[i + 1];
+            else if (!strcmp(argv[i], "--count")) count = strtoull(argv[i + 1], NULL, 0);
+            else if (!strcmp(argv[i], "--keys")) gk = strtoull(argv[i + 1], NULL, 0);
+            else { fprintf(stderr, "it_kv guard: unknown option %s\n", argv[i]); return 2; }
+        }
+        if (!ep) {
+            fprintf(stderr, "it_kv guard: --servers is required\n");
+            return 2;
+        }
+        int r = s_guard(gm, ep, tf, count, gk);
+        if (!strcmp(gm, "shutdown"))
+            return r;
+        return r ? 1 : 0;
+    }
     char *servers_arg = NULL;
     uint32_t client = 0, clients = 1, rounds = 10;
     uint64_t seed = 1, nkeys = 100000;

@@ -7,7 +7,7 @@ K="$ZPS_BIN/zps-keygen"
 mkdir -p "$D/allow"
 $K "$D/server" >/dev/null && $K "$D/w1" >/dev/null && $K "$D/w2" >/dev/null || fail "zps-keygen failed"
 [ "$(stat -c %a "$D/w1.key")" = 600 ] || fail "secret key file is not mode 0600"
-cp "$D/w1.pub" "$D/allow/"
+cp "$D/w1.pub" "$D/allow/worker-0.pub"   # worker-<R>.pub: speaks as worker R only
 SEC="--curve-secret $D/server.key --allow-dir $D/allow"
 start_servers 1 --table-dim 4 --optimizer sgd --lr 1 $SEC
 grep -q "CURVE on: 1 client keys allowed" "$TMP/server.0.log" || fail "server did not turn CURVE on"
