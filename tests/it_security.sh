@@ -57,7 +57,7 @@ echo "ok: a worker trains over CURVE"
 # the launcher's --secure: keys made for the job, used by every process, removed afterwards
 "$(pwd)/scripts/zps-launch" --bin "$ZPS_BIN" --secure --servers 2 --workers 2 --log-dir "$D/sec" -- \
     --model lr --train "$D/c.train" --no-cache >"$D/sec.out" 2>&1 || fail "--secure job failed: $(tail -5 "$D/sec.out")"
-grep -q "CURVE on: 1 client keys allowed" "$D/sec/server.0.log" || fail "--secure did not turn CURVE on"
+grep -q "CURVE on: 3 client keys allowed" "$D/sec/server.0.log" || fail "--secure did not turn CURVE on (worker-0, worker-1, admin)"
 keydir=$(sed -n 's/.*CURVE keys made for this job in \([^ ]*\) .*/\1/p' "$D/sec.out")
 [ -n "$keydir" ] && [ ! -e "$keydir" ] || fail "--secure left its keys behind ($keydir)"
 echo "ok: zps-launch --secure runs the job over CURVE and removes its keys"

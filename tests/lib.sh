@@ -4,6 +4,7 @@ set -u
 ZPS_BIN=${ZPS_BIN:-bin}
 case $ZPS_BIN in /*) ;; *) ZPS_BIN=$(pwd)/$ZPS_BIN ;; esac
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/zps-it.XXXXXX")
+export TMPDIR=$TMP  # what the programs under test leave in $TMPDIR (e.g. zps-launch's kept logs) goes away with it
 PIDS=""
 
 cleanup() {

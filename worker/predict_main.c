@@ -5,7 +5,12 @@
  * hashed and keys missing from the model get exactly the initial value the
  * servers would have answered), and runs the same wk_model code as the
  * workers.  Output: one line per input row, in input order: the probability
- * of the positive class, or for mlp the predicted class. */
+ * of the positive class, or for mlp the predicted class.
+ *
+ * A model directory holding a file PARTIAL was left by a job that did not
+ * finish (zps-launch stages --save-model there and renames it into place
+ * only on success): it is refused, naming the reason written in PARTIAL,
+ * unless --allow-partial. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,26 +40,56 @@ static int s_load_key(void *ctx, uint64_t key, const float *w)
     return 0;
 }
 
+/* A PARTIAL file in dir: refused (non-zero) unless allow, with its first
+ * line (the reason) in the message; allowed with a warning. */
+static int s_check_partial(const char *dir, int allow)
+{
+    char path[4096], why[512] = "";
+    if (snprintf(path, sizeof path, "%s/PARTIAL", dir) >= (int)sizeof path)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (!fgets(why, sizeof why, f))
+        why[0] = 0;
+    fclose(f);
+    why[strcspn(why, "\n")] = 0;
+    if (!allow) {
+        fprintf(stderr,
+                "zps-predict: %s is a partial model: %s exists (%s); it was left by a job "
+                "that did not finish, and may lack shards or hold a model mid-training; "
+                "use --allow-partial to score it anyway\n",
+                dir, path, why[0] ? why : "no reason given");
+        return 1;
+    }
+    fprintf(stderr, "zps-predict: warning: %s is a partial model (%s); scoring it (--allow-partial)\n",
+            dir, why[0] ? why : "no reason given");
+    return 0;
+}
+
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: zps-predict --model DIR --data FILE --out FILE [--metrics] "
-               "[--format libsvm|criteo|auto] [--skip-bad-lines]\n"
+               "[--format libsvm|criteo|auto] [--skip-bad-lines] [--allow-partial]\n"
                "  writes one line per input row, in input order: the probability of the\n"
                "  positive class (lr, fm) or the predicted class (mlp).  --metrics prints\n"
-               "  logloss, AUC and accuracy computed from the labels in FILE.\n");
+               "  logloss, AUC and accuracy computed from the labels in FILE.\n"
+               "  A model directory with a PARTIAL file (left by a job that failed) is\n"
+               "  refused unless --allow-partial.\n");
 }
 
 int main(int argc, char **argv)
 {
     openblas_set_num_threads(1);
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *format = NULL;
-    int metrics = 0, skip_bad = 0;
+    int metrics = 0, skip_bad = 0, allow_partial = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help")) { s_usage(stdout); return 0; }
         if (!strcmp(o, "--version")) { printf("zps-predict %s\n", ZPS_VERSION); return 0; }
         if (!strcmp(o, "--metrics")) { metrics = 1; continue; }
         if (!strcmp(o, "--skip-bad-lines")) { skip_bad = 1; continue; }
+        if (!strcmp(o, "--allow-partial")) { allow_partial = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "zps-predict: %s needs a value\n", o); return 2; }
         if (!strcmp(o, "--model")) model_dir = argv[++i];
         else if (!strcmp(o, "--data")) data = argv[++i];
@@ -67,6 +102,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[1200];
+    if (s_check_partial(model_dir, allow_partial) != 0)
+        return 1;
     zps_mf_manifest_t mf;
     if (zps_mf_read_manifest(model_dir, &mf, err, sizeof err)) {
         fprintf(stderr, "zps-predict: %s\n", err);
