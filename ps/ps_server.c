@@ -55,6 +55,7 @@
 #include <zmq.h>
 
 #include "ps_ckpt.h"
+#include "ps_dump.h"
 #include "ps_keycache.h"
 #include "ps_table.h"
 #include "zps_codec.h"
@@ -1236,6 +1237,28 @@ static void s_on_shutdown(ps_server_t *s, zps_msg_t *m)
     s->shutdown = 1;
 }
 
+/* DUMP: one page of a table (ps_dump.c) */
+static void s_on_dump(ps_server_t *s, zps_msg_t *m)
+{
+    const Zps__Dump *req = m->env->dump;
+    if (req->table >= s->conf.ntables) {
+        s_reply_error(s, m, ZPS_EINVAL, "table %u does not exist (server has %u)", req->table,
+                      s->conf.ntables);
+        return;
+    }
+    ps_tab_t *tb = &s->tabs[req->table];
+    ps_dump_page_t pg;
+    if (ps_dump_page(tb->t, &tb->o, req->cursor, req->max_keys, &pg) != 0) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a dump page");
+        return;
+    }
+    Zps__Envelope env;
+    Zps__DumpReply body;
+    ps_dump_reply(&pg, req->table, tb->dim, ps_table_size(tb->t), s->conf.rank,
+                  m->env->request_id, &env, &body);
+    s_send(s, m, &env, pg.keys, pg.keys_len, pg.vals, pg.vals_len);
+}
+
 static void s_handle(ps_server_t *s, zps_msg_t *m)
 {
     s_touch(s, m);
@@ -1247,6 +1270,7 @@ static void s_handle(ps_server_t *s, zps_msg_t *m)
     case ZPS__ENVELOPE__BODY_PUSH: s_on_push(s, m); break;
     case ZPS__ENVELOPE__BODY_STATS: s_on_stats(s, m); break;
     case ZPS__ENVELOPE__BODY_SHUTDOWN: s_on_shutdown(s, m); break;
+    case ZPS__ENVELOPE__BODY_DUMP: s_on_dump(s, m); break;
     default:
         s_reply_error(s, m, ZPS_EPROTO, "unexpected message type %s from a client",
                       zps_msg_type_name(m->env->type));
