@@ -55,7 +55,7 @@ typedef struct {
     const char **servers;
     uint32_t nservers;
     const char *curve_secret, *server_public, *token_file;
-    double server_timeout, timeout;
+    double server_timeout, timeout, retry;
     uint32_t rank, table;
     int json;
     const char *file, *out, *reason;
@@ -354,7 +354,11 @@ static wk_client_t *s_client(const ctl_opts_t *o)
     cc.role = ZPS__ROLE__ROLE_TOOL;
     cc.rank = o->rank;
     cc.connect_timeout_ms = (int)(o->timeout * 1000);
-    cc.retry_ms = 2000;
+    cc.retry_ms = (int)(o->retry * 1000);
+    /* every line to every server (empty where it owns none of the line's keys):
+     * each server sees this client's sequence numbers without gaps, so its
+     * dedup window's low-water mark (and durable_seq) can cover every line */
+    cc.sync_all = 1;
     cc.server_timeout_ms = (int)(o->server_timeout * 1000);
     cc.timeout_ms = cc.server_timeout_ms;
     cc.on_wait = s_on_wait;
@@ -1066,6 +1070,8 @@ static void s_usage(void)
            "  --server-public FILE         the servers' public key (NAME.pub)\n"
            "  --admin-token-file FILE      the job's admin token (mode 0600), for shutdown\n"
            "  --server-timeout S           pull/push: retry a silent server for S seconds [120]\n"
+           "  --retry S                    pull/push: resend an unanswered request after S\n"
+           "                               seconds, backing off to 8 s [2]\n"
            "  --timeout S                  other commands: wait S seconds per reply [10]\n"
            "  --rank R                     the rank this client uses (give concurrent pushers\n"
            "                               different ranks, apart from the workers') [0]\n"
@@ -1080,10 +1086,11 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.server_timeout = 120;
     o.timeout = 10;
+    o.retry = 2;
     o.server = -1;
     const char *servers = NULL;
     enum { O_SERVERS = 256, O_CSEC, O_SPUB, O_STO, O_TOKEN, O_TIMEOUT, O_RANK, O_TABLE, O_JSON,
-           O_FILE, O_WINDOW, O_OUT, O_REASON, O_SERVER, O_HELP, O_VERSION };
+           O_FILE, O_WINDOW, O_OUT, O_REASON, O_SERVER, O_HELP, O_VERSION, O_RETRY };
     static const struct option lo[] = {
         {"servers", required_argument, 0, O_SERVERS},
         {"curve-secret", required_argument, 0, O_CSEC},
@@ -1099,6 +1106,7 @@ int main(int argc, char **argv)
         {"out", required_argument, 0, O_OUT},
         {"reason", required_argument, 0, O_REASON},
         {"server", required_argument, 0, O_SERVER},
+        {"retry", required_argument, 0, O_RETRY},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
@@ -1117,6 +1125,10 @@ int main(int argc, char **argv)
         case O_TIMEOUT:
             if (s_seconds(optarg, &o.timeout))
                 s_die_usage("--timeout needs seconds > 0, got '%s'", optarg);
+            break;
+        case O_RETRY:
+            if (s_seconds(optarg, &o.retry))
+                s_die_usage("--retry needs seconds > 0, got '%s'", optarg);
             break;
         case O_TOKEN: o.token_file = optarg; break;
         case O_RANK:
