@@ -353,7 +353,6 @@ static wk_client_t *s_client(const ctl_opts_t *o)
     cc.nservers = o->nservers;
     cc.role = ZPS__ROLE__ROLE_TOOL;
     cc.rank = o->rank;
-    cc.connect_timeout_ms = (int)(o->timeout * 1000);
     cc.retry_ms = (int)(o->retry * 1000);
     /* every line to every server (empty where it owns none of the line's keys):
      * each server sees this client's sequence numbers without gaps, so its
@@ -369,8 +368,19 @@ static wk_client_t *s_client(const ctl_opts_t *o)
         cc.curve_secret = o->mine.secret_z85;
         cc.server_public = o->theirs.public_z85;
     }
+    /* the hello has no retry of its own: a lost hello (or reply) costs one
+     * attempt, up to 10 attempts or --server-timeout */
+    int per = (int)(o->retry * 2000) < 1000 ? 1000 : (int)(o->retry * 2000);
+    cc.connect_timeout_ms = per < (int)(o->timeout * 1000) ? per : (int)(o->timeout * 1000);
+    int64_t deadline = zps_now_ms() + cc.server_timeout_ms;
     char err[1024];
-    wk_client_t *c = wk_client_new(&cc, err, sizeof err);
+    wk_client_t *c = NULL;
+    for (int attempt = 1; !c; attempt++) {
+        c = wk_client_new(&cc, err, sizeof err);
+        if (c || attempt >= 10 || zps_now_ms() >= deadline)
+            break;
+        fprintf(stderr, "zps-ctl: attempt %d to connect failed (%s); trying again\n", attempt, err);
+    }
     if (!c)
         fprintf(stderr, "zps-ctl: %s\n", err);
     else if (o->table >= wk_client_ntables(c)) {
