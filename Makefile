@@ -67,13 +67,15 @@ CHECK_SRC  := $(wildcard tests/check_*.c)
 CHECK_BIN  := $(BINDIR)/zps-check
 ITEST_SRC  := $(wildcard tests/it_*.c)
 ITEST_BINS := $(patsubst tests/%.c,$(BINDIR)/%,$(ITEST_SRC))
+# test tools: tests/zps_proxy.c -> zps-proxy, tests/hostile.c -> zps-hostile
+TOOL_BINS  := $(BINDIR)/zps-proxy $(BINDIR)/zps-hostile
 
 .SECONDARY:
 .PHONY: all build deps test test-unit test-int test-asan test-bench asan demo bench clean
 all: deps
 	$(Q)$(MAKE) --no-print-directory build
 
-build: $(BINS) $(CHECK_BIN) $(ITEST_BINS)
+build: $(BINS) $(CHECK_BIN) $(ITEST_BINS) $(TOOL_BINS)
 
 # ---- generated protobuf-c -------------------------------------------------
 $(GENDIR)/zps.pb-c.c $(GENDIR)/zps.pb-c.h: proto/zps.proto
@@ -119,6 +121,13 @@ $(BINDIR)/it_%: $(OBJDIR)/tests/it_%.o $(LIBZPS)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BINDIR)/zps-proxy: $(OBJDIR)/tests/zps_proxy.o
+$(BINDIR)/zps-hostile: $(OBJDIR)/tests/hostile.o
+$(TOOL_BINS): $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBZPS) $(LDLIBS)
+
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # ---- set-up ----------------------------------------------------------------
@@ -155,7 +164,7 @@ test-unit: $(CHECK_BIN)
 	@echo "== unit tests ($(VARIANT)) =="
 	$(Q)ZPS_TEST_VARIANT=$(VARIANT) $(CHECK_BIN)
 
-test-int: $(BINS) $(ITEST_BINS)
+test-int: $(BINS) $(ITEST_BINS) $(TOOL_BINS)
 	@echo "== integration tests ($(VARIANT)) =="
 	$(Q)ZPS_BIN=$(BINDIR) tests/run-integration
 

@@ -157,6 +157,8 @@ static int s_body_for_type(int type)
     case ZPS__MSG_TYPE__CLOCK: return ZPS__ENVELOPE__BODY_CLOCK;
     case ZPS__MSG_TYPE__CLOCK_ACK: return ZPS__ENVELOPE__BODY__NOT_SET;
     case ZPS__MSG_TYPE__HEARTBEAT: return ZPS__ENVELOPE__BODY_HEARTBEAT;
+    case ZPS__MSG_TYPE__DUMP: return ZPS__ENVELOPE__BODY_DUMP;
+    case ZPS__MSG_TYPE__DUMP_REPLY: return ZPS__ENVELOPE__BODY_DUMP_REPLY;
     default: return -1;
     }
 }
@@ -168,6 +170,8 @@ const char *zps_msg_type_name(int type)
                                         "shutdown", "shutdown-ack", "clock", "clock-ack", "heartbeat"};
     if (type >= 0 && type < (int)(sizeof names / sizeof names[0]))
         return names[type];
+    if (type == ZPS__MSG_TYPE__DUMP || type == ZPS__MSG_TYPE__DUMP_REPLY)
+        return type == ZPS__MSG_TYPE__DUMP ? "dump" : "dump-reply";
     return "unknown";
 }
 

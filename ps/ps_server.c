@@ -80,6 +80,7 @@
 
 #include "ps_ckpt.h"
 #include "ps_dedup.h"
+#include "ps_dump.h"
 #include "ps_keycache.h"
 #include "ps_table.h"
 #include "zps_codec.h"
@@ -988,13 +989,13 @@ static int s_identity(ps_server_t *s, zps_msg_t *m)
         return 0;
     }
     if (t == ZPS__ENVELOPE__BODY_HELLO || t == ZPS__ENVELOPE__BODY_PULL ||
-        t == ZPS__ENVELOPE__BODY_STATS)
+        t == ZPS__ENVELOPE__BODY_STATS || t == ZPS__ENVELOPE__BODY_DUMP)
         return 0;
     zps_log_limited(s->log, LC_PERM, 1000, "read-only key %s at %s sent a %s: refused",
                     u[0] ? u : "(none)", m->peer, zps_msg_type_name(m->env->type));
     if (t == ZPS__ENVELOPE__BODY_HEARTBEAT)
         return ZPS_EPERM; /* no reply to heartbeats */
-    s_reply_error(s, m, ZPS_EPERM, "key %s is read-only (HELLO, PULL, STATS): %s refused",
+    s_reply_error(s, m, ZPS_EPERM, "key %s is read-only (HELLO, PULL, STATS, DUMP): %s refused",
                   u[0] ? u : "(none)", zps_msg_type_name(m->env->type));
     return ZPS_EPERM;
 }
@@ -2252,6 +2253,28 @@ static void s_on_shutdown(ps_server_t *s, zps_msg_t *m)
     s->shutdown = 1;
 }
 
+/* DUMP: one page of a table (ps_dump.c) */
+static void s_on_dump(ps_server_t *s, zps_msg_t *m)
+{
+    const Zps__Dump *req = m->env->dump;
+    if (req->table >= s->conf.ntables) {
+        s_reply_error(s, m, ZPS_EINVAL, "table %u does not exist (server has %u)", req->table,
+                      s->conf.ntables);
+        return;
+    }
+    ps_tab_t *tb = &s->tabs[req->table];
+    ps_dump_page_t pg;
+    if (ps_dump_page(tb->t, &tb->o, req->cursor, req->max_keys, &pg) != 0) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a dump page");
+        return;
+    }
+    Zps__Envelope env;
+    Zps__DumpReply body;
+    ps_dump_reply(&pg, req->table, tb->dim, ps_table_size(tb->t), s->conf.rank,
+                  m->env->request_id, &env, &body);
+    s_send(s, m, &env, pg.keys, pg.keys_len, pg.vals, pg.vals_len);
+}
+
 static void s_handle(ps_server_t *s, zps_msg_t *m)
 {
     int t = m->env->body_case;
@@ -2305,6 +2328,7 @@ static void s_handle(ps_server_t *s, zps_msg_t *m)
     case ZPS__ENVELOPE__BODY_PUSH: s->st.received_pushes++; s_on_push(s, m); break;
     case ZPS__ENVELOPE__BODY_STATS: s_on_stats(s, m); break;
     case ZPS__ENVELOPE__BODY_SHUTDOWN: s_on_shutdown(s, m); break;
+    case ZPS__ENVELOPE__BODY_DUMP: s_on_dump(s, m); break;
     default:
         s_reply_error(s, m, ZPS_EPROTO, "unexpected message type %s from a client",
                       zps_msg_type_name(m->env->type));
