@@ -136,6 +136,7 @@ typedef struct {
     uint64_t pend_nonce, pend_seq;        /* lwm in the checkpoint being written */
     uint64_t conn;                        /* bound connection (0: none) */
     uint64_t bound_nonce;                 /* the process that bound it (0: not said) */
+    int64_t last_ms;                      /* when the bound connection last spoke */
 } ps_rank_t;
 
 /* A connection seen on the ROUTER socket: key = keyed hash of its routing
@@ -1493,19 +1494,37 @@ static int s_speaks_for(ps_server_t *s, zps_msg_t *m, uint64_t nonce, int hello)
     uint64_t conn = s_conn_key(s, m);
     if (!conn)
         return 0;
+    int64_t now = zps_now_ms();
     if (r->conn == conn) {
         if (nonce)
             r->bound_nonce = nonce;
+        r->last_ms = now;
         return 1;
     }
-    if (r->conn && !hello && !(nonce && nonce == r->bound_nonce))
-        return 0;
+    if (r->conn) {
+        /* Another connection claims a bound rank.  Only a HELLO, or a push
+         * with the nonce of the process that bound it (the same process,
+         * reconnected), may take it over, and only once the bound
+         * connection is gone (the kernel closed a dead process's socket:
+         * read pending disconnects first) or silent for the heartbeat
+         * timeout (its host vanished).  A live connection's rank cannot be
+         * taken, whatever the claimant knows. */
+        if (!hello && !(nonce && nonce == r->bound_nonce))
+            return 0;
+        s_on_monitor(s);
+        if (r->conn && now - r->last_ms <= (int64_t)s->conf.heartbeat_timeout_ms) {
+            zps_log_limited(s->log, LC_PERM, 1000, "hello as rank %u from %s refused: the rank "
+                            "is bound to a live connection", rank, m->peer);
+            return 0;
+        }
+    }
     if (r->conn)
         zps_log_burst(s->log, ZPS_LOG_INFO, LC_BIND, 20, 10000,
                       "rank %u now speaks from %s (%s)", rank, m->peer,
                       hello ? "a new hello" : "same process, new connection");
     r->conn = conn;
     r->bound_nonce = nonce;
+    r->last_ms = now;
     return 1;
 }
 
@@ -2202,7 +2221,9 @@ static void s_on_stats(ps_server_t *s, zps_msg_t *m)
                 continue;
             zps__client_stats__init(&cs[k]);
             cs[k].rank = r;
-            cs[k].nonce = c->nonce;
+            /* a fingerprint, never the nonce itself: in plaintext mode the
+             * nonce is what lets a reconnecting process reclaim its rank */
+            cs[k].nonce = zps_mix64(c->nonce, 0x6e6f6e6365ULL) >> 32;
             cs[k].received = rk->received;
             cs[k].applied = rk->applied;
             cs[k].duplicates = rk->duplicates;

@@ -19,7 +19,9 @@
  *   held       400 ssp pulls that the server must hold (clock far ahead),
  *              each with a 256 KB key list, then the connection is closed:
  *              RSS of --pid grows less than 64 MB (and the server answers)
- *   hugepull   a pull of 2^24 keys: an ERROR (a limit) and RSS growth < 100 MB
+ *   hugepull   a pull of 2^24 keys (under the server's 2^26-key request limit, so it
+ *              may be answered): the server keeps serving and gives the memory
+ *              back (RSS growth after it < 100 MB)
  *   overflow   a gradient of 1e20 (ftrl) / 3e38 (sgd, twice): refused with an
  *              ERROR, and the key's pulled weight stays finite
  *   forge      a second connection claims the victim's rank: a push with the
@@ -27,7 +29,9 @@
  *              HEARTBEAT in the victim's name: the forged requests get ERRORs,
  *              the victim's later pushes are applied (exact weight) and its
  *              clock is not moved
- *   flood      2000 HELLOs: the server log (--log) grows by < 50 lines
+ *   flood      2000 HELLOs: the server log (--log) grows by < 150 lines (the
+ *              documented budgets: 100 hello lines and 20 rebinding lines per
+ *              10 s, one line per second for each kind of refusal)
  *   oversize   a frame over the server's limit (start it with --max-msg-mb 1):
  *              an ERROR reply, not silence (a 2 MB frame)
  *   conns      N (1200) connections, each says hello: a client connected
@@ -406,7 +410,8 @@ static void a_hugepull(h_t *h)
     long after = s_rss_kb(h);
     int alive = s_alive(h);
     long grow = before >= 0 && after >= 0 ? after - before : -1;
-    s_verdict(h, "hugepull", t == ZPS__MSG_TYPE__ERROR && alive && grow < 100 * 1024,
+    s_verdict(h, "hugepull", (t == ZPS__MSG_TYPE__ERROR || t == ZPS__MSG_TYPE__PULL_REPLY) &&
+              alive && grow < 100 * 1024,
               "pull of 2^24 keys answered with %s (%s); RSS %ld -> %ld kB (bound: +102400 kB); "
               "server %s", t < 0 ? "nothing" : zps_msg_type_name(t),
               code ? zps_strerror(code) : "-", before, after, alive ? "serving" : "GONE");
@@ -560,8 +565,8 @@ static void a_flood(h_t *h)
         s_verdict(h, "flood", alive, "2000 hellos, %d answered; no --log to count", answered);
         return;
     }
-    s_verdict(h, "flood", alive && after - before < 50,
-              "2000 hellos, %d answered; the server log grew by %ld lines (bound: 50); server %s",
+    s_verdict(h, "flood", alive && after - before < 150,
+              "2000 hellos, %d answered; the server log grew by %ld lines (bound: 150); server %s",
               answered, after - before, alive ? "serving" : "GONE");
 }
 

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "wk_client.h"
@@ -578,20 +579,23 @@ static int s_guard(const char *mode, const char *ep, const char *token_file, uin
         s_send_push(d, 4, 99, 2, 2, 2, 5, 1.0f);
         G_CHECK(s_code(d, NULL) == 0, "retry of the refused seq with fewer keys refused");
     } else if (!strcmp(mode, "forge")) {
-        /* plaintext binding: B cannot push, clock or heartbeat as A's rank */
-        void *b = s_dealer(ep);
-        uint64_t perm0 = 0;
+        /* plaintext binding: B cannot push, clock or heartbeat as A's rank,
+         * nor take it over with a HELLO while A's connection is alive; once
+         * A's connection is gone (a restarted worker), B's HELLO takes it */
+        void *a = s_dealer(ep), *b = s_dealer(ep);
+        uint64_t perm0 = 0, perms = 0;
         zps_msg_t st0;
         if (s_stats(d, &st0) >= 0) {
             perm0 = st0.env->stats_reply->perm_denied;
             zps_msg_close(&st0);
         }
-        s_send_hello(d, ZPS__ROLE__ROLE_WORKER, 0, 1111);
-        G_CHECK(s_code(d, NULL) == 0, "A's hello failed");
-        s_send_push(d, 0, 1111, 1, 5, 1, 1, -1.0f);
-        G_CHECK(s_code(d, NULL) == 0, "A's push failed");
+        s_send_hello(a, ZPS__ROLE__ROLE_WORKER, 0, 1111);
+        G_CHECK(s_code(a, NULL) == 0, "A's hello failed");
+        s_send_push(a, 0, 1111, 1, 5, 1, 1, -1.0f);
+        G_CHECK(s_code(a, NULL) == 0, "A's push failed");
         s_send_push(b, 0, 2222, 1, 5, 1, 1, -1.0f);
         G_CHECK(s_code(b, NULL) == ZPS_EPERM, "B pushed as A's rank");
+        perms++;
         Zps__Envelope env;
         Zps__Clock ck = ZPS__CLOCK__INIT;
         zps_msg_env(&env, ZPS__MSG_TYPE__CLOCK, ZPS__ROLE__ROLE_WORKER, 0, 3);
@@ -600,21 +604,44 @@ static int s_guard(const char *mode, const char *ep, const char *token_file, uin
         env.clock = &ck;
         zps_msg_send(b, NULL, &env, NULL, 0, NULL, 0, NULL);
         G_CHECK(s_code(b, NULL) == ZPS_EPERM, "B sent a CLOCK as A's rank");
-        /* a restarted worker says HELLO with a new nonce: it takes the rank over */
+        perms++;
+        /* a HELLO with a new nonce while A is alive does not take the rank */
         s_send_hello(b, ZPS__ROLE__ROLE_WORKER, 0, 3333);
-        G_CHECK(s_code(b, NULL) == 0, "B's hello failed");
+        G_CHECK(s_code(b, NULL) == 0, "B's hello was not answered");
         s_send_push(b, 0, 3333, 1, 5, 1, 1, -1.0f);
-        G_CHECK(s_code(b, NULL) == 0, "B's push after its hello refused");
-        s_send_push(d, 0, 1111, 2, 5, 1, 1, -1.0f);
-        G_CHECK(s_code(d, NULL) == ZPS_EPERM, "A still pushes after B took the rank over");
+        G_CHECK(s_code(b, NULL) == ZPS_EPERM, "B's hello took the rank of a live connection");
+        perms++;
+        s_send_push(a, 0, 1111, 2, 5, 1, 1, -1.0f);
+        G_CHECK(s_code(a, NULL) == 0, "A lost its rank to B's hello");
+        /* A's process goes away: its connection closes, and B's hello
+         * takes the rank (retried until the server has seen the close) */
+        int lz = 0;
+        zmq_setsockopt(a, ZMQ_LINGER, &lz, sizeof lz);
+        zmq_close(a);
+        int took = 0;
+        for (int tries = 0; tries < 200 && !took; tries++) {
+            s_send_hello(b, ZPS__ROLE__ROLE_WORKER, 0, 3333);
+            G_CHECK(s_code(b, NULL) == 0, "B's hello was not answered");
+            s_send_push(b, 0, 3333, 1, 5, 1, 1, -1.0f);
+            int code = s_code(b, NULL);
+            if (code == 0)
+                took = 1;
+            else if (code == ZPS_EPERM)
+                perms++, usleep(50000);
+            else
+                break;
+        }
+        G_CHECK(took, "B's hello did not take the rank after A's connection closed");
         float w;
         uint64_t k = 5;
-        G_CHECK(s_pull_vals(d, &k, 1, &w) == 0 && w == 2.0f, "key 5 is %g, expected 2", (double)w);
+        G_CHECK(s_pull_vals(d, &k, 1, &w) == 0 && w == 3.0f, "key 5 is %g, expected 3", (double)w);
         zps_msg_t st;
         if (s_stats(d, &st) >= 0) {
             s_print_stats(st.env->stats_reply);
-            G_CHECK(st.env->stats_reply->perm_denied - perm0 == 3, "perm_denied +%llu, expected +3",
-                    (unsigned long long)(st.env->stats_reply->perm_denied - perm0));
+            G_CHECK(st.env->stats_reply->perm_denied - perm0 == perms,
+                    "perm_denied +%llu, expected +%llu",
+                    (unsigned long long)(st.env->stats_reply->perm_denied - perm0),
+                    (unsigned long long)perms);
             zps_msg_close(&st);
         }
         zmq_close(b);
