@@ -672,7 +672,7 @@ static void s_bsp_apply(ps_server_t *s)
         return;
     ps_tab_t *tb = &s->tabs[0];
     float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
-    float g[1024];
+    float g[1024 + 1]; /* a push has up to dim + 1 floats (ps_optim_push_floats) */
     size_t cursor = 0;
     uint64_t key;
     float *arow;
@@ -685,7 +685,7 @@ static void s_bsp_apply(ps_server_t *s)
         }
         if (ins && tb->needs_init)
             ps_optim_init_row(&tb->o, key, row);
-        for (uint32_t j = 0; j < tb->dim; j++)
+        for (uint32_t j = 0; j < ps_optim_push_floats(&tb->o); j++)
             g[j] = arow[j] * scale;
         ps_optim_apply(&tb->o, row, g);
     }
@@ -1016,7 +1016,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
     if (s_take_keys(s, m, req->table, req->nkeys, req->key_sig))
         return;
     ps_tab_t *tb = &s->tabs[req->table];
-    size_t n = req->nkeys, dim = tb->dim;
+    size_t n = req->nkeys, dim = ps_optim_push_floats(&tb->o); /* norm: + max |x| */
     if (req->dim != dim) {
         s_reply_error(s, m, ZPS_EMISMATCH, "push of dim %u to table %u of dim %zu", req->dim,
                       req->table, dim);
