@@ -92,11 +92,15 @@ const char *zps_conf_usage(void)
            "  --model lr|fm|mlp        model                                   [lr]\n"
            "  --dim K                  fm embedding size                       [8]\n"
            "  --layers A,B,...,C       mlp layer widths: input, hidden..., classes\n"
-           "  --init-scale X           initial embedding scale (fm)            [0.1]\n"
+           "  --init-scale X           initial embedding scale (fm)  [norm 0.01, else 0.1]\n"
            "  --seed N                 seed of initial weights, shuffling      [1]\n"
            "  --hash-bits B            hash feature ids into [0, 2^B)          [off]\n"
-           "  --optimizer NAME         sgd|adagrad|ftrl|adam   [lr: ftrl, fm and mlp: adam]\n"
-           "  --lr X                   step size (ftrl: alpha)  [ftrl 0.05, adagrad 0.05, adam 0.001, sgd 0.1]\n"
+           "  --optimizer NAME         norm|sgd|adagrad|ftrl|adam  [lr, fm: norm; mlp: adam]\n"
+           "                           (norm: adaptive steps normalised by each feature's\n"
+           "                           largest |x|, the same for any feature scaling)\n"
+           "  --lr X                   step size (ftrl: alpha)\n"
+           "                           [norm 0.1, ftrl 0.05, adagrad 0.05, adam 0.001,\n"
+           "                           sgd: 0.001 for lr/fm (batch-sum gradients), 0.1 for mlp]\n"
            "  --l1 X --l2 X            regularisation                          [0]\n"
            "  --beta X                 ftrl beta                               [1]\n"
            "  --eps X                  adagrad/adam epsilon\n"
@@ -316,8 +320,11 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
 int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
 {
     if (!c->optimizer_set)
-        c->optimizer = c->model == ZPS_MODEL_LR ? PS_OPT_FTRL
-                       : PS_OPT_ADAM;
+        c->optimizer = c->model == ZPS_MODEL_MLP ? PS_OPT_ADAM : PS_OPT_NORM;
+    if (c->model == ZPS_MODEL_MLP && c->optimizer == PS_OPT_NORM) {
+        snprintf(err, errlen, "--optimizer norm is for the sparse models (lr, fm), not mlp");
+        return ZPS_EINVAL;
+    }
     if (c->batch == 0)
         c->batch = c->model == ZPS_MODEL_MLP ? 100 : 500;
     if (c->model == ZPS_MODEL_MLP) {
@@ -346,7 +353,9 @@ void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
     if (c->lr > 0)
         t->lr = c->lr;
     else
-        t->lr = c->optimizer == PS_OPT_ADAM ? 0.001f : c->optimizer == PS_OPT_SGD ? 0.1f : 0.05f;
+        t->lr = c->optimizer == PS_OPT_ADAM ? 0.001f
+                : c->optimizer == PS_OPT_SGD ? (c->model == ZPS_MODEL_MLP ? 0.1f : 0.001f)
+                : c->optimizer == PS_OPT_NORM ? ZPS_NORM_LR : 0.05f;
     if (c->l1 >= 0)
         t->l1 = c->l1;
     if (c->l2 >= 0)
@@ -363,7 +372,10 @@ void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
         break;
     case ZPS_MODEL_FM:
         t->dim = c->fm_dim + 1;
-        t->init_scale = c->init_scale >= 0 ? c->init_scale : 0.1f;
+        /* norm: steps do not depend on the initial scale, and a small one
+         * keeps the first pairwise terms small at any feature scale */
+        t->init_scale = c->init_scale >= 0 ? c->init_scale
+                        : c->optimizer == PS_OPT_NORM ? 0.01f : 0.1f;
         t->init_skip = 1;
         break;
     case ZPS_MODEL_MLP:

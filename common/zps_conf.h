@@ -20,6 +20,7 @@
 #define ZPS_MAX_PATHS 64
 #define ZPS_MAX_LAYERS 8
 #define ZPS_MLP_CHUNK 64 /* floats per key for dense (mlp) weights */
+#define ZPS_NORM_LR 0.1f /* default step of --optimizer norm (docs/bench-quality.md) */
 
 typedef enum { ZPS_MODEL_LR = 0, ZPS_MODEL_FM, ZPS_MODEL_MLP } zps_model_kind_t;
 typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO } zps_format_t;
@@ -35,7 +36,7 @@ typedef struct {
     uint64_t seed;                   /* --seed [1] */
     uint32_t hash_bits;              /* --hash-bits: 0 = keep 64-bit ids */
     /* optimizer */
-    ps_opt_kind_t optimizer;         /* --optimizer [ftrl for lr, adagrad fm, adam mlp] */
+    ps_opt_kind_t optimizer;         /* --optimizer [norm for lr and fm, adam for mlp] */
     int optimizer_set;
     float lr, l1, l2, beta, eps;     /* lr<0: optimizer default */
     /* data */

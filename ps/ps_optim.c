@@ -36,12 +36,12 @@ void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind)
     c->dim = 1;
     c->lr = 0.1f;
     c->beta = 1.0f;
-    c->eps = kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f;
+    c->eps = kind == PS_OPT_ADAGRAD || kind == PS_OPT_NORM ? 1e-7f : 1e-8f;
     c->beta1 = 0.9f;
     c->beta2 = 0.999f;
 }
 
-static const char *const s_kind_names[] = {"sgd", "adagrad", "ftrl", "adam"};
+static const char *const s_kind_names[] = {"sgd", "adagrad", "ftrl", "adam", "norm"};
 #define S_NKINDS (sizeof s_kind_names / sizeof s_kind_names[0])
 
 int ps_optim_parse_kind(const char *name, ps_opt_kind_t *kind)
@@ -144,8 +144,14 @@ uint32_t ps_optim_row_floats(const ps_optim_conf_t *c)
     case PS_OPT_ADAGRAD: return 2 * c->dim;
     case PS_OPT_FTRL: return 2 * c->dim;
     case PS_OPT_ADAM: return 3 * c->dim + 1;
+    case PS_OPT_NORM: return 2 * c->dim + 1;
     }
     return c->dim;
+}
+
+uint32_t ps_optim_push_floats(const ps_optim_conf_t *c)
+{
+    return c->kind == PS_OPT_NORM ? c->dim + 1 : c->dim;
 }
 
 /* ---- initial state ------------------------------------------------------ */
@@ -204,6 +210,10 @@ void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row)
 void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w)
 {
     const uint32_t d = c->dim;
+    if (c->kind == PS_OPT_NORM && row[2 * d] == 0) { /* never pushed: see s_norm */
+        memset(w, 0, (size_t)d * sizeof *w);
+        return;
+    }
     if (c->kind == PS_OPT_FTRL) {
         const s_ftrl_t k = s_ftrl_consts(c);
         const float *z = row, *n = row + d;
@@ -217,6 +227,10 @@ void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w)
 void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w)
 {
     const uint32_t d = c->dim;
+    if (c->kind == PS_OPT_NORM) { /* see s_norm */
+        memset(w, 0, (size_t)d * sizeof *w);
+        return;
+    }
     const uint64_t h0 = s_init_h0(c, key);
     const s_ftrl_t k = s_ftrl_consts(c);
     for (uint32_t j = 0; j < d; j++) {
@@ -297,6 +311,59 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
     }
 }
 
+/* Normalized adaptive gradient (NAG, Ross, Mineiro, Langford, UAI 2013),
+ * row [w | G | s], grad [g | x] with x = max |x| of the key in the batch:
+ *     if x > s: w <- w * s / x, s <- x
+ *     g' = g + l2 w;  G <- G + g'^2
+ *     w <- trunc(w - step g', step l1),  step = lr / (s (sqrt(G) + eps))
+ * The rescale of w when the feature's known range grows is NAG's: the
+ * weight was learnt with steps sized for the smaller range.  s = 0 marks a
+ * row never pushed: its initial values (fm: a random embedding) are meant
+ * for |x| = 1, so the first push divides them by x (by 1 if x is 0, e.g.
+ * rounded away by a lossy push codec) and sets s = x; until then its
+ * weights read as 0 (ps_optim_weights), so no prediction ever uses an
+ * embedding that is not yet scaled to its feature (with x ~ 100, a 0.01
+ * embedding would give pairwise terms ~ 1 per pair).  A coordinate whose denominator is 0 (G = 0 and eps = 0: no gradient yet)
+ * is left alone.
+ * A row with init_skip > 0 (fm: [w | v_1..v_k]) steps its columns past
+ * init_skip (the embedding) S_NORM_EMB = 0.1 times as far: a row's
+ * pairwise term sums over all pairs of its features, so one embedding moves
+ * the logit through every partner at once, and equal steps for w and v made
+ * fm worse than lr on data without interactions (docs/bench-quality.md). */
+#define S_NORM_EMB 0.1f
+static void s_norm(const ps_optim_conf_t *c, float *restrict row,
+                   const float *restrict grad)
+{
+    const uint32_t d = c->dim;
+    float *restrict w = row, *restrict G = row + d;
+    const float x = grad[d];
+    float s = row[2 * d];
+    if (s == 0) { /* first push: the initial row is for |x| = 1 */
+        s = x > 0 && isfinite(x) ? x : 1.0f;
+        for (uint32_t j = 0; s != 1.0f && j < d; j++)
+            w[j] /= s;
+        row[2 * d] = s;
+    } else if (x > s && isfinite(x)) {
+        const float r = s / x;
+        for (uint32_t j = 0; j < d; j++)
+            w[j] *= r;
+        s = row[2 * d] = x;
+    }
+    const float lr_s = c->lr / s;
+    const float l1 = c->l1, l2 = c->l2, eps = c->eps;
+    const int emb = c->init_skip > 0; /* an fm row: [w | embedding] */
+    for (uint32_t j = 0; j < d; j++) {
+        float g = grad[j] + l2 * w[j];
+        float gg = G[j] + g * g;
+        float den = sqrtf(gg) + eps;
+        G[j] = gg;
+        if (den > 0) {
+            float step = (emb && j >= c->init_skip ? S_NORM_EMB : 1.0f) * lr_s / den;
+            w[j] = s_trunc(w[j] - step * g, step * l1);
+        }
+    }
+}
+
 void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad)
 {
     switch (c->kind) {
@@ -304,6 +371,7 @@ void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad)
     case PS_OPT_ADAGRAD: s_adagrad(c, row, grad); break;
     case PS_OPT_FTRL: s_ftrl(c, row, grad); break;
     case PS_OPT_ADAM: s_adam(c, row, grad); break;
+    case PS_OPT_NORM: s_norm(c, row, grad); break;
     }
 }
 

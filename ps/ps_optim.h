@@ -5,8 +5,20 @@
  *   adagrad  [w | n]                 2*dim   n = sum of g^2
  *   ftrl     [z | n]                 2*dim   w derived lazily from z, n
  *   adam     [w | m | v | t]         3*dim+1 t = steps taken by this row (lazy Adam)
+ *   norm     [w | G | s]             2*dim+1 G = sum of g^2, s = max |x| of the key
  * Pulls return weights (ps_optim_weights); pushes carry gradients of the
- * loss (ps_optim_apply).  L2 (and L1 for sgd/adagrad, as truncation) are
+ * loss (ps_optim_apply): dim floats per key, plus (norm only) one more,
+ * the largest |x| of the key's feature in the pushed batch
+ * (ps_optim_push_floats).
+ * norm is the normalized adaptive gradient (NAG) of Ross, Mineiro and
+ * Langford, "Normalized Online Learning", UAI 2013, per coordinate:
+ *     s <- max(s, x);  G <- G + g^2;  w <- w - lr * g / (s * sqrt(G))
+ * which gives the same predictions whatever the scale of each feature (x
+ * scaled by c: g by c, G by c^2, s by c, the step by 1/c), so one step
+ * size serves binary, count, tf-idf and real-valued features.  A norm row
+ * holds its initial values (for |x| = 1) until its first push, which
+ * scales them by 1/x; until then its weights read as 0 (details in
+ * ps_optim.c, s_norm).  L2 (and L1 for sgd/adagrad, as truncation) are
  * applied per coordinate; FTRL-Proximal follows McMahan et al., KDD'13,
  * Algorithm 1 with per-coordinate rates alpha/(beta+sqrt(n)).
  *
@@ -21,26 +33,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { PS_OPT_SGD = 0, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM } ps_opt_kind_t;
+typedef enum { PS_OPT_SGD = 0, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM, PS_OPT_NORM } ps_opt_kind_t;
 
 typedef struct ps_optim_conf_s {
     ps_opt_kind_t kind;
     uint32_t dim;        /* weights per key */
-    float lr;            /* step size (sgd, adagrad, adam); alpha for ftrl */
+    float lr;            /* step size (sgd, adagrad, adam, norm); alpha for ftrl */
     float beta;          /* ftrl beta */
     float l1, l2;
-    float eps;           /* adagrad/adam epsilon */
+    float eps;           /* adagrad/adam/norm epsilon */
     float beta1, beta2;  /* adam */
     float init_scale;    /* 0 = zeros */
     uint32_t init_skip;  /* leading columns that always start at 0 */
     uint64_t init_seed;
 } ps_optim_conf_t;
 
-/* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad 1e-7),
+/* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad, norm 1e-7),
  * beta1 0.9, beta2 0.999, l1 = l2 = 0, zero init, dim 1. */
 void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind);
 
-/* "sgd" | "adagrad" | "ftrl" | "adam" -> kind; returns 0 or ZPS_EINVAL. */
+/* "sgd" | "adagrad" | "ftrl" | "adam" | "norm" -> kind; returns 0 or ZPS_EINVAL. */
 int ps_optim_parse_kind(const char *name, ps_opt_kind_t *kind);
 const char *ps_optim_kind_name(ps_opt_kind_t kind);
 
@@ -55,6 +67,10 @@ int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len);
 /* Floats per stored row for this optimizer and dim. */
 uint32_t ps_optim_row_floats(const ps_optim_conf_t *c);
 
+/* Floats per key in a push: dim, or dim + 1 for norm (the last one is the
+ * largest |x| of the key's feature in the batch; the bias key sends 1). */
+uint32_t ps_optim_push_floats(const ps_optim_conf_t *c);
+
 /* Fill row (row_floats) with the initial state of key. */
 void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row);
 
@@ -64,7 +80,7 @@ void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w);
 /* Weights of a key that was never pushed (same as init_row + weights). */
 void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w);
 
-/* Apply one gradient (dim floats) to a row. */
+/* Apply one gradient (ps_optim_push_floats floats) to a row. */
 void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad);
 
 /* 1 if every float of the row, and every weight it yields, is finite. */

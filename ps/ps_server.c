@@ -1257,7 +1257,7 @@ static void s_bsp_apply(ps_server_t *s)
         return;
     ps_tab_t *tb = &s->tabs[0];
     float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
-    float g[1024];
+    float g[1024 + 1]; /* a push has up to dim + 1 floats (ps_optim_push_floats) */
     size_t cursor = 0;
     uint64_t key;
     float *arow;
@@ -1267,7 +1267,7 @@ static void s_bsp_apply(ps_server_t *s)
      * accumulated (s_bsp_accumulate), so these upserts do not fail; a key
      * whose combined update would not be finite is left as it was */
     while (ps_table_next(s->acc, &cursor, &key, &arow)) {
-        for (uint32_t j = 0; j < tb->dim; j++)
+        for (uint32_t j = 0; j < ps_optim_push_floats(&tb->o); j++)
             g[j] = arow[j] * scale;
         float *row = ps_table_find(tb->t, key);
         const float *src = row;
@@ -1877,7 +1877,7 @@ static int s_grow_rowp(ps_server_t *s, zps_msg_t *m, size_t n)
  * error code. */
 static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g)
 {
-    size_t dim = tb->dim, missing = 0;
+    size_t dim = ps_optim_push_floats(&tb->o), missing = 0; /* norm: + max |x| */
     if (s_grow_rowp(s, m, n))
         return ZPS_ENOMEM;
     for (size_t i = 0; i < n; i += PS_CHUNK) {
@@ -1936,7 +1936,7 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
 static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
                             float wgt)
 {
-    size_t dim = tb->dim, acc_missing = 0, new_main = 0;
+    size_t dim = ps_optim_push_floats(&tb->o), acc_missing = 0, new_main = 0;
     if (!n)
         return 0;
     if (!s->acc) {
@@ -2070,7 +2070,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
         return;
     }
     ps_tab_t *tb = &s->tabs[req->table];
-    size_t n = req->nkeys, dim = tb->dim;
+    size_t n = req->nkeys, dim = ps_optim_push_floats(&tb->o); /* norm: + max |x| */
     if (req->dim != dim) {
         s_push_rejected(s, rk);
         s_reply_error(s, m, ZPS_EMISMATCH, "push of dim %u to table %u of dim %zu", req->dim,

@@ -48,8 +48,8 @@ static float *s_row(const ps_optim_conf_t *c)
 
 START_TEST(test_kinds_and_defaults)
 {
-    const char *names[] = {"sgd", "adagrad", "ftrl", "adam"};
-    for (int k = 0; k < 4; k++) {
+    const char *names[] = {"sgd", "adagrad", "ftrl", "adam", "norm"};
+    for (int k = 0; k < 5; k++) {
         ps_opt_kind_t kind = PS_OPT_SGD;
         ck_assert_int_eq(ps_optim_parse_kind(names[k], &kind), 0);
         ck_assert_int_eq(kind, k);
@@ -60,7 +60,7 @@ START_TEST(test_kinds_and_defaults)
         ck_assert_int_eq(c.kind, kind);
         ck_assert_uint_eq(c.dim, 1);
         ck_assert(c.lr == 0.1f && c.beta == 1.0f && c.l1 == 0 && c.l2 == 0);
-        ck_assert(c.eps == (kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f));
+        ck_assert(c.eps == (kind == PS_OPT_ADAGRAD || kind == PS_OPT_NORM ? 1e-7f : 1e-8f));
         ck_assert(c.beta1 == 0.9f && c.beta2 == 0.999f);
         ck_assert(c.init_scale == 0 && c.init_skip == 0 && c.init_seed == 0);
         char err[128] = "x";
@@ -79,11 +79,13 @@ END_TEST
 START_TEST(test_row_floats)
 {
     ps_optim_conf_t c;
-    const uint32_t want[] = {5, 10, 10, 16};
-    for (int k = 0; k < 4; k++) {
+    const uint32_t want[] = {5, 10, 10, 16, 11};
+    for (int k = 0; k < 5; k++) {
         ps_optim_defaults(&c, (ps_opt_kind_t)k);
         c.dim = 5;
         ck_assert_uint_eq(ps_optim_row_floats(&c), want[k]);
+        /* pushes: dim gradients, plus max |x| for norm */
+        ck_assert_uint_eq(ps_optim_push_floats(&c), k == PS_OPT_NORM ? 6 : 5);
     }
 }
 END_TEST
@@ -293,15 +295,17 @@ END_TEST
  * they are (in particular no 0/0 from zero state). */
 START_TEST(test_zero_gradient)
 {
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         ps_optim_conf_t c;
         ps_optim_defaults(&c, (ps_opt_kind_t)k);
         c.dim = 4;
         c.init_scale = 0.1f;
         float *row = s_row(&c);
         float w0[4], w1[4];
-        const float zero[4] = {0};
+        const float zero[5] = {0}; /* norm: x = 0 too */
         ps_optim_init_row(&c, 77, row);
+        if (k == PS_OPT_NORM) /* its initial values show after the first push */
+            ps_optim_apply(&c, row, zero);
         ps_optim_weights(&c, row, w0);
         ps_optim_apply(&c, row, zero);
         ps_optim_apply(&c, row, zero);
@@ -310,6 +314,145 @@ START_TEST(test_zero_gradient)
             ck_assert(w1[j] == w0[j]);
         free(row);
     }
+}
+END_TEST
+
+/* Normalized adaptive gradient (norm), lr 0.5, eps 1e-3, l1 0.01, l2 0.1,
+ * row w = {0.2, -0.1}, G = 0, s = 0 (never pushed); pushes [g0, g1, x]
+ * with x = 2, 1, 4.  Step 1, column 0: first push, so w = 0.2/2 = 0.1 and
+ * s = 2; g' = 0.4 + 0.1*0.1 = 0.41; G = 0.1681; step = 0.5/(2 (0.41 +
+ * 0.001)) = 0.608273; w = 0.1 - 0.608273*0.41 = -0.149392; truncate by
+ * step*l1 = 0.006083: -0.143309.
+ * Step 2: x = 1 < s, s stays 2.  Step 3: x = 4 > s = 2, so first w *= 2/4
+ * and s = 4, then the update with lr/s = 0.125. */
+START_TEST(test_norm_reference)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_NORM);
+    c.dim = 2;
+    c.lr = 0.5f;
+    c.eps = 1e-3f;
+    c.l1 = 0.01f;
+    c.l2 = 0.1f;
+    float *row = s_row(&c);
+    row[0] = 0.2f, row[1] = -0.1f, row[2] = 0, row[3] = 0, row[4] = 0;
+    float w0[2] = {1, 1};
+    ps_optim_weights(&c, row, w0); /* never pushed: reads as 0 */
+    ck_assert(w0[0] == 0 && w0[1] == 0);
+    const float grads[3][3] = {{0.4f, -0.05f, 2}, {-0.2f, 0.2f, 1}, {-0.3f, 0.01f, 4}};
+    const double want_w[3][2] = {
+        {-0.1433090011527022, 0.15089285800927515},
+        {-0.02234776395495156, -0.07901764755793321},
+        {0.054629646766359674, -0.037295119933789145},
+    };
+    const double want_g[3][2] = {
+        {0.16810000513195997, 0.003025000098347665},
+        {0.21403774124523312, 0.049288402343457535},
+        {0.3047094299094917, 0.049324994164047155},
+    };
+    const float want_s[3] = {2, 2, 4};
+    for (int k = 0; k < 3; k++) {
+        ps_optim_apply(&c, row, grads[k]);
+        float w[2];
+        ps_optim_weights(&c, row, w);
+        for (int j = 0; j < 2; j++) {
+            S_NEAR(row[j], want_w[k][j]);
+            S_NEAR(row[2 + j], want_g[k][j]);
+            ck_assert(w[j] == row[j]);
+        }
+        ck_assert(row[4] == want_s[k]);
+    }
+    free(row);
+}
+END_TEST
+
+/* The point of norm: scaling a feature by c (so its gradients by c, its
+ * max |x| by c) gives weights scaled by 1/c, i.e. the same predictions.
+ * With eps = 0 this holds to float rounding for any c; checked for the
+ * scales of tf-idf (0.04) and real-valued (100) features, with the
+ * feature's range growing once on the way (a rescale). */
+START_TEST(test_norm_scale_invariant)
+{
+    const float scales[] = {0.04f, 100.0f, 3.0f};
+    const float g[5] = {0.3f, -0.7f, 0.2f, 0.5f, -0.1f};
+    const float x[5] = {1.0f, 1.0f, 2.0f, 1.5f, 2.0f};
+    for (int t = 0; t < 3; t++) {
+        ps_optim_conf_t c;
+        ps_optim_defaults(&c, PS_OPT_NORM);
+        c.eps = 0;
+        float *a = s_row(&c), *b = s_row(&c);
+        memset(a, 0, ps_optim_row_floats(&c) * sizeof *a);
+        memset(b, 0, ps_optim_row_floats(&c) * sizeof *b);
+        const float k = scales[t];
+        for (int i = 0; i < 5; i++) {
+            const float pa[2] = {g[i], x[i]}, pb[2] = {g[i] * k, x[i] * k};
+            ps_optim_apply(&c, a, pa);
+            ps_optim_apply(&c, b, pb);
+            ck_assert_msg(fabs((double)b[0] * k - a[0]) <= 1e-5 * fabs((double)a[0]),
+                          "scale %g step %d: %.9g * %g != %.9g", (double)k, i, (double)b[0],
+                          (double)k, (double)a[0]);
+        }
+        ck_assert(a[0] != 0);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
+/* norm on an fm row (init_skip 1): column 0 (w) steps lr/s, the embedding
+ * columns 0.1 lr/s (first step of AdaGrad: |g| / sqrt(g^2) = 1).  A first
+ * push whose x is 0 (a lossy codec may round it away) takes s = 1. */
+START_TEST(test_norm_fm_and_zero_scale)
+{
+    ps_optim_conf_t c;
+    ps_optim_defaults(&c, PS_OPT_NORM);
+    c.dim = 3;
+    c.init_skip = 1;
+    c.eps = 0;
+    c.lr = 0.2f;
+    float *row = s_row(&c);
+    memset(row, 0, ps_optim_row_floats(&c) * sizeof *row);
+    const float p[4] = {1.5f, -2.0f, 0.5f, 4.0f};
+    ps_optim_apply(&c, row, p);
+    S_NEAR(row[0], -0.2 / 4);
+    S_NEAR(row[1], 0.1 * 0.2 / 4);
+    S_NEAR(row[2], -0.1 * 0.2 / 4);
+    ck_assert(row[6] == 4.0f);
+    free(row);
+
+    c.dim = 1;
+    c.init_skip = 0;
+    row = s_row(&c);
+    memset(row, 0, ps_optim_row_floats(&c) * sizeof *row);
+    const float q[2] = {-3.0f, 0.0f};
+    ps_optim_apply(&c, row, q);
+    S_NEAR(row[0], 0.2);
+    ck_assert(row[2] == 1.0f);
+    free(row);
+
+    /* an fm row's random embedding is for |x| = 1: the first push scales it
+     * by 1/x, and until then the row's weights (and a never-pushed key's)
+     * read as 0 */
+    c.dim = 3;
+    c.init_skip = 1;
+    c.init_scale = 0.5f;
+    c.init_seed = 9;
+    row = s_row(&c);
+    float w[3], w0[3], i0[3];
+    ps_optim_init_row(&c, 5, row);
+    memcpy(w0, row, sizeof w0);
+    ps_optim_weights(&c, row, w);
+    ps_optim_initial_weights(&c, 5, i0);
+    for (int j = 0; j < 3; j++)
+        ck_assert(w[j] == 0 && i0[j] == 0);
+    ck_assert(w0[1] != 0 && w0[2] != 0);
+    const float z[4] = {0, 0, 0, 100.0f};
+    ps_optim_apply(&c, row, z);
+    ps_optim_weights(&c, row, w);
+    ck_assert(w[0] == 0);
+    S_NEAR(w[1], w0[1] / 100.0);
+    S_NEAR(w[2], w0[2] / 100.0);
+    free(row);
 }
 END_TEST
 
@@ -653,6 +796,9 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_zero_gradient);
     tcase_add_test(tc, test_nonfinite_rejected);
     tcase_add_test(tc, test_clip);
+    tcase_add_test(tc, test_norm_reference);
+    tcase_add_test(tc, test_norm_scale_invariant);
+    tcase_add_test(tc, test_norm_fm_and_zero_scale);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("init");

@@ -756,7 +756,7 @@ static void s_local(wk_client_t *c, int kind, const uint64_t *keys, const float 
     enum { CH = 256 };
     float *rows[CH];
     uint8_t ins[CH];
-    uint32_t dim = c->lopt.dim;
+    uint32_t dim = kind == RQ_PUSH ? ps_optim_push_floats(&c->lopt) : c->lopt.dim;
     for (size_t i = 0; i < n; i += CH) {
         size_t m = n - i < CH ? n - i : CH;
         if (kind == RQ_PULL) {
@@ -801,6 +801,8 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
     if (!r)
         return ZPS_EBUSY;
     uint32_t S = c->conf.nservers, dim = c->tables[table].dim;
+    if (kind == RQ_PUSH) /* --optimizer norm: one more float per key, max |x| */
+        dim += strcmp(c->tables[table].optimizer, "norm") == 0;
     r->table = table;
     r->dim = dim;
     r->out = out;

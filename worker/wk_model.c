@@ -24,6 +24,11 @@
  *   simply maps to the bias row: in lr it is an extra input of the bias, in
  *   fm it also uses (and trains) the bias row's otherwise unused embedding.
  *
+ * Gradient layout: nkeys rows of pdim floats.  pdim = dim, except with
+ *   --optimizer norm (lr, fm), where each row has one more float: the
+ *   largest |x| of the key's feature in the batch (1 for the bias), which
+ *   the servers keep as the feature's scale (ps_optim.h, "norm").
+ *
  * lr/fm numerics: z is accumulated in double from the float weights; then
  *   e = exp(-|z|), p = 1/(1+e) (z >= 0) or e/(1+e) (z < 0) and
  *   loss = max(z,0) - y z + log1p(e), which equals -[y log p + (1-y) log(1-p)]
@@ -90,6 +95,7 @@ typedef struct {
 struct wk_model {
     zps_model_kind_t kind;
     uint32_t dim, classes;
+    uint32_t pdim;  /* floats per key in a gradient: dim, +1 with the |x| column */
     uint32_t fm_k;
 
     uint64_t *keys; /* current key list (mlp: fixed 0..nchunks-1) */
@@ -415,23 +421,42 @@ static double s_lr_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
 {
     const uint32_t *pos = m->pos;
     const float *vals = b->vals;
-    const size_t bias = m->nkeys - 1;
+    const size_t bias = m->nkeys - 1, P = m->pdim;
     double loss = 0, gb = 0, p;
     for (size_t i = 0; i < b->n; i++) {
         const double y = b->labels[i];
         loss += s_logistic(s_lr_z(m, b, w, i), y, &p);
         const float d = (float)(p - y);
         for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++)
-            g[pos[j]] += d * vals[j];
+            g[pos[j] * P] += d * vals[j];
         gb += p - y;
     }
-    g[bias] += (float)gb;
+    g[bias * P] += (float)gb;
     return loss;
+}
+
+/* The |x| column (pdim == dim + 1): per key the largest |x| of its feature
+ * in the batch; the bias's implicit input is 1. */
+static void s_xmax(const wk_model_t *m, const wk_batch_t *b, float *g)
+{
+    const uint32_t *pos = m->pos;
+    const float *vals = b->vals;
+    const size_t P = m->pdim, D = m->dim;
+    if (b->n == 0)
+        return;
+    for (size_t j = b->offsets[0], e = b->offsets[b->n]; j < e; j++) {
+        float *x = g + (size_t)pos[j] * P + D, a = fabsf(vals[j]);
+        if (a > *x)
+            *x = a;
+    }
+    float *xb = g + (m->nkeys - 1) * P + D;
+    if (*xb < 1.0f)
+        *xb = 1.0f;
 }
 
 static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, float *g)
 {
-    const uint32_t k = m->fm_k, dim = m->dim;
+    const uint32_t k = m->fm_k, dim = m->dim, P = m->pdim;
     const uint32_t *pos = m->pos;
     const float *vals = b->vals;
     const double *s = m->fm_s;
@@ -441,11 +466,11 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
          * over the batch's key range).  Written inline: GCC deems a helper
          * that only prefetches pure and deletes its calls. */
         for (size_t j = b->offsets[i + 1], e = i + 1 < b->n ? b->offsets[i + 2] : j; j < e; j++) {
-            const size_t o = (size_t)pos[j] * dim;
+            const size_t o = (size_t)pos[j] * dim, og = (size_t)pos[j] * P;
             __builtin_prefetch(w + o);
             __builtin_prefetch(w + o + dim - 1);
-            __builtin_prefetch(g + o, 1);
-            __builtin_prefetch(g + o + dim - 1, 1);
+            __builtin_prefetch(g + og, 1);
+            __builtin_prefetch(g + og + P - 1, 1);
         }
         const double y = b->labels[i];
         loss += s_logistic(s_fm_z(m, b, w, i), y, &p);
@@ -453,14 +478,14 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
         gb += d;
         for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++) {
             const float *row = w + (size_t)pos[j] * dim;
-            float *gr = g + (size_t)pos[j] * dim;
+            float *gr = g + (size_t)pos[j] * P;
             const double x = vals[j], dx = d * x, dxx = dx * x;
             gr[0] += (float)dx;
             for (uint32_t f = 0; f < k; f++)
                 gr[1 + f] += (float)(dx * s[f] - dxx * row[1 + f]);
         }
     }
-    g[(size_t)(m->nkeys - 1) * dim] += (float)gb;
+    g[(size_t)(m->nkeys - 1) * P] += (float)gb;
     return loss;
 }
 
@@ -737,6 +762,7 @@ wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen)
         wk_model_destroy(&m);
         return NULL;
     }
+    m->pdim = m->dim + (m->kind != ZPS_MODEL_MLP && conf->optimizer == PS_OPT_NORM);
     return m;
 }
 
@@ -762,6 +788,11 @@ void wk_model_destroy(wk_model_t **mp)
 uint32_t wk_model_dim(const wk_model_t *m)
 {
     return m->dim;
+}
+
+uint32_t wk_model_push_dim(const wk_model_t *m)
+{
+    return m->pdim;
 }
 
 uint32_t wk_model_classes(const wk_model_t *m)
@@ -790,14 +821,18 @@ size_t wk_model_keys(wk_model_t *m, const wk_batch_t *b, const uint64_t **keys)
 
 double wk_model_step(wk_model_t *m, const wk_batch_t *b, const float *w, float *g)
 {
-    memset(g, 0, m->nkeys * m->dim * sizeof *g);
+    memset(g, 0, m->nkeys * m->pdim * sizeof *g);
     if (m->nkeys == 0)
         return NAN;
+    double loss;
     switch (m->kind) {
-    case ZPS_MODEL_LR: return s_lr_step(m, b, w, g);
-    case ZPS_MODEL_FM: return s_fm_step(m, b, w, g);
+    case ZPS_MODEL_LR: loss = s_lr_step(m, b, w, g); break;
+    case ZPS_MODEL_FM: loss = s_fm_step(m, b, w, g); break;
     default: return s_mlp_step(m, b, w, g);
     }
+    if (m->pdim > m->dim)
+        s_xmax(m, b, g);
+    return loss;
 }
 
 double wk_model_predict(wk_model_t *m, const wk_batch_t *b, const float *w, float *out,

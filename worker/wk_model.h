@@ -38,6 +38,10 @@ wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen);
 void wk_model_destroy(wk_model_t **m);
 
 uint32_t wk_model_dim(const wk_model_t *m);     /* floats per key on the servers */
+/* Floats per key in a gradient (wk_model_step's g): dim, or dim + 1 for lr
+ * and fm with --optimizer norm, whose last float is the largest |x| of the
+ * key's feature in the batch (1 for the bias). */
+uint32_t wk_model_push_dim(const wk_model_t *m);
 uint32_t wk_model_classes(const wk_model_t *m); /* 1 for binary models */
 
 /* Sorted unique keys the batch needs (for mlp: all parameter chunks);
@@ -45,8 +49,8 @@ uint32_t wk_model_classes(const wk_model_t *m); /* 1 for binary models */
  * each feature's key is, for step/predict on the same batch. */
 size_t wk_model_keys(wk_model_t *m, const wk_batch_t *b, const uint64_t **keys);
 
-/* Weights w (nkeys x dim, in wk_model_keys order) -> gradient g (same shape,
- * overwritten) for the batch last given to wk_model_keys.  Returns the summed
+/* Weights w (nkeys x dim, in wk_model_keys order) -> gradient g (nkeys x
+ * push_dim, overwritten) for the batch last given to wk_model_keys.  Returns the summed
  * loss over the batch's rows. */
 double wk_model_step(wk_model_t *m, const wk_batch_t *b, const float *w, float *g);
 

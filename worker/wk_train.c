@@ -61,6 +61,7 @@ struct wk_trainer {
     wk_reader_t *reader;
     wk_slot_t slot[2];
     uint32_t dim, classes;
+    uint32_t pdim;                  /* floats per key in a push (>= dim, wk_model_push_dim) */
     uint64_t pushes[WK_MAX_PUSHES]; /* ring of push tickets in flight */
     uint32_t push_rows[WK_MAX_PUSHES];
     uint32_t epoch;                 /* current epoch (0-based) */
@@ -207,18 +208,19 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
             goto fail;
     }
     t->dim = wk_model_dim(t->slot[0].model);
+    t->pdim = wk_model_push_dim(t->slot[0].model);
     t->classes = wk_model_classes(t->slot[0].model);
     if (conf->sparse_mode) {
         wk_sparsify_conf_t sc = {conf->sparse_mode == 1 ? WK_SPARSE_TOPK : WK_SPARSE_THRESHOLD,
                                  conf->sparse_ratio, conf->sparse_threshold,
                                  conf->sparse_momentum};
-        t->sparse = wk_sparsify_new(&sc, t->dim);
+        t->sparse = wk_sparsify_new(&sc, t->pdim);
         if (!t->sparse) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
     }
-    if (conf->compress_audit && !(t->audit = ps_table_new(t->dim, 1 << 16))) {
+    if (conf->compress_audit && !(t->audit = ps_table_new(t->pdim, 1 << 16))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -378,7 +380,7 @@ static long s_fill(wk_trainer_t *t, wk_slot_t *s)
     if (s_batch_copy(s, &b))
         return ZPS_ENOMEM;
     s->nkeys = wk_model_keys(s->model, &s->b, &s->keys);
-    if (s_slot_buffers(s, s->nkeys, t->dim))
+    if (s_slot_buffers(s, s->nkeys, t->pdim))
         return ZPS_ENOMEM;
     uint64_t b_no = ++t->batches;
     s->clock = (b_no - 1) / t->conf->clock_every + 1;
@@ -418,8 +420,8 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
             float *row = ps_table_upsert(t->audit, s->keys[i], NULL);
             if (!row)
                 return ZPS_ENOMEM;
-            for (uint32_t j = 0; j < t->dim; j++)
-                row[j] += s->g[i * t->dim + j];
+            for (uint32_t j = 0; j < t->pdim; j++)
+                row[j] += s->g[i * t->pdim + j];
         }
     }
     const uint64_t *pkeys = s->keys;
@@ -443,7 +445,7 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
     t->push_rows[(t->push_head + t->push_count) % WK_MAX_PUSHES] = (uint32_t)s->b.n;
     t->push_count++;
     t->keys_pushed += pn;
-    t->push_raw += s->nkeys * (8 + 4 * (uint64_t)t->dim); /* before sparsification */
+    t->push_raw += s->nkeys * (8 + 4 * (uint64_t)t->pdim); /* before sparsification */
     return 0;
 }
 
@@ -510,7 +512,7 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
     while ((n = wk_reader_next(r, 1000, &b)) > 0) {
         const uint64_t *keys;
         size_t nk = wk_model_keys(s->model, &b, &keys);
-        if ((rc = s_slot_buffers(s, nk, t->dim)) != 0)
+        if ((rc = s_slot_buffers(s, nk, t->pdim)) != 0)
             break;
         if ((rc = wk_client_pull(t->client, 0, keys, nk, s->w)) != 0) {
             s_fail(t, rc, "pull for the test set failed");
@@ -562,16 +564,16 @@ static int s_write_audit(wk_trainer_t *t)
     }
     size_t cursor = 0;
     uint64_t key;
-    float *row, resid[1024];
+    float *row, resid[1025];
     while (ps_table_next(t->audit, &cursor, &key, &row)) {
         if (t->sparse)
             wk_sparsify_residual(t->sparse, key, resid);
         else
-            memset(resid, 0, t->dim * sizeof(float));
+            memset(resid, 0, t->pdim * sizeof(float));
         fprintf(f, "%llu", (unsigned long long)key);
-        for (uint32_t j = 0; j < t->dim; j++)
+        for (uint32_t j = 0; j < t->pdim; j++)
             fprintf(f, " %.9g", (double)row[j]);
-        for (uint32_t j = 0; j < t->dim; j++)
+        for (uint32_t j = 0; j < t->pdim; j++)
             fprintf(f, " %.9g", (double)resid[j]);
         fputc('\n', f);
     }
