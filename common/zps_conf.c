@@ -106,7 +106,10 @@ const char *zps_conf_usage(void)
            "  --eps X                  adagrad/adam epsilon\n"
            "  --train PATH             training data: file, glob or directory (repeatable)\n"
            "  --test FILE              scored at the end of every epoch by worker 0\n"
-           "  --format libsvm|criteo|auto                                      [auto]\n"
+           "  --format libsvm|criteo|idx|auto                                  [auto]\n"
+           "                           idx: --train/--test IMAGES[,LABELS] (MNIST IDX files,\n"
+           "                           gzip or not; LABELS found by the MNIST naming if left\n"
+           "                           out; auto-detected by the images file's header)\n"
            "  --cache-dir DIR          where parsed-data caches go   [next to the input]\n"
            "  --no-cache               always parse the text\n"
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
@@ -231,6 +234,7 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         if (!strcmp(v, "auto")) c->format = ZPS_FMT_AUTO;
         else if (!strcmp(v, "libsvm")) c->format = ZPS_FMT_LIBSVM;
         else if (!strcmp(v, "criteo")) c->format = ZPS_FMT_CRITEO;
+        else if (!strcmp(v, "idx")) c->format = ZPS_FMT_IDX;
         else r = ZPS_EINVAL;
     } else if (!strcmp(name, "cache-dir")) {
         c->cache_dir = v;

@@ -23,7 +23,7 @@
 #define ZPS_NORM_LR 0.1f /* default step of --optimizer norm (docs/bench-quality.md) */
 
 typedef enum { ZPS_MODEL_LR = 0, ZPS_MODEL_FM, ZPS_MODEL_MLP } zps_model_kind_t;
-typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO } zps_format_t;
+typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO, ZPS_FMT_IDX } zps_format_t;
 typedef enum { ZPS_CONS_ASYNC = 0, ZPS_CONS_SSP, ZPS_CONS_BSP } zps_consistency_t;
 
 typedef struct {

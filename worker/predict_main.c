@@ -70,7 +70,7 @@ static int s_check_partial(const char *dir, int allow)
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: zps-predict --model DIR --data FILE --out FILE [--metrics] "
-               "[--format libsvm|criteo|auto] [--skip-bad-lines] [--allow-partial]\n"
+               "[--format libsvm|criteo|idx|auto] [--skip-bad-lines] [--allow-partial]\n"
                "  writes one line per input row, in input order: the probability of the\n"
                "  positive class (lr, fm) or the predicted class (mlp).  --metrics prints\n"
                "  logloss, AUC and accuracy computed from the labels in FILE.\n"

@@ -95,6 +95,7 @@
 
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "wk_idx.h"
 
 #define S_LIBSVM_SEED 0x2545f4914f6cdd1dULL
 #define S_CRITEO_SEED 0x94d049bb133111ebULL
@@ -206,6 +207,7 @@ struct wk_reader {
     char bad_reason[256];
     char err[S_MSGLEN];
     char first_bad[S_MSGLEN];
+    wk_idx_t *idx;         /* --format idx: that reader serves every call */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -1559,6 +1561,26 @@ static int s_expand(strv_t *sv, const char *path, char *err, size_t errlen)
 
 /* ---- public -------------------------------------------------------------- */
 
+/* IDX image/label pairs (wk_idx) bypass the text readers and the cache. */
+static wk_reader_t *s_new_idx(const wk_data_conf_t *conf, char *err, size_t errlen)
+{
+    if (conf->npaths != 1) {
+        s_errf(err, errlen, "--format idx reads one IMAGES[,LABELS] pair per --train/--test");
+        return NULL;
+    }
+    wk_idx_conf_t ic = {conf->paths[0], conf->shard, conf->nshards, conf->labels,
+                        conf->shuffle_buffer, conf->seed};
+    wk_reader_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->idx = wk_idx_new(&ic, err, errlen))) {
+        if (!r)
+            s_errf(err, errlen, "out of memory");
+        free(r);
+        return NULL;
+    }
+    r->src.cw.fd = -1;
+    return r;
+}
+
 wk_reader_t *wk_reader_new(const wk_data_conf_t *conf, char *err, size_t errlen)
 {
     s_errf(err, errlen, "%s", "");
@@ -1571,6 +1593,9 @@ wk_reader_t *wk_reader_new(const wk_data_conf_t *conf, char *err, size_t errlen)
         s_errf(err, errlen, "shard %u out of range (%u shards)", conf->shard, W);
         return NULL;
     }
+    if (conf->format == ZPS_FMT_IDX ||
+        (conf->format == ZPS_FMT_AUTO && conf->npaths == 1 && wk_idx_sniff(conf->paths[0])))
+        return s_new_idx(conf, err, errlen);
     if (conf->hash_bits > 64 || (unsigned)conf->format > ZPS_FMT_CRITEO ||
         (unsigned)conf->labels > WK_LABEL_CLASS) {
         s_errf(err, errlen, "bad data options (format, labels or hash bits > 64)");
@@ -1638,6 +1663,7 @@ void wk_reader_destroy(wk_reader_t **rp)
     if (!rp || !*rp)
         return;
     wk_reader_t *r = *rp;
+    wk_idx_destroy(&r->idx);
     s_src_close(&r->src);
     s_csr_free(&r->src.cw.blk);
     free(r->src.cw.lens);
@@ -1679,6 +1705,8 @@ long wk_reader_next(wk_reader_t *r, size_t max_rows, wk_batch_t *b)
 {
     if (!r || !b || max_rows == 0)
         return ZPS_EINVAL;
+    if (r->idx)
+        return wk_idx_next(r->idx, max_rows, b);
     if (r->status < 0)
         return r->status;
     s_csr_clear(&r->batch);
@@ -1743,6 +1771,10 @@ int wk_reader_rewind(wk_reader_t *r)
 {
     if (!r)
         return ZPS_EINVAL;
+    if (r->idx) {
+        wk_idx_rewind(r->idx);
+        return 0;
+    }
     s_src_close(&r->src);
     r->epoch++;
     s_epoch_start(r);
@@ -1763,12 +1795,12 @@ uint64_t wk_reader_bad_lines(const wk_reader_t *r)
 
 uint64_t wk_reader_rows(const wk_reader_t *r)
 {
-    return r ? r->rows_out : 0;
+    return r ? (r->idx ? wk_idx_rows(r->idx) : r->rows_out) : 0;
 }
 
 double wk_reader_progress(const wk_reader_t *r)
 {
-    return r ? r->progress : 0.0;
+    return r ? (r->idx ? wk_idx_progress(r->idx) : r->progress) : 0.0;
 }
 
 int wk_reader_from_cache(const wk_reader_t *r)
