@@ -384,7 +384,9 @@ void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
         break;
     case ZPS_MODEL_MLP:
         t->dim = ZPS_MLP_CHUNK;
-        t->init_scale = c->init_scale >= 0 ? c->init_scale : 1.0f;
+        /* the servers hold theta = W - W0, which starts at 0; the workers
+         * compute W0 from the seed (and --init-scale) themselves */
+        t->init_scale = 0;
         break;
     }
 }

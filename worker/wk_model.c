@@ -73,6 +73,7 @@
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_hash.h"
 
 #define S_HT_MIN_BITS 10u
 #define S_FM_MAX_DIM 4096u
@@ -80,6 +81,7 @@
 #define S_MLP_MAX_PARAMS ((size_t)1 << 31)
 #define S_SMALL_SORT 32u
 #define S_PREFETCH 32u /* nonzeros ahead whose bucket is prefetched */
+#define S_MLP_INIT_SEED 0x8f4d1b3a5c7e9d21ULL
 
 typedef struct {
     uint64_t key;
@@ -117,7 +119,8 @@ struct wk_model {
     uint32_t width[ZPS_MAX_LAYERS];
     size_t woff[ZPS_MAX_LAYERS];   /* offset of layer l's weights in theta */
     size_t boff[ZPS_MAX_LAYERS];   /* offset of layer l's biases */
-    float scale[ZPS_MAX_LAYERS];   /* s_l */
+    float *w0;        /* nparams: the initial weights (a function of the seed) */
+    float *wcur;      /* nparams: W = w0 + theta of the current batch */
     size_t act_off[ZPS_MAX_LAYERS]; /* layer l's activations at act + rows_cap*act_off[l] */
     size_t act_width;              /* sum of widths */
     uint32_t max_width;
@@ -536,6 +539,9 @@ static int s_mlp_forward(wk_model_t *m, const wk_batch_t *b, const float *theta)
     const size_t n = b->n;
     if (s_mlp_reserve(m, n) != 0)
         return ZPS_ENOMEM;
+    for (size_t t = 0; t < m->nparams; t++)
+        m->wcur[t] = m->w0[t] + theta[t];
+    const float *W = m->wcur;
     const uint32_t d_in = m->width[0];
     float *x = s_act(m, 0);
     memset(x, 0, n * d_in * sizeof *x);
@@ -547,15 +553,12 @@ static int s_mlp_forward(wk_model_t *m, const wk_batch_t *b, const float *theta)
     }
     for (uint32_t l = 0; l + 1 < m->nl; l++) {
         const uint32_t fin = m->width[l], fout = m->width[l + 1];
-        const float s = m->scale[l];
-        const float *a = s_act(m, l), *wl = theta + m->woff[l], *bl = theta + m->boff[l];
+        const float *a = s_act(m, l), *wl = W + m->woff[l], *bl = W + m->boff[l];
         float *z = s_act(m, l + 1);
-        for (uint32_t o = 0; o < fout; o++)
-            z[o] = s * bl[o];
-        for (size_t i = 1; i < n; i++)
-            memcpy(z + i * fout, z, fout * sizeof *z);
+        for (size_t i = 0; i < n; i++)
+            memcpy(z + i * fout, bl, fout * sizeof *z);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fout, (int)fin,
-                    s, a, (int)fin, wl, (int)fout, 1.0f, z, (int)fout);
+                    1.0f, a, (int)fin, wl, (int)fout, 1.0f, z, (int)fout);
         if (l + 2 < m->nl)
             for (size_t t = 0, e = n * fout; t < e; t++)
                 z[t] = z[t] > 0 ? z[t] : 0;
@@ -612,19 +615,16 @@ static double s_mlp_step(wk_model_t *m, const wk_batch_t *b, const float *theta,
 
     for (uint32_t l = L - 1; l-- > 0;) {
         const uint32_t fin = m->width[l], fout = m->width[l + 1];
-        const float s = m->scale[l];
-        const float *a = s_act(m, l), *wl = theta + m->woff[l];
+        const float *a = s_act(m, l), *wl = m->wcur + m->woff[l];
         float *gw = g + m->woff[l], *gb = g + m->boff[l];
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fin, (int)fout, (int)n, s,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fin, (int)fout, (int)n, 1.0f,
                     a, (int)fin, dz, (int)fout, 0.0f, gw, (int)fout);
         for (size_t i = 0; i < n; i++)
             for (uint32_t o = 0; o < fout; o++)
                 gb[o] += dz[i * fout + o];
-        for (uint32_t o = 0; o < fout; o++)
-            gb[o] *= s;
         if (l == 0)
             break;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)fin, (int)fout, s,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)fin, (int)fout, 1.0f,
                     dz, (int)fout, wl, (int)fout, 0.0f, dn, (int)fin);
         for (size_t t = 0, e = n * fin; t < e; t++)
             if (!(a[t] > 0))
@@ -685,7 +685,6 @@ static int s_mlp_init(wk_model_t *m, const zps_conf_t *conf, char *err, size_t e
             off += (size_t)w * fout;
             m->boff[l] = off;
             off += fout;
-            m->scale[l] = (float)sqrt(6.0 / w);
             if (off > S_MLP_MAX_PARAMS) {
                 s_err(err, errlen, "mlp has too many parameters (max 2^31)");
                 return ZPS_EINVAL;
@@ -694,6 +693,23 @@ static int s_mlp_init(wk_model_t *m, const zps_conf_t *conf, char *err, size_t e
     }
     m->act_width = act;
     m->nparams = off;
+    m->w0 = malloc((off ? off : 1) * sizeof *m->w0);
+    m->wcur = malloc((off ? off : 1) * sizeof *m->wcur);
+    if (m->w0 == NULL || m->wcur == NULL) {
+        s_err(err, errlen, "out of memory");
+        return ZPS_ENOMEM;
+    }
+    /* He uniform before a ReLU, Glorot uniform before the softmax, biases 0 */
+    const double mult = conf->init_scale >= 0 ? conf->init_scale : 1.0;
+    const uint64_t h0 = zps_mix64(conf->seed, S_MLP_INIT_SEED);
+    for (uint32_t l = 0; l + 1 < m->nl; l++) {
+        const double fin = m->width[l], fout = m->width[l + 1];
+        const float lim = (float)(mult * (l + 2 < m->nl ? sqrt(6.0 / fin) : sqrt(6.0 / (fin + fout))));
+        for (size_t t = m->woff[l]; t < m->boff[l]; t++)
+            m->w0[t] = lim * zps_hash_unit(zps_mix64(h0 + t, S_MLP_INIT_SEED));
+        for (size_t t = m->boff[l]; t < m->boff[l] + m->width[l + 1]; t++)
+            m->w0[t] = 0;
+    }
     m->classes = m->width[m->nl - 1];
     if (m->classes < 2) {
         s_err(err, errlen, "mlp needs at least 2 classes (last layer size)");
@@ -781,6 +797,8 @@ void wk_model_destroy(wk_model_t **mp)
     free(m->act);
     free(m->d0);
     free(m->d1);
+    free(m->w0);
+    free(m->wcur);
     free(m);
     *mp = NULL;
 }
@@ -798,6 +816,16 @@ uint32_t wk_model_push_dim(const wk_model_t *m)
 uint32_t wk_model_classes(const wk_model_t *m)
 {
     return m->classes;
+}
+
+const float *wk_model_mlp_init(const wk_model_t *m, size_t *nparams)
+{
+    if (m->kind != ZPS_MODEL_MLP) {
+        *nparams = 0;
+        return NULL;
+    }
+    *nparams = m->nparams;
+    return m->w0;
 }
 
 uint64_t wk_model_bad_labels(const wk_model_t *m)

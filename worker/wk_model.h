@@ -60,6 +60,10 @@ double wk_model_step(wk_model_t *m, const wk_batch_t *b, const float *w, float *
 double wk_model_predict(wk_model_t *m, const wk_batch_t *b, const float *w, float *out,
                         uint32_t *cls);
 
+/* mlp: the initial weights w0 (nparams floats; see "mlp" above), NULL for
+ * the sparse models. */
+const float *wk_model_mlp_init(const wk_model_t *m, size_t *nparams);
+
 /* mlp: rows so far left out of step's loss and gradient because their label
  * was not a class index in [0, classes) (always 0 for binary models). */
 uint64_t wk_model_bad_labels(const wk_model_t *m);
