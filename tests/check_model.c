@@ -14,7 +14,9 @@
  *   double so their check is tight; the mlp forward runs in float (sgemm),
  *   so its tolerance is 1e-3 absolute + 1e-2 relative.
  * - mlp forward against an independent double-precision reference (checks
- *   the parameter layout and the per-layer scale), rows with bad labels,
+ *   the parameter layout and the per-layer scale c_l of sgd), rows with bad
+ *   labels; with adam: the worker's initial weights w0 (limits, zero biases,
+ *   a function of the seed) and W = w0 + theta against the reference,
  *   and a training sanity check: plain SGD on XOR-like data (which needs the
  *   hidden layers) must drive the loss down and the accuracy up. */
 #include <check.h>
@@ -503,9 +505,10 @@ START_TEST(test_gradcheck_mlp)
 }
 END_TEST
 
-/* Double-precision reference: summed cross-entropy of the header's model. */
+/* Double-precision reference: summed cross-entropy of the header's model,
+ * W = w0 + c_l theta with c_l = sqrt(6 / fan_in) (sgd) or 1 (w0 NULL: 0). */
 static double s_mlp_ref_loss(const uint32_t *lay, uint32_t nl, const float *theta,
-                             const wk_batch_t *b)
+                             const float *w0, int sgd, const wk_batch_t *b)
 {
     double a[16], z[16], loss = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -516,12 +519,14 @@ static double s_mlp_ref_loss(const uint32_t *lay, uint32_t nl, const float *thet
         size_t off = 0;
         for (uint32_t l = 0; l + 1 < nl; l++) {
             const uint32_t fin = lay[l], fout = lay[l + 1];
-            const double s = sqrt(6.0 / fin);
+            const double s = sgd ? sqrt(6.0 / fin) : 1.0;
+#define S_W(t) ((w0 ? (double)w0[t] : 0.0) + s * theta[t])
             for (uint32_t o = 0; o < fout; o++) {
-                z[o] = s * theta[off + (size_t)fin * fout + o];
+                z[o] = S_W(off + (size_t)fin * fout + o);
                 for (uint32_t k = 0; k < fin; k++)
-                    z[o] += s * theta[off + (size_t)k * fout + o] * a[k];
+                    z[o] += S_W(off + (size_t)k * fout + o) * a[k];
             }
+#undef S_W
             off += (size_t)fin * fout + fout;
             for (uint32_t o = 0; o < fout; o++)
                 a[o] = (l + 2 < nl && z[o] < 0) ? 0 : z[o];
@@ -547,7 +552,7 @@ START_TEST(test_mlp_reference)
     float out[13];
     uint32_t cls[13];
     double loss = wk_model_predict(m, &b, w, out, cls);
-    double ref = s_mlp_ref_loss(lay, 4, w, &b);
+    double ref = s_mlp_ref_loss(lay, 4, w, NULL, 1, &b);
     ck_assert_double_eq_tol(loss, ref, 1e-5 * (1 + ref));
     float *g = s_floats(nk * ZPS_MLP_CHUNK);
     ck_assert_double_eq_tol(wk_model_step(m, &b, w, g), loss, 1e-9 * (1 + loss));
@@ -598,6 +603,76 @@ START_TEST(test_mlp_reference)
     s_batch_free(&b);
     s_batch_free(&b2);
     s_batch_free(&b3);
+    wk_model_destroy(&m);
+}
+END_TEST
+
+/* Adam (the mlp default): steps in weight units (c_l = 1) from the worker's
+ * initial weights w0: He uniform before ReLU layers, Glorot uniform before
+ * the softmax, zero biases; a function of the seed only. */
+START_TEST(test_mlp_init_adam)
+{
+    s_rng_t r = {17};
+    const uint32_t lay[] = {9, 7, 5, 3};
+    zps_conf_t c = s_conf(ZPS_MODEL_MLP, 0, 4, lay);
+    c.optimizer = PS_OPT_ADAM;
+    c.init_scale = -1; /* default: 1 x the limits */
+    c.seed = 3;
+    char err[256] = "";
+    wk_model_t *m = wk_model_new(&c, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    size_t np;
+    const float *w0 = wk_model_mlp_init(m, &np);
+    ck_assert_uint_eq(np, 9 * 7 + 7 + 7 * 5 + 5 + 5 * 3 + 3);
+    size_t off = 0;
+    for (uint32_t l = 0; l < 3; l++) {
+        const uint32_t fin = lay[l], fout = lay[l + 1];
+        const double lim = l < 2 ? sqrt(6.0 / fin) : sqrt(6.0 / (fin + fout));
+        double lo = 0, hi = 0;
+        for (size_t t = off; t < off + (size_t)fin * fout; t++) {
+            S_REQUIRE(fabs(w0[t]) <= lim, "layer %u w0[%zu] = %g beyond %g", l, t, w0[t], lim);
+            lo = fmin(lo, w0[t]);
+            hi = fmax(hi, w0[t]);
+        }
+        /* uniform: spans most of [-lim, lim] */
+        S_REQUIRE(lo < -0.5 * lim && hi > 0.5 * lim, "layer %u spans %g..%g of %g", l, lo, hi, lim);
+        off += (size_t)fin * fout;
+        for (uint32_t o = 0; o < fout; o++)
+            S_REQUIRE(w0[off + o] == 0, "layer %u bias %u = %g", l, o, w0[off + o]);
+        off += fout;
+    }
+    /* same seed, same w0; another seed, another */
+    wk_model_t *m2 = wk_model_new(&c, err, sizeof err);
+    c.seed = 4;
+    wk_model_t *m3 = wk_model_new(&c, err, sizeof err);
+    ck_assert(m2 && m3);
+    size_t np2;
+    ck_assert_mem_eq(wk_model_mlp_init(m2, &np2), w0, np * sizeof *w0);
+    ck_assert_int_ne(memcmp(wk_model_mlp_init(m3, &np2), w0, np * sizeof *w0), 0);
+    wk_model_destroy(&m2);
+    wk_model_destroy(&m3);
+
+    /* forward against the reference with c_l = 1, and central differences */
+    size_t nk;
+    float *w = s_mlp_theta(m, &r, &nk);
+    for (size_t t = 0; t < nk * ZPS_MLP_CHUNK; t++)
+        w[t] *= 0.3f;
+    wk_batch_t b;
+    s_batch_random(&b, &r, 13, 6, 9, 3);
+    float out[13];
+    double loss = wk_model_predict(m, &b, w, out, NULL);
+    double ref = s_mlp_ref_loss(lay, 4, w, w0, 0, &b);
+    ck_assert_double_eq_tol(loss, ref, 1e-5 * (1 + ref));
+    /* theta = 0 is the initial model: its loss is that of w0 alone */
+    float *zero = s_floats(nk * ZPS_MLP_CHUNK);
+    memset(zero, 0, nk * ZPS_MLP_CHUNK * sizeof *zero);
+    double l0 = wk_model_predict(m, &b, zero, out, NULL);
+    ck_assert_double_eq_tol(l0, s_mlp_ref_loss(lay, 4, zero, w0, 0, &b), 1e-5 * (1 + l0));
+    ck_assert(fabs(l0 - 13 * log(3.0)) < 13 * 1.0); /* a sane start, not saturated */
+    s_gradcheck(m, &b, w, nk, 2e-3f, 1e-3, 1e-2, 1.0 / 13);
+    free(zero);
+    free(w);
+    s_batch_free(&b);
     wk_model_destroy(&m);
 }
 END_TEST
@@ -678,6 +753,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_gradcheck_fm);
     tcase_add_test(tc, test_gradcheck_mlp);
     tcase_add_test(tc, test_mlp_reference);
+    tcase_add_test(tc, test_mlp_init_adam);
     tcase_add_test(tc, test_mlp_train);
     suite_add_tcase(s, tc);
     return s;

@@ -120,7 +120,8 @@ struct wk_model {
     size_t woff[ZPS_MAX_LAYERS];   /* offset of layer l's weights in theta */
     size_t boff[ZPS_MAX_LAYERS];   /* offset of layer l's biases */
     float *w0;        /* nparams: the initial weights (a function of the seed) */
-    float *wcur;      /* nparams: W = w0 + theta of the current batch */
+    float *wcur;      /* nparams: W = w0 + c_l theta of the current batch */
+    float c[ZPS_MAX_LAYERS]; /* c_l: 1, or sqrt(6 / fan_in) under sgd */
     size_t act_off[ZPS_MAX_LAYERS]; /* layer l's activations at act + rows_cap*act_off[l] */
     size_t act_width;              /* sum of widths */
     uint32_t max_width;
@@ -539,8 +540,16 @@ static int s_mlp_forward(wk_model_t *m, const wk_batch_t *b, const float *theta)
     const size_t n = b->n;
     if (s_mlp_reserve(m, n) != 0)
         return ZPS_ENOMEM;
-    for (size_t t = 0; t < m->nparams; t++)
-        m->wcur[t] = m->w0[t] + theta[t];
+    for (uint32_t l = 0; l + 1 < m->nl; l++) {
+        const size_t e = m->boff[l] + m->width[l + 1];
+        const float c = m->c[l];
+        if (c == 1.0f)
+            for (size_t t = m->woff[l]; t < e; t++)
+                m->wcur[t] = m->w0[t] + theta[t];
+        else
+            for (size_t t = m->woff[l]; t < e; t++)
+                m->wcur[t] = m->w0[t] + c * theta[t];
+    }
     const float *W = m->wcur;
     const uint32_t d_in = m->width[0];
     float *x = s_act(m, 0);
@@ -617,11 +626,15 @@ static double s_mlp_step(wk_model_t *m, const wk_batch_t *b, const float *theta,
         const uint32_t fin = m->width[l], fout = m->width[l + 1];
         const float *a = s_act(m, l), *wl = m->wcur + m->woff[l];
         float *gw = g + m->woff[l], *gb = g + m->boff[l];
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fin, (int)fout, (int)n, 1.0f,
+        const float c = m->c[l];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fin, (int)fout, (int)n, c,
                     a, (int)fin, dz, (int)fout, 0.0f, gw, (int)fout);
         for (size_t i = 0; i < n; i++)
             for (uint32_t o = 0; o < fout; o++)
                 gb[o] += dz[i * fout + o];
+        if (c != 1.0f)
+            for (uint32_t o = 0; o < fout; o++)
+                gb[o] *= c;
         if (l == 0)
             break;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)fin, (int)fout, 1.0f,
@@ -709,6 +722,7 @@ static int s_mlp_init(wk_model_t *m, const zps_conf_t *conf, char *err, size_t e
             m->w0[t] = lim * zps_hash_unit(zps_mix64(h0 + t, S_MLP_INIT_SEED));
         for (size_t t = m->boff[l]; t < m->boff[l] + m->width[l + 1]; t++)
             m->w0[t] = 0;
+        m->c[l] = conf->optimizer == PS_OPT_SGD ? (float)sqrt(6.0 / fin) : 1.0f;
     }
     m->classes = m->width[m->nl - 1];
     if (m->classes < 2) {
