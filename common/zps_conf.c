@@ -18,7 +18,6 @@ void zps_conf_defaults(zps_conf_t *c)
     c->init_scale = -1;
     c->seed = 1;
     c->lr = c->l1 = c->l2 = c->beta = c->eps = -1;
-    c->epochs = 1;
     c->max_delay = 4;
     c->progress_every = 5;
     c->connect_timeout = 30;
@@ -99,7 +98,7 @@ const char *zps_conf_usage(void)
            "                           (norm: adaptive steps normalised by each feature's\n"
            "                           largest |x|, the same for any feature scaling)\n"
            "  --lr X                   step size (ftrl: alpha)\n"
-           "                           [norm 0.1, ftrl 0.05, adagrad 0.05, adam 0.001,\n"
+           "                           [norm 0.1, ftrl 0.05, adagrad 0.05, adam 0.001 (mlp 0.0005),\n"
            "                           sgd: 0.001 for lr/fm (batch-sum gradients), 0.1 for mlp]\n"
            "  --l1 X --l2 X            regularisation                          [0]\n"
            "  --beta X                 ftrl beta                               [1]\n"
@@ -113,8 +112,9 @@ const char *zps_conf_usage(void)
            "  --cache-dir DIR          where parsed-data caches go   [next to the input]\n"
            "  --no-cache               always parse the text\n"
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
-           "  --shuffle-buffer N       shuffle rows within windows of N rows   [0: off]\n"
-           "  --epochs N                                                       [1]\n"
+           "  --shuffle-buffer N       shuffle rows within windows of N rows, a new order\n"
+           "                           every epoch (0: off)         [lr/fm 0, mlp 4096]\n"
+           "  --epochs N                                              [lr/fm 1, mlp 30]\n"
            "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
            "  --consistency async|ssp:N|bsp                                    [async]\n"
@@ -240,6 +240,7 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         c->cache_dir = v;
     } else if (!strcmp(name, "shuffle-buffer")) {
         r = zps_parse_u32(v, &c->shuffle_buffer);
+        c->shuffle_set = !r;
     } else if (!strcmp(name, "epochs")) {
         r = zps_parse_u32(v, &c->epochs);
         if (!r && c->epochs == 0)
@@ -331,6 +332,12 @@ int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
     }
     if (c->batch == 0)
         c->batch = c->model == ZPS_MODEL_MLP ? 100 : 500;
+    /* mlp: about as many optimizer steps as Keras's fit() default (10 epochs
+     * of batch 32), reshuffled every epoch (docs/bench-mlp.md) */
+    if (c->epochs == 0)
+        c->epochs = c->model == ZPS_MODEL_MLP ? ZPS_MLP_EPOCHS : 1;
+    if (c->model == ZPS_MODEL_MLP && !c->shuffle_set)
+        c->shuffle_buffer = ZPS_MLP_SHUFFLE;
     if (c->model == ZPS_MODEL_MLP) {
         if (c->nlayers < 2 || c->layers[c->nlayers - 1] < 2) {
             snprintf(err, errlen, "--model mlp needs --layers IN,HIDDEN...,CLASSES with at least 2 classes");
@@ -357,7 +364,7 @@ void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
     if (c->lr > 0)
         t->lr = c->lr;
     else
-        t->lr = c->optimizer == PS_OPT_ADAM ? 0.001f
+        t->lr = c->optimizer == PS_OPT_ADAM ? (c->model == ZPS_MODEL_MLP ? ZPS_MLP_ADAM_LR : 0.001f)
                 : c->optimizer == PS_OPT_SGD ? (c->model == ZPS_MODEL_MLP ? 0.1f : 0.001f)
                 : c->optimizer == PS_OPT_NORM ? ZPS_NORM_LR : 0.05f;
     if (c->l1 >= 0)

@@ -21,6 +21,10 @@
 #define ZPS_MAX_LAYERS 8
 #define ZPS_MLP_CHUNK 64 /* floats per key for dense (mlp) weights */
 #define ZPS_NORM_LR 0.1f /* default step of --optimizer norm (docs/bench-quality.md) */
+/* mlp defaults (docs/bench-mlp.md): Adam step, epochs, shuffle window */
+#define ZPS_MLP_ADAM_LR 0.0005f
+#define ZPS_MLP_EPOCHS 30u
+#define ZPS_MLP_SHUFFLE 4096u
 
 typedef enum { ZPS_MODEL_LR = 0, ZPS_MODEL_FM, ZPS_MODEL_MLP } zps_model_kind_t;
 typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO, ZPS_FMT_IDX } zps_format_t;
@@ -47,9 +51,10 @@ typedef struct {
     const char *cache_dir;           /* NULL: next to the input */
     int no_cache;
     int skip_bad_lines;
-    uint32_t shuffle_buffer;         /* rows; 0 = no shuffling */
+    uint32_t shuffle_buffer;         /* rows; 0 = no shuffling [lr/fm 0, mlp 4096] */
+    int shuffle_set;                 /* --shuffle-buffer given */
     /* training */
-    uint32_t epochs;                 /* [1] */
+    uint32_t epochs;                 /* [lr/fm 1, mlp 30]; 0 until zps_conf_finish */
     uint32_t batch;                  /* [1000 sparse, 100 mlp] */
     uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
     zps_consistency_t consistency;

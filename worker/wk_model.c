@@ -41,12 +41,14 @@
  * mlp: the pulled rows (keys 0..nchunks-1, nkeys x ZPS_MLP_CHUNK floats,
  *   contiguous) ARE the flat parameter vector theta, and the gradient g is
  *   written in the same layout (the padding after the last parameter is 0).
- *   Layer l (fan_in -> fan_out) uses W_l = s_l * theta_W and b_l = s_l *
- *   theta_b with s_l = sqrt(6 / fan_in): the scale applies to the biases too
- *   (so initial biases are as small as initial weights), and it is passed to
- *   sgemm as alpha, so theta is never copied.  The sparse input is scattered
- *   into a dense B x layers[0] matrix: ids are 0-based column indices used as
- *   they are (a 1-based LIBSVM file simply leaves column 0 unused, and its
+ *   Each forward pass first forms W = w0 + c_l theta in a scratch vector
+ *   (one pass over the parameters, small next to the sgemms); w0 is made at
+ *   wk_model_new: w0[t] = limit_l * zps_hash_unit(mix64(mix64(seed) + t)),
+ *   so it is a pure function of (seed, layers, init-scale), equal in every
+ *   worker and in zps-predict.  dL/dtheta = c_l dL/dW.
+ *   The sparse input is scattered into a dense B x layers[0] matrix: ids
+ *   are 0-based column indices used as they are (an IDX image's pixels are
+ *   ids 0..784-1; a 1-based LIBSVM file simply leaves column 0 unused, and its
  *   largest index must be < layers[0]); ids >= layers[0] are ignored;
  *   repeated ids in a row add up.  Hidden layers are ReLU, the output is a
  *   softmax over layers[last] classes with a log-sum-exp in double: loss_i =
@@ -54,8 +56,8 @@
  *   [0, classes); a row with any other label is left out of the loss, the
  *   gradient and the mean's denominator, and is counted
  *   (wk_model_bad_labels); predictions are still made for it.  Backward:
- *   dZ = (softmax - onehot) / nvalid, dTheta_W = s_l A^T dZ,
- *   dTheta_b = s_l colsum(dZ), dA = s_l dZ W^T masked by A > 0 (sgemm).
+ *   dZ = (softmax - onehot) / nvalid, dTheta_W = c_l A^T dZ,
+ *   dTheta_b = c_l colsum(dZ), dA = dZ W^T masked by A > 0 (sgemm).
  *   Activations and deltas live in scratch buffers that grow with the batch
  *   size and are then reused (no allocation per batch after warm-up).
  *

@@ -9,11 +9,17 @@
  *   mlp  dense multi-layer perceptron, ReLU hidden layers, softmax output.
  *        Its parameters form one flat vector (per layer: weights fan_in x
  *        fan_out row-major, then fan_out biases), cut into rows of
- *        ZPS_MLP_CHUNK floats stored under keys 0..nchunks-1.  The stored
- *        value theta is scaled per layer: W = s_l * theta with
- *        s_l = sqrt(6 / fan_in), theta initialised uniform in [-1, 1) by the
- *        servers (He-style initialisation without per-key scales).  Forward
- *        and backward use OpenBLAS sgemm.
+ *        ZPS_MLP_CHUNK floats stored under keys 0..nchunks-1.  The servers
+ *        hold theta, which starts at 0; the weights are W = W0 + c_l theta.
+ *        W0 is computed by every worker (and zps-predict) from the seed:
+ *        He uniform, limit sqrt(6 / fan_in), for layers followed by a ReLU;
+ *        Glorot uniform, limit sqrt(6 / (fan_in + fan_out)), for the softmax
+ *        layer (Keras's default); biases 0; --init-scale multiplies the
+ *        limits.  c_l = 1 for the adaptive optimizers (adam, the default,
+ *        adagrad, ftrl): their steps are in weight units, as in Keras.
+ *        c_l = sqrt(6 / fan_in) under sgd, whose steps scale with the
+ *        gradient: the per-layer step is then lr * 6 / fan_in (wide layers
+ *        take smaller steps).  Forward and backward use OpenBLAS sgemm.
  *
  * Gradients: sparse models push the SUM over the batch of per-example
  * gradients for each key (as sequential SGD would apply them, so rare
