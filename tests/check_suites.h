@@ -15,4 +15,5 @@ Suite *suite_sparsify(void);
 Suite *suite_file(void);
 Suite *suite_dedup(void);
 Suite *suite_log(void);
+Suite *suite_retry(void);
 #endif
