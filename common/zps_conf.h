@@ -77,6 +77,10 @@ typedef struct {
     double checkpoint_every;         /* seconds between checkpoints [60] */
     uint32_t checkpoint_keep;        /* checkpoints kept per server [3] */
     double server_timeout;           /* workers: give up on a silent server after [120] s */
+    double max_retained_mb;          /* workers: pushes held until durable, at most [256] MB;
+                                        0 = keep a push only until it is acknowledged */
+    const char *save_model;          /* --save-model DIR (servers write it; workers check
+                                        its parent up front) */
     /* security (ZeroMQ CURVE) */
     const char *curve_secret;        /* this process's NAME.key */
     const char *allow_dir;           /* servers: *.pub of the clients allowed in */
@@ -95,6 +99,15 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
 
 /* Checks and fills in model-dependent defaults; ZPS_EINVAL + err. */
 int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen);
+
+/* Input checks before any work: every --train path exists and is readable
+ * (globs are expanded by the reader, which names a pattern matching
+ * nothing); with test: --test too; --cache-dir (unless --no-cache) is a
+ * writable directory or can be created in one; the directories that
+ * --save-model, --test-predictions (with test) and --compress-audit will be
+ * written in exist and are writable.  ZPS_EINVAL with err naming the option
+ * and the path. */
+int zps_conf_check_paths(const zps_conf_t *c, int test, char *err, size_t errlen);
 
 /* Canonical description of the job settings servers and workers must
  * agree on besides the table ("consistency=ssp:4,workers=3"). */

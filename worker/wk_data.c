@@ -1775,3 +1775,36 @@ int wk_reader_from_cache(const wk_reader_t *r)
 {
     return r ? r->from_cache : 0;
 }
+
+size_t wk_reader_cache_path(const wk_reader_t *r, char *buf, size_t len)
+{
+    if (len)
+        buf[0] = 0;
+    if (!r || !r->conf.use_cache || r->nparts == 0)
+        return 0;
+    char *name = s_cache_name(r, &r->parts[0]);
+    if (!name)
+        return 0;
+    snprintf(buf, len, "%s", name);
+    free(name);
+    return r->nparts;
+}
+
+int wk_reader_all_empty(const wk_reader_t *r, char *names, size_t len)
+{
+    size_t n = 0;
+    if (len)
+        names[0] = 0;
+    for (size_t i = 0; r && i < r->nfiles; i++) {
+        struct stat st;
+        if (stat(r->files[i], &st) != 0 || st.st_size != 0)
+            return 0;
+        if (n + 4 < len) {
+            int w = snprintf(names + n, len - n, "%s%s", i ? ", " : "", r->files[i]);
+            n = w > 0 && n + (size_t)w < len ? n + (size_t)w : len - 4;
+            if (n == len - 4)
+                snprintf(names + n, 4, "...");
+        }
+    }
+    return r && r->nfiles > 0;
+}

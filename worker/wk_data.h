@@ -74,6 +74,15 @@ uint64_t wk_reader_rows(const wk_reader_t *r);   /* rows returned this epoch */
 double wk_reader_progress(const wk_reader_t *r); /* 0..1 of this epoch, for ETA */
 int wk_reader_from_cache(const wk_reader_t *r);  /* 1 if this epoch reads the cache */
 
+/* Where this reader's binary cache is written (and read): the cache file of
+ * its first part in buf; returns the number of parts (one cache file each),
+ * 0 with caching off or nothing to read. */
+size_t wk_reader_cache_path(const wk_reader_t *r, char *buf, size_t len);
+
+/* 1 if every input file (of all shards) has 0 bytes: no rows at all; their
+ * names, comma-separated (shortened with "..."), in names. */
+int wk_reader_all_empty(const wk_reader_t *r, char *names, size_t len);
+
 /* Criteo feature hashing, exposed for tests: id of categorical value
  * (field 14..39) or of integer bucket (field 1..13). */
 uint64_t wk_criteo_id(uint32_t field, const char *value, size_t len, uint32_t hash_bits);

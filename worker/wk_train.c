@@ -180,6 +180,12 @@ static void s_data_conf(const zps_conf_t *c, wk_data_conf_t *d, int test)
     d->seed = c->seed * 1000003ULL + c->rank;
 }
 
+static void s_on_notice(void *ctx, const char *text)
+{
+    wk_trainer_t *t = ctx;
+    zps_warn(t->log, "%s", text);
+}
+
 static void s_on_wait(void *ctx, uint32_t server, const char *addr, double waited)
 {
     wk_trainer_t *t = ctx;
@@ -229,6 +235,37 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     t->reader = wk_reader_new(&dc, err, errlen);
     if (!t->reader)
         goto fail;
+    char names[1024];
+    if (wk_reader_all_empty(t->reader, names, sizeof names)) {
+        snprintf(err, errlen, "no rows in the training data: %s %s empty (--train)", names,
+                 strchr(names, ',') ? "are" : "is");
+        goto fail;
+    }
+    if (conf->rank == 0 && conf->test) {
+        /* the test set is read after the first epoch: find a mistake now */
+        wk_data_conf_t tc;
+        s_data_conf(conf, &tc, 1);
+        tc.use_cache = 0;
+        char terr[512];
+        wk_reader_t *tr = wk_reader_new(&tc, terr, sizeof terr);
+        if (!tr) {
+            snprintf(err, errlen, "test data (--test): %s", terr);
+            goto fail;
+        }
+        int empty = wk_reader_all_empty(tr, names, sizeof names);
+        wk_reader_destroy(&tr);
+        if (empty) {
+            snprintf(err, errlen, "no rows in the test data: %s is empty (--test)", names);
+            goto fail;
+        }
+    }
+    char cpath[1024];
+    size_t nparts = wk_reader_cache_path(t->reader, cpath, sizeof cpath);
+    if (nparts)
+        zps_info(log, "binary data cache: %s%s (written during the first epoch, read by the "
+                 "later ones)", cpath, nparts > 1 ? " (and one per further input file)" : "");
+    else if (conf->no_cache)
+        zps_info(log, "binary data cache: off (--no-cache)");
 
     wk_client_conf_t cc;
     wk_client_conf_defaults(&cc);
@@ -243,10 +280,12 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     cc.seed = conf->seed;
     cc.retry_ms = 2000;
     cc.server_timeout_ms = (int)(conf->server_timeout * 1000);
+    cc.max_retained_bytes = (uint64_t)(conf->max_retained_mb * 1048576.0);
     cc.on_wait = s_on_wait;
+    cc.on_notice = s_on_notice;
     cc.on_wait_ctx = t;
-    if (conf->consistency != ZPS_CONS_ASYNC && cc.retry_ms < (int)(conf->heartbeat_timeout * 2000))
-        cc.retry_ms = (int)(conf->heartbeat_timeout * 2000); /* held pulls wait by design */
+    if (conf->consistency != ZPS_CONS_ASYNC)
+        cc.pull_retry_ms = (int)(conf->heartbeat_timeout * 2000); /* held pulls wait by design */
     if (conf->consistency != ZPS_CONS_ASYNC) {
         cc.sync_all = 1;
         cc.heartbeat_ms = (int)(conf->heartbeat_timeout * 1000 / 4);
@@ -467,14 +506,16 @@ static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
     char eta[32] = "?";
     if (frac > 0.001)
         snprintf(eta, sizeof eta, "%.0fs", elapsed / frac - elapsed);
+    wk_client_retry_stats_t rs;
+    wk_client_retry_stats(t->client, &rs);
     zps_info(t->log,
              "epoch %u/%u %5.1f%% | %.0f ex/s | train loss %.5f | keys pulled %llu pushed %llu | "
-             "MB sent %.1f recv %.1f | push %.2f B/key, %.1fx | ETA %s",
+             "MB sent %.1f recv %.1f | push %.2f B/key, %.1fx | retained %.1f MB | ETA %s",
              epoch + 1, t->conf->epochs, 100.0 * wk_reader_progress(t->reader),
              dt > 0 ? (double)rows / dt : 0.0, loss, (unsigned long long)t->keys_pulled,
              (unsigned long long)t->keys_pushed, (double)sent / 1e6, (double)recv / 1e6,
              t->keys_pulled ? (double)pwire / (double)t->keys_pulled : 0.0,
-             pwire ? (double)praw / (double)pwire : 0.0, eta);
+             pwire ? (double)praw / (double)pwire : 0.0, (double)rs.retained_bytes / 1e6, eta);
     t->t_last = now;
     t->rows_last = t->rows_total;
     t->loss_last = t->loss_total;
@@ -627,6 +668,24 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
         double t0 = zps_now_s();
         int cur = 0;
         long n = s_fill(t, &t->slot[cur]);
+        if (n == 0 && e == first_epoch && t->rows_acked == 0 && t->rows_total == 0) {
+            /* nothing to train on: an error, not a model of initial weights */
+            char args[512];
+            int k = 0;
+            for (uint32_t i = 0; i < c->ntrain && k < (int)sizeof args - 8; i++)
+                k += snprintf(args + k, sizeof args - (size_t)k, "%s%s", i ? ", " : "", c->train[i]);
+            uint64_t bad = wk_reader_bad_lines(t->reader);
+            if (c->num_workers == 1) {
+                zps_error(t->log, "no rows in the training data %s%s", args,
+                          bad ? " (every line was bad and skipped)" : "");
+                rc = ZPS_EINVAL;
+                break;
+            }
+            /* other workers may have rows (a small file over many workers) */
+            zps_warn(t->log, "no rows in this worker's share (%u of %u) of the training data %s%s",
+                     c->rank, c->num_workers, args,
+                     bad ? " (every line of it was bad and skipped)" : ": fewer rows than workers?");
+        }
         while (n > 0) {
             if (stop && *stop) {
                 rc = ZPS_EINTR;
@@ -716,6 +775,20 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
             n += snprintf(acks + n, sizeof acks - (size_t)n, "%s%llu", sv ? "," : "",
                           (unsigned long long)wk_client_acked(t->client, sv));
         zps_info(t->log, "pushes acknowledged per server: %s", acks);
+        wk_client_retry_stats_t rs;
+        wk_client_retry_stats(t->client, &rs);
+        zps_info(t->log,
+                 "pushes: %llu acknowledged, %llu retried, %llu resent after %llu server "
+                 "restart(s), %llu probes; retained %.1f MB now (%llu pushes), peak %.1f MB "
+                 "(%llu bytes); %llu waits for a checkpoint (%.1f s); %llu duplicate acks, %llu "
+                 "stale replies ignored; pull retries %llu",
+                 (unsigned long long)rs.acked, (unsigned long long)rs.retried,
+                 (unsigned long long)rs.restart_resent, (unsigned long long)rs.restarts,
+                 (unsigned long long)rs.probes, (double)rs.retained_bytes / 1e6,
+                 (unsigned long long)rs.retained_pushes, (double)rs.retained_peak / 1e6,
+                 (unsigned long long)rs.retained_peak, (unsigned long long)rs.cap_waits,
+                 (double)rs.cap_wait_ms / 1000.0, (unsigned long long)rs.dup_acks,
+                 (unsigned long long)rs.stale_replies, (unsigned long long)rs.pull_retried);
     }
     return rc;
 }
