@@ -621,6 +621,14 @@ static void s_retry(wk_client_t *c)
     if (now < c->next_scan_ms)
         return;
     c->next_scan_ms = now + WK_SCAN_MS;
+    /* first take in what has arrived: after a caller that did not wait on
+     * the client for a while, answers may be queued for overdue requests */
+    if (zmq_poll(c->items, (int)c->conf.nservers, 0) > 0) {
+        for (uint32_t s = 0; s < c->conf.nservers; s++)
+            if (c->items[s].revents & ZMQ_POLLIN)
+                s_drain(c, s);
+        now = zps_now_ms();
+    }
     /* pulls in flight (few), gathered once */
     uint32_t pulls[256], npulls = 0;
     for (uint32_t i = 0; i <= c->mask && npulls < 256; i++)
