@@ -12,7 +12,17 @@
  * Replies are matched by (server socket, request id); a reply for a slot
  * that no longer waits on that server (released after a timeout, or a
  * duplicate) is dropped.  Sends use ZMQ_SNDTIMEO, so a dead server whose
- * queue is full makes a call fail rather than block. */
+ * queue is full makes a call fail rather than block.
+ *
+ * Pushes live twice: as a ticket (what the caller waits for) and, per
+ * server, as a held item in c->retry (wk_held_t: the encoded frames, shared
+ * with ZeroMQ, and the envelope fields) that outlives the ticket until the
+ * server's durable mark covers it.  A PUSH_ACK is first applied to the held
+ * items by seq (whatever its ticket), then to its ticket.  Retries,
+ * restart resends and probes all resend held items under their original
+ * request id, so a ticket still waiting completes and a late answer to a
+ * finished one touches only the held item.  Pulls keep their keys frame in
+ * the ticket (keep_keys) for a resend. */
 #include "wk_client.h"
 
 #include <errno.h>
@@ -24,8 +34,8 @@
 #include <zmq.h>
 
 #include "ps_optim.h"
-#include "wk_retry.h"
 #include "ps_table.h"
+#include "wk_retry.h"
 #include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_hash.h"

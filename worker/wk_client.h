@@ -13,6 +13,14 @@
  * ERROR reply returns a ZPS_E* code with wk_client_error() naming the server
  * (rank and address) and the reason.
  *
+ * Pushes: each server's part of a push carries that server's next sequence
+ * number (per client process and server, from 1) and is held, encoded, in
+ * a wk_retry list until the server has acknowledged it and its durable mark
+ * (PushAck.durable_seq) covers it.  Unacknowledged pushes are retried by a
+ * timer-driven scan, oldest first; a server that comes back as a new
+ * process (PushAck.server_nonce changed) gets every held push again, in seq
+ * order.  See docs/architecture.md, "Fault tolerance".
+ *
  * Ownership: for pull_async, keys and out must stay valid until the ticket
  * completes; push_async copies what it sends, so its buffers may be reused
  * as soon as it returns.  A ticket that fails or times out is released and
