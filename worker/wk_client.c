@@ -765,9 +765,9 @@ static int s_wait_retained(wk_client_t *c)
     int64_t t0 = zps_now_ms(), warned = t0;
     int64_t timeout = c->conf.server_timeout_ms > 0 ? c->conf.server_timeout_ms : 120000;
     c->rs.cap_waits++;
-    s_notice(c, "%.1f MB of pushes held for durability (--max-retained-mb %.0f): waiting for "
+    s_notice(c, "%.1f MB of pushes held for durability (--max-retained-mb %g): waiting for "
              "the servers' next checkpoint", (double)wk_retry_bytes(c->retry) / 1e6,
-             (double)cap / 1e6 / 1.048576);
+             (double)cap / 1048576.0);
     uint32_t S = c->conf.nservers;
     int64_t *probe_at = calloc(S, sizeof *probe_at), *probe_iv = calloc(S, sizeof *probe_iv);
     int64_t *asked = calloc(S, sizeof *asked); /* first unanswered probe */
