@@ -31,7 +31,7 @@ t=0   # kill once the worker is well into the job (epoch 3 of 10)
 while ! grep -q "epoch 3/10 done" "$D/f.log" && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
 kill -9 "$pid1"
 wait "$pid1" 2>/dev/null
-sleep 2   # the worker keeps retrying meanwhile
+sleep 3   # longer than the 2 s retry interval: the worker retries (and says so) meanwhile
 "$ZPS_BIN/zps-server" --bind "tcp://127.0.0.1:$port" --rank 1 --num-servers 2 $JOB $CK \
     --save-model "$D/f.model" --restore >"$D/restart.out" 2>"$D/server.1.restart.log" &
 rp=$!
