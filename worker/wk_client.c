@@ -152,6 +152,7 @@ void wk_client_conf_defaults(wk_client_conf_t *c)
     c->connect_timeout_ms = 10000;
     c->timeout_ms = 60000;
     c->max_inflight = 256;
+    c->max_retained_bytes = 256ull << 20;
 }
 
 static void s_seterr(wk_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -68,7 +68,7 @@ typedef struct {
      * so a server restored from a checkpoint gets it again.  Past this many
      * held bytes, new pushes wait for a checkpoint.  0: keep a push only
      * until its acknowledgement (what a crash of the server after the ack
-     * and before its next checkpoint loses is lost). */
+     * and before its next checkpoint loses is lost).  [256 MiB] */
     uint64_t max_retained_bytes;
     /* Called (at most every 5 s per server) while waiting for a server. */
     void (*on_wait)(void *ctx, uint32_t server, const char *addr, double waited_s);
