@@ -334,6 +334,14 @@ static void s_resend_all(wk_client_t *c, uint32_t s)
          it = wk_retry_next_unacked(c->retry, s, it))
         if (s_resend_push(c, s, it) == 0)
             c->rs.restart_resent++;
+    /* pulls the dead process owed: ask the new one now, not after the backoff */
+    for (uint32_t i = 0; i <= c->mask; i++) {
+        wk_req_t *r = &c->reqs[i];
+        if (r->kind == RQ_PULL && r->waiting[s] && r->keep[s]) {
+            s_resend_pull(c, r, s);
+            c->rs.pull_retried++;
+        }
+    }
 }
 
 /* Seq-level handling of a PUSH_ACK from s, whether or not its ticket is still
