@@ -89,6 +89,38 @@ for damage in truncate flip; do
     rm -f "$newest"   # keep the test's next round on intact files
 done
 
+# ---- retention cap: past --max-retained-mb a worker waits for checkpoints ---------------------------
+# Servers that report durable_seq (they send a nonce) release a push only once a checkpoint holds
+# it; with a 0.25 MiB cap the worker must wait for checkpoints (and probe the servers), its held
+# bytes never pass the cap by more than one push (< 128 KiB here: 200 rows x 40 features), and
+# every push is applied exactly once.
+if grep -q "restarted (a new process)" "$D/f.log"; then
+    CK2="--checkpoint-dir $D/ck2 --checkpoint-every 0.3"
+    start_servers 2 $JOB $CK2
+    "$ZPS_BIN/zps-worker" --servers "$SERVERS" $JOB $CK2 --train "$D/c.train" --epochs 1 \
+        --batch 200 --cache-dir "$D" --max-retained-mb 0.25 >"$D/cap.log" 2>&1 ||
+        fail "the worker with a retention cap failed: $(tail -3 "$D/cap.log")"
+    fin=$(grep "pushes: .* acknowledged" "$D/cap.log")
+    waits=$(echo "$fin" | sed -n 's/.*; \([0-9]*\) waits for a checkpoint.*/\1/p')
+    peak=$(echo "$fin" | sed -n 's/.*peak [0-9.]* MB (\([0-9]*\) bytes).*/\1/p')
+    probes=$(echo "$fin" | sed -n 's/.* \([0-9]*\) probes;.*/\1/p')
+    [ "${waits:-0}" -ge 1 ] || fail "the worker never waited for a checkpoint: $fin"
+    [ "$peak" -le $((262144 + 131072)) ] || fail "held bytes peaked at $peak, over the cap plus one push"
+    grep -q "pushes held for durability (--max-retained-mb 0.25): waiting" "$D/cap.log" ||
+        fail "the wait was not logged"
+    acks=$(sed -n 's/.*pushes acknowledged per server: \([0-9,]*\).*/\1/p' "$D/cap.log")
+    "$ZPS_BIN/it_kv" stats --servers "$SERVERS" >"$D/cap.stats"
+    i=0
+    for a in $(echo "$acks" | tr ',' ' '); do
+        line=$(sed -n "$((i + 1))p" "$D/cap.stats")
+        [ "$(stat applied_pushes "$line")" -eq "$a" ] ||
+            fail "server $i applied $(stat applied_pushes "$line") pushes, the worker saw $a acknowledged"
+        i=$((i + 1))
+    done
+    kill $SERVER_PIDS; wait $SERVER_PIDS 2>/dev/null
+    echo "ok: retention cap 0.25 MiB: $waits waits for a checkpoint, $probes probes, peak $peak bytes; applied = acknowledged ($acks)"
+fi
+
 # ---- an unusable checkpoint directory is a clear error; serving goes on ------------------------
 "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 $JOB --checkpoint-dir /proc/zps-no-such-dir \
     --checkpoint-every 0.2 --ready-file "$D/bad" >/dev/null 2>"$D/bad.log" &
