@@ -36,7 +36,9 @@
  * low-water mark in the last written checkpoint).  A push also carries how
  * many pushes the client has had acknowledged by this server: after a
  * restore, the difference with the checkpoint's applied count is what the
- * crash lost, and is logged.
+ * crash took from this server, and is logged; clients keep every push
+ * until durable_seq covers it and resend those, so they are applied again
+ * (exactly once) rather than lost.
  *
  * All or nothing.  A push is applied in two passes: compute every row's
  * update into scratch and check it stays finite, count the new keys, check
@@ -2021,7 +2023,7 @@ static void s_account_lost(ps_server_t *s, uint32_t rank, const Zps__Push *req, 
         s->st.lost_pushes += now - l->lost;
         l->lost = now;
         zps_warn(s->log, "worker %u: %llu acknowledged pushes are not in the restored "
-                 "checkpoint (applied after it, before the crash): lost",
+                 "checkpoint (applied after it, before the crash): the client resends them",
                  rank, (unsigned long long)now);
     }
     if (req->seq > l->acked_seq) {
