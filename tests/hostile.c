@@ -10,7 +10,7 @@
  * would), sends its messages, reads what comes back within a bounded time,
  * and prints one line
  *     attack NAME: DEFENDED|VULNERABLE: what it saw
- * judged against the defended behaviour (docs/security-hostile.md):
+ * judged against the defended behaviour (docs/security.md):
  *   inject     HELLO whose client_version has newlines, a launcher-like log
  *              prefix, an escape byte and $(touch MARKER): the server log
  *              (--log) gains no line with the forged prefix and no raw ESC
@@ -652,7 +652,7 @@ int main(int argc, char **argv)
             printf("usage: zps-hostile --server tcp://127.0.0.1:PORT [--pid PID] [--log FILE]\n"
                    "         [--marker FILE] [--attacks a,b,...] [--duration S] [--connections N]\n"
                    "attacks: inject held hugepull overflow forge flood oversize conns shutdown\n"
-                   "(all by default; see docs/security-hostile.md).  Prints one line per attack:\n"
+                   "(all by default; see docs/security.md).  Prints one line per attack:\n"
                    "DEFENDED or VULNERABLE and what it saw; exit 0 iff all were defended.\n");
             return 0;
         }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The security review's attacks against live servers (bin/zps-hostile, see
-# docs/security-hostile.md), each judged against the defended outcome:
+# docs/security.md), each judged against the defended outcome:
 # no file created by an injected command, no forged log line, SHUTDOWN
 # refused without the admin token, memory bounded under held pulls and a
 # huge pull, weights finite after overflowing gradients, the victim's

@@ -1,5 +1,5 @@
 #!/bin/sh
-# What the server guards against, end to end (docs/security-server.md):
+# What the server guards against, end to end (docs/security.md):
 # the admin secret, fail-closed CURVE start-up, oversized messages, exact
 # dedup, the connection binding of ranks, --max-keys, non-finite updates,
 # bounded held pulls and send queues, maintenance under a flood, the
