@@ -116,6 +116,8 @@ const char *zps_conf_usage(void)
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
            "  --shuffle-buffer N       shuffle rows within windows of N rows   [0: off]\n"
            "  --epochs N                                                       [1]\n"
+           "  --max-train-seconds S    a time budget: the epoch that ends past S s of\n"
+           "                           training is the last (a success)       [none]\n"
            "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
            "  --consistency async|ssp:N|bsp                                    [async]\n"
@@ -175,7 +177,7 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     if (!strcmp(name, "local")) { c->local = 1; return 1; }
     static const char *const with_value[] = {
         "model", "dim", "layers", "init-scale", "seed", "hash-bits", "optimizer", "lr", "l1",
-        "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs",
+        "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs", "max-train-seconds",
         "batch", "max-delay", "consistency", "progress-every", "connect-timeout",
         "request-timeout", "clock-every", "heartbeat-timeout", "compress", "compress-audit",
         "slow-worker", "slow-factor", "checkpoint-dir", "checkpoint-every", "checkpoint-keep",
@@ -247,6 +249,10 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     } else if (!strcmp(name, "epochs")) {
         r = zps_parse_u32(v, &c->epochs);
         if (!r && c->epochs == 0)
+            r = ZPS_EINVAL;
+    } else if (!strcmp(name, "max-train-seconds")) {
+        r = zps_parse_double(v, &c->max_train_seconds);
+        if (!r && !(c->max_train_seconds > 0 && c->max_train_seconds <= 1e9))
             r = ZPS_EINVAL;
     } else if (!strcmp(name, "batch")) {
         r = zps_parse_u32(v, &c->batch);

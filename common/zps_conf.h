@@ -50,6 +50,7 @@ typedef struct {
     uint32_t shuffle_buffer;         /* rows; 0 = no shuffling */
     /* training */
     uint32_t epochs;                 /* [1] */
+    double max_train_seconds;        /* stop after the epoch that reaches it (0: none) */
     uint32_t batch;                  /* [1000 sparse, 100 mlp] */
     uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
     zps_consistency_t consistency;

@@ -646,6 +646,7 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     else
         zps_info(t->log, "training %s: %u epochs, batch %u, max delay %u, %u servers",
                  zps_model_name(c->model), c->epochs, c->batch, c->max_delay, t->nservers);
+    double train_t0 = zps_now_s();
     for (uint32_t e = first_epoch; e < c->epochs && !rc; e++) {
         if (e > first_epoch && (rc = wk_reader_rewind(t->reader)) != 0) {
             zps_error(t->log, "rewinding training data: %s", wk_reader_error(t->reader));
@@ -729,8 +730,13 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                  e + 1, c->epochs, (unsigned long long)rows, dt, dt > 0 ? rows / dt : 0.0,
                  wk_reader_from_cache(t->reader) ? " from cache" : "",
                  rows ? (t->loss_total - loss0) / (double)rows : 0.0);
+        int out_of_time = c->max_train_seconds > 0 && e + 1 < c->epochs &&
+                          zps_now_s() - train_t0 >= c->max_train_seconds;
+        if (out_of_time)
+            zps_info(t->log, "time budget of %.0f s (--max-train-seconds) reached: epoch %u of "
+                     "%u was the last", c->max_train_seconds, e + 1, c->epochs);
         if (c->rank == 0 && c->test) {
-            if ((rc = s_evaluate(t, e + 1 == c->epochs)) != 0)
+            if ((rc = s_evaluate(t, e + 1 == c->epochs || out_of_time)) != 0)
                 break;
             if (t->classes > 1)
                 zps_info(t->log, "epoch %u/%u test: logloss %.5f accuracy %.4f (%llu rows)", e + 1,
@@ -741,6 +747,8 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                          e + 1, c->epochs, t->eval.logloss, t->eval.auc, t->eval.accuracy,
                          (unsigned long long)t->eval.rows);
         }
+        if (out_of_time)
+            break;
     }
     while (t->push_count && !rc)
         rc = s_wait_push(t);
