@@ -49,7 +49,10 @@ typedef struct {
     wk_label_mode_t labels;
     uint32_t hash_bits;        /* 0: ids as they are (libsvm) / 64-bit hashes (criteo);
                                   else ids are hashed into [0, 2^hash_bits) */
-    uint32_t shuffle_buffer;   /* shuffle rows within a window of this many rows; 0 = off */
+    uint32_t shuffle_buffer;   /* > 0: block sharding, blocks in a seeded random order,
+                                  rows shuffled within windows of this many rows;
+                                  0: contiguous shards read in file order */
+    uint64_t block_bytes;      /* shard block size with shuffle_buffer > 0; 0: automatic */
     uint64_t seed;             /* shuffle seed (add the rank for per-worker seeds) */
 } wk_data_conf_t;
 
