@@ -17,6 +17,7 @@ void zps_conf_defaults(zps_conf_t *c)
     c->fm_dim = 8;
     c->init_scale = -1;
     c->seed = 1;
+    c->shuffle_buffer = 200000;
     c->lr = c->l1 = c->l2 = c->beta = c->eps = -1;
     c->epochs = 1;
     c->max_delay = 4;
@@ -110,7 +111,8 @@ const char *zps_conf_usage(void)
            "  --cache-dir DIR          where parsed-data caches go   [next to the input]\n"
            "  --no-cache               always parse the text\n"
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
-           "  --shuffle-buffer N       shuffle rows within windows of N rows   [0: off]\n"
+           "  --shuffle-buffer N       shuffle rows within windows of N rows   [200000]\n"
+           "                           (0: contiguous shard in file order, no shuffling)\n"
            "  --epochs N                                                       [1]\n"
            "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
