@@ -109,7 +109,7 @@
 #define S_BLK_HDR 32u            /* cache block header: rows, nnz, unit id, bad lines */
 #define S_SHARD_BLOCK_MAX (1u << 20) /* automatic shard block size: at most 1 MiB, */
 #define S_SHARD_BLOCK_MIN 64u        /*   at least 64 bytes, about 8 blocks a worker */
-#define S_SHARD_BLOCKS_PER_WORKER 8u
+#define S_SHARD_BLOCKS_PER_WORKER 64u
 #define S_GZ_READ (1u << 20)
 #define S_MSGLEN 512
 #define S_BAD (-1) /* parser result: bad line, reason in r->bad_reason */
