@@ -3,11 +3,31 @@
  * DESIGN
  * Inputs.  wk_reader_new expands every path (a file, a directory's regular
  * files without hidden and cache files, or a glob(3) pattern) and sorts the
- * whole list by name, so every worker sees the same list.  The reader's
- * "parts" are the (file, shard) pairs it reads each epoch: with nfiles >= W,
- * file i is read whole (as shard 0 of 1) by worker i % W; otherwise every
- * file is read by every worker as shard r of W (a byte range of a plain
- * file, every W-th line of a gzip file).
+ * whole list by name, so every worker sees the same list.
+ *
+ * Layout.  At the start of every epoch (s_layout) the files are stat'ed and
+ * checked for the gzip magic, and the reader's "parts" (one per file it
+ * reads: path, split kind, shard r of W, block layout) and "units" (what is
+ * opened and read to its end in one go: a byte range of a plain file, or a
+ * whole gzip part) are built; every worker computes the same layout.
+ *   Block mode (shuffle_buffer > 0): B = block_bytes, or the largest power
+ *   of two <= S_SHARD_BLOCK_MAX with about S_SHARD_BLOCKS_PER_WORKER blocks a
+ *   worker over the plain bytes (>= S_SHARD_BLOCK_MIN).  Plain file f of
+ *   size s has ceil(s/B) blocks with global numbers g_f, g_f + 1, ... (g_f:
+ *   the blocks of the files before it); block k of f (bytes [kB, (k+1)B),
+ *   the lines starting there) is a unit of worker (g_f + k) mod W, with unit
+ *   id k.  With ngz >= W gzip files each takes one global number and is a
+ *   whole unit ("0of1"); with fewer every worker reads each as one unit
+ *   keeping lines l % W == r.  The units are read in a Fisher-Yates order
+ *   seeded by (seed, epoch) (seed includes the rank, see wk_train).
+ *   Sequential mode (shuffle_buffer == 0): one unit per part, in file order:
+ *   with nfiles >= W file i is read whole (as shard 0 of 1) by worker i % W;
+ *   otherwise every file is read by every worker as shard r of W (the byte
+ *   range [s*r/W, s*(r+1)/W) of a plain file, every W-th line of a gzip
+ *   file).
+ * Only one file is mapped at a time (text or cache, kept while consecutive
+ * units use it); with blocks in random order each block is madvise'd
+ * WILLNEED when opened.
  *
  * Text.  A plain file is mmap'ed whole and parsed in place (bounded by
  * pointers, never NUL-terminated); a gzip file (magic 1f 8b) is read with
@@ -36,41 +56,55 @@
  * through zps_mix64, masked to hash_bits when > 0; UINT64_MAX (the bias key)
  * becomes UINT64_MAX - 1.  Every present feature has value 1.
  *
- * Cache.  Name: <basename>.zpscache.<shard>of<nshards>.<format>-<labels>-h<bits>
- * next to the input, or in cache_dir with ".p<hash of the input's real path>"
- * appended (so equal basenames in different directories do not collide).
+ * Cache.  Name: <basename>.zpscache.<shard>of<nshards>[b<B>].<format>-
+ * <labels>-h<bits> (b<B> for block parts) next to the input, or in
+ * cache_dir with ".p<hash of the input's real path>" appended (so equal
+ * basenames in different directories do not collide).  One cache per part.
  * Layout (host byte order): a 128-byte header (cache_hdr_t: magic, version,
- * source size and mtime in ns, format, label mode, hash bits, split kind
- * (informational), shard, nshards, rows, nnz, skipped bad lines, block
- * count), then blocks of
- * up to S_BLOCK_ROWS rows: {rows, nnz} ids[nnz] vals[nnz] labels[rows]
- * lens[rows] padded to 8 bytes.  Blocks let the first epoch stream the cache
- * out while parsing, and a reader validates the whole block structure (sizes
- * add up to the file size and the header totals) before trusting a cache.
- * It is written to a mkstemp name and renamed as soon as its part was read
- * to the end without error (so a file's cache survives an error in a later
- * file); an abandoned part (error, rewind, destroy) unlinks the temporary.
- * A whole-file part is named "0of1" whatever W is: its rows are the same
- * for a single worker and for worker i % W of a run with nfiles >= W, so
- * that cache is shared; a byte-range or line-modulo shard r of W is only
- * ever used by shard r of W.  A stale cache (input size or mtime changed) is
- * ignored and replaced at the end of the epoch's read of that part.  Rows of skipped bad lines are not in the cache; their count is
- * stored, so later epochs report the same wk_reader_bad_lines, and a cache
- * with skipped lines is not used by a reader that does not skip them.
- * If the cache cannot be created or written (directory missing or not
- * writable, disk full) the reader silently continues without it: caching is
- * an optimisation, and wk_reader_from_cache tells the caller whether it
- * helped.  wk_reader_from_cache is 1 when every part of the epoch was found
- * with a valid cache when the epoch started (and opened from it).
+ * source size and mtime in ns, format, label mode, hash bits, split kind,
+ * shard, nshards, rows, nnz, skipped bad lines, block count, shard block
+ * size and first global block), then cache blocks of up to S_BLOCK_ROWS
+ * rows: {rows, nnz, unit id, skipped lines} ids[nnz] vals[nnz]
+ * labels[rows] lens[rows] padded to 8 bytes.  The rows of one unit are one
+ * or more consecutive cache blocks (a unit's last block is written when it
+ * ends, also when empty, and carries its skipped-line count), in the order
+ * the units were read; a reader validates the whole structure (sizes add up
+ * to the file size and the header's totals, every unit of the part present
+ * exactly once) at the epoch's start and keeps each unit's offsets, so a
+ * cached epoch reads the units in the same permuted order as the text, and
+ * returns the same rows in the same order for a given (seed, epoch) whether
+ * or not the cache existed (a restarted worker skips acknowledged rows by
+ * count).  The cache is written to a mkstemp name (one temporary open at a
+ * time, reopened when units of another file come; header pwritten last)
+ * and renamed as soon as all units of its part were read without error (so
+ * a file's cache survives an error in a later file); an abandoned part
+ * (error, rewind, destroy) unlinks the temporary; a part whose input
+ * changed since the epoch started is not cached.  A whole-file part is
+ * named "0of1" whatever W is: its rows are the same for a single worker
+ * and for the worker that gets it in a run with nfiles >= W (or ngz >= W),
+ * so that cache is shared; a byte-range, line-modulo or block part of
+ * shard r of W is only ever used by that layout.  A stale cache (input size
+ * or mtime changed) is ignored and replaced at the end of the epoch's read
+ * of that part.  Rows of skipped bad lines are not in the cache; their
+ * count is stored, so later epochs report the same wk_reader_bad_lines, and
+ * a cache with skipped lines is not used by a reader that does not skip
+ * them.  If the cache cannot be created or written (directory missing or
+ * not writable, disk full) the reader silently continues without it:
+ * caching is an optimisation, and wk_reader_from_cache tells the caller
+ * whether it helped.  wk_reader_from_cache is 1 when every part of the
+ * epoch was found with a valid cache when the epoch started (and opened
+ * from it).
  *
- * Shuffling.  With shuffle_buffer > 0 rows are read into a window of that many
- * rows, whose order is a Fisher-Yates permutation from a splitmix64 stream
- * seeded by (seed, epoch); batches are cut from the permuted window, and the
- * next window is read when it is used up.
+ * Shuffling.  With shuffle_buffer > 0 rows are read (units in their
+ * permuted order) into a window of that many rows, whose order is a
+ * Fisher-Yates permutation from a splitmix64 stream seeded by (seed, epoch);
+ * batches are cut from the permuted window, and the next window is read
+ * when it is used up.  The window's content does not depend on the batch
+ * sizes asked for.
  *
  * Counters.  wk_reader_rows and wk_reader_bad_lines count the current epoch.
- * wk_reader_progress is (bytes or cached rows consumed) / (bytes of the
- * shard), times rows returned / rows read (the shuffle window reads ahead),
+ * wk_reader_progress is (bytes, or a unit's cached rows as its bytes,
+ * consumed) / (bytes of the shard), times rows returned / rows read (the shuffle window reads ahead),
  * updated per batch and never decreasing within an epoch.
  * With skip_bad_lines, wk_reader_error returns the first skipped line's
  * "file:line:column: reason" (kept across epochs) while no error is pending.
