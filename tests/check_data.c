@@ -1394,6 +1394,14 @@ START_TEST(test_shuffle)
     ck_assert_int_eq(s_epoch_rows(r, 64, &a2), 0);
     wk_reader_destroy(&r);
     ck_assert_uint_eq(s_count_glob(&t, "s.svm.zpscache.0of1b512.auto-bin-h0"), 1);
+    /* a new reader (a restarted worker) reads epoch 0 from the cache in the
+     * order the text gave, whatever the batch sizes */
+    r = s_open(&c);
+    ck_assert_int_eq(wk_reader_from_cache(r), 1);
+    ck_assert_int_eq(s_epoch_rows(r, 1, &b1), 0);
+    wk_reader_destroy(&r);
+    ck_assert(s_rows_same_order(&b1, &a1));
+    s_rows_free(&b1);
     c.use_cache = 0;
     r = s_open(&c);
     ck_assert_int_eq(s_epoch_rows(r, 3, &b1), 0);
