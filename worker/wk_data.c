@@ -1476,6 +1476,8 @@ static int s_map_text(wk_reader_t *r, size_t pi)
         r->m_part = -1;
         return s_fail(r, ZPS_EIO, "%s: mmap: %s", pt->path, strerror(merr));
     }
+    if (!r->mixed)
+        madvise(m, size, MADV_SEQUENTIAL);
     r->m_map = m;
     r->m_len = size;
     /* every worker detects the format from the file's first content line */
