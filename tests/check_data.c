@@ -11,7 +11,13 @@
  *     several files dealt round-robin or split);
  *   - a cached epoch returns the same rows; a changed input (size or mtime)
  *     is parsed again; other settings do not use the cache;
- *   - a shuffled epoch is a permutation of each window of rows. */
+ *   - block shards (shuffle_buffer > 0): the union of W = 1..5 workers is
+ *     the input exactly once for several block sizes and inputs (one file;
+ *     plain files with a gzip one; gzip files dealt whole); a label-sorted
+ *     file gives every worker both labels and no worker a contiguous range;
+ *     blocks come in a permuted order per (seed, epoch), the same from the
+ *     text or the cache; block caches are per layout and survive errors;
+ *   - a shuffled epoch is a permutation of the input. */
 #include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
