@@ -20,6 +20,7 @@ void zps_conf_defaults(zps_conf_t *c)
     c->fm_dim = 8;
     c->init_scale = -1;
     c->seed = 1;
+    c->shuffle_buffer = 200000;
     c->lr = c->l1 = c->l2 = c->beta = c->eps = -1;
     c->epochs = 1;
     c->max_delay = 4;
@@ -114,7 +115,8 @@ const char *zps_conf_usage(void)
            "  --cache-dir DIR          where parsed-data caches go   [next to the input]\n"
            "  --no-cache               always parse the text\n"
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
-           "  --shuffle-buffer N       shuffle rows within windows of N rows   [0: off]\n"
+           "  --shuffle-buffer N       shuffle rows within windows of N rows   [200000]\n"
+           "                           (0: contiguous shard in file order, no shuffling)\n"
            "  --epochs N                                                       [1]\n"
            "  --max-train-seconds S    a time budget: the epoch that ends past S s of\n"
            "                           training is the last (a success)       [none]\n"

@@ -47,7 +47,7 @@ typedef struct {
     const char *cache_dir;           /* NULL: next to the input */
     int no_cache;
     int skip_bad_lines;
-    uint32_t shuffle_buffer;         /* rows; 0 = no shuffling */
+    uint32_t shuffle_buffer;         /* rows [200000]; 0 = contiguous shard, file order */
     /* training */
     uint32_t epochs;                 /* [1] */
     double max_train_seconds;        /* stop after the epoch that reaches it (0: none) */

@@ -2,18 +2,25 @@
  *
  * Inputs are files, globs or directories of LIBSVM/svmlight text or
  * Criteo-style TSV, plain or gzip-compressed.  Sharding needs no
- * pre-splitting: with fewer files than workers, worker r of W reads the byte
- * range [size*r/W, size*(r+1)/W) of each plain file, and a line belongs to
- * the range that holds its first byte (so every line is read by exactly one
- * worker); a gzip file cannot be seeked, so each worker decompresses it and
- * keeps lines whose number is r modulo W.  With at least as many files as
- * workers, whole files are dealt out round-robin.
+ * pre-splitting.  With shuffle_buffer > 0 (block mode) every plain file is
+ * cut into blocks (block_bytes, or automatic: <= 1 MiB, about 64 a worker),
+ * numbered across the files; block i belongs to worker i mod W, a line to
+ * the block holding its first byte (so every line is read by exactly one
+ * worker); a worker reads its blocks in an order permuted per epoch by
+ * (seed, epoch) and shuffles rows within windows of shuffle_buffer rows.
+ * A gzip file cannot be seeked: with at least W gzip files each is one
+ * block, else every worker decompresses it and keeps the lines whose number
+ * is its rank modulo W.  With shuffle_buffer == 0 (the sequential mode):
+ * with fewer files than workers, worker r of W reads the byte range
+ * [size*r/W, size*(r+1)/W) of each plain file (every W-th line of a gzip
+ * file), else whole files are dealt out round-robin; all in file order.
  *
  * The first epoch parses text and writes a binary cache of the parsed shard
  * (next to the input or in cache_dir, one per input file and shard, written
  * to a temporary name and renamed when complete); later epochs read the
- * cache.  A cache is used only if its header matches the input's size and
- * mtime, the format, the shard, the hash settings and the cache version.
+ * cache, in the order the text would give.  A cache is used only if its
+ * header matches the input's size and mtime, the format, the shard layout,
+ * the hash settings and the cache version.
  *
  * Bad lines stop the reader with "file:line:column: reason", or with
  * skip_bad_lines are counted (wk_reader_bad_lines) and skipped.
@@ -49,7 +56,10 @@ typedef struct {
     wk_label_mode_t labels;
     uint32_t hash_bits;        /* 0: ids as they are (libsvm) / 64-bit hashes (criteo);
                                   else ids are hashed into [0, 2^hash_bits) */
-    uint32_t shuffle_buffer;   /* shuffle rows within a window of this many rows; 0 = off */
+    uint32_t shuffle_buffer;   /* > 0: block sharding, blocks in a seeded random order,
+                                  rows shuffled within windows of this many rows;
+                                  0: contiguous shards read in file order */
+    uint64_t block_bytes;      /* shard block size with shuffle_buffer > 0; 0: automatic */
     uint64_t seed;             /* shuffle seed (add the rank for per-worker seeds) */
 } wk_data_conf_t;
 
