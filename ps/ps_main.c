@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include "ps_server.h"
@@ -47,7 +48,8 @@ static void s_usage(FILE *f)
             "                           it every SHUTDOWN is refused (stop with SIGTERM)\n"
             "  --max-keys N             keys this server may store (a push that would go over\n"
             "                           is refused whole, ZPS_ELIMIT)             [no limit]\n"
-            "  --max-memory-mb M        table memory this server may use, MiB (same)   [no limit]\n"
+            "  --max-memory-mb M        table memory this server may use, MiB (same)\n"
+            "                                                  [3/4 of the machine's memory]\n"
             "  --max-connections N      peers served at once; more are answered ZPS_ELIMIT\n"
             "                                                                    [1000, < fd limit]\n"
             "  --clip-gradient X        clip every gradient value into [-X, X] before applying\n"
@@ -246,6 +248,14 @@ int main(int argc, char **argv)
             }
             sc.max_connections = (uint32_t)room;
         }
+    }
+    /* table memory: without --max-memory-mb, 3/4 of this machine's memory,
+     * so a stream of new keys is refused (ZPS_ELIMIT) before the kernel's
+     * OOM killer takes the server and everything it holds */
+    if (!sc.limit_memory_bytes) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && psz > 0)
+            sc.limit_memory_bytes = (uint64_t)pages * (uint64_t)psz / 4 * 3;
     }
     zps_log_t *log = zps_log_new("server", (int)sc.rank, stderr);
     if (!log)
