@@ -21,7 +21,7 @@ void zps_conf_defaults(zps_conf_t *c)
     c->init_scale = -1;
     c->seed = 1;
     c->lr = c->l1 = c->l2 = c->beta = c->eps = -1;
-    c->epochs = 1;
+    c->epochs = 0; /* auto */
     c->max_delay = 4;
     c->progress_every = 5;
     c->connect_timeout = 30;
@@ -115,7 +115,10 @@ const char *zps_conf_usage(void)
            "  --no-cache               always parse the text\n"
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
            "  --shuffle-buffer N       shuffle rows within windows of N rows   [0: off]\n"
-           "  --epochs N                                                       [1]\n"
+           "  --epochs N|auto          passes over the data; auto: hold out every 10th\n"
+           "                           row (by content, at most 10000 per worker), score\n"
+           "                           it after each pass, stop when its logloss improves\n"
+           "                           by less than 0.1% (at most 20 passes)    [auto]\n"
            "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
            "  --consistency async|ssp:N|bsp                                    [async]\n"
@@ -245,9 +248,13 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     } else if (!strcmp(name, "shuffle-buffer")) {
         r = zps_parse_u32(v, &c->shuffle_buffer);
     } else if (!strcmp(name, "epochs")) {
-        r = zps_parse_u32(v, &c->epochs);
-        if (!r && c->epochs == 0)
-            r = ZPS_EINVAL;
+        if (!strcmp(v, "auto"))
+            c->epochs = 0;
+        else {
+            r = zps_parse_u32(v, &c->epochs);
+            if (!r && c->epochs == 0)
+                r = ZPS_EINVAL;
+        }
     } else if (!strcmp(name, "batch")) {
         r = zps_parse_u32(v, &c->batch);
         if (!r && (c->batch == 0 || c->batch > 10000000))
