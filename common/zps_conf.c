@@ -22,7 +22,7 @@ void zps_conf_defaults(zps_conf_t *c)
     c->seed = 1;
     c->shuffle_buffer = 200000;
     c->lr = c->l1 = c->l2 = c->beta = c->eps = -1;
-    c->epochs = 1;
+    c->epochs = 0; /* auto */
     c->max_delay = 4;
     c->progress_every = 5;
     c->connect_timeout = 30;
@@ -117,8 +117,11 @@ const char *zps_conf_usage(void)
            "  --skip-bad-lines         count and skip malformed lines instead of stopping\n"
            "  --shuffle-buffer N       shuffle rows within windows of N rows   [200000]\n"
            "                           (0: contiguous shard in file order, no shuffling)\n"
-           "  --epochs N                                                       [1]\n"
-           "  --max-train-seconds S    a time budget: the epoch that ends past S s of\n"
+           "  --epochs N|auto          passes over the data; auto: hold out 1 row in 20\n"
+           "                           (by content, at most 10000 per worker), score it\n"
+           "                           after each pass, stop when its logloss improves by\n"
+           "                           less than 0.1% (at most 30 passes)      [auto]\n"
+           "  --max-train-seconds S    a time budget: the pass that ends past S s of\n"
            "                           training is the last (a success)       [none]\n"
            "  --batch N                rows per minibatch          [lr/fm 500, mlp 100]\n"
            "  --max-delay N            pushes in flight without acknowledgement [4]\n"
@@ -249,9 +252,13 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
     } else if (!strcmp(name, "shuffle-buffer")) {
         r = zps_parse_u32(v, &c->shuffle_buffer);
     } else if (!strcmp(name, "epochs")) {
-        r = zps_parse_u32(v, &c->epochs);
-        if (!r && c->epochs == 0)
-            r = ZPS_EINVAL;
+        if (!strcmp(v, "auto"))
+            c->epochs = 0;
+        else {
+            r = zps_parse_u32(v, &c->epochs);
+            if (!r && c->epochs == 0)
+                r = ZPS_EINVAL;
+        }
     } else if (!strcmp(name, "max-train-seconds")) {
         r = zps_parse_double(v, &c->max_train_seconds);
         if (!r && !(c->max_train_seconds > 0 && c->max_train_seconds <= 1e9))

@@ -20,7 +20,8 @@
 #define ZPS_MAX_PATHS 64
 #define ZPS_MAX_LAYERS 8
 #define ZPS_MLP_CHUNK 64 /* floats per key for dense (mlp) weights */
-#define ZPS_NORM_LR 0.1f /* default step of --optimizer norm (docs/bench-quality.md) */
+#define ZPS_NORM_LR 0.07f /* default step of --optimizer norm (docs/bench-quality.md) */
+#define ZPS_AUTO_MAX_EPOCHS 30u /* --epochs auto: at most this many passes */
 
 typedef enum { ZPS_MODEL_LR = 0, ZPS_MODEL_FM, ZPS_MODEL_MLP } zps_model_kind_t;
 typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO } zps_format_t;
@@ -49,8 +50,10 @@ typedef struct {
     int skip_bad_lines;
     uint32_t shuffle_buffer;         /* rows [200000]; 0 = contiguous shard, file order */
     /* training */
-    uint32_t epochs;                 /* [1] */
-    double max_train_seconds;        /* stop after the epoch that reaches it (0: none) */
+    uint32_t epochs;                 /* passes over the data; 0 = auto [auto]: up to
+                                        ZPS_AUTO_MAX_EPOCHS, stopped by a holdout
+                                        (worker/wk_train.h) */
+    double max_train_seconds;        /* stop after the pass that reaches it (0: none) */
     uint32_t batch;                  /* [1000 sparse, 100 mlp] */
     uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
     zps_consistency_t consistency;

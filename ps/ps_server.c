@@ -1306,7 +1306,7 @@ static void s_bsp_apply(ps_server_t *s)
         return;
     ps_tab_t *tb = &s->tabs[0];
     float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
-    float g[1024 + 1]; /* a push has up to dim + 1 floats (ps_optim_push_floats) */
+    float g[2 * 1024 + 1]; /* a push has up to 2 dim + 1 floats (ps_optim_push_floats) */
     size_t cursor = 0;
     uint64_t key;
     float *arow;

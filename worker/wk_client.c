@@ -1175,8 +1175,8 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
     if (!r)
         return ZPS_EBUSY;
     uint32_t S = c->conf.nservers, dim = c->tables[table].dim;
-    if (kind == RQ_PUSH) /* --optimizer norm: one more float per key, max |x| */
-        dim += strcmp(c->tables[table].optimizer, "norm") == 0;
+    if (kind == RQ_PUSH && strcmp(c->tables[table].optimizer, "norm") == 0)
+        dim = 2 * dim + 1; /* --optimizer norm: [g | q | max |x|] per key */
     r->table = table;
     r->dim = dim;
     r->out = out;
