@@ -307,8 +307,9 @@ static int s_push(h_t *h, void *s, uint32_t rank, uint64_t nonce, uint64_t seq, 
                   float g, int *code)
 {
     key = s_own(h, key);
-    /* the norm optimizer's pushes carry one more column (max |x|) */
-    uint32_t w = h->dim + (strcmp(h->optimizer, "norm") == 0);
+    /* the norm optimizer's pushes carry [g | sum of squared row gradients | max |x|] */
+    int norm = strcmp(h->optimizer, "norm") == 0;
+    uint32_t w = norm ? 2 * h->dim + 1 : h->dim;
     Zps__Envelope env;
     Zps__Push p = ZPS__PUSH__INIT;
     s_env(h, &env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, rank);
@@ -322,7 +323,7 @@ static int s_push(h_t *h, void *s, uint32_t rank, uint64_t nonce, uint64_t seq, 
     float *vb = malloc(w * sizeof *vb);
     long kl = zps_keys_encode(&key, 1, kb, 16);
     for (uint32_t j = 0; j < w; j++)
-        vb[j] = j < h->dim ? g : 1.0f;
+        vb[j] = j < h->dim ? g : j < 2 * h->dim ? g * g : 1.0f;
     return s_ask(h, s, &env, kb, (size_t)kl, vb, w * sizeof *vb, H_WAIT_MS, code, NULL);
 }
 
