@@ -220,6 +220,8 @@ struct ps_server {
     size_t admin_token_len;
     /* connections */
     void *mon;                   /* socket monitor (PAIR): disconnects */
+    uint16_t *fd_stale;          /* per fd: disconnect reports to ignore (see s_on_monitor) */
+    size_t fd_stale_cap;
     _Atomic long long *outq;     /* reply bytes queued in ZeroMQ, per connection bucket
                                     (PS_OUTQ) and in all (index PS_OUTQ); decremented by
                                     ZeroMQ's I/O thread when it is done with a reply */
@@ -620,6 +622,7 @@ void ps_server_destroy(ps_server_t **sp)
         zmq_close(s->zap);
     free(s->allowed);
     free(s->conns);
+    free(s->fd_stale);
     free(s->ranks);
     free(s->rowp);
     free(s->tmp_row);
@@ -928,6 +931,32 @@ static void s_conn_rehash(ps_server_t *s)
     free(old);
 }
 
+static void s_forget_fd(ps_server_t *s, int fd, uint64_t keep);
+static void s_on_monitor(ps_server_t *s);
+
+/* A new connection on fd: any entry still on fd is a closed connection
+ * whose monitor report has not been read yet: evict it now, and mark that
+ * report stale.  0, or -1 if the stale table cannot grow. */
+static int s_fd_reused(ps_server_t *s, int fd)
+{
+    size_t before = s->nconns;
+    s_forget_fd(s, fd, 0);
+    size_t evicted = before - s->nconns;
+    if (!evicted)
+        return 0;
+    if ((size_t)fd >= s->fd_stale_cap) {
+        size_t cap = (size_t)fd + 1024;
+        uint16_t *n = realloc(s->fd_stale, cap * sizeof *n);
+        if (!n)
+            return -1;
+        memset(n + s->fd_stale_cap, 0, (cap - s->fd_stale_cap) * sizeof *n);
+        s->fd_stale = n;
+        s->fd_stale_cap = cap;
+    }
+    s->fd_stale[fd] += (uint16_t)evicted;
+    return 0;
+}
+
 /* Admit the connection of m (known, or new within --max-connections).
  * 0, or ZPS_ELIMIT (answered). */
 static int s_admit(ps_server_t *s, zps_msg_t *m)
@@ -953,6 +982,15 @@ static int s_admit(ps_server_t *s, zps_msg_t *m)
                       "(--max-connections); try later or another server", maxc);
         return ZPS_ELIMIT;
     }
+    /* read the monitor first: ZeroMQ reports a closed connection (and the
+     * accept of this one) before this connection's first message reaches
+     * us, so the reports about an earlier connection on this descriptor
+     * are consumed now, before the descriptor gets a new owner */
+    s_on_monitor(s);
+    if (m->srcfd >= 0 && s_fd_reused(s, m->srcfd)) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the connection table");
+        return ZPS_ENOMEM;
+    }
     if (c->key == 0)
         s->conn_used++;
     c->key = key;
@@ -965,8 +1003,30 @@ static int s_admit(ps_server_t *s, zps_msg_t *m)
 
 static void s_drop_held_if(ps_server_t *s, uint64_t conn, uint32_t worker, int by_worker);
 
+/* Forget the connections on descriptor fd (except the one with key
+ * keep): release the ranks bound to them, drop their held pulls. */
+static void s_forget_fd(ps_server_t *s, int fd, uint64_t keep)
+{
+    for (size_t i = 0; i < s->conn_cap; i++) {
+        ps_conn_t *c = &s->conns[i];
+        if (c->key < 2 || c->fd != fd || c->key == keep)
+            continue;
+        for (uint32_t r = 0; r < s->nclients; r++)
+            if (s->ranks[r].conn == c->key)
+                s->ranks[r].conn = 0;
+        s_drop_held_if(s, c->key, 0, 0);
+        c->key = 1;
+        c->fd = -1;
+        s->nconns--;
+    }
+}
+
 /* The monitor reported a closed connection: forget it, release the ranks
- * it was bound to, drop its held pulls. */
+ * it was bound to, drop its held pulls.  Descriptors are reused: a new
+ * connection can arrive on fd N before the monitor's report that the old
+ * connection on N closed has been read.  s_admit then evicts the old entry
+ * at once and counts the report as stale (fd_stale), so the report, when it
+ * comes, cannot release the new connection's ranks. */
 static void s_on_monitor(ps_server_t *s)
 {
     /* bounded, but enough for a burst of closes (an attacker's 1000
@@ -997,18 +1057,12 @@ static void s_on_monitor(ps_server_t *s)
         }
         if (event != ZMQ_EVENT_DISCONNECTED)
             continue;
-        for (size_t i = 0; i < s->conn_cap; i++) {
-            ps_conn_t *c = &s->conns[i];
-            if (c->key < 2 || c->fd != (int)value)
-                continue;
-            for (uint32_t r = 0; r < s->nclients; r++)
-                if (s->ranks[r].conn == c->key)
-                    s->ranks[r].conn = 0;
-            s_drop_held_if(s, c->key, 0, 0);
-            c->key = 1;
-            c->fd = -1;
-            s->nconns--;
+        /* an entry already evicted when a new connection reused its fd */
+        if (value < s->fd_stale_cap && s->fd_stale[value]) {
+            s->fd_stale[value]--;
+            continue;
         }
+        s_forget_fd(s, (int)value, 0);
     }
 }
 
