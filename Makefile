@@ -141,7 +141,7 @@ deps:
 # 3. libFuzzer: every harness for TEST_FUZZ_SECONDS (tests/fuzz/fuzz.mk)
 # 4. the sparse-model benchmark at --quick scale: every configuration must run
 #    and give finite figures (nothing about speed is asserted)
-ASAN_IT_SKIP ?= it_multihost it_chaos
+ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak
 TEST_FUZZ_SECONDS ?= 20
 test: deps
 	$(Q)$(MAKE) --no-print-directory build
@@ -179,6 +179,7 @@ bench: all
 	$(Q)scripts/bench-kv
 	$(Q)scripts/bench-train
 	$(Q)scripts/bench-compress
+	$(Q)scripts/bench-exact
 
 clean:
 	rm -rf build bin

@@ -20,11 +20,10 @@
 #define ZPS_MAX_PATHS 64
 #define ZPS_MAX_LAYERS 8
 #define ZPS_MLP_CHUNK 64 /* floats per key for dense (mlp) weights */
-#define ZPS_NORM_LR 0.1f /* default step of --optimizer norm (docs/bench-quality.md) */
-/* mlp defaults (docs/bench-mlp.md): Adam step, epochs, shuffle window */
-#define ZPS_MLP_ADAM_LR 0.0005f
-#define ZPS_MLP_EPOCHS 30u
-#define ZPS_MLP_SHUFFLE 4096u
+#define ZPS_NORM_LR 0.07f /* default step of --optimizer norm (docs/bench-quality.md) */
+#define ZPS_MLP_ADAM_LR 0.0005f /* default --lr of adam for the mlp (docs/bench-mlp.md) */
+#define ZPS_MLP_EPOCHS 30u      /* default --epochs of the mlp (docs/bench-mlp.md) */
+#define ZPS_AUTO_MAX_EPOCHS 30u /* --epochs auto: at most this many passes */
 
 typedef enum { ZPS_MODEL_LR = 0, ZPS_MODEL_FM, ZPS_MODEL_MLP } zps_model_kind_t;
 typedef enum { ZPS_FMT_AUTO = 0, ZPS_FMT_LIBSVM, ZPS_FMT_CRITEO, ZPS_FMT_IDX } zps_format_t;
@@ -51,10 +50,13 @@ typedef struct {
     const char *cache_dir;           /* NULL: next to the input */
     int no_cache;
     int skip_bad_lines;
-    uint32_t shuffle_buffer;         /* rows; 0 = no shuffling [lr/fm 0, mlp 4096] */
-    int shuffle_set;                 /* --shuffle-buffer given */
+    uint32_t shuffle_buffer;         /* rows [200000]; 0 = contiguous shard, file order */
     /* training */
-    uint32_t epochs;                 /* [lr/fm 1, mlp 30]; 0 until zps_conf_finish */
+    uint32_t epochs;                 /* passes over the data; 0 = auto [lr/fm auto, mlp 30]: up to
+                                        ZPS_AUTO_MAX_EPOCHS, stopped by a holdout
+                                        (worker/wk_train.h) */
+    int epochs_set;                  /* --epochs given (else mlp: ZPS_MLP_EPOCHS) */
+    double max_train_seconds;        /* stop after the pass that reaches it (0: none) */
     uint32_t batch;                  /* [1000 sparse, 100 mlp] */
     uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
     zps_consistency_t consistency;
@@ -82,6 +84,10 @@ typedef struct {
     double checkpoint_every;         /* seconds between checkpoints [60] */
     uint32_t checkpoint_keep;        /* checkpoints kept per server [3] */
     double server_timeout;           /* workers: give up on a silent server after [120] s */
+    double max_retained_mb;          /* workers: pushes held until durable, at most [256] MB;
+                                        0 = keep a push only until it is acknowledged */
+    const char *save_model;          /* --save-model DIR (servers write it; workers check
+                                        its parent up front) */
     /* security (ZeroMQ CURVE) */
     const char *curve_secret;        /* this process's NAME.key */
     const char *allow_dir;           /* servers: *.pub of the clients allowed in */
@@ -100,6 +106,15 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
 
 /* Checks and fills in model-dependent defaults; ZPS_EINVAL + err. */
 int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen);
+
+/* Input checks before any work: every --train path exists and is readable
+ * (globs are expanded by the reader, which names a pattern matching
+ * nothing); with test: --test too; --cache-dir (unless --no-cache) is a
+ * writable directory or can be created in one; the directories that
+ * --save-model, --test-predictions (with test) and --compress-audit will be
+ * written in exist and are writable.  ZPS_EINVAL with err naming the option
+ * and the path. */
+int zps_conf_check_paths(const zps_conf_t *c, int test, char *err, size_t errlen);
 
 /* Canonical description of the job settings servers and workers must
  * agree on besides the table ("consistency=ssp:4,workers=3"). */

@@ -31,18 +31,19 @@ void zps_msg_env(Zps__Envelope *env, Zps__MsgType type, Zps__Role role, uint32_t
     env->request_id = request_id;
 }
 
-static int s_send_buf(void *sock, void *buf, size_t len, int more)
+static int s_send_buf(void *sock, void *buf, size_t len, int more, zmq_free_fn *ffn, void *hint)
 {
     zmq_msg_t msg;
     if (len == 0) {
-        free(buf);
+        if (buf)
+            ffn(buf, hint);
         zmq_msg_init(&msg);
-    } else if (zmq_msg_init_data(&msg, buf, len, s_free, NULL) != 0) {
-        free(buf);
+    } else if (zmq_msg_init_data(&msg, buf, len, ffn, hint) != 0) {
+        ffn(buf, hint);
         return ZPS_ENOMEM;
     }
     if (zmq_msg_send(&msg, sock, more ? ZMQ_SNDMORE : 0) < 0) {
-        zmq_msg_close(&msg);
+        zmq_msg_close(&msg); /* releases buf through ffn */
         return errno == EINTR ? ZPS_EINTR : ZPS_EIO;
     }
     return 0;
@@ -51,6 +52,14 @@ static int s_send_buf(void *sock, void *buf, size_t len, int more)
 int zps_msg_send(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *keys,
                  size_t keys_len, void *vals, size_t vals_len, size_t *wire_bytes)
 {
+    return zps_msg_send_tracked(sock, ident, env, keys, keys_len, vals, vals_len, s_free, NULL,
+                                wire_bytes);
+}
+
+int zps_msg_send_tracked(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *keys,
+                         size_t keys_len, void *vals, size_t vals_len, zmq_free_fn *vfree,
+                         void *vhint, size_t *wire_bytes)
+{
     int rc = 0;
     uint8_t stackbuf[512];
     size_t elen = zps__envelope__get_packed_size(env);
@@ -58,7 +67,8 @@ int zps_msg_send(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *k
     int nbulk = vals ? 2 : keys ? 1 : 0;
     if (!ebuf) {
         free(keys);
-        free(vals);
+        if (vals)
+            vfree(vals, vhint);
         return ZPS_ENOMEM;
     }
     zps__envelope__pack(env, ebuf);
@@ -77,13 +87,13 @@ int zps_msg_send(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *k
         goto out;
     }
     if (nbulk >= 1) {
-        rc = s_send_buf(sock, keys, keys ? keys_len : 0, nbulk == 2);
+        rc = s_send_buf(sock, keys, keys ? keys_len : 0, nbulk == 2, s_free, NULL);
         keys = NULL;
         if (rc)
             goto out;
     }
     if (nbulk == 2) {
-        rc = s_send_buf(sock, vals, vals_len, 0);
+        rc = s_send_buf(sock, vals, vals_len, 0, vfree, vhint);
         vals = NULL;
     }
     if (wire_bytes)
@@ -92,7 +102,8 @@ out:
     if (ebuf != stackbuf)
         free(ebuf);
     free(keys);
-    free(vals);
+    if (vals)
+        vfree(vals, vhint);
     return rc;
 }
 

@@ -72,6 +72,13 @@ void zps_msg_env(Zps__Envelope *env, Zps__MsgType type, Zps__Role role, uint32_t
 int zps_msg_send(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *keys,
                  size_t keys_len, void *vals, size_t vals_len, size_t *wire_bytes);
 
+/* As zps_msg_send, but the vals frame is released through vfree(vals, vhint)
+ * (never free()) once ZeroMQ is done with it -- sent, dropped, or on any
+ * failure here -- so a caller can count the reply bytes still queued. */
+int zps_msg_send_tracked(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *keys,
+                         size_t keys_len, void *vals, size_t vals_len, zmq_free_fn *vfree,
+                         void *vhint, size_t *wire_bytes);
+
 /* As zps_msg_send, with bulk frames already in zmq_msg_t form (keys and
  * vals may be NULL to omit; a NULL keys with non-NULL vals sends an empty
  * keys frame).  The frames are consumed (closed) in every case. */

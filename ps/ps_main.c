@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include "ps_server.h"
@@ -47,10 +48,14 @@ static void s_usage(FILE *f)
             "                           it every SHUTDOWN is refused (stop with SIGTERM)\n"
             "  --max-keys N             keys this server may store (a push that would go over\n"
             "                           is refused whole, ZPS_ELIMIT)             [no limit]\n"
-            "  --max-memory-mb M        table memory this server may use, MiB (same)   [no limit]\n"
+            "  --max-memory-mb M        table memory this server may use, MiB (same)\n"
+            "                                                  [3/4 of the machine's memory]\n"
             "  --max-connections N      peers served at once; more are answered ZPS_ELIMIT\n"
             "                                                                    [1000, < fd limit]\n"
             "  --clip-gradient X        clip every gradient value into [-X, X] before applying\n"
+            "  --max-reply-mb M         reply bytes a peer may leave unread before its pulls are\n"
+            "                           refused (ZPS_ELIMIT)                           [256]\n"
+            "  --max-reply-total-mb M   the same for all peers together                [1024]\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -73,7 +78,8 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, i
                                         "--max-msg-mb", "--ready-file", "--save-model",
                                         "--table-dim", "--admin-token-file", "--max-keys",
                                         "--max-memory-mb", "--max-connections",
-                                        "--clip-gradient", NULL};
+                                        "--clip-gradient", "--max-reply-mb",
+                                        "--max-reply-total-mb", NULL};
     int k = 0;
     while (names[k] && strcmp(o, names[k]))
         k++;
@@ -106,6 +112,12 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, i
     case 11:
         *max_conn_given = 1;
         return zps_parse_u32(v, &sc->max_connections) || sc->max_connections == 0 ? ZPS_EINVAL : 1;
+    case 13:
+    case 14:
+        if (zps_parse_u64(v, &mb) || mb == 0 || mb > (1ULL << 30))
+            return ZPS_EINVAL;
+        *(k == 13 ? &sc->max_reply_bytes : &sc->max_reply_total) = mb << 20;
+        return 1;
     case 12: {
         char *end;
         double x = strtod(v, &end);
@@ -236,6 +248,14 @@ int main(int argc, char **argv)
             }
             sc.max_connections = (uint32_t)room;
         }
+    }
+    /* table memory: without --max-memory-mb, 3/4 of this machine's memory,
+     * so a stream of new keys is refused (ZPS_ELIMIT) before the kernel's
+     * OOM killer takes the server and everything it holds */
+    if (!sc.limit_memory_bytes) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && psz > 0)
+            sc.limit_memory_bytes = (uint64_t)pages * (uint64_t)psz / 4 * 3;
     }
     zps_log_t *log = zps_log_new("server", (int)sc.rank, stderr);
     if (!log)

@@ -151,7 +151,7 @@ uint32_t ps_optim_row_floats(const ps_optim_conf_t *c)
 
 uint32_t ps_optim_push_floats(const ps_optim_conf_t *c)
 {
-    return c->kind == PS_OPT_NORM ? c->dim + 1 : c->dim;
+    return c->kind == PS_OPT_NORM ? 2 * c->dim + 1 : c->dim;
 }
 
 /* ---- initial state ------------------------------------------------------ */
@@ -312,10 +312,17 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
 }
 
 /* Normalized adaptive gradient (NAG, Ross, Mineiro, Langford, UAI 2013),
- * row [w | G | s], grad [g | x] with x = max |x| of the key in the batch:
+ * row [w | G | s], grad [g | q | x] with g the batch's summed gradient, q
+ * the sum over its rows of the squared per-row gradients and x = max |x|
+ * of the key in the batch:
  *     if x > s: w <- w * s / x, s <- x
- *     g' = g + l2 w;  G <- G + g'^2
+ *     g' = g + l2 w;  G <- G + q + (l2 w)^2
  *     w <- trunc(w - step g', step l1),  step = lr / (s (sqrt(G) + eps))
+ * Adding q (not g^2) makes a batch behave like its rows applied one by one
+ * with AdaGrad: k rows whose gradients agree move the weight about sqrt(k)
+ * per-row steps (per-row AdaGrad: 2 sqrt(k)), where g^2 would allow one;
+ * rows that disagree add to G as much as they would one at a time.  With
+ * one row per batch q = g^2 (without l2 this is NAG exactly).
  * The rescale of w when the feature's known range grows is NAG's: the
  * weight was learnt with steps sized for the smaller range.  s = 0 marks a
  * row never pushed: its initial values (fm: a random embedding) are meant
@@ -323,20 +330,24 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
  * rounded away by a lossy push codec) and sets s = x; until then its
  * weights read as 0 (ps_optim_weights), so no prediction ever uses an
  * embedding that is not yet scaled to its feature (with x ~ 100, a 0.01
- * embedding would give pairwise terms ~ 1 per pair).  A coordinate whose denominator is 0 (G = 0 and eps = 0: no gradient yet)
- * is left alone.
+ * embedding would give pairwise terms ~ 1 per pair).  A coordinate whose
+ * denominator is 0 (G = 0 and eps = 0: no gradient yet) is left alone.
+ * A negative q (a lossy codec, or error feedback) counts as 0.
  * A row with init_skip > 0 (fm: [w | v_1..v_k]) steps its columns past
- * init_skip (the embedding) S_NORM_EMB = 0.1 times as far: a row's
- * pairwise term sums over all pairs of its features, so one embedding moves
- * the logit through every partner at once, and equal steps for w and v made
- * fm worse than lr on data without interactions (docs/bench-quality.md). */
+ * init_skip (the embedding) S_NORM_EMB times as far: a row's pairwise term
+ * sums over all pairs of its features, so one embedding moves the logit
+ * through every partner at once (docs/bench-quality.md). */
 #define S_NORM_EMB 0.1f
+#ifndef S_NORM_BOOST
+#define S_NORM_BOOST 32.0f
+#endif
 static void s_norm(const ps_optim_conf_t *c, float *restrict row,
                    const float *restrict grad)
 {
     const uint32_t d = c->dim;
     float *restrict w = row, *restrict G = row + d;
-    const float x = grad[d];
+    const float *restrict q = grad + d;
+    const float x = grad[2 * d];
     float s = row[2 * d];
     if (s == 0) { /* first push: the initial row is for |x| = 1 */
         s = x > 0 && isfinite(x) ? x : 1.0f;
@@ -353,8 +364,10 @@ static void s_norm(const ps_optim_conf_t *c, float *restrict row,
     const float l1 = c->l1, l2 = c->l2, eps = c->eps;
     const int emb = c->init_skip > 0; /* an fm row: [w | embedding] */
     for (uint32_t j = 0; j < d; j++) {
-        float g = grad[j] + l2 * w[j];
-        float gg = G[j] + g * g;
+        float r = l2 * w[j];
+        float g = grad[j] + r;
+        float qb = grad[j] * grad[j] * (1.0f / S_NORM_BOOST); /* bounds the boost */
+        float gg = G[j] + (q[j] > qb ? q[j] : qb) + r * r;
         float den = sqrtf(gg) + eps;
         G[j] = gg;
         if (den > 0) {

@@ -5,14 +5,16 @@
  *   adagrad  [w | n]                 2*dim   n = sum of g^2
  *   ftrl     [z | n]                 2*dim   w derived lazily from z, n
  *   adam     [w | m | v | t]         3*dim+1 t = steps taken by this row (lazy Adam)
- *   norm     [w | G | s]             2*dim+1 G = sum of g^2, s = max |x| of the key
+ *   norm     [w | G | s]             2*dim+1 G = sum of squared gradients,
+ *                                            s = max |x| of the key
  * Pulls return weights (ps_optim_weights); pushes carry gradients of the
- * loss (ps_optim_apply): dim floats per key, plus (norm only) one more,
- * the largest |x| of the key's feature in the pushed batch
- * (ps_optim_push_floats).
+ * loss (ps_optim_apply): dim floats per key, or (norm) [g | q | x], 2*dim+1:
+ * the gradient, per column the sum over the batch's rows of the squared
+ * per-row gradients, and the largest |x| of the key's feature in the
+ * pushed batch (ps_optim_push_floats).
  * norm is the normalized adaptive gradient (NAG) of Ross, Mineiro and
  * Langford, "Normalized Online Learning", UAI 2013, per coordinate:
- *     s <- max(s, x);  G <- G + g^2;  w <- w - lr * g / (s * sqrt(G))
+ *     s <- max(s, x);  G <- G + q;  w <- w - lr * g / (s * sqrt(G))
  * which gives the same predictions whatever the scale of each feature (x
  * scaled by c: g by c, G by c^2, s by c, the step by 1/c), so one step
  * size serves binary, count, tf-idf and real-valued features.  A norm row
@@ -67,8 +69,9 @@ int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len);
 /* Floats per stored row for this optimizer and dim. */
 uint32_t ps_optim_row_floats(const ps_optim_conf_t *c);
 
-/* Floats per key in a push: dim, or dim + 1 for norm (the last one is the
- * largest |x| of the key's feature in the batch; the bias key sends 1). */
+/* Floats per key in a push: dim, or 2 dim + 1 for norm ([g | q | x]: q the
+ * sums of squared per-row gradients, x the largest |x| of the key's
+ * feature in the batch; the bias key sends x = 1). */
 uint32_t ps_optim_push_floats(const ps_optim_conf_t *c);
 
 /* Fill row (row_floats) with the initial state of key. */

@@ -36,7 +36,9 @@
  * low-water mark in the last written checkpoint).  A push also carries how
  * many pushes the client has had acknowledged by this server: after a
  * restore, the difference with the checkpoint's applied count is what the
- * crash lost, and is logged.
+ * crash took from this server, and is logged; clients keep every push
+ * until durable_seq covers it and resend those, so they are applied again
+ * (exactly once) rather than lost.
  *
  * All or nothing.  A push is applied in two passes: compute every row's
  * update into scratch and check it stays finite, count the new keys, check
@@ -66,6 +68,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -94,6 +97,7 @@
 #include "zps_vcodec.h"
 
 #define PS_CHUNK 256
+#define PS_OUTQ 4096  /* buckets of the per-connection reply-byte account */
 #define PS_MAX_RANK 65536             /* ranks 0..65535 have records */
 #define PS_SCRATCH_KEEP (1u << 20)    /* scratch entries kept after a bigger request */
 #define PS_STATS_CLIENTS 1024         /* per-client entries in a STATS reply */
@@ -216,6 +220,11 @@ struct ps_server {
     size_t admin_token_len;
     /* connections */
     void *mon;                   /* socket monitor (PAIR): disconnects */
+    uint16_t *fd_stale;          /* per fd: disconnect reports to ignore (see s_on_monitor) */
+    size_t fd_stale_cap;
+    _Atomic long long *outq;     /* reply bytes queued in ZeroMQ, per connection bucket
+                                    (PS_OUTQ) and in all (index PS_OUTQ); decremented by
+                                    ZeroMQ's I/O thread when it is done with a reply */
     ps_conn_t *conns;
     size_t conn_cap, nconns, conn_used;
     uint64_t id_seed;            /* keys the routing-id hash */
@@ -243,6 +252,8 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->max_held_per_peer = 256;
     c->max_held_total = 8192;
     c->max_held_bytes = 256ULL << 20;
+    c->max_reply_bytes = 256ULL << 20;
+    c->max_reply_total = 1024ULL << 20;
     c->sndhwm = 4096;
     c->drain_batch = 256;
 }
@@ -557,6 +568,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     while (s->conn_cap < 2 * (size_t)(conf->max_connections ? conf->max_connections : 1000))
         s->conn_cap *= 2;
     s->conns = calloc(s->conn_cap, sizeof *s->conns);
+    s->outq = calloc(PS_OUTQ + 1, sizeof *s->outq);
     s->tmp_row = malloc(4 * (3 * 1024 + 1) * sizeof(float));
     if (!s->conns || !s->tmp_row) {
         snprintf(err, errlen, "out of memory");
@@ -610,11 +622,13 @@ void ps_server_destroy(ps_server_t **sp)
         zmq_close(s->zap);
     free(s->allowed);
     free(s->conns);
+    free(s->fd_stale);
     free(s->ranks);
     free(s->rowp);
     free(s->tmp_row);
     if (s->ctx)
-        zmq_ctx_term(s->ctx);
+        zmq_ctx_term(s->ctx); /* every queued reply has been released: outq is idle */
+    free(s->outq);
     for (int i = 0; i < PS_MAX_TABLES; i++)
         ps_table_destroy(&s->tabs[i].t);
     for (size_t i = 0; i < s->nheld; i++) {
@@ -685,6 +699,28 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
 
 /* ---- replies ------------------------------------------------------------ */
 
+/* Reply bytes queued in ZeroMQ.  A reply's values frame is handed to
+ * ZeroMQ without a copy; s_outq_free runs (in ZeroMQ's I/O thread) when it
+ * has been written to the socket or dropped, and takes its bytes off the
+ * account, so a peer that asks and never reads is refused (s_reply_room)
+ * instead of filling the server's memory with its replies. */
+typedef struct {
+    _Atomic long long *q;
+    size_t b;
+    long long len;
+} s_outq_ref_t;
+
+static void s_outq_free(void *data, void *hint)
+{
+    s_outq_ref_t *r = hint;
+    atomic_fetch_sub(&r->q[r->b], r->len);
+    atomic_fetch_sub(&r->q[PS_OUTQ], r->len);
+    free(r);
+    free(data);
+}
+
+static uint64_t s_conn_key(const ps_server_t *s, zps_msg_t *m);
+
 static void s_send(ps_server_t *s, zps_msg_t *m, Zps__Envelope *env, void *keys, size_t klen,
                    void *vals, size_t vlen)
 {
@@ -694,7 +730,21 @@ static void s_send(ps_server_t *s, zps_msg_t *m, Zps__Envelope *env, void *keys,
         free(vals);
         return;
     }
-    int rc = zps_msg_send(s->sock, &m->ident, env, keys, klen, vals, vlen, &wire);
+    int rc;
+    s_outq_ref_t *ref = vals && vlen && s->outq ? malloc(sizeof *ref) : NULL;
+    if (ref) {
+        ref->q = s->outq;
+        ref->b = s_conn_key(s, m) % PS_OUTQ;
+        ref->len = (long long)vlen;
+        atomic_fetch_add(&s->outq[ref->b], ref->len);
+        long long all = atomic_fetch_add(&s->outq[PS_OUTQ], ref->len) + ref->len;
+        if (all > (long long)s->st.reply_queued_peak)
+            s->st.reply_queued_peak = (uint64_t)all;
+        rc = zps_msg_send_tracked(s->sock, &m->ident, env, keys, klen, vals, vlen, s_outq_free, ref,
+                                  &wire);
+    } else {
+        rc = zps_msg_send(s->sock, &m->ident, env, keys, klen, vals, vlen, &wire);
+    }
     if (rc) {
         /* the peer's queue is full (ZMQ_SNDHWM) or it has gone: dropped */
         s->st.dropped_replies++;
@@ -881,6 +931,32 @@ static void s_conn_rehash(ps_server_t *s)
     free(old);
 }
 
+static void s_forget_fd(ps_server_t *s, int fd, uint64_t keep);
+static void s_on_monitor(ps_server_t *s);
+
+/* A new connection on fd: any entry still on fd is a closed connection
+ * whose monitor report has not been read yet: evict it now, and mark that
+ * report stale.  0, or -1 if the stale table cannot grow. */
+static int s_fd_reused(ps_server_t *s, int fd)
+{
+    size_t before = s->nconns;
+    s_forget_fd(s, fd, 0);
+    size_t evicted = before - s->nconns;
+    if (!evicted)
+        return 0;
+    if ((size_t)fd >= s->fd_stale_cap) {
+        size_t cap = (size_t)fd + 1024;
+        uint16_t *n = realloc(s->fd_stale, cap * sizeof *n);
+        if (!n)
+            return -1;
+        memset(n + s->fd_stale_cap, 0, (cap - s->fd_stale_cap) * sizeof *n);
+        s->fd_stale = n;
+        s->fd_stale_cap = cap;
+    }
+    s->fd_stale[fd] += (uint16_t)evicted;
+    return 0;
+}
+
 /* Admit the connection of m (known, or new within --max-connections).
  * 0, or ZPS_ELIMIT (answered). */
 static int s_admit(ps_server_t *s, zps_msg_t *m)
@@ -906,6 +982,15 @@ static int s_admit(ps_server_t *s, zps_msg_t *m)
                       "(--max-connections); try later or another server", maxc);
         return ZPS_ELIMIT;
     }
+    /* read the monitor first: ZeroMQ reports a closed connection (and the
+     * accept of this one) before this connection's first message reaches
+     * us, so the reports about an earlier connection on this descriptor
+     * are consumed now, before the descriptor gets a new owner */
+    s_on_monitor(s);
+    if (m->srcfd >= 0 && s_fd_reused(s, m->srcfd)) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the connection table");
+        return ZPS_ENOMEM;
+    }
     if (c->key == 0)
         s->conn_used++;
     c->key = key;
@@ -918,11 +1003,35 @@ static int s_admit(ps_server_t *s, zps_msg_t *m)
 
 static void s_drop_held_if(ps_server_t *s, uint64_t conn, uint32_t worker, int by_worker);
 
+/* Forget the connections on descriptor fd (except the one with key
+ * keep): release the ranks bound to them, drop their held pulls. */
+static void s_forget_fd(ps_server_t *s, int fd, uint64_t keep)
+{
+    for (size_t i = 0; i < s->conn_cap; i++) {
+        ps_conn_t *c = &s->conns[i];
+        if (c->key < 2 || c->fd != fd || c->key == keep)
+            continue;
+        for (uint32_t r = 0; r < s->nclients; r++)
+            if (s->ranks[r].conn == c->key)
+                s->ranks[r].conn = 0;
+        s_drop_held_if(s, c->key, 0, 0);
+        c->key = 1;
+        c->fd = -1;
+        s->nconns--;
+    }
+}
+
 /* The monitor reported a closed connection: forget it, release the ranks
- * it was bound to, drop its held pulls. */
+ * it was bound to, drop its held pulls.  Descriptors are reused: a new
+ * connection can arrive on fd N before the monitor's report that the old
+ * connection on N closed has been read.  s_admit then evicts the old entry
+ * at once and counts the report as stale (fd_stale), so the report, when it
+ * comes, cannot release the new connection's ranks. */
 static void s_on_monitor(ps_server_t *s)
 {
-    for (int k = 0; k < 64; k++) {
+    /* bounded, but enough for a burst of closes (an attacker's 1000
+     * connections going at once must not keep new peers out for seconds) */
+    for (int k = 0; k < 4096; k++) {
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
         if (zmq_msg_recv(&ev, s->mon, ZMQ_DONTWAIT) < 0) {
@@ -948,18 +1057,12 @@ static void s_on_monitor(ps_server_t *s)
         }
         if (event != ZMQ_EVENT_DISCONNECTED)
             continue;
-        for (size_t i = 0; i < s->conn_cap; i++) {
-            ps_conn_t *c = &s->conns[i];
-            if (c->key < 2 || c->fd != (int)value)
-                continue;
-            for (uint32_t r = 0; r < s->nclients; r++)
-                if (s->ranks[r].conn == c->key)
-                    s->ranks[r].conn = 0;
-            s_drop_held_if(s, c->key, 0, 0);
-            c->key = 1;
-            c->fd = -1;
-            s->nconns--;
+        /* an entry already evicted when a new connection reused its fd */
+        if (value < s->fd_stale_cap && s->fd_stale[value]) {
+            s->fd_stale[value]--;
+            continue;
         }
+        s_forget_fd(s, (int)value, 0);
     }
 }
 
@@ -1257,7 +1360,7 @@ static void s_bsp_apply(ps_server_t *s)
         return;
     ps_tab_t *tb = &s->tabs[0];
     float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
-    float g[1024 + 1]; /* a push has up to dim + 1 floats (ps_optim_push_floats) */
+    float g[2 * 1024 + 1]; /* a push has up to 2 dim + 1 floats (ps_optim_push_floats) */
     size_t cursor = 0;
     uint64_t key;
     float *arow;
@@ -1678,6 +1781,31 @@ static void s_trim_scratch(ps_server_t *s)
     }
 }
 
+/* May a reply of bytes go to m's peer?  Refused (ZPS_ELIMIT, answered)
+ * when the peer already has replies queued unread and this one would take
+ * it over --max-reply-mb, or all peers together over --max-reply-total-mb;
+ * a peer with nothing queued always gets one reply within the total. */
+static int s_reply_room(ps_server_t *s, zps_msg_t *m, size_t bytes)
+{
+    if (!s->outq || !bytes)
+        return 0;
+    size_t b = s_conn_key(s, m) % PS_OUTQ;
+    long long mine = atomic_load(&s->outq[b]), all = atomic_load(&s->outq[PS_OUTQ]);
+    long long want = (long long)bytes;
+    int over_mine = mine > 0 && mine + want > (long long)s->conf.max_reply_bytes;
+    int over_all = all + want > (long long)s->conf.max_reply_total;
+    if (!over_mine && !over_all)
+        return 0;
+    s->st.reply_refused++;
+    s_reply_error(s, m, ZPS_ELIMIT, "%.1f MB of replies to %s are still unread (%.1f MB for all "
+                  "peers): read them before asking for more (--max-reply-mb %llu, "
+                  "--max-reply-total-mb %llu)", (double)mine / 1048576.0,
+                  over_mine ? "you" : "this server's peers", (double)all / 1048576.0,
+                  (unsigned long long)(s->conf.max_reply_bytes >> 20),
+                  (unsigned long long)(s->conf.max_reply_total >> 20));
+    return 1;
+}
+
 static void s_on_pull(ps_server_t *s, zps_msg_t *m)
 {
     const Zps__Pull *req = m->env->pull;
@@ -1708,6 +1836,8 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
             req->clock - 1 - s->min_clock > s->st.max_staleness)
             s->st.max_staleness = req->clock - 1 - s->min_clock;
     }
+    if (s_reply_room(s, m, n * dim * sizeof(float)))
+        return;
     float *vals = n ? malloc(n * dim * sizeof(float)) : NULL;
     if (n && !vals) {
         s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a reply of %zu keys", n);
@@ -2021,7 +2151,7 @@ static void s_account_lost(ps_server_t *s, uint32_t rank, const Zps__Push *req, 
         s->st.lost_pushes += now - l->lost;
         l->lost = now;
         zps_warn(s->log, "worker %u: %llu acknowledged pushes are not in the restored "
-                 "checkpoint (applied after it, before the crash): lost",
+                 "checkpoint (applied after it, before the crash): the client resends them",
                  rank, (unsigned long long)now);
     }
     if (req->seq > l->acked_seq) {
@@ -2194,6 +2324,8 @@ static void s_on_stats(ps_server_t *s, zps_msg_t *m)
     body.dropped_replies = st.dropped_replies;
     body.refused_peers = st.refused_peers;
     body.perm_denied = st.perm_denied;
+    body.reply_refused = st.reply_refused;
+    body.reply_queued_peak = st.reply_queued_peak;
     uint64_t clocks[1024];
     if (s->workers) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;

@@ -60,6 +60,8 @@ typedef struct {
     uint32_t max_held_per_peer;   /* ssp/bsp pulls held per connection */
     uint32_t max_held_total;      /* ... and in all */
     uint64_t max_held_bytes;      /* bytes of held pulls in all */
+    uint64_t max_reply_bytes;     /* --max-reply-mb: reply bytes queued unread per connection */
+    uint64_t max_reply_total;     /* --max-reply-total-mb: ... for all connections */
     uint32_t sndhwm;              /* replies queued per peer; more are dropped (counted) */
     uint32_t drain_batch;         /* messages handled between maintenance passes */
     float clip_gradient;          /* --clip-gradient X: each value into [-X, X] (0: off) */
@@ -77,6 +79,8 @@ typedef struct {
     uint64_t dropped_replies;        /* replies not queued: peer's queue full or peer gone */
     uint64_t refused_peers;          /* messages refused by the connection limit */
     uint64_t perm_denied;            /* requests refused with ZPS_EPERM */
+    uint64_t reply_refused;          /* pulls refused: too many reply bytes queued unread */
+    uint64_t reply_queued_peak;      /* most reply bytes queued unread at once (all peers) */
     uint64_t maintenance_passes;     /* heartbeat/checkpoint/ZAP passes of the loop */
     uint64_t maintenance_max_gap_ms; /* longest time between two passes */
     uint64_t server_nonce;

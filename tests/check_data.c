@@ -11,7 +11,13 @@
  *     several files dealt round-robin or split);
  *   - a cached epoch returns the same rows; a changed input (size or mtime)
  *     is parsed again; other settings do not use the cache;
- *   - a shuffled epoch is a permutation of each window of rows. */
+ *   - block shards (shuffle_buffer > 0): the union of W = 1..5 workers is
+ *     the input exactly once for several block sizes and inputs (one file;
+ *     plain files with a gzip one; gzip files dealt whole); a label-sorted
+ *     file gives every worker both labels and no worker a contiguous range;
+ *     blocks come in a permuted order per (seed, epoch), the same from the
+ *     text or the cache; block caches are per layout and survive errors;
+ *   - a shuffled epoch is a permutation of the input. */
 #include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1345,24 +1351,46 @@ END_TEST
 
 /* ---- shuffle, progress, empty input -------------------------------------- */
 
+/* Line index i of a row whose first feature id is 1000000 + i (s_make_text
+ * and the files below), or -1. */
+static long s_row_line(const char *row)
+{
+    unsigned long long id;
+    if (sscanf(row, "%*s %llu:", &id) != 1 || id < 1000000 || id >= 2000000)
+        return -1;
+    return (long)(id - 1000000);
+}
+
+/* "label 1000000+i:1" for i < n, labels sorted: 0 for i < n0, then 1. */
+static void s_make_sorted(sb_t *sb, int n, int n0)
+{
+    for (int i = 0; i < n; i++)
+        s_sb_printf(sb, "%d %d:1\n", i >= n0, 1000000 + i);
+}
+
 START_TEST(test_shuffle)
 {
     tdir_t t;
     char p[256];
     s_tdir(&t);
     sb_t sb = {NULL, 0, 0};
-    for (int i = 0; i < 100; i++)
-        s_sb_printf(&sb, "%d %d:1 %d:0.5\n", i & 1, i, 1000 + i % 7);
+    s_make_text(&sb, 200, 9);
     s_write(s_path(p, &t, "s.svm"), sb.s, sb.n);
     free(sb.s);
     const char *paths[] = {p};
     wk_data_conf_t c = s_conf(paths, 1);
-    rows_t plain, a1, a2, b1, x1;
+    rows_t plain, a1, a2, b1, b2, x1, sp;
     wk_reader_t *r = s_open(&c);
     ck_assert_int_eq(s_epoch_rows(r, 100, &plain), 0);
     wk_reader_destroy(&r);
+    sp = plain;
+    sp.v = malloc(plain.n * sizeof *sp.v);
+    ck_assert_ptr_nonnull(sp.v);
+    memcpy(sp.v, plain.v, plain.n * sizeof *sp.v);
+    s_rows_sort(&sp);
 
     c.shuffle_buffer = 16;
+    c.block_bytes = 512;
     c.seed = 7;
     c.use_cache = 1;
     r = s_open(&c);
@@ -1371,9 +1399,20 @@ START_TEST(test_shuffle)
     ck_assert_int_eq(wk_reader_from_cache(r), 1);
     ck_assert_int_eq(s_epoch_rows(r, 64, &a2), 0);
     wk_reader_destroy(&r);
+    ck_assert_uint_eq(s_count_glob(&t, "s.svm.zpscache.0of1b512.auto-bin-h0"), 1);
+    /* a new reader (a restarted worker) reads epoch 0 from the cache in the
+     * order the text gave, whatever the batch sizes */
+    r = s_open(&c);
+    ck_assert_int_eq(wk_reader_from_cache(r), 1);
+    ck_assert_int_eq(s_epoch_rows(r, 1, &b1), 0);
+    wk_reader_destroy(&r);
+    ck_assert(s_rows_same_order(&b1, &a1));
+    s_rows_free(&b1);
     c.use_cache = 0;
     r = s_open(&c);
     ck_assert_int_eq(s_epoch_rows(r, 3, &b1), 0);
+    ck_assert_int_eq(wk_reader_rewind(r), 0);
+    ck_assert_int_eq(s_epoch_rows(r, 1000, &b2), 0);
     wk_reader_destroy(&r);
     c.seed = 8;
     r = s_open(&c);
@@ -1383,39 +1422,355 @@ START_TEST(test_shuffle)
     ck_assert(!s_rows_same_order(&a1, &plain));
     ck_assert(!s_rows_same_order(&a2, &a1));   /* another epoch, another order */
     ck_assert(s_rows_same_order(&b1, &a1));    /* same seed, same order */
+    ck_assert(s_rows_same_order(&b2, &a2));    /* ... from the text or the cache */
     ck_assert(!s_rows_same_order(&x1, &a1));   /* other seed */
-    /* each window of 16 rows is a permutation of the same 16 input rows */
     rows_t *all[] = {&a1, &a2, &x1};
     for (int k = 0; k < 3; k++) {
-        ck_assert_uint_eq(all[k]->n, 100);
-        for (size_t w = 0; w < 100; w += 16) {
-            size_t n = w + 16 <= 100 ? 16 : 100 - w;
-            char **save = malloc(2 * n * sizeof *save);
-            ck_assert_ptr_nonnull(save);
-            memcpy(save, all[k]->v + w, n * sizeof *save);
-            memcpy(save + n, plain.v + w, n * sizeof *save);
-            rows_t s1 = {save, n, n}, s2 = {save + n, n, n};
-            s_rows_sort(&s1);
-            s_rows_sort(&s2);
-            s_rows_eq(&s1, &s2, "shuffle window");
-            free(save);
-        }
+        s_rows_sort(all[k]);
+        s_rows_eq(all[k], &sp, "shuffled epoch");
     }
-    /* one window holding everything */
-    c.shuffle_buffer = 1000;
+    /* shuffle_buffer 1: rows in file order within a block, blocks permuted:
+     * the epoch is runs of consecutive lines, and the runs are out of order */
+    c.shuffle_buffer = 1;
     s_rows_free(&x1);
     r = s_open(&c);
     ck_assert_int_eq(s_epoch_rows(r, 30, &x1), 0);
     wk_reader_destroy(&r);
+    size_t runs = 1, back = 0;
+    for (size_t i = 1; i < x1.n; i++) {
+        long l0 = s_row_line(x1.v[i - 1]), l1 = s_row_line(x1.v[i]);
+        ck_assert(l0 >= 0 && l1 >= 0);
+        if (l1 < l0)
+            back++;
+        if (l1 < l0 || l1 > l0 + 3) /* lines 3 and 5 of 11 are not rows */
+            runs++;
+    }
+    ck_assert_msg(runs >= 5 && back >= 2, "%zu runs, %zu back", runs, back);
+    ck_assert_msg(runs <= (size_t)(200 * 60) / 512 + 2, "%zu runs: rows not in blocks", runs);
     s_rows_sort(&x1);
-    rows_t ps = plain;
-    s_rows_sort(&ps);
-    s_rows_eq(&x1, &ps, "whole-file shuffle");
+    s_rows_eq(&x1, &sp, "blocks in permuted order");
     s_rows_free(&plain);
+    free(sp.v);
     s_rows_free(&a1);
     s_rows_free(&a2);
     s_rows_free(&b1);
+    s_rows_free(&b2);
     s_rows_free(&x1);
+    s_tdir_rm(&t);
+}
+END_TEST
+
+/* Union of W block shards (sorted) must equal whole.  Each shard: its second
+ * epoch comes from its cache, holds the same rows, and is in the same order
+ * as a reader without cache gives for that epoch. */
+static void s_check_union_mixed(const char *const *paths, size_t n, uint32_t W, uint64_t B,
+                                const rows_t *whole, const char *what)
+{
+    rows_t all = {NULL, 0, 0};
+    for (uint32_t s = 0; s < W; s++) {
+        wk_data_conf_t c = s_conf(paths, n);
+        c.shard = s;
+        c.nshards = W;
+        c.use_cache = 1;
+        c.shuffle_buffer = 5;
+        c.block_bytes = B;
+        c.seed = 100 + s;
+        wk_reader_t *r = s_open(&c);
+        size_t n0 = all.n;
+        long rc = s_read_rows(r, 4, &all);
+        ck_assert_msg(rc == 0, "%s W=%u B=%llu shard %u: %s", what, W, (unsigned long long)B, s,
+                      wk_reader_error(r));
+        ck_assert_int_eq(wk_reader_rewind(r), 0);
+        T_REQUIRE(wk_reader_from_cache(r) == 1, "%s W=%u B=%llu shard %u: epoch 2 not cached",
+                  what, W, (unsigned long long)B, s);
+        rows_t again = {NULL, 0, 0}, text = {NULL, 0, 0};
+        ck_assert_int_eq(s_read_rows(r, 3, &again), 0);
+        wk_reader_destroy(&r);
+        c.use_cache = 0;
+        r = s_open(&c);
+        ck_assert_int_eq(wk_reader_rewind(r), 0);
+        ck_assert_int_eq(s_read_rows(r, 7, &text), 0);
+        wk_reader_destroy(&r);
+        T_REQUIRE(s_rows_same_order(&again, &text), "%s W=%u B=%llu shard %u: cached epoch "
+                  "in another order than the text", what, W, (unsigned long long)B, s);
+        rows_t first = {NULL, 0, 0};
+        for (size_t i = n0; i < all.n; i++) {
+            if (first.n == first.cap) {
+                first.cap = first.cap ? 2 * first.cap : 64;
+                first.v = realloc(first.v, first.cap * sizeof *first.v);
+                ck_assert_ptr_nonnull(first.v);
+            }
+            first.v[first.n++] = all.v[i];
+        }
+        s_rows_sort(&first);
+        s_rows_sort(&again);
+        s_rows_eq(&again, &first, "shard from its cache");
+        free(first.v);
+        s_rows_free(&again);
+        s_rows_free(&text);
+    }
+    s_rows_sort(&all);
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s, union of %u block shards (B=%llu)", what, W,
+             (unsigned long long)B);
+    s_rows_eq(&all, whole, msg);
+    s_rows_free(&all);
+}
+
+START_TEST(test_mixed_union)
+{
+    tdir_t t;
+    char d1[256], d2[256], p[256];
+    s_tdir(&t);
+    mkdir(s_path(d1, &t, "plain"), 0755);
+    mkdir(s_path(d2, &t, "gz"), 0755);
+    /* one file; three plain files and a gzip one; four gzip files and a plain one */
+    sb_t sb = {NULL, 0, 0};
+    s_make_text(&sb, 300, 21);
+    s_sb_printf(&sb, "0 77:1 78:2"); /* no trailing newline */
+    s_write(s_path(p, &t, "one.svm"), sb.s, sb.n);
+    free(sb.s);
+    for (int i = 0; i < 5; i++) {
+        char name[64], q[256];
+        sb_t fb = {NULL, 0, 0};
+        s_make_text(&fb, 20 + 37 * i, 30 + (uint64_t)i);
+        s_sb_printf(&fb, "1 %d:1\n", 900 + i);
+        snprintf(name, sizeof name, "plain/f%d", i);
+        if (i < 4) {
+            if (i == 2)
+                s_write_gz(s_path(q, &t, name), fb.s, fb.n);
+            else
+                s_write(s_path(q, &t, name), fb.s, fb.n);
+        }
+        snprintf(name, sizeof name, "gz/f%d", i);
+        if (i < 4)
+            s_write_gz(s_path(q, &t, name), fb.s, fb.n);
+        else
+            s_write(s_path(q, &t, name), fb.s, fb.n);
+        free(fb.s);
+    }
+    const char *sets[] = {p, d1, d2};
+    static const uint64_t blocks[] = {0, 64, 200, 1000};
+    for (int k = 0; k < 3; k++) {
+        const char *paths[] = {sets[k]};
+        wk_data_conf_t c = s_conf(paths, 1);
+        rows_t whole = {NULL, 0, 0};
+        s_rows_whole(paths, 1, &c, &whole);
+        ck_assert_uint_gt(whole.n, 100);
+        for (uint32_t W = 1; W <= 5; W++)
+            for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
+                s_check_union_mixed(paths, 1, W, blocks[b], &whole, sets[k]);
+        s_rows_free(&whole);
+    }
+    s_tdir_rm(&t);
+}
+END_TEST
+
+/* A label-sorted file: no worker's part is one contiguous range, every
+ * worker gets both labels, and one worker alone (--local) reads the blocks
+ * out of order. */
+START_TEST(test_mixed_sorted_spread)
+{
+    tdir_t t;
+    char p[256];
+    s_tdir(&t);
+    sb_t sb = {NULL, 0, 0};
+    s_make_sorted(&sb, 2000, 1500);
+    s_write(s_path(p, &t, "sorted.svm"), sb.s, sb.n);
+    free(sb.s);
+    const char *paths[] = {p};
+    for (uint32_t W = 1; W <= 5; W++) {
+        int total = 0;
+        for (uint32_t s = 0; s < W; s++) {
+            wk_data_conf_t c = s_conf(paths, 1);
+            c.shard = s;
+            c.nshards = W;
+            c.shuffle_buffer = 1; /* blocks permuted, rows in order within a block */
+            c.seed = 5;
+            wk_reader_t *r = s_open(&c);
+            rows_t rs = {NULL, 0, 0};
+            ck_assert_int_eq(s_read_rows(r, 50, &rs), 0);
+            wk_reader_destroy(&r);
+            ck_assert_uint_gt(rs.n, 0);
+            char *seen = calloc(2000, 1);
+            ck_assert_ptr_nonnull(seen);
+            long lo = 2000, hi = -1;
+            size_t ones_first_half = 0, zeros_second_half = 0;
+            for (size_t i = 0; i < rs.n; i++) {
+                long l = s_row_line(rs.v[i]);
+                ck_assert(l >= 0 && l < 2000 && !seen[l]);
+                seen[l] = 1;
+                lo = l < lo ? l : lo;
+                hi = l > hi ? l : hi;
+                if (i < rs.n / 2)
+                    ones_first_half += l >= 1500;
+                else
+                    zeros_second_half += l < 1500;
+            }
+            total += (int)rs.n;
+            /* both labels; not one contiguous range */
+            T_REQUIRE(lo < 1500 && hi >= 1500, "W=%u shard %u: lines %ld..%ld, one label", W, s,
+                      lo, hi);
+            if (W > 1)
+                T_REQUIRE((long)rs.n < hi - lo + 1, "W=%u shard %u: lines %ld..%ld contiguous",
+                          W, s, lo, hi);
+            /* blocks out of file order: ones early and zeros late */
+            T_REQUIRE(ones_first_half > 0 && zeros_second_half > 0,
+                      "W=%u shard %u: blocks read in file order", W, s);
+            free(seen);
+            s_rows_free(&rs);
+        }
+        ck_assert_int_eq(total, 2000);
+    }
+    /* one worker, blocks of 256 bytes (~23 rows), a window of 500 rows (a
+     * quarter of the file, ~20 blocks): every window mixes both labels */
+    wk_data_conf_t c = s_conf(paths, 1);
+    c.shuffle_buffer = 500;
+    c.block_bytes = 256;
+    c.seed = 9;
+    wk_reader_t *r = s_open(&c);
+    wk_batch_t b;
+    long n;
+    int batches = 0;
+    while ((n = wk_reader_next(r, 500, &b)) > 0) {
+        int ones = 0;
+        for (long i = 0; i < n; i++)
+            ones += b.labels[i] == 1.0f;
+        T_REQUIRE(n == 500 && ones > 0 && ones < n, "window %d: %d of %ld rows are 1", batches,
+                  ones, n);
+        batches++;
+    }
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(batches, 4);
+    wk_reader_destroy(&r);
+    s_tdir_rm(&t);
+}
+END_TEST
+
+/* Block caches: one per file and worker, named with the block size; other
+ * layouts do not use it; a broken one is rewritten; skipped lines keep
+ * their count; bad lines are named by their absolute line number. */
+START_TEST(test_mixed_cache)
+{
+    tdir_t t;
+    char p[256], cn[256];
+    s_tdir(&t);
+    sb_t sb = {NULL, 0, 0};
+    s_make_text(&sb, 120, 5);
+    s_write(s_path(p, &t, "m.svm"), sb.s, sb.n);
+    free(sb.s);
+    const char *paths[] = {p};
+    wk_data_conf_t c = s_conf(paths, 1);
+    c.use_cache = 1;
+    c.shuffle_buffer = 10;
+    c.block_bytes = 256;
+    c.nshards = 2;
+    c.shard = 1;
+    rows_t e1, e2;
+    wk_reader_t *r = s_open(&c);
+    ck_assert_int_eq(s_epoch_rows(r, 10, &e1), 0);
+    wk_reader_destroy(&r);
+    ck_assert_uint_eq(s_count_glob(&t, "m.svm.zpscache.1of2b256.auto-bin-h0"), 1);
+    ck_assert_uint_eq(s_count_glob(&t, "*.tmp*"), 0);
+    for (int k = 0; k < 4; k++) {
+        wk_data_conf_t o = c;
+        if (k == 0)
+            o.block_bytes = 512;
+        else if (k == 1)
+            o.nshards = 3;
+        else if (k == 2)
+            o.shuffle_buffer = 0; /* contiguous shard */
+        else
+            o.shard = 0;
+        r = s_open(&o);
+        ck_assert_msg(wk_reader_from_cache(r) == 0, "layout %d used the cache", k);
+        wk_reader_destroy(&r);
+    }
+    r = s_open(&c);
+    ck_assert_int_eq(wk_reader_from_cache(r), 1);
+    wk_reader_destroy(&r);
+    /* a truncated cache is ignored, and rewritten by the next full epoch */
+    s_path(cn, &t, "m.svm.zpscache.1of2b256.auto-bin-h0");
+    struct stat st;
+    ck_assert_int_eq(stat(cn, &st), 0);
+    ck_assert_int_eq(truncate(cn, st.st_size - 8), 0);
+    r = s_open(&c);
+    ck_assert_int_eq(wk_reader_from_cache(r), 0);
+    ck_assert_int_eq(s_epoch_rows(r, 10, &e2), 0);
+    s_rows_sort(&e1);
+    s_rows_sort(&e2);
+    s_rows_eq(&e2, &e1, "after a broken cache");
+    s_rows_free(&e2);
+    ck_assert_int_eq(wk_reader_rewind(r), 0);
+    ck_assert_int_eq(wk_reader_from_cache(r), 1);
+    ck_assert_int_eq(s_epoch_rows(r, 10, &e2), 0);
+    s_rows_sort(&e2);
+    s_rows_eq(&e2, &e1, "rewritten cache");
+    s_rows_free(&e2);
+    wk_reader_destroy(&r);
+    /* an epoch cut short leaves no temporary file */
+    c.hash_bits = 12;
+    r = s_open(&c);
+    wk_batch_t b;
+    ck_assert_int_eq(wk_reader_next(r, 3, &b), 3);
+    ck_assert_uint_eq(s_count_glob(&t, "*.tmp*"), 1);
+    ck_assert_int_eq(wk_reader_rewind(r), 0);
+    ck_assert_uint_eq(s_count_glob(&t, "*.tmp*"), 0);
+    ck_assert_int_eq(wk_reader_from_cache(r), 0);
+    wk_reader_destroy(&r);
+    ck_assert_uint_eq(s_count_glob(&t, "*.tmp*"), 0);
+    s_rows_free(&e1);
+
+    /* bad lines: 40 lines, 7 and 33 bad, blocks of 32 bytes, 3 workers */
+    sb_t bb = {NULL, 0, 0};
+    for (int i = 1; i <= 40; i++)
+        if (i == 7 || i == 33)
+            s_sb_printf(&bb, "1 %d:x\n", 1000000 + i);
+        else
+            s_sb_printf(&bb, "%d %d:1\n", i & 1, 1000000 + i);
+    s_write(p, bb.s, bb.n);
+    free(bb.s);
+    int failed = 0;
+    uint64_t skipped = 0;
+    for (uint32_t s = 0; s < 3; s++) {
+        wk_data_conf_t o = s_conf(paths, 1);
+        o.shuffle_buffer = 4;
+        o.block_bytes = 32;
+        o.nshards = 3;
+        o.shard = s;
+        o.seed = s;
+        r = s_open(&o);
+        flat_t f;
+        long rc = s_read_flat(r, 3, &f);
+        if (rc != 0) {
+            ck_assert_int_eq(rc, ZPS_EINVAL);
+            char w7[300], w33[300];
+            snprintf(w7, sizeof w7, "%s:7:11: bad value 'x'", p);
+            snprintf(w33, sizeof w33, "%s:33:11: bad value 'x'", p);
+            const char *e = wk_reader_error(r);
+            T_REQUIRE(strcmp(e, w7) == 0 || strcmp(e, w33) == 0, "error '%s'", e);
+            failed++;
+        }
+        wk_reader_destroy(&r);
+        o.skip_bad_lines = 1;
+        o.use_cache = 1;
+        r = s_open(&o);
+        uint64_t b0 = 0;
+        for (int epoch = 0; epoch < 2; epoch++) {
+            ck_assert_int_eq(s_read_flat(r, 3, &f), 0);
+            if (epoch == 0) {
+                b0 = wk_reader_bad_lines(r);
+                skipped += b0;
+            } else {
+                ck_assert_int_eq(wk_reader_from_cache(r), 1);
+                ck_assert_uint_eq(wk_reader_bad_lines(r), b0);
+            }
+            ck_assert_int_eq(wk_reader_rewind(r), 0);
+        }
+        wk_reader_destroy(&r);
+    }
+    ck_assert_int_ge(failed, 1);
+    ck_assert_uint_eq(skipped, 2);
     s_tdir_rm(&t);
 }
 END_TEST
@@ -1451,7 +1806,8 @@ START_TEST(test_progress_and_empty)
             }
             ck_assert_int_eq(n, 0);
             ck_assert(wk_reader_progress(r) == 1.0);
-            ck_assert_int_eq(wk_reader_from_cache(r), shuffle || epoch);
+            /* a block-shard cache is not the contiguous shard's: epoch 0 parses */
+            ck_assert_int_eq(wk_reader_from_cache(r), epoch);
             ck_assert_int_eq(wk_reader_rewind(r), 0);
         }
         wk_reader_destroy(&r);
@@ -1501,6 +1857,8 @@ Suite *suite_data(void)
     tcase_add_test(tc, test_shard_union_plain);
     tcase_add_test(tc, test_shard_union_gzip);
     tcase_add_test(tc, test_shard_union_files);
+    tcase_add_test(tc, test_mixed_union);
+    tcase_add_test(tc, test_mixed_sorted_spread);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cache");
@@ -1509,6 +1867,7 @@ Suite *suite_data(void)
     tcase_add_test(tc, test_cache_dir_and_partial_epoch);
     tcase_add_test(tc, test_cache_skipped_lines);
     tcase_add_test(tc, test_shuffle);
+    tcase_add_test(tc, test_mixed_cache);
     tcase_add_test(tc, test_progress_and_empty);
     suite_add_tcase(s, tc);
     return s;

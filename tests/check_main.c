@@ -18,7 +18,8 @@ int main(void)
         suite_codec, suite_place, suite_table, suite_optim, suite_msg,
         suite_data,  suite_model, suite_metrics, suite_vcodec, suite_sparsify,
         suite_file,
-        suite_dedup, suite_log, suite_idx,
+        suite_dedup, suite_log,
+        suite_retry, suite_idx,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -84,8 +84,8 @@ START_TEST(test_row_floats)
         ps_optim_defaults(&c, (ps_opt_kind_t)k);
         c.dim = 5;
         ck_assert_uint_eq(ps_optim_row_floats(&c), want[k]);
-        /* pushes: dim gradients, plus max |x| for norm */
-        ck_assert_uint_eq(ps_optim_push_floats(&c), k == PS_OPT_NORM ? 6 : 5);
+        /* pushes: dim gradients; norm: [g | q | max |x|] */
+        ck_assert_uint_eq(ps_optim_push_floats(&c), k == PS_OPT_NORM ? 11 : 5);
     }
 }
 END_TEST
@@ -302,7 +302,7 @@ START_TEST(test_zero_gradient)
         c.init_scale = 0.1f;
         float *row = s_row(&c);
         float w0[4], w1[4];
-        const float zero[5] = {0}; /* norm: x = 0 too */
+        const float zero[9] = {0}; /* norm: q = 0, x = 0 too */
         ps_optim_init_row(&c, 77, row);
         if (k == PS_OPT_NORM) /* its initial values show after the first push */
             ps_optim_apply(&c, row, zero);
@@ -318,11 +318,12 @@ START_TEST(test_zero_gradient)
 END_TEST
 
 /* Normalized adaptive gradient (norm), lr 0.5, eps 1e-3, l1 0.01, l2 0.1,
- * row w = {0.2, -0.1}, G = 0, s = 0 (never pushed); pushes [g0, g1, x]
- * with x = 2, 1, 4.  Step 1, column 0: first push, so w = 0.2/2 = 0.1 and
- * s = 2; g' = 0.4 + 0.1*0.1 = 0.41; G = 0.1681; step = 0.5/(2 (0.41 +
- * 0.001)) = 0.608273; w = 0.1 - 0.608273*0.41 = -0.149392; truncate by
- * step*l1 = 0.006083: -0.143309.
+ * row w = {0.2, -0.1}, G = 0, s = 0 (never pushed); pushes [g0, g1, q0,
+ * q1, x] with q = g^2 (one row per batch) and x = 2, 1, 4; G adds q +
+ * (l2 w)^2.  Step 1, column 0: first push, so w = 0.2/2 = 0.1 and s = 2;
+ * g' = 0.4 + 0.1*0.1 = 0.41; G = 0.16 + 0.01^2 = 0.1601; step = 0.5/(2
+ * (0.400125 + 0.001)) = 0.623246; w = 0.1 - 0.623246*0.41 = -0.155531;
+ * truncate by step*l1 = 0.006232: -0.149299.
  * Step 2: x = 1 < s, s stays 2.  Step 3: x = 4 > s = 2, so first w *= 2/4
  * and s = 4, then the update with lr/s = 0.125. */
 START_TEST(test_norm_reference)
@@ -339,16 +340,18 @@ START_TEST(test_norm_reference)
     float w0[2] = {1, 1};
     ps_optim_weights(&c, row, w0); /* never pushed: reads as 0 */
     ck_assert(w0[0] == 0 && w0[1] == 0);
-    const float grads[3][3] = {{0.4f, -0.05f, 2}, {-0.2f, 0.2f, 1}, {-0.3f, 0.01f, 4}};
+    const float grads[3][5] = {{0.4f, -0.05f, 0.16f, 0.0025f, 2},
+                               {-0.2f, 0.2f, 0.04f, 0.04f, 1},
+                               {-0.3f, 0.01f, 0.09f, 0.0001f, 4}};
     const double want_w[3][2] = {
-        {-0.1433090011527022, 0.15089285800927515},
-        {-0.02234776395495156, -0.07901764755793321},
-        {0.054629646766359674, -0.037295119933789145},
+        {-0.1492988591276967, 0.16951485883044776},
+        {-0.023940694770446955, -0.07933083304907465},
+        {0.05545915811389711, -0.037283863789887635},
     };
     const double want_g[3][2] = {
-        {0.16810000513195997, 0.003025000098347665},
-        {0.21403774124523312, 0.049288402343457535},
-        {0.3047094299094917, 0.049324994164047155},
+        {0.1601, 0.002525},
+        {0.20032290149336832, 0.042812352873643066},
+        {0.2903243343855335, 0.042928086326323715},
     };
     const float want_s[3] = {2, 2, 4};
     for (int k = 0; k < 3; k++) {
@@ -385,7 +388,8 @@ START_TEST(test_norm_scale_invariant)
         memset(b, 0, ps_optim_row_floats(&c) * sizeof *b);
         const float k = scales[t];
         for (int i = 0; i < 5; i++) {
-            const float pa[2] = {g[i], x[i]}, pb[2] = {g[i] * k, x[i] * k};
+            const float pa[3] = {g[i], g[i] * g[i], x[i]},
+                        pb[3] = {g[i] * k, g[i] * k * g[i] * k, x[i] * k};
             ps_optim_apply(&c, a, pa);
             ps_optim_apply(&c, b, pb);
             ck_assert_msg(fabs((double)b[0] * k - a[0]) <= 1e-5 * fabs((double)a[0]),
@@ -412,7 +416,7 @@ START_TEST(test_norm_fm_and_zero_scale)
     c.lr = 0.2f;
     float *row = s_row(&c);
     memset(row, 0, ps_optim_row_floats(&c) * sizeof *row);
-    const float p[4] = {1.5f, -2.0f, 0.5f, 4.0f};
+    const float p[7] = {1.5f, -2.0f, 0.5f, 2.25f, 4.0f, 0.25f, 4.0f};
     ps_optim_apply(&c, row, p);
     S_NEAR(row[0], -0.2 / 4);
     S_NEAR(row[1], 0.1 * 0.2 / 4);
@@ -424,7 +428,7 @@ START_TEST(test_norm_fm_and_zero_scale)
     c.init_skip = 0;
     row = s_row(&c);
     memset(row, 0, ps_optim_row_floats(&c) * sizeof *row);
-    const float q[2] = {-3.0f, 0.0f};
+    const float q[3] = {-3.0f, 9.0f, 0.0f};
     ps_optim_apply(&c, row, q);
     S_NEAR(row[0], 0.2);
     ck_assert(row[2] == 1.0f);
@@ -446,7 +450,7 @@ START_TEST(test_norm_fm_and_zero_scale)
     for (int j = 0; j < 3; j++)
         ck_assert(w[j] == 0 && i0[j] == 0);
     ck_assert(w0[1] != 0 && w0[2] != 0);
-    const float z[4] = {0, 0, 0, 100.0f};
+    const float z[7] = {0, 0, 0, 0, 0, 0, 100.0f};
     ps_optim_apply(&c, row, z);
     ps_optim_weights(&c, row, w);
     ck_assert(w[0] == 0);

@@ -15,5 +15,6 @@ Suite *suite_sparsify(void);
 Suite *suite_file(void);
 Suite *suite_dedup(void);
 Suite *suite_log(void);
+Suite *suite_retry(void);
 Suite *suite_idx(void);
 #endif

@@ -10,7 +10,7 @@
  * would), sends its messages, reads what comes back within a bounded time,
  * and prints one line
  *     attack NAME: DEFENDED|VULNERABLE: what it saw
- * judged against the defended behaviour (docs/security-hostile.md):
+ * judged against the defended behaviour (docs/security.md):
  *   inject     HELLO whose client_version has newlines, a launcher-like log
  *              prefix, an escape byte and $(touch MARKER): the server log
  *              (--log) gains no line with the forged prefix and no raw ESC
@@ -56,6 +56,7 @@
 #include "zps_err.h"
 #include "zps_hash.h"
 #include "zps_msg.h"
+#include "zps_place.h"
 #include "zps_time.h"
 
 #define H_WAIT_MS 5000
@@ -69,6 +70,9 @@ typedef struct {
     uint32_t dim;
     char optimizer[16];
     int ssp;                  /* the server holds pulls (job says ssp/bsp) */
+    uint32_t rank_base;       /* forge and flood claim ranks from here (keep clear of a real job's) */
+    uint32_t srank, nservers; /* from the hello reply: single-key attacks use keys it owns */
+    int unread_bound_mb;      /* unread: the server's RSS may grow by this much */
     int defended, vulnerable;
 } h_t;
 
@@ -89,11 +93,19 @@ static void s_verdict(h_t *h, const char *name, int ok, const char *fmt, ...)
         h->vulnerable++;
 }
 
-static void *s_sock(h_t *h)
+/* A DEALER connected to the server; a slow reader (rcvbuf > 0) takes at
+ * most one message into its own queue and rcvbuf bytes into its kernel
+ * buffer, so what it does not read stays queued on the server's side. */
+static void *s_sock_rcv(h_t *h, int rcvbuf)
 {
     void *s = zmq_socket(h->ctx, ZMQ_DEALER);
     if (!s)
         return NULL;
+    if (rcvbuf > 0) {
+        int one = 1;
+        zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof one);
+        zmq_setsockopt(s, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    }
     int linger = 0, hwm = 100000, sndtimeo = 2000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -103,6 +115,11 @@ static void *s_sock(h_t *h)
         return NULL;
     }
     return s;
+}
+
+static void *s_sock(h_t *h)
+{
+    return s_sock_rcv(h, 0);
 }
 
 static void s_env(h_t *h, Zps__Envelope *env, Zps__MsgType type, Zps__Role role, uint32_t rank)
@@ -170,6 +187,8 @@ static int s_hello(h_t *h, void *s, Zps__Role role, uint32_t rank, uint64_t nonc
             snprintf(h->optimizer, sizeof h->optimizer, "%s", r->tables[0]->optimizer);
         }
         h->ssp = strstr(r->job, "ssp") || strstr(r->job, "bsp");
+        h->srank = r->server_rank;
+        h->nservers = r->num_servers;
         zps_msg_close(&m);
     } else if (t >= 0) {
         zps_msg_close(&m);
@@ -227,6 +246,8 @@ static long s_log_scan(const h_t *h, const char *needle, int *found, int *esc)
 }
 
 /* A keys frame of n consecutive keys from first (gap 0 each). */
+static uint64_t s_own(const h_t *h, uint64_t key);
+
 static uint8_t *s_dense_keys(uint64_t first, size_t n, size_t *len)
 {
     uint8_t *b = malloc(n + 16);
@@ -235,6 +256,30 @@ static uint8_t *s_dense_keys(uint64_t first, size_t n, size_t *len)
     long l = zps_keys_encode(&first, 1, b, 16);
     memset(b + l, 0, n - 1);
     *len = (size_t)l + n - 1;
+    return b;
+}
+
+/* n keys from first on that this server owns (all of them with one server). */
+static uint8_t *s_owned_keys(const h_t *h, uint64_t first, size_t n, size_t *len)
+{
+    if (h->nservers <= 1)
+        return s_dense_keys(first, n, len);
+    uint64_t *k = malloc(n * sizeof *k);
+    uint8_t *b = malloc(n * 10 + 16);
+    if (!k || !b) {
+        free(k);
+        free(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        k[i] = first = s_own(h, i ? first + 1 : first);
+    long l = zps_keys_encode(k, n, b, n * 10 + 16);
+    free(k);
+    if (l < 0) {
+        free(b);
+        return NULL;
+    }
+    *len = (size_t)l;
     return b;
 }
 
@@ -249,29 +294,43 @@ static void s_pull_env(h_t *h, Zps__Envelope *env, Zps__Pull *p, Zps__Role role,
     env->pull = p;
 }
 
+/* The first key >= key that this server owns (an attack on a server of
+ * a multi-server job must not be refused merely for the key's owner). */
+static uint64_t s_own(const h_t *h, uint64_t key)
+{
+    while (h->nservers > 1 && zps_place(key, h->nservers) != h->srank)
+        key++;
+    return key;
+}
+
 static int s_push(h_t *h, void *s, uint32_t rank, uint64_t nonce, uint64_t seq, uint64_t key,
                   float g, int *code)
 {
+    key = s_own(h, key);
+    /* the norm optimizer's pushes carry [g | sum of squared row gradients | max |x|] */
+    int norm = strcmp(h->optimizer, "norm") == 0;
+    uint32_t w = norm ? 2 * h->dim + 1 : h->dim;
     Zps__Envelope env;
     Zps__Push p = ZPS__PUSH__INIT;
     s_env(h, &env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, rank);
     p.nkeys = 1;
-    p.dim = h->dim;
+    p.dim = w;
     p.seq = seq;
     p.client_nonce = nonce;
     env.body_case = ZPS__ENVELOPE__BODY_PUSH;
     env.push = &p;
     uint8_t *kb = malloc(16);
-    float *vb = malloc(h->dim * sizeof *vb);
+    float *vb = malloc(w * sizeof *vb);
     long kl = zps_keys_encode(&key, 1, kb, 16);
-    for (uint32_t j = 0; j < h->dim; j++)
-        vb[j] = g;
-    return s_ask(h, s, &env, kb, (size_t)kl, vb, h->dim * sizeof *vb, H_WAIT_MS, code, NULL);
+    for (uint32_t j = 0; j < w; j++)
+        vb[j] = j < h->dim ? g : j < 2 * h->dim ? g * g : 1.0f;
+    return s_ask(h, s, &env, kb, (size_t)kl, vb, w * sizeof *vb, H_WAIT_MS, code, NULL);
 }
 
 /* Pulled row of key (first value); NAN if no answer. */
 static float s_pull1(h_t *h, void *s, uint64_t key)
 {
+    key = s_own(h, key);
     Zps__Envelope env;
     Zps__Pull p;
     s_pull_env(h, &env, &p, ZPS__ROLE__ROLE_TOOL, 901, 1, 0);
@@ -348,6 +407,73 @@ static void a_shutdown(h_t *h)
               codes[1] ? zps_strerror(codes[1]) : "-", alive ? "still serving" : "GONE");
 }
 
+/* The server's reply_refused counter (STATS), 0 if it does not answer. */
+static uint64_t s_stat_reply_refused(h_t *h)
+{
+    void *s = s_sock(h);
+    Zps__Envelope env;
+    Zps__Stats st = ZPS__STATS__INIT;
+    s_env(h, &env, ZPS__MSG_TYPE__STATS, ZPS__ROLE__ROLE_TOOL, 902);
+    env.body_case = ZPS__ENVELOPE__BODY_STATS;
+    env.stats = &st;
+    int code;
+    zps_msg_t m;
+    uint64_t v = 0;
+    if (s && s_ask(h, s, &env, NULL, 0, NULL, 0, H_WAIT_MS, &code, &m) == ZPS__MSG_TYPE__STATS_REPLY) {
+        v = m.env->stats_reply->reply_refused;
+        zps_msg_close(&m);
+    }
+    if (s)
+        zmq_close(s);
+    return v;
+}
+
+/* A client that asks and never reads: 300 pulls of 256K keys (300 MB of
+ * replies if all were answered) without reading a reply (a receive queue
+ * of one message, a 4 KB kernel buffer), then the server's RSS while the
+ * connection is still open and its reply_refused counter; then it leaves. */
+static void a_unread(h_t *h)
+{
+    long before = s_rss_kb(h);
+    uint64_t refused0 = s_stat_reply_refused(h);
+    void *s = s_sock_rcv(h, 4096);
+    s_hello(h, s, ZPS__ROLE__ROLE_TOOL, 77, 0x77, "zps-hostile", H_WAIT_MS);
+    const size_t nk = 1u << 18;
+    int sent = 0;
+    for (int i = 0; i < 300; i++) {
+        Zps__Envelope env;
+        Zps__Pull p;
+        s_pull_env(h, &env, &p, ZPS__ROLE__ROLE_TOOL, 77, nk, 0);
+        size_t kl;
+        uint8_t *kb = s_owned_keys(h, (uint64_t)(i + 1) << 40, nk, &kl);
+        if (!kb || zps_msg_send(s, NULL, &env, kb, kl, NULL, 0, NULL) != 0)
+            break;
+        sent++;
+    }
+    /* the server answers what it will (it has read every pull once its
+     * refusal counter stops moving); nothing is read meanwhile */
+    uint64_t refused = 0, last = UINT64_MAX;
+    for (int k = 0; k < 100; k++) {
+        usleep(200000);
+        refused = s_stat_reply_refused(h) - refused0;
+        if (refused == last && refused > 0)
+            break;
+        last = refused;
+    }
+    long mid = s_rss_kb(h);
+    zmq_close(s); /* leave with the replies unread */
+    usleep(500000);
+    int alive = s_alive(h);
+    long after = s_rss_kb(h);
+    long grow = before >= 0 && mid >= 0 ? mid - before : -1;
+    long bound = (long)h->unread_bound_mb * 1024;
+    s_verdict(h, "unread", alive && refused > 0 && (grow < 0 || grow < bound),
+              "%d pulls of 256K keys never read: %llu refused (stats: reply_refused); RSS %ld kB "
+              "before, %ld kB with the replies unread (bound: +%ld kB), %ld kB after leaving; "
+              "server %s", sent, (unsigned long long)refused, before, mid, bound, after,
+              alive ? "serving" : "GONE");
+}
+
 static void a_held(h_t *h)
 {
     if (!h->ssp) {
@@ -407,8 +533,8 @@ static void a_hugepull(h_t *h)
     int code;
     int t = kb ? s_ask(h, s, &env, kb, kl, NULL, 0, 3 * H_WAIT_MS, &code, NULL) : -1;
     zmq_close(s);
+    int alive = s_alive(h); /* a round trip: the server has finished the pull (and trimmed) */
     long after = s_rss_kb(h);
-    int alive = s_alive(h);
     long grow = before >= 0 && after >= 0 ? after - before : -1;
     s_verdict(h, "hugepull", (t == ZPS__MSG_TYPE__ERROR || t == ZPS__MSG_TYPE__PULL_REPLY) &&
               alive && grow < 100 * 1024,
@@ -467,7 +593,7 @@ static uint64_t s_worker_clock(h_t *h, void *s, uint32_t rank)
 
 static void a_forge(h_t *h)
 {
-    const uint32_t victim = 1, attacker = 0;
+    const uint32_t victim = h->rank_base + 1, attacker = h->rank_base;
     uint64_t vnonce = zps_mix64(h->rng++, 11) | 1, anonce = zps_mix64(h->rng++, 12) | 1;
     uint64_t key = 777000 + (h->rng & 0xffff);
     void *v = s_sock(h), *a = s_sock(h);
@@ -538,7 +664,7 @@ static void a_flood(h_t *h)
     for (int i = 0; i < 2000; i++) {
         Zps__Envelope env;
         Zps__Hello hb = ZPS__HELLO__INIT;
-        s_env(h, &env, ZPS__MSG_TYPE__HELLO, ZPS__ROLE__ROLE_WORKER, (uint32_t)(i % 50));
+        s_env(h, &env, ZPS__MSG_TYPE__HELLO, ZPS__ROLE__ROLE_WORKER, h->rank_base + (uint32_t)(i % 50));
         hb.client_version = "flood";
         hb.client_nonce = (uint64_t)i + 1;
         env.body_case = ZPS__ENVELOPE__BODY_HELLO;
@@ -634,7 +760,8 @@ typedef struct {
 static const h_attack_t s_attacks[] = {
     {"inject", a_inject},     {"held", a_held},   {"hugepull", a_hugepull},
     {"overflow", a_overflow}, {"forge", a_forge}, {"flood", a_flood},
-    {"oversize", a_oversize}, {"conns", a_conns}, {"shutdown", a_shutdown},
+    {"oversize", a_oversize}, {"conns", a_conns}, {"unread", a_unread},
+    {"shutdown", a_shutdown},
 };
 #define H_NATTACKS (sizeof s_attacks / sizeof s_attacks[0])
 
@@ -642,6 +769,7 @@ int main(int argc, char **argv)
 {
     h_t h = {0};
     h.connections = 1200;
+    h.unread_bound_mb = 300;
     h.next_id = 1;
     h.rng = (uint64_t)zps_now_ns();
     const char *list = NULL;
@@ -651,8 +779,9 @@ int main(int argc, char **argv)
         if (!strcmp(o, "--help")) {
             printf("usage: zps-hostile --server tcp://127.0.0.1:PORT [--pid PID] [--log FILE]\n"
                    "         [--marker FILE] [--attacks a,b,...] [--duration S] [--connections N]\n"
-                   "attacks: inject held hugepull overflow forge flood oversize conns shutdown\n"
-                   "(all by default; see docs/security-hostile.md).  Prints one line per attack:\n"
+                   "         [--rank-base R] [--unread-bound-mb M]\n"
+                   "attacks: inject held hugepull overflow forge flood oversize conns unread shutdown\n"
+                   "(all by default; see docs/security.md).  Prints one line per attack:\n"
                    "DEFENDED or VULNERABLE and what it saw; exit 0 iff all were defended.\n");
             return 0;
         }
@@ -672,13 +801,15 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--attacks")) list = v;
         else if (!strcmp(o, "--duration")) duration = strtod(v, NULL);
         else if (!strcmp(o, "--connections")) h.connections = (int)strtol(v, NULL, 10);
+        else if (!strcmp(o, "--rank-base")) h.rank_base = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(o, "--unread-bound-mb")) h.unread_bound_mb = (int)strtol(v, NULL, 10);
         else {
             fprintf(stderr, "zps-hostile: unknown option %s\n", o);
             return 2;
         }
     }
-    if (!h.ep || strncmp(h.ep, "tcp://127.0.0.1:", 16)) {
-        fprintf(stderr, "zps-hostile: --server tcp://127.0.0.1:PORT is required (local only)\n");
+    if (!h.ep || strncmp(h.ep, "tcp://127.", 10)) {
+        fprintf(stderr, "zps-hostile: --server tcp://127.x.y.z:PORT is required (loopback only)\n");
         return 2;
     }
     int run[H_NATTACKS];

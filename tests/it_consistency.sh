@@ -91,9 +91,10 @@ wait "$w2" || fail "async: the resumed worker failed: $(tail -3 "$D/w2.log")"
 kill $SERVER_PIDS; wait $SERVER_PIDS 2>/dev/null
 
 # ---- bsp with 2 workers == 1 worker running the global batch ---------------------------------
-# worker 0 reads part-a, worker 1 part-b (files are dealt in name order); the
-# reference file interleaves 200-row blocks of both, so its t-th 400-row batch
-# is exactly the union of the two workers' t-th batches.
+# worker 0 reads part-a, worker 1 part-b (with --shuffle-buffer 0 files are
+# dealt whole in name order and read in file order); the reference file
+# interleaves 200-row blocks of both, so its t-th 400-row batch is exactly the
+# union of the two workers' t-th batches.
 mkdir -p "$D/bsp"; head -n 20000 "$D/c.train" >"$D/bsp/part-a"
 sed -n '20001,40000p' "$D/c.train" >"$D/bsp/part-b"
 awk -v B=200 'NR == FNR { a[n++] = $0; next } { b[m++] = $0 }
@@ -101,7 +102,7 @@ awk -v B=200 'NR == FNR { a[n++] = $0; next } { b[m++] = $0 }
                                         for (j = i; j < i + B && j < m; j++) print b[j] } }' \
     "$D/bsp/part-a" "$D/bsp/part-b" >"$D/ref.train"
 for opt in "--optimizer sgd --lr 0.001" "--optimizer adagrad --lr 0.05"; do
-    JOB="--model lr --no-cache --consistency bsp $opt --epochs 2"
+    JOB="--model lr --no-cache --consistency bsp $opt --epochs 2 --shuffle-buffer 0"
     start_servers 2 $JOB --num-workers 2 --save-model "$D/bsp.model"
     run_workers 2 $JOB --train "$D/bsp" --batch 200
     line=$("$ZPS_BIN/it_kv" stats --servers "$SERVERS" | head -n 1)

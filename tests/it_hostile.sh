@@ -1,6 +1,6 @@
 #!/bin/sh
 # The security review's attacks against live servers (bin/zps-hostile, see
-# docs/security-hostile.md), each judged against the defended outcome:
+# docs/security.md), each judged against the defended outcome:
 # no file created by an injected command, no forged log line, SHUTDOWN
 # refused without the admin token, memory bounded under held pulls and a
 # huge pull, weights finite after overflowing gradients, the victim's
@@ -17,8 +17,11 @@ MARK="$D/pwned"
 SOAK=${HOSTILE_SOAK:-3}
 FAILED=""
 
-# server A: sgd lr 1 under ssp (it holds pulls), default message limit
-A_OPTS="--table-dim 1 --optimizer sgd --lr 1 --consistency ssp:1 --num-workers 2 --heartbeat-timeout 600"
+# server A: sgd lr 1 under ssp (it holds pulls), default message limit, 32 MB of
+# unread replies per peer (unread: 300 pulls of 256K keys = 300 MB of replies
+# never read are refused past that; the RSS bound of 128 MB leaves room for the
+# 75 MB of pull requests the server reads meanwhile)
+A_OPTS="--table-dim 1 --optimizer sgd --lr 1 --consistency ssp:1 --num-workers 2 --heartbeat-timeout 600 --max-reply-mb 32"
 # server B: ftrl, 1 MiB message limit (the oversized message)
 B_OPTS="--model lr --optimizer ftrl --max-msg-mb 1"
 
@@ -36,7 +39,7 @@ start_one() { # start_one NAME OPTS...: sets EP_NAME, PID_NAME; log in $D/NAME.l
 # attack NAME ATTACK: run one attack against server NAME, record the verdict
 attack() {
     eval "ep=\$EP_$1 pid=\$PID_$1"
-    "$H" --server "$ep" --pid "$pid" --log "$D/$1.log" --marker "$MARK" --attacks "$2" \
+    "$H" --server "$ep" --pid "$pid" --log "$D/$1.log" --marker "$MARK" --attacks "$2" --unread-bound-mb 128 \
         >"$D/h.$1.$2.out" 2>&1
     line=$(grep "^attack $2:" "$D/h.$1.$2.out")
     echo "  ${line:-attack $2: no verdict: $(tail -1 "$D/h.$1.$2.out")}"
@@ -51,7 +54,7 @@ attack() {
 start_one A $A_OPTS
 start_one B $B_OPTS
 echo "server A (sgd, ssp) at $EP_A, server B (ftrl, --max-msg-mb 1) at $EP_B"
-for a in inject held hugepull overflow forge flood conns shutdown; do attack A $a; done
+for a in inject held hugepull overflow forge flood conns unread shutdown; do attack A $a; done
 for a in overflow oversize; do attack B $a; done
 
 # the outcomes outside the servers' answers
@@ -71,7 +74,7 @@ done
 
 # a short soak: every attack in a loop
 "$H" --server "$EP_A" --pid "$PID_A" --log "$D/A.log" --marker "$MARK" --duration "$SOAK" \
-    --attacks inject,held,hugepull,overflow,forge,flood,conns,shutdown >"$D/soak.out" 2>&1 ||
+    --attacks inject,held,hugepull,overflow,forge,flood,conns,unread,shutdown --unread-bound-mb 128 >"$D/soak.out" 2>&1 ||
     FAILED="$FAILED soak"
 tail -1 "$D/soak.out" | sed 's/^/  soak: /'
 [ ! -e "$MARK" ] || FAILED="$FAILED marker-file-created-in-soak"

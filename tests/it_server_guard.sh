@@ -1,5 +1,5 @@
 #!/bin/sh
-# What the server guards against, end to end (docs/security-server.md):
+# What the server guards against, end to end (docs/security.md):
 # the admin secret, fail-closed CURVE start-up, oversized messages, exact
 # dedup, the connection binding of ranks, --max-keys, non-finite updates,
 # bounded held pulls and send queues, maintenance under a flood, the
@@ -62,7 +62,7 @@ echo "ok: per-client counters: $(grep '^client rank=3' "$D/dedup.out")"
 
 # ---- binding of a rank to its connection (plaintext) --------------------------------------
 $G forge --servers "$s0" >"$D/forge.out" || { cat "$D/forge.out"; fail "forged pushes/clocks"; }
-echo "ok: another connection cannot push or clock as a bound rank; a new HELLO takes it over"
+echo "ok: another connection cannot push, clock or take over a bound rank while its connection lives; after it closes, a new HELLO takes it"
 
 # ---- log lines: wire strings escaped, hellos rate-limited --------------------------------
 grep -q 'version it_kv\\n2026-01-01 forged line' "$TMP/server.0.log" || fail "client version not escaped"

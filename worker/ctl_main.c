@@ -369,7 +369,8 @@ static wk_client_t *s_client(const ctl_opts_t *o)
         cc.server_public = o->theirs.public_z85;
     }
     /* the hello has no retry of its own: a lost hello (or reply) costs one
-     * attempt, up to 10 attempts or --server-timeout */
+     * attempt; attempts go on until --server-timeout (over a lossy network
+     * every server's hello must get through in the same attempt) */
     int per = (int)(o->retry * 2000) < 1000 ? 1000 : (int)(o->retry * 2000);
     cc.connect_timeout_ms = per < (int)(o->timeout * 1000) ? per : (int)(o->timeout * 1000);
     int64_t deadline = zps_now_ms() + cc.server_timeout_ms;
@@ -377,7 +378,7 @@ static wk_client_t *s_client(const ctl_opts_t *o)
     wk_client_t *c = NULL;
     for (int attempt = 1; !c; attempt++) {
         c = wk_client_new(&cc, err, sizeof err);
-        if (c || attempt >= 10 || zps_now_ms() >= deadline)
+        if (c || zps_now_ms() >= deadline)
             break;
         fprintf(stderr, "zps-ctl: attempt %d to connect failed (%s); trying again\n", attempt, err);
     }

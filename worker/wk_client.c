@@ -12,7 +12,17 @@
  * Replies are matched by (server socket, request id); a reply for a slot
  * that no longer waits on that server (released after a timeout, or a
  * duplicate) is dropped.  Sends use ZMQ_SNDTIMEO, so a dead server whose
- * queue is full makes a call fail rather than block. */
+ * queue is full makes a call fail rather than block.
+ *
+ * Pushes live twice: as a ticket (what the caller waits for) and, per
+ * server, as a held item in c->retry (wk_held_t: the encoded frames, shared
+ * with ZeroMQ, and the envelope fields) that outlives the ticket until the
+ * server's durable mark covers it.  A PUSH_ACK is first applied to the held
+ * items by seq (whatever its ticket), then to its ticket.  Retries,
+ * restart resends and probes all resend held items under their original
+ * request id, so a ticket still waiting completes and a late answer to a
+ * finished one touches only the held item.  Pulls keep their keys frame in
+ * the ticket (keep_keys) for a resend. */
 #include "wk_client.h"
 
 #include <errno.h>
@@ -25,6 +35,7 @@
 
 #include "ps_optim.h"
 #include "ps_table.h"
+#include "wk_retry.h"
 #include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_hash.h"
@@ -35,6 +46,8 @@
 
 #define WK_MAX_TABLES 8
 #define WK_SIG_RING 64  /* key-list signatures remembered per server */
+#define WK_SCAN_MS 50   /* the retry scan runs at most this often */
+#define WK_NONCES 4     /* replaced server processes remembered per server */
 
 enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN, RQ_CLOCK };
 
@@ -51,15 +64,26 @@ typedef struct {
     size_t *off;           /* nservers + 1 offsets into pos (and key counts) */
     uint8_t *waiting;      /* per server */
     wk_server_stats_t *stats;
-    uint64_t clock, seq;
+    uint64_t clock;
+    uint64_t *seqs;        /* push: per server, the seq of its sub-request */
     uint32_t push_codec_used;  /* the codec of this request's values frame */
     wk_push_meta_t meta;
-    uint8_t *keep;         /* per server: 1 keys kept, 2 keys and values kept */
-    int64_t *sent_ms;      /* per server: last (re)send */
+    uint8_t *keep;         /* pull, per server: 1 keys kept (for a resend) */
+    int64_t *sent_ms;      /* pull, per server: last (re)send */
     int64_t first_ms;      /* first send */
-    zmq_msg_t *keep_keys, *keep_vals; /* for a resend after a key-cache miss */
+    zmq_msg_t *keep_keys;  /* pull: for a resend after a key-cache miss or a timeout */
     char err[320];
 } wk_req_t;
+
+/* A push as sent to one server, held in c->retry until acknowledged and
+ * durable: its frames (shared with ZeroMQ, not copied) and what its
+ * envelope needs, so it can be resent after its ticket is gone. */
+typedef struct {
+    zmq_msg_t keys, vals;
+    uint64_t req_id, nkeys, clock, progress_rows;
+    uint32_t table, dim, codec, examples, progress_epoch;
+    int tick, mean;
+} wk_held_t;
 
 typedef struct {
     uint32_t rank, nservers, ntables;
@@ -81,7 +105,16 @@ struct wk_client {
     wk_hello_t *hello;      /* per server, filled by the hello */
     wk_req_t *reqs;
     uint32_t mask, inflight;
-    uint64_t next_id, push_seq, clock;
+    uint64_t next_id, clock;
+    uint64_t *seq_next;     /* per server: last push seq used (seqs are per server) */
+    wk_retry_t *retry;      /* pushes held per server (unacked, or not yet durable) */
+    int retain;             /* keep acked pushes until durable */
+    uint64_t *snonce;       /* per server: its process nonce (0: unknown / old server) */
+    uint64_t *old_nonces;   /* per server: WK_NONCES replaced ones */
+    int64_t *last_recv_ms;  /* per server: last message received */
+    int64_t next_scan_ms;
+    wk_client_retry_stats_t rs;
+    int sticky;             /* an error that fails every later call */
     int64_t *last_sent;     /* per server, ms: for heartbeats */
     uint32_t *owner;        /* scratch: server of each key */
     uint64_t *kscratch;     /* scratch: one server's keys */
@@ -119,6 +152,7 @@ void wk_client_conf_defaults(wk_client_conf_t *c)
     c->connect_timeout_ms = 10000;
     c->timeout_ms = 60000;
     c->max_inflight = 256;
+    c->max_retained_bytes = 256ull << 20;
 }
 
 static void s_seterr(wk_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,6 +177,16 @@ static void s_req_err(wk_req_t *r, int code, const char *fmt, ...)
 }
 
 const char *wk_client_error(const wk_client_t *c) { return c->err; }
+
+void wk_client_retry_stats(const wk_client_t *c, wk_client_retry_stats_t *out)
+{
+    *out = c->rs;
+    out->retained_bytes = c->retry ? wk_retry_bytes(c->retry) : 0;
+    out->retained_peak = c->retry ? wk_retry_peak_bytes(c->retry) : 0;
+    out->retained_pushes = 0;
+    for (uint32_t s = 0; c->retry && s < c->conf.nservers; s++)
+        out->retained_pushes += wk_retry_held(c->retry, s);
+}
 uint64_t wk_client_acked(const wk_client_t *c, uint32_t server)
 {
     return c->acked && server < c->conf.nservers ? c->acked[server] : 0;
@@ -219,32 +263,169 @@ static void s_req_release(wk_client_t *c, wk_req_t *r)
 {
     if (r->kind == RQ_FREE)
         return;
-    r->kind = RQ_FREE;
-    memset(r->waiting, 0, c->conf.nservers);
     for (uint32_t s = 0; s < c->conf.nservers; s++) {
-        if (r->keep[s] >= 1)
+        /* a push given up on (timeout): stop retrying it */
+        if (r->kind == RQ_PUSH && r->waiting[s] && c->retry)
+            wk_retry_drop(c->retry, s, r->seqs[s]);
+        if (r->keep[s])
             zmq_msg_close(&r->keep_keys[s]);
-        if (r->keep[s] == 2)
-            zmq_msg_close(&r->keep_vals[s]);
         r->keep[s] = 0;
     }
+    r->kind = RQ_FREE;
+    memset(r->waiting, 0, c->conf.nservers);
     r->pending = 0;
     c->inflight--;
 }
 
 /* ---- receive path --------------------------------------------------------- */
 
-static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s);
+static void s_resend_pull(wk_client_t *c, wk_req_t *r, uint32_t s);
+static int s_resend_push(wk_client_t *c, uint32_t s, wk_retry_item_t *it);
+
+static void s_notice(wk_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_notice(wk_client_t *c, const char *fmt, ...)
+{
+    if (!c->conf.on_notice)
+        return;
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    c->conf.on_notice(c->conf.on_wait_ctx, text);
+}
+
+/* A reply carrying server s's process nonce.  A nonce seen before on s and
+ * since replaced: the reply comes from a dead process (a reply delayed past
+ * the restart), return 1 (ignore it).  A new nonce where another was known:
+ * s restarted, and may lack anything it acknowledged but had not
+ * checkpointed; every held push of s becomes unacknowledged (the caller
+ * resends them, oldest first).  Returns 0 otherwise. */
+static int s_check_nonce(wk_client_t *c, uint32_t s, uint64_t nonce, int *restarted)
+{
+    *restarted = 0;
+    if (nonce == 0 || nonce == c->snonce[s])
+        return 0;
+    uint64_t *old = c->old_nonces + (size_t)s * WK_NONCES;
+    for (int i = 0; i < WK_NONCES; i++)
+        if (old[i] == nonce) {
+            c->rs.stale_replies++;
+            return 1;
+        }
+    if (c->snonce[s]) {
+        memmove(old + 1, old, (WK_NONCES - 1) * sizeof *old);
+        old[0] = c->snonce[s];
+        c->rs.restarts++;
+        wk_retry_restart(c->retry, s);
+        *restarted = 1;
+    }
+    c->snonce[s] = nonce;
+    return 0;
+}
+
+/* Resend every unacknowledged push of s, oldest first (after a restart). */
+static void s_resend_all(wk_client_t *c, uint32_t s)
+{
+    size_t n = wk_retry_unacked(c->retry, s);
+    s_notice(c, "server %u at %s restarted (a new process): resending its %zu held pushes "
+             "(unacknowledged, or acknowledged but not yet in a checkpoint), oldest first",
+             s, c->servers[s], n);
+    for (wk_retry_item_t *it = wk_retry_first_unacked(c->retry, s); it;
+         it = wk_retry_next_unacked(c->retry, s, it))
+        if (s_resend_push(c, s, it) == 0)
+            c->rs.restart_resent++;
+    /* pulls the dead process owed: ask the new one now, not after the backoff */
+    for (uint32_t i = 0; i <= c->mask; i++) {
+        wk_req_t *r = &c->reqs[i];
+        if (r->kind == RQ_PULL && r->waiting[s] && r->keep[s]) {
+            s_resend_pull(c, r, s);
+            c->rs.pull_retried++;
+        }
+    }
+}
+
+/* Seq-level handling of a PUSH_ACK from s, whether or not its ticket is still
+ * waiting.  Returns 1 if the ack is stale (from a replaced server process). */
+static int s_on_push_ack(wk_client_t *c, uint32_t s, const Zps__PushAck *ack)
+{
+    int restarted;
+    if (s_check_nonce(c, s, ack->server_nonce, &restarted))
+        return 1;
+    if (!wk_retry_ack(c->retry, s, ack->seq))
+        c->rs.dup_acks++;
+    /* A server that sends no nonce predates durable_seq: its ack is all the
+     * client will ever hear, so it counts as durable (the old behaviour).
+     * Without retention too. */
+    uint64_t durable = (!c->retain || ack->server_nonce == 0) ? ack->seq : ack->durable_seq;
+    wk_retry_durable(c->retry, s, durable);
+    if (restarted)
+        s_resend_all(c, s);
+    return 0;
+}
+
+/* The held push of s sent under request id, or NULL (ERROR replies carry no seq). */
+static wk_retry_item_t *s_held_by_req(wk_client_t *c, uint32_t s, uint64_t id)
+{
+    for (wk_retry_item_t *it = wk_retry_first(c->retry, s); it; it = wk_retry_next(c->retry, s, it))
+        if (((wk_held_t *)it->payload)->req_id == id)
+            return it;
+    return NULL;
+}
+
+/* An ERROR from s for a push whose ticket is gone (a resend after a restart,
+ * a probe): a refusal beyond the dedup window is retried later; any other
+ * refusal loses an acknowledged push, which fails the client. */
+static void s_on_orphan_error(wk_client_t *c, uint32_t s, const Zps__Envelope *env)
+{
+    if (env->error->code == ZPS_ESEQ) {
+        c->rs.seq_refusals++;
+        return;
+    }
+    wk_retry_item_t *it = s_held_by_req(c, s, env->request_id);
+    if (!it)
+        return;
+    if (!c->sticky) {
+        c->sticky = env->error->code < 0 && env->error->code > -31000 ? env->error->code : ZPS_ESERVER;
+        s_seterr(c, "server %u at %s refused an acknowledged push when it was resent (seq %llu): %s",
+                 s, c->servers[s], (unsigned long long)it->seq, env->error->text);
+    }
+    wk_retry_drop(c->retry, s, it->seq);
+}
 
 static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
 {
     const Zps__Envelope *env = m->env;
+    int stale = 0;
+    if (env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK && c->retry)
+        stale = s_on_push_ack(c, s, env->push_ack);
     wk_req_t *r = &c->reqs[env->request_id & c->mask];
-    if (r->kind == RQ_FREE || r->id != env->request_id || !r->waiting[s])
-        return; /* late reply to a released ticket, or a duplicate */
+    if (r->kind == RQ_FREE || r->id != env->request_id || !r->waiting[s]) {
+        /* late reply to a released ticket, or a duplicate */
+        if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && c->retry)
+            s_on_orphan_error(c, s, env);
+        return;
+    }
+    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && r->kind == RQ_PUSH) {
+        wk_retry_item_t *it = wk_retry_find(c->retry, s, r->seqs[s]);
+        if (it && env->error->code == ZPS_EKEYCACHE) {
+            s_resend_push(c, s, it);
+            return;
+        }
+        if (it && env->error->code == ZPS_ESEQ) {
+            c->rs.seq_refusals++; /* beyond the window until older seqs arrive: retried */
+            return;
+        }
+        if (it)
+            wk_retry_drop(c->retry, s, it->seq); /* refused: nothing to retry */
+    }
     if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && env->error->code == ZPS_EKEYCACHE &&
         r->keep[s]) {
-        s_resend_full(c, r, s);
+        s_resend_pull(c, r, s);
+        return;
+    }
+    if (stale && r->kind == RQ_PUSH) {
+        /* applied by a process that died since: the push stays held (unacked)
+         * and its resend to the new process completes the ticket */
         return;
     }
     r->waiting[s] = 0;
@@ -312,8 +493,10 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         break;
     }
     case RQ_PUSH:
-        if (env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK)
+        if (env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK) {
             c->acked[s]++;
+            c->rs.acked++;
+        }
         if (env->body_case != ZPS__ENVELOPE__BODY_PUSH_ACK)
             s_req_err(r, ZPS_EPROTO, "server %u at %s: answered a push with %s", s, addr,
                       zps_msg_type_name(env->type));
@@ -331,6 +514,8 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
         o->ntables = h->n_tables < WK_MAX_TABLES ? (uint32_t)h->n_tables : WK_MAX_TABLES;
         snprintf(o->job, sizeof o->job, "%s", h->job);
         o->has_progress = h->has_progress;
+        if (h->server_nonce)
+            c->snonce[s] = h->server_nonce;
         o->progress_epoch = h->progress_epoch;
         o->progress_rows = h->progress_rows;
         for (uint32_t t = 0; t < o->ntables; t++) {
@@ -402,6 +587,7 @@ static void s_drain(wk_client_t *c, uint32_t s)
         c->received += m.wire_bytes;
         if (rc == 0) {
             c->retry_at_ms[s] = c->conf.retry_ms;
+            c->last_recv_ms[s] = zps_now_ms();
             s_on_reply(c, s, &m);
         }
         else if (rc == ZPS_EPROTO || rc == ZPS_EVERSION) {
@@ -441,35 +627,92 @@ static void s_heartbeats(wk_client_t *c)
     }
 }
 
-/* Resend every request a server owes us, oldest first, if the oldest has
- * waited longer than that server's backoff interval; tell on_wait. */
+/* The retry scan, at most every WK_SCAN_MS: for each server, every push it
+ * has not acknowledged whose last send is older than the server's backoff
+ * interval is sent again, oldest (lowest seq) first, then its overdue
+ * pulls; the interval doubles (to 8 s) while the server stays silent and
+ * starts over with its next reply.  on_wait hears about it. */
 static void s_retry(wk_client_t *c)
 {
+    if (c->conf.retry_ms <= 0)
+        return;
     int64_t now = zps_now_ms();
-    uint64_t lo = c->next_id - c->inflight - 1;
+    if (now < c->next_scan_ms)
+        return;
+    c->next_scan_ms = now + WK_SCAN_MS;
+    /* first take in what has arrived: after a caller that did not wait on
+     * the client for a while, answers may be queued for overdue requests */
+    if (zmq_poll(c->items, (int)c->conf.nservers, 0) > 0) {
+        for (uint32_t s = 0; s < c->conf.nservers; s++)
+            if (c->items[s].revents & ZMQ_POLLIN)
+                s_drain(c, s);
+        now = zps_now_ms();
+    }
+    /* pulls in flight (few), gathered once */
+    uint32_t pulls[256], npulls = 0;
+    for (uint32_t i = 0; i <= c->mask && npulls < 256; i++)
+        if (c->reqs[i].kind == RQ_PULL && c->reqs[i].pending)
+            pulls[npulls++] = i;
+    int64_t pull_iv = c->conf.pull_retry_ms > 0 ? c->conf.pull_retry_ms : c->conf.retry_ms;
     for (uint32_t s = 0; s < c->conf.nservers; s++) {
+        int64_t iv = c->retry_at_ms[s], piv = pull_iv > iv ? pull_iv : iv;
         int64_t oldest = 0;
-        for (uint32_t i = 0; i <= c->mask; i++) {
-            wk_req_t *r = &c->reqs[i];
-            if (r->kind != RQ_FREE && r->waiting[s] && r->keep[s] &&
+        for (wk_retry_item_t *it = wk_retry_first_unacked(c->retry, s); it;
+             it = wk_retry_next_unacked(c->retry, s, it))
+            if (now - it->sent_ms >= iv && (!oldest || it->sent_ms < oldest))
+                oldest = it->sent_ms;
+        for (uint32_t j = 0; j < npulls; j++) {
+            wk_req_t *r = &c->reqs[pulls[j]];
+            if (r->waiting[s] && r->keep[s] && now - r->sent_ms[s] >= piv &&
                 (!oldest || r->sent_ms[s] < oldest))
                 oldest = r->sent_ms[s];
         }
-        if (!oldest || now - oldest < c->retry_at_ms[s])
+        if (!oldest)
             continue;
-        double waited = (double)(now - oldest) / 1000.0;
         if (c->conf.on_wait && now - c->warned_ms[s] >= 5000) {
             c->warned_ms[s] = now;
-            c->conf.on_wait(c->conf.on_wait_ctx, s, c->servers[s], waited);
+            c->conf.on_wait(c->conf.on_wait_ctx, s, c->servers[s], (double)(now - oldest) / 1000.0);
         }
-        /* in ticket order, so the server sees pushes in their sequence order */
-        for (uint64_t id = lo; id < c->next_id; id++) {
-            wk_req_t *r = &c->reqs[id & c->mask];
-            if (r->kind != RQ_FREE && r->id == id && r->waiting[s] && r->keep[s])
-                s_resend_full(c, r, s);
+        for (wk_retry_item_t *it = wk_retry_first_unacked(c->retry, s); it;
+             it = wk_retry_next_unacked(c->retry, s, it))
+            if (now - it->sent_ms >= iv && s_resend_push(c, s, it) == 0)
+                c->rs.retried++;
+        for (uint32_t j = 0; j < npulls; j++) {
+            wk_req_t *r = &c->reqs[pulls[j]];
+            if (r->kind == RQ_PULL && r->waiting[s] && r->keep[s] && now - r->sent_ms[s] >= piv) {
+                s_resend_pull(c, r, s);
+                c->rs.pull_retried++;
+            }
         }
-        c->retry_at_ms[s] = c->retry_at_ms[s] * 2 > 8000 ? 8000 : c->retry_at_ms[s] * 2;
+        c->retry_at_ms[s] = iv * 2 > 8000 ? 8000 : iv * 2;
     }
+}
+
+/* One round: the retry scan, heartbeats, then up to slice_ms for replies.
+ * 0, or ZPS_EINTR / ZPS_EIO (c->err says why). */
+static int s_pump(wk_client_t *c, long slice_ms)
+{
+    s_retry(c);
+    if (c->conf.retry_ms > 0 && slice_ms > WK_SCAN_MS)
+        slice_ms = WK_SCAN_MS;
+    if (c->conf.heartbeat_ms > 0) {
+        s_heartbeats(c);
+        if (slice_ms > c->conf.heartbeat_ms)
+            slice_ms = c->conf.heartbeat_ms;
+    }
+    int rc = zmq_poll(c->items, (int)c->conf.nservers, slice_ms);
+    if (rc < 0) {
+        if (errno == EINTR) {
+            s_seterr(c, "interrupted while waiting for servers");
+            return ZPS_EINTR;
+        }
+        s_seterr(c, "poll failed: %s", zmq_strerror(errno));
+        return ZPS_EIO;
+    }
+    for (uint32_t s = 0; s < c->conf.nservers; s++)
+        if (c->items[s].revents & ZMQ_POLLIN)
+            s_drain(c, s);
+    return 0;
 }
 
 int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
@@ -486,9 +729,7 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
         timeout_ms = c->conf.server_timeout_ms > 0 ? c->conf.server_timeout_ms : 120000;
     int64_t deadline = (retrying && r->first_ms ? r->first_ms : zps_now_ms()) + timeout_ms;
     uint32_t S = c->conf.nservers;
-    while (r->pending > 0) {
-        if (retrying)
-            s_retry(c);
+    while (r->pending > 0 && !c->sticky) {
         int64_t left = deadline - zps_now_ms();
         if (left <= 0) {
             char who[256];
@@ -501,33 +742,95 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
             s_req_release(c, r);
             return ZPS_ETIMEDOUT;
         }
-        long slice = left;
-        if (retrying && slice > 250)
-            slice = 250;
-        if (c->conf.heartbeat_ms > 0) {
-            s_heartbeats(c);
-            if (slice > c->conf.heartbeat_ms)
-                slice = c->conf.heartbeat_ms;
-        }
-        int rc = zmq_poll(c->items, (int)S, slice);
-        if (rc < 0) {
-            if (errno == EINTR) {
-                s_seterr(c, "interrupted while waiting for servers");
-                return ZPS_EINTR; /* ticket stays in flight; wait again */
-            }
-            s_seterr(c, "poll failed: %s", zmq_strerror(errno));
+        int rc = s_pump(c, retrying && left > 250 ? 250 : (long)left);
+        if (rc == ZPS_EINTR)
+            return rc; /* ticket stays in flight; wait again */
+        if (rc) {
             s_req_release(c, r);
-            return ZPS_EIO;
+            return rc;
         }
-        for (uint32_t s = 0; s < S; s++)
-            if (c->items[s].revents & ZMQ_POLLIN)
-                s_drain(c, s);
+    }
+    if (c->sticky) {
+        s_req_release(c, r);
+        return c->sticky;
     }
     int status = r->status;
     if (status)
         snprintf(c->err, sizeof c->err, "%s", r->err);
     s_req_release(c, r);
     return status;
+}
+
+/* Past the retention cap: wait until the servers' durable marks release
+ * enough held pushes.  A server with held pushes that are all acknowledged
+ * is probed by resending its oldest one (a duplicate: acknowledged again,
+ * not applied, with its current durable mark), backing off from 200 ms to
+ * 2 s; a server that answers nothing for --server-timeout fails the wait. */
+static int s_wait_retained(wk_client_t *c)
+{
+    uint64_t cap = c->conf.max_retained_bytes;
+    if (!c->retain || wk_retry_bytes(c->retry) < cap)
+        return 0;
+    int64_t t0 = zps_now_ms(), warned = t0;
+    int64_t timeout = c->conf.server_timeout_ms > 0 ? c->conf.server_timeout_ms : 120000;
+    c->rs.cap_waits++;
+    s_notice(c, "%.1f MB of pushes held for durability (--max-retained-mb %g): waiting for "
+             "the servers' next checkpoint", (double)wk_retry_bytes(c->retry) / 1e6,
+             (double)cap / 1048576.0);
+    uint32_t S = c->conf.nservers;
+    int64_t *probe_at = calloc(S, sizeof *probe_at), *probe_iv = calloc(S, sizeof *probe_iv);
+    int64_t *asked = calloc(S, sizeof *asked); /* first unanswered probe */
+    int rc = 0;
+    if (!probe_at || !probe_iv || !asked) {
+        s_seterr(c, "out of memory");
+        rc = ZPS_ENOMEM;
+    }
+    for (uint32_t s = 0; !rc && s < S; s++)
+        probe_iv[s] = 200;
+    while (!rc && wk_retry_bytes(c->retry) >= cap && wk_retry_bytes(c->retry) > 0) {
+        if (c->sticky) {
+            rc = c->sticky;
+            break;
+        }
+        int64_t now = zps_now_ms();
+        for (uint32_t s = 0; s < S && !rc; s++) {
+            if (asked[s] && c->last_recv_ms[s] >= asked[s]) {
+                asked[s] = 0; /* answered */
+                probe_iv[s] = 200;
+            }
+            if (asked[s] && now - asked[s] >= timeout) {
+                s_seterr(c, "no answer within %lld ms from server %u at %s (waiting for it to "
+                         "checkpoint held pushes)", (long long)timeout, s, c->servers[s]);
+                rc = ZPS_ETIMEDOUT;
+                break;
+            }
+            if (wk_retry_unacked(c->retry, s) || now < probe_at[s])
+                continue; /* pushes in flight bring marks of their own */
+            wk_retry_item_t *it = wk_retry_oldest_retained(c->retry, s);
+            if (!it)
+                continue;
+            if (s_resend_push(c, s, it) == 0) {
+                c->rs.probes++;
+                if (!asked[s])
+                    asked[s] = now;
+            }
+            probe_at[s] = now + probe_iv[s];
+            probe_iv[s] = probe_iv[s] * 2 > 2000 ? 2000 : probe_iv[s] * 2;
+        }
+        if (rc)
+            break;
+        if (now - warned >= 10000) {
+            warned = now;
+            s_notice(c, "still waiting for a checkpoint: %.1f MB held for %.0f s",
+                     (double)wk_retry_bytes(c->retry) / 1e6, (double)(now - t0) / 1000.0);
+        }
+        rc = s_pump(c, WK_SCAN_MS);
+    }
+    c->rs.cap_wait_ms += (uint64_t)(zps_now_ms() - t0);
+    free(probe_at);
+    free(probe_iv);
+    free(asked);
+    return rc;
 }
 
 /* ---- send path ------------------------------------------------------------ */
@@ -581,42 +884,54 @@ static void s_split(wk_client_t *c, wk_req_t *r, const uint64_t *keys, size_t n)
     off[0] = 0;
 }
 
-/* Envelope of a pull or push sub-request to one server. */
-static void s_env_sub(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env,
-                      Zps__Pull *pull, Zps__Push *push, uint64_t sig)
+/* Envelope of a pull sub-request to one server. */
+static void s_env_pull(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env,
+                       Zps__Pull *pull, uint64_t sig)
 {
     size_t cnt = c->conf.nservers == 1 ? r->n : r->off[s + 1] - r->off[s];
-    if (r->kind == RQ_PULL) {
-        zps_msg_env(env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
-        zps__pull__init(pull);
-        pull->table = r->table;
-        pull->nkeys = cnt;
-        pull->clock = r->clock;
-        pull->key_sig = sig;
-        pull->value_codec = c->conf.pull_codec;
-        env->body_case = ZPS__ENVELOPE__BODY_PULL;
-        env->pull = pull;
-    } else {
-        zps_msg_env(env, ZPS__MSG_TYPE__PUSH, c->conf.role, c->conf.rank, r->id);
-        zps__push__init(push);
-        push->table = r->table;
-        push->nkeys = cnt;
-        push->dim = r->dim;
-        push->seq = r->seq;
-        push->clock = r->clock;
-        push->raw_bytes = cnt * (8 + 4 * (uint64_t)r->dim);
-        push->tick = r->meta.tick != 0;
-        push->examples = r->meta.examples;
-        push->mean = r->meta.mean != 0;
-        push->value_codec = r->push_codec_used;
-        push->key_sig = sig;
-        push->client_nonce = c->nonce;
-        push->acked = c->acked ? c->acked[s] : 0;
-        push->progress_epoch = r->meta.progress_epoch;
-        push->progress_rows = r->meta.progress_rows;
-        env->body_case = ZPS__ENVELOPE__BODY_PUSH;
-        env->push = push;
-    }
+    zps_msg_env(env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
+    zps__pull__init(pull);
+    pull->table = r->table;
+    pull->nkeys = cnt;
+    pull->clock = r->clock;
+    pull->key_sig = sig;
+    pull->value_codec = c->conf.pull_codec;
+    env->body_case = ZPS__ENVELOPE__BODY_PULL;
+    env->pull = pull;
+}
+
+/* Envelope of a held push (first send or resend) to server s. */
+static void s_env_push(wk_client_t *c, uint32_t s, const wk_held_t *h, uint64_t seq,
+                       Zps__Envelope *env, Zps__Push *push, uint64_t sig)
+{
+    zps_msg_env(env, ZPS__MSG_TYPE__PUSH, c->conf.role, c->conf.rank, h->req_id);
+    zps__push__init(push);
+    push->table = h->table;
+    push->nkeys = h->nkeys;
+    push->dim = h->dim;
+    push->seq = seq;
+    push->clock = h->clock;
+    push->raw_bytes = h->nkeys * (8 + 4 * (uint64_t)h->dim);
+    push->tick = h->tick != 0;
+    push->examples = h->examples;
+    push->mean = h->mean != 0;
+    push->value_codec = h->codec;
+    push->key_sig = sig;
+    push->client_nonce = c->nonce;
+    push->acked = c->acked ? c->acked[s] : 0;
+    push->progress_epoch = h->progress_epoch;
+    push->progress_rows = h->progress_rows;
+    env->body_case = ZPS__ENVELOPE__BODY_PUSH;
+    env->push = push;
+}
+
+static void s_held_free(void *ctx, void *payload)
+{
+    (void)ctx;
+    wk_held_t *h = payload;
+    zmq_msg_close(&h->keys);
+    zmq_msg_close(&h->vals);
+    free(h);
 }
 
 /* Has server s seen this key list lately?  Remember it either way. */
@@ -632,7 +947,9 @@ static int s_sig_known(wk_client_t *c, uint32_t s, uint64_t sig)
 
 /* Send one server's part of request r.  keys: the server's sorted keys;
  * vals (push only): its gradient rows.  sent (may be NULL) receives the
- * values as the server will decode them. */
+ * values as the server will decode them.  A push is held in c->retry (its
+ * frames shared with ZeroMQ) under the server's next seq before it is sent;
+ * once held, a failed send is left to the retry scan. */
 static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *keys,
                       size_t cnt, const float *vals, float *sent)
 {
@@ -676,20 +993,52 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
     Zps__Envelope env;
     Zps__Pull pull;
     Zps__Push push;
-    s_env_sub(c, r, s, &env, &pull, &push, sig);
+    wk_held_t *h = NULL;
+    if (r->kind == RQ_PUSH) {
+        h = calloc(1, sizeof *h);
+        if (!h) {
+            zmq_msg_close(&kmsg);
+            zmq_msg_close(vp);
+            goto nomem;
+        }
+        h->req_id = r->id;
+        h->nkeys = cnt;
+        h->clock = r->clock;
+        h->table = r->table;
+        h->dim = r->dim;
+        h->codec = r->push_codec_used;
+        h->examples = r->meta.examples;
+        h->mean = r->meta.mean;
+        h->tick = r->meta.tick;
+        h->progress_epoch = r->meta.progress_epoch;
+        h->progress_rows = r->meta.progress_rows;
+        zmq_msg_init(&h->keys);
+        zmq_msg_copy(&h->keys, &kmsg);
+        zmq_msg_init(&h->vals);
+        zmq_msg_copy(&h->vals, vp);
+        uint64_t seq = c->seq_next[s] + 1;
+        size_t bytes = zmq_msg_size(&h->keys) + zmq_msg_size(&h->vals) + sizeof *h;
+        if (wk_retry_add(c->retry, s, seq, bytes, zps_now_ms(), h) != 0) {
+            s_held_free(NULL, h);
+            zmq_msg_close(&kmsg);
+            zmq_msg_close(vp);
+            goto nomem;
+        }
+        c->seq_next[s] = seq;
+        r->seqs[s] = seq;
+        s_env_push(c, s, h, seq, &env, &push, sig);
+    } else {
+        s_env_pull(c, r, s, &env, &pull, sig);
+        if (by_sig || c->conf.retry_ms > 0) {
+            /* keep the full keys (shared, not copied) for a resend after a
+             * key-cache miss or a timeout */
+            zmq_msg_init(&r->keep_keys[s]);
+            zmq_msg_copy(&r->keep_keys[s], &kmsg);
+            r->keep[s] = 1;
+        }
+    }
     size_t wire = 0;
     int rc;
-    if (by_sig || c->conf.retry_ms > 0) {
-        /* keep the full frames (shared, not copied) for a resend after a
-         * key-cache miss or a timeout */
-        zmq_msg_init(&r->keep_keys[s]);
-        zmq_msg_copy(&r->keep_keys[s], &kmsg);
-        if (vp) {
-            zmq_msg_init(&r->keep_vals[s]);
-            zmq_msg_copy(&r->keep_vals[s], vp);
-        }
-        r->keep[s] = 1 + (vp != NULL);
-    }
     if (by_sig) {
         zmq_msg_t nokeys;
         zmq_msg_init(&nokeys);
@@ -698,12 +1047,15 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
     } else {
         rc = zps_msg_send_frames(c->socks[s], &env, &kmsg, vp, &wire);
     }
-    if (rc) {
+    if (rc && !(h && c->conf.retry_ms > 0)) {
         s_req_err(r, rc == ZPS_EIO ? ZPS_ETIMEDOUT : rc,
                   "server %u at %s: cannot send (%s): is it running?", s, c->servers[s],
                   errno == EAGAIN ? "send queue full" : zmq_strerror(errno));
+        if (h)
+            wk_retry_drop(c->retry, s, r->seqs[s]);
         return rc;
     }
+    /* (a held push that could not be sent now is resent by the retry scan) */
     c->sent += wire;
     if (r->kind == RQ_PUSH) {
         c->push_raw += cnt * (8 + 4 * (uint64_t)r->dim);
@@ -721,24 +1073,18 @@ nomem:
     return ZPS_ENOMEM;
 }
 
-/* The server evicted the key list r sent to s by signature: send it again
- * in full (keeping the same request id). */
-static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s)
+/* Send pull r to s again in full (same request id): after a key-cache miss
+ * or a timeout. */
+static void s_resend_pull(wk_client_t *c, wk_req_t *r, uint32_t s)
 {
     Zps__Envelope env;
     Zps__Pull pull;
-    Zps__Push push;
-    s_env_sub(c, r, s, &env, &pull, &push, 0);
-    zmq_msg_t k, v;
+    s_env_pull(c, r, s, &env, &pull, 0);
+    zmq_msg_t k;
     zmq_msg_init(&k);
     zmq_msg_copy(&k, &r->keep_keys[s]);
-    zmq_msg_init(&v);
-    if (r->keep[s] == 2)
-        zmq_msg_copy(&v, &r->keep_vals[s]);
     size_t wire = 0;
-    int rc = zps_msg_send_frames(c->socks[s], &env, &k, r->keep[s] == 2 ? &v : NULL, &wire);
-    if (r->keep[s] != 2)
-        zmq_msg_close(&v);
+    int rc = zps_msg_send_frames(c->socks[s], &env, &k, NULL, &wire);
     c->sent += wire;
     c->key_cache_resends++;
     r->sent_ms[s] = zps_now_ms();
@@ -747,6 +1093,29 @@ static void s_resend_full(wk_client_t *c, wk_req_t *r, uint32_t s)
         r->pending--;
         s_req_err(r, rc, "server %u at %s: cannot resend a request", s, c->servers[s]);
     }
+}
+
+/* Send held push it to s again, keys in full, under its original request id
+ * (so a ticket still waiting for it completes).  0, or the send error (the
+ * push stays held; the retry scan tries again). */
+static int s_resend_push(wk_client_t *c, uint32_t s, wk_retry_item_t *it)
+{
+    const wk_held_t *h = it->payload;
+    Zps__Envelope env;
+    Zps__Push push;
+    s_env_push(c, s, h, it->seq, &env, &push, 0);
+    zmq_msg_t k, v;
+    zmq_msg_init(&k);
+    zmq_msg_copy(&k, (zmq_msg_t *)&h->keys);
+    zmq_msg_init(&v);
+    zmq_msg_copy(&v, (zmq_msg_t *)&h->vals);
+    size_t wire = 0;
+    int rc = zps_msg_send_frames(c->socks[s], &env, &k, &v, &wire);
+    c->sent += wire;
+    c->key_cache_resends++;
+    it->sent_ms = zps_now_ms();
+    c->last_sent[s] = it->sent_ms;
+    return rc;
 }
 
 /* Local mode: the same work a server does, in process, at once. */
@@ -797,24 +1166,27 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
         s_seterr(c, "keys must be sorted and unique");
         return ZPS_EINVAL;
     }
+    if (c->sticky)
+        return c->sticky;
+    int rc = 0;
+    if (kind == RQ_PUSH && (rc = s_wait_retained(c)) != 0)
+        return rc;
     wk_req_t *r = s_req_new(c, kind);
     if (!r)
         return ZPS_EBUSY;
     uint32_t S = c->conf.nservers, dim = c->tables[table].dim;
-    if (kind == RQ_PUSH) /* --optimizer norm: one more float per key, max |x| */
-        dim += strcmp(c->tables[table].optimizer, "norm") == 0;
+    if (kind == RQ_PUSH && strcmp(c->tables[table].optimizer, "norm") == 0)
+        dim = 2 * dim + 1; /* --optimizer norm: [g | q | max |x|] per key */
     r->table = table;
     r->dim = dim;
     r->out = out;
     r->n = n;
     r->clock = c->clock;
-    r->seq = kind == RQ_PUSH ? ++c->push_seq : 0;
     if (meta)
         r->meta = *meta;
     else
         memset(&r->meta, 0, sizeof r->meta);
     float *sent = meta ? meta->sent : NULL;
-    int rc = 0;
     if (c->ltab) {
         s_local(c, kind, keys, grads, n, out, sent);
         *ticket = r->id;
@@ -932,6 +1304,7 @@ static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_
         } else if (kind == RQ_HELLO) {
             zps_msg_env(&env, ZPS__MSG_TYPE__HELLO, c->conf.role, c->conf.rank, r->id);
             hello.client_version = ZPS_VERSION;
+            hello.client_nonce = c->nonce;
             env.body_case = ZPS__ENVELOPE__BODY_HELLO;
             env.hello = &hello;
         } else if (kind == RQ_STATS) {
@@ -1091,6 +1464,12 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->rng = conf->seed * 0x9e3779b97f4a7c15ULL + conf->rank + 1;
     c->nonce = zps_mix64((uint64_t)zps_now_ns() ^ ((uint64_t)getpid() << 32), conf->rank) | 1;
     c->acked = calloc(S, sizeof *c->acked);
+    c->seq_next = calloc(S, sizeof *c->seq_next);
+    c->snonce = calloc(S, sizeof *c->snonce);
+    c->old_nonces = calloc((size_t)S * WK_NONCES, sizeof *c->old_nonces);
+    c->last_recv_ms = calloc(S, sizeof *c->last_recv_ms);
+    c->retry = wk_retry_new(S, s_held_free, NULL);
+    c->retain = conf->retry_ms > 0 && conf->max_retained_bytes > 0;
     c->retry_at_ms = calloc(S, sizeof *c->retry_at_ms);
     c->warned_ms = calloc(S, sizeof *c->warned_ms);
     for (uint32_t s = 0; c->retry_at_ms && s < S; s++)
@@ -1098,7 +1477,8 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->reqs = calloc(cap, sizeof *c->reqs);
     c->ctx = zmq_ctx_new();
     if (!c->servers || !c->socks || !c->items || !c->hello || !c->last_sent || !c->reqs ||
-        !c->sigs || !c->sig_pos || !c->acked || !c->retry_at_ms || !c->warned_ms || !c->ctx) {
+        !c->sigs || !c->sig_pos || !c->acked || !c->retry_at_ms || !c->warned_ms || !c->ctx ||
+        !c->seq_next || !c->snonce || !c->old_nonces || !c->last_recv_ms || !c->retry) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1108,9 +1488,9 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         c->reqs[i].keep = calloc(S, 1);
         c->reqs[i].sent_ms = calloc(S, sizeof(int64_t));
         c->reqs[i].keep_keys = calloc(S, sizeof(zmq_msg_t));
-        c->reqs[i].keep_vals = calloc(S, sizeof(zmq_msg_t));
+        c->reqs[i].seqs = calloc(S, sizeof(uint64_t));
         if (!c->reqs[i].off || !c->reqs[i].waiting || !c->reqs[i].keep || !c->reqs[i].keep_keys ||
-            !c->reqs[i].keep_vals || !c->reqs[i].sent_ms) {
+            !c->reqs[i].seqs || !c->reqs[i].sent_ms) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
@@ -1167,6 +1547,11 @@ void wk_client_destroy(wk_client_t **cp)
     if (!cp || !*cp)
         return;
     wk_client_t *c = *cp;
+    if (c->reqs)
+        for (uint32_t i = 0; i <= c->mask; i++)
+            if (c->reqs[i].keep)
+                s_req_release(c, &c->reqs[i]);
+    wk_retry_destroy(&c->retry);
     for (uint32_t s = 0; c->socks && s < c->conf.nservers; s++)
         if (c->socks[s])
             zmq_close(c->socks[s]);
@@ -1176,12 +1561,10 @@ void wk_client_destroy(wk_client_t **cp)
         free(c->servers[s]);
     if (c->reqs)
         for (uint32_t i = 0; i <= c->mask; i++) {
-            if (c->reqs[i].keep)
-                s_req_release(c, &c->reqs[i]);
             free(c->reqs[i].keep);
             free(c->reqs[i].sent_ms);
             free(c->reqs[i].keep_keys);
-            free(c->reqs[i].keep_vals);
+            free(c->reqs[i].seqs);
             free(c->reqs[i].pos);
             free(c->reqs[i].off);
             free(c->reqs[i].waiting);
@@ -1195,6 +1578,10 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->sigs);
     free(c->sig_pos);
     free(c->acked);
+    free(c->seq_next);
+    free(c->snonce);
+    free(c->old_nonces);
+    free(c->last_recv_ms);
     free(c->retry_at_ms);
     free(c->warned_ms);
     free(c->vscratch);

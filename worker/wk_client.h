@@ -13,6 +13,14 @@
  * ERROR reply returns a ZPS_E* code with wk_client_error() naming the server
  * (rank and address) and the reason.
  *
+ * Pushes: each server's part of a push carries that server's next sequence
+ * number (per client process and server, from 1) and is held, encoded, in
+ * a wk_retry list until the server has acknowledged it and its durable mark
+ * (PushAck.durable_seq) covers it.  Unacknowledged pushes are retried by a
+ * timer-driven scan, oldest first; a server that comes back as a new
+ * process (PushAck.server_nonce changed) gets every held push again, in seq
+ * order.  See docs/architecture.md, "Fault tolerance".
+ *
  * Ownership: for pull_async, keys and out must stay valid until the ticket
  * completes; push_async copies what it sends, so its buffers may be reused
  * as soon as it returns.  A ticket that fails or times out is released and
@@ -51,9 +59,23 @@ typedef struct {
      * answer the request fails.  0 = no retries (timeout_ms applies). */
     int retry_ms;
     int server_timeout_ms;
+    /* Pushes re-sent to a server whose answer is overdue wait retry_ms (doubling
+     * to 8 s); pulls at least pull_retry_ms (0: retry_ms), as a held ssp/bsp
+     * pull is unanswered by design. */
+    int pull_retry_ms;
+    /* Retention (needs retry_ms > 0): a push is kept (its encoded frames)
+     * until the server says it is durable (PushAck.durable_seq covers it),
+     * so a server restored from a checkpoint gets it again.  Past this many
+     * held bytes, new pushes wait for a checkpoint.  0: keep a push only
+     * until its acknowledgement (what a crash of the server after the ack
+     * and before its next checkpoint loses is lost).  [256 MiB] */
+    uint64_t max_retained_bytes;
     /* Called (at most every 5 s per server) while waiting for a server. */
     void (*on_wait)(void *ctx, uint32_t server, const char *addr, double waited_s);
     void *on_wait_ctx;
+    /* Called with one line of text on events worth a log line: a server
+     * restart detected (and what is resent), the retention cap reached. */
+    void (*on_notice)(void *ctx, const char *text);
     /* CURVE: this client's keys and the servers' public key (Z85 text), or NULL */
     const char *curve_public, *curve_secret, *server_public;
 } wk_client_conf_t;
@@ -146,6 +168,26 @@ void wk_client_traffic(const wk_client_t *c, uint64_t *sent, uint64_t *received)
  * bytes actually sent; key lists re-sent after a key-cache miss. */
 void wk_client_push_bytes(const wk_client_t *c, uint64_t *raw, uint64_t *wire,
                           uint64_t *key_cache_resends);
+
+/* What the retries and the retention did (all servers). */
+typedef struct {
+    uint64_t acked;           /* push sub-requests acknowledged (each once) */
+    uint64_t retried;         /* push sends repeated because an answer was overdue */
+    uint64_t pull_retried;    /* pull sends repeated */
+    uint64_t restarts;        /* server restarts detected (a new server nonce) */
+    uint64_t restart_resent;  /* pushes resent because their server restarted */
+    uint64_t probes;          /* retained pushes resent to learn a newer durable mark */
+    uint64_t dup_acks;        /* acks of a push already acknowledged (ignored) */
+    uint64_t stale_replies;   /* replies from a server process that was replaced (ignored) */
+    uint64_t seq_refusals;    /* pushes a server refused as beyond its dedup window (retried) */
+    uint64_t retained_bytes;  /* held now (unacknowledged + not yet durable) */
+    uint64_t retained_peak;
+    uint64_t retained_pushes; /* held now, all servers */
+    uint64_t cap_waits;       /* times a push waited for the retention cap */
+    uint64_t cap_wait_ms;     /* time spent so */
+} wk_client_retry_stats_t;
+
+void wk_client_retry_stats(const wk_client_t *c, wk_client_retry_stats_t *out);
 
 /* Pushes server s has acknowledged to this client (duplicates included once). */
 uint64_t wk_client_acked(const wk_client_t *c, uint32_t server);

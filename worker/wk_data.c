@@ -3,11 +3,31 @@
  * DESIGN
  * Inputs.  wk_reader_new expands every path (a file, a directory's regular
  * files without hidden and cache files, or a glob(3) pattern) and sorts the
- * whole list by name, so every worker sees the same list.  The reader's
- * "parts" are the (file, shard) pairs it reads each epoch: with nfiles >= W,
- * file i is read whole (as shard 0 of 1) by worker i % W; otherwise every
- * file is read by every worker as shard r of W (a byte range of a plain
- * file, every W-th line of a gzip file).
+ * whole list by name, so every worker sees the same list.
+ *
+ * Layout.  At the start of every epoch (s_layout) the files are stat'ed and
+ * checked for the gzip magic, and the reader's "parts" (one per file it
+ * reads: path, split kind, shard r of W, block layout) and "units" (what is
+ * opened and read to its end in one go: a byte range of a plain file, or a
+ * whole gzip part) are built; every worker computes the same layout.
+ *   Block mode (shuffle_buffer > 0): B = block_bytes, or the largest power
+ *   of two <= S_SHARD_BLOCK_MAX with about S_SHARD_BLOCKS_PER_WORKER blocks a
+ *   worker over the plain bytes (>= S_SHARD_BLOCK_MIN).  Plain file f of
+ *   size s has ceil(s/B) blocks with global numbers g_f, g_f + 1, ... (g_f:
+ *   the blocks of the files before it); block k of f (bytes [kB, (k+1)B),
+ *   the lines starting there) is a unit of worker (g_f + k) mod W, with unit
+ *   id k.  With ngz >= W gzip files each takes one global number and is a
+ *   whole unit ("0of1"); with fewer every worker reads each as one unit
+ *   keeping lines l % W == r.  The units are read in a Fisher-Yates order
+ *   seeded by (seed, epoch) (seed includes the rank, see wk_train).
+ *   Sequential mode (shuffle_buffer == 0): one unit per part, in file order:
+ *   with nfiles >= W file i is read whole (as shard 0 of 1) by worker i % W;
+ *   otherwise every file is read by every worker as shard r of W (the byte
+ *   range [s*r/W, s*(r+1)/W) of a plain file, every W-th line of a gzip
+ *   file).
+ * Only one file is mapped at a time (text or cache, kept while consecutive
+ * units use it); with blocks in random order each block is madvise'd
+ * WILLNEED when opened.
  *
  * Text.  A plain file is mmap'ed whole and parsed in place (bounded by
  * pointers, never NUL-terminated); a gzip file (magic 1f 8b) is read with
@@ -36,41 +56,55 @@
  * through zps_mix64, masked to hash_bits when > 0; UINT64_MAX (the bias key)
  * becomes UINT64_MAX - 1.  Every present feature has value 1.
  *
- * Cache.  Name: <basename>.zpscache.<shard>of<nshards>.<format>-<labels>-h<bits>
- * next to the input, or in cache_dir with ".p<hash of the input's real path>"
- * appended (so equal basenames in different directories do not collide).
+ * Cache.  Name: <basename>.zpscache.<shard>of<nshards>[b<B>].<format>-
+ * <labels>-h<bits> (b<B> for block parts) next to the input, or in
+ * cache_dir with ".p<hash of the input's real path>" appended (so equal
+ * basenames in different directories do not collide).  One cache per part.
  * Layout (host byte order): a 128-byte header (cache_hdr_t: magic, version,
- * source size and mtime in ns, format, label mode, hash bits, split kind
- * (informational), shard, nshards, rows, nnz, skipped bad lines, block
- * count), then blocks of
- * up to S_BLOCK_ROWS rows: {rows, nnz} ids[nnz] vals[nnz] labels[rows]
- * lens[rows] padded to 8 bytes.  Blocks let the first epoch stream the cache
- * out while parsing, and a reader validates the whole block structure (sizes
- * add up to the file size and the header totals) before trusting a cache.
- * It is written to a mkstemp name and renamed as soon as its part was read
- * to the end without error (so a file's cache survives an error in a later
- * file); an abandoned part (error, rewind, destroy) unlinks the temporary.
- * A whole-file part is named "0of1" whatever W is: its rows are the same
- * for a single worker and for worker i % W of a run with nfiles >= W, so
- * that cache is shared; a byte-range or line-modulo shard r of W is only
- * ever used by shard r of W.  A stale cache (input size or mtime changed) is
- * ignored and replaced at the end of the epoch's read of that part.  Rows of skipped bad lines are not in the cache; their count is
- * stored, so later epochs report the same wk_reader_bad_lines, and a cache
- * with skipped lines is not used by a reader that does not skip them.
- * If the cache cannot be created or written (directory missing or not
- * writable, disk full) the reader silently continues without it: caching is
- * an optimisation, and wk_reader_from_cache tells the caller whether it
- * helped.  wk_reader_from_cache is 1 when every part of the epoch was found
- * with a valid cache when the epoch started (and opened from it).
+ * source size and mtime in ns, format, label mode, hash bits, split kind,
+ * shard, nshards, rows, nnz, skipped bad lines, block count, shard block
+ * size and first global block), then cache blocks of up to S_BLOCK_ROWS
+ * rows: {rows, nnz, unit id, skipped lines} ids[nnz] vals[nnz]
+ * labels[rows] lens[rows] padded to 8 bytes.  The rows of one unit are one
+ * or more consecutive cache blocks (a unit's last block is written when it
+ * ends, also when empty, and carries its skipped-line count), in the order
+ * the units were read; a reader validates the whole structure (sizes add up
+ * to the file size and the header's totals, every unit of the part present
+ * exactly once) at the epoch's start and keeps each unit's offsets, so a
+ * cached epoch reads the units in the same permuted order as the text, and
+ * returns the same rows in the same order for a given (seed, epoch) whether
+ * or not the cache existed (a restarted worker skips acknowledged rows by
+ * count).  The cache is written to a mkstemp name (one temporary open at a
+ * time, reopened when units of another file come; header pwritten last)
+ * and renamed as soon as all units of its part were read without error (so
+ * a file's cache survives an error in a later file); an abandoned part
+ * (error, rewind, destroy) unlinks the temporary; a part whose input
+ * changed since the epoch started is not cached.  A whole-file part is
+ * named "0of1" whatever W is: its rows are the same for a single worker
+ * and for the worker that gets it in a run with nfiles >= W (or ngz >= W),
+ * so that cache is shared; a byte-range, line-modulo or block part of
+ * shard r of W is only ever used by that layout.  A stale cache (input size
+ * or mtime changed) is ignored and replaced at the end of the epoch's read
+ * of that part.  Rows of skipped bad lines are not in the cache; their
+ * count is stored, so later epochs report the same wk_reader_bad_lines, and
+ * a cache with skipped lines is not used by a reader that does not skip
+ * them.  If the cache cannot be created or written (directory missing or
+ * not writable, disk full) the reader silently continues without it:
+ * caching is an optimisation, and wk_reader_from_cache tells the caller
+ * whether it helped.  wk_reader_from_cache is 1 when every part of the
+ * epoch was found with a valid cache when the epoch started (and opened
+ * from it).
  *
- * Shuffling.  With shuffle_buffer > 0 rows are read into a window of that many
- * rows, whose order is a Fisher-Yates permutation from a splitmix64 stream
- * seeded by (seed, epoch); batches are cut from the permuted window, and the
- * next window is read when it is used up.
+ * Shuffling.  With shuffle_buffer > 0 rows are read (units in their
+ * permuted order) into a window of that many rows, whose order is a
+ * Fisher-Yates permutation from a splitmix64 stream seeded by (seed, epoch);
+ * batches are cut from the permuted window, and the next window is read
+ * when it is used up.  The window's content does not depend on the batch
+ * sizes asked for.
  *
  * Counters.  wk_reader_rows and wk_reader_bad_lines count the current epoch.
- * wk_reader_progress is (bytes or cached rows consumed) / (bytes of the
- * shard), times rows returned / rows read (the shuffle window reads ahead),
+ * wk_reader_progress is (bytes, or a unit's cached rows as its bytes,
+ * consumed) / (bytes of the shard), times rows returned / rows read (the shuffle window reads ahead),
  * updated per batch and never decreasing within an epoch.
  * With skip_bad_lines, wk_reader_error returns the first skipped line's
  * "file:line:column: reason" (kept across epochs) while no error is pending.
@@ -101,17 +135,22 @@
 #define S_CRITEO_SEED 0x94d049bb133111ebULL
 #define S_FIELD_SEED  0xd6e8feb86659fd93ULL
 #define S_SHUFFLE_SEED 0xa0761d6478bd642fULL
+#define S_ORDER_SEED 0xe7037ed1a0b428dbULL
 #define S_CACHE_MAGIC "ZPSCACHE"
-#define S_CACHE_VERSION 1u
+#define S_CACHE_VERSION 2u
 #define S_CACHE_ENDIAN 0x01020304u
 #define S_BLOCK_ROWS 65536u
 #define S_BLOCK_NNZ (1u << 21)
+#define S_BLK_HDR 32u            /* cache block header: rows, nnz, unit id, bad lines */
+#define S_SHARD_BLOCK_MAX (1u << 20) /* automatic shard block size: at most 1 MiB, */
+#define S_SHARD_BLOCK_MIN 64u        /*   at least 64 bytes, about 8 blocks a worker */
+#define S_SHARD_BLOCKS_PER_WORKER 64u
 #define S_GZ_READ (1u << 20)
 #define S_MSGLEN 512
 #define S_BAD (-1) /* parser result: bad line, reason in r->bad_reason */
 
 enum { SRC_NONE = 0, SRC_MAP, SRC_GZ, SRC_CACHE };
-enum { SPLIT_WHOLE = 0, SPLIT_RANGE = 1, SPLIT_LINES = 2 };
+enum { SPLIT_WHOLE = 0, SPLIT_RANGE = 1, SPLIT_LINES = 2, SPLIT_BLOCKS = 3 };
 
 typedef struct {
     size_t n, nnz;
@@ -130,35 +169,45 @@ typedef struct {
     uint32_t format, labels, hash_bits, split;
     uint32_t shard, nshards, hdr_bytes, pad;
     uint64_t rows, nnz, bad_lines, nblocks;
-    uint8_t reserved[32];
+    uint64_t block_bytes, first_block; /* SPLIT_BLOCKS layout, else 0 */
+    uint8_t reserved[16];
 } cache_hdr_t;
 _Static_assert(sizeof(cache_hdr_t) == 128, "cache header is 128 bytes");
 
 typedef struct {
-    const char *path;        /* into wk_reader.files */
-    uint32_t shard, nshards; /* 0 of 1: the whole file */
-    uint64_t weight;         /* progress weight (bytes), set per epoch */
-    int cache_ok;            /* a valid cache existed when the epoch started */
-} part_t;
+    uint32_t part;           /* index into wk_reader.parts */
+    uint64_t id;             /* unit id in the part's cache: block index in the file, or 0 */
+    uint64_t lo, hi;         /* plain file: the lines that start in [lo, hi) */
+    uint64_t weight;         /* progress weight: bytes + 1 */
+    uint64_t c_off, c_end;   /* its cache blocks in the part's valid cache */
+    uint64_t c_rows, c_bad;
+} unit_t;
 
 typedef struct {
-    int fd;          /* -1: not writing */
-    int failed;
-    char *tmp, *final;
-    uint32_t split;
-    csr_t blk;       /* rows not yet written */
-    uint32_t *lens;
-    size_t lens_cap;
-    uint64_t rows, nnz, nblocks;
-} cwriter_t;
+    const char *path;        /* into wk_reader.files */
+    uint32_t split;          /* SPLIT_* */
+    uint32_t shard, nshards; /* 0 of 1: the whole file; LINES: line % nshards == shard */
+    uint64_t block_bytes;    /* SPLIT_BLOCKS: block size and the file's first global */
+    uint64_t first_block;    /*   block index (both checked in the cache header) */
+    int gz;
+    struct stat st;          /* the input when the epoch started */
+    size_t unit0, nunits;    /* its units: wk_reader.units[unit0 .. unit0 + nunits) */
+    size_t units_done;       /* units read to their end this epoch */
+    int cache_ok;            /* a valid cache existed when the epoch started */
+    struct stat cst;         /* ... this file */
+    /* the cache written this epoch: tmp != NULL while writing */
+    char *tmp;
+    int cw_failed;
+    uint64_t cw_off, cw_rows, cw_nnz, cw_nblocks, cw_bad, cw_units;
+} part_t;
 
 typedef struct {
     int kind;
     part_t *part;
-    struct stat st;
+    unit_t *unit;
     zps_format_t fmt;      /* AUTO until detected */
     uint64_t line;         /* lines passed: since `first` (map) or in the file (gz) */
-    /* SRC_MAP (and the SRC_CACHE mapping) */
+    /* SRC_MAP (into the reader's mapping) */
     const char *map;
     size_t map_len;
     const char *pos, *lim; /* next line start; our lines start before lim */
@@ -168,25 +217,41 @@ typedef struct {
     gzFile gz;
     size_t len, off;       /* valid bytes in r->gzbuf, next line start */
     int eof;
-    /* SRC_CACHE */
-    size_t cpos;           /* next block */
+    /* SRC_CACHE (into the reader's mapping) */
+    size_t cpos, cend;     /* next cache block, end of the unit's blocks */
     uint64_t crows, crows_done;
     uint64_t blk_rows, blk_row;
     const uint64_t *blk_ids;
     const float *blk_vals, *blk_labels;
     const uint32_t *blk_lens;
-    /* cache being written during this part */
-    cwriter_t cw;
-    uint64_t bad0;         /* r->bad when the part was opened */
+    int writing;           /* the rows go to the part's cache */
+    uint64_t bad0;         /* r->bad when the unit was opened */
 } src_t;
 
 struct wk_reader {
     wk_data_conf_t conf;   /* paths not kept; cache_dir owned */
     char **files;
     size_t nfiles;
+    int mixed;             /* block sharding, permuted order (shuffle_buffer > 0) */
+    uint64_t block_bytes;  /* this epoch's block size (mixed) */
     part_t *parts;
-    size_t nparts, next_part;
+    size_t nparts;
+    unit_t *units;
+    size_t nunits, next_unit;
+    size_t *order;         /* read order of the units this epoch */
     src_t src;
+    /* the one mapped file: the text (m_cache 0) or the cache of part m_part */
+    const char *m_map;
+    size_t m_len;
+    long m_part;
+    int m_cache;
+    zps_format_t m_fmt;    /* text: detected from its first content line */
+    /* cache writer: rows of the current unit not yet written, one open fd */
+    csr_t cw_blk;
+    uint32_t *cw_lens;
+    size_t cw_lens_cap;
+    int cw_fd;
+    long cw_part;
     char *gzbuf;
     size_t gzcap;
     uint64_t epoch, rng;
@@ -797,6 +862,10 @@ static int s_parse_line(wk_reader_t *r, src_t *s, csr_t *d, const char *ls, cons
  * turn it into the reader's error. */
 static int s_bad_line(wk_reader_t *r, src_t *s)
 {
+    if (r->conf.skip_bad_lines && r->first_bad[0]) {
+        r->bad++; /* only the first one is named: no line number needed */
+        return 0;
+    }
     uint64_t line;
     if (s->kind == SRC_MAP) {
         if (!s->line_base) {
@@ -929,9 +998,15 @@ static int64_t s_mtime_ns(const struct stat *st)
     return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 }
 
+static int s_same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           s_mtime_ns(a) == s_mtime_ns(b);
+}
+
 static size_t s_block_bytes(uint64_t rows, uint64_t nnz)
 {
-    size_t b = 16 + (size_t)nnz * 12 + (size_t)rows * 8;
+    size_t b = S_BLK_HDR + (size_t)nnz * 12 + (size_t)rows * 8;
     return (b + 7) & ~(size_t)7;
 }
 
@@ -943,8 +1018,10 @@ static const char *s_fmt_name(zps_format_t f)
 static char *s_cache_name(const wk_reader_t *r, const part_t *pt)
 {
     const char *path = pt->path, *base = s_base(path);
-    char tag[96], ph[24] = "";
-    snprintf(tag, sizeof tag, ".zpscache.%uof%u.%s-%s-h%u", pt->shard, pt->nshards,
+    char tag[128], blk[32] = "", ph[24] = "";
+    if (pt->split == SPLIT_BLOCKS)
+        snprintf(blk, sizeof blk, "b%llu", (unsigned long long)pt->block_bytes);
+    snprintf(tag, sizeof tag, ".zpscache.%uof%u%s.%s-%s-h%u", pt->shard, pt->nshards, blk,
              s_fmt_name(r->conf.format), r->conf.labels == WK_LABEL_CLASS ? "cls" : "bin",
              r->conf.hash_bits);
     size_t dlen;
@@ -971,16 +1048,31 @@ static char *s_cache_name(const wk_reader_t *r, const part_t *pt)
     return name;
 }
 
-/* Maps the cache `name` if it is complete and made from this input (st) with
- * this reader's settings.  Returns 1 and the mapping, or 0. */
-static int s_cache_map(const wk_reader_t *r, const part_t *pt, const struct stat *st,
-                       const char *name, const char **map, size_t *len, cache_hdr_t *hdr)
+/* The part's unit with cache id `id`, or NULL (units are in ascending id). */
+static unit_t *s_unit_by_id(wk_reader_t *r, const part_t *pt, uint64_t id)
+{
+    size_t lo = pt->unit0, hi = pt->unit0 + pt->nunits;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->units[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < pt->unit0 + pt->nunits && r->units[lo].id == id ? &r->units[lo] : NULL;
+}
+
+/* Checks the part's cache: complete, made from this input (pt->st) with this
+ * reader's settings and layout, every unit of the part present once as a run
+ * of consecutive blocks.  Sets the units' c_* fields and pt->cst; 1 if valid. */
+static int s_cache_check(wk_reader_t *r, part_t *pt, const char *name)
 {
     int fd = open(name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     struct stat cst;
-    if (fstat(fd, &cst) < 0 || !S_ISREG(cst.st_mode) || cst.st_size < (off_t)sizeof *hdr) {
+    cache_hdr_t hdr;
+    if (fstat(fd, &cst) < 0 || !S_ISREG(cst.st_mode) || cst.st_size < (off_t)sizeof hdr) {
         close(fd);
         return 0;
     }
@@ -990,202 +1082,308 @@ static int s_cache_map(const wk_reader_t *r, const part_t *pt, const struct stat
     if (m == MAP_FAILED)
         return 0;
     const char *b = m;
-    memcpy(hdr, b, sizeof *hdr);
-    int ok = memcmp(hdr->magic, S_CACHE_MAGIC, 8) == 0 && hdr->version == S_CACHE_VERSION &&
-             hdr->endian == S_CACHE_ENDIAN && hdr->hdr_bytes == sizeof *hdr &&
-             hdr->src_size == (uint64_t)st->st_size && hdr->src_mtime_ns == s_mtime_ns(st) &&
-             hdr->format == (uint32_t)r->conf.format &&
-             hdr->labels == (uint32_t)r->conf.labels && hdr->hash_bits == r->conf.hash_bits &&
-             hdr->shard == pt->shard && hdr->nshards == pt->nshards &&
-             (hdr->bad_lines == 0 || r->conf.skip_bad_lines);
-    /* the blocks must tile the file and add up to the header's totals */
-    size_t off = sizeof *hdr;
-    uint64_t rows = 0, nnz = 0;
-    for (uint64_t i = 0; ok && i < hdr->nblocks; i++) {
-        uint64_t bh[2];
+    memcpy(&hdr, b, sizeof hdr);
+    int ok = memcmp(hdr.magic, S_CACHE_MAGIC, 8) == 0 && hdr.version == S_CACHE_VERSION &&
+             hdr.endian == S_CACHE_ENDIAN && hdr.hdr_bytes == sizeof hdr &&
+             hdr.src_size == (uint64_t)pt->st.st_size &&
+             hdr.src_mtime_ns == s_mtime_ns(&pt->st) && hdr.format == (uint32_t)r->conf.format &&
+             hdr.labels == (uint32_t)r->conf.labels && hdr.hash_bits == r->conf.hash_bits &&
+             hdr.split == pt->split && hdr.shard == pt->shard && hdr.nshards == pt->nshards &&
+             hdr.block_bytes == pt->block_bytes && hdr.first_block == pt->first_block &&
+             (hdr.bad_lines == 0 || r->conf.skip_bad_lines);
+    for (size_t i = 0; ok && i < pt->nunits; i++)
+        r->units[pt->unit0 + i].c_off = 0; /* 0: not seen (a block is never at 0) */
+    /* the blocks must tile the file, add up to the header's totals and hold
+     * every unit once, as consecutive blocks */
+    size_t off = sizeof hdr, seen = 0;
+    uint64_t rows = 0, nnz = 0, bad = 0;
+    unit_t *cur = NULL;
+    for (uint64_t i = 0; ok && i < hdr.nblocks; i++) {
+        uint64_t bh[4];
         if (n - off < sizeof bh) {
             ok = 0;
             break;
         }
         memcpy(bh, b + off, sizeof bh);
         size_t left = n - off - sizeof bh;
-        if (bh[0] > left / 8 || bh[1] > left / 12 ||
-            s_block_bytes(bh[0], bh[1]) > n - off) {
+        if (bh[0] > left / 8 || bh[1] > left / 12 || s_block_bytes(bh[0], bh[1]) > n - off) {
             ok = 0;
             break;
         }
+        if (!cur || cur->id != bh[2]) {
+            cur = s_unit_by_id(r, pt, bh[2]);
+            if (!cur || cur->c_off != 0) {
+                ok = 0;
+                break;
+            }
+            cur->c_off = off;
+            cur->c_rows = cur->c_bad = 0;
+            seen++;
+        }
         off += s_block_bytes(bh[0], bh[1]);
+        cur->c_end = off;
+        cur->c_rows += bh[0];
+        cur->c_bad += bh[3];
         rows += bh[0];
         nnz += bh[1];
+        bad += bh[3];
     }
-    ok = ok && off == n && rows == hdr->rows && nnz == hdr->nnz;
-    if (!ok) {
-        munmap(m, n);
-        return 0;
-    }
-    *map = b;
-    *len = n;
-    return 1;
+    ok = ok && off == n && rows == hdr.rows && nnz == hdr.nnz && bad == hdr.bad_lines &&
+         seen == pt->nunits;
+    munmap(m, n);
+    if (ok)
+        pt->cst = cst;
+    return ok;
 }
 
-static int s_write_all(int fd, const void *p, size_t n)
+static void s_unmap(wk_reader_t *r)
+{
+    if (r->m_map)
+        munmap((void *)r->m_map, r->m_len);
+    r->m_map = NULL;
+    r->m_len = 0;
+    r->m_part = -1;
+}
+
+/* Maps the cache of part pi (checked at the epoch's start) unless mapped.
+ * 0, or -1 if it is gone or was replaced since. */
+static int s_map_cache(wk_reader_t *r, size_t pi)
+{
+    if (r->m_part == (long)pi && r->m_cache)
+        return 0;
+    s_unmap(r);
+    part_t *pt = &r->parts[pi];
+    char *name = s_cache_name(r, pt);
+    int fd = name ? open(name, O_RDONLY | O_CLOEXEC) : -1;
+    free(name);
+    if (fd < 0)
+        return -1;
+    struct stat cst;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &cst) == 0 && s_same_file(&cst, &pt->cst))
+        m = mmap(NULL, (size_t)cst.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -1;
+    r->m_map = m;
+    r->m_len = (size_t)cst.st_size;
+    r->m_part = (long)pi;
+    r->m_cache = 1;
+    return 0;
+}
+
+static int s_pwrite_all(int fd, const void *p, size_t n, uint64_t *off)
 {
     const char *c = p;
     while (n) {
-        ssize_t w = write(fd, c, n);
+        ssize_t w = pwrite(fd, c, n, (off_t)*off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
             return -1;
         c += w;
         n -= (size_t)w;
+        *off += (uint64_t)w;
     }
     return 0;
 }
 
-static void s_cw_open(src_t *s, char *final, uint32_t split)
+static void s_cw_close_fd(wk_reader_t *r)
 {
-    cwriter_t *w = &s->cw;
-    w->fd = -1;
-    size_t n = strlen(final) + 16;
-    w->tmp = malloc(n);
-    if (!w->tmp) {
+    if (r->cw_fd >= 0)
+        close(r->cw_fd);
+    r->cw_fd = -1;
+    r->cw_part = -1;
+}
+
+/* The open temporary of part pi (one is kept open at a time), or -1. */
+static int s_cw_fd(wk_reader_t *r, size_t pi)
+{
+    if (r->cw_part == (long)pi)
+        return r->cw_fd;
+    s_cw_close_fd(r);
+    int fd = open(r->parts[pi].tmp, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        r->cw_fd = fd;
+        r->cw_part = (long)pi;
+    }
+    return fd;
+}
+
+/* Starts the part's cache (its first unit is read from text): a mkstemp
+ * file beside the final name with a zero header.  On failure there is no
+ * cache this epoch (see the design comment). */
+static void s_cw_start(wk_reader_t *r, size_t pi)
+{
+    part_t *pt = &r->parts[pi];
+    pt->cw_failed = 1;
+    char *final = s_cache_name(r, pt);
+    size_t n = final ? strlen(final) + 16 : 0;
+    char *tmp = final ? malloc(n) : NULL;
+    if (!tmp) {
         free(final);
         return;
     }
-    snprintf(w->tmp, n, "%s.tmpXXXXXX", final);
-    int fd = mkstemp(w->tmp);
+    snprintf(tmp, n, "%s.tmpXXXXXX", final);
+    free(final);
+    int fd = mkstemp(tmp);
     cache_hdr_t zero;
     memset(&zero, 0, sizeof zero);
-    if (fd < 0 || s_write_all(fd, &zero, sizeof zero) < 0) {
-        /* no cache this time (see the design comment) */
+    uint64_t off = 0;
+    if (fd < 0 || s_pwrite_all(fd, &zero, sizeof zero, &off) < 0) {
         if (fd >= 0) {
             close(fd);
-            unlink(w->tmp);
+            unlink(tmp);
         }
-        free(w->tmp);
-        w->tmp = NULL;
-        free(final);
+        free(tmp);
         return;
     }
-    w->fd = fd;
-    w->final = final;
-    w->split = split;
-    w->failed = 0;
-    w->rows = w->nnz = w->nblocks = 0;
-    s_csr_clear(&w->blk);
+    s_cw_close_fd(r);
+    r->cw_fd = fd;
+    r->cw_part = (long)pi;
+    pt->tmp = tmp;
+    pt->cw_failed = 0;
+    pt->cw_off = off;
+    pt->cw_rows = pt->cw_nnz = pt->cw_nblocks = pt->cw_bad = pt->cw_units = 0;
 }
 
-static void s_cw_flush(cwriter_t *w)
+/* Writes the buffered rows of unit u as one cache block (also when empty:
+ * every unit has a block, which carries its id and skipped-line count). */
+static void s_cw_flush(wk_reader_t *r, unit_t *u, uint64_t bad)
 {
-    const csr_t *b = &w->blk;
-    if (w->failed || b->n == 0)
-        return;
-    if (s_grow((void **)&w->lens, &w->lens_cap, b->n, sizeof *w->lens) < 0) {
-        w->failed = 1;
+    part_t *pt = &r->parts[u->part];
+    csr_t *b = &r->cw_blk;
+    if (!pt->tmp || pt->cw_failed) {
+        s_csr_clear(b);
         return;
     }
-    for (size_t i = 0; i < b->n; i++) {
+    int fd = s_cw_fd(r, u->part);
+    int ok = fd >= 0 && s_grow((void **)&r->cw_lens, &r->cw_lens_cap, b->n + 1,
+                               sizeof *r->cw_lens) == 0;
+    for (size_t i = 0; ok && i < b->n; i++) {
         size_t l = b->offsets[i + 1] - b->offsets[i];
-        if (l > UINT32_MAX) {
-            w->failed = 1;
-            return;
-        }
-        w->lens[i] = (uint32_t)l;
+        ok = l <= UINT32_MAX;
+        r->cw_lens[i] = (uint32_t)l;
     }
-    uint64_t bh[2] = {b->n, b->nnz};
-    size_t used = 16 + b->nnz * 12 + b->n * 8;
+    uint64_t bh[4] = {b->n, b->nnz, u->id, bad};
+    size_t used = S_BLK_HDR + b->nnz * 12 + b->n * 8;
     static const char pad[8] = {0};
-    if (s_write_all(w->fd, bh, sizeof bh) < 0 ||
-        s_write_all(w->fd, b->ids, b->nnz * sizeof *b->ids) < 0 ||
-        s_write_all(w->fd, b->vals, b->nnz * sizeof *b->vals) < 0 ||
-        s_write_all(w->fd, b->labels, b->n * sizeof *b->labels) < 0 ||
-        s_write_all(w->fd, w->lens, b->n * sizeof *w->lens) < 0 ||
-        s_write_all(w->fd, pad, s_block_bytes(b->n, b->nnz) - used) < 0) {
-        w->failed = 1;
-        return;
+    uint64_t *off = &pt->cw_off;
+    ok = ok && s_pwrite_all(fd, bh, sizeof bh, off) == 0 &&
+         (b->nnz == 0 || (s_pwrite_all(fd, b->ids, b->nnz * sizeof *b->ids, off) == 0 &&
+                          s_pwrite_all(fd, b->vals, b->nnz * sizeof *b->vals, off) == 0)) &&
+         (b->n == 0 || (s_pwrite_all(fd, b->labels, b->n * sizeof *b->labels, off) == 0 &&
+                        s_pwrite_all(fd, r->cw_lens, b->n * sizeof *r->cw_lens, off) == 0)) &&
+         s_pwrite_all(fd, pad, s_block_bytes(b->n, b->nnz) - used, off) == 0;
+    if (!ok) {
+        pt->cw_failed = 1;
+    } else {
+        pt->cw_rows += b->n;
+        pt->cw_nnz += b->nnz;
+        pt->cw_bad += bad;
+        pt->cw_nblocks++;
     }
-    w->rows += b->n;
-    w->nnz += b->nnz;
-    w->nblocks++;
-    s_csr_clear(&w->blk);
+    s_csr_clear(b);
 }
 
-/* Rows [n0, n1) of d were parsed from the part being cached. */
-static void s_cw_add(cwriter_t *w, const csr_t *d, size_t n0, size_t n1)
+/* Rows [n0, n1) of d were parsed from the unit being read. */
+static void s_cw_add(wk_reader_t *r, src_t *s, const csr_t *d, size_t n0, size_t n1)
 {
-    if (w->fd < 0 || w->failed || n0 == n1)
+    if (!s->writing || s->part->cw_failed || n0 == n1)
         return;
-    if (s_csr_append(&w->blk, d, n0, n1) < 0) {
-        w->failed = 1;
+    if (s_csr_append(&r->cw_blk, d, n0, n1) < 0) {
+        s->part->cw_failed = 1;
         return;
     }
-    if (w->blk.n >= S_BLOCK_ROWS || w->blk.nnz >= S_BLOCK_NNZ)
-        s_cw_flush(w);
+    if (r->cw_blk.n >= S_BLOCK_ROWS || r->cw_blk.nnz >= S_BLOCK_NNZ)
+        s_cw_flush(r, s->unit, 0);
 }
 
-static void s_cw_abort(cwriter_t *w)
+/* Removes the part's unfinished cache. */
+static void s_cw_abort(wk_reader_t *r, part_t *pt)
 {
-    if (w->fd >= 0) {
-        close(w->fd);
-        unlink(w->tmp);
-    }
-    w->fd = -1;
-    free(w->tmp);
-    free(w->final);
-    w->tmp = w->final = NULL;
-}
-
-/* The part was read to its end without error: complete and publish. */
-static void s_cw_finish(wk_reader_t *r, src_t *s)
-{
-    cwriter_t *w = &s->cw;
-    if (w->fd < 0)
+    if (!pt->tmp)
         return;
-    s_cw_flush(w);
+    if (r->cw_part == (long)(pt - r->parts))
+        s_cw_close_fd(r);
+    unlink(pt->tmp);
+    free(pt->tmp);
+    pt->tmp = NULL;
+}
+
+/* Every unit of the part was written without error: complete and publish. */
+static void s_cw_finish(wk_reader_t *r, part_t *pt)
+{
+    size_t pi = (size_t)(pt - r->parts);
     cache_hdr_t h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, S_CACHE_MAGIC, 8);
     h.version = S_CACHE_VERSION;
     h.endian = S_CACHE_ENDIAN;
     h.hdr_bytes = sizeof h;
-    h.src_size = (uint64_t)s->st.st_size;
-    h.src_mtime_ns = s_mtime_ns(&s->st);
+    h.src_size = (uint64_t)pt->st.st_size;
+    h.src_mtime_ns = s_mtime_ns(&pt->st);
     h.format = (uint32_t)r->conf.format;
     h.labels = (uint32_t)r->conf.labels;
     h.hash_bits = r->conf.hash_bits;
-    h.split = w->split;
-    h.shard = s->part->shard;
-    h.nshards = s->part->nshards;
-    h.rows = w->rows;
-    h.nnz = w->nnz;
-    h.bad_lines = r->bad - s->bad0;
-    h.nblocks = w->nblocks;
-    if (!w->failed && pwrite(w->fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
-        fchmod(w->fd, 0644) == 0 && close(w->fd) == 0) {
-        w->fd = -1;
-        if (rename(w->tmp, w->final) < 0)
-            unlink(w->tmp);
+    h.split = pt->split;
+    h.shard = pt->shard;
+    h.nshards = pt->nshards;
+    h.block_bytes = pt->block_bytes;
+    h.first_block = pt->first_block;
+    h.rows = pt->cw_rows;
+    h.nnz = pt->cw_nnz;
+    h.bad_lines = pt->cw_bad;
+    h.nblocks = pt->cw_nblocks;
+    int fd = pt->cw_failed ? -1 : s_cw_fd(r, pi);
+    uint64_t off = 0;
+    if (fd >= 0 && s_pwrite_all(fd, &h, sizeof h, &off) == 0 && fchmod(fd, 0644) == 0) {
+        r->cw_fd = -1; /* closed here: a failing close means the data may be lost */
+        r->cw_part = -1;
+        char *final = close(fd) == 0 ? s_cache_name(r, pt) : NULL;
+        if (final && rename(pt->tmp, final) == 0) {
+            free(pt->tmp);
+            pt->tmp = NULL;
+        }
+        free(final);
     }
-    s_cw_abort(w);
+    s_cw_abort(r, pt);
 }
 
-/* Rows from a cache mapping. */
+/* The unit was read to its end without error. */
+static void s_unit_end(wk_reader_t *r, src_t *s)
+{
+    part_t *pt = s->part;
+    if (s->writing && !pt->cw_failed) {
+        s_cw_flush(r, s->unit, r->bad - s->bad0);
+        pt->cw_units++;
+    }
+    pt->units_done++;
+    if (pt->tmp && pt->units_done == pt->nunits) {
+        if (pt->cw_units == pt->nunits && !pt->cw_failed)
+            s_cw_finish(r, pt);
+        else
+            s_cw_abort(r, pt);
+    }
+}
+
+/* Rows of the unit from its cache blocks. */
 static int s_read_cache(wk_reader_t *r, src_t *s, csr_t *d, size_t want, int *at_end)
 {
     while (d->n < want) {
         if (s->blk_row == s->blk_rows) {
-            if (s->cpos >= s->map_len) {
+            if (s->cpos >= s->cend) {
                 *at_end = 1;
                 return 0;
             }
             const char *b = s->map + s->cpos;
             uint64_t bh[2];
             memcpy(bh, b, sizeof bh);
-            s->blk_ids = (const uint64_t *)(const void *)(b + 16);
-            s->blk_vals = (const float *)(const void *)(b + 16 + bh[1] * 8);
-            s->blk_labels = (const float *)(const void *)(b + 16 + bh[1] * 12);
-            s->blk_lens = (const uint32_t *)(const void *)(b + 16 + bh[1] * 12 + bh[0] * 4);
+            const char *p = b + S_BLK_HDR;
+            s->blk_ids = (const uint64_t *)(const void *)p;
+            s->blk_vals = (const float *)(const void *)(p + bh[1] * 8);
+            s->blk_labels = (const float *)(const void *)(p + bh[1] * 12);
+            s->blk_lens = (const uint32_t *)(const void *)(p + bh[1] * 12 + bh[0] * 4);
             uint64_t sum = 0;
             for (uint64_t i = 0; i < bh[0]; i++)
                 sum += s->blk_lens[i];
@@ -1207,8 +1405,10 @@ static int s_read_cache(wk_reader_t *r, src_t *s, csr_t *d, size_t want, int *at
         if (s_csr_reserve(d, k, nz) < 0)
             return s_fail(r, ZPS_ENOMEM, "out of memory");
         memcpy(d->labels + d->n, s->blk_labels + s->blk_row, k * sizeof *d->labels);
-        memcpy(d->ids + d->nnz, s->blk_ids, nz * sizeof *d->ids);
-        memcpy(d->vals + d->nnz, s->blk_vals, nz * sizeof *d->vals);
+        if (nz) {
+            memcpy(d->ids + d->nnz, s->blk_ids, nz * sizeof *d->ids);
+            memcpy(d->vals + d->nnz, s->blk_vals, nz * sizeof *d->vals);
+        }
         size_t o = d->nnz;
         for (size_t i = 0; i < k; i++) {
             o += lens[i];
@@ -1224,23 +1424,14 @@ static int s_read_cache(wk_reader_t *r, src_t *s, csr_t *d, size_t want, int *at
     return 0;
 }
 
-/* ---- parts ----------------------------------------------------------------- */
+/* ---- units ----------------------------------------------------------------- */
 
-static void s_src_close(src_t *s)
+static void s_src_close(wk_reader_t *r, src_t *s)
 {
-    if (s->map)
-        munmap((void *)s->map, s->map_len);
     if (s->gz)
         gzclose(s->gz);
-    s_cw_abort(&s->cw);
-    csr_t blk = s->cw.blk;
-    uint32_t *lens = s->cw.lens;
-    size_t lens_cap = s->cw.lens_cap;
+    s_csr_clear(&r->cw_blk); /* rows of an unfinished unit */
     memset(s, 0, sizeof *s);
-    s->cw.blk = blk; /* keep the writer's buffers for the next part */
-    s->cw.lens = lens;
-    s->cw.lens_cap = lens_cap;
-    s->cw.fd = -1;
     s->kind = SRC_NONE;
 }
 
@@ -1249,109 +1440,135 @@ static uint64_t s_range_at(uint64_t size, uint32_t i, uint32_t n)
     return size / n * i + size % n * i / n; /* floor(size * i / n) without overflow */
 }
 
-static int s_src_open(wk_reader_t *r, part_t *pt)
+/* Maps the text of part pi unless mapped.  A file that changed since the
+ * epoch started is read as it is now, but not cached. */
+static int s_map_text(wk_reader_t *r, size_t pi)
 {
-    src_t *s = &r->src;
-    s->part = pt;
-    s->fmt = r->conf.format;
-    s->cw.fd = -1;
+    if (r->m_part == (long)pi && !r->m_cache)
+        return 0;
+    s_unmap(r);
+    part_t *pt = &r->parts[pi];
     int fd = open(pt->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return s_fail(r, ZPS_EIO, "%s: %s", pt->path, strerror(errno));
-    if (fstat(fd, &s->st) < 0) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
         return s_fail(r, ZPS_EIO, "%s: %s", pt->path, strerror(e));
     }
-    if (!S_ISREG(s->st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
         return s_fail(r, ZPS_EIO, "%s: not a regular file", pt->path);
     }
-    char *cname = NULL;
-    if (r->conf.use_cache) {
-        cname = s_cache_name(r, pt);
-        cache_hdr_t h;
-        if (cname && s_cache_map(r, pt, &s->st, cname, &s->map, &s->map_len, &h)) {
-            close(fd);
-            free(cname);
-            s->kind = SRC_CACHE;
-            s->cpos = sizeof h;
-            s->crows = h.rows;
-            r->bad += h.bad_lines;
-            return 0;
-        }
+    if (!s_same_file(&st, &pt->st))
+        pt->cw_failed = 1;
+    size_t size = (size_t)st.st_size;
+    r->m_part = (long)pi;
+    r->m_cache = 0;
+    r->m_fmt = ZPS_FMT_AUTO;
+    if (size == 0) { /* no lines */
+        close(fd);
+        return 0;
+    }
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int merr = errno;
+    close(fd);
+    if (m == MAP_FAILED) {
+        r->m_part = -1;
+        return s_fail(r, ZPS_EIO, "%s: mmap: %s", pt->path, strerror(merr));
+    }
+    if (!r->mixed)
+        madvise(m, size, MADV_SEQUENTIAL);
+    r->m_map = m;
+    r->m_len = size;
+    /* every worker detects the format from the file's first content line */
+    const char *p = r->m_map, *e = r->m_map + size;
+    while (r->m_fmt == ZPS_FMT_AUTO && p < e) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        const char *le = nl ? nl : e;
+        r->m_fmt = s_detect(p, le);
+        p = le + 1;
+    }
+    return 0;
+}
+
+static int s_src_open(wk_reader_t *r, size_t ui)
+{
+    src_t *s = &r->src;
+    unit_t *u = &r->units[ui];
+    part_t *pt = &r->parts[u->part];
+    s->part = pt;
+    s->unit = u;
+    s->fmt = r->conf.format;
+    s->bad0 = r->bad;
+    if (pt->cache_ok && s_map_cache(r, u->part) == 0) {
+        s->kind = SRC_CACHE;
+        s->map = r->m_map;
+        s->map_len = r->m_len;
+        s->cpos = u->c_off;
+        s->cend = u->c_end;
+        s->crows = u->c_rows;
+        r->bad += u->c_bad;
+        return 0;
     }
     r->from_cache = 0;
-    unsigned char mg[2] = {0, 0};
-    ssize_t got = pread(fd, mg, 2, 0);
-    uint32_t split = pt->nshards > 1 ? SPLIT_RANGE : SPLIT_WHOLE;
-    if (got == 2 && mg[0] == 0x1f && mg[1] == 0x8b) {
+    if (r->conf.use_cache && !pt->cache_ok && !pt->tmp && !pt->cw_failed && pt->units_done == 0)
+        s_cw_start(r, u->part);
+    s->writing = pt->tmp && !pt->cw_failed;
+    if (pt->gz) {
+        int fd = open(pt->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return s_fail(r, ZPS_EIO, "%s: %s", pt->path, strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) == 0 && !s_same_file(&st, &pt->st))
+            pt->cw_failed = 1;
         s->gz = gzdopen(fd, "rb");
         if (!s->gz) {
             close(fd);
-            free(cname);
             return s_fail(r, ZPS_ENOMEM, "%s: cannot open gzip stream", pt->path);
         }
         gzbuffer(s->gz, 1u << 18);
         if (!r->gzbuf) {
             r->gzbuf = malloc(S_GZ_READ);
-            if (!r->gzbuf) {
-                free(cname);
+            if (!r->gzbuf)
                 return s_fail(r, ZPS_ENOMEM, "out of memory");
-            }
             r->gzcap = S_GZ_READ;
         }
         s->kind = SRC_GZ;
-        if (split == SPLIT_RANGE)
-            split = SPLIT_LINES;
-    } else {
-        size_t size = (size_t)s->st.st_size;
-        s->kind = SRC_MAP;
-        if (size == 0) { /* no lines; pos == lim == NULL */
-            close(fd);
-            if (cname)
-                s_cw_open(s, cname, split);
-            s->bad0 = r->bad;
-            return 0;
-        }
-        void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        int merr = errno;
-        close(fd);
-        if (m == MAP_FAILED) {
-            free(cname);
-            return s_fail(r, ZPS_EIO, "%s: mmap: %s", pt->path, strerror(merr));
-        }
-        madvise(m, size, MADV_SEQUENTIAL);
-        s->map = m;
-        s->map_len = size;
-        size_t lo = (size_t)s_range_at(size, pt->shard, pt->nshards);
-        size_t hi = (size_t)s_range_at(size, pt->shard + 1, pt->nshards);
-        s->range_lo = lo;
-        s->range_hi = hi;
-        size_t start = lo;
-        if (start > 0 && s->map[start - 1] != '\n') {
-            const char *nl = memchr(s->map + start, '\n', size - start);
-            start = nl ? (size_t)(nl - s->map) + 1 : size;
-        }
-        s->first = start;
-        s->pos = s->map + start;
-        s->lim = s->map + hi;
-        /* every worker detects the format from the file's first content line */
-        const char *p = s->map, *e = s->map + size;
-        while (s->fmt == ZPS_FMT_AUTO && p < e) {
-            const char *nl = memchr(p, '\n', (size_t)(e - p));
-            const char *le = nl ? nl : e;
-            s->fmt = s_detect(p, le);
-            p = le + 1;
-        }
+        return 0;
     }
-    if (cname)
-        s_cw_open(s, cname, split);
-    s->bad0 = r->bad;
+    int rc = s_map_text(r, u->part);
+    if (rc < 0)
+        return rc;
+    s->kind = SRC_MAP;
+    if (r->m_len == 0) /* no lines; pos == lim == NULL */
+        return 0;
+    s->map = r->m_map;
+    s->map_len = r->m_len;
+    if (s->fmt == ZPS_FMT_AUTO)
+        s->fmt = r->m_fmt;
+    size_t size = r->m_len;
+    size_t lo = u->lo < size ? (size_t)u->lo : size;
+    size_t hi = u->hi < size ? (size_t)u->hi : size;
+    s->range_lo = lo;
+    s->range_hi = hi;
+    size_t start = lo;
+    if (start > 0 && s->map[start - 1] != '\n') {
+        const char *nl = memchr(s->map + start, '\n', size - start);
+        start = nl ? (size_t)(nl - s->map) + 1 : size;
+    }
+    s->first = start;
+    s->pos = s->map + start;
+    s->lim = s->map + hi;
+    if (r->mixed && hi > lo) { /* units come in random order: read the block ahead */
+        size_t pg = (size_t)sysconf(_SC_PAGESIZE), a = lo / pg * pg;
+        madvise((void *)(s->map + a), hi - a, MADV_WILLNEED);
+    }
     return 0;
 }
 
-/* Fraction of the current part consumed. */
+/* Fraction of the current unit consumed. */
 static double s_src_frac(const src_t *s)
 {
     switch (s->kind) {
@@ -1363,7 +1580,8 @@ static double s_src_frac(const src_t *s)
         return at <= s->range_lo ? 0.0 : (double)(at - s->range_lo) / (double)span;
     }
     case SRC_GZ: {
-        double f = s->st.st_size > 0 ? (double)gzoffset(s->gz) / (double)s->st.st_size : 1.0;
+        off_t size = s->part->st.st_size;
+        double f = size > 0 ? (double)gzoffset(s->gz) / (double)size : 1.0;
         return f > 1.0 ? 1.0 : f < 0.0 ? 0.0 : f;
     }
     case SRC_CACHE:
@@ -1379,13 +1597,13 @@ static int s_fill(wk_reader_t *r, csr_t *d, size_t want)
     while (d->n < want) {
         src_t *s = &r->src;
         if (s->kind == SRC_NONE) {
-            if (r->next_part == r->nparts) {
+            if (r->next_unit == r->nunits) {
                 r->done = 1;
                 return 0;
             }
-            int rc = s_src_open(r, &r->parts[r->next_part++]);
+            int rc = s_src_open(r, r->order[r->next_unit++]);
             if (rc < 0) {
-                s_src_close(s);
+                s_src_close(r, s);
                 return rc;
             }
         }
@@ -1401,12 +1619,12 @@ static int s_fill(wk_reader_t *r, csr_t *d, size_t want)
             s_fail(r, rc, "%s: out of memory", s->part->path);
         if (rc < 0)
             return rc;
-        s_cw_add(&s->cw, d, n0, d->n);
+        s_cw_add(r, s, d, n0, d->n);
         r->rows_in += d->n - n0;
         if (at_end) {
-            s_cw_finish(r, s);
-            r->weight_done += s->part->weight;
-            s_src_close(s);
+            s_unit_end(r, s);
+            r->weight_done += s->unit->weight;
+            s_src_close(r, s);
         }
     }
     return 0;
@@ -1422,9 +1640,172 @@ static uint64_t s_rand(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static void s_epoch_start(wk_reader_t *r)
+/* Drops the epoch's layout: unfinished caches are removed. */
+static void s_layout_free(wk_reader_t *r)
 {
-    r->next_part = 0;
+    s_src_close(r, &r->src);
+    for (size_t i = 0; i < r->nparts; i++)
+        s_cw_abort(r, &r->parts[i]);
+    s_cw_close_fd(r);
+    s_unmap(r);
+    free(r->parts);
+    free(r->units);
+    free(r->order);
+    r->parts = NULL;
+    r->units = NULL;
+    r->order = NULL;
+    r->nparts = r->nunits = r->next_unit = 0;
+}
+
+/* Automatic shard block size: the largest power of two <= 1 MiB that gives
+ * about 8 blocks a worker, at least 64 bytes. */
+static uint64_t s_auto_block(uint64_t total, uint32_t W)
+{
+    uint64_t target = total / ((uint64_t)S_SHARD_BLOCKS_PER_WORKER * W), b = S_SHARD_BLOCK_MAX;
+    while (b > S_SHARD_BLOCK_MIN && b > target)
+        b >>= 1;
+    return b;
+}
+
+static part_t *s_add_part(wk_reader_t *r, size_t *cap, const char *path, const struct stat *st,
+                          int gz, uint32_t split, uint32_t shard, uint32_t nshards)
+{
+    if (s_grow((void **)&r->parts, cap, r->nparts + 1, sizeof *r->parts) < 0)
+        return NULL;
+    part_t *pt = &r->parts[r->nparts++];
+    memset(pt, 0, sizeof *pt);
+    pt->path = path;
+    pt->st = *st;
+    pt->gz = gz;
+    pt->split = split;
+    pt->shard = shard;
+    pt->nshards = nshards;
+    pt->unit0 = r->nunits;
+    return pt;
+}
+
+static int s_add_unit(wk_reader_t *r, size_t *cap, uint64_t id, uint64_t lo, uint64_t hi)
+{
+    if (s_grow((void **)&r->units, cap, r->nunits + 1, sizeof *r->units) < 0)
+        return ZPS_ENOMEM;
+    unit_t *u = &r->units[r->nunits++];
+    memset(u, 0, sizeof *u);
+    u->part = (uint32_t)(r->nparts - 1);
+    u->id = id;
+    u->lo = lo;
+    u->hi = hi;
+    u->weight = (hi > lo ? hi - lo : 0) + 1;
+    r->parts[r->nparts - 1].nunits++;
+    return 0;
+}
+
+/* This epoch's parts and units from the files as they are now (see the
+ * design comment); every worker computes the same layout. */
+static int s_layout(wk_reader_t *r)
+{
+    uint32_t W = r->conf.nshards, me = r->conf.shard;
+    size_t n = r->nfiles, pcap = 0, ucap = 0;
+    struct stat *st = calloc(n ? n : 1, sizeof *st);
+    int *gz = calloc(n ? n : 1, sizeof *gz);
+    if (!st || !gz) {
+        free(st);
+        free(gz);
+        return ZPS_ENOMEM;
+    }
+    size_t ngz = 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int fd = open(r->files[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st[i]) < 0)
+            memset(&st[i], 0, sizeof st[i]); /* read as empty: the open reports it */
+        unsigned char mg[2] = {0, 0};
+        if (fd >= 0 && pread(fd, mg, 2, 0) == 2 && mg[0] == 0x1f && mg[1] == 0x8b)
+            gz[i] = 1;
+        if (fd >= 0)
+            close(fd);
+        ngz += (size_t)gz[i];
+        if (!gz[i])
+            total += (uint64_t)st[i].st_size;
+    }
+    int rc = 0;
+    part_t *pt;
+    if (!r->mixed) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            uint64_t size = (uint64_t)st[i].st_size;
+            if (n >= W) {
+                if (i % W != me)
+                    continue;
+                pt = s_add_part(r, &pcap, r->files[i], &st[i], gz[i], SPLIT_WHOLE, 0, 1);
+                rc = pt ? s_add_unit(r, &ucap, 0, 0, size) : ZPS_ENOMEM;
+            } else {
+                uint32_t split = W == 1 ? SPLIT_WHOLE : gz[i] ? SPLIT_LINES : SPLIT_RANGE;
+                pt = s_add_part(r, &pcap, r->files[i], &st[i], gz[i], split, W == 1 ? 0 : me,
+                                W);
+                rc = pt ? s_add_unit(r, &ucap, 0, s_range_at(size, me, W),
+                                     s_range_at(size, me + 1, W))
+                        : ZPS_ENOMEM;
+            }
+        }
+    } else {
+        uint64_t B = r->conf.block_bytes ? r->conf.block_bytes : s_auto_block(total, W);
+        r->block_bytes = B;
+        uint64_t g = 0; /* global index of the file's first block */
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            uint64_t size = (uint64_t)st[i].st_size;
+            if (gz[i] && ngz >= W) { /* dealt whole, as one block */
+                if (g++ % W == me) {
+                    pt = s_add_part(r, &pcap, r->files[i], &st[i], 1, SPLIT_WHOLE, 0, 1);
+                    rc = pt ? s_add_unit(r, &ucap, 0, 0, size) : ZPS_ENOMEM;
+                }
+            } else if (gz[i]) { /* every worker decompresses it, keeps its lines */
+                pt = s_add_part(r, &pcap, r->files[i], &st[i], 1, SPLIT_LINES, me, W);
+                rc = pt ? s_add_unit(r, &ucap, 0, s_range_at(size, me, W),
+                                     s_range_at(size, me + 1, W))
+                        : ZPS_ENOMEM;
+            } else {
+                uint64_t nb = size / B + (size % B != 0);
+                uint64_t k = (me + W - g % W) % W; /* first block of this worker */
+                if (k < nb) {
+                    pt = s_add_part(r, &pcap, r->files[i], &st[i], 0, SPLIT_BLOCKS, me, W);
+                    if (!pt)
+                        rc = ZPS_ENOMEM;
+                    else {
+                        pt->block_bytes = B;
+                        pt->first_block = g;
+                    }
+                    for (; rc == 0 && k < nb; k += W)
+                        rc = s_add_unit(r, &ucap, k, k * B, k + 1 < nb ? (k + 1) * B : size);
+                }
+                g += nb;
+            }
+        }
+    }
+    free(st);
+    free(gz);
+    if (rc == 0 && r->nunits) {
+        r->order = malloc(r->nunits * sizeof *r->order);
+        if (!r->order)
+            rc = ZPS_ENOMEM;
+    }
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < r->nunits; i++)
+        r->order[i] = i;
+    if (r->mixed && r->nunits > 1) {
+        uint64_t rng = zps_mix64(r->conf.seed + r->epoch * 0x9e3779b97f4a7c15ULL, S_ORDER_SEED);
+        for (size_t i = r->nunits - 1; i > 0; i--) {
+            size_t j = (size_t)(s_rand(&rng) % (i + 1));
+            size_t t = r->order[i];
+            r->order[i] = r->order[j];
+            r->order[j] = t;
+        }
+    }
+    return 0;
+}
+
+static int s_epoch_start(wk_reader_t *r)
+{
+    s_layout_free(r);
     r->status = 0;
     r->err[0] = '\0';
     r->done = 0;
@@ -1433,32 +1814,26 @@ static void s_epoch_start(wk_reader_t *r)
     r->progress = 0.0;
     s_csr_clear(&r->win);
     s_csr_clear(&r->batch);
+    s_csr_clear(&r->cw_blk);
     r->win_pos = 0;
     r->rng = zps_mix64(r->conf.seed + r->epoch * 0x9e3779b97f4a7c15ULL, S_SHUFFLE_SEED);
+    int rc = s_layout(r);
+    if (rc < 0) {
+        r->status = s_fail(r, rc, "out of memory");
+        return rc;
+    }
     int all = r->nparts > 0 && r->conf.use_cache;
     for (size_t i = 0; i < r->nparts; i++) {
         part_t *pt = &r->parts[i];
-        struct stat st;
-        pt->cache_ok = 0;
-        pt->weight = 1;
-        if (stat(pt->path, &st) == 0) {
-            uint64_t size = (uint64_t)st.st_size;
-            pt->weight += s_range_at(size, pt->shard + 1, pt->nshards) -
-                          s_range_at(size, pt->shard, pt->nshards);
-            char *name = r->conf.use_cache ? s_cache_name(r, pt) : NULL;
-            const char *map;
-            size_t len;
-            cache_hdr_t h;
-            if (name && s_cache_map(r, pt, &st, name, &map, &len, &h)) {
-                pt->cache_ok = 1;
-                munmap((void *)map, len);
-            }
-            free(name);
-        }
-        r->weight_total += pt->weight;
+        char *name = r->conf.use_cache ? s_cache_name(r, pt) : NULL;
+        pt->cache_ok = name && s_cache_check(r, pt, name);
+        free(name);
         all = all && pt->cache_ok;
     }
+    for (size_t i = 0; i < r->nunits; i++)
+        r->weight_total += r->units[i].weight;
     r->from_cache = all;
+    return 0;
 }
 
 /* ---- paths ----------------------------------------------------------------- */
@@ -1577,7 +1952,7 @@ static wk_reader_t *s_new_idx(const wk_data_conf_t *conf, char *err, size_t errl
         free(r);
         return NULL;
     }
-    r->src.cw.fd = -1;
+    r->cw_fd = -1;
     return r;
 }
 
@@ -1611,7 +1986,9 @@ wk_reader_t *wk_reader_new(const wk_data_conf_t *conf, char *err, size_t errlen)
     r->conf.npaths = 0;
     r->conf.nshards = W;
     r->conf.cache_dir = NULL;
-    r->src.cw.fd = -1;
+    r->m_part = -1;
+    r->cw_fd = -1;
+    r->cw_part = -1;
     if (conf->cache_dir && conf->cache_dir[0]) {
         r->conf.cache_dir = strdup(conf->cache_dir);
         if (!r->conf.cache_dir)
@@ -1635,22 +2012,11 @@ wk_reader_t *wk_reader_new(const wk_data_conf_t *conf, char *err, size_t errlen)
     r->files = sv.v;
     r->nfiles = sv.n;
 
-    size_t np = sv.n >= W ? (sv.n - conf->shard + W - 1) / W : sv.n;
-    r->parts = calloc(np ? np : 1, sizeof *r->parts);
-    if (!r->parts)
-        goto nomem;
-    for (size_t i = 0; i < sv.n; i++) {
-        if (sv.n >= W) {
-            if (i % W != conf->shard)
-                continue;
-            r->parts[r->nparts++] = (part_t){sv.v[i], 0, 1, 0, 0};
-        } else {
-            r->parts[r->nparts++] = (part_t){sv.v[i], conf->shard, W, 0, 0};
-        }
-    }
+    r->mixed = conf->shuffle_buffer > 0;
     if (s_csr_reserve(&r->batch, 1, 1) < 0 || s_csr_reserve(&r->win, 1, 1) < 0)
         goto nomem;
-    s_epoch_start(r);
+    if (s_epoch_start(r) < 0)
+        goto nomem;
     return r;
 nomem:
     s_errf(err, errlen, "out of memory");
@@ -1664,13 +2030,12 @@ void wk_reader_destroy(wk_reader_t **rp)
         return;
     wk_reader_t *r = *rp;
     wk_idx_destroy(&r->idx);
-    s_src_close(&r->src);
-    s_csr_free(&r->src.cw.blk);
-    free(r->src.cw.lens);
+    s_layout_free(r);
+    s_csr_free(&r->cw_blk);
+    free(r->cw_lens);
     for (size_t i = 0; i < r->nfiles; i++)
         free(r->files[i]);
     free(r->files);
-    free(r->parts);
     free((char *)r->conf.cache_dir);
     free(r->gzbuf);
     s_csr_free(&r->batch);
@@ -1693,7 +2058,7 @@ static double s_progress(const wk_reader_t *r)
         return 0.0;
     double w = (double)r->weight_done;
     if (r->src.kind != SRC_NONE)
-        w += (double)r->src.part->weight * s_src_frac(&r->src);
+        w += (double)r->src.unit->weight * s_src_frac(&r->src);
     double f = w / (double)r->weight_total;
     /* rows read ahead into the shuffle window are not consumed yet */
     if (r->rows_in > 0 && r->rows_out < r->rows_in)
@@ -1775,10 +2140,8 @@ int wk_reader_rewind(wk_reader_t *r)
         wk_idx_rewind(r->idx);
         return 0;
     }
-    s_src_close(&r->src);
     r->epoch++;
-    s_epoch_start(r);
-    return 0;
+    return s_epoch_start(r);
 }
 
 const char *wk_reader_error(const wk_reader_t *r)
@@ -1806,4 +2169,37 @@ double wk_reader_progress(const wk_reader_t *r)
 int wk_reader_from_cache(const wk_reader_t *r)
 {
     return r ? r->from_cache : 0;
+}
+
+size_t wk_reader_cache_path(const wk_reader_t *r, char *buf, size_t len)
+{
+    if (len)
+        buf[0] = 0;
+    if (!r || !r->conf.use_cache || r->nparts == 0)
+        return 0;
+    char *name = s_cache_name(r, &r->parts[0]);
+    if (!name)
+        return 0;
+    snprintf(buf, len, "%s", name);
+    free(name);
+    return r->nparts;
+}
+
+int wk_reader_all_empty(const wk_reader_t *r, char *names, size_t len)
+{
+    size_t n = 0;
+    if (len)
+        names[0] = 0;
+    for (size_t i = 0; r && i < r->nfiles; i++) {
+        struct stat st;
+        if (stat(r->files[i], &st) != 0 || st.st_size != 0)
+            return 0;
+        if (n + 4 < len) {
+            int w = snprintf(names + n, len - n, "%s%s", i ? ", " : "", r->files[i]);
+            n = w > 0 && n + (size_t)w < len ? n + (size_t)w : len - 4;
+            if (n == len - 4)
+                snprintf(names + n, 4, "...");
+        }
+    }
+    return r && r->nfiles > 0;
 }

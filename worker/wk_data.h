@@ -2,18 +2,29 @@
  *
  * Inputs are files, globs or directories of LIBSVM/svmlight text or
  * Criteo-style TSV, plain or gzip-compressed.  Sharding needs no
- * pre-splitting: with fewer files than workers, worker r of W reads the byte
- * range [size*r/W, size*(r+1)/W) of each plain file, and a line belongs to
- * the range that holds its first byte (so every line is read by exactly one
- * worker); a gzip file cannot be seeked, so each worker decompresses it and
- * keeps lines whose number is r modulo W.  With at least as many files as
- * workers, whole files are dealt out round-robin.
+ * pre-splitting.  With shuffle_buffer > 0 (block mode) every plain file is
+ * cut into blocks (block_bytes, or automatic: <= 1 MiB, about 64 a worker),
+ * numbered across the files; block i belongs to worker i mod W, a line to
+ * the block holding its first byte (so every line is read by exactly one
+ * worker); a worker reads its blocks in an order permuted per epoch by
+ * (seed, epoch) and shuffles rows within windows of shuffle_buffer rows.
+ * A gzip file cannot be seeked: with at least W gzip files each is one
+ * block, else every worker decompresses it and keeps the lines whose number
+ * is its rank modulo W.  With shuffle_buffer == 0 (the sequential mode):
+ * with fewer files than workers, worker r of W reads the byte range
+ * [size*r/W, size*(r+1)/W) of each plain file (every W-th line of a gzip
+ * file), else whole files are dealt out round-robin; all in file order.
  *
  * The first epoch parses text and writes a binary cache of the parsed shard
  * (next to the input or in cache_dir, one per input file and shard, written
  * to a temporary name and renamed when complete); later epochs read the
- * cache.  A cache is used only if its header matches the input's size and
- * mtime, the format, the shard, the hash settings and the cache version.
+ * cache, in the order the text would give.  A cache is used only if its
+ * header matches the input's size and mtime, the format, the shard layout,
+ * the hash settings and the cache version.
+ *
+ * IDX image/label pairs (format ZPS_FMT_IDX, or AUTO with one path whose
+ * images file has an IDX header) are served by wk_idx (wk_idx.h) behind the
+ * same interface: contiguous row shards, no cache.
  *
  * Bad lines stop the reader with "file:line:column: reason", or with
  * skip_bad_lines are counted (wk_reader_bad_lines) and skipped.
@@ -49,7 +60,10 @@ typedef struct {
     wk_label_mode_t labels;
     uint32_t hash_bits;        /* 0: ids as they are (libsvm) / 64-bit hashes (criteo);
                                   else ids are hashed into [0, 2^hash_bits) */
-    uint32_t shuffle_buffer;   /* shuffle rows within a window of this many rows; 0 = off */
+    uint32_t shuffle_buffer;   /* > 0: block sharding, blocks in a seeded random order,
+                                  rows shuffled within windows of this many rows;
+                                  0: contiguous shards read in file order */
+    uint64_t block_bytes;      /* shard block size with shuffle_buffer > 0; 0: automatic */
     uint64_t seed;             /* shuffle seed (add the rank for per-worker seeds) */
 } wk_data_conf_t;
 
@@ -73,6 +87,15 @@ uint64_t wk_reader_bad_lines(const wk_reader_t *r);
 uint64_t wk_reader_rows(const wk_reader_t *r);   /* rows returned this epoch */
 double wk_reader_progress(const wk_reader_t *r); /* 0..1 of this epoch, for ETA */
 int wk_reader_from_cache(const wk_reader_t *r);  /* 1 if this epoch reads the cache */
+
+/* Where this reader's binary cache is written (and read): the cache file of
+ * its first part in buf; returns the number of parts (one cache file each),
+ * 0 with caching off or nothing to read. */
+size_t wk_reader_cache_path(const wk_reader_t *r, char *buf, size_t len);
+
+/* 1 if every input file (of all shards) has 0 bytes: no rows at all; their
+ * names, comma-separated (shortened with "..."), in names. */
+int wk_reader_all_empty(const wk_reader_t *r, char *names, size_t len);
 
 /* Criteo feature hashing, exposed for tests: id of categorical value
  * (field 14..39) or of integer bucket (field 1..13). */

@@ -25,9 +25,14 @@
  *   fm it also uses (and trains) the bias row's otherwise unused embedding.
  *
  * Gradient layout: nkeys rows of pdim floats.  pdim = dim, except with
- *   --optimizer norm (lr, fm), where each row has one more float: the
- *   largest |x| of the key's feature in the batch (1 for the bias), which
- *   the servers keep as the feature's scale (ps_optim.h, "norm").
+ *   --optimizer norm (lr, fm), where each row is [g | q | x] (2 dim + 1
+ *   floats): g the gradient summed over the batch, q per column the sum
+ *   over the batch's rows of the squared per-row gradient (what a per-row
+ *   AdaGrad would add to its sum of squares; the servers add q, not g^2, so
+ *   a batch of k agreeing rows steps about sqrt(k) times as far as one row,
+ *   as k per-row steps would), and x the largest |x| of the key's feature
+ *   in the batch (1 for the bias), which the servers keep as the feature's
+ *   scale (ps_optim.h, "norm").
  *
  * lr/fm numerics: z is accumulated in double from the float weights; then
  *   e = exp(-|z|), p = 1/(1+e) (z >= 0) or e/(1+e) (z < 0) and
@@ -99,7 +104,7 @@ typedef struct {
 struct wk_model {
     zps_model_kind_t kind;
     uint32_t dim, classes;
-    uint32_t pdim;  /* floats per key in a gradient: dim, +1 with the |x| column */
+    uint32_t pdim;  /* floats per key in a gradient: dim, or 2 dim + 1 (norm: [g | q | x]) */
     uint32_t fm_k;
 
     uint64_t *keys; /* current key list (mlp: fixed 0..nchunks-1) */
@@ -428,26 +433,37 @@ static double s_lr_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
     const uint32_t *pos = m->pos;
     const float *vals = b->vals;
     const size_t bias = m->nkeys - 1, P = m->pdim;
-    double loss = 0, gb = 0, p;
+    const int sq = P > m->dim; /* norm: the squares column */
+    double loss = 0, gb = 0, qb = 0, p;
     for (size_t i = 0; i < b->n; i++) {
         const double y = b->labels[i];
         loss += s_logistic(s_lr_z(m, b, w, i), y, &p);
         const float d = (float)(p - y);
-        for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++)
-            g[pos[j] * P] += d * vals[j];
+        if (sq)
+            for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++) {
+                const float gj = d * vals[j];
+                g[pos[j] * P] += gj;
+                g[pos[j] * P + 1] += gj * gj;
+            }
+        else
+            for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++)
+                g[pos[j] * P] += d * vals[j];
         gb += p - y;
+        qb += (p - y) * (p - y);
     }
     g[bias * P] += (float)gb;
+    if (sq)
+        g[bias * P + 1] += (float)qb;
     return loss;
 }
 
-/* The |x| column (pdim == dim + 1): per key the largest |x| of its feature
+/* The |x| column (pdim == 2 dim + 1, the last): per key the largest |x| of its feature
  * in the batch; the bias's implicit input is 1. */
 static void s_xmax(const wk_model_t *m, const wk_batch_t *b, float *g)
 {
     const uint32_t *pos = m->pos;
     const float *vals = b->vals;
-    const size_t P = m->pdim, D = m->dim;
+    const size_t P = m->pdim, D = P - 1;
     if (b->n == 0)
         return;
     for (size_t j = b->offsets[0], e = b->offsets[b->n]; j < e; j++) {
@@ -466,7 +482,8 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
     const uint32_t *pos = m->pos;
     const float *vals = b->vals;
     const double *s = m->fm_s;
-    double loss = 0, gb = 0, p;
+    const int sq = P > dim; /* norm: the squares column */
+    double loss = 0, gb = 0, qb = 0, p;
     for (size_t i = 0; i < b->n; i++) {
         /* Start loading the next row's weight and gradient rows (scattered
          * over the batch's key range).  Written inline: GCC deems a helper
@@ -482,16 +499,29 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
         loss += s_logistic(s_fm_z(m, b, w, i), y, &p);
         const double d = p - y;
         gb += d;
+        qb += d * d;
         for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++) {
             const float *row = w + (size_t)pos[j] * dim;
             float *gr = g + (size_t)pos[j] * P;
             const double x = vals[j], dx = d * x, dxx = dx * x;
             gr[0] += (float)dx;
-            for (uint32_t f = 0; f < k; f++)
-                gr[1 + f] += (float)(dx * s[f] - dxx * row[1 + f]);
+            if (sq) {
+                float *qr = gr + dim;
+                qr[0] += (float)(dx * dx);
+                for (uint32_t f = 0; f < k; f++) {
+                    const float gf = (float)(dx * s[f] - dxx * row[1 + f]);
+                    gr[1 + f] += gf;
+                    qr[1 + f] += gf * gf;
+                }
+            } else {
+                for (uint32_t f = 0; f < k; f++)
+                    gr[1 + f] += (float)(dx * s[f] - dxx * row[1 + f]);
+            }
         }
     }
     g[(size_t)(m->nkeys - 1) * P] += (float)gb;
+    if (sq)
+        g[(size_t)(m->nkeys - 1) * P + dim] += (float)qb;
     return loss;
 }
 
@@ -794,7 +824,7 @@ wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen)
         wk_model_destroy(&m);
         return NULL;
     }
-    m->pdim = m->dim + (m->kind != ZPS_MODEL_MLP && conf->optimizer == PS_OPT_NORM);
+    m->pdim = m->kind != ZPS_MODEL_MLP && conf->optimizer == PS_OPT_NORM ? 2 * m->dim + 1 : m->dim;
     return m;
 }
 

@@ -44,9 +44,10 @@ wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen);
 void wk_model_destroy(wk_model_t **m);
 
 uint32_t wk_model_dim(const wk_model_t *m);     /* floats per key on the servers */
-/* Floats per key in a gradient (wk_model_step's g): dim, or dim + 1 for lr
- * and fm with --optimizer norm, whose last float is the largest |x| of the
- * key's feature in the batch (1 for the bias). */
+/* Floats per key in a gradient (wk_model_step's g): dim, or 2 dim + 1 for
+ * lr and fm with --optimizer norm: [g | q | x], q the per-column sums of the
+ * squared per-row gradients, x the largest |x| of the key's feature in the
+ * batch (1 for the bias). */
 uint32_t wk_model_push_dim(const wk_model_t *m);
 uint32_t wk_model_classes(const wk_model_t *m); /* 1 for binary models */
 

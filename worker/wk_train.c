@@ -30,6 +30,7 @@
 #include "ps_table.h"
 #include "zps_curve.h"
 #include "zps_err.h"
+#include "zps_hash.h"
 #include "zps_time.h"
 
 #define WK_MAX_PUSHES 256
@@ -47,6 +48,7 @@ typedef struct {
     float *sel_vals, *sent;
     uint64_t pull_ticket;
     int pulling;
+    uint32_t read_rows;   /* reader rows behind the batch (held-out rows included) */
     uint64_t clock;   /* ssp/bsp clock of this batch */
     int tick;         /* its push finishes the clock */
 } wk_slot_t;
@@ -71,7 +73,7 @@ struct wk_trainer {
     uint64_t rows_total, keys_pulled, keys_pushed;
     double loss_total;
     /* progress window */
-    double t_start, t_last;
+    double t_start, t_last, t_pass;
     uint64_t rows_last;
     double loss_last;
     uint64_t batches;     /* batches read so far (all epochs) */
@@ -80,21 +82,139 @@ struct wk_trainer {
     wk_sparsify_t *sparse;  /* --compress topk/threshold: residuals (error feedback) */
     uint64_t push_raw;      /* bytes the pushes would take dense and uncompressed */
     ps_table_t *audit;      /* --compress-audit: raw gradient sums per key */
+    /* --epochs auto */
+    uint32_t max_epochs;    /* --epochs N, or ZPS_AUTO_MAX_EPOCHS */
+    int is_auto;
+    int ho_building;        /* this pass picks the held-out rows */
+    wk_batch_t ho;          /* the held-out rows (owned) */
+    size_t ho_cap_rows, ho_cap_nnz;
+    uint64_t *ho_set;       /* their row hashes, open addressing (0 = empty) */
+    uint32_t ho_mask;
+    uint64_t ho_seen;       /* rows looked at while picking */
+    double ho_loss;         /* last holdout logloss (NAN before the first) */
+    double label_sum;       /* sum of the trained labels (all passes) */
+    int warned_small, warned_large;
 };
 
-static int s_batch_copy(wk_slot_t *s, const wk_batch_t *in)
+/* ---- holdout (--epochs auto) ----------------------------------------------
+ * A row is identified by a hash of its content (label, ids, values), so the
+ * choice does not depend on the order the reader returns rows in (shuffle
+ * windows, later passes from the cache).  During the first pass a row whose
+ * hash is 0 mod WK_HOLDOUT_EVERY joins the holdout, until WK_HOLDOUT_CAP
+ * rows are held; later passes skip exactly the rows whose hash is in the
+ * set (rows past the cap are trained on in every pass).  Identical rows
+ * share a hash and are all held out. */
+#define WK_HOLDOUT_EVERY 20
+#define WK_HOLDOUT_CAP 10000
+#define WK_AUTO_TOL 1e-3 /* stop when the holdout logloss improves by less, relatively */
+
+static uint64_t s_row_hash(const wk_batch_t *b, size_t i)
 {
-    size_t nnz = in->offsets[in->n] - in->offsets[0];
-    if (in->n > s->cap_rows) {
-        float *l = realloc(s->b.labels, in->n * sizeof *l);
-        size_t *o = realloc(s->b.offsets, (in->n + 1) * sizeof *o);
+    uint32_t lb;
+    memcpy(&lb, &b->labels[i], sizeof lb);
+    uint64_t h = zps_mix64(lb, 0x5bd1e9955bd1e995ULL);
+    for (size_t j = b->offsets[i]; j < b->offsets[i + 1]; j++) {
+        uint32_t vb;
+        memcpy(&vb, &b->vals[j], sizeof vb);
+        h = zps_mix64(h ^ b->ids[j], 0x27d4eb2f165667c5ULL);
+        h = zps_mix64(h ^ vb, 0x94d049bb133111ebULL);
+    }
+    return h ? h : 1;
+}
+
+static int s_ho_has(const wk_trainer_t *t, uint64_t h)
+{
+    if (!t->ho_set)
+        return 0;
+    for (uint32_t k = (uint32_t)h & t->ho_mask;; k = (k + 1) & t->ho_mask) {
+        if (t->ho_set[k] == h)
+            return 1;
+        if (t->ho_set[k] == 0)
+            return 0;
+    }
+}
+
+/* First pass: does the row of hash h (not yet in the set) join the
+ * holdout?  Its hash is 0 mod WK_HOLDOUT_EVERY, the cap is not reached, and
+ * the holdout stays below 1 in WK_HOLDOUT_EVERY of the rows seen (so the
+ * first row is always trained on and a tiny shard keeps rows to train on). */
+static int s_ho_pick(wk_trainer_t *t, uint64_t h)
+{
+    t->ho_seen++;
+    return h % WK_HOLDOUT_EVERY == 0 && t->ho.n < WK_HOLDOUT_CAP &&
+           (t->ho.n + 1) * WK_HOLDOUT_EVERY <= t->ho_seen;
+}
+
+/* Row i of b into the holdout (a copy) and its hash into the set. */
+static int s_ho_add(wk_trainer_t *t, const wk_batch_t *b, size_t i, uint64_t h)
+{
+    if (!t->ho_set) {
+        t->ho_mask = 4 * WK_HOLDOUT_CAP;
+        while (t->ho_mask & (t->ho_mask - 1))
+            t->ho_mask &= t->ho_mask - 1;
+        t->ho_mask = 2 * t->ho_mask - 1; /* > 4 x the cap: load < 1/4 */
+        if (!(t->ho_set = calloc((size_t)t->ho_mask + 1, sizeof *t->ho_set)))
+            return ZPS_ENOMEM;
+        if (!(t->ho.offsets = calloc(1, sizeof *t->ho.offsets)))
+            return ZPS_ENOMEM;
+    }
+    wk_batch_t *o = &t->ho;
+    size_t k = b->offsets[i + 1] - b->offsets[i], nnz = o->offsets[o->n];
+    if (o->n + 1 > t->ho_cap_rows) {
+        size_t cap = t->ho_cap_rows ? 2 * t->ho_cap_rows : 256;
+        float *l = realloc(o->labels, cap * sizeof *l);
+        if (l)
+            o->labels = l;
+        size_t *of = realloc(o->offsets, (cap + 1) * sizeof *of);
+        if (of)
+            o->offsets = of;
+        if (!l || !of)
+            return ZPS_ENOMEM;
+        t->ho_cap_rows = cap;
+    }
+    if (nnz + k > t->ho_cap_nnz) {
+        size_t cap = t->ho_cap_nnz ? t->ho_cap_nnz : 4096;
+        while (cap < nnz + k)
+            cap *= 2;
+        uint64_t *id = realloc(o->ids, cap * sizeof *id);
+        if (id)
+            o->ids = id;
+        float *v = realloc(o->vals, cap * sizeof *v);
+        if (v)
+            o->vals = v;
+        if (!id || !v)
+            return ZPS_ENOMEM;
+        t->ho_cap_nnz = cap;
+    }
+    memcpy(o->ids + nnz, b->ids + b->offsets[i], k * sizeof *o->ids);
+    memcpy(o->vals + nnz, b->vals + b->offsets[i], k * sizeof *o->vals);
+    o->labels[o->n] = b->labels[i];
+    o->offsets[++o->n] = nnz + k;
+    uint32_t s = (uint32_t)h & t->ho_mask;
+    while (t->ho_set[s] && t->ho_set[s] != h)
+        s = (s + 1) & t->ho_mask;
+    t->ho_set[s] = h;
+    return 0;
+}
+
+/* Appends to slot s the rows of in that are trained on (all of them
+ * without a holdout); held-out rows go to the holdout during its first
+ * pass.  Returns the rows appended or ZPS_ENOMEM. */
+static long s_batch_append(wk_trainer_t *t, wk_slot_t *s, const wk_batch_t *in)
+{
+    size_t n0 = s->b.n, nnz0 = n0 ? s->b.offsets[n0] : 0;
+    size_t nnz = nnz0 + (in->offsets[in->n] - in->offsets[0]);
+    if (n0 + in->n > s->cap_rows) {
+        size_t cap = n0 + in->n;
+        float *l = realloc(s->b.labels, cap * sizeof *l);
+        size_t *o = realloc(s->b.offsets, (cap + 1) * sizeof *o);
         if (l)
             s->b.labels = l;
         if (o)
             s->b.offsets = o;
         if (!l || !o)
             return ZPS_ENOMEM;
-        s->cap_rows = in->n;
+        s->cap_rows = cap;
     }
     if (nnz > s->cap_nnz || !s->b.ids) {
         size_t cap = nnz ? nnz : 1;
@@ -108,14 +228,28 @@ static int s_batch_copy(wk_slot_t *s, const wk_batch_t *in)
             return ZPS_ENOMEM;
         s->cap_nnz = cap;
     }
-    s->b.n = in->n;
-    memcpy(s->b.labels, in->labels, in->n * sizeof *in->labels);
-    size_t base = in->offsets[0];
-    for (size_t i = 0; i <= in->n; i++)
-        s->b.offsets[i] = in->offsets[i] - base;
-    memcpy(s->b.ids, in->ids + base, nnz * sizeof *in->ids);
-    memcpy(s->b.vals, in->vals + base, nnz * sizeof *in->vals);
-    return 0;
+    size_t n = n0, at = nnz0;
+    s->b.offsets[0] = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        if (t->is_auto) {
+            uint64_t h = s_row_hash(in, i);
+            if (s_ho_has(t, h))
+                continue;
+            if (t->ho_building && s_ho_pick(t, h)) {
+                if (s_ho_add(t, in, i, h))
+                    return ZPS_ENOMEM;
+                continue;
+            }
+        }
+        size_t k = in->offsets[i + 1] - in->offsets[i];
+        memcpy(s->b.ids + at, in->ids + in->offsets[i], k * sizeof *in->ids);
+        memcpy(s->b.vals + at, in->vals + in->offsets[i], k * sizeof *in->vals);
+        s->b.labels[n] = in->labels[i];
+        at += k;
+        s->b.offsets[++n] = at;
+    }
+    s->b.n = n;
+    return (long)(n - n0);
 }
 
 static int s_slot_buffers(wk_slot_t *s, size_t nkeys, uint32_t dim)
@@ -180,6 +314,12 @@ static void s_data_conf(const zps_conf_t *c, wk_data_conf_t *d, int test)
     d->seed = c->seed * 1000003ULL + c->rank;
 }
 
+static void s_on_notice(void *ctx, const char *text)
+{
+    wk_trainer_t *t = ctx;
+    zps_warn(t->log, "%s", text);
+}
+
 static void s_on_wait(void *ctx, uint32_t server, const char *addr, double waited)
 {
     wk_trainer_t *t = ctx;
@@ -196,6 +336,9 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     }
     t->conf = conf;
     t->log = log;
+    t->is_auto = conf->epochs == 0;
+    t->max_epochs = t->is_auto ? ZPS_AUTO_MAX_EPOCHS : conf->epochs;
+    t->ho_loss = NAN;
     if (conf->ntrain == 0) {
         snprintf(err, errlen, "no training data (--train PATH)");
         goto fail;
@@ -229,6 +372,37 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     t->reader = wk_reader_new(&dc, err, errlen);
     if (!t->reader)
         goto fail;
+    char names[1024];
+    if (wk_reader_all_empty(t->reader, names, sizeof names)) {
+        snprintf(err, errlen, "no rows in the training data: %s %s empty (--train)", names,
+                 strchr(names, ',') ? "are" : "is");
+        goto fail;
+    }
+    if (conf->rank == 0 && conf->test) {
+        /* the test set is read after the first epoch: find a mistake now */
+        wk_data_conf_t tc;
+        s_data_conf(conf, &tc, 1);
+        tc.use_cache = 0;
+        char terr[512];
+        wk_reader_t *tr = wk_reader_new(&tc, terr, sizeof terr);
+        if (!tr) {
+            snprintf(err, errlen, "test data (--test): %s", terr);
+            goto fail;
+        }
+        int empty = wk_reader_all_empty(tr, names, sizeof names);
+        wk_reader_destroy(&tr);
+        if (empty) {
+            snprintf(err, errlen, "no rows in the test data: %s is empty (--test)", names);
+            goto fail;
+        }
+    }
+    char cpath[1024];
+    size_t nparts = wk_reader_cache_path(t->reader, cpath, sizeof cpath);
+    if (nparts)
+        zps_info(log, "binary data cache: %s%s (written during the first epoch, read by the "
+                 "later ones)", cpath, nparts > 1 ? " (and one per further input file)" : "");
+    else if (conf->no_cache)
+        zps_info(log, "binary data cache: off (--no-cache)");
 
     wk_client_conf_t cc;
     wk_client_conf_defaults(&cc);
@@ -243,10 +417,12 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     cc.seed = conf->seed;
     cc.retry_ms = 2000;
     cc.server_timeout_ms = (int)(conf->server_timeout * 1000);
+    cc.max_retained_bytes = (uint64_t)(conf->max_retained_mb * 1048576.0);
     cc.on_wait = s_on_wait;
+    cc.on_notice = s_on_notice;
     cc.on_wait_ctx = t;
-    if (conf->consistency != ZPS_CONS_ASYNC && cc.retry_ms < (int)(conf->heartbeat_timeout * 2000))
-        cc.retry_ms = (int)(conf->heartbeat_timeout * 2000); /* held pulls wait by design */
+    if (conf->consistency != ZPS_CONS_ASYNC)
+        cc.pull_retry_ms = (int)(conf->heartbeat_timeout * 2000); /* held pulls wait by design */
     if (conf->consistency != ZPS_CONS_ASYNC) {
         cc.sync_all = 1;
         cc.heartbeat_ms = (int)(conf->heartbeat_timeout * 1000 / 4);
@@ -337,6 +513,11 @@ void wk_trainer_destroy(wk_trainer_t **tp)
     }
     wk_sparsify_destroy(&t->sparse);
     ps_table_destroy(&t->audit);
+    free(t->ho.labels);
+    free(t->ho.offsets);
+    free(t->ho.ids);
+    free(t->ho.vals);
+    free(t->ho_set);
     free(t->servers);
     free(t->servers_buf);
     free(t);
@@ -344,6 +525,24 @@ void wk_trainer_destroy(wk_trainer_t **tp)
 }
 
 const wk_eval_t *wk_trainer_last_eval(const wk_trainer_t *t) { return &t->eval; }
+
+/* The step size the table runs with (--lr or the optimizer's default). */
+static float s_lr(const wk_trainer_t *t)
+{
+    ps_optim_conf_t oc;
+    zps_conf_table(t->conf, &oc);
+    return oc.lr;
+}
+
+/* The optimizer's default step size (what --lr replaces). */
+static float s_default_lr(const wk_trainer_t *t)
+{
+    zps_conf_t c = *t->conf;
+    c.lr = -1;
+    ps_optim_conf_t oc;
+    zps_conf_table(&c, &oc);
+    return oc.lr;
+}
 
 static int s_fail(wk_trainer_t *t, int rc, const char *what)
 {
@@ -366,19 +565,30 @@ static int s_wait_push(wk_trainer_t *t)
 }
 
 /* Read the next batch into slot s and start its pull.  Returns rows (0 at
- * the end of the epoch) or a negative code. */
+ * the end of the epoch) or a negative code.  With a holdout, batches are
+ * read until at least one row is left to train on (or the epoch ends). */
 static long s_fill(wk_trainer_t *t, wk_slot_t *s)
 {
     wk_batch_t b;
-    long n = wk_reader_next(t->reader, t->conf->batch, &b);
-    if (n < 0) {
-        zps_error(t->log, "reading training data: %s", wk_reader_error(t->reader));
-        return n;
-    }
-    if (n == 0)
+    s->b.n = 0;
+    s->read_rows = 0;
+    long n;
+    do {
+        n = wk_reader_next(t->reader, t->conf->batch, &b);
+        if (n < 0) {
+            zps_error(t->log, "reading training data: %s", wk_reader_error(t->reader));
+            return n;
+        }
+        if (n == 0)
+            break;
+        s->read_rows += (uint32_t)n;
+        long kept = s_batch_append(t, s, &b);
+        if (kept < 0)
+            return kept;
+    } while (s->b.n == 0);
+    if (s->b.n == 0)
         return 0;
-    if (s_batch_copy(s, &b))
-        return ZPS_ENOMEM;
+    n = (long)s->b.n;
     s->nkeys = wk_model_keys(s->model, &s->b, &s->keys);
     if (s_slot_buffers(s, s->nkeys, t->pdim))
         return ZPS_ENOMEM;
@@ -404,11 +614,14 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
         return s_fail(t, rc, "pull failed");
     double loss = wk_model_step(s->model, &s->b, s->w, s->g);
     if (!isfinite(loss)) {
-        zps_error(t->log, "training loss is not finite (%g): the learning rate is too high?", loss);
+        zps_error(t->log, "training loss is not finite (%g): the step size is too large? "
+                  "(lower --lr, now %g)", loss, (double)s_lr(t));
         return ZPS_EINVAL;
     }
     t->loss_total += loss;
     t->rows_total += s->b.n;
+    for (size_t i = 0; i < s->b.n; i++)
+        t->label_sum += s->b.labels[i];
     while (t->push_count >= t->conf->max_delay)
         if ((rc = s_wait_push(t)) != 0)
             return rc;
@@ -442,11 +655,20 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
     if (t->sparse && meta.sent) /* quantisation error goes back to the residual too */
         wk_sparsify_feedback(t->sparse, pkeys, pvals, meta.sent, pn);
     t->pushes[(t->push_head + t->push_count) % WK_MAX_PUSHES] = ticket;
-    t->push_rows[(t->push_head + t->push_count) % WK_MAX_PUSHES] = (uint32_t)s->b.n;
+    t->push_rows[(t->push_head + t->push_count) % WK_MAX_PUSHES] = s->read_rows;
     t->push_count++;
     t->keys_pushed += pn;
     t->push_raw += s->nkeys * (8 + 4 * (uint64_t)t->pdim); /* before sparsification */
     return 0;
+}
+
+/* "3/10", or "3/auto" with --epochs auto. */
+static void s_epoch_name(const wk_trainer_t *t, uint32_t epoch, char *buf, size_t len)
+{
+    if (t->is_auto)
+        snprintf(buf, len, "%u/auto", epoch + 1);
+    else
+        snprintf(buf, len, "%u/%u", epoch + 1, t->conf->epochs);
 }
 
 static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
@@ -461,20 +683,27 @@ static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
     wk_client_traffic(t->client, &sent, &recv);
     wk_client_push_bytes(t->client, &praw, &pwire, &resends);
     praw = t->push_raw;
-    /* ETA from this epoch's progress and the elapsed time */
-    double frac = ((double)epoch + wk_reader_progress(t->reader)) / t->conf->epochs;
-    double elapsed = now - t->t_start;
-    char eta[32] = "?";
+    /* ETA from this epoch's progress and the elapsed time (auto: of this pass) */
+    double frac = t->is_auto ? wk_reader_progress(t->reader)
+                             : ((double)epoch + wk_reader_progress(t->reader)) / t->conf->epochs;
+    double elapsed = now - (t->is_auto ? t->t_pass : t->t_start);
+    char eta[48] = "?", ep[32], ho[40] = "";
     if (frac > 0.001)
-        snprintf(eta, sizeof eta, "%.0fs", elapsed / frac - elapsed);
+        snprintf(eta, sizeof eta, "%.0fs%s", elapsed / frac - elapsed,
+                 t->is_auto ? " (this pass)" : "");
+    s_epoch_name(t, epoch, ep, sizeof ep);
+    if (t->is_auto && !isnan(t->ho_loss))
+        snprintf(ho, sizeof ho, " | holdout loss %.5f", t->ho_loss);
+    wk_client_retry_stats_t rs;
+    wk_client_retry_stats(t->client, &rs);
     zps_info(t->log,
-             "epoch %u/%u %5.1f%% | %.0f ex/s | train loss %.5f | keys pulled %llu pushed %llu | "
-             "MB sent %.1f recv %.1f | push %.2f B/key, %.1fx | ETA %s",
-             epoch + 1, t->conf->epochs, 100.0 * wk_reader_progress(t->reader),
-             dt > 0 ? (double)rows / dt : 0.0, loss, (unsigned long long)t->keys_pulled,
+             "epoch %s %5.1f%% | %.0f ex/s | train loss %.5f%s | keys pulled %llu pushed %llu | "
+             "MB sent %.1f recv %.1f | push %.2f B/key, %.1fx | retained %.1f MB | ETA %s",
+             ep, 100.0 * wk_reader_progress(t->reader),
+             dt > 0 ? (double)rows / dt : 0.0, loss, ho, (unsigned long long)t->keys_pulled,
              (unsigned long long)t->keys_pushed, (double)sent / 1e6, (double)recv / 1e6,
              t->keys_pulled ? (double)pwire / (double)t->keys_pulled : 0.0,
-             pwire ? (double)praw / (double)pwire : 0.0, eta);
+             pwire ? (double)praw / (double)pwire : 0.0, (double)rs.retained_bytes / 1e6, eta);
     t->t_last = now;
     t->rows_last = t->rows_total;
     t->loss_last = t->loss_total;
@@ -507,6 +736,7 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
     uint32_t *cls = NULL;
     size_t cap = 0;
     int rc = 0;
+    double spread = 0;
     wk_batch_t b;
     long n;
     while ((n = wk_reader_next(r, 1000, &b)) > 0) {
@@ -526,6 +756,7 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
         double loss = wk_model_predict(s->model, &b, s->w, prob, cls);
         wk_metrics_add_preds(m, (size_t)n, b.labels, prob, cls, loss);
         for (long i = 0; i < n; i++) {
+            spread += fabs(prob[i] - 0.5);
             if (out) {
                 if (t->classes > 1)
                     fprintf(out, "%u\n", cls[i]);
@@ -543,6 +774,7 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
         t->eval.logloss = wk_metrics_logloss(m);
         t->eval.auc = t->classes > 1 ? NAN : wk_metrics_auc(m);
         t->eval.accuracy = wk_metrics_accuracy(m);
+        t->eval.spread = t->eval.rows ? spread / (double)t->eval.rows : NAN;
     }
     if (out && fclose(out) != 0)
         rc = ZPS_EIO;
@@ -551,6 +783,100 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
     wk_metrics_destroy(&m);
     wk_reader_destroy(&r);
     return rc;
+}
+
+/* Score the holdout with the current weights: logloss, AUC (binary) and
+ * the rate of label 1 in *pos_rate. */
+static int s_holdout_eval(wk_trainer_t *t, wk_eval_t *ev, double *pos_rate)
+{
+    wk_metrics_t *m = wk_metrics_new(t->classes);
+    wk_slot_t *s = &t->slot[0];
+    float *prob = malloc(1000 * sizeof *prob);
+    uint32_t *cls = malloc(1000 * sizeof *cls);
+    int rc = m && prob && cls ? 0 : ZPS_ENOMEM;
+    double pos = 0, spread = 0;
+    for (size_t i0 = 0; i0 < t->ho.n && !rc; i0 += 1000) {
+        wk_batch_t b = {t->ho.n - i0 < 1000 ? t->ho.n - i0 : 1000, t->ho.labels + i0,
+                        t->ho.offsets + i0, t->ho.ids, t->ho.vals};
+        const uint64_t *keys;
+        size_t nk = wk_model_keys(s->model, &b, &keys);
+        if ((rc = s_slot_buffers(s, nk, t->pdim)) != 0)
+            break;
+        if ((rc = wk_client_pull(t->client, 0, keys, nk, s->w)) != 0) {
+            s_fail(t, rc, "pull for the holdout failed");
+            break;
+        }
+        double loss = wk_model_predict(s->model, &b, s->w, prob, cls);
+        wk_metrics_add_preds(m, b.n, b.labels, prob, cls, loss);
+        for (size_t i = 0; i < b.n; i++) {
+            pos += b.labels[i];
+            spread += fabs(prob[i] - 0.5);
+        }
+    }
+    if (!rc) {
+        ev->rows = wk_metrics_count(m);
+        ev->logloss = wk_metrics_logloss(m);
+        ev->auc = t->classes > 1 ? NAN : wk_metrics_auc(m);
+        ev->accuracy = wk_metrics_accuracy(m);
+        ev->spread = t->ho.n ? spread / (double)t->ho.n : NAN;
+        *pos_rate = t->ho.n ? pos / (double)t->ho.n : NAN;
+    }
+    free(prob);
+    free(cls);
+    wk_metrics_destroy(&m);
+    return rc;
+}
+
+/* Logloss of always predicting the rate q of label 1 (binary). */
+static double s_rate_loss(double q)
+{
+    if (!(q > 0 && q < 1))
+        return 0;
+    return -(q * log(q) + (1 - q) * log(1 - q));
+}
+
+/* Step-size diagnostics after a pass (binary models; each said once).
+ * train: this pass's mean train loss, q_train its rate of label 1; ev, q:
+ * the holdout's (or the test set's) metrics and label rate (NULL / NAN if
+ * none).  With h the loss of always predicting the label rate:
+ *   too large: holdout (or test) loss > 1.5 h, or without either the
+ *              train loss (a constant does much better: the weights
+ *              overshoot);
+ *   too small: the logloss is still >= h while the model ranks
+ *              (AUC >= 0.7), or ranks a little (AUC >= 0.55) with timid
+ *              predictions (mean |p - 0.5| < 0.1: the bias is not even
+ *              learnt); with --epochs auto also: still improving at the
+ *              last pass (said where the run stops). */
+static void s_diagnose(wk_trainer_t *t, uint32_t epoch, double train, double q_train,
+                       const wk_eval_t *ev, double q)
+{
+    double loss = ev ? ev->logloss : NAN, auc = ev ? ev->auc : NAN;
+    double spread = ev ? ev->spread : NAN;
+    if (t->classes > 1)
+        return;
+    double h_train = s_rate_loss(q_train), h = isnan(q) ? NAN : s_rate_loss(q);
+    double lr = s_lr(t), def = s_default_lr(t);
+    char held[48] = "";
+    if (!isnan(loss))
+        snprintf(held, sizeof held, " (held-out %.4f)", loss);
+    /* with held-out metrics only they count: the first pass's train loss
+     * includes the transient of the first batches */
+    int large = isnan(loss) ? h_train > 0 && train > 1.5 * h_train : h > 0 && loss > 1.5 * h;
+    if (!t->warned_large && large) {
+        t->warned_large = 1;
+        zps_warn(t->log, "the loss diverges: after pass %u the train loss is %.4f%s, far above "
+                 "%.4f, the loss of always predicting the label rate: the step size is too "
+                 "large, lower --lr (now %g; the default is %g)", epoch + 1, train, held,
+                 h_train, lr, def);
+    }
+    if (!t->warned_small && !t->warned_large && h > 0 && loss >= h &&
+        (auc >= 0.7 || (auc >= 0.55 && spread < 0.1))) {
+        t->warned_small = 1;
+        zps_warn(t->log, "the step size looks too small: after pass %u the AUC is %.3f but the "
+                 "logloss %.4f is no better than %.4f, the loss of always predicting the label "
+                 "rate (predictions too timid): raise --lr (now %g; the default is %g)",
+                 epoch + 1, auc, loss, h, lr, def);
+    }
 }
 
 /* --compress-audit: "key raw_sum... residual..." per key, for tests that
@@ -564,7 +890,7 @@ static int s_write_audit(wk_trainer_t *t)
     }
     size_t cursor = 0;
     uint64_t key;
-    float *row, resid[1025];
+    float *row, resid[2 * 1024 + 1];
     while (ps_table_next(t->audit, &cursor, &key, &row)) {
         if (t->sparse)
             wk_sparsify_residual(t->sparse, key, resid);
@@ -580,6 +906,32 @@ static int s_write_audit(wk_trainer_t *t)
     return fclose(f) == 0 ? 0 : ZPS_EIO;
 }
 
+/* A worker resumed after its first pass: pick the holdout again from a
+ * reading of the first pass's order (its own reader, without the cache). */
+static int s_holdout_rebuild(wk_trainer_t *t)
+{
+    wk_data_conf_t dc;
+    s_data_conf(t->conf, &dc, 0);
+    dc.use_cache = 0;
+    char err[512];
+    wk_reader_t *r = wk_reader_new(&dc, err, sizeof err);
+    if (!r) {
+        zps_error(t->log, "training data (holdout): %s", err);
+        return ZPS_EINVAL;
+    }
+    wk_batch_t b;
+    long n;
+    int rc = 0;
+    while (!rc && t->ho.n < WK_HOLDOUT_CAP && (n = wk_reader_next(r, 1000, &b)) > 0)
+        for (size_t i = 0; i < b.n && !rc && t->ho.n < WK_HOLDOUT_CAP; i++) {
+            uint64_t h = s_row_hash(&b, i);
+            if (!s_ho_has(t, h) && s_ho_pick(t, h))
+                rc = s_ho_add(t, &b, i, h);
+        }
+    wk_reader_destroy(&r);
+    return rc;
+}
+
 int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
 {
     const zps_conf_t *c = t->conf;
@@ -587,29 +939,52 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     int rc = 0;
     uint32_t first_epoch = 0;
     uint64_t skip_rows = 0;
+    const uint32_t max_epochs = t->max_epochs;
     if (wk_client_progress(t->client, &first_epoch, &skip_rows)) {
-        if (first_epoch >= c->epochs) {
+        if (!t->is_auto && first_epoch >= max_epochs) {
             zps_info(t->log, "the servers recorded that this worker finished all %u epochs",
                      c->epochs);
-            first_epoch = c->epochs;
+            first_epoch = max_epochs;
         } else {
+            if (first_epoch >= max_epochs) /* auto: a last pass, to decide again */
+                first_epoch = max_epochs - 1;
             zps_info(t->log, "resuming where the servers recorded this worker: epoch %u, "
                      "after %llu rows", first_epoch + 1, (unsigned long long)skip_rows);
         }
-        for (uint32_t e = 0; e < first_epoch && e + 1 < c->epochs && !rc; e++)
+        for (uint32_t e = 0; e < first_epoch && e + 1 < max_epochs && !rc; e++)
             rc = wk_reader_rewind(t->reader);
+        if (t->is_auto && (first_epoch > 0 || skip_rows > 0) && !rc) {
+            /* the holdout was picked in the first pass, which is over */
+            if ((rc = s_holdout_rebuild(t)) != 0)
+                return rc;
+            zps_info(t->log, "holdout: %llu rows picked again from the first pass's order",
+                     (unsigned long long)t->ho.n);
+        }
     }
-    if (c->local)
-        zps_info(t->log, "training %s: %u epochs, batch %u, in-process store (--local)",
-                 zps_model_name(c->model), c->epochs, c->batch);
+    t->ho_building = t->is_auto && first_epoch == 0 && skip_rows == 0;
+    char ep[32];
+    char passes[64];
+    if (t->is_auto)
+        snprintf(passes, sizeof passes, "epochs auto (at most %u, holdout every %uth row)",
+                 max_epochs, WK_HOLDOUT_EVERY);
     else
-        zps_info(t->log, "training %s: %u epochs, batch %u, max delay %u, %u servers",
-                 zps_model_name(c->model), c->epochs, c->batch, c->max_delay, t->nservers);
-    for (uint32_t e = first_epoch; e < c->epochs && !rc; e++) {
+        snprintf(passes, sizeof passes, "%u epochs", c->epochs);
+    if (c->local)
+        zps_info(t->log, "training %s: %s, batch %u, in-process store (--local)",
+                 zps_model_name(c->model), passes, c->batch);
+    else
+        zps_info(t->log, "training %s: %s, batch %u, max delay %u, %u servers",
+                 zps_model_name(c->model), passes, c->batch, c->max_delay, t->nservers);
+    double best = INFINITY;
+    uint32_t best_pass = 0;
+    double train_t0 = zps_now_s();
+    for (uint32_t e = first_epoch; e < max_epochs && !rc; e++) {
         if (e > first_epoch && (rc = wk_reader_rewind(t->reader)) != 0) {
             zps_error(t->log, "rewinding training data: %s", wk_reader_error(t->reader));
             break;
         }
+        s_epoch_name(t, e, ep, sizeof ep);
+        t->t_pass = zps_now_s();
         t->epoch = e;
         t->rows_acked = 0;
         if (e == first_epoch && skip_rows) {
@@ -623,10 +998,28 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                 t->rows_acked += (uint64_t)got;
         }
         uint64_t rows0 = t->rows_total;
-        double loss0 = t->loss_total;
+        double loss0 = t->loss_total, labels0 = t->label_sum;
         double t0 = zps_now_s();
         int cur = 0;
         long n = s_fill(t, &t->slot[cur]);
+        if (n == 0 && e == first_epoch && t->rows_acked == 0 && t->rows_total == 0) {
+            /* nothing to train on: an error, not a model of initial weights */
+            char args[512];
+            int k = 0;
+            for (uint32_t i = 0; i < c->ntrain && k < (int)sizeof args - 8; i++)
+                k += snprintf(args + k, sizeof args - (size_t)k, "%s%s", i ? ", " : "", c->train[i]);
+            uint64_t bad = wk_reader_bad_lines(t->reader);
+            if (c->num_workers == 1) {
+                zps_error(t->log, "no rows in the training data %s%s", args,
+                          bad ? " (every line was bad and skipped)" : "");
+                rc = ZPS_EINVAL;
+                break;
+            }
+            /* other workers may have rows (a small file over many workers) */
+            zps_warn(t->log, "no rows in this worker's share (%u of %u) of the training data %s%s",
+                     c->rank, c->num_workers, args,
+                     bad ? " (every line of it was bad and skipped)" : ": fewer rows than workers?");
+        }
         while (n > 0) {
             if (stop && *stop) {
                 rc = ZPS_EINTR;
@@ -666,22 +1059,87 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
             break;
         double dt = zps_now_s() - t0;
         uint64_t rows = t->rows_total - rows0;
-        zps_info(t->log, "epoch %u/%u done: %llu rows in %.1fs (%.0f ex/s)%s, mean train loss %.5f",
-                 e + 1, c->epochs, (unsigned long long)rows, dt, dt > 0 ? rows / dt : 0.0,
-                 wk_reader_from_cache(t->reader) ? " from cache" : "",
-                 rows ? (t->loss_total - loss0) / (double)rows : 0.0);
+        double train = rows ? (t->loss_total - loss0) / (double)rows : 0.0;
+        double q_train = rows ? (t->label_sum - labels0) / (double)rows : NAN;
+        zps_info(t->log, "epoch %s done: %llu rows in %.1fs (%.0f ex/s)%s, mean train loss %.5f",
+                 ep, (unsigned long long)rows, dt, dt > 0 ? rows / dt : 0.0,
+                 wk_reader_from_cache(t->reader) ? " from cache" : "", train);
+        /* --epochs auto: score the holdout, decide whether this was the last pass */
+        int last = e + 1 == max_epochs;
+        if (!last && c->max_train_seconds > 0 && zps_now_s() - train_t0 >= c->max_train_seconds) {
+            zps_info(t->log, "time budget of %.0f s (--max-train-seconds) reached: pass %u was the "
+                     "last", c->max_train_seconds, e + 1);
+            last = 1;
+        }
+        wk_eval_t dev = {NAN, NAN, NAN, NAN, 0};
+        int have_dev = 0;
+        double dq = NAN;
+        if (t->is_auto) {
+            if (t->ho_building) {
+                t->ho_building = 0;
+                zps_info(t->log, "holdout: %llu rows of this worker's data (every %uth by content, "
+                         "at most %u), never trained on", (unsigned long long)t->ho.n,
+                         WK_HOLDOUT_EVERY, WK_HOLDOUT_CAP);
+            }
+            if (t->ho.n == 0) {
+                zps_info(t->log, "stopping after pass %u: no holdout rows in this worker's data "
+                         "(--epochs N sets the number of passes)", e + 1);
+                last = 1;
+            } else {
+                wk_eval_t hv;
+                if ((rc = s_holdout_eval(t, &hv, &dq)) != 0)
+                    break;
+                t->ho_loss = hv.logloss;
+                dev = hv;
+                have_dev = 1;
+                int improved = hv.logloss < best * (1 - WK_AUTO_TOL);
+                if (t->classes > 1)
+                    zps_info(t->log, "epoch %s holdout: logloss %.5f accuracy %.4f (%llu rows)", ep,
+                             hv.logloss, hv.accuracy, (unsigned long long)hv.rows);
+                else
+                    zps_info(t->log, "epoch %s holdout: logloss %.5f auc %.5f (%llu rows)", ep,
+                             hv.logloss, hv.auc, (unsigned long long)hv.rows);
+                if (e > first_epoch && !improved) {
+                    zps_info(t->log, "stopping after %u passes: holdout logloss %.5f did not "
+                             "improve by %g%% on the best, %.5f after pass %u (--epochs auto; "
+                             "--epochs N sets the number of passes)", e + 1, hv.logloss,
+                             100 * WK_AUTO_TOL, best, best_pass + 1);
+                    last = 1;
+                } else if (e + 1 == max_epochs) {
+                    zps_info(t->log, "stopping after %u passes: the most --epochs auto makes "
+                             "(holdout logloss %.5f, still improving)", e + 1, hv.logloss);
+                    if (t->classes == 1 && !t->warned_small) {
+                        t->warned_small = 1;
+                        zps_warn(t->log, "the holdout loss was still improving after %u passes: "
+                                 "the step size may be too small: raise --lr (now %g), or set "
+                                 "--epochs N", e + 1, (double)s_lr(t));
+                    }
+                }
+                if (hv.logloss < best) {
+                    best = hv.logloss;
+                    best_pass = e;
+                }
+            }
+        }
         if (c->rank == 0 && c->test) {
-            if ((rc = s_evaluate(t, e + 1 == c->epochs)) != 0)
+            if ((rc = s_evaluate(t, last)) != 0)
                 break;
             if (t->classes > 1)
-                zps_info(t->log, "epoch %u/%u test: logloss %.5f accuracy %.4f (%llu rows)", e + 1,
-                         c->epochs, t->eval.logloss, t->eval.accuracy,
-                         (unsigned long long)t->eval.rows);
+                zps_info(t->log, "epoch %s test: logloss %.5f accuracy %.4f (%llu rows)", ep,
+                         t->eval.logloss, t->eval.accuracy, (unsigned long long)t->eval.rows);
             else
-                zps_info(t->log, "epoch %u/%u test: logloss %.5f auc %.5f accuracy %.4f (%llu rows)",
-                         e + 1, c->epochs, t->eval.logloss, t->eval.auc, t->eval.accuracy,
+                zps_info(t->log, "epoch %s test: logloss %.5f auc %.5f accuracy %.4f (%llu rows)",
+                         ep, t->eval.logloss, t->eval.auc, t->eval.accuracy,
                          (unsigned long long)t->eval.rows);
+            if (!t->is_auto) { /* no holdout: the diagnostics use the test set */
+                dev = t->eval;
+                have_dev = 1;
+                dq = q_train; /* its label rate: taken as the train rows' */
+            }
         }
+        s_diagnose(t, e, train, q_train, have_dev ? &dev : NULL, dq);
+        if (last)
+            break;
     }
     while (t->push_count && !rc)
         rc = s_wait_push(t);
@@ -716,6 +1174,20 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
             n += snprintf(acks + n, sizeof acks - (size_t)n, "%s%llu", sv ? "," : "",
                           (unsigned long long)wk_client_acked(t->client, sv));
         zps_info(t->log, "pushes acknowledged per server: %s", acks);
+        wk_client_retry_stats_t rs;
+        wk_client_retry_stats(t->client, &rs);
+        zps_info(t->log,
+                 "pushes: %llu acknowledged, %llu retried, %llu resent after %llu server "
+                 "restart(s), %llu probes; retained %.1f MB now (%llu pushes), peak %.1f MB "
+                 "(%llu bytes); %llu waits for a checkpoint (%.1f s); %llu duplicate acks, %llu "
+                 "stale replies ignored; pull retries %llu",
+                 (unsigned long long)rs.acked, (unsigned long long)rs.retried,
+                 (unsigned long long)rs.restart_resent, (unsigned long long)rs.restarts,
+                 (unsigned long long)rs.probes, (double)rs.retained_bytes / 1e6,
+                 (unsigned long long)rs.retained_pushes, (double)rs.retained_peak / 1e6,
+                 (unsigned long long)rs.retained_peak, (unsigned long long)rs.cap_waits,
+                 (double)rs.cap_wait_ms / 1000.0, (unsigned long long)rs.dup_acks,
+                 (unsigned long long)rs.stale_replies, (unsigned long long)rs.pull_retried);
     }
     return rc;
 }

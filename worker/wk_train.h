@@ -25,6 +25,7 @@ typedef struct wk_trainer wk_trainer_t;
 
 typedef struct {
     double logloss, auc, accuracy;
+    double spread;   /* binary: mean |p - 0.5| of the predictions */
     uint64_t rows;
 } wk_eval_t;
 

@@ -55,6 +55,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-worker: %s\n", err);
         return 2;
     }
+    /* every path before any work: a wrong --test must not wait for the first epoch */
+    if (zps_conf_check_paths(&conf, conf.rank == 0, err, sizeof err) != 0) {
+        fprintf(stderr, "zps-worker: %s\n", err);
+        return 2;
+    }
     zps_log_t *log = zps_log_new("worker", (int)conf.rank, stderr);
     if (!log)
         return 1;

@@ -1,0 +1,85 @@
+#!/bin/sh
+# --epochs auto (the default): a holdout picked in the first pass, scored
+# after every pass, the run stops when it stops improving and says why;
+# --epochs N runs exactly N passes without a holdout; the step-size
+# diagnostics (once each) for an absurdly small and a huge --lr; fm with
+# defaults against lr on data with and without pairwise interactions.
+# Everything runs --local except one 2 servers x 2 workers job.  Seeds are
+# fixed: the local runs are deterministic.
+. "$(dirname "$0")/lib.sh"
+D=$TMP
+W="$ZPS_BIN/zps-worker"
+"$ZPS_BIN/zps-datagen" ctr --features 1000 --rows 30000 --test-rows 5000 --seed 7 --out "$D/c" \
+    >/dev/null || fail "datagen failed"
+"$ZPS_BIN/zps-datagen" ctr --features 200 --nnz 20 --rows 40000 --test-rows 10000 --interactions \
+    --seed 3 --out "$D/ci" >/dev/null || fail "datagen (interactions) failed"
+# last NAME FILE: value after NAME on the last "test:" line
+last() { grep "test: logloss" "$2" | tail -1 | awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
+check() { if awk "BEGIN { exit !($2) }"; then echo "ok: $1"; else fail "$1 ($2)"; fi; }
+
+# ---- 1. defaults: auto passes ------------------------------------------------------------
+"$W" --local --train "$D/c.train" --test "$D/c.test" --no-cache --progress-every 0.001 \
+    >"$D/auto.log" 2>&1 || fail "default run failed"
+grep -q "epochs auto (at most 30" "$D/auto.log" || fail "no 'epochs auto' in the start line"
+stop=$(grep "stopping after" "$D/auto.log")
+[ "$(grep -c "stopping after" "$D/auto.log")" = 1 ] || fail "expected one 'stopping after' line"
+n=$(echo "$stop" | sed 's/.*stopping after \([0-9]*\) passes.*/\1/')
+echo "$stop" | grep -q "did not improve by 0.1% on the best" || fail "stop reason missing: $stop"
+check "auto stopped after $n passes (2..30)" "$n >= 2 && $n <= 30"
+[ "$(grep -c "/auto holdout: logloss" "$D/auto.log")" = "$n" ] || fail "one holdout line per pass expected"
+[ "$(grep -c "/auto done" "$D/auto.log")" = "$n" ] || fail "$n passes expected"
+grep -q "holdout: [0-9]* rows of this worker's data" "$D/auto.log" || fail "holdout size not logged"
+grep -q "epoch 2/auto .*| holdout loss 0\.[0-9]*" "$D/auto.log" || fail "no holdout loss in the progress lines"
+ho=$(grep "holdout: [0-9]* rows" "$D/auto.log" | sed 's/.*holdout: \([0-9]*\) rows.*/\1/')
+rows=$(grep "epoch 1/auto done" "$D/auto.log" | sed 's/.*done: \([0-9]*\) rows.*/\1/')
+check "holdout $ho + trained $rows rows = 30000" "$ho + $rows == 30000"
+check "holdout about 1 in 20 rows" "$ho >= 1200 && $ho <= 1800"
+grep -q "warn" "$D/auto.log" && fail "defaults warned: $(grep warn "$D/auto.log")"
+auc=$(last auc "$D/auto.log"); tauc=$(sed -n 's/^test_auc=//p' "$D/c.truth")
+check "auto AUC $auc within 0.025 of the truth $tauc" "$auc >= $tauc - 0.025"
+
+# ---- 2. --epochs N: exactly N passes, no holdout --------------------------------------
+"$W" --local --train "$D/c.train" --test "$D/c.test" --no-cache --epochs 3 >"$D/e3.log" 2>&1 ||
+    fail "--epochs 3 failed"
+[ "$(grep -c "epoch [0-9]/3 done: 30000 rows" "$D/e3.log")" = 3 ] || fail "--epochs 3: 3 passes of all rows expected"
+grep -q "holdout\|stopping after\|epoch 4/" "$D/e3.log" && fail "--epochs 3 used a holdout or ran on"
+echo "ok: --epochs 3 ran 3 passes over all 30000 rows"
+
+# ---- 3. diagnostics, once each ---------------------------------------------------------
+"$W" --local --train "$D/c.train" --no-cache --lr 1e-6 >"$D/small.log" 2>&1 || fail "--lr 1e-6 failed"
+[ "$(grep -c "step size looks too small.*raise --lr (now 1e-06" "$D/small.log")" = 1 ] ||
+    fail "--lr 1e-6: one 'too small' warning expected"
+grep -q "diverges" "$D/small.log" && fail "--lr 1e-6 said diverges"
+echo "ok: --lr 1e-6: $(grep -o "the step size looks too small: after pass [0-9]*" "$D/small.log")"
+"$W" --local --train "$D/c.train" --no-cache --lr 10000 >"$D/large.log" 2>&1 || fail "--lr 10000 failed"
+[ "$(grep -c "the loss diverges.*lower --lr (now 10000" "$D/large.log")" = 1 ] ||
+    fail "--lr 10000: one 'diverges' warning expected"
+grep -q "too small" "$D/large.log" && fail "--lr 10000 said too small"
+echo "ok: --lr 10000: $(grep -o "the loss diverges: after pass [0-9]*" "$D/large.log")"
+"$W" --local --train "$D/c.train" --no-cache --lr 1e-6 --epochs 2 --test "$D/c.test" >"$D/small2.log" 2>&1 ||
+    fail "--lr 1e-6 --epochs 2 failed"
+[ "$(grep -c "step size looks too small" "$D/small2.log")" = 1 ] || fail "--epochs 2 --lr 1e-6: one warning expected"
+echo "ok: --epochs 2 --lr 1e-6 warns too (from the test set)"
+
+# ---- 4. 2 servers x 2 workers, async: each worker stops on its own holdout ---------------
+scripts/zps-launch --bin "$ZPS_BIN" --servers 2 --workers 2 -- --model lr --train "$D/c.train" \
+    --test "$D/c.test" --no-cache >"$D/launch.log" 2>&1 || fail "2x2 job failed: $(tail -5 "$D/launch.log")"
+for r in 0 1; do
+    grep -q "\[worker/$r\].*stopping after [0-9]* passes" "$D/launch.log" || fail "worker $r did not say why it stopped"
+done
+auc=$(last auc "$D/launch.log")
+check "2x2 AUC $auc within 0.03 of the truth $tauc" "$auc >= $tauc - 0.03"
+
+# ---- 5. fm against lr, defaults -------------------------------------------------------
+for set in c ci; do
+    for m in lr fm; do
+        "$W" --local --model $m --train "$D/$set.train" --test "$D/$set.test" --no-cache \
+            >"$D/$set.$m.log" 2>&1 || fail "$m on $set failed"
+    done
+    la=$(last auc "$D/$set.lr.log"); fa=$(last auc "$D/$set.fm.log")
+    ll=$(last logloss "$D/$set.lr.log"); fl=$(last logloss "$D/$set.fm.log")
+    echo "$set: lr logloss $ll auc $la, fm logloss $fl auc $fa"
+    check "$set: fm AUC $fa >= lr $la - 0.003" "$fa >= $la - 0.003"
+    check "$set: fm logloss $fl <= 1.01 x lr $ll" "$fl <= 1.01 * $ll"
+done
+echo "it_passes: ok"
