@@ -10,7 +10,8 @@
  *   - the labels file found by the MNIST naming, also across compression;
  *   - shards 0..W-1 (W = 1..6) are contiguous, each row exactly once, and a
  *     shuffled epoch is a permutation of its shard that changes per epoch;
- *   - header and size errors: each names the file and the reason. */
+ *   - header and size errors: each names the file and the reason;
+ *   - the options: --format idx, the mlp's default passes and Adam step. */
 #include <check.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include "check_suites.h"
 #include "wk_data.h"
 #include "wk_idx.h"
+#include "zps_conf.h"
 #include "zps_err.h"
 
 #define T_REQUIRE(cond, ...)           \
@@ -460,6 +462,54 @@ START_TEST(test_missing_and_empty)
 }
 END_TEST
 
+/* The training options: --format idx, and the mlp's defaults (30 passes
+ * unless --epochs, adam lr 0.0005 unless --lr; lr keeps auto and 0.001). */
+static int s_conf(zps_conf_t *c, const char *const *args, int n, char *err, size_t errlen)
+{
+    char *argv[16];
+    argv[0] = "x";
+    for (int i = 0; i < n; i++)
+        argv[i + 1] = (char *)args[i];
+    zps_conf_defaults(c);
+    for (int i = 1; i <= n; i++)
+        if (zps_conf_parse_one(c, n + 1, argv, &i, err, errlen) != 1)
+            return -1;
+    return zps_conf_finish(c, err, errlen);
+}
+
+START_TEST(test_conf)
+{
+    char err[256] = "";
+    zps_conf_t c;
+    ps_optim_conf_t t;
+    const char *a1[] = {"--model", "mlp", "--layers", "784,128,10", "--format", "idx"};
+    ck_assert_int_eq(s_conf(&c, a1, 6, err, sizeof err), 0);
+    ck_assert_int_eq(c.format, ZPS_FMT_IDX);
+    ck_assert_uint_eq(c.epochs, 30);
+    ck_assert_int_eq(c.optimizer, PS_OPT_ADAM);
+    zps_conf_table(&c, &t);
+    ck_assert_float_eq(t.lr, 0.0005f);
+    ck_assert_float_eq(t.init_scale, 0); /* theta starts at 0 (W = W0 + theta) */
+    const char *a2[] = {"--model", "mlp", "--layers", "784,128,10", "--epochs", "auto",
+                        "--lr", "0.01"};
+    ck_assert_int_eq(s_conf(&c, a2, 8, err, sizeof err), 0);
+    ck_assert_uint_eq(c.epochs, 0); /* auto when asked */
+    zps_conf_table(&c, &t);
+    ck_assert_float_eq(t.lr, 0.01f);
+    const char *a3[] = {"--model", "mlp", "--layers", "784,128,10", "--epochs", "3"};
+    ck_assert_int_eq(s_conf(&c, a3, 6, err, sizeof err), 0);
+    ck_assert_uint_eq(c.epochs, 3);
+    const char *a4[] = {"--model", "fm", "--optimizer", "adam"};
+    ck_assert_int_eq(s_conf(&c, a4, 4, err, sizeof err), 0);
+    ck_assert_uint_eq(c.epochs, 0); /* lr, fm: auto */
+    zps_conf_table(&c, &t);
+    ck_assert_float_eq(t.lr, 0.001f);
+    const char *a5[] = {"--format", "mnist"};
+    ck_assert_int_eq(s_conf(&c, a5, 2, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "--format") != NULL, "%s", err);
+}
+END_TEST
+
 Suite *suite_idx(void)
 {
     Suite *s = suite_create("idx");
@@ -472,6 +522,7 @@ Suite *suite_idx(void)
     tcase_add_test(tc, test_shuffle);
     tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof s_err_cases / sizeof s_err_cases[0]));
     tcase_add_test(tc, test_missing_and_empty);
+    tcase_add_test(tc, test_conf);
     suite_add_tcase(s, tc);
     return s;
 }
