@@ -142,7 +142,7 @@ deps:
 # 4. the sparse-model benchmark at --quick scale: every configuration must run
 #    and give finite figures (nothing about speed is asserted)
 ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak
-TEST_FUZZ_SECONDS ?= 20
+TEST_FUZZ_SECONDS ?= 10
 test: deps
 	$(Q)$(MAKE) --no-print-directory build
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
