@@ -180,6 +180,7 @@ bench: all
 	$(Q)scripts/bench-train
 	$(Q)scripts/bench-compress
 	$(Q)scripts/bench-exact
+	$(Q)scripts/bench-quality
 
 clean:
 	rm -rf build bin
