@@ -24,6 +24,10 @@ ifeq ($(VARIANT),asan)
   BINDIR  := build/asan/bin
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   OPT     := -O1
+  # tests that bound a server's RSS measure zps, not ASan: keep ASan's
+  # quarantine of freed memory small and give freed memory back promptly
+  ASAN_OPTIONS ?= quarantine_size_mb=8:allocator_release_to_os_interval_ms=100
+  export ASAN_OPTIONS
 else
   OBJDIR  := build/obj
   BINDIR  := bin

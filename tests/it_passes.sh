@@ -72,8 +72,11 @@ for r in 0 1; do
 done
 "$ZPS_BIN/zps-predict" --model "$D/m22" --data "$D/c.test" --out "$D/m22.pred" --metrics >"$D/m22.met" 2>/dev/null ||
     fail "predict of the 2x2 model failed"
+# Quality bars for 2x2 are it_quality's (larger data, judged against
+# LIBLINEAR); here, on 30000 rows with each worker stopping on its own
+# 750-row holdout, the job's model is only checked to be a working one.
 auc=$(awk '{ for (i = 1; i < NF; i++) if ($i == "auc") print $(i + 1) }' "$D/m22.met")
-check "2x2 saved model AUC $auc within 0.03 of the truth $tauc" "$auc >= $tauc - 0.03"
+check "2x2 saved model AUC $auc (truth $tauc) is a working model" "$auc >= 0.7"
 
 # ---- 5. fm against lr, defaults -------------------------------------------------------
 for set in c ci; do

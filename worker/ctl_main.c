@@ -562,7 +562,8 @@ static int s_parse_line(char *line, uint32_t dim, ctl_work_t *w, char *why, size
         }
         nk++;
     }
-    qsort(w->kv, nk, sizeof *w->kv, s_cmp_kv);
+    if (nk > 1)
+        qsort(w->kv, nk, sizeof *w->kv, s_cmp_kv);
     if (s_grow((void **)&w->keys, &w->keys_cap, w->n + nk, sizeof *w->keys) ||
         s_grow((void **)&w->vals, &w->vals_cap, (w->n + nk) * dim, sizeof *w->vals) ||
         s_grow((void **)&w->line_off, &w->lines_cap, w->nlines + 2, sizeof *w->line_off)) {
@@ -867,7 +868,8 @@ static int s_cmd_dump(const ctl_opts_t *o)
                 rc = ZPS_ENOMEM;
                 break;
             }
-            memcpy(vals + n * dim, vb, vlen);
+            if (vlen) /* an empty table's page has no values (and vals may be NULL) */
+                memcpy(vals + n * dim, vb, vlen);
             for (size_t i = 0; i < b->nkeys; i++) {
                 rows[n].key = page[i];
                 rows[n].at = n * dim;
@@ -885,7 +887,8 @@ static int s_cmd_dump(const ctl_opts_t *o)
     if (rc) {
         fprintf(stderr, "zps-ctl: dump: server %u at %s: %s\n", s, o->servers[s], err);
     } else {
-        qsort(rows, n, sizeof *rows, s_cmp_row);
+        if (n > 1)
+            qsort(rows, n, sizeof *rows, s_cmp_row);
         FILE *f = o->out ? fopen(o->out, "w") : stdout;
         if (!f) {
             fprintf(stderr, "zps-ctl: cannot write %s: %s\n", o->out, strerror(errno));
