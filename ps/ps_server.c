@@ -97,7 +97,6 @@
 #include "zps_vcodec.h"
 
 #define PS_CHUNK 256
-#define PS_OUTQ 4096  /* buckets of the per-connection reply-byte account */
 #define PS_MAX_RANK 65536             /* ranks 0..65535 have records */
 #define PS_SCRATCH_KEEP (1u << 20)    /* scratch entries kept after a bigger request */
 #define PS_STATS_CLIENTS 1024         /* per-client entries in a STATS reply */
@@ -149,7 +148,23 @@ typedef struct {
 typedef struct {
     uint64_t key;
     int fd;
+    struct ps_outc *out;   /* its reply bytes still queued in ZeroMQ (s_outq_free) */
 } ps_conn_t;
+
+/* Reply bytes of one connection still queued in ZeroMQ.  Shared by the
+ * connection's entry and every reply in flight (refs); ZeroMQ's I/O thread
+ * drops a reply's reference when it is done with it, the loop drops the
+ * entry's when the connection is forgotten; the last one frees it. */
+struct ps_outc {
+    _Atomic long long bytes;
+    _Atomic int refs;
+};
+
+static void s_outc_put(struct ps_outc *o)
+{
+    if (o && atomic_fetch_sub(&o->refs, 1) == 1)
+        free(o);
+}
 
 /* An ssp/bsp pull waiting for the slowest worker. */
 typedef struct {
@@ -222,9 +237,9 @@ struct ps_server {
     void *mon;                   /* socket monitor (PAIR): disconnects */
     uint16_t *fd_stale;          /* per fd: disconnect reports to ignore (see s_on_monitor) */
     size_t fd_stale_cap;
-    _Atomic long long *outq;     /* reply bytes queued in ZeroMQ, per connection bucket
-                                    (PS_OUTQ) and in all (index PS_OUTQ); decremented by
-                                    ZeroMQ's I/O thread when it is done with a reply */
+    _Atomic long long *outq;     /* reply bytes queued in ZeroMQ for all connections
+                                    (one counter; per connection: ps_conn_t.out),
+                                    decremented by ZeroMQ's I/O thread (s_outq_free) */
     ps_conn_t *conns;
     size_t conn_cap, nconns, conn_used;
     uint64_t id_seed;            /* keys the routing-id hash */
@@ -568,7 +583,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     while (s->conn_cap < 2 * (size_t)(conf->max_connections ? conf->max_connections : 1000))
         s->conn_cap *= 2;
     s->conns = calloc(s->conn_cap, sizeof *s->conns);
-    s->outq = calloc(PS_OUTQ + 1, sizeof *s->outq);
+    s->outq = calloc(1, sizeof *s->outq);
     s->tmp_row = malloc(4 * (3 * 1024 + 1) * sizeof(float));
     if (!s->conns || !s->tmp_row) {
         snprintf(err, errlen, "out of memory");
@@ -621,6 +636,11 @@ void ps_server_destroy(ps_server_t **sp)
     if (s->zap)
         zmq_close(s->zap);
     free(s->allowed);
+    /* the entries' references; replies still queued hold their own until
+     * ZeroMQ releases them (at the latest in zmq_ctx_term below) */
+    for (size_t i = 0; s->conns && i < s->conn_cap; i++)
+        if (s->conns[i].key >= 2)
+            s_outc_put(s->conns[i].out);
     free(s->conns);
     free(s->fd_stale);
     free(s->ranks);
@@ -705,19 +725,24 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
  * account, so a peer that asks and never reads is refused (s_reply_room)
  * instead of filling the server's memory with its replies. */
 typedef struct {
-    _Atomic long long *q;
-    size_t b;
+    _Atomic long long *total;
+    struct ps_outc *c;     /* the connection's counter (a reference), or NULL */
     long long len;
 } s_outq_ref_t;
 
 static void s_outq_free(void *data, void *hint)
 {
     s_outq_ref_t *r = hint;
-    atomic_fetch_sub(&r->q[r->b], r->len);
-    atomic_fetch_sub(&r->q[PS_OUTQ], r->len);
+    atomic_fetch_sub(r->total, r->len);
+    if (r->c) {
+        atomic_fetch_sub(&r->c->bytes, r->len);
+        s_outc_put(r->c);
+    }
     free(r);
     free(data);
 }
+
+static struct ps_outc *s_conn_out(ps_server_t *s, zps_msg_t *m);
 
 static uint64_t s_conn_key(const ps_server_t *s, zps_msg_t *m);
 
@@ -733,11 +758,14 @@ static void s_send(ps_server_t *s, zps_msg_t *m, Zps__Envelope *env, void *keys,
     int rc;
     s_outq_ref_t *ref = vals && vlen && s->outq ? malloc(sizeof *ref) : NULL;
     if (ref) {
-        ref->q = s->outq;
-        ref->b = s_conn_key(s, m) % PS_OUTQ;
+        ref->total = s->outq;
         ref->len = (long long)vlen;
-        atomic_fetch_add(&s->outq[ref->b], ref->len);
-        long long all = atomic_fetch_add(&s->outq[PS_OUTQ], ref->len) + ref->len;
+        ref->c = s_conn_out(s, m);
+        if (ref->c) {
+            atomic_fetch_add(&ref->c->refs, 1);
+            atomic_fetch_add(&ref->c->bytes, ref->len);
+        }
+        long long all = atomic_fetch_add(s->outq, ref->len) + ref->len;
         if (all > (long long)s->st.reply_queued_peak)
             s->st.reply_queued_peak = (uint64_t)all;
         rc = zps_msg_send_tracked(s->sock, &m->ident, env, keys, klen, vals, vlen, s_outq_free, ref,
@@ -912,6 +940,17 @@ static ps_conn_t *s_conn_slot(ps_server_t *s, uint64_t key, int *found)
 }
 
 /* Rebuild the map without tombstones. */
+/* The reply-byte counter of m's connection (NULL if it has none). */
+static struct ps_outc *s_conn_out(ps_server_t *s, zps_msg_t *m)
+{
+    uint64_t key = s_conn_key(s, m);
+    if (!key)
+        return NULL;
+    int found;
+    ps_conn_t *c = s_conn_slot(s, key, &found);
+    return found && c ? c->out : NULL;
+}
+
 static void s_conn_rehash(ps_server_t *s)
 {
     ps_conn_t *old = s->conns;
@@ -991,10 +1030,18 @@ static int s_admit(ps_server_t *s, zps_msg_t *m)
         s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the connection table");
         return ZPS_ENOMEM;
     }
+    struct ps_outc *out = calloc(1, sizeof *out);
+    if (!out) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the connection table");
+        return ZPS_ENOMEM;
+    }
+    atomic_init(&out->refs, 1);
+    atomic_init(&out->bytes, 0);
     if (c->key == 0)
         s->conn_used++;
     c->key = key;
     c->fd = m->srcfd;
+    c->out = out;
     s->nconns++;
     if (s->conn_used > s->conn_cap / 2 + s->conn_cap / 4)
         s_conn_rehash(s);
@@ -1015,6 +1062,8 @@ static void s_forget_fd(ps_server_t *s, int fd, uint64_t keep)
             if (s->ranks[r].conn == c->key)
                 s->ranks[r].conn = 0;
         s_drop_held_if(s, c->key, 0, 0);
+        s_outc_put(c->out);
+        c->out = NULL;
         c->key = 1;
         c->fd = -1;
         s->nconns--;
@@ -1789,11 +1838,15 @@ static int s_reply_room(ps_server_t *s, zps_msg_t *m, size_t bytes)
 {
     if (!s->outq || !bytes)
         return 0;
-    size_t b = s_conn_key(s, m) % PS_OUTQ;
-    long long mine = atomic_load(&s->outq[b]), all = atomic_load(&s->outq[PS_OUTQ]);
+    struct ps_outc *o = s_conn_out(s, m);
+    long long mine = o ? atomic_load(&o->bytes) : 0, all = atomic_load(s->outq);
     long long want = (long long)bytes;
     int over_mine = mine > 0 && mine + want > (long long)s->conf.max_reply_bytes;
-    int over_all = all + want > (long long)s->conf.max_reply_total;
+    /* over the total, only peers that are themselves behind (more than a
+     * 16th of the per-peer bound unread) are refused: a worker that reads
+     * its replies is never refused because others do not read theirs */
+    int over_all = all + want > (long long)s->conf.max_reply_total &&
+                   mine > (long long)(s->conf.max_reply_bytes / 16);
     if (!over_mine && !over_all)
         return 0;
     s->st.reply_refused++;
