@@ -145,8 +145,11 @@ deps:
 # 3. libFuzzer: every harness for TEST_FUZZ_SECONDS (tests/fuzz/fuzz.mk)
 # 4. the sparse-model benchmark at --quick scale: every configuration must run
 #    and give finite figures (nothing about speed is asserted)
-ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak
-# a hang guard per script, not a speed bar: under ASan on a loaded machine
+ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_fault
+# it_fault is skipped under ASan: a checkpoint child forked from the
+# multithreaded server hung there once (fork + ASan allocator; see the
+# closing note); it runs in the release pass.  A hang guard per script, not a
+# speed bar: under ASan on a loaded machine
 # the fault and training scripts take several times their release time
 ASAN_IT_TIMEOUT ?= 900
 TEST_FUZZ_SECONDS ?= 10
