@@ -400,7 +400,17 @@ int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
     if (acc != 0.0f)
         return 0;
     if (c->kind == PS_OPT_FTRL) {
+        /* w = -(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2): the
+         * numerator is smaller than |z|, so with finite z, n >= 0 and a
+         * denominator of at least 1 (the usual case) w is finite too */
         const s_ftrl_t k = s_ftrl_consts(c);
+        if (k.beta / k.alpha + k.l2 >= 1.0f) {
+            int neg = 0;
+            for (uint32_t j = 0; j < c->dim; j++)
+                neg |= row[c->dim + j] < 0.0f;
+            if (!neg)
+                return 1;
+        }
         for (uint32_t j = 0; j < c->dim; j++) {
             float w = s_ftrl_w(k, row[j], row[c->dim + j]);
             acc += w - w;

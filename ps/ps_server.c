@@ -2162,19 +2162,26 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
                 memcpy(s->rowp[j], undo + j * rf, rf * sizeof *undo);
         return rc;
     }
+    /* the new keys, PS_CHUNK at a time through the batched (prefetching) insert */
+    uint64_t mk[PS_CHUNK];
+    size_t mj[PS_CHUNK], cnt = 0;
     for (size_t j = 0; missing && j < n; j++) {
-        if (s->rowp[j])
-            continue;
-        missing--;
-        float *row = ps_table_upsert(tb->t, s->keys[j], NULL); /* reserved: cannot fail */
-        if (!row) {
-            zps_error(s->log, "BUG: insert after reserve failed (key %llu)",
-                      (unsigned long long)s->keys[j]);
-            s_reply_error(s, m, ZPS_ENOMEM, "out of memory inserting key %llu",
-                          (unsigned long long)s->keys[j]);
-            return ZPS_ENOMEM;
+        if (!s->rowp[j]) {
+            mk[cnt] = s->keys[j];
+            mj[cnt++] = j;
+            missing--;
         }
-        memcpy(row, undo + j * rf, rf * sizeof *row);
+        if (cnt == PS_CHUNK || (cnt && (!missing || j + 1 == n))) {
+            if (ps_table_upsert_batch(tb->t, mk, cnt, s->rows, NULL) != 0) { /* reserved */
+                zps_error(s->log, "BUG: insert after reserve failed (near key %llu)",
+                          (unsigned long long)mk[0]);
+                s_reply_error(s, m, ZPS_ENOMEM, "out of memory inserting new keys");
+                return ZPS_ENOMEM;
+            }
+            for (size_t q = 0; q < cnt; q++)
+                memcpy(s->rows[q], undo + mj[q] * rf, rf * sizeof *undo);
+            cnt = 0;
+        }
     }
     return 0;
 }

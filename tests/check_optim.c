@@ -767,6 +767,18 @@ START_TEST(test_nonfinite_rejected)
     ck_assert_int_eq(ps_optim_row_finite(&c, r2), 0);
     r2[3] = 1;
     ck_assert_int_eq(ps_optim_row_finite(&c, r2), 1);
+    /* FTRL's weight is checked too: with beta/alpha + l2 >= 1 a finite z
+     * gives a finite w (the short cut); below 1 the division can overflow */
+    float r3[2] = {3e38f, 0};
+    ps_optim_defaults(&c, PS_OPT_FTRL); /* lr 0.1, beta 1: denominator 10 */
+    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 1);
+    c.lr = 100.0f; /* denominator 0.01: w = -3e40 */
+    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 0);
+    r3[0] = 1.0f;
+    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 1);
+    ps_optim_defaults(&c, PS_OPT_FTRL);
+    r3[1] = -1.0f; /* n < 0 (a damaged row): sqrt(n) is NaN */
+    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 0);
 }
 END_TEST
 
