@@ -388,6 +388,18 @@ void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad)
     }
 }
 
+void ps_optim_apply_n(const ps_optim_conf_t *c, float *const *rows, const float *grads, size_t n)
+{
+    const size_t pf = ps_optim_push_floats(c);
+    switch (c->kind) {
+    case PS_OPT_SGD: for (size_t i = 0; i < n; i++) s_sgd(c, rows[i], grads + i * pf); break;
+    case PS_OPT_ADAGRAD: for (size_t i = 0; i < n; i++) s_adagrad(c, rows[i], grads + i * pf); break;
+    case PS_OPT_FTRL: for (size_t i = 0; i < n; i++) s_ftrl(c, rows[i], grads + i * pf); break;
+    case PS_OPT_ADAM: for (size_t i = 0; i < n; i++) s_adam(c, rows[i], grads + i * pf); break;
+    case PS_OPT_NORM: for (size_t i = 0; i < n; i++) s_norm(c, rows[i], grads + i * pf); break;
+    }
+}
+
 /* ---- integrity ------------------------------------------------------------ */
 
 int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
@@ -419,6 +431,30 @@ int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
             return 0;
     }
     return 1;
+}
+
+size_t ps_optim_rows_finite(const ps_optim_conf_t *c, float *const *rows, size_t n)
+{
+    const uint32_t rf = ps_optim_row_floats(c);
+    float acc = 0.0f; /* as in ps_optim_row_finite, over every row at once */
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < rf; j++)
+            acc += rows[i][j] - rows[i][j];
+    int quick = acc == 0.0f && c->kind != PS_OPT_FTRL;
+    if (acc == 0.0f && c->kind == PS_OPT_FTRL) {
+        const s_ftrl_t k = s_ftrl_consts(c); /* see ps_optim_row_finite */
+        int neg = 0;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t j = 0; j < c->dim; j++)
+                neg |= rows[i][c->dim + j] < 0.0f;
+        quick = k.beta / k.alpha + k.l2 >= 1.0f && !neg;
+    }
+    if (quick)
+        return n;
+    for (size_t i = 0; i < n; i++)
+        if (!ps_optim_row_finite(c, rows[i]))
+            return i;
+    return n;
 }
 
 int ps_optim_try_apply(const ps_optim_conf_t *c, const float *row, float *out, const float *grad)

@@ -86,8 +86,15 @@ void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w);
 /* Apply one gradient (ps_optim_push_floats floats) to a row. */
 void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad);
 
+/* Batched: rows[i] gets the gradient grads + i * ps_optim_push_floats, for
+ * i < n (the server's hot loop: one switch per chunk, not per row). */
+void ps_optim_apply_n(const ps_optim_conf_t *c, float *const *rows, const float *grads, size_t n);
+
 /* 1 if every float of the row, and every weight it yields, is finite. */
 int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row);
+
+/* Index of the first of rows[0..n) that is not ps_optim_row_finite, or n. */
+size_t ps_optim_rows_finite(const ps_optim_conf_t *c, float *const *rows, size_t n);
 
 /* out (row_floats) = row after applying grad; row is not changed.
  * Returns ps_optim_row_finite(out): the server computes an update this way,

@@ -2116,26 +2116,31 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
     size_t rf = ps_optim_row_floats(&tb->o), done = 0, bad = SIZE_MAX;
     if (s_grow_rowp(s, m, n) || s_grow_undo(s, m, n * rf))
         return ZPS_ENOMEM;
-    float *undo = s->undo;
+    float *undo = s->undo, *cr[PS_CHUNK];
+    int clip = s->conf.clip_gradient > 0;
     for (size_t i = 0; i < n && bad == SIZE_MAX; i += PS_CHUNK) {
         size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
         ps_table_find_batch(tb->t, s->keys + i, c, s->rowp + i);
         for (size_t j = i; j < i + c; j++) {
             float *row = s->rowp[j], *u = undo + j * rf;
             if (row) {
-                memcpy(u, row, rf * sizeof *u);
+                for (size_t q = 0; q < rf; q++)
+                    u[q] = row[q];
             } else {
                 missing++;
                 ps_optim_init_row(&tb->o, s->keys[j], u);
                 row = u;
             }
-            ps_optim_apply(&tb->o, row, s_grad(s, g, j, dim));
-            done = j + 1;
-            if (!ps_optim_row_finite(&tb->o, row)) {
-                bad = j;
-                break;
-            }
+            cr[j - i] = row;
+            if (clip)
+                ps_optim_apply_n(&tb->o, &cr[j - i], s_grad(s, g, j, dim), 1);
         }
+        if (!clip)
+            ps_optim_apply_n(&tb->o, cr, g + i * dim, c);
+        done = i + c;
+        size_t f = ps_optim_rows_finite(&tb->o, cr, c);
+        if (f < c)
+            bad = i + f;
     }
     int rc = 0;
     if (bad != SIZE_MAX) {

@@ -782,6 +782,41 @@ START_TEST(test_nonfinite_rejected)
 }
 END_TEST
 
+/* The batched forms give the per-row results, and name the first bad row. */
+START_TEST(test_batched)
+{
+    static const ps_opt_kind_t kinds[] = {PS_OPT_SGD, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM,
+                                            PS_OPT_NORM};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        ps_optim_conf_t c;
+        ps_optim_defaults(&c, kinds[k]);
+        c.dim = 2;
+        uint32_t rf = ps_optim_row_floats(&c), pf = ps_optim_push_floats(&c);
+        float a[3][16], b[3][16], g[3 * 8];
+        float *ra[3] = {a[0], a[1], a[2]};
+        for (int i = 0; i < 3; i++) {
+            ps_optim_init_row(&c, (uint64_t)i + 7, a[i]);
+            memcpy(b[i], a[i], rf * sizeof(float));
+        }
+        for (uint32_t j = 0; j < 3 * pf; j++)
+            g[j] = (float)j * 0.25f - 1.0f;
+        for (int i = 0; i < 3; i++)
+            if (kinds[k] == PS_OPT_NORM)
+                g[i * pf + pf - 1] = 1.0f; /* max |x| of the batch */
+        ps_optim_apply_n(&c, ra, g, 3);
+        for (int i = 0; i < 3; i++) {
+            ps_optim_apply(&c, b[i], g + i * pf);
+            ck_assert_mem_eq(a[i], b[i], rf * sizeof(float));
+        }
+        ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 3);
+        a[1][rf - 1] = INFINITY;
+        ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 1);
+        a[0][0] = NAN;
+        ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_clip)
 {
     float g[5] = {-10, -1, 0, 2, 1e30f};
@@ -811,6 +846,7 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_adam_reference);
     tcase_add_test(tc, test_zero_gradient);
     tcase_add_test(tc, test_nonfinite_rejected);
+    tcase_add_test(tc, test_batched);
     tcase_add_test(tc, test_clip);
     tcase_add_test(tc, test_norm_reference);
     tcase_add_test(tc, test_norm_scale_invariant);
