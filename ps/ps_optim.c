@@ -224,6 +224,26 @@ void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w)
     }
 }
 
+void ps_optim_weights_n(const ps_optim_conf_t *c, float *const *rows, size_t n, float *w)
+{
+    const uint32_t d = c->dim;
+    if (c->kind == PS_OPT_SGD || c->kind == PS_OPT_ADAGRAD || c->kind == PS_OPT_ADAM) {
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t j = 0; j < d; j++)
+                w[i * d + j] = rows[i][j];
+        return;
+    }
+    if (c->kind == PS_OPT_FTRL) {
+        const s_ftrl_t k = s_ftrl_consts(c);
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t j = 0; j < d; j++)
+                w[i * d + j] = s_ftrl_w(k, rows[i][j], rows[i][d + j]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ps_optim_weights(c, rows[i], w + i * d);
+}
+
 void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w)
 {
     const uint32_t d = c->dim;

@@ -80,6 +80,9 @@ void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row);
 /* Weights (dim floats) of a stored row. */
 void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w);
 
+/* Batched: w + i * dim gets the weights of rows[i] (none NULL), i < n. */
+void ps_optim_weights_n(const ps_optim_conf_t *c, float *const *rows, size_t n, float *w);
+
 /* Weights of a key that was never pushed (same as init_row + weights). */
 void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w);
 

@@ -1933,6 +1933,13 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
     for (size_t i = 0; i < n; i += PS_CHUNK) {
         size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
         ps_table_find_batch(tb->t, s->keys + i, c, s->rows);
+        size_t found = 0;
+        for (size_t j = 0; j < c; j++)
+            found += s->rows[j] != NULL;
+        if (found == c) { /* the usual case: one batched call */
+            ps_optim_weights_n(&tb->o, s->rows, c, vals + i * dim);
+            continue;
+        }
         for (size_t j = 0; j < c; j++) {
             float *w = vals + (i + j) * dim;
             if (s->rows[j])

@@ -809,6 +809,12 @@ START_TEST(test_batched)
             ck_assert_mem_eq(a[i], b[i], rf * sizeof(float));
         }
         ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 3);
+        float wn[3 * 2], w1[2];
+        ps_optim_weights_n(&c, ra, 3, wn);
+        for (int i = 0; i < 3; i++) {
+            ps_optim_weights(&c, a[i], w1);
+            ck_assert_mem_eq(wn + i * 2, w1, sizeof w1);
+        }
         a[1][rf - 1] = INFINITY;
         ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 1);
         a[0][0] = NAN;
