@@ -36,7 +36,7 @@ void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind)
     c->dim = 1;
     c->lr = 0.1f;
     c->beta = 1.0f;
-    c->eps = kind == PS_OPT_ADAGRAD || kind == PS_OPT_NORM ? 1e-7f : 1e-8f;
+    c->eps = kind == PS_OPT_NORM ? 1.0f : kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f;
     c->beta1 = 0.9f;
     c->beta2 = 0.999f;
 }
@@ -337,7 +337,7 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
  * of the key in the batch:
  *     if x > s: w <- w * s / x, s <- x
  *     g' = g + l2 w;  G <- G + q + (l2 w)^2
- *     w <- trunc(w - step g', step l1),  step = lr / (s (sqrt(G) + eps))
+ *     w <- trunc(w - step g', step l1),  step = lr / (s (sqrt(G) + eps s))
  * Adding q (not g^2) makes a batch behave like its rows applied one by one
  * with AdaGrad: k rows whose gradients agree move the weight about sqrt(k)
  * per-row steps (per-row AdaGrad: 2 sqrt(k)), where g^2 would allow one;
@@ -353,6 +353,13 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
  * embedding would give pairwise terms ~ 1 per pair).  A coordinate whose
  * denominator is 0 (G = 0 and eps = 0: no gradient yet) is left alone.
  * A negative q (a lossy codec, or error feedback) counts as 0.
+ * eps s damps a feature's first steps, as FTRL's beta does (beta +
+ * sqrt(n)), but in the feature's own units: sqrt(G) grows like s times
+ * the root of the rows seen, so eps = 1 (the default) weighs like about
+ * one row's squared gradient at its largest and the rule stays invariant to
+ * feature scale.  Without it (eps -> 0) a rare feature's first push moves
+ * it a full lr, which overfits rare features on CTR-like data (issue 13,
+ * docs/bench-quality.md). 
  * A row with init_skip > 0 (fm: [w | v_1..v_k]) steps its columns past
  * init_skip (the embedding) S_NORM_EMB times as far: a row's pairwise term
  * sums over all pairs of its features, so one embedding moves the logit
@@ -388,7 +395,7 @@ static void s_norm(const ps_optim_conf_t *c, float *restrict row,
         float g = grad[j] + r;
         float qb = grad[j] * grad[j] * (1.0f / S_NORM_BOOST); /* bounds the boost */
         float gg = G[j] + (q[j] > qb ? q[j] : qb) + r * r;
-        float den = sqrtf(gg) + eps;
+        float den = sqrtf(gg) + eps * s;
         G[j] = gg;
         if (den > 0) {
             float step = (emb && j >= c->init_skip ? S_NORM_EMB : 1.0f) * lr_s / den;

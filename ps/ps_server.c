@@ -215,6 +215,7 @@ struct ps_server {
     uint64_t acc_examples;
     uint64_t acc_new_keys;       /* keys the accumulator will add to table 0 */
     int acc_mean, acc_dirty;
+    float acc_lr_scale;          /* smallest Push.lr_scale of the clock (0: none yet) */
     int64_t last_check_ms;
     ps_keycache_t *kc;           /* key caching */
     /* exactly once, progress, checkpoints */
@@ -1438,6 +1439,9 @@ static void s_bsp_apply(ps_server_t *s)
         return;
     ps_tab_t *tb = &s->tabs[0];
     float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
+    ps_optim_conf_t oc = tb->o;
+    if (s->acc_lr_scale > 0)
+        oc.lr *= s->acc_lr_scale;
     float g[2 * 1024 + 1]; /* a push has up to 2 dim + 1 floats (ps_optim_push_floats) */
     size_t cursor = 0;
     uint64_t key;
@@ -1456,7 +1460,7 @@ static void s_bsp_apply(ps_server_t *s)
             ps_optim_init_row(&tb->o, key, s->tmp_row);
             src = s->tmp_row;
         }
-        if (!ps_optim_try_apply(&tb->o, src, s->tmp_out, g)) {
+        if (!ps_optim_try_apply(&oc, src, s->tmp_out, g)) {
             skipped++;
             skipped_key = key;
             continue;
@@ -1476,6 +1480,7 @@ static void s_bsp_apply(ps_server_t *s)
     s->acc_examples = 0;
     s->acc_new_keys = 0;
     s->acc_dirty = 0;
+    s->acc_lr_scale = 0;
     s->st.clocks_applied++;
 }
 
@@ -2117,9 +2122,12 @@ static int s_grow_undo(ps_server_t *s, zps_msg_t *m, size_t floats)
  * saved rows, so the table is exactly as it was; only after every row is
  * good are the new keys reserved and inserted.  0 or an answered error
  * code. */
-static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g)
+static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
+                         float lr_scale)
 {
     size_t dim = ps_optim_push_floats(&tb->o), missing = 0; /* norm: + max |x| */
+    ps_optim_conf_t scaled = tb->o; /* the push's step multiplier (Push.lr_scale) */
+    scaled.lr *= lr_scale;
     size_t rf = ps_optim_row_floats(&tb->o), done = 0, bad = SIZE_MAX;
     if (s_grow_rowp(s, m, n) || s_grow_undo(s, m, n * rf))
         return ZPS_ENOMEM;
@@ -2140,10 +2148,10 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
             }
             cr[j - i] = row;
             if (clip)
-                ps_optim_apply_n(&tb->o, &cr[j - i], s_grad(s, g, j, dim), 1);
+                ps_optim_apply_n(&scaled, &cr[j - i], s_grad(s, g, j, dim), 1);
         }
         if (!clip)
-            ps_optim_apply_n(&tb->o, cr, g + i * dim, c);
+            ps_optim_apply_n(&scaled, cr, g + i * dim, c);
         done = i + c;
         size_t f = ps_optim_rows_finite(&tb->o, cr, c);
         if (f < c)
@@ -2202,7 +2210,7 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
  * all: pass 1 checks every combined row and counts new keys, pass 2
  * commits (the accumulator is small and hot, a second pass is cheap). */
 static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
-                            float wgt)
+                            float wgt, float lr_scale)
 {
     size_t dim = ps_optim_push_floats(&tb->o), acc_missing = 0, new_main = 0;
     if (!n)
@@ -2259,6 +2267,8 @@ static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n
     }
     s->acc_new_keys += new_main;
     s->acc_dirty = 1;
+    if (s->acc_lr_scale == 0 || lr_scale < s->acc_lr_scale)
+        s->acc_lr_scale = lr_scale; /* the clock's smallest */
     return 0;
 }
 
@@ -2345,6 +2355,15 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
                       req->table, dim);
         return;
     }
+    float lr_scale = req->lr_scale == 0.0f ? 1.0f : req->lr_scale;
+    if (!(lr_scale > 0.0f && lr_scale <= 64.0f) ||
+        (lr_scale != 1.0f && tb->o.kind == PS_OPT_FTRL)) {
+        s_push_rejected(s, rk);
+        s_reply_error(s, m, ZPS_EINVAL, "push with step multiplier %g: it must be in (0, 64], "
+                      "and 1 for ftrl (whose step also defines its weights)",
+                      (double)req->lr_scale);
+        return;
+    }
     const float *g = s_push_values(s, m, req, n, dim);
     if (!g) {
         s_push_rejected(s, rk);
@@ -2375,8 +2394,9 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
         rk->duplicates++;
     } else {
         int rc = w && s->conf.consistency == 2
-                     ? s_bsp_accumulate(s, m, tb, n, g, req->mean ? (float)req->examples : 1.0f)
-                     : s_apply_table(s, m, tb, n, g);
+                     ? s_bsp_accumulate(s, m, tb, n, g, req->mean ? (float)req->examples : 1.0f,
+                                        lr_scale)
+                     : s_apply_table(s, m, tb, n, g, lr_scale);
         if (rc) {
             s_push_rejected(s, rk);
             return;

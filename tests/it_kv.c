@@ -287,6 +287,17 @@ static int s_code(void *d, uint64_t *errkey)
     return code;
 }
 
+/* A push envelope with one key (its encoded bytes) and the value 1: the
+ * frames are malloc'ed copies, which zps_msg_send takes over. */
+static void s_send_one(void *d, Zps__Envelope *env, const uint8_t *kb, size_t kl)
+{
+    uint8_t *k = malloc(kl);
+    float *v = malloc(sizeof *v);
+    memcpy(k, kb, kl);
+    *v = 1.0f;
+    zps_msg_send(d, NULL, env, k, kl, v, sizeof *v, NULL);
+}
+
 static void s_send_hello(void *d, Zps__Role role, uint32_t rank, uint64_t nonce)
 {
     Zps__Envelope env;
@@ -680,6 +691,44 @@ static int s_guard(const char *mode, const char *ep, const char *token_file, uin
                     (double)before[i], (double)after[i]);
         printf("nonfinite: gradient %g refused for key %llu; weights unchanged\n", (double)huge,
                (unsigned long long)errkey);
+    } else if (!strcmp(mode, "lrscale")) {
+        /* Push.lr_scale under sgd (--lr 0.5): a gradient of 1 on key 7 with
+         * scale 2 moves w by exactly -1; out-of-range scales are refused with
+         * nothing applied (the next seq is the same one, retried) */
+        uint64_t key = 7;
+        const float bad[] = {100.0f, -1.0f, NAN, INFINITY};
+        uint8_t kb0[16];
+        long kl = zps_keys_encode(&key, 1, kb0, sizeof kb0);
+        float w = 0;
+        Zps__Envelope env;
+        Zps__Push p = ZPS__PUSH__INIT;
+        p.nkeys = 1;
+        p.dim = 1;
+        p.client_nonce = 9;
+        p.seq = 1;
+        env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 4, 10 + i);
+            env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+            env.push = &p;
+            p.lr_scale = bad[i];
+            s_send_one(d, &env, kb0, (size_t)kl); /* the frames are handed over */
+            int code = s_code(d, NULL);
+            G_CHECK(code == ZPS_EINVAL, "lr_scale %g: code %d, expected ZPS_EINVAL",
+                    (double)bad[i], code);
+        }
+        G_CHECK(s_pull_vals(d, &key, 1, &w) == 0 && w == 0.0f, "a refused push changed w to %g",
+                (double)w);
+        zps_msg_env(&env, ZPS__MSG_TYPE__PUSH, ZPS__ROLE__ROLE_WORKER, 4, 20);
+        env.body_case = ZPS__ENVELOPE__BODY_PUSH;
+        env.push = &p;
+        p.lr_scale = 2.0f;
+        s_send_one(d, &env, kb0, (size_t)kl);
+        G_CHECK(s_code(d, NULL) == 0, "a push with lr_scale 2 failed");
+        G_CHECK(s_pull_vals(d, &key, 1, &w) == 0, "pull failed");
+        G_CHECK(w == -1.0f, "sgd lr 0.5, gradient 1, lr_scale 2: w = %g, expected -1", (double)w);
+        printf("lrscale: scales 100, -1, nan, inf refused; scale 2 applied exactly (w = %g)\n",
+               (double)w);
     } else if (!strcmp(mode, "flood")) {
         /* count tiny pulls sent without reading, then STATS: every pull is either
          * answered or counted as dropped, and maintenance ran between batches */

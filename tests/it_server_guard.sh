@@ -103,6 +103,12 @@ $G nonfinite --servers "$SERVERS" --value 3e38 || fail "3e38 under SGD"
 kill $SERVER_PIDS; wait $SERVER_PIDS
 echo "ok: gradients that would overflow a weight or state are refused (ZPS_ENONFINITE, key named)"
 
+# ---- Push.lr_scale: applied exactly, refused out of range ----------------------------------
+start_servers 1 --table-dim 1 --optimizer sgd --lr 0.5
+$G lrscale --servers "$SERVERS" || fail "lr_scale under sgd"
+kill $SERVER_PIDS; wait $SERVER_PIDS
+echo "ok: a push's step multiplier is applied exactly; out-of-range ones are refused whole"
+
 # ---- held pulls: bounded per connection, dropped when the peer leaves -----------------------
 start_servers 1 --table-dim 1 --optimizer sgd --consistency ssp:0 --num-workers 2
 $G held --servers "$SERVERS" --count 300 || fail "held pulls"

@@ -83,6 +83,7 @@ typedef struct {
     uint64_t req_id, nkeys, clock, progress_rows;
     uint32_t table, dim, codec, examples, progress_epoch;
     int tick, mean;
+    float lr_scale;        /* the step multiplier when it was first sent */
 } wk_held_t;
 
 typedef struct {
@@ -135,6 +136,8 @@ struct wk_client {
     /* local mode */
     ps_table_t *ltab;
     ps_optim_conf_t lopt;
+    float lbase_lr;             /* local: the table's lr before any scale */
+    float lr_scale;             /* wk_client_set_lr_scale (1: none) */
     char ljob[128];
     char err[512];
 };
@@ -212,6 +215,16 @@ int wk_client_progress(const wk_client_t *c, uint32_t *epoch, uint64_t *rows)
 
 const char *wk_client_job(const wk_client_t *c) { return c->ltab ? c->ljob : c->hello[0].job; }
 void wk_client_set_clock(wk_client_t *c, uint64_t clock) { c->clock = clock; }
+
+void wk_client_set_lr_scale(wk_client_t *c, float scale)
+{
+    c->lr_scale = scale;
+    if (c->ltab) {
+        if (c->lbase_lr == 0)
+            c->lbase_lr = c->lopt.lr;
+        c->lopt.lr = c->lbase_lr * scale;
+    }
+}
 uint32_t wk_client_inflight(const wk_client_t *c) { return c->inflight; }
 uint32_t wk_client_ntables(const wk_client_t *c) { return c->ntables; }
 
@@ -921,6 +934,7 @@ static void s_env_push(wk_client_t *c, uint32_t s, const wk_held_t *h, uint64_t 
     push->acked = c->acked ? c->acked[s] : 0;
     push->progress_epoch = h->progress_epoch;
     push->progress_rows = h->progress_rows;
+    push->lr_scale = h->lr_scale != 1.0f ? h->lr_scale : 0.0f;
     env->body_case = ZPS__ENVELOPE__BODY_PUSH;
     env->push = push;
 }
@@ -1012,6 +1026,7 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
         h->tick = r->meta.tick;
         h->progress_epoch = r->meta.progress_epoch;
         h->progress_rows = r->meta.progress_rows;
+        h->lr_scale = c->lr_scale;
         zmq_msg_init(&h->keys);
         zmq_msg_copy(&h->keys, &kmsg);
         zmq_msg_init(&h->vals);
@@ -1409,6 +1424,7 @@ static wk_client_t *s_new_local(const wk_client_conf_t *conf, char *err, size_t 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    c->lr_scale = 1.0f;
     c->conf = *conf;
     c->conf.nservers = 0;
     c->lopt = *conf->local;
@@ -1447,6 +1463,7 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    c->lr_scale = 1.0f;
     c->conf = *conf;
     uint32_t S = conf->nservers;
     uint32_t cap = 1;

@@ -139,6 +139,10 @@ int wk_client_push_ex(wk_client_t *c, uint32_t table, const uint64_t *keys, cons
 
 /* The clock stamped on the following pulls and pushes (ssp/bsp). */
 void wk_client_set_clock(wk_client_t *c, uint64_t clock);
+/* Step-size multiplier sent with the following pushes (Push.lr_scale; in
+ * --local mode applied to the in-process table): --epochs auto's step
+ * growth.  1 = none. */
+void wk_client_set_lr_scale(wk_client_t *c, float scale);
 
 /* Tell every server this worker has finished (it leaves the clock); waits
  * for the acknowledgements. */

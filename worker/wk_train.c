@@ -85,6 +85,8 @@ struct wk_trainer {
     /* --epochs auto */
     uint32_t max_epochs;    /* --epochs N, or ZPS_AUTO_MAX_EPOCHS */
     int is_auto;
+    int grow_step;           /* auto + norm: the step may grow (WK_AUTO_GROW_*) */
+    float lr_scale;          /* the step's multiple of --lr now */
     int ho_building;        /* this pass picks the held-out rows */
     wk_batch_t ho;          /* the held-out rows (owned) */
     size_t ho_cap_rows, ho_cap_nnz;
@@ -107,6 +109,8 @@ struct wk_trainer {
 #define WK_HOLDOUT_EVERY 20
 #define WK_HOLDOUT_CAP 10000
 #define WK_AUTO_TOL 1e-3 /* stop when the holdout logloss improves by less, relatively */
+#define WK_AUTO_GROW_TOL 0.02 /* double the step when it improves by more (norm) */
+#define WK_AUTO_GROW_MAX 16.0f /* ... up to this multiple of --lr */
 
 static uint64_t s_row_hash(const wk_batch_t *b, size_t i)
 {
@@ -339,6 +343,12 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     t->is_auto = conf->epochs == 0;
     t->max_epochs = t->is_auto ? ZPS_AUTO_MAX_EPOCHS : conf->epochs;
     t->ho_loss = NAN;
+    t->lr_scale = 1.0f;
+    {
+        ps_optim_conf_t oc;
+        zps_conf_table(conf, &oc);
+        t->grow_step = t->is_auto && oc.kind == PS_OPT_NORM;
+    }
     if (conf->ntrain == 0) {
         snprintf(err, errlen, "no training data (--train PATH)");
         goto fail;
@@ -1099,6 +1109,18 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                 else
                     zps_info(t->log, "epoch %s holdout: logloss %.5f auc %.5f (%llu rows)", ep,
                              hv.logloss, hv.auc, (unsigned long long)hv.rows);
+                /* a holdout still falling fast after the first pass: the
+                 * step is too small for this data, so it doubles (norm only;
+                 * at most WK_AUTO_GROW_MAX x; docs/architecture.md) */
+                if (t->grow_step && e > first_epoch && hv.logloss < best * (1 - WK_AUTO_GROW_TOL) &&
+                    t->lr_scale * 2 <= WK_AUTO_GROW_MAX && e + 1 < max_epochs) {
+                    t->lr_scale *= 2;
+                    wk_client_set_lr_scale(t->client, t->lr_scale);
+                    zps_info(t->log, "holdout logloss fell %.1f%% in pass %u (more than %g%%): "
+                             "step doubled, now %g x --lr %g (--epochs N keeps it fixed)",
+                             100 * (1 - hv.logloss / best), e + 1, 100 * WK_AUTO_GROW_TOL,
+                             (double)t->lr_scale, (double)s_lr(t));
+                }
                 if (e > first_epoch && !improved) {
                     zps_info(t->log, "stopping after %u passes: holdout logloss %.5f did not "
                              "improve by %g%% on the best, %.5f after pass %u (--epochs auto; "
