@@ -3,7 +3,8 @@
 # after every pass, the run stops when it stops improving and says why;
 # --epochs N runs exactly N passes without a holdout; the step-size
 # diagnostics (once each) for an absurdly small and a huge --lr; fm with
-# defaults against lr on data with and without pairwise interactions.
+# defaults against lr on data with and without pairwise interactions; the
+# step's growth (and its step back) on text-like data, local and 2x2.
 # Everything runs --local except one 2 servers x 2 workers job.  Seeds are
 # fixed: the local runs are deterministic.
 . "$(dirname "$0")/lib.sh"
@@ -90,4 +91,35 @@ for set in c ci; do
     check "$set: fm AUC $fa >= lr $la - 0.003" "$fa >= $la - 0.003"
     check "$set: fm logloss $fl <= 1.01 x lr $ll" "$fl <= 1.01 * $ll"
 done
+# ---- 6. the step grows where the data wants a larger one, and steps back ------------------
+# Text-like data (many rare features carrying a strong signal): the holdout
+# loss falls by more than 5% a pass, so the step doubles; on this data (local,
+# deterministic) the second doubling overshoots, so the step goes back and
+# training goes on.  Then the same data 2x2: the multiplier travels with the
+# pushes (Push.lr_scale), and the servers take it (no error replies).
+"$ZPS_BIN/zps-datagen" ctr --features 50000 --rows 20000 --nnz 20 --signal 6 --test-rows 5000 \
+    --seed 5 --out "$D/t" >/dev/null || fail "datagen (text-like) failed"
+"$W" --local --train "$D/t.train" --test "$D/t.test" --no-cache >"$D/grow.log" 2>&1 ||
+    fail "default run on text-like data failed"
+up=$(grep -c "step doubled" "$D/grow.log")
+check "text-like data: the step doubled $up times" "$up >= 1"
+grep -q "warn" "$D/grow.log" && fail "the step growth caused a warning: $(grep warn "$D/grow.log")"
+if grep -q "step back" "$D/grow.log"; then
+    # the pass that went back is not the last one, and no warning about the user's --lr
+    back=$(grep "step back" "$D/grow.log" | head -1)
+    after=$(sed -n '/step back/,$p' "$D/grow.log" | grep -c "/auto holdout: logloss")
+    check "after the step went back ($(echo "$back" | sed 's/.*info: //' | cut -c1-60)...) $after more passes ran" "$after >= 1"
+fi
+n=$(grep "stopping after" "$D/grow.log" | sed 's/.*stopping after \([0-9]*\) passes.*/\1/')
+check "text-like data: stopped after $n passes, more than the growths + 1" "$n > $up + 1"
+scripts/zps-launch --bin "$ZPS_BIN" --servers 2 --workers 2 --save-model "$D/t22" -- --model lr \
+    --train "$D/t.train" --no-cache >"$D/tlaunch.log" 2>&1 ||
+    fail "2x2 job on text-like data failed: $(tail -5 "$D/tlaunch.log")"
+grep -q "step doubled" "$D/tlaunch.log" || fail "2x2: no worker doubled its step"
+grep -q "step multiplier" "$D/tlaunch.log" && fail "2x2: a server refused a step multiplier"
+"$ZPS_BIN/zps-predict" --model "$D/t22" --data "$D/t.test" --out "$D/t22.pred" --metrics >"$D/t22.met" 2>/dev/null ||
+    fail "predict of the text-like 2x2 model failed"
+auc=$(awk '{ for (i = 1; i < NF; i++) if ($i == "auc") print $(i + 1) }' "$D/t22.met")
+lauc=$(last auc "$D/grow.log")
+check "text-like 2x2 saved model AUC $auc within 0.02 of local $lauc" "$auc >= $lauc - 0.02"
 echo "it_passes: ok"

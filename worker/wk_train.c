@@ -86,6 +86,8 @@ struct wk_trainer {
     uint32_t max_epochs;    /* --epochs N, or ZPS_AUTO_MAX_EPOCHS */
     int is_auto;
     int grow_step;           /* auto + norm: the step may grow (WK_AUTO_GROW_*) */
+    int grew;                /* the step grew after the previous pass */
+    int regrew_pass;         /* this pass was worse after a growth (no diagnostics) */
     float lr_scale;          /* the step's multiple of --lr now */
     int ho_building;        /* this pass picks the held-out rows */
     wk_batch_t ho;          /* the held-out rows (owned) */
@@ -109,7 +111,7 @@ struct wk_trainer {
 #define WK_HOLDOUT_EVERY 20
 #define WK_HOLDOUT_CAP 10000
 #define WK_AUTO_TOL 1e-3 /* stop when the holdout logloss improves by less, relatively */
-#define WK_AUTO_GROW_TOL 0.02 /* double the step when it improves by more (norm) */
+#define WK_AUTO_GROW_TOL 0.05 /* double the step when it improves by more (norm) */
 #define WK_AUTO_GROW_MAX 16.0f /* ... up to this multiple of --lr */
 
 static uint64_t s_row_hash(const wk_batch_t *b, size_t i)
@@ -1111,17 +1113,34 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                              hv.logloss, hv.auc, (unsigned long long)hv.rows);
                 /* a holdout still falling fast after the first pass: the
                  * step is too small for this data, so it doubles (norm only;
-                 * at most WK_AUTO_GROW_MAX x; docs/architecture.md) */
+                 * at most WK_AUTO_GROW_MAX x); if the next pass is then no
+                 * better, the step goes back, grows no more, and training
+                 * goes on (docs/architecture.md) */
+                int regrown = 0;
+                if (t->grew && !improved) {
+                    t->lr_scale /= 2;
+                    t->grow_step = 0;
+                    wk_client_set_lr_scale(t->client, t->lr_scale);
+                    zps_info(t->log, "holdout logloss %.5f after the doubled step is no better "
+                             "than %.5f: step back to %g x --lr %g, no more growth", hv.logloss,
+                             best, (double)t->lr_scale, (double)s_lr(t));
+                    regrown = 1;
+                    t->regrew_pass = 1;
+                }
+                t->grew = 0;
                 if (t->grow_step && e > first_epoch && hv.logloss < best * (1 - WK_AUTO_GROW_TOL) &&
                     t->lr_scale * 2 <= WK_AUTO_GROW_MAX && e + 1 < max_epochs) {
                     t->lr_scale *= 2;
+                    t->grew = 1;
                     wk_client_set_lr_scale(t->client, t->lr_scale);
                     zps_info(t->log, "holdout logloss fell %.1f%% in pass %u (more than %g%%): "
                              "step doubled, now %g x --lr %g (--epochs N keeps it fixed)",
                              100 * (1 - hv.logloss / best), e + 1, 100 * WK_AUTO_GROW_TOL,
                              (double)t->lr_scale, (double)s_lr(t));
                 }
-                if (e > first_epoch && !improved) {
+                if (regrown && e + 1 < max_epochs) {
+                    /* not a stop: the pass after the step went back decides */
+                } else if (e > first_epoch && !improved) {
                     zps_info(t->log, "stopping after %u passes: holdout logloss %.5f did not "
                              "improve by %g%% on the best, %.5f after pass %u (--epochs auto; "
                              "--epochs N sets the number of passes)", e + 1, hv.logloss,
@@ -1159,7 +1178,9 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                 dq = q_train; /* its label rate: taken as the train rows' */
             }
         }
-        s_diagnose(t, e, train, q_train, have_dev ? &dev : NULL, dq);
+        if (!t->regrew_pass) /* a pass spoiled by a doubled step is not the user's --lr */
+            s_diagnose(t, e, train, q_train, have_dev ? &dev : NULL, dq);
+        t->regrew_pass = 0;
         if (last)
             break;
     }
