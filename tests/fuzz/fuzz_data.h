@@ -39,6 +39,7 @@
 
 #include "fuzz_util.h"
 #include "wk_data.h"
+#include "wk_idx.h"
 #include "zps_err.h"
 
 typedef struct {
