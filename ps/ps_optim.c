@@ -429,6 +429,24 @@ void ps_optim_apply_n(const ps_optim_conf_t *c, float *const *rows, const float 
 
 /* ---- integrity ------------------------------------------------------------ */
 
+/* FTRL: w = -(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2).  The
+ * numerator is smaller than |z|, so with finite z, n >= 0 and a denominator
+ * of at least 1 (the usual case) w is finite too: then checking z and n
+ * suffices. */
+static int s_ftrl_w_finite_if_zn(const ps_optim_conf_t *c)
+{
+    const s_ftrl_t k = s_ftrl_consts(c);
+    return k.beta / k.alpha + k.l2 >= 1.0f;
+}
+
+static int s_ftrl_n_nonneg(const ps_optim_conf_t *c, const float *row)
+{
+    int neg = 0;
+    for (uint32_t j = 0; j < c->dim; j++)
+        neg |= row[c->dim + j] < 0.0f;
+    return !neg;
+}
+
 int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
 {
     const uint32_t rf = ps_optim_row_floats(c);
@@ -439,17 +457,9 @@ int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
     if (acc != 0.0f)
         return 0;
     if (c->kind == PS_OPT_FTRL) {
-        /* w = -(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2): the
-         * numerator is smaller than |z|, so with finite z, n >= 0 and a
-         * denominator of at least 1 (the usual case) w is finite too */
+        if (s_ftrl_w_finite_if_zn(c) && s_ftrl_n_nonneg(c, row))
+            return 1;
         const s_ftrl_t k = s_ftrl_consts(c);
-        if (k.beta / k.alpha + k.l2 >= 1.0f) {
-            int neg = 0;
-            for (uint32_t j = 0; j < c->dim; j++)
-                neg |= row[c->dim + j] < 0.0f;
-            if (!neg)
-                return 1;
-        }
         for (uint32_t j = 0; j < c->dim; j++) {
             float w = s_ftrl_w(k, row[j], row[c->dim + j]);
             acc += w - w;
@@ -467,14 +477,11 @@ size_t ps_optim_rows_finite(const ps_optim_conf_t *c, float *const *rows, size_t
     for (size_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < rf; j++)
             acc += rows[i][j] - rows[i][j];
-    int quick = acc == 0.0f && c->kind != PS_OPT_FTRL;
-    if (acc == 0.0f && c->kind == PS_OPT_FTRL) {
-        const s_ftrl_t k = s_ftrl_consts(c); /* see ps_optim_row_finite */
-        int neg = 0;
-        for (size_t i = 0; i < n; i++)
-            for (uint32_t j = 0; j < c->dim; j++)
-                neg |= rows[i][c->dim + j] < 0.0f;
-        quick = k.beta / k.alpha + k.l2 >= 1.0f && !neg;
+    int quick = acc == 0.0f;
+    if (quick && c->kind == PS_OPT_FTRL) {
+        quick = s_ftrl_w_finite_if_zn(c);
+        for (size_t i = 0; quick && i < n; i++)
+            quick = s_ftrl_n_nonneg(c, rows[i]);
     }
     if (quick)
         return n;

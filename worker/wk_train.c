@@ -1116,7 +1116,6 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                  * at most WK_AUTO_GROW_MAX x); if the next pass is then no
                  * better, the step goes back, grows no more, and training
                  * goes on (docs/architecture.md) */
-                int regrown = 0;
                 if (t->grew && !improved) {
                     t->lr_scale /= 2;
                     t->grow_step = 0;
@@ -1124,7 +1123,6 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                     zps_info(t->log, "holdout logloss %.5f after the doubled step is no better "
                              "than %.5f: step back to %g x --lr %g, no more growth", hv.logloss,
                              best, (double)t->lr_scale, (double)s_lr(t));
-                    regrown = 1;
                     t->regrew_pass = 1;
                 }
                 t->grew = 0;
@@ -1138,7 +1136,7 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
                              100 * (1 - hv.logloss / best), e + 1, 100 * WK_AUTO_GROW_TOL,
                              (double)t->lr_scale, (double)s_lr(t));
                 }
-                if (regrown && e + 1 < max_epochs) {
+                if (t->regrew_pass && e + 1 < max_epochs) {
                     /* not a stop: the pass after the step went back decides */
                 } else if (e > first_epoch && !improved) {
                     zps_info(t->log, "stopping after %u passes: holdout logloss %.5f did not "
