@@ -1,7 +1,7 @@
 # zps: parameter server for asynchronous distributed ML.
 #
 # Targets
-#   make            install missing packages (deps), build bin/* (release, -O2)
+#   make            build bin/* (release, -O2) but the Check suite; installs nothing
 #   make test       deps, build, unit + integration tests, then the same under ASan+UBSan
 #   make demo       deps, build, a small real training job on localhost
 #   make bench      deps, build, benchmarks (scripts/, writes figures)
@@ -76,10 +76,12 @@ TOOL_BINS  := $(BINDIR)/zps-proxy $(BINDIR)/zps-hostile
 
 .SECONDARY:
 .PHONY: all build deps test test-unit test-int test-asan test-bench asan demo bench clean
-all: deps
-	$(Q)$(MAKE) --no-print-directory build
+# make builds and never installs: what it needs beyond a C compiler is
+# libzmq, protobuf-c, OpenBLAS and zlib (make deps installs them; make demo,
+# make test and make bench call it).  The Check suite is built by make test.
+all: $(BINS) $(ITEST_BINS) $(TOOL_BINS)
 
-build: $(BINS) $(CHECK_BIN) $(ITEST_BINS) $(TOOL_BINS)
+build: all $(CHECK_BIN)
 
 # ---- generated protobuf-c -------------------------------------------------
 $(GENDIR)/zps.pb-c.c $(GENDIR)/zps.pb-c.h: proto/zps.proto
@@ -180,10 +182,12 @@ test-int: $(BINS) $(ITEST_BINS) $(TOOL_BINS)
 asan:
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan build
 
-demo: all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory build
 	$(Q)scripts/demo
 
-bench: all
+bench: deps
+	$(Q)$(MAKE) --no-print-directory build
 	$(Q)scripts/bench-sparse
 	$(Q)scripts/bench-kv
 	$(Q)scripts/bench-train
