@@ -45,7 +45,16 @@ ZPS_VERSION := 0.1.0
 CFLAGS  ?=
 CFLAGS  += -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) \
            -D_GNU_SOURCE -DZPS_VERSION=\"$(ZPS_VERSION)\" -MMD -MP \
-           -Icommon -Ips -Iworker -I$(GENDIR) $(PKG_CFLAGS)
+           $(INC) -I$(GENDIR) $(PKG_CFLAGS)
+# Layers, enforced by the include path of each directory: common/ sees only
+# itself (and the generated protobuf code), ps/ sees common/, worker/ sees
+# common/ and, until the shared shard module exists (issue 14), ps/ for the
+# row table (--local, zps-predict) and the in-process server of zps-bench.
+# scripts/check-layers (run by make test) checks the same on the sources.
+INC := -Icommon -Ips -Iworker
+$(OBJDIR)/common/%.o: INC := -Icommon
+$(OBJDIR)/ps/%.o: INC := -Icommon -Ips
+$(OBJDIR)/worker/%.o: INC := -Icommon -Iworker -Ips
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
@@ -155,6 +164,7 @@ ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak
 ASAN_IT_TIMEOUT ?= 900
 TEST_FUZZ_SECONDS ?= 10
 test: deps
+	$(Q)scripts/check-layers
 	$(Q)$(MAKE) --no-print-directory build
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan build

@@ -226,7 +226,7 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
         if (!r && c->hash_bits > 63)
             r = ZPS_EINVAL;
     } else if (!strcmp(name, "optimizer")) {
-        r = ps_optim_parse_kind(v, &c->optimizer);
+        r = zps_optim_parse_kind(v, &c->optimizer);
         c->optimizer_set = !r;
     } else if (!strcmp(name, "lr")) {
         r = zps_parse_float(v, &c->lr);
@@ -355,8 +355,8 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
 int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
 {
     if (!c->optimizer_set)
-        c->optimizer = c->model == ZPS_MODEL_MLP ? PS_OPT_ADAM : PS_OPT_NORM;
-    if (c->model == ZPS_MODEL_MLP && c->optimizer == PS_OPT_NORM) {
+        c->optimizer = c->model == ZPS_MODEL_MLP ? ZPS_OPT_ADAM : ZPS_OPT_NORM;
+    if (c->model == ZPS_MODEL_MLP && c->optimizer == ZPS_OPT_NORM) {
         snprintf(err, errlen, "--optimizer norm is for the sparse models (lr, fm), not mlp");
         return ZPS_EINVAL;
     }
@@ -377,25 +377,25 @@ int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "--rank %u is not below --num-workers %u", c->rank, c->num_workers);
         return ZPS_EINVAL;
     }
-    ps_optim_conf_t t;
+    zps_optim_conf_t t;
     zps_conf_table(c, &t);
     char why[200];
-    if (ps_optim_validate(&t, why, sizeof why)) {
+    if (zps_optim_validate(&t, why, sizeof why)) {
         snprintf(err, errlen, "%s", why);
         return ZPS_EINVAL;
     }
     return 0;
 }
 
-void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
+void zps_conf_table(const zps_conf_t *c, zps_optim_conf_t *t)
 {
-    ps_optim_defaults(t, c->optimizer);
+    zps_optim_defaults(t, c->optimizer);
     if (c->lr > 0)
         t->lr = c->lr;
     else
-        t->lr = c->optimizer == PS_OPT_ADAM ? (c->model == ZPS_MODEL_MLP ? ZPS_MLP_ADAM_LR : 0.001f)
-                : c->optimizer == PS_OPT_SGD ? (c->model == ZPS_MODEL_MLP ? 0.1f : 0.001f)
-                : c->optimizer == PS_OPT_NORM ? ZPS_NORM_LR : 0.05f;
+        t->lr = c->optimizer == ZPS_OPT_ADAM ? (c->model == ZPS_MODEL_MLP ? ZPS_MLP_ADAM_LR : 0.001f)
+                : c->optimizer == ZPS_OPT_SGD ? (c->model == ZPS_MODEL_MLP ? 0.1f : 0.001f)
+                : c->optimizer == ZPS_OPT_NORM ? ZPS_NORM_LR : 0.05f;
     if (c->l1 >= 0)
         t->l1 = c->l1;
     if (c->l2 >= 0)
@@ -415,7 +415,7 @@ void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *t)
         /* norm: steps do not depend on the initial scale, and a small one
          * keeps the first pairwise terms small at any feature scale */
         t->init_scale = c->init_scale >= 0 ? c->init_scale
-                        : c->optimizer == PS_OPT_NORM ? 0.01f : 0.1f;
+                        : c->optimizer == ZPS_OPT_NORM ? 0.01f : 0.1f;
         t->init_skip = 1;
         break;
     case ZPS_MODEL_MLP:

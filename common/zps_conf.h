@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ps_optim.h"
+#include "zps_optim.h"
 
 #define ZPS_MAX_PATHS 64
 #define ZPS_MAX_LAYERS 8
@@ -39,7 +39,7 @@ typedef struct {
     uint64_t seed;                   /* --seed [1] */
     uint32_t hash_bits;              /* --hash-bits: 0 = keep 64-bit ids */
     /* optimizer */
-    ps_opt_kind_t optimizer;         /* --optimizer [norm for lr and fm, adam for mlp] */
+    zps_opt_kind_t optimizer;         /* --optimizer [norm for lr and fm, adam for mlp] */
     int optimizer_set;
     float lr, l1, l2, beta, eps;     /* lr<0: optimizer default */
     /* data */
@@ -121,7 +121,7 @@ int zps_conf_check_paths(const zps_conf_t *c, int test, char *err, size_t errlen
 int zps_conf_job_desc(const zps_conf_t *c, char *buf, size_t len);
 
 /* The server table this job needs (table 0). */
-void zps_conf_table(const zps_conf_t *c, ps_optim_conf_t *out);
+void zps_conf_table(const zps_conf_t *c, zps_optim_conf_t *out);
 
 /* Usage text of the training options. */
 const char *zps_conf_usage(void);

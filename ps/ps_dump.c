@@ -26,7 +26,7 @@ static int s_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int ps_dump_page(const ps_table_t *t, const ps_optim_conf_t *o, uint64_t cursor,
+int ps_dump_page(const ps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
                  uint64_t max_keys, ps_dump_page_t *out)
 {
     size_t total = ps_table_size(t);
@@ -56,7 +56,7 @@ int ps_dump_page(const ps_table_t *t, const ps_optim_conf_t *o, uint64_t cursor,
     qsort(ent, got, sizeof *ent, s_cmp);
     for (size_t i = 0; i < got; i++) {
         keys[i] = ent[i].key;
-        ps_optim_weights(o, ent[i].row, vals + i * o->dim);
+        zps_optim_weights(o, ent[i].row, vals + i * o->dim);
     }
     long klen = zps_keys_encode(keys, got, kb, zps_keys_bound(got) + 1);
     free(ent);

@@ -5,7 +5,7 @@
  * move and keys are never deleted, so a cursor stays valid while the table
  * grows: a dump taken while pushes go on sees every row that existed when it
  * started, each once).  The page's keys are sorted (the keys frame must be
- * strictly increasing) and its weight rows (ps_optim_weights: what a pull
+ * strictly increasing) and its weight rows (zps_optim_weights: what a pull
  * would answer) follow the sorted order.
  *
  * The server calls ps_dump_handle() from its dispatch for a DUMP message; it
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ps_optim.h"
+#include "zps_optim.h"
 #include "ps_table.h"
 #include "zps.pb-c.h"
 
@@ -33,7 +33,7 @@ typedef struct {
 
 /* Read up to max_keys rows (0 or more than PS_DUMP_MAX_PAGE: the cap) of t
  * from cursor.  0, or ZPS_ENOMEM (out untouched, nothing to free). */
-int ps_dump_page(const ps_table_t *t, const ps_optim_conf_t *o, uint64_t cursor,
+int ps_dump_page(const ps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
                  uint64_t max_keys, ps_dump_page_t *out);
 
 /* Free a page that was not handed to a sender. */

@@ -110,7 +110,7 @@ enum {
 
 typedef struct {
     ps_table_t *t;
-    ps_optim_conf_t o;
+    zps_optim_conf_t o;
     uint32_t dim;
     int needs_init;
     char desc[256];
@@ -262,7 +262,7 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->rank = 0;
     c->nservers = 1;
     c->ntables = 1;
-    ps_optim_defaults(&c->tables[0], PS_OPT_SGD);
+    zps_optim_defaults(&c->tables[0], ZPS_OPT_SGD);
     c->capacity_hint = 1 << 20;
     c->max_msg_bytes = 1ULL << 30;
     c->max_keys = 1ULL << 26;
@@ -456,7 +456,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         ps_tab_t *tb = &s->tabs[i];
         char why[200];
         tb->o = conf->tables[i];
-        if (ps_optim_validate(&tb->o, why, sizeof why)) {
+        if (zps_optim_validate(&tb->o, why, sizeof why)) {
             snprintf(err, errlen, "table %u: %s", i, why);
             goto fail;
         }
@@ -466,8 +466,8 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             goto fail;
         }
         tb->needs_init = tb->o.init_scale != 0.0f;
-        ps_optim_describe(&tb->o, tb->desc, sizeof tb->desc);
-        tb->t = ps_table_new(ps_optim_row_floats(&tb->o), conf->capacity_hint);
+        zps_optim_describe(&tb->o, tb->desc, sizeof tb->desc);
+        tb->t = ps_table_new(zps_optim_row_floats(&tb->o), conf->capacity_hint);
         if (!tb->t) {
             snprintf(err, errlen, "table %u: cannot allocate for %llu keys", i,
                      (unsigned long long)conf->capacity_hint);
@@ -704,7 +704,7 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     float *row;
     int rc = 0;
     while (!rc && ps_table_next(tb->t, &cursor, &key, &row)) {
-        ps_optim_weights(&tb->o, row, wbuf);
+        zps_optim_weights(&tb->o, row, wbuf);
         rc = zps_mf_writer_add(w, key, wbuf);
     }
     int rc2 = zps_mf_writer_close(&w, err, errlen);
@@ -1439,28 +1439,28 @@ static void s_bsp_apply(ps_server_t *s)
         return;
     ps_tab_t *tb = &s->tabs[0];
     float scale = s->acc_mean && s->acc_examples ? 1.0f / (float)s->acc_examples : 1.0f;
-    ps_optim_conf_t oc = tb->o;
+    zps_optim_conf_t oc = tb->o;
     if (s->acc_lr_scale > 0)
         oc.lr *= s->acc_lr_scale;
-    float g[2 * 1024 + 1]; /* a push has up to 2 dim + 1 floats (ps_optim_push_floats) */
+    float g[2 * 1024 + 1]; /* a push has up to 2 dim + 1 floats (zps_optim_push_floats) */
     size_t cursor = 0;
     uint64_t key;
     float *arow;
-    size_t rf = ps_optim_row_floats(&tb->o);
+    size_t rf = zps_optim_row_floats(&tb->o);
     uint64_t skipped = 0, skipped_key = 0;
     /* the accumulator's keys were reserved in the table when they were
      * accumulated (s_bsp_accumulate), so these upserts do not fail; a key
      * whose combined update would not be finite is left as it was */
     while (ps_table_next(s->acc, &cursor, &key, &arow)) {
-        for (uint32_t j = 0; j < ps_optim_push_floats(&tb->o); j++)
+        for (uint32_t j = 0; j < zps_optim_push_floats(&tb->o); j++)
             g[j] = arow[j] * scale;
         float *row = ps_table_find(tb->t, key);
         const float *src = row;
         if (!row) {
-            ps_optim_init_row(&tb->o, key, s->tmp_row);
+            zps_optim_init_row(&tb->o, key, s->tmp_row);
             src = s->tmp_row;
         }
-        if (!ps_optim_try_apply(&oc, src, s->tmp_out, g)) {
+        if (!zps_optim_try_apply(&oc, src, s->tmp_out, g)) {
             skipped++;
             skipped_key = key;
             continue;
@@ -1807,7 +1807,7 @@ static void s_on_hello(ps_server_t *s, zps_msg_t *m)
         zps__table_info__init(&info[i]);
         info[i].id = i;
         info[i].dim = s->tabs[i].dim;
-        snprintf(names[i], sizeof names[i], "%s", ps_optim_kind_name(s->tabs[i].o.kind));
+        snprintf(names[i], sizeof names[i], "%s", zps_optim_kind_name(s->tabs[i].o.kind));
         info[i].optimizer = names[i];
         info[i].options = s->tabs[i].desc;
         infop[i] = &info[i];
@@ -1942,15 +1942,15 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
         for (size_t j = 0; j < c; j++)
             found += s->rows[j] != NULL;
         if (found == c) { /* the usual case: one batched call */
-            ps_optim_weights_n(&tb->o, s->rows, c, vals + i * dim);
+            zps_optim_weights_n(&tb->o, s->rows, c, vals + i * dim);
             continue;
         }
         for (size_t j = 0; j < c; j++) {
             float *w = vals + (i + j) * dim;
             if (s->rows[j])
-                ps_optim_weights(&tb->o, s->rows[j], w);
+                zps_optim_weights(&tb->o, s->rows[j], w);
             else if (tb->needs_init)
-                ps_optim_initial_weights(&tb->o, s->keys[i + j], w);
+                zps_optim_initial_weights(&tb->o, s->keys[i + j], w);
             else
                 memset(w, 0, dim * sizeof(float));
         }
@@ -2028,7 +2028,7 @@ static const float *s_grad(ps_server_t *s, const float *g, size_t i, size_t dim)
     if (!(s->conf.clip_gradient > 0))
         return gi;
     memcpy(s->tmp_g, gi, dim * sizeof *gi);
-    ps_optim_clip(s->tmp_g, dim, s->conf.clip_gradient);
+    zps_optim_clip(s->tmp_g, dim, s->conf.clip_gradient);
     return s->tmp_g;
 }
 
@@ -2125,10 +2125,10 @@ static int s_grow_undo(ps_server_t *s, zps_msg_t *m, size_t floats)
 static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
                          float lr_scale)
 {
-    size_t dim = ps_optim_push_floats(&tb->o), missing = 0; /* norm: + max |x| */
-    ps_optim_conf_t scaled = tb->o; /* the push's step multiplier (Push.lr_scale) */
+    size_t dim = zps_optim_push_floats(&tb->o), missing = 0; /* norm: + max |x| */
+    zps_optim_conf_t scaled = tb->o; /* the push's step multiplier (Push.lr_scale) */
     scaled.lr *= lr_scale;
-    size_t rf = ps_optim_row_floats(&tb->o), done = 0, bad = SIZE_MAX;
+    size_t rf = zps_optim_row_floats(&tb->o), done = 0, bad = SIZE_MAX;
     if (s_grow_rowp(s, m, n) || s_grow_undo(s, m, n * rf))
         return ZPS_ENOMEM;
     float *undo = s->undo, *cr[PS_CHUNK];
@@ -2143,17 +2143,17 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
                     u[q] = row[q];
             } else {
                 missing++;
-                ps_optim_init_row(&tb->o, s->keys[j], u);
+                zps_optim_init_row(&tb->o, s->keys[j], u);
                 row = u;
             }
             cr[j - i] = row;
             if (clip)
-                ps_optim_apply_n(&scaled, &cr[j - i], s_grad(s, g, j, dim), 1);
+                zps_optim_apply_n(&scaled, &cr[j - i], s_grad(s, g, j, dim), 1);
         }
         if (!clip)
-            ps_optim_apply_n(&scaled, cr, g + i * dim, c);
+            zps_optim_apply_n(&scaled, cr, g + i * dim, c);
         done = i + c;
-        size_t f = ps_optim_rows_finite(&tb->o, cr, c);
+        size_t f = zps_optim_rows_finite(&tb->o, cr, c);
         if (f < c)
             bad = i + f;
     }
@@ -2212,7 +2212,7 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
 static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
                             float wgt, float lr_scale)
 {
-    size_t dim = ps_optim_push_floats(&tb->o), acc_missing = 0, new_main = 0;
+    size_t dim = zps_optim_push_floats(&tb->o), acc_missing = 0, new_main = 0;
     if (!n)
         return 0;
     if (!s->acc) {
@@ -2348,7 +2348,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
         return;
     }
     ps_tab_t *tb = &s->tabs[req->table];
-    size_t n = req->nkeys, dim = ps_optim_push_floats(&tb->o); /* norm: + max |x| */
+    size_t n = req->nkeys, dim = zps_optim_push_floats(&tb->o); /* norm: + max |x| */
     if (req->dim != dim) {
         s_push_rejected(s, rk);
         s_reply_error(s, m, ZPS_EMISMATCH, "push of dim %u to table %u of dim %zu", req->dim,
@@ -2357,7 +2357,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
     }
     float lr_scale = req->lr_scale == 0.0f ? 1.0f : req->lr_scale;
     if (!(lr_scale > 0.0f && lr_scale <= 64.0f) ||
-        (lr_scale != 1.0f && tb->o.kind == PS_OPT_FTRL)) {
+        (lr_scale != 1.0f && tb->o.kind == ZPS_OPT_FTRL)) {
         s_push_rejected(s, rk);
         s_reply_error(s, m, ZPS_EINVAL, "push with step multiplier %g: it must be in (0, 64], "
                       "and 1 for ftrl (whose step also defines its weights)",

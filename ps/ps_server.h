@@ -1,6 +1,6 @@
 /* ps_server: one parameter-server shard behind a ZeroMQ ROUTER socket.
  *
- * The server owns its tables (ps_table + ps_optim per table) and serves
+ * The server owns its tables (ps_table + zps_optim per table) and serves
  * HELLO, PULL, PUSH, STATS and SHUTDOWN from any number of clients on one
  * thread.  A ROUTER never blocks on a peer: replies to a vanished or slow
  * client are queued up to the high-water mark and then dropped (counted),
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ps_optim.h"
+#include "zps_optim.h"
 #include "zps_log.h"
 
 #define PS_MAX_TABLES 8
@@ -27,7 +27,7 @@ typedef struct {
     uint32_t rank;              /* this server's rank */
     uint32_t nservers;          /* servers in the job */
     uint32_t ntables;           /* tables[0..ntables) */
-    ps_optim_conf_t tables[PS_MAX_TABLES];
+    zps_optim_conf_t tables[PS_MAX_TABLES];
     uint64_t capacity_hint;     /* keys per table expected (pre-sizes the table) */
     uint64_t max_msg_bytes;     /* ZMQ_MAXMSGSIZE: bigger frames are dropped by ZeroMQ */
     uint64_t max_keys;          /* keys per request */

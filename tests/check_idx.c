@@ -481,12 +481,12 @@ START_TEST(test_conf)
 {
     char err[256] = "";
     zps_conf_t c;
-    ps_optim_conf_t t;
+    zps_optim_conf_t t;
     const char *a1[] = {"--model", "mlp", "--layers", "784,128,10", "--format", "idx"};
     ck_assert_int_eq(s_conf(&c, a1, 6, err, sizeof err), 0);
     ck_assert_int_eq(c.format, ZPS_FMT_IDX);
     ck_assert_uint_eq(c.epochs, 30);
-    ck_assert_int_eq(c.optimizer, PS_OPT_ADAM);
+    ck_assert_int_eq(c.optimizer, ZPS_OPT_ADAM);
     zps_conf_table(&c, &t);
     ck_assert_float_eq(t.lr, 0.0005f);
     ck_assert_float_eq(t.init_scale, 0); /* theta starts at 0 (W = W0 + theta) */

@@ -615,7 +615,7 @@ START_TEST(test_mlp_init_adam)
     s_rng_t r = {17};
     const uint32_t lay[] = {9, 7, 5, 3};
     zps_conf_t c = s_conf(ZPS_MODEL_MLP, 0, 4, lay);
-    c.optimizer = PS_OPT_ADAM;
+    c.optimizer = ZPS_OPT_ADAM;
     c.init_scale = -1; /* default: 1 x the limits */
     c.seed = 3;
     char err[256] = "";

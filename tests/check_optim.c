@@ -1,10 +1,10 @@
 /* check_optim: optimizer updates against hand-computed references.
  *
  * The expected numbers were computed in double precision from the update
- * rules in ps_optim.h, starting from the float32-rounded inputs (0.1f etc.),
+ * rules in zps_optim.h, starting from the float32-rounded inputs (0.1f etc.),
  * and are compared within 1e-6 relative (exact zeros exactly).  The first
  * step of each optimizer is also worked by hand in a comment.  Rows are
- * malloc'd at exactly ps_optim_row_floats() floats so ASan catches any
+ * malloc'd at exactly zps_optim_row_floats() floats so ASan catches any
  * write past the layout.  Also: initial values are a pure function of
  * (seed, key, column); FTRL's random init reads back as the same w0;
  * validation and the canonical description. */
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "check_suites.h"
-#include "ps_optim.h"
+#include "zps_optim.h"
 #include "zps_err.h"
 
 /* Check records every passing ck_assert (a write to its result pipe), so
@@ -37,9 +37,9 @@ static int s_near(double got, double want, double rel)
     ck_assert_msg(s_near((got), (want), 1e-6), "%s = %.9g, want %.9g", #got, \
                   (double)(got), (double)(want))
 
-static float *s_row(const ps_optim_conf_t *c)
+static float *s_row(const zps_optim_conf_t *c)
 {
-    float *row = malloc(ps_optim_row_floats(c) * sizeof *row);
+    float *row = malloc(zps_optim_row_floats(c) * sizeof *row);
     ck_assert_ptr_nonnull(row);
     return row;
 }
@@ -50,42 +50,42 @@ START_TEST(test_kinds_and_defaults)
 {
     const char *names[] = {"sgd", "adagrad", "ftrl", "adam", "norm"};
     for (int k = 0; k < 5; k++) {
-        ps_opt_kind_t kind = PS_OPT_SGD;
-        ck_assert_int_eq(ps_optim_parse_kind(names[k], &kind), 0);
+        zps_opt_kind_t kind = ZPS_OPT_SGD;
+        ck_assert_int_eq(zps_optim_parse_kind(names[k], &kind), 0);
         ck_assert_int_eq(kind, k);
-        ck_assert_str_eq(ps_optim_kind_name(kind), names[k]);
+        ck_assert_str_eq(zps_optim_kind_name(kind), names[k]);
 
-        ps_optim_conf_t c;
-        ps_optim_defaults(&c, kind);
+        zps_optim_conf_t c;
+        zps_optim_defaults(&c, kind);
         ck_assert_int_eq(c.kind, kind);
         ck_assert_uint_eq(c.dim, 1);
         ck_assert(c.lr == 0.1f && c.beta == 1.0f && c.l1 == 0 && c.l2 == 0);
-        ck_assert(c.eps == (kind == PS_OPT_NORM ? 1.0f : kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f));
+        ck_assert(c.eps == (kind == ZPS_OPT_NORM ? 1.0f : kind == ZPS_OPT_ADAGRAD ? 1e-7f : 1e-8f));
         ck_assert(c.beta1 == 0.9f && c.beta2 == 0.999f);
         ck_assert(c.init_scale == 0 && c.init_skip == 0 && c.init_seed == 0);
         char err[128] = "x";
-        ck_assert_int_eq(ps_optim_validate(&c, err, sizeof err), 0);
+        ck_assert_int_eq(zps_optim_validate(&c, err, sizeof err), 0);
     }
-    ps_opt_kind_t kind = PS_OPT_ADAM;
-    ck_assert_int_eq(ps_optim_parse_kind("SGD", &kind), ZPS_EINVAL);
-    ck_assert_int_eq(ps_optim_parse_kind("", &kind), ZPS_EINVAL);
-    ck_assert_int_eq(ps_optim_parse_kind("adamw", &kind), ZPS_EINVAL);
-    ck_assert_int_eq(ps_optim_parse_kind(NULL, &kind), ZPS_EINVAL);
-    ck_assert_int_eq(kind, PS_OPT_ADAM); /* untouched on error */
-    ck_assert_str_eq(ps_optim_kind_name((ps_opt_kind_t)42), "unknown");
+    zps_opt_kind_t kind = ZPS_OPT_ADAM;
+    ck_assert_int_eq(zps_optim_parse_kind("SGD", &kind), ZPS_EINVAL);
+    ck_assert_int_eq(zps_optim_parse_kind("", &kind), ZPS_EINVAL);
+    ck_assert_int_eq(zps_optim_parse_kind("adamw", &kind), ZPS_EINVAL);
+    ck_assert_int_eq(zps_optim_parse_kind(NULL, &kind), ZPS_EINVAL);
+    ck_assert_int_eq(kind, ZPS_OPT_ADAM); /* untouched on error */
+    ck_assert_str_eq(zps_optim_kind_name((zps_opt_kind_t)42), "unknown");
 }
 END_TEST
 
 START_TEST(test_row_floats)
 {
-    ps_optim_conf_t c;
+    zps_optim_conf_t c;
     const uint32_t want[] = {5, 10, 10, 16, 11};
     for (int k = 0; k < 5; k++) {
-        ps_optim_defaults(&c, (ps_opt_kind_t)k);
+        zps_optim_defaults(&c, (zps_opt_kind_t)k);
         c.dim = 5;
-        ck_assert_uint_eq(ps_optim_row_floats(&c), want[k]);
+        ck_assert_uint_eq(zps_optim_row_floats(&c), want[k]);
         /* pushes: dim gradients; norm: [g | q | max |x|] */
-        ck_assert_uint_eq(ps_optim_push_floats(&c), k == PS_OPT_NORM ? 11 : 5);
+        ck_assert_uint_eq(zps_optim_push_floats(&c), k == ZPS_OPT_NORM ? 11 : 5);
     }
 }
 END_TEST
@@ -98,8 +98,8 @@ END_TEST
  * = 0.0038 < 0.005, so it is truncated to exactly 0. */
 START_TEST(test_sgd_reference)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_SGD);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_SGD);
     c.dim = 3;
     c.lr = 0.1f;
     c.l1 = 0.05f;
@@ -114,9 +114,9 @@ START_TEST(test_sgd_reference)
         {0.23023560922183986, -0.12361560139316916, -0.024600000356137752},
     };
     for (int s = 0; s < 3; s++) {
-        ps_optim_apply(&c, row, grads[s]);
+        zps_optim_apply(&c, row, grads[s]);
         float w[3];
-        ps_optim_weights(&c, row, w);
+        zps_optim_weights(&c, row, w);
         for (int j = 0; j < 3; j++) {
             S_NEAR(row[j], want[s][j]);
             ck_assert(w[j] == row[j]);
@@ -132,8 +132,8 @@ END_TEST
  * step*l1 = 0.0118765: -0.286936. */
 START_TEST(test_adagrad_reference)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_ADAGRAD);
     c.dim = 2;
     c.lr = 0.5f;
     c.eps = 1e-3f;
@@ -153,7 +153,7 @@ START_TEST(test_adagrad_reference)
         {0.23795721475941428, 0.056979663599581579},
     };
     for (int s = 0; s < 3; s++) {
-        ps_optim_apply(&c, row, grads[s]);
+        zps_optim_apply(&c, row, grads[s]);
         for (int j = 0; j < 2; j++) {
             S_NEAR(row[j], want_w[s][j]);
             S_NEAR(row[2 + j], want_n[s][j]);
@@ -170,15 +170,15 @@ END_TEST
  * its weight is exactly 0. */
 START_TEST(test_ftrl_reference)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_FTRL);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
     c.dim = 3;
     c.lr = 0.1f;
     c.beta = 1.0f;
     c.l1 = 0.5f;
     c.l2 = 0.3f;
     float *row = s_row(&c);
-    ps_optim_init_row(&c, 12345, row);
+    zps_optim_init_row(&c, 12345, row);
     for (int j = 0; j < 6; j++)
         ck_assert(row[j] == 0);
     const float grads[3][3] = {{2.0f, 0.1f, -3.0f}, {1.5f, -0.2f, 0.5f},
@@ -199,9 +199,9 @@ START_TEST(test_ftrl_reference)
         {-0.078029476193777036, 0, 0.026121960607292785},
     };
     for (int s = 0; s < 3; s++) {
-        ps_optim_apply(&c, row, grads[s]);
+        zps_optim_apply(&c, row, grads[s]);
         float w[3];
-        ps_optim_weights(&c, row, w);
+        zps_optim_weights(&c, row, w);
         for (int j = 0; j < 3; j++) {
             S_NEAR(row[j], want_z[s][j]);
             S_NEAR(row[3 + j], want_n[s][j]);
@@ -215,8 +215,8 @@ END_TEST
 /* The lazy weight by itself, on hand-set (z, n). */
 START_TEST(test_ftrl_lazy_weights)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_FTRL);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
     c.dim = 3;
     c.lr = 0.5f;
     c.beta = 1.0f;
@@ -224,14 +224,14 @@ START_TEST(test_ftrl_lazy_weights)
     c.l2 = 2.0f;
     float row[6] = {1.0f, -1.0f, -3.0f, 4.0f, 9.0f, 9.0f};
     float w[3];
-    ps_optim_weights(&c, row, w);
+    zps_optim_weights(&c, row, w);
     ck_assert(w[0] == 0.0f && !signbit(w[0])); /* |z| == l1 */
     ck_assert(w[1] == 0.0f && !signbit(w[1]));
     /* -(-3 + 1) / ((1 + 3)/0.5 + 2) = 2/10 */
     S_NEAR(w[2], 0.2);
     row[0] = 5.0f; /* -(5 - 1)/((1 + 2)/0.5 + 2) = -0.5 */
     row[1] = -1.0000001f; /* just past l1: tiny positive weight */
-    ps_optim_weights(&c, row, w);
+    zps_optim_weights(&c, row, w);
     S_NEAR(w[0], -0.5);
     ck_assert(w[1] > 0 && w[1] < 1e-7f);
 }
@@ -242,8 +242,8 @@ END_TEST
  * mhat = 0.25, vhat = 0.0625; w = 0.5 - 0.01*0.25/(0.25 + 1e-8) = 0.49. */
 START_TEST(test_adam_reference)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_ADAM);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_ADAM);
     c.dim = 2;
     c.lr = 0.01f;
     c.l2 = 0.1f;
@@ -268,7 +268,7 @@ START_TEST(test_adam_reference)
     };
     float first[7];
     for (int s = 0; s < 3; s++) {
-        ps_optim_apply(&c, row, grads[s]);
+        zps_optim_apply(&c, row, grads[s]);
         for (int j = 0; j < 2; j++) {
             S_NEAR(row[j], want_w[s][j]);
             S_NEAR(row[2 + j], want_m[s][j]);
@@ -284,7 +284,7 @@ START_TEST(test_adam_reference)
     float *row2 = s_row(&c);
     memset(row2, 0, 7 * sizeof *row2);
     row2[0] = 0.5f, row2[1] = -0.25f;
-    ps_optim_apply(&c, row2, grads[0]);
+    zps_optim_apply(&c, row2, grads[0]);
     ck_assert_mem_eq(row2, first, sizeof first);
     free(row);
     free(row2);
@@ -296,20 +296,20 @@ END_TEST
 START_TEST(test_zero_gradient)
 {
     for (int k = 0; k < 5; k++) {
-        ps_optim_conf_t c;
-        ps_optim_defaults(&c, (ps_opt_kind_t)k);
+        zps_optim_conf_t c;
+        zps_optim_defaults(&c, (zps_opt_kind_t)k);
         c.dim = 4;
         c.init_scale = 0.1f;
         float *row = s_row(&c);
         float w0[4], w1[4];
         const float zero[9] = {0}; /* norm: q = 0, x = 0 too */
-        ps_optim_init_row(&c, 77, row);
-        if (k == PS_OPT_NORM) /* its initial values show after the first push */
-            ps_optim_apply(&c, row, zero);
-        ps_optim_weights(&c, row, w0);
-        ps_optim_apply(&c, row, zero);
-        ps_optim_apply(&c, row, zero);
-        ps_optim_weights(&c, row, w1);
+        zps_optim_init_row(&c, 77, row);
+        if (k == ZPS_OPT_NORM) /* its initial values show after the first push */
+            zps_optim_apply(&c, row, zero);
+        zps_optim_weights(&c, row, w0);
+        zps_optim_apply(&c, row, zero);
+        zps_optim_apply(&c, row, zero);
+        zps_optim_weights(&c, row, w1);
         for (int j = 0; j < 4; j++) /* adam: m = v = 0, step 0/(0 + eps) */
             ck_assert(w1[j] == w0[j]);
         free(row);
@@ -329,8 +329,8 @@ END_TEST
  * and s = 4, then the update with lr/s = 0.125. */
 START_TEST(test_norm_reference)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_NORM);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_NORM);
     c.dim = 2;
     c.lr = 0.5f;
     c.eps = 1e-3f;
@@ -339,7 +339,7 @@ START_TEST(test_norm_reference)
     float *row = s_row(&c);
     row[0] = 0.2f, row[1] = -0.1f, row[2] = 0, row[3] = 0, row[4] = 0;
     float w0[2] = {1, 1};
-    ps_optim_weights(&c, row, w0); /* never pushed: reads as 0 */
+    zps_optim_weights(&c, row, w0); /* never pushed: reads as 0 */
     ck_assert(w0[0] == 0 && w0[1] == 0);
     const float grads[3][5] = {{0.4f, -0.05f, 0.16f, 0.0025f, 2},
                                {-0.2f, 0.2f, 0.04f, 0.04f, 1},
@@ -356,9 +356,9 @@ START_TEST(test_norm_reference)
     };
     const float want_s[3] = {2, 2, 4};
     for (int k = 0; k < 3; k++) {
-        ps_optim_apply(&c, row, grads[k]);
+        zps_optim_apply(&c, row, grads[k]);
         float w[2];
-        ps_optim_weights(&c, row, w);
+        zps_optim_weights(&c, row, w);
         for (int j = 0; j < 2; j++) { /* float against double: 1e-5 relative */
             ck_assert_msg(s_near(row[j], want_w[k][j], 1e-5), "step %d w[%d] = %.9g, want %.9g",
                           k, j, (double)row[j], want_w[k][j]);
@@ -383,19 +383,19 @@ START_TEST(test_norm_scale_invariant)
     const float g[5] = {0.3f, -0.7f, 0.2f, 0.5f, -0.1f};
     const float x[5] = {1.0f, 1.0f, 2.0f, 1.5f, 2.0f};
     for (int t = 0; t < 6; t++) {
-        ps_optim_conf_t c;
-        ps_optim_defaults(&c, PS_OPT_NORM);
+        zps_optim_conf_t c;
+        zps_optim_defaults(&c, ZPS_OPT_NORM);
         if (t >= 3)
             c.eps = 0;
         float *a = s_row(&c), *b = s_row(&c);
-        memset(a, 0, ps_optim_row_floats(&c) * sizeof *a);
-        memset(b, 0, ps_optim_row_floats(&c) * sizeof *b);
+        memset(a, 0, zps_optim_row_floats(&c) * sizeof *a);
+        memset(b, 0, zps_optim_row_floats(&c) * sizeof *b);
         const float k = scales[t % 3];
         for (int i = 0; i < 5; i++) {
             const float pa[3] = {g[i], g[i] * g[i], x[i]},
                         pb[3] = {g[i] * k, g[i] * k * g[i] * k, x[i] * k};
-            ps_optim_apply(&c, a, pa);
-            ps_optim_apply(&c, b, pb);
+            zps_optim_apply(&c, a, pa);
+            zps_optim_apply(&c, b, pb);
             ck_assert_msg(fabs((double)b[0] * k - a[0]) <= 1e-5 * fabs((double)a[0]),
                           "scale %g step %d: %.9g * %g != %.9g", (double)k, i, (double)b[0],
                           (double)k, (double)a[0]);
@@ -412,16 +412,16 @@ END_TEST
  * push whose x is 0 (a lossy codec may round it away) takes s = 1. */
 START_TEST(test_norm_fm_and_zero_scale)
 {
-    ps_optim_conf_t c;
-    ps_optim_defaults(&c, PS_OPT_NORM);
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_NORM);
     c.dim = 3;
     c.init_skip = 1;
     c.eps = 0;
     c.lr = 0.2f;
     float *row = s_row(&c);
-    memset(row, 0, ps_optim_row_floats(&c) * sizeof *row);
+    memset(row, 0, zps_optim_row_floats(&c) * sizeof *row);
     const float p[7] = {1.5f, -2.0f, 0.5f, 2.25f, 4.0f, 0.25f, 4.0f};
-    ps_optim_apply(&c, row, p);
+    zps_optim_apply(&c, row, p);
     S_NEAR(row[0], -0.2 / 4);
     S_NEAR(row[1], 0.1 * 0.2 / 4);
     S_NEAR(row[2], -0.1 * 0.2 / 4);
@@ -431,9 +431,9 @@ START_TEST(test_norm_fm_and_zero_scale)
     c.dim = 1;
     c.init_skip = 0;
     row = s_row(&c);
-    memset(row, 0, ps_optim_row_floats(&c) * sizeof *row);
+    memset(row, 0, zps_optim_row_floats(&c) * sizeof *row);
     const float q[3] = {-3.0f, 9.0f, 0.0f};
-    ps_optim_apply(&c, row, q);
+    zps_optim_apply(&c, row, q);
     S_NEAR(row[0], 0.2);
     ck_assert(row[2] == 1.0f);
     free(row);
@@ -447,16 +447,16 @@ START_TEST(test_norm_fm_and_zero_scale)
     c.init_seed = 9;
     row = s_row(&c);
     float w[3], w0[3], i0[3];
-    ps_optim_init_row(&c, 5, row);
+    zps_optim_init_row(&c, 5, row);
     memcpy(w0, row, sizeof w0);
-    ps_optim_weights(&c, row, w);
-    ps_optim_initial_weights(&c, 5, i0);
+    zps_optim_weights(&c, row, w);
+    zps_optim_initial_weights(&c, 5, i0);
     for (int j = 0; j < 3; j++)
         ck_assert(w[j] == 0 && i0[j] == 0);
     ck_assert(w0[1] != 0 && w0[2] != 0);
     const float z[7] = {0, 0, 0, 0, 0, 0, 100.0f};
-    ps_optim_apply(&c, row, z);
-    ps_optim_weights(&c, row, w);
+    zps_optim_apply(&c, row, z);
+    zps_optim_weights(&c, row, w);
     ck_assert(w[0] == 0);
     S_NEAR(w[1], w0[1] / 100.0);
     S_NEAR(w[2], w0[2] / 100.0);
@@ -466,9 +466,9 @@ END_TEST
 
 /* ---- initial state --------------------------------------------------------- */
 
-static void s_init_conf(ps_optim_conf_t *c, ps_opt_kind_t kind)
+static void s_init_conf(zps_optim_conf_t *c, zps_opt_kind_t kind)
 {
-    ps_optim_defaults(c, kind);
+    zps_optim_defaults(c, kind);
     c->dim = 8;
     c->init_scale = 0.5f;
     c->init_skip = 2;
@@ -481,18 +481,18 @@ START_TEST(test_init_pure_function)
 {
     float ref[8]; /* sgd's initial weights for key 1000 */
     for (int k = 0; k < 4; k++) {
-        ps_optim_conf_t c;
-        s_init_conf(&c, (ps_opt_kind_t)k);
-        const uint32_t rf = ps_optim_row_floats(&c);
+        zps_optim_conf_t c;
+        s_init_conf(&c, (zps_opt_kind_t)k);
+        const uint32_t rf = zps_optim_row_floats(&c);
         float *a = s_row(&c), *b = s_row(&c);
         float wa[8], wb[8], wi[8];
         for (uint64_t key = 1000; key < 1100; key++) {
-            ps_optim_init_row(&c, key, a);
-            ps_optim_init_row(&c, key, b);
+            zps_optim_init_row(&c, key, a);
+            zps_optim_init_row(&c, key, b);
             S_REQUIRE(memcmp(a, b, rf * sizeof *a) == 0, "kind %d key %llu: rows differ",
                       k, (unsigned long long)key);
-            ps_optim_weights(&c, a, wa);
-            ps_optim_initial_weights(&c, key, wi);
+            zps_optim_weights(&c, a, wa);
+            zps_optim_initial_weights(&c, key, wi);
             S_REQUIRE(memcmp(wa, wi, sizeof wa) == 0,
                       "kind %d key %llu: initial_weights != weights(init_row)", k,
                       (unsigned long long)key);
@@ -506,22 +506,22 @@ START_TEST(test_init_pure_function)
                     S_REQUIRE(wa[j] != 0 && wa[j] >= -0.5f && wa[j] < 0.5f,
                               "kind %d: col %u = %g", k, j, wa[j]);
             }
-            ps_optim_initial_weights(&c, key + 1, wb);
+            zps_optim_initial_weights(&c, key + 1, wb);
             for (uint32_t j = 2; j < 8; j++)
                 S_REQUIRE(wa[j] != wb[j], "kind %d: keys %llu, +1 agree at col %u", k,
                           (unsigned long long)key, j);
             /* the same key under another seed */
             c.init_seed = 78;
-            ps_optim_initial_weights(&c, key, wb);
+            zps_optim_initial_weights(&c, key, wb);
             c.init_seed = 77;
             for (uint32_t j = 2; j < 8; j++)
                 S_REQUIRE(wa[j] != wb[j], "kind %d: seeds agree at col %u", k, j);
             /* columns are not copies of each other */
             S_REQUIRE(wa[2] != wa[3] && wa[3] != wa[7], "kind %d: columns equal", k);
-            if (key == 1000 && k == PS_OPT_SGD)
+            if (key == 1000 && k == ZPS_OPT_SGD)
                 memcpy(ref, wa, sizeof ref);
             /* sgd, adagrad and adam store w0 itself: identical bits */
-            if (key == 1000 && k != PS_OPT_FTRL)
+            if (key == 1000 && k != ZPS_OPT_FTRL)
                 ck_assert_mem_eq(wa, ref, sizeof ref);
         }
         free(a);
@@ -533,17 +533,17 @@ END_TEST
 START_TEST(test_init_zero_scale)
 {
     for (int k = 0; k < 4; k++) {
-        ps_optim_conf_t c;
-        s_init_conf(&c, (ps_opt_kind_t)k);
+        zps_optim_conf_t c;
+        s_init_conf(&c, (zps_opt_kind_t)k);
         c.init_scale = 0;
-        const uint32_t rf = ps_optim_row_floats(&c);
+        const uint32_t rf = zps_optim_row_floats(&c);
         float *row = s_row(&c), w[8];
         for (uint32_t j = 0; j < rf; j++)
             row[j] = 1.0f;
-        ps_optim_init_row(&c, 5, row);
+        zps_optim_init_row(&c, 5, row);
         for (uint32_t j = 0; j < rf; j++)
             ck_assert(row[j] == 0);
-        ps_optim_initial_weights(&c, 5, w);
+        zps_optim_initial_weights(&c, 5, w);
         for (uint32_t j = 0; j < 8; j++)
             ck_assert(w[j] == 0);
         free(row);
@@ -554,14 +554,14 @@ END_TEST
 /* Values cover [-s, s) evenly enough: mean near 0, extremes near +-s. */
 START_TEST(test_init_spread)
 {
-    ps_optim_conf_t c;
-    s_init_conf(&c, PS_OPT_SGD);
+    zps_optim_conf_t c;
+    s_init_conf(&c, ZPS_OPT_SGD);
     c.init_skip = 0;
     double sum = 0, sumsq = 0, lo = 1, hi = -1;
     const int nkeys = 20000;
     float w[8];
     for (int key = 0; key < nkeys; key++) {
-        ps_optim_initial_weights(&c, (uint64_t)key, w);
+        zps_optim_initial_weights(&c, (uint64_t)key, w);
         for (int j = 0; j < 8; j++) {
             sum += w[j];
             sumsq += (double)w[j] * w[j];
@@ -582,16 +582,16 @@ END_TEST
 START_TEST(test_ftrl_init_weights)
 {
     for (int with_l1 = 0; with_l1 < 2; with_l1++) {
-        ps_optim_conf_t f, s;
-        s_init_conf(&f, PS_OPT_FTRL);
-        s_init_conf(&s, PS_OPT_SGD);
+        zps_optim_conf_t f, s;
+        s_init_conf(&f, ZPS_OPT_FTRL);
+        s_init_conf(&s, ZPS_OPT_SGD);
         f.l1 = with_l1 ? 0.2f : 0.0f;
         const double denom = f.beta / f.lr + f.l2;
         float *row = s_row(&f), w[8], w0[8];
         for (uint64_t key = 0; key < 2000; key++) {
-            ps_optim_init_row(&f, key, row);
-            ps_optim_weights(&f, row, w);
-            ps_optim_initial_weights(&s, key, w0);
+            zps_optim_init_row(&f, key, row);
+            zps_optim_weights(&f, row, w);
+            zps_optim_initial_weights(&s, key, w0);
             for (int j = 0; j < 8; j++) {
                 double tol = 1e-6 * (fabs(w0[j]) + f.l1 / denom);
                 S_REQUIRE(fabs(w[j] - w0[j]) <= tol && row[8 + j] == 0,
@@ -609,10 +609,10 @@ END_TEST
 START_TEST(test_validate)
 {
     char err[128];
-    ps_optim_conf_t c;
+    zps_optim_conf_t c;
     /* each mutation applied to ftrl defaults must be rejected with a reason */
     for (int m = 0; m < 22; m++) {
-        ps_optim_defaults(&c, m < 19 ? PS_OPT_FTRL : PS_OPT_ADAM);
+        zps_optim_defaults(&c, m < 19 ? ZPS_OPT_FTRL : ZPS_OPT_ADAM);
         switch (m) {
         case 0: c.dim = 0; break;
         case 1: c.dim = (1u << 20) + 1; break;
@@ -630,7 +630,7 @@ START_TEST(test_validate)
         case 13: c.init_scale = -0.1f; break;
         case 14: c.init_scale = INFINITY; break;
         case 15: c.init_skip = 2; break; /* > dim */
-        case 16: c.kind = (ps_opt_kind_t)9; break;
+        case 16: c.kind = (zps_opt_kind_t)9; break;
         case 17: c.eps = -1; break;
         case 18: c.beta = 0, c.l2 = 0, c.init_scale = 0.1f; break;
         case 19: c.eps = 0; break; /* adam needs eps > 0 */
@@ -638,41 +638,41 @@ START_TEST(test_validate)
         case 21: c.eps = NAN; break;
         }
         err[0] = '\0';
-        ck_assert_msg(ps_optim_validate(&c, err, sizeof err) == ZPS_EINVAL,
+        ck_assert_msg(zps_optim_validate(&c, err, sizeof err) == ZPS_EINVAL,
                       "mutation %d accepted", m);
         ck_assert_msg(strlen(err) > 0, "mutation %d: no reason", m);
-        ck_assert_int_eq(ps_optim_validate(&c, NULL, 0), ZPS_EINVAL);
+        ck_assert_int_eq(zps_optim_validate(&c, NULL, 0), ZPS_EINVAL);
     }
     /* boundary values that are fine */
-    ps_optim_defaults(&c, PS_OPT_FTRL);
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
     c.beta = 0;
     c.beta1 = 0;
     c.beta2 = 0;
     c.init_skip = 1;
     c.dim = 1u << 20;
     c.eps = 0; /* ftrl does not use eps */
-    ck_assert_int_eq(ps_optim_validate(&c, err, sizeof err), 0);
-    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    ck_assert_int_eq(zps_optim_validate(&c, err, sizeof err), 0);
+    zps_optim_defaults(&c, ZPS_OPT_ADAGRAD);
     c.eps = 0;
-    ck_assert_int_eq(ps_optim_validate(&c, err, sizeof err), ZPS_EINVAL);
+    ck_assert_int_eq(zps_optim_validate(&c, err, sizeof err), ZPS_EINVAL);
     /* a short error buffer is still terminated */
     char tiny[4] = "xxx";
-    ck_assert_int_eq(ps_optim_validate(&c, tiny, sizeof tiny), ZPS_EINVAL);
+    ck_assert_int_eq(zps_optim_validate(&c, tiny, sizeof tiny), ZPS_EINVAL);
     ck_assert_uint_eq(strlen(tiny), 3);
 }
 END_TEST
 
 START_TEST(test_describe)
 {
-    ps_optim_conf_t c, d;
+    zps_optim_conf_t c, d;
     char a[256], b[256];
-    ps_optim_defaults(&c, PS_OPT_FTRL);
-    int n = ps_optim_describe(&c, a, sizeof a);
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
+    int n = zps_optim_describe(&c, a, sizeof a);
     ck_assert_str_eq(a, "opt=ftrl,dim=1,lr=0.1,beta=1,l1=0,l2=0,eps=1e-08,"
                         "beta1=0.9,beta2=0.999,init=0,skip=0,seed=0");
     ck_assert_int_eq(n, (int)strlen(a));
 
-    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    zps_optim_defaults(&c, ZPS_OPT_ADAGRAD);
     c.dim = 16;
     c.lr = 0.05f;
     c.l1 = 1.5f;
@@ -680,26 +680,26 @@ START_TEST(test_describe)
     c.init_scale = 0.01f;
     c.init_skip = 1;
     c.init_seed = UINT64_MAX;
-    ps_optim_describe(&c, a, sizeof a);
+    zps_optim_describe(&c, a, sizeof a);
     ck_assert_str_eq(a, "opt=adagrad,dim=16,lr=0.05,beta=1,l1=1.5,l2=0.0001,"
                         "eps=1e-07,beta1=0.9,beta2=0.999,init=0.01,skip=1,"
                         "seed=18446744073709551615");
     /* stable: the same configuration built again gives the same text */
     d = c;
-    ps_optim_describe(&d, b, sizeof b);
+    zps_optim_describe(&d, b, sizeof b);
     ck_assert_str_eq(a, b);
     /* -0 and 0 are the same setting */
     d.l2 = 0, c.l2 = -0.0f;
-    ps_optim_describe(&c, a, sizeof a);
-    ps_optim_describe(&d, b, sizeof b);
+    zps_optim_describe(&c, a, sizeof a);
+    zps_optim_describe(&d, b, sizeof b);
     ck_assert_str_eq(a, b);
 
     /* every field shows: a one-ulp change anywhere changes the text */
     for (int f = 0; f < 12; f++) {
-        ps_optim_defaults(&c, PS_OPT_ADAM);
+        zps_optim_defaults(&c, ZPS_OPT_ADAM);
         d = c;
         switch (f) {
-        case 0: d.kind = PS_OPT_SGD; break;
+        case 0: d.kind = ZPS_OPT_SGD; break;
         case 1: d.dim = 2; break;
         case 2: d.lr = nextafterf(c.lr, 1); break;
         case 3: d.beta = nextafterf(c.beta, 2); break;
@@ -712,13 +712,13 @@ START_TEST(test_describe)
         case 10: d.init_skip = 1; break;
         case 11: d.init_seed = 1; break;
         }
-        ps_optim_describe(&c, a, sizeof a);
-        ps_optim_describe(&d, b, sizeof b);
+        zps_optim_describe(&c, a, sizeof a);
+        zps_optim_describe(&d, b, sizeof b);
         ck_assert_msg(strcmp(a, b) != 0, "field %d not described", f);
     }
     /* snprintf contract: full length returned, output truncated */
     char small[10];
-    n = ps_optim_describe(&c, small, sizeof small);
+    n = zps_optim_describe(&c, small, sizeof small);
     ck_assert_int_eq(n, (int)strlen(a));
     ck_assert_str_eq(small, "opt=adam,");
 }
@@ -728,101 +728,101 @@ END_TEST
  * they are committed: the row passed in is unchanged. */
 START_TEST(test_nonfinite_rejected)
 {
-    ps_optim_conf_t c;
+    zps_optim_conf_t c;
     float row[8], out[8], g[2];
     /* FTRL: a gradient of 1e20 squares to inf in n */
-    ps_optim_defaults(&c, PS_OPT_FTRL);
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
     memset(row, 0, sizeof row);
     row[0] = 0.5f;
     row[1] = 4.0f;
     g[0] = 1e20f;
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 0);
     ck_assert(row[0] == 0.5f && row[1] == 4.0f);
-    ck_assert(ps_optim_row_finite(&c, row));
+    ck_assert(zps_optim_row_finite(&c, row));
     g[0] = 1e3f; /* a big but harmless one passes */
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 1);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 1);
     /* SGD: 3e38 with a step of 2 overflows the weight */
-    ps_optim_defaults(&c, PS_OPT_SGD);
+    zps_optim_defaults(&c, ZPS_OPT_SGD);
     c.lr = 2.0f;
     row[0] = 1.0f;
     g[0] = 3e38f;
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 0);
     ck_assert(row[0] == 1.0f);
     g[0] = -3e38f;
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 0);
     /* AdaGrad: g*g overflows; Adam: (1-b2)*g*g does */
-    ps_optim_defaults(&c, PS_OPT_ADAGRAD);
+    zps_optim_defaults(&c, ZPS_OPT_ADAGRAD);
     memset(row, 0, sizeof row);
     g[0] = 2e19f;
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
-    ps_optim_defaults(&c, PS_OPT_ADAM);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 0);
+    zps_optim_defaults(&c, ZPS_OPT_ADAM);
     memset(row, 0, sizeof row);
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 1); /* (1-b2)*g*g stays finite */
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 1); /* (1-b2)*g*g stays finite */
     g[0] = 3e38f;
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 0);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 0);
     g[0] = 1.0f;
-    ck_assert_int_eq(ps_optim_try_apply(&c, row, out, g), 1);
+    ck_assert_int_eq(zps_optim_try_apply(&c, row, out, g), 1);
     /* a row that is already bad is recognised (dim 2: every coordinate) */
-    ps_optim_defaults(&c, PS_OPT_FTRL);
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
     c.dim = 2;
     float r2[4] = {0, 0, 1, NAN};
-    ck_assert_int_eq(ps_optim_row_finite(&c, r2), 0);
+    ck_assert_int_eq(zps_optim_row_finite(&c, r2), 0);
     r2[3] = INFINITY;
-    ck_assert_int_eq(ps_optim_row_finite(&c, r2), 0);
+    ck_assert_int_eq(zps_optim_row_finite(&c, r2), 0);
     r2[3] = 1;
-    ck_assert_int_eq(ps_optim_row_finite(&c, r2), 1);
+    ck_assert_int_eq(zps_optim_row_finite(&c, r2), 1);
     /* FTRL's weight is checked too: with beta/alpha + l2 >= 1 a finite z
      * gives a finite w (the short cut); below 1 the division can overflow */
     float r3[2] = {3e38f, 0};
-    ps_optim_defaults(&c, PS_OPT_FTRL); /* lr 0.1, beta 1: denominator 10 */
-    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 1);
+    zps_optim_defaults(&c, ZPS_OPT_FTRL); /* lr 0.1, beta 1: denominator 10 */
+    ck_assert_int_eq(zps_optim_row_finite(&c, r3), 1);
     c.lr = 100.0f; /* denominator 0.01: w = -3e40 */
-    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 0);
+    ck_assert_int_eq(zps_optim_row_finite(&c, r3), 0);
     r3[0] = 1.0f;
-    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 1);
-    ps_optim_defaults(&c, PS_OPT_FTRL);
+    ck_assert_int_eq(zps_optim_row_finite(&c, r3), 1);
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
     r3[1] = -1.0f; /* n < 0 (a damaged row): sqrt(n) is NaN */
-    ck_assert_int_eq(ps_optim_row_finite(&c, r3), 0);
+    ck_assert_int_eq(zps_optim_row_finite(&c, r3), 0);
 }
 END_TEST
 
 /* The batched forms give the per-row results, and name the first bad row. */
 START_TEST(test_batched)
 {
-    static const ps_opt_kind_t kinds[] = {PS_OPT_SGD, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM,
-                                            PS_OPT_NORM};
+    static const zps_opt_kind_t kinds[] = {ZPS_OPT_SGD, ZPS_OPT_ADAGRAD, ZPS_OPT_FTRL, ZPS_OPT_ADAM,
+                                            ZPS_OPT_NORM};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        ps_optim_conf_t c;
-        ps_optim_defaults(&c, kinds[k]);
+        zps_optim_conf_t c;
+        zps_optim_defaults(&c, kinds[k]);
         c.dim = 2;
-        uint32_t rf = ps_optim_row_floats(&c), pf = ps_optim_push_floats(&c);
+        uint32_t rf = zps_optim_row_floats(&c), pf = zps_optim_push_floats(&c);
         float a[3][16], b[3][16], g[3 * 8];
         float *ra[3] = {a[0], a[1], a[2]};
         for (int i = 0; i < 3; i++) {
-            ps_optim_init_row(&c, (uint64_t)i + 7, a[i]);
+            zps_optim_init_row(&c, (uint64_t)i + 7, a[i]);
             memcpy(b[i], a[i], rf * sizeof(float));
         }
         for (uint32_t j = 0; j < 3 * pf; j++)
             g[j] = (float)j * 0.25f - 1.0f;
         for (int i = 0; i < 3; i++)
-            if (kinds[k] == PS_OPT_NORM)
+            if (kinds[k] == ZPS_OPT_NORM)
                 g[i * pf + pf - 1] = 1.0f; /* max |x| of the batch */
-        ps_optim_apply_n(&c, ra, g, 3);
+        zps_optim_apply_n(&c, ra, g, 3);
         for (int i = 0; i < 3; i++) {
-            ps_optim_apply(&c, b[i], g + i * pf);
+            zps_optim_apply(&c, b[i], g + i * pf);
             ck_assert_mem_eq(a[i], b[i], rf * sizeof(float));
         }
-        ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 3);
+        ck_assert_uint_eq(zps_optim_rows_finite(&c, ra, 3), 3);
         float wn[3 * 2], w1[2];
-        ps_optim_weights_n(&c, ra, 3, wn);
+        zps_optim_weights_n(&c, ra, 3, wn);
         for (int i = 0; i < 3; i++) {
-            ps_optim_weights(&c, a[i], w1);
+            zps_optim_weights(&c, a[i], w1);
             ck_assert_mem_eq(wn + i * 2, w1, sizeof w1);
         }
         a[1][rf - 1] = INFINITY;
-        ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 1);
+        ck_assert_uint_eq(zps_optim_rows_finite(&c, ra, 3), 1);
         a[0][0] = NAN;
-        ck_assert_uint_eq(ps_optim_rows_finite(&c, ra, 3), 0);
+        ck_assert_uint_eq(zps_optim_rows_finite(&c, ra, 3), 0);
     }
 }
 END_TEST
@@ -830,10 +830,10 @@ END_TEST
 START_TEST(test_clip)
 {
     float g[5] = {-10, -1, 0, 2, 1e30f};
-    ps_optim_clip(g, 5, 1.5f);
+    zps_optim_clip(g, 5, 1.5f);
     ck_assert(g[0] == -1.5f && g[1] == -1 && g[2] == 0 && g[3] == 1.5f && g[4] == 1.5f);
     float h[2] = {-10, 10};
-    ps_optim_clip(h, 2, 0); /* off */
+    zps_optim_clip(h, 2, 0); /* off */
     ck_assert(h[0] == -10 && h[1] == 10);
 }
 END_TEST

@@ -49,7 +49,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "ps_optim.h"
+#include "zps_optim.h"
 #include "ps_server.h"
 #include "wk_client.h"
 #include "zps.pb-c.h"
@@ -356,7 +356,7 @@ static void s_server_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_ke
     conf.rank = rank;
     conf.nservers = S;
     conf.ntables = 1;
-    ps_optim_defaults(&conf.tables[0], PS_OPT_SGD);
+    zps_optim_defaults(&conf.tables[0], ZPS_OPT_SGD);
     conf.tables[0].lr = 0.01f;
     conf.capacity_hint = (uint64_t)((double)table_keys / S * 1.3) + 1024;
     char err[512];

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ps_optim.h"
+#include "zps_optim.h"
 #include "ps_table.h"
 #include "wk_data.h"
 #include "wk_metrics.h"
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-predict: manifest dim %u does not match the model's %u\n", mf.dim, dim);
         return 1;
     }
-    ps_optim_conf_t tconf;
+    zps_optim_conf_t tconf;
     zps_conf_table(&conf, &tconf);
     load_ctx_t lc = {ps_table_new(dim, 1 << 16), dim};
     if (!lc.t || zps_mf_load(model_dir, &mf, s_load_key, &lc, err, sizeof err)) {
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
             if (row)
                 memcpy(w + k * dim, row, dim * sizeof(float));
             else
-                ps_optim_initial_weights(&tconf, keys[k], w + k * dim);
+                zps_optim_initial_weights(&tconf, keys[k], w + k * dim);
         }
         double loss = wk_model_predict(model, &b, w, prob, cls);
         wk_metrics_add_preds(m, (size_t)n, b.labels, prob, cls, loss);

@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "ps_optim.h"
+#include "zps_optim.h"
 #include "ps_table.h"
 #include "wk_retry.h"
 #include "zps_codec.h"
@@ -135,7 +135,7 @@ struct wk_client {
     int64_t *warned_ms;         /* per server: last on_wait call */
     /* local mode */
     ps_table_t *ltab;
-    ps_optim_conf_t lopt;
+    zps_optim_conf_t lopt;
     float lbase_lr;             /* local: the table's lr before any scale */
     float lr_scale;             /* wk_client_set_lr_scale (1: none) */
     char ljob[128];
@@ -1140,24 +1140,24 @@ static void s_local(wk_client_t *c, int kind, const uint64_t *keys, const float 
     enum { CH = 256 };
     float *rows[CH];
     uint8_t ins[CH];
-    uint32_t dim = kind == RQ_PUSH ? ps_optim_push_floats(&c->lopt) : c->lopt.dim;
+    uint32_t dim = kind == RQ_PUSH ? zps_optim_push_floats(&c->lopt) : c->lopt.dim;
     for (size_t i = 0; i < n; i += CH) {
         size_t m = n - i < CH ? n - i : CH;
         if (kind == RQ_PULL) {
             ps_table_find_batch(c->ltab, keys + i, m, rows);
             for (size_t j = 0; j < m; j++) {
                 if (rows[j])
-                    ps_optim_weights(&c->lopt, rows[j], out + (i + j) * dim);
+                    zps_optim_weights(&c->lopt, rows[j], out + (i + j) * dim);
                 else
-                    ps_optim_initial_weights(&c->lopt, keys[i + j], out + (i + j) * dim);
+                    zps_optim_initial_weights(&c->lopt, keys[i + j], out + (i + j) * dim);
             }
         } else {
             if (ps_table_upsert_batch(c->ltab, keys + i, m, rows, ins) != 0)
                 return;
             for (size_t j = 0; j < m; j++) {
                 if (ins[j] && c->lopt.init_scale != 0)
-                    ps_optim_init_row(&c->lopt, keys[i + j], rows[j]);
-                ps_optim_apply(&c->lopt, rows[j], grads + (i + j) * dim);
+                    zps_optim_init_row(&c->lopt, keys[i + j], rows[j]);
+                zps_optim_apply(&c->lopt, rows[j], grads + (i + j) * dim);
             }
         }
     }
@@ -1432,7 +1432,7 @@ static wk_client_t *s_new_local(const wk_client_conf_t *conf, char *err, size_t 
     c->mask = 255;
     c->next_id = 1;
     c->reqs = calloc(c->mask + 1, sizeof *c->reqs);
-    c->ltab = ps_table_new(ps_optim_row_floats(&c->lopt), 1 << 20);
+    c->ltab = ps_table_new(zps_optim_row_floats(&c->lopt), 1 << 20);
     for (uint32_t i = 0; c->reqs && i <= c->mask; i++)
         if (!(c->reqs[i].waiting = calloc(1, 1)) || !(c->reqs[i].keep = calloc(1, 1)) ||
             !(c->reqs[i].off = calloc(2, sizeof(size_t))))
@@ -1445,8 +1445,8 @@ static wk_client_t *s_new_local(const wk_client_conf_t *conf, char *err, size_t 
     c->ntables = 1;
     c->tables[0].dim = c->lopt.dim;
     snprintf(c->tables[0].optimizer, sizeof c->tables[0].optimizer, "%s",
-             ps_optim_kind_name(c->lopt.kind));
-    ps_optim_describe(&c->lopt, c->tables[0].options, sizeof c->tables[0].options);
+             zps_optim_kind_name(c->lopt.kind));
+    zps_optim_describe(&c->lopt, c->tables[0].options, sizeof c->tables[0].options);
     return c;
 }
 

@@ -32,7 +32,7 @@
  *   a batch of k agreeing rows steps about sqrt(k) times as far as one row,
  *   as k per-row steps would), and x the largest |x| of the key's feature
  *   in the batch (1 for the bias), which the servers keep as the feature's
- *   scale (ps_optim.h, "norm").
+ *   scale (zps_optim.h, "norm").
  *
  * lr/fm numerics: z is accumulated in double from the float weights; then
  *   e = exp(-|z|), p = 1/(1+e) (z >= 0) or e/(1+e) (z < 0) and
@@ -754,7 +754,7 @@ static int s_mlp_init(wk_model_t *m, const zps_conf_t *conf, char *err, size_t e
             m->w0[t] = lim * zps_hash_unit(zps_mix64(h0 + t, S_MLP_INIT_SEED));
         for (size_t t = m->boff[l]; t < m->boff[l] + m->width[l + 1]; t++)
             m->w0[t] = 0;
-        m->c[l] = conf->optimizer == PS_OPT_SGD ? (float)sqrt(6.0 / fin) : 1.0f;
+        m->c[l] = conf->optimizer == ZPS_OPT_SGD ? (float)sqrt(6.0 / fin) : 1.0f;
     }
     m->classes = m->width[m->nl - 1];
     if (m->classes < 2) {
@@ -824,7 +824,7 @@ wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen)
         wk_model_destroy(&m);
         return NULL;
     }
-    m->pdim = m->kind != ZPS_MODEL_MLP && conf->optimizer == PS_OPT_NORM ? 2 * m->dim + 1 : m->dim;
+    m->pdim = m->kind != ZPS_MODEL_MLP && conf->optimizer == ZPS_OPT_NORM ? 2 * m->dim + 1 : m->dim;
     return m;
 }
 

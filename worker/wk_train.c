@@ -347,9 +347,9 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
     t->ho_loss = NAN;
     t->lr_scale = 1.0f;
     {
-        ps_optim_conf_t oc;
+        zps_optim_conf_t oc;
         zps_conf_table(conf, &oc);
-        t->grow_step = t->is_auto && oc.kind == PS_OPT_NORM;
+        t->grow_step = t->is_auto && oc.kind == ZPS_OPT_NORM;
     }
     if (conf->ntrain == 0) {
         snprintf(err, errlen, "no training data (--train PATH)");
@@ -461,7 +461,7 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
         cc.curve_secret = mine.secret_z85;
         cc.server_public = theirs.public_z85;
     }
-    ps_optim_conf_t local_opt;
+    zps_optim_conf_t local_opt;
     char local_job[128];
     if (conf->local) {
         zps_conf_table(conf, &local_opt);
@@ -476,10 +476,10 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
         goto fail;
     }
     /* the servers must run the table this worker's options describe */
-    ps_optim_conf_t want;
+    zps_optim_conf_t want;
     char wdesc[256];
     zps_conf_table(conf, &want);
-    ps_optim_describe(&want, wdesc, sizeof wdesc);
+    zps_optim_describe(&want, wdesc, sizeof wdesc);
     char jdesc[128];
     zps_conf_job_desc(conf, jdesc, sizeof jdesc);
     if (strcmp(wk_client_job(t->client), jdesc) != 0) {
@@ -541,7 +541,7 @@ const wk_eval_t *wk_trainer_last_eval(const wk_trainer_t *t) { return &t->eval; 
 /* The step size the table runs with (--lr or the optimizer's default). */
 static float s_lr(const wk_trainer_t *t)
 {
-    ps_optim_conf_t oc;
+    zps_optim_conf_t oc;
     zps_conf_table(t->conf, &oc);
     return oc.lr;
 }
@@ -551,7 +551,7 @@ static float s_default_lr(const wk_trainer_t *t)
 {
     zps_conf_t c = *t->conf;
     c.lr = -1;
-    ps_optim_conf_t oc;
+    zps_optim_conf_t oc;
     zps_conf_table(&c, &oc);
     return oc.lr;
 }

@@ -83,14 +83,14 @@ static void conf_for(int i, ps_server_conf_t *c)
     switch (i) {
     case 0:
         c->ntables = 2;
-        ps_optim_defaults(&c->tables[0], PS_OPT_SGD);
-        ps_optim_defaults(&c->tables[1], PS_OPT_ADAGRAD);
+        zps_optim_defaults(&c->tables[0], ZPS_OPT_SGD);
+        zps_optim_defaults(&c->tables[1], ZPS_OPT_ADAGRAD);
         c->tables[1].dim = 4;
         c->tables[1].init_scale = 0.01f;
         c->tables[1].init_skip = 1;
         break;
     case 1:
-        ps_optim_defaults(&c->tables[0], PS_OPT_FTRL);
+        zps_optim_defaults(&c->tables[0], ZPS_OPT_FTRL);
         c->tables[0].l1 = 0.5f;
         c->tables[0].l2 = 0.1f;
         c->consistency = 1;
@@ -99,7 +99,7 @@ static void conf_for(int i, ps_server_conf_t *c)
         c->heartbeat_timeout_ms = 300;
         break;
     case 2:
-        ps_optim_defaults(&c->tables[0], PS_OPT_ADAM);
+        zps_optim_defaults(&c->tables[0], ZPS_OPT_ADAM);
         c->tables[0].dim = 2;
         c->consistency = 2;
         c->num_workers = 2;
@@ -109,8 +109,8 @@ static void conf_for(int i, ps_server_conf_t *c)
         c->rank = 1;
         c->nservers = 2;
         c->ntables = 2;
-        ps_optim_defaults(&c->tables[0], PS_OPT_FTRL);
-        ps_optim_defaults(&c->tables[1], PS_OPT_SGD);
+        zps_optim_defaults(&c->tables[0], ZPS_OPT_FTRL);
+        zps_optim_defaults(&c->tables[1], ZPS_OPT_SGD);
         c->tables[1].dim = 3;
         break;
     }

@@ -1,6 +1,6 @@
-/* ps_optim: per-coordinate optimizer updates (row layouts in ps_optim.h).
+/* zps_optim: per-coordinate optimizer updates (row layouts in zps_optim.h).
  *
- * Design: ps_optim_apply() switches on the kind once per row and then runs a
+ * Design: zps_optim_apply() switches on the kind once per row and then runs a
  * plain float loop over the dim coordinates.  Whatever depends only on the
  * configuration or on the row (lr*l1, Adam's bias corrections) is computed
  * before the loop.  L1 truncation is branch-free,
@@ -17,7 +17,7 @@
  *
  * Adam keeps its step count t as a float (exact to 2^24 steps; past that t
  * stops growing, when both bias corrections equal 1 in float anyway). */
-#include "ps_optim.h"
+#include "zps_optim.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,14 +29,14 @@
 
 #define S_DIM_MAX (1u << 20)
 
-void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind)
+void zps_optim_defaults(zps_optim_conf_t *c, zps_opt_kind_t kind)
 {
     memset(c, 0, sizeof *c);
     c->kind = kind;
     c->dim = 1;
     c->lr = 0.1f;
     c->beta = 1.0f;
-    c->eps = kind == PS_OPT_NORM ? 1.0f : kind == PS_OPT_ADAGRAD ? 1e-7f : 1e-8f;
+    c->eps = kind == ZPS_OPT_NORM ? 1.0f : kind == ZPS_OPT_ADAGRAD ? 1e-7f : 1e-8f;
     c->beta1 = 0.9f;
     c->beta2 = 0.999f;
 }
@@ -44,17 +44,17 @@ void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind)
 static const char *const s_kind_names[] = {"sgd", "adagrad", "ftrl", "adam", "norm"};
 #define S_NKINDS (sizeof s_kind_names / sizeof s_kind_names[0])
 
-int ps_optim_parse_kind(const char *name, ps_opt_kind_t *kind)
+int zps_optim_parse_kind(const char *name, zps_opt_kind_t *kind)
 {
     for (size_t i = 0; name && i < S_NKINDS; i++)
         if (strcmp(name, s_kind_names[i]) == 0) {
-            *kind = (ps_opt_kind_t)i;
+            *kind = (zps_opt_kind_t)i;
             return 0;
         }
     return ZPS_EINVAL;
 }
 
-const char *ps_optim_kind_name(ps_opt_kind_t kind)
+const char *zps_optim_kind_name(zps_opt_kind_t kind)
 {
     return (unsigned)kind < S_NKINDS ? s_kind_names[kind] : "unknown";
 }
@@ -66,7 +66,7 @@ static int s_bad(char *err, size_t errlen, const char *what)
     return ZPS_EINVAL;
 }
 
-int ps_optim_validate(const ps_optim_conf_t *c, char *err, size_t errlen)
+int zps_optim_validate(const zps_optim_conf_t *c, char *err, size_t errlen)
 {
     if ((unsigned)c->kind >= S_NKINDS)
         return s_bad(err, errlen, "unknown optimizer kind");
@@ -82,7 +82,7 @@ int ps_optim_validate(const ps_optim_conf_t *c, char *err, size_t errlen)
         return s_bad(err, errlen, "beta must be finite and >= 0");
     if (!(c->eps >= 0) || !isfinite(c->eps))
         return s_bad(err, errlen, "eps must be finite and >= 0");
-    if ((c->kind == PS_OPT_ADAGRAD || c->kind == PS_OPT_ADAM) && !(c->eps > 0))
+    if ((c->kind == ZPS_OPT_ADAGRAD || c->kind == ZPS_OPT_ADAM) && !(c->eps > 0))
         return s_bad(err, errlen, "eps must be > 0 for adagrad and adam");
     if (!(c->beta1 >= 0 && c->beta1 < 1))
         return s_bad(err, errlen, "beta1 must be in [0, 1)");
@@ -92,7 +92,7 @@ int ps_optim_validate(const ps_optim_conf_t *c, char *err, size_t errlen)
         return s_bad(err, errlen, "init_scale must be finite and >= 0");
     if (c->init_skip > c->dim)
         return s_bad(err, errlen, "init_skip must be <= dim");
-    if (c->kind == PS_OPT_FTRL && c->init_scale > 0 && c->beta == 0 && c->l2 == 0)
+    if (c->kind == ZPS_OPT_FTRL && c->init_scale > 0 && c->beta == 0 && c->l2 == 0)
         return s_bad(err, errlen,
                      "ftrl with random init needs beta > 0 or l2 > 0 "
                      "(else an initial weight cannot be represented)");
@@ -118,7 +118,7 @@ static void s_fmt_float(float x, char out[32])
     snprintf(out, 32, "%.9g", (double)x); /* NaN: reads back unequal */
 }
 
-int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len)
+int zps_optim_describe(const zps_optim_conf_t *c, char *buf, size_t len)
 {
     char lr[32], beta[32], l1[32], l2[32], eps[32], b1[32], b2[32], init[32];
     s_fmt_float(c->lr, lr);
@@ -132,38 +132,38 @@ int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len)
     return snprintf(buf, len,
                     "opt=%s,dim=%u,lr=%s,beta=%s,l1=%s,l2=%s,eps=%s,beta1=%s,"
                     "beta2=%s,init=%s,skip=%u,seed=%llu",
-                    ps_optim_kind_name(c->kind), (unsigned)c->dim, lr, beta, l1,
+                    zps_optim_kind_name(c->kind), (unsigned)c->dim, lr, beta, l1,
                     l2, eps, b1, b2, init, (unsigned)c->init_skip,
                     (unsigned long long)c->init_seed);
 }
 
-uint32_t ps_optim_row_floats(const ps_optim_conf_t *c)
+uint32_t zps_optim_row_floats(const zps_optim_conf_t *c)
 {
     switch (c->kind) {
-    case PS_OPT_SGD: return c->dim;
-    case PS_OPT_ADAGRAD: return 2 * c->dim;
-    case PS_OPT_FTRL: return 2 * c->dim;
-    case PS_OPT_ADAM: return 3 * c->dim + 1;
-    case PS_OPT_NORM: return 2 * c->dim + 1;
+    case ZPS_OPT_SGD: return c->dim;
+    case ZPS_OPT_ADAGRAD: return 2 * c->dim;
+    case ZPS_OPT_FTRL: return 2 * c->dim;
+    case ZPS_OPT_ADAM: return 3 * c->dim + 1;
+    case ZPS_OPT_NORM: return 2 * c->dim + 1;
     }
     return c->dim;
 }
 
-uint32_t ps_optim_push_floats(const ps_optim_conf_t *c)
+uint32_t zps_optim_push_floats(const zps_optim_conf_t *c)
 {
-    return c->kind == PS_OPT_NORM ? 2 * c->dim + 1 : c->dim;
+    return c->kind == ZPS_OPT_NORM ? 2 * c->dim + 1 : c->dim;
 }
 
 /* ---- initial state ------------------------------------------------------ */
 
-static inline float s_init_w(const ps_optim_conf_t *c, uint64_t h0, uint32_t j)
+static inline float s_init_w(const zps_optim_conf_t *c, uint64_t h0, uint32_t j)
 {
     if (j < c->init_skip || c->init_scale == 0)
         return 0.0f;
     return c->init_scale * zps_hash_unit(zps_mix64(h0 + j, ZPS_SEED_INIT));
 }
 
-static inline uint64_t s_init_h0(const ps_optim_conf_t *c, uint64_t key)
+static inline uint64_t s_init_h0(const zps_optim_conf_t *c, uint64_t key)
 {
     return zps_mix64(key, c->init_seed ^ ZPS_SEED_INIT);
 }
@@ -173,7 +173,7 @@ typedef struct {
     float alpha, beta, l1, l2;
 } s_ftrl_t;
 
-static inline s_ftrl_t s_ftrl_consts(const ps_optim_conf_t *c)
+static inline s_ftrl_t s_ftrl_consts(const zps_optim_conf_t *c)
 {
     return (s_ftrl_t){c->lr, c->beta, c->l1, c->l2};
 }
@@ -194,27 +194,27 @@ static inline float s_ftrl_z0(s_ftrl_t k, float w0)
     return -w0 * ((k.beta + sqrtf(0.0f)) / k.alpha + k.l2) - copysignf(k.l1, w0);
 }
 
-void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row)
+void zps_optim_init_row(const zps_optim_conf_t *c, uint64_t key, float *row)
 {
     const uint32_t d = c->dim;
-    memset(row, 0, (size_t)ps_optim_row_floats(c) * sizeof *row);
+    memset(row, 0, (size_t)zps_optim_row_floats(c) * sizeof *row);
     if (c->init_scale == 0 || c->init_skip >= d)
         return;
     const uint64_t h0 = s_init_h0(c, key);
     for (uint32_t j = c->init_skip; j < d; j++) {
         float w0 = s_init_w(c, h0, j);
-        row[j] = c->kind == PS_OPT_FTRL ? s_ftrl_z0(s_ftrl_consts(c), w0) : w0;
+        row[j] = c->kind == ZPS_OPT_FTRL ? s_ftrl_z0(s_ftrl_consts(c), w0) : w0;
     }
 }
 
-void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w)
+void zps_optim_weights(const zps_optim_conf_t *c, const float *row, float *w)
 {
     const uint32_t d = c->dim;
-    if (c->kind == PS_OPT_NORM && row[2 * d] == 0) { /* never pushed: see s_norm */
+    if (c->kind == ZPS_OPT_NORM && row[2 * d] == 0) { /* never pushed: see s_norm */
         memset(w, 0, (size_t)d * sizeof *w);
         return;
     }
-    if (c->kind == PS_OPT_FTRL) {
+    if (c->kind == ZPS_OPT_FTRL) {
         const s_ftrl_t k = s_ftrl_consts(c);
         const float *z = row, *n = row + d;
         for (uint32_t j = 0; j < d; j++)
@@ -224,16 +224,16 @@ void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w)
     }
 }
 
-void ps_optim_weights_n(const ps_optim_conf_t *c, float *const *rows, size_t n, float *w)
+void zps_optim_weights_n(const zps_optim_conf_t *c, float *const *rows, size_t n, float *w)
 {
     const uint32_t d = c->dim;
-    if (c->kind == PS_OPT_SGD || c->kind == PS_OPT_ADAGRAD || c->kind == PS_OPT_ADAM) {
+    if (c->kind == ZPS_OPT_SGD || c->kind == ZPS_OPT_ADAGRAD || c->kind == ZPS_OPT_ADAM) {
         for (size_t i = 0; i < n; i++)
             for (uint32_t j = 0; j < d; j++)
                 w[i * d + j] = rows[i][j];
         return;
     }
-    if (c->kind == PS_OPT_FTRL) {
+    if (c->kind == ZPS_OPT_FTRL) {
         const s_ftrl_t k = s_ftrl_consts(c);
         for (size_t i = 0; i < n; i++)
             for (uint32_t j = 0; j < d; j++)
@@ -241,13 +241,13 @@ void ps_optim_weights_n(const ps_optim_conf_t *c, float *const *rows, size_t n, 
         return;
     }
     for (size_t i = 0; i < n; i++)
-        ps_optim_weights(c, rows[i], w + i * d);
+        zps_optim_weights(c, rows[i], w + i * d);
 }
 
-void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w)
+void zps_optim_initial_weights(const zps_optim_conf_t *c, uint64_t key, float *w)
 {
     const uint32_t d = c->dim;
-    if (c->kind == PS_OPT_NORM) { /* see s_norm */
+    if (c->kind == ZPS_OPT_NORM) { /* see s_norm */
         memset(w, 0, (size_t)d * sizeof *w);
         return;
     }
@@ -255,7 +255,7 @@ void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w)
     const s_ftrl_t k = s_ftrl_consts(c);
     for (uint32_t j = 0; j < d; j++) {
         float w0 = s_init_w(c, h0, j);
-        w[j] = c->kind == PS_OPT_FTRL ? s_ftrl_w(k, s_ftrl_z0(k, w0), 0.0f) : w0;
+        w[j] = c->kind == ZPS_OPT_FTRL ? s_ftrl_w(k, s_ftrl_z0(k, w0), 0.0f) : w0;
     }
 }
 
@@ -268,7 +268,7 @@ static inline float s_trunc(float w, float t)
     return copysignf(a < 0 ? 0.0f : a, w);
 }
 
-static void s_sgd(const ps_optim_conf_t *c, float *restrict w,
+static void s_sgd(const zps_optim_conf_t *c, float *restrict w,
                   const float *restrict grad)
 {
     const uint32_t d = c->dim;
@@ -279,7 +279,7 @@ static void s_sgd(const ps_optim_conf_t *c, float *restrict w,
     }
 }
 
-static void s_adagrad(const ps_optim_conf_t *c, float *restrict row,
+static void s_adagrad(const zps_optim_conf_t *c, float *restrict row,
                       const float *restrict grad)
 {
     const uint32_t d = c->dim;
@@ -294,7 +294,7 @@ static void s_adagrad(const ps_optim_conf_t *c, float *restrict row,
     }
 }
 
-static void s_ftrl(const ps_optim_conf_t *c, float *restrict row,
+static void s_ftrl(const zps_optim_conf_t *c, float *restrict row,
                    const float *restrict grad)
 {
     const uint32_t d = c->dim;
@@ -310,7 +310,7 @@ static void s_ftrl(const ps_optim_conf_t *c, float *restrict row,
     }
 }
 
-static void s_adam(const ps_optim_conf_t *c, float *restrict row,
+static void s_adam(const zps_optim_conf_t *c, float *restrict row,
                    const float *restrict grad)
 {
     const uint32_t d = c->dim;
@@ -348,7 +348,7 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
  * row never pushed: its initial values (fm: a random embedding) are meant
  * for |x| = 1, so the first push divides them by x (by 1 if x is 0, e.g.
  * rounded away by a lossy push codec) and sets s = x; until then its
- * weights read as 0 (ps_optim_weights), so no prediction ever uses an
+ * weights read as 0 (zps_optim_weights), so no prediction ever uses an
  * embedding that is not yet scaled to its feature (with x ~ 100, a 0.01
  * embedding would give pairwise terms ~ 1 per pair).  A coordinate whose
  * denominator is 0 (G = 0 and eps = 0: no gradient yet) is left alone.
@@ -368,7 +368,7 @@ static void s_adam(const ps_optim_conf_t *c, float *restrict row,
 #ifndef S_NORM_BOOST
 #define S_NORM_BOOST 32.0f
 #endif
-static void s_norm(const ps_optim_conf_t *c, float *restrict row,
+static void s_norm(const zps_optim_conf_t *c, float *restrict row,
                    const float *restrict grad)
 {
     const uint32_t d = c->dim;
@@ -404,26 +404,26 @@ static void s_norm(const ps_optim_conf_t *c, float *restrict row,
     }
 }
 
-void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad)
+void zps_optim_apply(const zps_optim_conf_t *c, float *row, const float *grad)
 {
     switch (c->kind) {
-    case PS_OPT_SGD: s_sgd(c, row, grad); break;
-    case PS_OPT_ADAGRAD: s_adagrad(c, row, grad); break;
-    case PS_OPT_FTRL: s_ftrl(c, row, grad); break;
-    case PS_OPT_ADAM: s_adam(c, row, grad); break;
-    case PS_OPT_NORM: s_norm(c, row, grad); break;
+    case ZPS_OPT_SGD: s_sgd(c, row, grad); break;
+    case ZPS_OPT_ADAGRAD: s_adagrad(c, row, grad); break;
+    case ZPS_OPT_FTRL: s_ftrl(c, row, grad); break;
+    case ZPS_OPT_ADAM: s_adam(c, row, grad); break;
+    case ZPS_OPT_NORM: s_norm(c, row, grad); break;
     }
 }
 
-void ps_optim_apply_n(const ps_optim_conf_t *c, float *const *rows, const float *grads, size_t n)
+void zps_optim_apply_n(const zps_optim_conf_t *c, float *const *rows, const float *grads, size_t n)
 {
-    const size_t pf = ps_optim_push_floats(c);
+    const size_t pf = zps_optim_push_floats(c);
     switch (c->kind) {
-    case PS_OPT_SGD: for (size_t i = 0; i < n; i++) s_sgd(c, rows[i], grads + i * pf); break;
-    case PS_OPT_ADAGRAD: for (size_t i = 0; i < n; i++) s_adagrad(c, rows[i], grads + i * pf); break;
-    case PS_OPT_FTRL: for (size_t i = 0; i < n; i++) s_ftrl(c, rows[i], grads + i * pf); break;
-    case PS_OPT_ADAM: for (size_t i = 0; i < n; i++) s_adam(c, rows[i], grads + i * pf); break;
-    case PS_OPT_NORM: for (size_t i = 0; i < n; i++) s_norm(c, rows[i], grads + i * pf); break;
+    case ZPS_OPT_SGD: for (size_t i = 0; i < n; i++) s_sgd(c, rows[i], grads + i * pf); break;
+    case ZPS_OPT_ADAGRAD: for (size_t i = 0; i < n; i++) s_adagrad(c, rows[i], grads + i * pf); break;
+    case ZPS_OPT_FTRL: for (size_t i = 0; i < n; i++) s_ftrl(c, rows[i], grads + i * pf); break;
+    case ZPS_OPT_ADAM: for (size_t i = 0; i < n; i++) s_adam(c, rows[i], grads + i * pf); break;
+    case ZPS_OPT_NORM: for (size_t i = 0; i < n; i++) s_norm(c, rows[i], grads + i * pf); break;
     }
 }
 
@@ -433,13 +433,13 @@ void ps_optim_apply_n(const ps_optim_conf_t *c, float *const *rows, const float 
  * numerator is smaller than |z|, so with finite z, n >= 0 and a denominator
  * of at least 1 (the usual case) w is finite too: then checking z and n
  * suffices. */
-static int s_ftrl_w_finite_if_zn(const ps_optim_conf_t *c)
+static int s_ftrl_w_finite_if_zn(const zps_optim_conf_t *c)
 {
     const s_ftrl_t k = s_ftrl_consts(c);
     return k.beta / k.alpha + k.l2 >= 1.0f;
 }
 
-static int s_ftrl_n_nonneg(const ps_optim_conf_t *c, const float *row)
+static int s_ftrl_n_nonneg(const zps_optim_conf_t *c, const float *row)
 {
     int neg = 0;
     for (uint32_t j = 0; j < c->dim; j++)
@@ -447,16 +447,16 @@ static int s_ftrl_n_nonneg(const ps_optim_conf_t *c, const float *row)
     return !neg;
 }
 
-int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
+int zps_optim_row_finite(const zps_optim_conf_t *c, const float *row)
 {
-    const uint32_t rf = ps_optim_row_floats(c);
+    const uint32_t rf = zps_optim_row_floats(c);
     /* a sum propagates inf and NaN; x - x is NaN for either, 0 otherwise */
     float acc = 0.0f;
     for (uint32_t j = 0; j < rf; j++)
         acc += row[j] - row[j];
     if (acc != 0.0f)
         return 0;
-    if (c->kind == PS_OPT_FTRL) {
+    if (c->kind == ZPS_OPT_FTRL) {
         if (s_ftrl_w_finite_if_zn(c) && s_ftrl_n_nonneg(c, row))
             return 1;
         const s_ftrl_t k = s_ftrl_consts(c);
@@ -470,15 +470,15 @@ int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row)
     return 1;
 }
 
-size_t ps_optim_rows_finite(const ps_optim_conf_t *c, float *const *rows, size_t n)
+size_t zps_optim_rows_finite(const zps_optim_conf_t *c, float *const *rows, size_t n)
 {
-    const uint32_t rf = ps_optim_row_floats(c);
-    float acc = 0.0f; /* as in ps_optim_row_finite, over every row at once */
+    const uint32_t rf = zps_optim_row_floats(c);
+    float acc = 0.0f; /* as in zps_optim_row_finite, over every row at once */
     for (size_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < rf; j++)
             acc += rows[i][j] - rows[i][j];
     int quick = acc == 0.0f;
-    if (quick && c->kind == PS_OPT_FTRL) {
+    if (quick && c->kind == ZPS_OPT_FTRL) {
         quick = s_ftrl_w_finite_if_zn(c);
         for (size_t i = 0; quick && i < n; i++)
             quick = s_ftrl_n_nonneg(c, rows[i]);
@@ -486,19 +486,19 @@ size_t ps_optim_rows_finite(const ps_optim_conf_t *c, float *const *rows, size_t
     if (quick)
         return n;
     for (size_t i = 0; i < n; i++)
-        if (!ps_optim_row_finite(c, rows[i]))
+        if (!zps_optim_row_finite(c, rows[i]))
             return i;
     return n;
 }
 
-int ps_optim_try_apply(const ps_optim_conf_t *c, const float *row, float *out, const float *grad)
+int zps_optim_try_apply(const zps_optim_conf_t *c, const float *row, float *out, const float *grad)
 {
-    memcpy(out, row, (size_t)ps_optim_row_floats(c) * sizeof *out);
-    ps_optim_apply(c, out, grad);
-    return ps_optim_row_finite(c, out);
+    memcpy(out, row, (size_t)zps_optim_row_floats(c) * sizeof *out);
+    zps_optim_apply(c, out, grad);
+    return zps_optim_row_finite(c, out);
 }
 
-void ps_optim_clip(float *g, size_t n, float limit)
+void zps_optim_clip(float *g, size_t n, float limit)
 {
     if (!(limit > 0))
         return;

@@ -1,4 +1,5 @@
-/* ps_optim: server-side optimizers.
+/* zps_optim: the optimizers of a row.  The servers apply them; --local
+ * and zps-predict use them in process, so they live in common/.
  *
  * A row stores the state one key needs, dim floats per "slot" of state:
  *   sgd      [w]                     1*dim floats
@@ -7,11 +8,11 @@
  *   adam     [w | m | v | t]         3*dim+1 t = steps taken by this row (lazy Adam)
  *   norm     [w | G | s]             2*dim+1 G = sum of squared gradients,
  *                                            s = max |x| of the key
- * Pulls return weights (ps_optim_weights); pushes carry gradients of the
- * loss (ps_optim_apply): dim floats per key, or (norm) [g | q | x], 2*dim+1:
+ * Pulls return weights (zps_optim_weights); pushes carry gradients of the
+ * loss (zps_optim_apply): dim floats per key, or (norm) [g | q | x], 2*dim+1:
  * the gradient, per column the sum over the batch's rows of the squared
  * per-row gradients, and the largest |x| of the key's feature in the
- * pushed batch (ps_optim_push_floats).
+ * pushed batch (zps_optim_push_floats).
  * norm is the normalized adaptive gradient (NAG) of Ross, Mineiro and
  * Langford, "Normalized Online Learning", UAI 2013, per coordinate:
  *     s <- max(s, x);  G <- G + q;  w <- w - lr * g / (s * sqrt(G))
@@ -20,7 +21,7 @@
  * size serves binary, count, tf-idf and real-valued features.  A norm row
  * holds its initial values (for |x| = 1) until its first push, which
  * scales them by 1/x; until then its weights read as 0 (details in
- * ps_optim.c, s_norm).  L2 (and L1 for sgd/adagrad, as truncation) are
+ * zps_optim.c, s_norm).  L2 (and L1 for sgd/adagrad, as truncation) are
  * applied per coordinate; FTRL-Proximal follows McMahan et al., KDD'13,
  * Algorithm 1 with per-coordinate rates alpha/(beta+sqrt(n)).
  *
@@ -29,16 +30,16 @@
  * hash, so every pull of a never-pushed key agrees without storing it.
  * Columns below init_skip start at zero even when init_scale > 0 (an FM row
  * keeps its linear weight at 0 and randomises its embedding). */
-#ifndef PS_OPTIM_H
-#define PS_OPTIM_H
+#ifndef ZPS_OPTIM_H
+#define ZPS_OPTIM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { PS_OPT_SGD = 0, PS_OPT_ADAGRAD, PS_OPT_FTRL, PS_OPT_ADAM, PS_OPT_NORM } ps_opt_kind_t;
+typedef enum { ZPS_OPT_SGD = 0, ZPS_OPT_ADAGRAD, ZPS_OPT_FTRL, ZPS_OPT_ADAM, ZPS_OPT_NORM } zps_opt_kind_t;
 
-typedef struct ps_optim_conf_s {
-    ps_opt_kind_t kind;
+typedef struct zps_optim_conf_s {
+    zps_opt_kind_t kind;
     uint32_t dim;        /* weights per key */
     float lr;            /* step size (sgd, adagrad, adam, norm); alpha for ftrl */
     float beta;          /* ftrl beta */
@@ -48,64 +49,64 @@ typedef struct ps_optim_conf_s {
     float init_scale;    /* 0 = zeros */
     uint32_t init_skip;  /* leading columns that always start at 0 */
     uint64_t init_seed;
-} ps_optim_conf_t;
+} zps_optim_conf_t;
 
 /* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad, norm 1e-7),
  * beta1 0.9, beta2 0.999, l1 = l2 = 0, zero init, dim 1. */
-void ps_optim_defaults(ps_optim_conf_t *c, ps_opt_kind_t kind);
+void zps_optim_defaults(zps_optim_conf_t *c, zps_opt_kind_t kind);
 
 /* "sgd" | "adagrad" | "ftrl" | "adam" | "norm" -> kind; returns 0 or ZPS_EINVAL. */
-int ps_optim_parse_kind(const char *name, ps_opt_kind_t *kind);
-const char *ps_optim_kind_name(ps_opt_kind_t kind);
+int zps_optim_parse_kind(const char *name, zps_opt_kind_t *kind);
+const char *zps_optim_kind_name(zps_opt_kind_t kind);
 
 /* Checks ranges (lr > 0, l1,l2 >= 0, 0 <= beta1,beta2 < 1, dim >= 1, ...).
  * Returns 0 or ZPS_EINVAL with a reason in err[errlen]. */
-int ps_optim_validate(const ps_optim_conf_t *c, char *err, size_t errlen);
+int zps_optim_validate(const zps_optim_conf_t *c, char *err, size_t errlen);
 
 /* Canonical "key=value,..." string of every setting, used to compare a
  * worker's expectations with the server's.  Returns snprintf's result. */
-int ps_optim_describe(const ps_optim_conf_t *c, char *buf, size_t len);
+int zps_optim_describe(const zps_optim_conf_t *c, char *buf, size_t len);
 
 /* Floats per stored row for this optimizer and dim. */
-uint32_t ps_optim_row_floats(const ps_optim_conf_t *c);
+uint32_t zps_optim_row_floats(const zps_optim_conf_t *c);
 
 /* Floats per key in a push: dim, or 2 dim + 1 for norm ([g | q | x]: q the
  * sums of squared per-row gradients, x the largest |x| of the key's
  * feature in the batch; the bias key sends x = 1). */
-uint32_t ps_optim_push_floats(const ps_optim_conf_t *c);
+uint32_t zps_optim_push_floats(const zps_optim_conf_t *c);
 
 /* Fill row (row_floats) with the initial state of key. */
-void ps_optim_init_row(const ps_optim_conf_t *c, uint64_t key, float *row);
+void zps_optim_init_row(const zps_optim_conf_t *c, uint64_t key, float *row);
 
 /* Weights (dim floats) of a stored row. */
-void ps_optim_weights(const ps_optim_conf_t *c, const float *row, float *w);
+void zps_optim_weights(const zps_optim_conf_t *c, const float *row, float *w);
 
 /* Batched: w + i * dim gets the weights of rows[i] (none NULL), i < n. */
-void ps_optim_weights_n(const ps_optim_conf_t *c, float *const *rows, size_t n, float *w);
+void zps_optim_weights_n(const zps_optim_conf_t *c, float *const *rows, size_t n, float *w);
 
 /* Weights of a key that was never pushed (same as init_row + weights). */
-void ps_optim_initial_weights(const ps_optim_conf_t *c, uint64_t key, float *w);
+void zps_optim_initial_weights(const zps_optim_conf_t *c, uint64_t key, float *w);
 
-/* Apply one gradient (ps_optim_push_floats floats) to a row. */
-void ps_optim_apply(const ps_optim_conf_t *c, float *row, const float *grad);
+/* Apply one gradient (zps_optim_push_floats floats) to a row. */
+void zps_optim_apply(const zps_optim_conf_t *c, float *row, const float *grad);
 
-/* Batched: rows[i] gets the gradient grads + i * ps_optim_push_floats, for
+/* Batched: rows[i] gets the gradient grads + i * zps_optim_push_floats, for
  * i < n (the server's hot loop: one switch per chunk, not per row). */
-void ps_optim_apply_n(const ps_optim_conf_t *c, float *const *rows, const float *grads, size_t n);
+void zps_optim_apply_n(const zps_optim_conf_t *c, float *const *rows, const float *grads, size_t n);
 
 /* 1 if every float of the row, and every weight it yields, is finite. */
-int ps_optim_row_finite(const ps_optim_conf_t *c, const float *row);
+int zps_optim_row_finite(const zps_optim_conf_t *c, const float *row);
 
-/* Index of the first of rows[0..n) that is not ps_optim_row_finite, or n. */
-size_t ps_optim_rows_finite(const ps_optim_conf_t *c, float *const *rows, size_t n);
+/* Index of the first of rows[0..n) that is not zps_optim_row_finite, or n. */
+size_t zps_optim_rows_finite(const zps_optim_conf_t *c, float *const *rows, size_t n);
 
 /* out (row_floats) = row after applying grad; row is not changed.
- * Returns ps_optim_row_finite(out): the server computes an update this way,
+ * Returns zps_optim_row_finite(out): the server computes an update this way,
  * checks it, and commits it only if the whole push stays finite. */
-int ps_optim_try_apply(const ps_optim_conf_t *c, const float *row, float *out, const float *grad);
+int zps_optim_try_apply(const zps_optim_conf_t *c, const float *row, float *out, const float *grad);
 
 /* Server-side gradient clipping: every value into [-limit, limit]
  * (limit <= 0: no clipping). */
-void ps_optim_clip(float *g, size_t n, float limit);
+void zps_optim_clip(float *g, size_t n, float limit);
 
 #endif
