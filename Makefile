@@ -49,12 +49,13 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) \
 # Layers, enforced by the include path of each directory: common/ sees only
 # itself (and the generated protobuf code), ps/ sees common/, worker/ sees
 # common/ and, until the shared shard module exists (issue 14), ps/ for the
-# row table (--local, zps-predict) and the in-process server of zps-bench.
+# row table (--local); the tools in scripts/tools see all three.
 # scripts/check-layers (run by make test) checks the same on the sources.
 INC := -Icommon -Ips -Iworker
 $(OBJDIR)/common/%.o: INC := -Icommon
 $(OBJDIR)/ps/%.o: INC := -Icommon -Ips
 $(OBJDIR)/worker/%.o: INC := -Icommon -Iworker -Ips
+$(OBJDIR)/scripts/tools/%.o: INC := -Icommon -Ips -Iworker
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
@@ -71,10 +72,12 @@ LIB_SRC    := $(COMMON_SRC) $(PS_LIB_SRC) $(WK_LIB_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/gen/zps.pb-c.o
 LIBZPS     := $(OBJDIR)/libzps.a
 
-# every worker/*_main.c becomes bin/zps-<name>
-WK_MAINS   := $(wildcard worker/*_main.c)
-WK_BINS    := $(patsubst worker/%_main.c,$(BINDIR)/zps-%,$(WK_MAINS))
-BINS       := $(BINDIR)/zps-server $(WK_BINS)
+# worker/worker_main.c becomes bin/zps-worker; every scripts/tools/*_main.c
+# (the tools: zps-bench, zps-ctl, zps-datagen, zps-keygen, zps-predict)
+# becomes bin/zps-<name>
+TOOL_MAINS := $(wildcard scripts/tools/*_main.c)
+BINS       := $(BINDIR)/zps-server $(BINDIR)/zps-worker \
+              $(patsubst scripts/tools/%_main.c,$(BINDIR)/zps-%,$(TOOL_MAINS))
 
 CHECK_SRC  := $(wildcard tests/check_*.c)
 CHECK_BIN  := $(BINDIR)/zps-check
@@ -121,7 +124,12 @@ $(BINDIR)/zps-server: $(OBJDIR)/ps/ps_main.o $(LIBZPS)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/zps-%: $(OBJDIR)/worker/%_main.o $(LIBZPS)
+$(BINDIR)/zps-worker: $(OBJDIR)/worker/worker_main.o $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/zps-%: $(OBJDIR)/scripts/tools/%_main.o $(LIBZPS)
 	@mkdir -p $(BINDIR)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
