@@ -47,14 +47,14 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) \
            -D_GNU_SOURCE -DZPS_VERSION=\"$(ZPS_VERSION)\" -MMD -MP \
            $(INC) -I$(GENDIR) $(PKG_CFLAGS)
 # Layers, enforced by the include path of each directory: common/ sees only
-# itself (and the generated protobuf code), ps/ sees common/, worker/ sees
-# common/ and, until the shared shard module exists (issue 14), ps/ for the
-# row table (--local); the tools in scripts/tools see all three.
+# itself (and the generated protobuf code), ps/ and worker/ see common/ and
+# themselves, never each other (what both need of rows and optimizers is
+# common/zps_shard); the tools in scripts/tools see all three.
 # scripts/check-layers (run by make test) checks the same on the sources.
 INC := -Icommon -Ips -Iworker
 $(OBJDIR)/common/%.o: INC := -Icommon
 $(OBJDIR)/ps/%.o: INC := -Icommon -Ips
-$(OBJDIR)/worker/%.o: INC := -Icommon -Iworker -Ips
+$(OBJDIR)/worker/%.o: INC := -Icommon -Iworker
 $(OBJDIR)/scripts/tools/%.o: INC := -Icommon -Ips -Iworker
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread

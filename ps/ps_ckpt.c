@@ -273,7 +273,7 @@ static void s_prune(const char *dir, const ps_ckpt_info_t *info, int keep)
     free(e);
 }
 
-int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t *t,
+int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t *t,
                   const ps_ckpt_client_t *clients, size_t nclients, int keep, char *err,
                   size_t errlen)
 {
@@ -300,7 +300,7 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t 
     h.wall_ms = (uint64_t)time(NULL) * 1000;
     h.nclients = nclients;
     h.client_bytes = nclients * (4 + CK_CLIENT_LEN);
-    h.nkeys = ps_table_size(t);
+    h.nkeys = zps_table_size(t);
     snprintf(h.desc, sizeof h.desc, "%s", info->desc);
     s_put(&o, &h, sizeof h);
     for (size_t i = 0; i < nclients; i++) {
@@ -311,7 +311,7 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t 
     size_t cursor = 0;
     uint64_t key;
     float *row;
-    while (ps_table_next(t, &cursor, &key, &row)) {
+    while (zps_table_next(t, &cursor, &key, &row)) {
         s_put(&o, &key, sizeof key);
         s_put(&o, row, info->row_floats * sizeof(float));
     }
@@ -354,7 +354,7 @@ static int s_finite_row(const uint8_t *p, uint32_t nf)
 /* Load one file into a new table; 0 (then *out, *clients, *ncl, *hout set)
  * or an error with the reason in why.  Nothing is handed over on error. */
 static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t *want,
-                  size_t hint, ps_table_t **out, ck_header_t *hout, ps_ckpt_client_t **clients,
+                  size_t hint, zps_table_t **out, ck_header_t *hout, ps_ckpt_client_t **clients,
                   size_t *ncl, char *why, size_t wlen)
 {
     FILE *f = fopen(path, "rb");
@@ -367,7 +367,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     uint8_t *buf = NULL;
     uint64_t *keys = NULL;
     float **rows = NULL;
-    ps_table_t *t = NULL;
+    zps_table_t *t = NULL;
     ck_header_t h;
     uLong crc = crc32(0, NULL, 0);
     struct stat st;
@@ -447,7 +447,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     size_t rec = (size_t)rowb;
     size_t blk = (1u << 20) / rec ? (1u << 20) / rec : 1;
     rc = ZPS_ENOMEM;
-    t = ps_table_new(want->row_floats, h.nkeys > hint ? (size_t)h.nkeys : hint);
+    t = zps_table_new(want->row_floats, h.nkeys > hint ? (size_t)h.nkeys : hint);
     buf = malloc(blk * rec);
     keys = malloc(blk * sizeof *keys);
     rows = malloc(blk * sizeof *rows);
@@ -471,7 +471,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
                 goto out;
             }
         }
-        if (ps_table_upsert_batch(t, keys, m, rows, NULL) != 0) {
+        if (zps_table_upsert_batch(t, keys, m, rows, NULL) != 0) {
             snprintf(why, wlen, "out of memory after %llu keys", (unsigned long long)k);
             goto out;
         }
@@ -484,9 +484,9 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
         snprintf(why, wlen, "torn or corrupt (checksum mismatch)");
         goto out;
     }
-    if (ps_table_size(t) != h.nkeys) {
+    if (zps_table_size(t) != h.nkeys) {
         snprintf(why, wlen, "corrupt: %llu keys in the header, %zu distinct in the file",
-                 (unsigned long long)h.nkeys, ps_table_size(t));
+                 (unsigned long long)h.nkeys, zps_table_size(t));
         goto out;
     }
     rc = 0;
@@ -502,11 +502,11 @@ out:
     free(keys);
     free(rows);
     free(cl);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
     return rc;
 }
 
-int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint, ps_table_t **t,
+int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint, zps_table_t **t,
                     ps_ckpt_client_t **clients, size_t *nclients, zps_log_t *log, char *err,
                     size_t errlen)
 {

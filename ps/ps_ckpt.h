@@ -46,7 +46,7 @@
 #include <stdint.h>
 
 #include "ps_dedup.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps_log.h"
 
 #define PS_CKPT_VERSION 2u
@@ -82,16 +82,16 @@ int ps_ckpt_check_new_job(const char *dir, uint32_t rank, char *err, size_t errl
  * copy-on-write image; the final checkpoint at SIGTERM calls it in place),
  * then prune this job's older checkpoints of this shard to `keep`.
  * Returns 0, or ZPS_EIO/ZPS_EPERM with the reason in err. */
-int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const ps_table_t *t,
+int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t *t,
                   const ps_ckpt_client_t *clients, size_t nclients, int keep, char *err,
                   size_t errlen);
 
 /* Load the newest valid checkpoint of this shard into a NEW table
- * (ps_table_new(info->row_floats, max(capacity_hint, keys))) stored in *t
+ * (zps_table_new(info->row_floats, max(capacity_hint, keys))) stored in *t
  * only on success; the caller owns it.  *clients is malloc'd (caller frees).
  * Returns 0 (info->counter, job_id, last_counter set), 1 if there is no
  * checkpoint at all, or ZPS_E* when none is usable (*t untouched). */
-int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint, ps_table_t **t,
+int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint, zps_table_t **t,
                     ps_ckpt_client_t **clients, size_t *nclients, zps_log_t *log, char *err,
                     size_t errlen);
 

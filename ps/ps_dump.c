@@ -26,10 +26,10 @@ static int s_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int ps_dump_page(const ps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
+int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
                  uint64_t max_keys, ps_dump_page_t *out)
 {
-    size_t total = ps_table_size(t);
+    size_t total = zps_table_size(t);
     if (max_keys == 0 || max_keys > PS_DUMP_MAX_PAGE)
         max_keys = PS_DUMP_MAX_PAGE;
     size_t from = cursor < total ? (size_t)cursor : total;
@@ -48,7 +48,7 @@ int ps_dump_page(const ps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor
     size_t cur = from, got = 0;
     uint64_t key;
     float *row;
-    while (got < n && ps_table_next(t, &cur, &key, &row)) {
+    while (got < n && zps_table_next(t, &cur, &key, &row)) {
         ent[got].key = key;
         ent[got].row = row;
         got++;
@@ -69,7 +69,7 @@ int ps_dump_page(const ps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor
     memset(out, 0, sizeof *out);
     out->nkeys = got;
     out->next_cursor = cur;
-    out->done = cur >= ps_table_size(t);
+    out->done = cur >= zps_table_size(t);
     out->keys = kb;
     out->keys_len = (size_t)klen;
     out->vals = vals;

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "zps_optim.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps.pb-c.h"
 
 #define PS_DUMP_MAX_PAGE 65536u /* rows per page at most */
@@ -33,7 +33,7 @@ typedef struct {
 
 /* Read up to max_keys rows (0 or more than PS_DUMP_MAX_PAGE: the cap) of t
  * from cursor.  0, or ZPS_ENOMEM (out untouched, nothing to free). */
-int ps_dump_page(const ps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
+int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
                  uint64_t max_keys, ps_dump_page_t *out);
 
 /* Free a page that was not handed to a sender. */

@@ -85,7 +85,7 @@
 #include "ps_dedup.h"
 #include "ps_dump.h"
 #include "ps_keycache.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps_codec.h"
 #include "zps_curve.h"
 #include "zps_err.h"
@@ -93,6 +93,7 @@
 #include "zps_modelfile.h"
 #include "zps_msg.h"
 #include "zps_place.h"
+#include "zps_shard.h"
 #include "zps_time.h"
 #include "zps_vcodec.h"
 
@@ -109,7 +110,8 @@ enum {
 };
 
 typedef struct {
-    ps_table_t *t;
+    zps_shard_t *sh;     /* the rows and their optimizer (zps_shard) */
+    zps_table_t *t;      /* zps_shard_table(sh) */
     zps_optim_conf_t o;
     uint32_t dim;
     int needs_init;
@@ -198,11 +200,7 @@ struct ps_server {
     size_t fscratch_cap;
     float **rowp;                /* a push's rows */
     size_t rowp_cap;
-    float *undo;                 /* a push's old rows (or new ones): undone on failure */
-    size_t undo_cap;
     float *tmp_row, *tmp_out, *tmp_g; /* one row: the update computed before commit */
-    float *rows[PS_CHUNK];
-    uint8_t ins[PS_CHUNK];
     ps_server_stats_t st;
     int64_t start_ms;
     int shutdown;
@@ -211,7 +209,7 @@ struct ps_server {
     uint64_t min_clock;          /* UINT64_MAX: no live worker */
     ps_held_t *held;             /* pulls waiting for the slowest worker */
     size_t nheld, held_cap, held_bytes;
-    ps_table_t *acc;             /* bsp accumulator (row = dim floats) */
+    zps_table_t *acc;             /* bsp accumulator (row = dim floats) */
     uint64_t acc_examples;
     uint64_t acc_new_keys;       /* keys the accumulator will add to table 0 */
     int acc_mean, acc_dirty;
@@ -467,7 +465,8 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
         tb->needs_init = tb->o.init_scale != 0.0f;
         zps_optim_describe(&tb->o, tb->desc, sizeof tb->desc);
-        tb->t = ps_table_new(zps_optim_row_floats(&tb->o), conf->capacity_hint);
+        tb->sh = zps_shard_new(&tb->o, conf->capacity_hint);
+        tb->t = tb->sh ? zps_shard_table(tb->sh) : NULL;
         if (!tb->t) {
             snprintf(err, errlen, "table %u: cannot allocate for %llu keys", i,
                      (unsigned long long)conf->capacity_hint);
@@ -648,19 +647,20 @@ void ps_server_destroy(ps_server_t **sp)
     free(s->fd_stale);
     free(s->ranks);
     free(s->rowp);
-    free(s->undo);
     free(s->tmp_row);
     if (s->ctx)
         zmq_ctx_term(s->ctx); /* every queued reply has been released: outq is idle */
     free(s->outq);
-    for (int i = 0; i < PS_MAX_TABLES; i++)
-        ps_table_destroy(&s->tabs[i].t);
+    for (int i = 0; i < PS_MAX_TABLES; i++) {
+        zps_shard_destroy(&s->tabs[i].sh);
+        s->tabs[i].t = NULL;
+    }
     for (size_t i = 0; i < s->nheld; i++) {
         zps_msg_close(s->held[i].m);
         free(s->held[i].m);
     }
     free(s->held);
-    ps_table_destroy(&s->acc);
+    zps_table_destroy(&s->acc);
     ps_keycache_destroy(&s->kc);
     if (s->ckpt_pid > 0)
         waitpid(s->ckpt_pid, NULL, 0);
@@ -682,8 +682,8 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
     out->keys_stored = 0;
     out->bytes_used = 0;
     for (uint32_t i = 0; i < s->conf.ntables; i++) {
-        out->keys_stored += ps_table_size(s->tabs[i].t);
-        out->bytes_used += ps_table_bytes(s->tabs[i].t);
+        out->keys_stored += zps_table_size(s->tabs[i].t);
+        out->bytes_used += zps_table_bytes(s->tabs[i].t);
     }
     out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
     out->held_pulls = s->nheld;
@@ -703,7 +703,7 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     uint64_t key;
     float *row;
     int rc = 0;
-    while (!rc && ps_table_next(tb->t, &cursor, &key, &row)) {
+    while (!rc && zps_table_next(tb->t, &cursor, &key, &row)) {
         zps_optim_weights(&tb->o, row, wbuf);
         rc = zps_mf_writer_add(w, key, wbuf);
     }
@@ -716,7 +716,7 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
                                    tb->dim, s->conf.nservers, tb->desc, s->conf.options, err,
                                    errlen);
     if (!rc)
-        zps_info(s->log, "saved %zu keys to %s in %lld ms", ps_table_size(tb->t), dir,
+        zps_info(s->log, "saved %zu keys to %s in %lld ms", zps_table_size(tb->t), dir,
                  (long long)(zps_now_ms() - t0));
     return rc;
 }
@@ -1228,7 +1228,7 @@ static void s_ckpt_info(const ps_server_t *s, ps_ckpt_info_t *info)
     info->rank = s->conf.rank;
     info->nservers = s->conf.nservers;
     info->dim = s->tabs[0].dim;
-    info->row_floats = ps_table_row_floats(s->tabs[0].t);
+    info->row_floats = zps_table_row_floats(s->tabs[0].t);
     snprintf(info->desc, sizeof info->desc, "%s", s->tabs[0].desc);
     info->job_id = s->job_id;
 }
@@ -1260,7 +1260,7 @@ static void s_checkpoint_fork(ps_server_t *s)
     s_durable_snapshot(s);
     s->ckpt_started_ms = zps_now_ms();
     zps_info(s->log, "checkpoint %llu started: %zu keys, serving paused %.2f ms for the fork",
-             (unsigned long long)info.counter, ps_table_size(s->tabs[0].t), pause_ms);
+             (unsigned long long)info.counter, zps_table_size(s->tabs[0].t), pause_ms);
 }
 
 /* Reap a finished checkpoint child; wait for it if block. */
@@ -1305,7 +1305,7 @@ static int s_checkpoint_inproc(ps_server_t *s, const char *what)
         s_durable_commit(s);
         s->st.checkpoints++;
         zps_info(s->log, "%s checkpoint %llu written: %zu keys in %lld ms", what,
-                 (unsigned long long)info.counter, ps_table_size(s->tabs[0].t),
+                 (unsigned long long)info.counter, zps_table_size(s->tabs[0].t),
                  (long long)(zps_now_ms() - t0));
     }
     s->ckpt_last_ms = zps_now_ms();
@@ -1359,7 +1359,7 @@ static int s_restore(ps_server_t *s, char *err, size_t errlen)
     ps_ckpt_info_t info;
     s_ckpt_info(s, &info);
     ps_ckpt_client_t *cl = NULL;
-    ps_table_t *t = NULL;
+    zps_table_t *t = NULL;
     size_t ncl = 0;
     int64_t t0 = zps_now_ms();
     char why[1200];
@@ -1375,8 +1375,13 @@ static int s_restore(ps_server_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot restore: %s", why);
         return rc;
     }
-    ps_table_destroy(&s->tabs[0].t);
-    s->tabs[0].t = t;
+    if (zps_shard_adopt(s->tabs[0].sh, &t) != 0) { /* ps_ckpt_restore checked the row size */
+        snprintf(err, errlen, "cannot restore: the checkpoint's rows do not fit table 0");
+        zps_table_destroy(&t);
+        free(cl);
+        return ZPS_EINVAL;
+    }
+    s->tabs[0].t = zps_shard_table(s->tabs[0].sh);
     s->job_id = info.job_id;
     uint64_t pushes = 0;
     for (size_t i = 0; i < ncl; i++) {
@@ -1396,7 +1401,7 @@ static int s_restore(ps_server_t *s, char *err, size_t errlen)
     s->st.restored_pushes = pushes;
     zps_info(s->log, "restored checkpoint %llu: %zu keys, %llu pushes from %zu workers, in %lld ms "
              "(job %016llx)",
-             (unsigned long long)info.counter, ps_table_size(s->tabs[0].t),
+             (unsigned long long)info.counter, zps_table_size(s->tabs[0].t),
              (unsigned long long)pushes, ncl, (long long)(zps_now_ms() - t0),
              (unsigned long long)s->job_id);
     return 0;
@@ -1451,10 +1456,10 @@ static void s_bsp_apply(ps_server_t *s)
     /* the accumulator's keys were reserved in the table when they were
      * accumulated (s_bsp_accumulate), so these upserts do not fail; a key
      * whose combined update would not be finite is left as it was */
-    while (ps_table_next(s->acc, &cursor, &key, &arow)) {
+    while (zps_table_next(s->acc, &cursor, &key, &arow)) {
         for (uint32_t j = 0; j < zps_optim_push_floats(&tb->o); j++)
             g[j] = arow[j] * scale;
-        float *row = ps_table_find(tb->t, key);
+        float *row = zps_table_find(tb->t, key);
         const float *src = row;
         if (!row) {
             zps_optim_init_row(&tb->o, key, s->tmp_row);
@@ -1465,7 +1470,7 @@ static void s_bsp_apply(ps_server_t *s)
             skipped_key = key;
             continue;
         }
-        if (!row && !(row = ps_table_upsert(tb->t, key, NULL))) {
+        if (!row && !(row = zps_table_upsert(tb->t, key, NULL))) {
             zps_error(s->log, "out of memory applying clock %llu", (unsigned long long)s->min_clock);
             break;
         }
@@ -1476,7 +1481,7 @@ static void s_bsp_apply(ps_server_t *s)
                         "clock %llu: the combined update of %llu keys (e.g. key %llu) would not be "
                         "finite; those keys were left unchanged", (unsigned long long)s->min_clock,
                         (unsigned long long)skipped, (unsigned long long)skipped_key);
-    ps_table_destroy(&s->acc);
+    zps_table_destroy(&s->acc);
     s->acc_examples = 0;
     s->acc_new_keys = 0;
     s->acc_dirty = 0;
@@ -1862,11 +1867,8 @@ static void s_trim_scratch(ps_server_t *s)
         s->rowp = NULL;
         s->rowp_cap = 0;
     }
-    if (s->undo_cap > 4 * (size_t)PS_SCRATCH_KEEP) {
-        free(s->undo);
-        s->undo = NULL;
-        s->undo_cap = 0;
-    }
+    for (uint32_t i = 0; i < s->conf.ntables; i++)
+        zps_shard_trim(s->tabs[i].sh, PS_SCRATCH_KEEP);
 }
 
 /* May a reply of bytes go to m's peer?  Refused (ZPS_ELIMIT, answered)
@@ -1935,26 +1937,7 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
         s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a reply of %zu keys", n);
         return;
     }
-    for (size_t i = 0; i < n; i += PS_CHUNK) {
-        size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
-        ps_table_find_batch(tb->t, s->keys + i, c, s->rows);
-        size_t found = 0;
-        for (size_t j = 0; j < c; j++)
-            found += s->rows[j] != NULL;
-        if (found == c) { /* the usual case: one batched call */
-            zps_optim_weights_n(&tb->o, s->rows, c, vals + i * dim);
-            continue;
-        }
-        for (size_t j = 0; j < c; j++) {
-            float *w = vals + (i + j) * dim;
-            if (s->rows[j])
-                zps_optim_weights(&tb->o, s->rows[j], w);
-            else if (tb->needs_init)
-                zps_optim_initial_weights(&tb->o, s->keys[i + j], w);
-            else
-                memset(w, 0, dim * sizeof(float));
-        }
-    }
+    zps_shard_pull(tb->sh, s->keys, n, vals);
     Zps__Envelope env;
     Zps__PullReply body = ZPS__PULL_REPLY__INIT;
     body.table = req->table;
@@ -2036,24 +2019,24 @@ static size_t s_total_keys(const ps_server_t *s)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < s->conf.ntables; i++)
-        n += ps_table_size(s->tabs[i].t);
+        n += zps_table_size(s->tabs[i].t);
     return n;
 }
 
 /* Table bytes after extra more keys in table t (and acc_extra in the bsp
  * accumulator). */
-static size_t s_bytes_with(const ps_server_t *s, const ps_table_t *t, size_t extra,
+static size_t s_bytes_with(const ps_server_t *s, const zps_table_t *t, size_t extra,
                            size_t acc_extra)
 {
     size_t b = 0;
     for (uint32_t i = 0; i < s->conf.ntables; i++) {
-        size_t x = s->tabs[i].t == t ? ps_table_bytes_with(t, extra) : ps_table_bytes(s->tabs[i].t);
+        size_t x = s->tabs[i].t == t ? zps_table_bytes_with(t, extra) : zps_table_bytes(s->tabs[i].t);
         if (x == SIZE_MAX)
             return SIZE_MAX;
         b += x;
     }
     if (s->acc) {
-        size_t x = ps_table_bytes_with(s->acc, acc_extra);
+        size_t x = zps_table_bytes_with(s->acc, acc_extra);
         b = x == SIZE_MAX ? SIZE_MAX : b + x;
     }
     return b;
@@ -2061,7 +2044,7 @@ static size_t s_bytes_with(const ps_server_t *s, const ps_table_t *t, size_t ext
 
 /* --max-keys / --max-memory-mb for new_keys more keys in t.  0 or
  * ZPS_ELIMIT (answered). */
-static int s_check_limits(ps_server_t *s, zps_msg_t *m, const ps_table_t *t, size_t new_keys,
+static int s_check_limits(ps_server_t *s, zps_msg_t *m, const zps_table_t *t, size_t new_keys,
                           size_t acc_new)
 {
     if (s->conf.limit_keys && s_total_keys(s) + s->acc_new_keys + new_keys > s->conf.limit_keys) {
@@ -2097,111 +2080,38 @@ static int s_grow_rowp(ps_server_t *s, zps_msg_t *m, size_t n)
     return 0;
 }
 
-static int s_grow_undo(ps_server_t *s, zps_msg_t *m, size_t floats)
-{
-    if (s->undo_cap >= floats)
-        return 0;
-    float *u = realloc(s->undo, (floats ? floats : 1) * sizeof *u);
-    if (!u) {
-        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the undo buffer of %zu floats: "
-                      "nothing applied", floats);
-        return ZPS_ENOMEM;
-    }
-    s->undo = u;
-    s->undo_cap = floats;
-    return 0;
-}
-
-/* Apply a validated push to a table, whole or not at all, in one pass over
- * the rows (a second pass would miss the cache on every row again: it cost
- * 40% of push throughput).  Chunk by chunk, the batched lookup finds the
- * rows; an existing row's old value is saved in the undo buffer and the
- * update applied in place; a missing key's new row is computed into the
- * undo buffer instead.  Every updated row is checked finite.  Any failure
- * (a non-finite row, a limit, no memory for the new keys) restores the
- * saved rows, so the table is exactly as it was; only after every row is
- * good are the new keys reserved and inserted.  0 or an answered error
- * code. */
+/* Apply a validated push to a table, whole or not at all (zps_shard's
+ * transaction: every row updated in place with an undo copy, refused if a
+ * row would not be finite; then the new keys are checked against the
+ * limits, which count every table and the bsp accumulator, before the
+ * commit inserts them).  0 or an answered error code. */
 static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
                          float lr_scale)
 {
-    size_t dim = zps_optim_push_floats(&tb->o), missing = 0; /* norm: + max |x| */
-    zps_optim_conf_t scaled = tb->o; /* the push's step multiplier (Push.lr_scale) */
-    scaled.lr *= lr_scale;
-    size_t rf = zps_optim_row_floats(&tb->o), done = 0, bad = SIZE_MAX;
-    if (s_grow_rowp(s, m, n) || s_grow_undo(s, m, n * rf))
-        return ZPS_ENOMEM;
-    float *undo = s->undo, *cr[PS_CHUNK];
-    int clip = s->conf.clip_gradient > 0;
-    for (size_t i = 0; i < n && bad == SIZE_MAX; i += PS_CHUNK) {
-        size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
-        ps_table_find_batch(tb->t, s->keys + i, c, s->rowp + i);
-        for (size_t j = i; j < i + c; j++) {
-            float *row = s->rowp[j], *u = undo + j * rf;
-            if (row) {
-                for (size_t q = 0; q < rf; q++)
-                    u[q] = row[q];
-            } else {
-                missing++;
-                zps_optim_init_row(&tb->o, s->keys[j], u);
-                row = u;
-            }
-            cr[j - i] = row;
-            if (clip)
-                zps_optim_apply_n(&scaled, &cr[j - i], s_grad(s, g, j, dim), 1);
-        }
-        if (!clip)
-            zps_optim_apply_n(&scaled, cr, g + i * dim, c);
-        done = i + c;
-        size_t f = zps_optim_rows_finite(&tb->o, cr, c);
-        if (f < c)
-            bad = i + f;
-    }
-    int rc = 0;
-    if (bad != SIZE_MAX) {
+    zps_shard_push_t pr;
+    int rc = zps_shard_push_begin(tb->sh, s->keys, n, g, lr_scale, s->conf.clip_gradient, &pr);
+    if (rc == ZPS_ENONFINITE) {
         zps_log_limited(s->log, LC_NONFINITE, 1000, "push from %s: the update of key %llu "
                         "would not be finite: refused whole", m->peer,
-                        (unsigned long long)s->keys[bad]);
-        s_reply_error_key(s, m, ZPS_ENONFINITE, s->keys[bad],
+                        (unsigned long long)s->keys[pr.bad]);
+        s_reply_error_key(s, m, ZPS_ENONFINITE, s->keys[pr.bad],
                           "the update of key %llu would make a weight or optimizer state "
                           "non-finite (gradient too large?): push rejected, nothing "
-                          "applied", (unsigned long long)s->keys[bad]);
-        rc = ZPS_ENONFINITE;
-    } else if (missing) {
-        if (s_check_limits(s, m, tb->t, missing, 0)) {
-            rc = ZPS_ELIMIT;
-        } else if (ps_table_reserve(tb->t, missing) != 0) {
-            s_reply_error(s, m, ZPS_ENOMEM, "out of memory for %zu new keys: nothing applied",
-                          missing);
-            rc = ZPS_ENOMEM;
-        }
-    }
-    if (rc) { /* undo: every row as it was */
-        for (size_t j = 0; j < done; j++)
-            if (s->rowp[j])
-                memcpy(s->rowp[j], undo + j * rf, rf * sizeof *undo);
+                          "applied", (unsigned long long)s->keys[pr.bad]);
         return rc;
     }
-    /* the new keys, PS_CHUNK at a time through the batched (prefetching) insert */
-    uint64_t mk[PS_CHUNK];
-    size_t mj[PS_CHUNK], cnt = 0;
-    for (size_t j = 0; missing && j < n; j++) {
-        if (!s->rowp[j]) {
-            mk[cnt] = s->keys[j];
-            mj[cnt++] = j;
-            missing--;
-        }
-        if (cnt == PS_CHUNK || (cnt && (!missing || j + 1 == n))) {
-            if (ps_table_upsert_batch(tb->t, mk, cnt, s->rows, NULL) != 0) { /* reserved */
-                zps_error(s->log, "BUG: insert after reserve failed (near key %llu)",
-                          (unsigned long long)mk[0]);
-                s_reply_error(s, m, ZPS_ENOMEM, "out of memory inserting new keys");
-                return ZPS_ENOMEM;
-            }
-            for (size_t q = 0; q < cnt; q++)
-                memcpy(s->rows[q], undo + mj[q] * rf, rf * sizeof *undo);
-            cnt = 0;
-        }
+    if (rc) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for a push of %zu keys: nothing applied", n);
+        return rc;
+    }
+    if (pr.new_keys && s_check_limits(s, m, tb->t, pr.new_keys, 0)) {
+        zps_shard_push_abort(tb->sh);
+        return ZPS_ELIMIT;
+    }
+    if ((rc = zps_shard_push_commit(tb->sh)) != 0) {
+        s_reply_error(s, m, ZPS_ENOMEM, "out of memory for %zu new keys: nothing applied",
+                      pr.new_keys);
+        return rc;
     }
     return 0;
 }
@@ -2216,7 +2126,7 @@ static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n
     if (!n)
         return 0;
     if (!s->acc) {
-        s->acc = ps_table_new((uint32_t)dim, n * 4 < (1u << 20) ? n * 4 : (1u << 20));
+        s->acc = zps_table_new((uint32_t)dim, n * 4 < (1u << 20) ? n * 4 : (1u << 20));
         if (!s->acc) {
             s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the bsp accumulator");
             return ZPS_ENOMEM;
@@ -2227,12 +2137,12 @@ static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n
         return ZPS_ENOMEM;
     for (size_t i = 0; i < n; i += PS_CHUNK) {
         size_t c = n - i < PS_CHUNK ? n - i : PS_CHUNK;
-        ps_table_find_batch(s->acc, s->keys + i, c, s->rowp + i);
+        zps_table_find_batch(s->acc, s->keys + i, c, s->rowp + i);
         for (size_t j = i; j < i + c; j++) {
             const float *a = s->rowp[j], *gj = s_grad(s, g, j, dim);
             if (!a) {
                 acc_missing++;
-                new_main += ps_table_find(tb->t, s->keys[j]) == NULL;
+                new_main += zps_table_find(tb->t, s->keys[j]) == NULL;
             }
             float chk = 0;
             for (size_t d = 0; d < dim; d++) {
@@ -2250,14 +2160,14 @@ static int s_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n
     if (acc_missing) {
         if (s_check_limits(s, m, tb->t, new_main, acc_missing))
             return ZPS_ELIMIT;
-        if (ps_table_reserve(s->acc, acc_missing) != 0) {
+        if (zps_table_reserve(s->acc, acc_missing) != 0) {
             s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the bsp accumulator: nothing applied");
             return ZPS_ENOMEM;
         }
     }
     for (size_t j = 0; j < n; j++) {
         float *row = s->rowp[j];
-        if (!row && !(row = ps_table_upsert(s->acc, s->keys[j], NULL))) {
+        if (!row && !(row = zps_table_upsert(s->acc, s->keys[j], NULL))) {
             s_reply_error(s, m, ZPS_ENOMEM, "out of memory for the bsp accumulator");
             return ZPS_ENOMEM;
         }
@@ -2581,7 +2491,7 @@ static void s_on_dump(ps_server_t *s, zps_msg_t *m)
     }
     Zps__Envelope env;
     Zps__DumpReply body;
-    ps_dump_reply(&pg, req->table, tb->dim, ps_table_size(tb->t), s->conf.rank,
+    ps_dump_reply(&pg, req->table, tb->dim, zps_table_size(tb->t), s->conf.rank,
                   m->env->request_id, &env, &body);
     s_send(s, m, &env, pg.keys, pg.keys_len, pg.vals, pg.vals_len);
 }

@@ -1,6 +1,6 @@
 /* ps_server: one parameter-server shard behind a ZeroMQ ROUTER socket.
  *
- * The server owns its tables (ps_table + zps_optim per table) and serves
+ * The server owns its tables (zps_table + zps_optim per table) and serves
  * HELLO, PULL, PUSH, STATS and SHUTDOWN from any number of clients on one
  * thread.  A ROUTER never blocks on a peer: replies to a vanished or slow
  * client are queued up to the high-water mark and then dropped (counted),

@@ -34,7 +34,7 @@
 
 #include "check_suites.h"
 #include "ps_ckpt.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps_curve.h"
 #include "zps_err.h"
 #include "zps_file.h"
@@ -493,9 +493,9 @@ static void s_write_ckpt(uint64_t counter, uint64_t job, size_t nkeys, int tag, 
 {
     ps_ckpt_info_t in;
     s_info(&in, counter, job);
-    ps_table_t *t = ps_table_new(RF, 16);
+    zps_table_t *t = zps_table_new(RF, 16);
     for (size_t i = 0; i < nkeys; i++) {
-        float *row = ps_table_upsert(t, s_key(i), NULL);
+        float *row = zps_table_upsert(t, s_key(i), NULL);
         for (int j = 0; j < RF; j++)
             row[j] = s_val(s_key(i), j, tag);
     }
@@ -511,7 +511,7 @@ static void s_write_ckpt(uint64_t counter, uint64_t job, size_t nkeys, int tag, 
     cl[1].progress_rows = 777;
     char err[1500];
     ck_assert_msg(ps_ckpt_write(g_dir, &in, t, cl, 2, keep, err, sizeof err) == 0, "%s", err);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 
 /* Restores and checks that exactly checkpoint counter (nkeys, tag) came back. */
@@ -519,7 +519,7 @@ static void s_expect_restore(uint64_t counter, uint64_t job, size_t nkeys, int t
 {
     ps_ckpt_info_t in;
     s_info(&in, 0, 0);
-    ps_table_t *t = NULL;
+    zps_table_t *t = NULL;
     ps_ckpt_client_t *cl = NULL;
     size_t ncl = 0;
     char err[1500];
@@ -527,9 +527,9 @@ static void s_expect_restore(uint64_t counter, uint64_t job, size_t nkeys, int t
     ck_assert_msg(rc == 0, "restore: %d %s", rc, err);
     ck_assert_uint_eq(in.counter, counter);
     ck_assert_uint_eq(in.job_id, job);
-    ck_assert_uint_eq(ps_table_size(t), nkeys);
+    ck_assert_uint_eq(zps_table_size(t), nkeys);
     for (size_t i = 0; i < nkeys; i++) {
-        float *row = ps_table_find(t, s_key(i));
+        float *row = zps_table_find(t, s_key(i));
         ck_assert_ptr_nonnull(row);
         for (int j = 0; j < RF; j++)
             ck_assert(row[j] == s_val(s_key(i), j, tag));
@@ -544,7 +544,7 @@ static void s_expect_restore(uint64_t counter, uint64_t job, size_t nkeys, int t
     ck_assert_uint_eq(cl[1].progress_epoch, 2);
     ck_assert_uint_eq(cl[1].progress_rows, 777);
     free(cl);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 
 static void s_ckpt_path(char *out, size_t len, uint64_t counter)
@@ -697,7 +697,7 @@ START_TEST(test_ckpt_none_usable)
     ck_assert_int_eq(truncate(p, 100), 0);
     ps_ckpt_info_t in;
     s_info(&in, 0, 0);
-    ps_table_t *t = NULL;
+    zps_table_t *t = NULL;
     ps_ckpt_client_t *cl = NULL;
     size_t ncl = 0;
     char err[1500];
@@ -740,7 +740,7 @@ START_TEST(test_ckpt_job_identity)
     s_spill(p, (const uint8_t *)"junk", 4);
     ps_ckpt_info_t in;
     s_info(&in, 0, 0);
-    ps_table_t *t = NULL;
+    zps_table_t *t = NULL;
     ps_ckpt_client_t *cl = NULL;
     size_t ncl = 0;
     ck_assert_int_eq(ps_ckpt_restore(g_dir, &in, 16, &t, &cl, &ncl, g_log, err, sizeof err), 0);
@@ -748,7 +748,7 @@ START_TEST(test_ckpt_job_identity)
     ck_assert_uint_eq(in.job_id, 0x0123456789abcdefULL);
     ck_assert_uint_eq(in.last_counter, 12);
     free(cl);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
     uint64_t a = ps_ckpt_new_job_id(), b = ps_ckpt_new_job_id();
     ck_assert(a && b && a != b);
 }

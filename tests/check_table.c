@@ -1,4 +1,4 @@
-/* Unit tests for ps_table: lookups, collisions, incremental growth, batch
+/* Unit tests for zps_table: lookups, collisions, incremental growth, batch
  * forms, iteration, row stability, big tables.  Each row's content is derived
  * from its key, so a lookup returning the wrong row fails. */
 #include <check.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check_suites.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps_err.h"
 #include "zps_hash.h"
 
@@ -87,23 +87,23 @@ static uint64_t s_unmix64(uint64_t h, uint64_t seed)
 }
 
 /* Insert keys s_key(lo..hi) with s_fill rows; every one must be new. */
-static void s_insert_range(ps_table_t *t, uint64_t lo, uint64_t hi)
+static void s_insert_range(zps_table_t *t, uint64_t lo, uint64_t hi)
 {
-    uint32_t nf = ps_table_row_floats(t);
+    uint32_t nf = zps_table_row_floats(t);
     for (uint64_t i = lo; i < hi; i++) {
         int ins = -1;
-        float *r = ps_table_upsert(t, s_key(i), &ins);
+        float *r = zps_table_upsert(t, s_key(i), &ins);
         T_NONNULL(r);
         T_INT_EQ(ins, 1);
         s_fill(r, nf, s_key(i));
     }
 }
 
-static void s_check_range(ps_table_t *t, uint64_t lo, uint64_t hi)
+static void s_check_range(zps_table_t *t, uint64_t lo, uint64_t hi)
 {
-    uint32_t nf = ps_table_row_floats(t);
+    uint32_t nf = zps_table_row_floats(t);
     for (uint64_t i = lo; i < hi; i++) {
-        float *r = ps_table_find(t, s_key(i));
+        float *r = zps_table_find(t, s_key(i));
         T_NONNULL(r);
         s_check_row(r, nf, s_key(i));
     }
@@ -111,17 +111,17 @@ static void s_check_range(ps_table_t *t, uint64_t lo, uint64_t hi)
 
 START_TEST(test_basic)
 {
-    T_NULL(ps_table_new(0, 10));
-    ps_table_t *t = ps_table_new(2, 0);
+    T_NULL(zps_table_new(0, 10));
+    zps_table_t *t = zps_table_new(2, 0);
     T_NONNULL(t);
-    T_UINT_EQ(ps_table_size(t), 0);
-    T_UINT_EQ(ps_table_row_floats(t), 2);
-    T_INT_EQ(ps_table_resizing(t), 0);
-    ck_assert_uint_gt(ps_table_bytes(t), 0);
-    T_NULL(ps_table_find(t, 42));
+    T_UINT_EQ(zps_table_size(t), 0);
+    T_UINT_EQ(zps_table_row_floats(t), 2);
+    T_INT_EQ(zps_table_resizing(t), 0);
+    ck_assert_uint_gt(zps_table_bytes(t), 0);
+    T_NULL(zps_table_find(t, 42));
 
     int ins = -1;
-    float *r = ps_table_upsert(t, 42, &ins);
+    float *r = zps_table_upsert(t, 42, &ins);
     T_NONNULL(r);
     T_INT_EQ(ins, 1);
     T_UINT_EQ((uintptr_t)r % _Alignof(float), 0);
@@ -129,25 +129,25 @@ START_TEST(test_basic)
     T_FLOAT_EQ(r[1], 0.0f);
     r[0] = 1.5f;
     r[1] = -2.0f;
-    T_PTR_EQ(ps_table_upsert(t, 42, &ins), r);
+    T_PTR_EQ(zps_table_upsert(t, 42, &ins), r);
     T_INT_EQ(ins, 0);
-    T_PTR_EQ(ps_table_find(t, 42), r);
+    T_PTR_EQ(zps_table_find(t, 42), r);
     T_FLOAT_EQ(r[0], 1.5f);
     T_FLOAT_EQ(r[1], -2.0f);
-    T_UINT_EQ(ps_table_size(t), 1);
+    T_UINT_EQ(zps_table_size(t), 1);
 
-    float *r2 = ps_table_upsert(t, 43, NULL); /* inserted may be NULL */
+    float *r2 = zps_table_upsert(t, 43, NULL); /* inserted may be NULL */
     T_NONNULL(r2);
     ck_assert_ptr_ne(r2, r);
     T_FLOAT_EQ(r2[0], 0.0f);
-    T_UINT_EQ(ps_table_size(t), 2);
-    T_PTR_EQ(ps_table_upsert(t, 43, NULL), r2);
-    T_UINT_EQ(ps_table_size(t), 2);
+    T_UINT_EQ(zps_table_size(t), 2);
+    T_PTR_EQ(zps_table_upsert(t, 43, NULL), r2);
+    T_UINT_EQ(zps_table_size(t), 2);
 
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
     T_NULL(t);
-    ps_table_destroy(&t);
-    ps_table_destroy(NULL);
+    zps_table_destroy(&t);
+    zps_table_destroy(NULL);
 }
 END_TEST
 
@@ -156,29 +156,29 @@ END_TEST
 START_TEST(test_high_load)
 {
     const size_t n = 98304; /* 3/4 of 2^17 */
-    ps_table_t *t = ps_table_new(2, n);
+    zps_table_t *t = zps_table_new(2, n);
     T_NONNULL(t);
     for (size_t i = 0; i < n; i++) {
         int ins = -1;
-        float *r = ps_table_upsert(t, s_key(i), &ins);
+        float *r = zps_table_upsert(t, s_key(i), &ins);
         T_NONNULL(r);
         T_INT_EQ(ins, 1);
-        T_INT_EQ(ps_table_resizing(t), 0);
+        T_INT_EQ(zps_table_resizing(t), 0);
         r[0] = s_v0(s_key(i));
         r[1] = s_v1(s_key(i));
     }
-    T_UINT_EQ(ps_table_size(t), n);
+    T_UINT_EQ(zps_table_size(t), n);
     for (size_t i = 0; i < n; i++) {
-        float *r = ps_table_find(t, s_key(i));
+        float *r = zps_table_find(t, s_key(i));
         T_NONNULL(r);
         T_FLOAT_EQ(r[0], s_v0(s_key(i)));
         T_FLOAT_EQ(r[1], s_v1(s_key(i)));
     }
     for (size_t i = n; i < 3 * n; i++)
-        T_NULL(ps_table_find(t, s_key(i)));
-    T_UINT_EQ(ps_table_size(t), n);
-    T_INT_EQ(ps_table_resizing(t), 0);
-    ps_table_destroy(&t);
+        T_NULL(zps_table_find(t, s_key(i)));
+    T_UINT_EQ(zps_table_size(t), n);
+    T_INT_EQ(zps_table_resizing(t), 0);
+    zps_table_destroy(&t);
 }
 END_TEST
 
@@ -186,31 +186,31 @@ END_TEST
  * ids and ids that share their low 32 bits. */
 START_TEST(test_collisions_tiny)
 {
-    ps_table_t *t = ps_table_new(1, 1);
+    zps_table_t *t = zps_table_new(1, 1);
     T_NONNULL(t);
     const uint64_t n = 30000;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t keys[2] = {i, (i << 32) | 0x80000007u};
         for (int k = 0; k < 2; k++) {
             int ins = -1;
-            float *r = ps_table_upsert(t, keys[k], &ins);
+            float *r = zps_table_upsert(t, keys[k], &ins);
             T_NONNULL(r);
             T_INT_EQ(ins, 1);
             r[0] = (float)(i * 2 + (uint64_t)k);
         }
     }
-    T_UINT_EQ(ps_table_size(t), 2 * n);
+    T_UINT_EQ(zps_table_size(t), 2 * n);
     for (uint64_t i = 0; i < n; i++) {
-        float *a = ps_table_find(t, i);
-        float *b = ps_table_find(t, (i << 32) | 0x80000007u);
+        float *a = zps_table_find(t, i);
+        float *b = zps_table_find(t, (i << 32) | 0x80000007u);
         T_NONNULL(a);
         T_NONNULL(b);
         T_FLOAT_EQ(a[0], (float)(i * 2));
         T_FLOAT_EQ(b[0], (float)(i * 2 + 1));
     }
     for (uint64_t i = n; i < 2 * n; i++)
-        T_NULL(ps_table_find(t, i));
-    ps_table_destroy(&t);
+        T_NULL(zps_table_find(t, i));
+    zps_table_destroy(&t);
 }
 END_TEST
 
@@ -230,37 +230,37 @@ START_TEST(test_collisions_forced)
         uint64_t h = (tag << 32) | ((i + 1) << 16) | 0xffffu;
         keys[i] = s_unmix64(h, ZPS_SEED_TABLE);
     }
-    ps_table_t *t = ps_table_new(3, 0);
+    zps_table_t *t = zps_table_new(3, 0);
     T_NONNULL(t);
     for (uint64_t i = 0; i < N; i++) {
         int ins = -1;
-        float *r = ps_table_upsert(t, keys[i], &ins);
+        float *r = zps_table_upsert(t, keys[i], &ins);
         T_NONNULL(r);
         T_INT_EQ(ins, 1);
         s_fill(r, 3, keys[i]);
         if (i % 97 == 0) { /* everything so far is still reachable */
             for (uint64_t j = 0; j <= i; j++) {
-                float *q = ps_table_find(t, keys[j]);
+                float *q = zps_table_find(t, keys[j]);
                 T_NONNULL(q);
                 s_check_row(q, 3, keys[j]);
             }
         }
     }
-    T_UINT_EQ(ps_table_size(t), N);
+    T_UINT_EQ(zps_table_size(t), N);
     for (uint64_t i = 0; i < N; i++) {
-        float *q = ps_table_find(t, keys[i]);
+        float *q = zps_table_find(t, keys[i]);
         T_NONNULL(q);
         s_check_row(q, 3, keys[i]);
         /* same tag and home, different key: absent */
         uint64_t h = (0xabcdef01ull << 32) | ((i + N + 1) << 16) | 0xffffu;
-        T_NULL(ps_table_find(t, s_unmix64(h, ZPS_SEED_TABLE)));
+        T_NULL(zps_table_find(t, s_unmix64(h, ZPS_SEED_TABLE)));
     }
     float *rows[N];
-    ps_table_find_batch(t, keys, N, rows);
+    zps_table_find_batch(t, keys, N, rows);
     for (uint64_t i = 0; i < N; i++)
-        T_PTR_EQ(rows[i], ps_table_find(t, keys[i]));
-    T_UINT_EQ(ps_table_size(t), N);
-    ps_table_destroy(&t);
+        T_PTR_EQ(rows[i], zps_table_find(t, keys[i]));
+    T_UINT_EQ(zps_table_size(t), N);
+    zps_table_destroy(&t);
 }
 END_TEST
 
@@ -277,7 +277,7 @@ static uint64_t s_key_with(uint32_t tag, uint32_t low)
  * present keys, and misses with fresh tags, by single and batch calls. */
 START_TEST(test_line_probe)
 {
-    ps_table_t *t = ps_table_new(2, 1000); /* 2048 slots, no grow below 1536 */
+    zps_table_t *t = zps_table_new(2, 1000); /* 2048 slots, no grow below 1536 */
     T_NONNULL(t);
     enum { NA = 12, NB = 6, NC = 11, N = NA + NB + NC };
     static uint64_t keys[N];
@@ -294,18 +294,18 @@ START_TEST(test_line_probe)
     for (size_t k = 0; k < N; k++) {
         uint64_t key = keys[order[k]];
         int ins = -1;
-        float *r = ps_table_upsert(t, key, &ins);
+        float *r = zps_table_upsert(t, key, &ins);
         T_NONNULL(r);
         T_INT_EQ(ins, 1);
         s_fill(r, 2, key);
         for (size_t j = 0; j <= k; j++) { /* everything so far is reachable */
-            float *q = ps_table_find(t, keys[order[j]]);
+            float *q = zps_table_find(t, keys[order[j]]);
             T_NONNULL(q);
             s_check_row(q, 2, keys[order[j]]);
         }
     }
-    T_INT_EQ(ps_table_resizing(t), 0);
-    T_UINT_EQ(ps_table_size(t), N);
+    T_INT_EQ(zps_table_resizing(t), 0);
+    T_UINT_EQ(zps_table_size(t), N);
 
     /* absent: same homes, shared or fresh tags */
     static uint64_t absent[3 * 8];
@@ -316,74 +316,74 @@ START_TEST(test_line_probe)
             absent[na++] = s_key_with(i % 2 ? 0x5a5a5a5au : 900 + i + 10 * (uint32_t)g,
                                       ((40 + i) << 11) | homes[g]);
     for (size_t i = 0; i < na; i++)
-        T_NULL(ps_table_find(t, absent[i]));
+        T_NULL(zps_table_find(t, absent[i]));
 
     float *rows[N], *arows[3 * 8];
     uint8_t ins[N];
-    ps_table_find_batch(t, keys, N, rows);
+    zps_table_find_batch(t, keys, N, rows);
     for (size_t i = 0; i < N; i++) {
         T_NONNULL(rows[i]);
         s_check_row(rows[i], 2, keys[i]);
     }
-    ps_table_find_batch(t, absent, na, arows);
+    zps_table_find_batch(t, absent, na, arows);
     for (size_t i = 0; i < na; i++)
         T_NULL(arows[i]);
     float *rows2[N];
-    T_INT_EQ(ps_table_upsert_batch(t, keys, N, rows2, ins), 0);
+    T_INT_EQ(zps_table_upsert_batch(t, keys, N, rows2, ins), 0);
     for (size_t i = 0; i < N; i++) {
         T_UINT_EQ(ins[i], 0);
         T_PTR_EQ(rows2[i], rows[i]);
     }
-    T_UINT_EQ(ps_table_size(t), N);
-    ps_table_destroy(&t);
+    T_UINT_EQ(zps_table_size(t), N);
+    zps_table_destroy(&t);
 }
 END_TEST
 
 START_TEST(test_absent)
 {
-    ps_table_t *t = ps_table_new(2, 0);
+    zps_table_t *t = zps_table_new(2, 0);
     T_NONNULL(t);
     const uint64_t n = 10000;
     for (uint64_t i = 0; i < 100000; i++)
-        T_NULL(ps_table_find(t, s_key(i)));
-    T_UINT_EQ(ps_table_size(t), 0);
+        T_NULL(zps_table_find(t, s_key(i)));
+    T_UINT_EQ(zps_table_size(t), 0);
     s_insert_range(t, 0, n);
     for (uint64_t i = n; i < 20 * n; i++)
-        T_NULL(ps_table_find(t, s_key(i)));
-    T_UINT_EQ(ps_table_size(t), n);
+        T_NULL(zps_table_find(t, s_key(i)));
+    T_UINT_EQ(zps_table_size(t), n);
 
     /* absent lookups during a grow */
     uint64_t next = n;
-    while (!ps_table_resizing(t))
+    while (!zps_table_resizing(t))
         s_insert_range(t, next, next + 1), next++;
-    size_t size = ps_table_size(t);
+    size_t size = zps_table_size(t);
     int steps = 0;
-    for (uint64_t i = 1000000; ps_table_resizing(t); i++, steps++)
-        T_NULL(ps_table_find(t, s_key(i)));
+    for (uint64_t i = 1000000; zps_table_resizing(t); i++, steps++)
+        T_NULL(zps_table_find(t, s_key(i)));
     ck_assert_int_gt(steps, 1);
-    T_UINT_EQ(ps_table_size(t), size);
+    T_UINT_EQ(zps_table_size(t), size);
 
     uint64_t keys[100];
     float *rows[100];
     for (uint64_t i = 0; i < 100; i++)
         keys[i] = s_key(2000000 + i);
-    ps_table_find_batch(t, keys, 100, rows);
+    zps_table_find_batch(t, keys, 100, rows);
     for (int i = 0; i < 100; i++)
         T_NULL(rows[i]);
-    T_UINT_EQ(ps_table_size(t), size);
+    T_UINT_EQ(zps_table_size(t), size);
     s_check_range(t, 0, next);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 END_TEST
 
 /* Insert keys s_key(0, 1, ...) until a grow starts; returns how many. */
-static uint64_t s_fill_until_grow(ps_table_t *t)
+static uint64_t s_fill_until_grow(zps_table_t *t)
 {
     uint64_t i = 0;
     do {
         s_insert_range(t, i, i + 1);
         i++;
-    } while (!ps_table_resizing(t));
+    } while (!zps_table_resizing(t));
     return i;
 }
 
@@ -393,35 +393,35 @@ static uint64_t s_fill_until_grow(ps_table_t *t)
  * rebuild per (state, key). */
 START_TEST(test_resize_every_point)
 {
-    ps_table_t *t = ps_table_new(2, 300); /* 512 slots; grows 512 -> 1024 */
+    zps_table_t *t = zps_table_new(2, 300); /* 512 slots; grows 512 -> 1024 */
     T_NONNULL(t);
     const uint64_t n = s_fill_until_grow(t);
     ck_assert_uint_gt(n, 300);
     int states = 0;
-    while (ps_table_resizing(t)) {
-        T_NONNULL(ps_table_find(t, s_key(0)));
+    while (zps_table_resizing(t)) {
+        T_NONNULL(zps_table_find(t, s_key(0)));
         states++;
         ck_assert_int_lt(states, 100000);
     }
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
     ck_assert_int_gt(states, 1); /* the grow really spanned several calls */
 
     for (int s = 0; s <= states; s++) {
         for (uint64_t k = 0; k < n + 20; k++) {
-            t = ps_table_new(2, 300);
+            t = zps_table_new(2, 300);
             T_NONNULL(t);
             T_UINT_EQ(s_fill_until_grow(t), n);
             for (int j = 0; j < s; j++)
-                T_NONNULL(ps_table_find(t, s_key((uint64_t)j % n)));
-            T_INT_EQ(ps_table_resizing(t), s < states);
-            float *r = ps_table_find(t, s_key(k));
+                T_NONNULL(zps_table_find(t, s_key((uint64_t)j % n)));
+            T_INT_EQ(zps_table_resizing(t), s < states);
+            float *r = zps_table_find(t, s_key(k));
             if (k < n) {
                 T_NONNULL(r);
                 s_check_row(r, 2, s_key(k));
             } else {
                 T_NULL(r);
             }
-            ps_table_destroy(&t);
+            zps_table_destroy(&t);
         }
     }
 }
@@ -431,35 +431,35 @@ END_TEST
  * resizing is checked, and every key is checked after each grow. */
 START_TEST(test_resize_interleaved)
 {
-    ps_table_t *t = ps_table_new(2, 0);
+    zps_table_t *t = zps_table_new(2, 0);
     T_NONNULL(t);
     uint64_t next = 0;
     int grows = 0, resizing_calls = 0;
     while (next < 150000) {
         s_insert_range(t, next, next + 1);
         next++;
-        if (!ps_table_resizing(t))
+        if (!zps_table_resizing(t))
             continue;
         grows++;
-        float *p0 = ps_table_find(t, s_key(0));
+        float *p0 = zps_table_find(t, s_key(0));
         T_NONNULL(p0);
-        for (uint64_t j = 0; ps_table_resizing(t); j++) {
+        for (uint64_t j = 0; zps_table_resizing(t); j++) {
             resizing_calls++;
             switch (j % 4) {
             case 0: { /* present key, rotating over all of them */
                 uint64_t k = (j * 7919) % next;
-                float *r = ps_table_find(t, s_key(k));
+                float *r = zps_table_find(t, s_key(k));
                 T_NONNULL(r);
                 s_check_row(r, 2, s_key(k));
                 break;
             }
             case 1: /* absent key */
-                T_NULL(ps_table_find(t, s_key(next + 1000000 + j)));
+                T_NULL(zps_table_find(t, s_key(next + 1000000 + j)));
                 break;
             case 2: { /* upsert of an existing key */
                 uint64_t k = (j * 104729) % next;
                 int ins = -1;
-                float *r = ps_table_upsert(t, s_key(k), &ins);
+                float *r = zps_table_upsert(t, s_key(k), &ins);
                 T_INT_EQ(ins, 0);
                 s_check_row(r, 2, s_key(k));
                 break;
@@ -469,13 +469,13 @@ START_TEST(test_resize_interleaved)
                 next++;
             }
         }
-        T_PTR_EQ(ps_table_find(t, s_key(0)), p0);
-        T_UINT_EQ(ps_table_size(t), next);
+        T_PTR_EQ(zps_table_find(t, s_key(0)), p0);
+        T_UINT_EQ(zps_table_size(t), next);
         s_check_range(t, 0, next);
     }
     ck_assert_int_gt(grows, 12);
     ck_assert_int_gt(resizing_calls, 1000);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 END_TEST
 
@@ -486,13 +486,13 @@ START_TEST(test_ten_million)
     float **rows = malloc(chunk * sizeof *rows);
     uint8_t *ins = malloc(chunk);
     ck_assert(keys && rows && ins);
-    ps_table_t *t = ps_table_new(2, 0);
+    zps_table_t *t = zps_table_new(2, 0);
     T_NONNULL(t);
 
     /* the first million one at a time, the rest in batches */
     for (uint64_t i = 0; i < 1000000; i++) {
         int in = -1;
-        float *r = ps_table_upsert(t, s_key(i), &in);
+        float *r = zps_table_upsert(t, s_key(i), &in);
         T_NONNULL(r);
         T_INT_EQ(in, 1);
         r[0] = s_v0(s_key(i));
@@ -503,23 +503,23 @@ START_TEST(test_ten_million)
         size_t m = n - b < chunk ? n - b : chunk;
         for (size_t i = 0; i < m; i++)
             keys[i] = s_key(b + i);
-        T_INT_EQ(ps_table_upsert_batch(t, keys, m, rows, ins), 0);
+        T_INT_EQ(zps_table_upsert_batch(t, keys, m, rows, ins), 0);
         for (size_t i = 0; i < m; i++) {
             T_NONNULL(rows[i]);
             T_UINT_EQ(ins[i], 1);
             rows[i][0] = s_v0(keys[i]);
             rows[i][1] = s_v1(keys[i]);
         }
-        saw_resize |= ps_table_resizing(t);
+        saw_resize |= zps_table_resizing(t);
     }
     T_INT_EQ(saw_resize, 1);
-    T_UINT_EQ(ps_table_size(t), n);
+    T_UINT_EQ(zps_table_size(t), n);
 
     for (uint64_t b = 0; b < n; b += chunk) {
         size_t m = n - b < chunk ? n - b : chunk;
         for (size_t i = 0; i < m; i++)
             keys[i] = s_key(b + i);
-        ps_table_find_batch(t, keys, m, rows);
+        zps_table_find_batch(t, keys, m, rows);
         for (size_t i = 0; i < m; i++) {
             T_NONNULL(rows[i]);
             T_FLOAT_EQ(rows[i][0], s_v0(keys[i]));
@@ -527,17 +527,17 @@ START_TEST(test_ten_million)
         }
     }
     for (uint64_t i = 0; i < n; i += 7) {
-        float *r = ps_table_find(t, s_key(i));
+        float *r = zps_table_find(t, s_key(i));
         T_NONNULL(r);
         T_FLOAT_EQ(r[0], s_v0(s_key(i)));
         T_FLOAT_EQ(r[1], s_v1(s_key(i)));
     }
     for (uint64_t i = n; i < n + 1000000; i++)
-        T_NULL(ps_table_find(t, s_key(i)));
-    T_UINT_EQ(ps_table_size(t), n);
+        T_NULL(zps_table_find(t, s_key(i)));
+    T_UINT_EQ(zps_table_size(t), n);
     /* 16-byte rows plus 8-byte slots at load >= 3/8 */
-    ck_assert_uint_le(ps_table_bytes(t), n * 40);
-    ps_table_destroy(&t);
+    ck_assert_uint_le(zps_table_bytes(t), n * 40);
+    zps_table_destroy(&t);
     free(keys);
     free(rows);
     free(ins);
@@ -546,12 +546,12 @@ END_TEST
 
 static void s_dim_case(uint32_t nf, uint64_t n)
 {
-    ps_table_t *t = ps_table_new(nf, 0);
+    zps_table_t *t = zps_table_new(nf, 0);
     T_NONNULL(t);
-    T_UINT_EQ(ps_table_row_floats(t), nf);
+    T_UINT_EQ(zps_table_row_floats(t), nf);
     for (uint64_t i = 0; i < n; i++) {
         int ins = -1;
-        float *r = ps_table_upsert(t, s_key(i), &ins);
+        float *r = zps_table_upsert(t, s_key(i), &ins);
         T_NONNULL(r);
         T_INT_EQ(ins, 1);
         T_UINT_EQ((uintptr_t)r % _Alignof(float), 0);
@@ -561,8 +561,8 @@ static void s_dim_case(uint32_t nf, uint64_t n)
     }
     /* checked only after all writes: overlapping rows would show here */
     s_check_range(t, 0, n);
-    T_UINT_EQ(ps_table_size(t), n);
-    ck_assert_uint_ge(ps_table_bytes(t), n * (8 + 4 * (size_t)nf));
+    T_UINT_EQ(zps_table_size(t), n);
+    ck_assert_uint_ge(zps_table_bytes(t), n * (8 + 4 * (size_t)nf));
     /* the batch forms (whose row prefetch handles rows spanning two cache
      * lines) agree with the single ones */
     enum { B = 1000 };
@@ -573,22 +573,22 @@ static void s_dim_case(uint32_t nf, uint64_t n)
         size_t m = n - b < B ? (size_t)(n - b) : B;
         for (size_t i = 0; i < m; i++)
             keys[i] = s_key(b + i);
-        ps_table_find_batch(t, keys, m, rows);
+        zps_table_find_batch(t, keys, m, rows);
         for (size_t i = 0; i < m; i++)
-            T_PTR_EQ(rows[i], ps_table_find(t, keys[i]));
-        T_INT_EQ(ps_table_upsert_batch(t, keys, m, rows, ins), 0);
+            T_PTR_EQ(rows[i], zps_table_find(t, keys[i]));
+        T_INT_EQ(zps_table_upsert_batch(t, keys, m, rows, ins), 0);
         for (size_t i = 0; i < m; i++) {
             T_UINT_EQ(ins[i], 0);
-            T_PTR_EQ(rows[i], ps_table_find(t, keys[i]));
+            T_PTR_EQ(rows[i], zps_table_find(t, keys[i]));
         }
     }
-    T_UINT_EQ(ps_table_size(t), n);
-    ps_table_destroy(&t);
+    T_UINT_EQ(zps_table_size(t), n);
+    zps_table_destroy(&t);
 }
 
 START_TEST(test_dim1)
 {
-    s_dim_case(1, 200000); /* > PS_TABLE_SLAB_ROWS: several slabs */
+    s_dim_case(1, 200000); /* > ZPS_TABLE_SLAB_ROWS: several slabs */
 }
 END_TEST
 
@@ -606,7 +606,7 @@ END_TEST
 
 START_TEST(test_extreme_keys)
 {
-    ps_table_t *t = ps_table_new(2, 0);
+    zps_table_t *t = zps_table_new(2, 0);
     T_NONNULL(t);
     enum { M = 1000 };
     static uint64_t keys[4 * M + 3];
@@ -624,33 +624,33 @@ START_TEST(test_extreme_keys)
     /* key 0 must not be taken for an empty slot or a fresh zero row */
     for (size_t i = 1; i < n; i++) {
         int ins = -1;
-        float *r = ps_table_upsert(t, keys[i], &ins);
+        float *r = zps_table_upsert(t, keys[i], &ins);
         T_NONNULL(r);
         T_INT_EQ(ins, 1);
         r[0] = (float)i;
         r[1] = -(float)i;
     }
-    T_NULL(ps_table_find(t, 0));
+    T_NULL(zps_table_find(t, 0));
     int ins = -1;
-    float *z = ps_table_upsert(t, 0, &ins);
+    float *z = zps_table_upsert(t, 0, &ins);
     T_NONNULL(z);
     T_INT_EQ(ins, 1);
     T_FLOAT_EQ(z[0], 0.0f);
     z[0] = 0.25f;
-    T_UINT_EQ(ps_table_size(t), n);
+    T_UINT_EQ(zps_table_size(t), n);
     for (size_t i = 0; i < n; i++) {
-        float *r = ps_table_find(t, keys[i]);
+        float *r = zps_table_find(t, keys[i]);
         T_NONNULL(r);
         T_FLOAT_EQ(r[0], i == 0 ? 0.25f : (float)i);
         T_FLOAT_EQ(r[1], -(float)i);
-        T_PTR_EQ(ps_table_upsert(t, keys[i], &ins), r);
+        T_PTR_EQ(zps_table_upsert(t, keys[i], &ins), r);
         T_INT_EQ(ins, 0);
     }
-    T_NULL(ps_table_find(t, UINT64_MAX - M));
-    T_NULL(ps_table_find(t, (1ull << 63) + M));
-    T_NULL(ps_table_find(t, M));
-    T_UINT_EQ(ps_table_size(t), n);
-    ps_table_destroy(&t);
+    T_NULL(zps_table_find(t, UINT64_MAX - M));
+    T_NULL(zps_table_find(t, (1ull << 63) + M));
+    T_NULL(zps_table_find(t, M));
+    T_UINT_EQ(zps_table_size(t), n);
+    zps_table_destroy(&t);
 }
 END_TEST
 
@@ -659,7 +659,7 @@ END_TEST
  * size and across grows. */
 START_TEST(test_batch_agrees)
 {
-    ps_table_t *a = ps_table_new(2, 0), *b = ps_table_new(2, 0);
+    zps_table_t *a = zps_table_new(2, 0), *b = zps_table_new(2, 0);
     T_NONNULL(a);
     T_NONNULL(b);
     static const size_t sizes[] = {0, 1, 2, 7, 15, 16, 17, 31, 32, 33, 64, 100, 1000, 5000};
@@ -676,11 +676,11 @@ START_TEST(test_batch_agrees)
             keys[i] = s_key(rng % 40000); /* about half repeats */
         }
         memset(ins, 0xee, sizeof ins);
-        T_INT_EQ(ps_table_upsert_batch(b, keys, m, rows, ins), 0);
-        saw_resize |= ps_table_resizing(b);
+        T_INT_EQ(zps_table_upsert_batch(b, keys, m, rows, ins), 0);
+        saw_resize |= zps_table_resizing(b);
         for (size_t i = 0; i < m; i++, stream++) {
             int in = -1;
-            float *ra = ps_table_upsert(a, keys[i], &in);
+            float *ra = zps_table_upsert(a, keys[i], &in);
             T_NONNULL(ra);
             T_NONNULL(rows[i]);
             T_UINT_EQ(ins[i], (uint8_t)in);
@@ -694,15 +694,15 @@ START_TEST(test_batch_agrees)
                 if (keys[j] == keys[i])
                     T_PTR_EQ(rows[j], rows[i]);
         }
-        T_UINT_EQ(ps_table_size(a), ps_table_size(b));
+        T_UINT_EQ(zps_table_size(a), zps_table_size(b));
 
         /* find_batch == find, present and absent keys mixed */
         for (size_t i = 0; i < m; i++)
             if (i % 3 == 0)
                 keys[i] = s_key(1000000 + i);
-        ps_table_find_batch(b, keys, m, rows2);
+        zps_table_find_batch(b, keys, m, rows2);
         for (size_t i = 0; i < m; i++) {
-            T_PTR_EQ(rows2[i], ps_table_find(b, keys[i]));
+            T_PTR_EQ(rows2[i], zps_table_find(b, keys[i]));
             if (i % 3 == 0)
                 T_NULL(rows2[i]);
             else
@@ -714,55 +714,55 @@ START_TEST(test_batch_agrees)
     size_t ca = 0, cb = 0, cnt = 0;
     uint64_t ka, kb;
     float *ra, *rb;
-    while (ps_table_next(a, &ca, &ka, &ra)) {
-        T_INT_EQ(ps_table_next(b, &cb, &kb, &rb), 1);
+    while (zps_table_next(a, &ca, &ka, &ra)) {
+        T_INT_EQ(zps_table_next(b, &cb, &kb, &rb), 1);
         T_UINT_EQ(ka, kb);
         T_FLOAT_EQ(ra[0], rb[0]);
         cnt++;
     }
-    T_INT_EQ(ps_table_next(b, &cb, &kb, &rb), 0);
-    T_UINT_EQ(cnt, ps_table_size(a));
-    ps_table_destroy(&a);
-    ps_table_destroy(&b);
+    T_INT_EQ(zps_table_next(b, &cb, &kb, &rb), 0);
+    T_UINT_EQ(cnt, zps_table_size(a));
+    zps_table_destroy(&a);
+    zps_table_destroy(&b);
 }
 END_TEST
 
 START_TEST(test_next)
 {
-    ps_table_t *t = ps_table_new(3, 0);
+    zps_table_t *t = zps_table_new(3, 0);
     T_NONNULL(t);
     size_t cur = 0;
     uint64_t key;
     float *row;
-    T_INT_EQ(ps_table_next(t, &cur, &key, &row), 0);
+    T_INT_EQ(zps_table_next(t, &cur, &key, &row), 0);
 
     const uint64_t n = 150000;
     int saw_resize = 0;
     for (uint64_t i = 0; i < n; i++) {
         s_insert_range(t, i, i + 1);
-        saw_resize |= ps_table_resizing(t);
+        saw_resize |= zps_table_resizing(t);
     }
     T_INT_EQ(saw_resize, 1);
     uint8_t *seen = calloc(n, 1);
     T_NONNULL(seen);
     cur = 0;
     uint64_t count = 0;
-    while (ps_table_next(t, &cur, &key, &row)) {
+    while (zps_table_next(t, &cur, &key, &row)) {
         /* insertion order: the i-th row is s_key(i) */
         if (count >= n)
             ck_abort_msg("more rows than keys");
         T_UINT_EQ(key, s_key(count));
         T_UINT_EQ(seen[count], 0);
         seen[count] = 1;
-        T_PTR_EQ(row, ps_table_find(t, key));
+        T_PTR_EQ(row, zps_table_find(t, key));
         s_check_row(row, 3, key);
         count++;
     }
     T_UINT_EQ(count, n);
-    T_INT_EQ(ps_table_next(t, &cur, &key, &row), 0);
-    T_INT_EQ(ps_table_next(t, &cur, NULL, NULL), 0);
+    T_INT_EQ(zps_table_next(t, &cur, &key, &row), 0);
+    T_INT_EQ(zps_table_next(t, &cur, NULL, NULL), 0);
     free(seen);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 END_TEST
 
@@ -770,12 +770,12 @@ END_TEST
  * and new slabs, including ones taken in the middle of a grow. */
 START_TEST(test_row_stability)
 {
-    ps_table_t *t = ps_table_new(4, 0);
+    zps_table_t *t = zps_table_new(4, 0);
     T_NONNULL(t);
     enum { K = 1000 };
     static float *early[K];
     for (uint64_t i = 0; i < K; i++) {
-        early[i] = ps_table_upsert(t, s_key(i), NULL);
+        early[i] = zps_table_upsert(t, s_key(i), NULL);
         T_NONNULL(early[i]);
         s_fill(early[i], 4, s_key(i));
     }
@@ -783,91 +783,91 @@ START_TEST(test_row_stability)
     float *mid = NULL;
     while (next < 400000) {
         s_insert_range(t, next, next + 1);
-        if (mid == NULL && next > 100000 && ps_table_resizing(t)) {
+        if (mid == NULL && next > 100000 && zps_table_resizing(t)) {
             mid_key = s_key(next);
-            mid = ps_table_find(t, mid_key);
+            mid = zps_table_find(t, mid_key);
         }
         next++;
     }
     T_NONNULL(mid);
     for (uint64_t i = 0; i < K; i++) {
-        T_PTR_EQ(ps_table_find(t, s_key(i)), early[i]);
+        T_PTR_EQ(zps_table_find(t, s_key(i)), early[i]);
         s_check_row(early[i], 4, s_key(i));
     }
-    T_PTR_EQ(ps_table_find(t, mid_key), mid);
+    T_PTR_EQ(zps_table_find(t, mid_key), mid);
     s_check_row(mid, 4, mid_key);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 END_TEST
 
 START_TEST(test_bytes)
 {
-    ps_table_t *t = ps_table_new(2, 0);
+    zps_table_t *t = zps_table_new(2, 0);
     T_NONNULL(t);
-    size_t b0 = ps_table_bytes(t);
+    size_t b0 = zps_table_bytes(t);
     s_insert_range(t, 0, 1000000);
-    size_t b1 = ps_table_bytes(t);
+    size_t b1 = zps_table_bytes(t);
     ck_assert_uint_gt(b1, b0);
     /* 1M keys: 16 B rows + 8 B slots at load 0.48 (+ slab slack) */
     ck_assert_uint_ge(b1, 1000000u * 24);
     ck_assert_uint_le(b1, 1000000u * 40);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 
     /* a table sized by its hint holds that many keys without extra slots */
-    t = ps_table_new(2, 786432); /* 3/4 of 2^20 */
+    t = zps_table_new(2, 786432); /* 3/4 of 2^20 */
     T_NONNULL(t);
     s_insert_range(t, 0, 786432);
-    T_INT_EQ(ps_table_resizing(t), 0);
-    ck_assert_uint_le(ps_table_bytes(t), 786432u * 28);
-    ps_table_destroy(&t);
+    T_INT_EQ(zps_table_resizing(t), 0);
+    ck_assert_uint_le(zps_table_bytes(t), 786432u * 28);
+    zps_table_destroy(&t);
 
-    /* one key: a whole slab of PS_TABLE_SLAB_ROWS rows is counted */
+    /* one key: a whole slab of ZPS_TABLE_SLAB_ROWS rows is counted */
     for (uint32_t nf = 1; nf <= 3; nf++) {
         size_t stride = nf == 3 ? 24 : 16;
-        t = ps_table_new(nf, 0);
+        t = zps_table_new(nf, 0);
         T_NONNULL(t);
         s_insert_range(t, 0, 1);
-        ck_assert_uint_ge(ps_table_bytes(t), stride * PS_TABLE_SLAB_ROWS);
-        ck_assert_uint_le(ps_table_bytes(t), stride * PS_TABLE_SLAB_ROWS + 8192);
-        ps_table_destroy(&t);
+        ck_assert_uint_ge(zps_table_bytes(t), stride * ZPS_TABLE_SLAB_ROWS);
+        ck_assert_uint_le(zps_table_bytes(t), stride * ZPS_TABLE_SLAB_ROWS + 8192);
+        zps_table_destroy(&t);
     }
 }
 END_TEST
 
-/* After ps_table_reserve(extra), extra inserts need no allocation: the
- * slot array and slabs do not change, and ps_table_bytes_with predicted the
+/* After zps_table_reserve(extra), extra inserts need no allocation: the
+ * slot array and slabs do not change, and zps_table_bytes_with predicted the
  * bytes.  Works in the middle of an incremental grow too. */
 START_TEST(test_reserve)
 {
-    ps_table_t *t = ps_table_new(2, 16);
+    zps_table_t *t = zps_table_new(2, 16);
     for (uint64_t k = 0; k < 13; k++) /* past 3/4 of 16 slots: a grow is pending */
-        ck_assert_ptr_nonnull(ps_table_upsert(t, k * 7919, NULL));
+        ck_assert_ptr_nonnull(zps_table_upsert(t, k * 7919, NULL));
     const size_t extra = 300000; /* over two slabs' worth, many doublings */
-    size_t predicted = ps_table_bytes_with(t, extra);
-    ck_assert_int_eq(ps_table_reserve(t, extra), 0);
-    size_t after_reserve = ps_table_bytes(t);
+    size_t predicted = zps_table_bytes_with(t, extra);
+    ck_assert_int_eq(zps_table_reserve(t, extra), 0);
+    size_t after_reserve = zps_table_bytes(t);
     ck_assert_uint_le(after_reserve, predicted + 1); /* the old array is still counted */
     uint64_t *keys = malloc(extra * sizeof *keys);
     for (size_t i = 0; i < extra; i++)
         keys[i] = zps_mix64(i, 5) | 1ULL << 62;
     float **rows = malloc(extra * sizeof *rows);
     uint8_t *ins = malloc(extra);
-    ck_assert_int_eq(ps_table_upsert_batch(t, keys, extra, rows, ins), 0);
+    ck_assert_int_eq(zps_table_upsert_batch(t, keys, extra, rows, ins), 0);
     /* nothing grew: no slot array, no slab was allocated by the inserts
      * (the old array may have been freed by migration) */
-    ck_assert_uint_le(ps_table_bytes(t), after_reserve);
-    ck_assert_uint_eq(ps_table_size(t), 13 + extra);
+    ck_assert_uint_le(zps_table_bytes(t), after_reserve);
+    ck_assert_uint_eq(zps_table_size(t), 13 + extra);
     for (uint64_t k = 0; k < 13; k++)
-        ck_assert_ptr_nonnull(ps_table_find(t, k * 7919));
+        ck_assert_ptr_nonnull(zps_table_find(t, k * 7919));
     for (size_t i = 0; i < extra; i += 997)
-        ck_assert_ptr_eq(ps_table_find(t, keys[i]), rows[i]);
-    ck_assert_int_eq(ps_table_reserve(t, 0), 0);
-    ck_assert_int_eq(ps_table_reserve(t, SIZE_MAX), ZPS_ENOMEM);
-    ck_assert_uint_eq(ps_table_bytes_with(t, SIZE_MAX), SIZE_MAX);
+        ck_assert_ptr_eq(zps_table_find(t, keys[i]), rows[i]);
+    ck_assert_int_eq(zps_table_reserve(t, 0), 0);
+    ck_assert_int_eq(zps_table_reserve(t, SIZE_MAX), ZPS_ENOMEM);
+    ck_assert_uint_eq(zps_table_bytes_with(t, SIZE_MAX), SIZE_MAX);
     free(keys);
     free(rows);
     free(ins);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
 }
 END_TEST
 

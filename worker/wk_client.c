@@ -34,7 +34,7 @@
 #include <zmq.h>
 
 #include "zps_optim.h"
-#include "ps_table.h"
+#include "zps_shard.h"
 #include "wk_retry.h"
 #include "zps_codec.h"
 #include "zps_err.h"
@@ -134,9 +134,7 @@ struct wk_client {
     int64_t *retry_at_ms;       /* per server: backoff interval */
     int64_t *warned_ms;         /* per server: last on_wait call */
     /* local mode */
-    ps_table_t *ltab;
-    zps_optim_conf_t lopt;
-    float lbase_lr;             /* local: the table's lr before any scale */
+    zps_shard_t *lshard;        /* --local: the servers' work, in process */
     float lr_scale;             /* wk_client_set_lr_scale (1: none) */
     char ljob[128];
     char err[512];
@@ -213,17 +211,12 @@ int wk_client_progress(const wk_client_t *c, uint32_t *epoch, uint64_t *rows)
     return have;
 }
 
-const char *wk_client_job(const wk_client_t *c) { return c->ltab ? c->ljob : c->hello[0].job; }
+const char *wk_client_job(const wk_client_t *c) { return c->lshard ? c->ljob : c->hello[0].job; }
 void wk_client_set_clock(wk_client_t *c, uint64_t clock) { c->clock = clock; }
 
 void wk_client_set_lr_scale(wk_client_t *c, float scale)
 {
     c->lr_scale = scale;
-    if (c->ltab) {
-        if (c->lbase_lr == 0)
-            c->lbase_lr = c->lopt.lr;
-        c->lopt.lr = c->lbase_lr * scale;
-    }
 }
 uint32_t wk_client_inflight(const wk_client_t *c) { return c->inflight; }
 uint32_t wk_client_ntables(const wk_client_t *c) { return c->ntables; }
@@ -1133,36 +1126,33 @@ static int s_resend_push(wk_client_t *c, uint32_t s, wk_retry_item_t *it)
     return rc;
 }
 
-/* Local mode: the same work a server does, in process, at once. */
-static void s_local(wk_client_t *c, int kind, const uint64_t *keys, const float *grads, size_t n,
-                    float *out, float *sent)
+/* Local mode: the work of a server (zps_shard), in process, at once.  A
+ * push the shard refuses fails this and every later call, as a server's
+ * error reply does. */
+static int s_local(wk_client_t *c, int kind, const uint64_t *keys, const float *grads, size_t n,
+                   float *out, float *sent)
 {
-    enum { CH = 256 };
-    float *rows[CH];
-    uint8_t ins[CH];
-    uint32_t dim = kind == RQ_PUSH ? zps_optim_push_floats(&c->lopt) : c->lopt.dim;
-    for (size_t i = 0; i < n; i += CH) {
-        size_t m = n - i < CH ? n - i : CH;
-        if (kind == RQ_PULL) {
-            ps_table_find_batch(c->ltab, keys + i, m, rows);
-            for (size_t j = 0; j < m; j++) {
-                if (rows[j])
-                    zps_optim_weights(&c->lopt, rows[j], out + (i + j) * dim);
-                else
-                    zps_optim_initial_weights(&c->lopt, keys[i + j], out + (i + j) * dim);
-            }
-        } else {
-            if (ps_table_upsert_batch(c->ltab, keys + i, m, rows, ins) != 0)
-                return;
-            for (size_t j = 0; j < m; j++) {
-                if (ins[j] && c->lopt.init_scale != 0)
-                    zps_optim_init_row(&c->lopt, keys[i + j], rows[j]);
-                zps_optim_apply(&c->lopt, rows[j], grads + (i + j) * dim);
-            }
-        }
+    if (kind == RQ_PULL) {
+        zps_shard_pull(c->lshard, keys, n, out);
+        return 0;
     }
-    if (kind == RQ_PUSH && sent)
-        memcpy(sent, grads, n * dim * sizeof(float));
+    zps_shard_push_t pr;
+    int rc = zps_shard_push_begin(c->lshard, keys, n, grads, c->lr_scale, 0.0f, &pr);
+    if (!rc)
+        rc = zps_shard_push_commit(c->lshard);
+    if (rc == ZPS_ENONFINITE)
+        s_seterr(c, "the update of key %llu would make a weight or optimizer state non-finite "
+                 "(gradient too large?): push rejected, nothing applied",
+                 (unsigned long long)keys[pr.bad]);
+    else if (rc)
+        s_seterr(c, "out of memory for a push of %zu keys: nothing applied", n);
+    if (rc) {
+        c->sticky = rc;
+        return rc;
+    }
+    if (sent)
+        memcpy(sent, grads, n * zps_optim_push_floats(zps_shard_optim(c->lshard)) * sizeof(float));
+    return 0;
 }
 
 static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys,
@@ -1202,8 +1192,12 @@ static int s_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *key
     else
         memset(&r->meta, 0, sizeof r->meta);
     float *sent = meta ? meta->sent : NULL;
-    if (c->ltab) {
-        s_local(c, kind, keys, grads, n, out, sent);
+    if (c->lshard) {
+        rc = s_local(c, kind, keys, grads, n, out, sent);
+        if (rc) {
+            s_req_release(c, r);
+            return rc;
+        }
         *ticket = r->id;
         return 0;
     }
@@ -1344,10 +1338,10 @@ static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_
 
 int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out)
 {
-    if (c->ltab) {
+    if (c->lshard) {
         memset(out, 0, sizeof *out);
-        out->keys_stored = ps_table_size(c->ltab);
-        out->bytes_used = ps_table_bytes(c->ltab);
+        out->keys_stored = zps_table_size(zps_shard_table(c->lshard));
+        out->bytes_used = zps_table_bytes(zps_shard_table(c->lshard));
         return 0;
     }
     if (server >= c->conf.nservers) {
@@ -1360,7 +1354,7 @@ int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out)
 
 int wk_client_done(wk_client_t *c)
 {
-    if (c->ltab)
+    if (c->lshard)
         return 0;
     return s_control(c, RQ_CLOCK, UINT32_MAX, NULL, NULL, -1);
 }
@@ -1427,26 +1421,26 @@ static wk_client_t *s_new_local(const wk_client_conf_t *conf, char *err, size_t 
     c->lr_scale = 1.0f;
     c->conf = *conf;
     c->conf.nservers = 0;
-    c->lopt = *conf->local;
     snprintf(c->ljob, sizeof c->ljob, "%s", conf->local_job ? conf->local_job : "");
     c->mask = 255;
     c->next_id = 1;
     c->reqs = calloc(c->mask + 1, sizeof *c->reqs);
-    c->ltab = ps_table_new(zps_optim_row_floats(&c->lopt), 1 << 20);
+    c->lshard = zps_shard_new(conf->local, 1 << 20);
     for (uint32_t i = 0; c->reqs && i <= c->mask; i++)
         if (!(c->reqs[i].waiting = calloc(1, 1)) || !(c->reqs[i].keep = calloc(1, 1)) ||
             !(c->reqs[i].off = calloc(2, sizeof(size_t))))
             break;
-    if (!c->reqs || !c->ltab || !c->reqs[c->mask].off) {
+    if (!c->reqs || !c->lshard || !c->reqs[c->mask].off) {
         snprintf(err, errlen, "out of memory");
         wk_client_destroy(&c);
         return NULL;
     }
     c->ntables = 1;
-    c->tables[0].dim = c->lopt.dim;
+    const zps_optim_conf_t *lo = zps_shard_optim(c->lshard);
+    c->tables[0].dim = lo->dim;
     snprintf(c->tables[0].optimizer, sizeof c->tables[0].optimizer, "%s",
-             zps_optim_kind_name(c->lopt.kind));
-    zps_optim_describe(&c->lopt, c->tables[0].options, sizeof c->tables[0].options);
+             zps_optim_kind_name(lo->kind));
+    zps_optim_describe(lo, c->tables[0].options, sizeof c->tables[0].options);
     return c;
 }
 
@@ -1604,7 +1598,7 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->vscratch);
     free(c->sscratch);
     free(c->dscratch);
-    ps_table_destroy(&c->ltab);
+    zps_shard_destroy(&c->lshard);
     free(c->owner);
     free(c->kscratch);
     free(c);

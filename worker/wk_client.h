@@ -50,7 +50,7 @@ typedef struct {
     uint64_t seed;              /* stochastic rounding */
     /* In-process store instead of servers (the single-machine baseline):
      * if set, servers/nservers are ignored and pulls and pushes go to a
-     * local ps_table with this optimizer, completing at once. */
+     * local zps_table with this optimizer, completing at once. */
     const struct zps_optim_conf_s *local;
     const char *local_job;      /* what wk_client_job reports in local mode */
     /* Retries: a pull or push a server has not answered within retry_ms is

@@ -8,7 +8,7 @@
  * reads, keys re-hashed); keys are never deleted, so there are no
  * tombstones.  The table belongs to one worker thread and is only touched
  * inside its calls, so a whole rebuild (tens of ms per million keys, once
- * per doubling) is acceptable; the server's ps_table grows incrementally
+ * per doubling) is acceptable; the server's zps_table grows incrementally
  * because it must answer other requests meanwhile.
  *
  * Rows.  [uint64 key | v: dim floats | u: dim floats, momentum only], the
@@ -17,7 +17,7 @@
  * slabs[i >> slab_shift] + (i & slab_mask) * stride and never moves.
  *
  * Memory.  Blocks of 2 MB or more (slabs, big slot arrays) are anonymous
- * mappings aligned to 2 MB with MADV_HUGEPAGE, as in ps_table: random
+ * mappings aligned to 2 MB with MADV_HUGEPAGE, as in zps_table: random
  * probes over hundreds of MB then do not miss the TLB on nearly every key
  * (best effort; with THP off they are plain 4 KB pages).  Smaller blocks
  * come from calloc.

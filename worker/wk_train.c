@@ -27,7 +27,7 @@
 #include "wk_metrics.h"
 #include "wk_model.h"
 #include "wk_sparsify.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps_curve.h"
 #include "zps_err.h"
 #include "zps_hash.h"
@@ -81,7 +81,7 @@ struct wk_trainer {
     double fill_s;        /* time of the last batch fill (slow-worker experiments) */
     wk_sparsify_t *sparse;  /* --compress topk/threshold: residuals (error feedback) */
     uint64_t push_raw;      /* bytes the pushes would take dense and uncompressed */
-    ps_table_t *audit;      /* --compress-audit: raw gradient sums per key */
+    zps_table_t *audit;      /* --compress-audit: raw gradient sums per key */
     /* --epochs auto */
     uint32_t max_epochs;    /* --epochs N, or ZPS_AUTO_MAX_EPOCHS */
     int is_auto;
@@ -375,7 +375,7 @@ wk_trainer_t *wk_trainer_new(const zps_conf_t *conf, zps_log_t *log, char *err, 
             goto fail;
         }
     }
-    if (conf->compress_audit && !(t->audit = ps_table_new(t->pdim, 1 << 16))) {
+    if (conf->compress_audit && !(t->audit = zps_table_new(t->pdim, 1 << 16))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -524,7 +524,7 @@ void wk_trainer_destroy(wk_trainer_t **tp)
         free(s->sent);
     }
     wk_sparsify_destroy(&t->sparse);
-    ps_table_destroy(&t->audit);
+    zps_table_destroy(&t->audit);
     free(t->ho.labels);
     free(t->ho.offsets);
     free(t->ho.ids);
@@ -642,7 +642,7 @@ static int s_compute(wk_trainer_t *t, wk_slot_t *s)
                            t->rows_acked};
     if (t->audit) {
         for (size_t i = 0; i < s->nkeys; i++) {
-            float *row = ps_table_upsert(t->audit, s->keys[i], NULL);
+            float *row = zps_table_upsert(t->audit, s->keys[i], NULL);
             if (!row)
                 return ZPS_ENOMEM;
             for (uint32_t j = 0; j < t->pdim; j++)
@@ -903,7 +903,7 @@ static int s_write_audit(wk_trainer_t *t)
     size_t cursor = 0;
     uint64_t key;
     float *row, resid[2 * 1024 + 1];
-    while (ps_table_next(t->audit, &cursor, &key, &row)) {
+    while (zps_table_next(t->audit, &cursor, &key, &row)) {
         if (t->sparse)
             wk_sparsify_residual(t->sparse, key, resid);
         else

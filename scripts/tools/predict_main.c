@@ -1,7 +1,7 @@
 /* zps-predict: score a data file with a saved model, without servers.
  *
  * Loads every shard of the model directory (zps_modelfile.h) into a local
- * ps_table, rebuilds the job's options from the manifest (so features are
+ * zps_table, rebuilds the job's options from the manifest (so features are
  * hashed and keys missing from the model get exactly the initial value the
  * servers would have answered), and runs the same wk_model code as the
  * workers.  Output: one line per input row, in input order: the probability
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "zps_optim.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "wk_data.h"
 #include "wk_metrics.h"
 #include "wk_model.h"
@@ -26,14 +26,14 @@
 #include "zps_modelfile.h"
 
 typedef struct {
-    ps_table_t *t;
+    zps_table_t *t;
     uint32_t dim;
 } load_ctx_t;
 
 static int s_load_key(void *ctx, uint64_t key, const float *w)
 {
     load_ctx_t *l = ctx;
-    float *row = ps_table_upsert(l->t, key, NULL);
+    float *row = zps_table_upsert(l->t, key, NULL);
     if (!row)
         return ZPS_ENOMEM;
     memcpy(row, w, l->dim * sizeof(float));
@@ -158,13 +158,13 @@ int main(int argc, char **argv)
     }
     zps_optim_conf_t tconf;
     zps_conf_table(&conf, &tconf);
-    load_ctx_t lc = {ps_table_new(dim, 1 << 16), dim};
+    load_ctx_t lc = {zps_table_new(dim, 1 << 16), dim};
     if (!lc.t || zps_mf_load(model_dir, &mf, s_load_key, &lc, err, sizeof err)) {
         fprintf(stderr, "zps-predict: %s\n", lc.t ? err : "out of memory");
         return 1;
     }
     fprintf(stderr, "zps-predict: loaded %s model, %zu keys from %u shards\n", mf.model,
-            ps_table_size(lc.t), mf.nservers);
+            zps_table_size(lc.t), mf.nservers);
 
     wk_data_conf_t dc;
     memset(&dc, 0, sizeof dc);
@@ -210,7 +210,7 @@ int main(int argc, char **argv)
             break;
         }
         for (size_t k = 0; k < nk; k++) {
-            const float *row = ps_table_find(lc.t, keys[k]);
+            const float *row = zps_table_find(lc.t, keys[k]);
             if (row)
                 memcpy(w + k * dim, row, dim * sizeof(float));
             else
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
     wk_metrics_destroy(&m);
     wk_reader_destroy(&r);
     wk_model_destroy(&model);
-    ps_table_destroy(&lc.t);
+    zps_table_destroy(&lc.t);
     free(w);
     free(prob);
     free(cls);

@@ -30,7 +30,7 @@
 
 #include "fuzz_util.h"
 #include "ps_ckpt.h"
-#include "ps_table.h"
+#include "zps_table.h"
 #include "zps_err.h"
 #include "zps_log.h"
 #include "zps_modelfile.h"
@@ -90,10 +90,10 @@ static uint8_t *make_ckpt(const char *dir, uint64_t c, size_t nkeys, size_t *len
     ps_ckpt_info_t in;
     info_init(&in);
     in.counter = c;
-    ps_table_t *t = ps_table_new(ROWF, 16);
+    zps_table_t *t = zps_table_new(ROWF, 16);
     FUZZ_CHECK(t, "table");
     for (size_t k = 0; k < nkeys; k++) {
-        float *row = ps_table_upsert(t, 1000 + 7 * k, NULL);
+        float *row = zps_table_upsert(t, 1000 + 7 * k, NULL);
         FUZZ_CHECK(row, "upsert");
         for (int j = 0; j < ROWF; j++)
             row[j] = (float)(k * 10 + (size_t)j);
@@ -111,7 +111,7 @@ static uint8_t *make_ckpt(const char *dir, uint64_t c, size_t nkeys, size_t *len
     char err[512];
     FUZZ_CHECK(ps_ckpt_write(dir, &in, t, cl, nkeys ? 2 : 0, 100, err, sizeof err) == 0,
                "ps_ckpt_write: %s", err);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/ckpt-0-of-1-%08llu.zck", dir, (unsigned long long)c);
     uint8_t *b = slurp(path, len);
@@ -224,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ps_ckpt_info_t info;
     info_init(&info);
-    ps_table_t *t = NULL;
+    zps_table_t *t = NULL;
     ps_ckpt_client_t *cl = NULL;
     size_t ncl = 0;
     char err[1024] = "";
@@ -237,9 +237,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK((rc == 0) == (t != NULL), "restore returned %d with%s a table", rc, t ? "" : "out");
     if (rc == 0) {
         /* the older one (counter 1): exactly its 3 keys and rows */
-        int is_older = info.counter == 1 && ps_table_size(t) == 3 && ncl == 2;
+        int is_older = info.counter == 1 && zps_table_size(t) == 3 && ncl == 2;
         for (size_t k = 0; is_older && k < 3; k++) {
-            float *row = ps_table_find(t, 1000 + 7 * k);
+            float *row = zps_table_find(t, 1000 + 7 * k);
             for (int j = 0; row && j < ROWF; j++)
                 is_older = is_older && row[j] == (float)(k * 10 + (size_t)j);
             is_older = is_older && row;
@@ -253,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        (unsigned long long)info.counter, (unsigned long long)h.counter);
             FUZZ_CHECK(ncl == h.nclients, "%zu client records, header %llu", ncl,
                        (unsigned long long)h.nclients);
-            FUZZ_CHECK(ps_table_size(t) == h.nkeys, "%zu keys, header %llu", ps_table_size(t),
+            FUZZ_CHECK(zps_table_size(t) == h.nkeys, "%zu keys, header %llu", zps_table_size(t),
                        (unsigned long long)h.nkeys);
             /* written back and restored again: the same table */
             char d2[PATH_MAX];
@@ -265,30 +265,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             i2.counter = 3;
             FUZZ_CHECK(ps_ckpt_write(d2, &i2, t, cl, ncl, 1, err, sizeof err) == 0, "rewrite: %s",
                        err);
-            ps_table_t *t2 = NULL;
+            zps_table_t *t2 = NULL;
             ps_ckpt_client_t *cl2 = NULL;
             size_t ncl2 = 0;
             FUZZ_CHECK(ps_ckpt_restore(d2, &i2, 16, &t2, &cl2, &ncl2, g_log, err, sizeof err) == 0,
                        "restore of a rewritten checkpoint: %s", err);
-            FUZZ_CHECK(ps_table_size(t2) == ps_table_size(t) && ncl2 == ncl,
+            FUZZ_CHECK(zps_table_size(t2) == zps_table_size(t) && ncl2 == ncl,
                        "rewritten checkpoint: %zu keys / %zu, %zu clients / %zu",
-                       ps_table_size(t2), ps_table_size(t), ncl2, ncl);
+                       zps_table_size(t2), zps_table_size(t), ncl2, ncl);
             size_t cur = 0;
             uint64_t key;
             float *row;
-            while (ps_table_next(t, &cur, &key, &row)) {
-                float *r2 = ps_table_find(t2, key);
+            while (zps_table_next(t, &cur, &key, &row)) {
+                float *r2 = zps_table_find(t2, key);
                 FUZZ_CHECK(r2 && memcmp(r2, row, ROWF * sizeof(float)) == 0,
                            "key %llu differs after rewrite", (unsigned long long)key);
             }
             FUZZ_CHECK(ncl == 0 || memcmp(cl, cl2, ncl * sizeof *cl) == 0, "client records differ");
             free(cl2);
-            ps_table_destroy(&t2);
+            zps_table_destroy(&t2);
             fuzz_empty_dir(d2);
         }
     }
     free(cl);
-    ps_table_destroy(&t);
+    zps_table_destroy(&t);
     free(b);
     return 0;
 }

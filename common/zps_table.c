@@ -1,9 +1,9 @@
-/* ps_table: key -> row hash table (the full design comment is in ps_table.h).
+/* zps_table: key -> row hash table (the full design comment is in zps_table.h).
  *
  * Slot = (hash >> 32) << 32 | (row + 1), at home index hash & mask, hash =
  * zps_mix64(key, ZPS_SEED_TABLE); probes follow s_step's line-first order.
  * Rows are [uint64 key][row_floats floats] with the stride rounded up to 8,
- * in zero-filled slabs (so new rows are zero) of PS_TABLE_SLAB_ROWS rows,
+ * in zero-filled slabs (so new rows are zero) of ZPS_TABLE_SLAB_ROWS rows,
  * 2 MB or more.
  *
  * Memory: blocks of 2 MB or more (every slab, slot arrays from 256K slots)
@@ -12,11 +12,11 @@
  * "madvise" (or "always") mode random probes over hundreds of MB do not miss
  * the TLB on nearly every key.  Where THP is off the madvise fails, which is
  * ignored: the mapping works with 4 KB pages.  Smaller slot arrays come from
- * the heap, 64-byte aligned.  ps_table_bytes counts what was allocated
+ * the heap, 64-byte aligned.  zps_table_bytes counts what was allocated
  * (mapping lengths are page-rounded; a huge page never extends past a
  * mapping, so it adds nothing unaccounted).
  *
- * Load: at most 3/4 (PS_LOAD_NUM / PS_LOAD_DEN).  7/8 was measured too: an
+ * Load: at most 3/4 (ZT_LOAD_NUM / ZT_LOAD_DEN).  7/8 was measured too: an
  * unsuccessful probe (a miss, an insert) averages ~34 slots at load 7/8
  * against ~9 at 3/4, and misses and inserts near the top of the range cost
  * about twice as much, for ~7% less memory on average.
@@ -33,7 +33,7 @@
  * copies 64 old slots per single call and 16 per key of a batch, so it is
  * done within old_cap / 16 inserts.  (Should that ever not hold, e.g. at the
  * tail of a batch, s_grow finishes the pending migration first.) */
-#include "ps_table.h"
+#include "zps_table.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +42,13 @@
 #include "zps_err.h"
 #include "zps_hash.h"
 
-#define PS_MIN_SLOTS   8u   /* one line: s_step needs mask >= 7 */
-#define PS_LOAD_NUM    3u   /* maximum load PS_LOAD_NUM / PS_LOAD_DEN */
-#define PS_LOAD_DEN    4u
-#define PS_MIGRATE_OP  64u  /* old slots copied per single find / upsert */
-#define PS_MIGRATE_KEY 16u  /* old slots copied per key of a batch call */
-#define PS_MIGRATE_GAP 16u  /* batch: keys between migration steps */
-#define PS_BLOCK       16u  /* migration: rows prefetched together */
+#define ZT_MIN_SLOTS   8u   /* one line: s_step needs mask >= 7 */
+#define ZT_LOAD_NUM    3u   /* maximum load ZT_LOAD_NUM / ZT_LOAD_DEN */
+#define ZT_LOAD_DEN    4u
+#define ZT_MIGRATE_OP  64u  /* old slots copied per single find / upsert */
+#define ZT_MIGRATE_KEY 16u  /* old slots copied per key of a batch call */
+#define ZT_MIGRATE_GAP 16u  /* batch: keys between migration steps */
+#define ZT_BLOCK       16u  /* migration: rows prefetched together */
 #define PS_DSLOT       32u  /* batch pipeline: keys from slot prefetch to scan */
 #define PS_DROW        16u  /* batch pipeline: keys from row prefetch to resolve */
 #define PS_RING        128u /* pipeline state ring, > PS_DSLOT + PS_DROW, power of 2 */
@@ -60,17 +60,17 @@
  * so the steady-state loop is straight code with `upsert` a constant */
 #define PS_INLINE      static inline __attribute__((always_inline))
 
-struct ps_table {
+struct zps_table {
     uint64_t *slots;        /* current slot array; every insert goes here */
     size_t mask;            /* slot count - 1 */
     uint64_t *old;          /* previous array while a grow is in progress */
     size_t old_mask;
     size_t old_pos;         /* old slots below this index are copied */
-    unsigned char **slabs;  /* PS_TABLE_SLAB_ROWS rows each */
+    unsigned char **slabs;  /* ZPS_TABLE_SLAB_ROWS rows each */
     size_t nslabs, slabs_cap;
     size_t nrows;
     size_t stride;          /* bytes per row: key + floats, multiple of 8 */
-    size_t slab_bytes;      /* stride * PS_TABLE_SLAB_ROWS */
+    size_t slab_bytes;      /* stride * ZPS_TABLE_SLAB_ROWS */
     int straddle;           /* a row may span two cache lines */
     int big;                /* hinted at half a slab or more of rows */
     uint32_t row_floats;
@@ -125,12 +125,12 @@ static size_t s_mem_size(size_t n)
     return n < PS_HUGE ? (n + 63) & ~(size_t)63 : (n + PS_PAGE - 1) & ~(PS_PAGE - 1);
 }
 
-static inline unsigned char *s_row_base(const ps_table_t *t, size_t row)
+static inline unsigned char *s_row_base(const zps_table_t *t, size_t row)
 {
-    return t->slabs[row / PS_TABLE_SLAB_ROWS] + (row % PS_TABLE_SLAB_ROWS) * t->stride;
+    return t->slabs[row / ZPS_TABLE_SLAB_ROWS] + (row % ZPS_TABLE_SLAB_ROWS) * t->stride;
 }
 
-static inline unsigned char *s_slot_row(const ps_table_t *t, uint64_t slot)
+static inline unsigned char *s_slot_row(const zps_table_t *t, uint64_t slot)
 {
     return s_row_base(t, (size_t)(uint32_t)slot - 1u);
 }
@@ -168,7 +168,7 @@ static inline size_t s_step(size_t i, size_t *first, size_t mask)
 }
 
 /* Row of key in one slot array, or NULL. */
-static inline float *s_probe(const ps_table_t *t, const uint64_t *slots, size_t mask,
+static inline float *s_probe(const zps_table_t *t, const uint64_t *slots, size_t mask,
                              uint64_t key, uint64_t h)
 {
     const uint64_t tag = h & PS_TAG_MASK;
@@ -185,7 +185,7 @@ static inline float *s_probe(const ps_table_t *t, const uint64_t *slots, size_t 
 }
 
 /* First row whose tag matches h (the likely hit), or NULL; batch prefetch. */
-static inline unsigned char *s_candidate(const ps_table_t *t, const uint64_t *slots,
+static inline unsigned char *s_candidate(const zps_table_t *t, const uint64_t *slots,
                                          size_t mask, uint64_t h)
 {
     const uint64_t tag = h & PS_TAG_MASK;
@@ -198,7 +198,7 @@ static inline unsigned char *s_candidate(const ps_table_t *t, const uint64_t *sl
     }
 }
 
-static inline float *s_find_h(const ps_table_t *t, uint64_t key, uint64_t h)
+static inline float *s_find_h(const zps_table_t *t, uint64_t key, uint64_t h)
 {
     float *r = s_probe(t, t->slots, t->mask, key, h);
     if (r == NULL && t->old != NULL)
@@ -218,16 +218,16 @@ static inline void s_place(uint64_t *slots, size_t mask, uint64_t h, uint64_t v)
 }
 
 /* Copy up to n more old slots into the current array; free `old` when done. */
-static void s_migrate(ps_table_t *t, size_t n)
+static void s_migrate(zps_table_t *t, size_t n)
 {
     size_t end = t->old_mask + 1;
     if (n < end - t->old_pos)
         end = t->old_pos + n;
     size_t i = t->old_pos;
     while (i < end) {
-        uint64_t v[PS_BLOCK], h[PS_BLOCK];
+        uint64_t v[ZT_BLOCK], h[ZT_BLOCK];
         unsigned m = 0;
-        for (; i < end && m < PS_BLOCK; i++) {
+        for (; i < end && m < ZT_BLOCK; i++) {
             if (t->old[i] != 0) {
                 v[m] = t->old[i];
                 __builtin_prefetch(s_slot_row(t, v[m]));
@@ -250,7 +250,7 @@ static void s_migrate(ps_table_t *t, size_t n)
     }
 }
 
-static int s_grow(ps_table_t *t)
+static int s_grow(zps_table_t *t)
 {
     if (t->old != NULL)
         s_migrate(t, SIZE_MAX);
@@ -269,9 +269,9 @@ static int s_grow(ps_table_t *t)
 }
 
 /* Base of row t->nrows, allocating its slab if needed; NULL on ENOMEM. */
-static unsigned char *s_next_row(ps_table_t *t)
+static unsigned char *s_next_row(zps_table_t *t)
 {
-    size_t s = t->nrows / PS_TABLE_SLAB_ROWS;
+    size_t s = t->nrows / ZPS_TABLE_SLAB_ROWS;
     if (s == t->nslabs) {
         if (t->nslabs == t->slabs_cap) {
             size_t ncap = t->slabs_cap ? t->slabs_cap * 2 : 4;
@@ -292,11 +292,11 @@ static unsigned char *s_next_row(ps_table_t *t)
 }
 
 /* Insert key (known absent from both arrays); NULL on ENOMEM. */
-static float *s_insert(ps_table_t *t, uint64_t key, uint64_t h)
+static float *s_insert(zps_table_t *t, uint64_t key, uint64_t h)
 {
     if (t->nrows >= PS_MAX_ROWS)
         return NULL;
-    if ((t->nrows + 1) * PS_LOAD_DEN > (t->mask + 1) * PS_LOAD_NUM && s_grow(t) != 0)
+    if ((t->nrows + 1) * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM && s_grow(t) != 0)
         return NULL;
     unsigned char *b = s_next_row(t);
     if (b == NULL)
@@ -307,7 +307,7 @@ static float *s_insert(ps_table_t *t, uint64_t key, uint64_t h)
     return s_row_floats(b);
 }
 
-static inline float *s_upsert_h(ps_table_t *t, uint64_t key, uint64_t h, int *inserted)
+static inline float *s_upsert_h(zps_table_t *t, uint64_t key, uint64_t h, int *inserted)
 {
     float *r = s_find_h(t, key, h);
     if (r != NULL) {
@@ -319,50 +319,50 @@ static inline float *s_upsert_h(ps_table_t *t, uint64_t key, uint64_t h, int *in
     return r;
 }
 
-ps_table_t *ps_table_new(uint32_t row_floats, size_t capacity_hint)
+zps_table_t *zps_table_new(uint32_t row_floats, size_t capacity_hint)
 {
     if (row_floats == 0)
         return NULL;
     if (capacity_hint > PS_MAX_ROWS)
         capacity_hint = PS_MAX_ROWS;
-    /* keys <= PS_LOAD_NUM / PS_LOAD_DEN of the slots */
-    size_t need = capacity_hint + (capacity_hint * (PS_LOAD_DEN - PS_LOAD_NUM) +
-                                   PS_LOAD_NUM - 1) / PS_LOAD_NUM;
-    size_t cap = PS_MIN_SLOTS;
+    /* keys <= ZT_LOAD_NUM / ZT_LOAD_DEN of the slots */
+    size_t need = capacity_hint + (capacity_hint * (ZT_LOAD_DEN - ZT_LOAD_NUM) +
+                                   ZT_LOAD_NUM - 1) / ZT_LOAD_NUM;
+    size_t cap = ZT_MIN_SLOTS;
     while (cap < need && cap <= SIZE_MAX / 2)
         cap *= 2;
     size_t stride = ((size_t)8 + (size_t)4 * row_floats + 7) & ~(size_t)7;
-    /* slabs are >= 2 MB (huge pages): PS_TABLE_SLAB_ROWS * 16 bytes at least */
-    _Static_assert(PS_TABLE_SLAB_ROWS * 16u >= PS_HUGE, "slabs below a huge page");
-    if (stride > SIZE_MAX / PS_TABLE_SLAB_ROWS)
+    /* slabs are >= 2 MB (huge pages): ZPS_TABLE_SLAB_ROWS * 16 bytes at least */
+    _Static_assert(ZPS_TABLE_SLAB_ROWS * 16u >= PS_HUGE, "slabs below a huge page");
+    if (stride > SIZE_MAX / ZPS_TABLE_SLAB_ROWS)
         return NULL;
 
-    ps_table_t *t = calloc(1, sizeof *t);
+    zps_table_t *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
     t->row_floats = row_floats;
     t->stride = stride;
-    t->slab_bytes = stride * PS_TABLE_SLAB_ROWS;
+    t->slab_bytes = stride * ZPS_TABLE_SLAB_ROWS;
     /* rows of 16, 32 or 64 bytes in 2 MB-aligned slabs never straddle lines */
     t->straddle = 64 % stride != 0;
     t->mask = cap - 1;
-    t->big = capacity_hint >= PS_TABLE_SLAB_ROWS / 2;
+    t->big = capacity_hint >= ZPS_TABLE_SLAB_ROWS / 2;
     t->slots = s_mem_alloc(cap * sizeof *t->slots, 1);
-    t->slabs_cap = (capacity_hint + PS_TABLE_SLAB_ROWS - 1) / PS_TABLE_SLAB_ROWS;
+    t->slabs_cap = (capacity_hint + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
     if (t->slabs_cap > 0)
         t->slabs = malloc(t->slabs_cap * sizeof *t->slabs);
     if (t->slots == NULL || (t->slabs_cap > 0 && t->slabs == NULL)) {
-        ps_table_destroy(&t);
+        zps_table_destroy(&t);
         return NULL;
     }
     return t;
 }
 
-void ps_table_destroy(ps_table_t **tp)
+void zps_table_destroy(zps_table_t **tp)
 {
     if (tp == NULL || *tp == NULL)
         return;
-    ps_table_t *t = *tp;
+    zps_table_t *t = *tp;
     for (size_t i = 0; i < t->nslabs; i++)
         s_mem_free(t->slabs[i], t->slab_bytes);
     free(t->slabs);
@@ -372,24 +372,24 @@ void ps_table_destroy(ps_table_t **tp)
     *tp = NULL;
 }
 
-float *ps_table_find(ps_table_t *t, uint64_t key)
+float *zps_table_find(zps_table_t *t, uint64_t key)
 {
     if (t->old != NULL)
-        s_migrate(t, PS_MIGRATE_OP);
+        s_migrate(t, ZT_MIGRATE_OP);
     return s_find_h(t, key, s_hash(key));
 }
 
-float *ps_table_upsert(ps_table_t *t, uint64_t key, int *inserted)
+float *zps_table_upsert(zps_table_t *t, uint64_t key, int *inserted)
 {
     int dummy;
     if (t->old != NULL)
-        s_migrate(t, PS_MIGRATE_OP);
+        s_migrate(t, ZT_MIGRATE_OP);
     return s_upsert_h(t, key, s_hash(key), inserted ? inserted : &dummy);
 }
 
 /* Batch pipeline stage A: hash key i and prefetch its home slot line (in
  * both arrays while a grow is in progress). */
-PS_INLINE void s_stage_hash(const ps_table_t *t, const uint64_t *keys, size_t i,
+PS_INLINE void s_stage_hash(const zps_table_t *t, const uint64_t *keys, size_t i,
                             uint64_t *h)
 {
     uint64_t hi = s_hash(keys[i]);
@@ -400,7 +400,7 @@ PS_INLINE void s_stage_hash(const ps_table_t *t, const uint64_t *keys, size_t i,
 }
 
 /* Stage B: scan key i's slots for the first tag match and prefetch its row. */
-PS_INLINE void s_stage_scan(const ps_table_t *t, size_t i, const uint64_t *h,
+PS_INLINE void s_stage_scan(const zps_table_t *t, size_t i, const uint64_t *h,
                             unsigned char **cand)
 {
     size_t r = i % PS_RING;
@@ -422,7 +422,7 @@ PS_INLINE void s_stage_scan(const ps_table_t *t, size_t i, const uint64_t *h,
 }
 
 /* Stage C: resolve key k.  Returns 0, or -1 when an insert failed. */
-PS_INLINE int s_stage_resolve(ps_table_t *t, const uint64_t *keys, size_t k,
+PS_INLINE int s_stage_resolve(zps_table_t *t, const uint64_t *keys, size_t k,
                               const uint64_t *h, unsigned char *const *cand,
                               float **rows, uint8_t *inserted, int upsert)
 {
@@ -456,12 +456,12 @@ PS_INLINE int s_stage_resolve(ps_table_t *t, const uint64_t *keys, size_t k,
  * matches, else a full lookup or upsert.  Measured here (2 vCPUs, ~12 ns per
  * random DRAM line at best), distances from 16 to 64 keys all perform alike:
  * the memory system, not the lead time, is the limit.  The steady state runs
- * the three stages without bounds tests, in blocks of PS_MIGRATE_GAP keys
+ * the three stages without bounds tests, in blocks of ZT_MIGRATE_GAP keys
  * with one migration step each while a grow is in progress.  Candidates are
  * only hints: rows never move, so a candidate whose key matches is right
  * even if an insert in between grew the table.  Returns the number of keys
  * done (< n only when an insert ran out of memory). */
-PS_INLINE size_t s_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows,
+PS_INLINE size_t s_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                          uint8_t *inserted, int upsert)
 {
     enum { LAG = PS_DSLOT + PS_DROW };
@@ -471,17 +471,17 @@ PS_INLINE size_t s_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **
     size_t i = 0;
     /* fill: stages A and B only */
     for (; i < LAG && i < n; i++) {
-        if (i % PS_MIGRATE_GAP == 0 && t->old != NULL)
-            s_migrate(t, PS_MIGRATE_GAP * PS_MIGRATE_KEY);
+        if (i % ZT_MIGRATE_GAP == 0 && t->old != NULL)
+            s_migrate(t, ZT_MIGRATE_GAP * ZT_MIGRATE_KEY);
         s_stage_hash(t, keys, i, h);
         if (i >= PS_DSLOT)
             s_stage_scan(t, i - PS_DSLOT, h, cand);
     }
-    /* steady state, one migration step per PS_MIGRATE_GAP keys */
-    for (; i + PS_MIGRATE_GAP <= n; ) {
+    /* steady state, one migration step per ZT_MIGRATE_GAP keys */
+    for (; i + ZT_MIGRATE_GAP <= n; ) {
         if (t->old != NULL)
-            s_migrate(t, PS_MIGRATE_GAP * PS_MIGRATE_KEY);
-        for (size_t e = i + PS_MIGRATE_GAP; i < e; i++) {
+            s_migrate(t, ZT_MIGRATE_GAP * ZT_MIGRATE_KEY);
+        for (size_t e = i + ZT_MIGRATE_GAP; i < e; i++) {
             s_stage_hash(t, keys, i, h);
             s_stage_scan(t, i - PS_DSLOT, h, cand);
             if (s_stage_resolve(t, keys, i - LAG, h, cand, rows, inserted, upsert))
@@ -491,8 +491,8 @@ PS_INLINE size_t s_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **
     /* tail and drain */
     for (; i < n + LAG; i++) {
         if (i < n) {
-            if (i % PS_MIGRATE_GAP == 0 && t->old != NULL)
-                s_migrate(t, PS_MIGRATE_GAP * PS_MIGRATE_KEY);
+            if (i % ZT_MIGRATE_GAP == 0 && t->old != NULL)
+                s_migrate(t, ZT_MIGRATE_GAP * ZT_MIGRATE_KEY);
             s_stage_hash(t, keys, i, h);
         }
         if (i >= PS_DSLOT && i - PS_DSLOT < n)
@@ -503,12 +503,12 @@ PS_INLINE size_t s_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **
     return n;
 }
 
-void ps_table_find_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows)
+void zps_table_find_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows)
 {
     s_batch(t, keys, n, rows, NULL, 0);
 }
 
-int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows,
+int zps_table_upsert_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted)
 {
     return s_batch(t, keys, n, rows, inserted, 1) == n ? 0 : ZPS_ENOMEM;
@@ -517,14 +517,14 @@ int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float *
 /* Slot-array size that holds rows keys at the maximum load. */
 static size_t s_cap_for(size_t rows)
 {
-    size_t need = rows + (rows * (PS_LOAD_DEN - PS_LOAD_NUM) + PS_LOAD_NUM - 1) / PS_LOAD_NUM;
-    size_t cap = PS_MIN_SLOTS;
+    size_t need = rows + (rows * (ZT_LOAD_DEN - ZT_LOAD_NUM) + ZT_LOAD_NUM - 1) / ZT_LOAD_NUM;
+    size_t cap = ZT_MIN_SLOTS;
     while (cap < need && cap <= SIZE_MAX / 4)
         cap *= 2;
     return cap;
 }
 
-int ps_table_reserve(ps_table_t *t, size_t extra)
+int zps_table_reserve(zps_table_t *t, size_t extra)
 {
     if (extra == 0)
         return 0;
@@ -532,7 +532,7 @@ int ps_table_reserve(ps_table_t *t, size_t extra)
         return ZPS_ENOMEM;
     size_t rows = t->nrows + extra;
     /* slabs first: a failure here leaves only unused zeroed slabs behind */
-    size_t nslabs = (rows + PS_TABLE_SLAB_ROWS - 1) / PS_TABLE_SLAB_ROWS;
+    size_t nslabs = (rows + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
     if (nslabs > t->slabs_cap) {
         unsigned char **p = realloc(t->slabs, nslabs * sizeof *p);
         if (p == NULL)
@@ -548,7 +548,7 @@ int ps_table_reserve(ps_table_t *t, size_t extra)
     }
     /* then a slot array that takes every row without growing again: an
      * insert grows when (nrows + 1) * DEN > cap * NUM */
-    if (rows * PS_LOAD_DEN <= (t->mask + 1) * PS_LOAD_NUM)
+    if (rows * ZT_LOAD_DEN <= (t->mask + 1) * ZT_LOAD_NUM)
         return 0;
     size_t ncap = s_cap_for(rows);
     if (ncap > SIZE_MAX / sizeof(uint64_t))
@@ -566,30 +566,30 @@ int ps_table_reserve(ps_table_t *t, size_t extra)
     return 0;
 }
 
-size_t ps_table_bytes_with(const ps_table_t *t, size_t extra)
+size_t zps_table_bytes_with(const zps_table_t *t, size_t extra)
 {
-    size_t b = ps_table_bytes(t);
+    size_t b = zps_table_bytes(t);
     if (extra == 0)
         return b;
     if (extra > PS_MAX_ROWS - t->nrows)
         return SIZE_MAX;
     size_t rows = t->nrows + extra;
-    size_t nslabs = (rows + PS_TABLE_SLAB_ROWS - 1) / PS_TABLE_SLAB_ROWS;
+    size_t nslabs = (rows + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
     if (nslabs > t->nslabs)
         b += (nslabs - t->nslabs) * s_mem_size(t->slab_bytes);
     if (nslabs > t->slabs_cap)
         b += (nslabs - t->slabs_cap) * sizeof *t->slabs;
-    if (rows * PS_LOAD_DEN > (t->mask + 1) * PS_LOAD_NUM)
+    if (rows * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM)
         b += s_mem_size(s_cap_for(rows) * sizeof(uint64_t)); /* the old array goes later */
     return b;
 }
 
-size_t ps_table_size(const ps_table_t *t)
+size_t zps_table_size(const zps_table_t *t)
 {
     return t->nrows;
 }
 
-size_t ps_table_bytes(const ps_table_t *t)
+size_t zps_table_bytes(const zps_table_t *t)
 {
     size_t b = sizeof *t + s_mem_size((t->mask + 1) * sizeof(uint64_t));
     if (t->old != NULL)
@@ -599,17 +599,17 @@ size_t ps_table_bytes(const ps_table_t *t)
     return b;
 }
 
-uint32_t ps_table_row_floats(const ps_table_t *t)
+uint32_t zps_table_row_floats(const zps_table_t *t)
 {
     return t->row_floats;
 }
 
-int ps_table_resizing(const ps_table_t *t)
+int zps_table_resizing(const zps_table_t *t)
 {
     return t->old != NULL;
 }
 
-int ps_table_next(const ps_table_t *t, size_t *cursor, uint64_t *key, float **row)
+int zps_table_next(const zps_table_t *t, size_t *cursor, uint64_t *key, float **row)
 {
     if (*cursor >= t->nrows)
         return 0;

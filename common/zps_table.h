@@ -1,4 +1,5 @@
-/* ps_table: the shard's key -> row store.
+/* zps_table: key -> row store (a server's shard, the --local store, and
+ * any per-key float rows: bsp accumulators, the compression audit).
  *
  * Open addressing over a power-of-two slot array.  A slot is 8 bytes: the
  * high 32 bits are a tag taken from the key's hash (so most mismatches are
@@ -6,7 +7,7 @@
  * (0 = empty).  A probe starts at the key's home slot, goes round the rest of
  * that slot's 64-byte line and only then moves on, line by line, so a lookup
  * nearly always reads one cache line of slots.  Rows live in slabs of
- * PS_TABLE_SLAB_ROWS rows; a row is the 8-byte key followed by row_floats
+ * ZPS_TABLE_SLAB_ROWS rows; a row is the 8-byte key followed by row_floats
  * floats, so a row never moves once created and no key costs a malloc of its
  * own.  Keys are never deleted.  Slot arrays of 2 MB or more and the slabs
  * are 2 MB-aligned mappings that ask for transparent huge pages.
@@ -16,54 +17,54 @@
  * migrates a bounded number of old slots into it; lookups consult both arrays
  * until the old one is empty.  No single operation pays for a whole resize.
  *
- * Ownership: row pointers returned here stay valid until ps_table_destroy().
- * The table is not thread-safe; the server owns it from one thread. */
-#ifndef PS_TABLE_H
-#define PS_TABLE_H
+ * Ownership: row pointers returned here stay valid until zps_table_destroy().
+ * The table is not thread-safe; its owner uses it from one thread. */
+#ifndef ZPS_TABLE_H
+#define ZPS_TABLE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define PS_TABLE_SLAB_ROWS 131072u /* 16-byte rows: 2 MB, one huge page */
+#define ZPS_TABLE_SLAB_ROWS 131072u /* 16-byte rows: 2 MB, one huge page */
 
-typedef struct ps_table ps_table_t;
+typedef struct zps_table zps_table_t;
 
 /* New empty table for rows of row_floats floats (>= 1), sized for about
  * capacity_hint keys without growing.  Returns NULL on allocation failure. */
-ps_table_t *ps_table_new(uint32_t row_floats, size_t capacity_hint);
-void ps_table_destroy(ps_table_t **t);
+zps_table_t *zps_table_new(uint32_t row_floats, size_t capacity_hint);
+void zps_table_destroy(zps_table_t **t);
 
 /* Row of key, or NULL if absent.  Never inserts. */
-float *ps_table_find(ps_table_t *t, uint64_t key);
+float *zps_table_find(zps_table_t *t, uint64_t key);
 
 /* Row of key, inserting a zero-filled row if absent (*inserted set to 1 then,
  * else 0; inserted may be NULL).  Returns NULL only on allocation failure. */
-float *ps_table_upsert(ps_table_t *t, uint64_t key, int *inserted);
+float *zps_table_upsert(zps_table_t *t, uint64_t key, int *inserted);
 
 /* Batched forms: rows[i] for keys[i].  They run the keys through a software
  * pipeline that prefetches slot lines and rows well ahead, which hides most
  * of the memory latency of random keys.  find_batch stores NULL for absent
  * keys.  upsert_batch returns 0, or ZPS_ENOMEM (rows filled up to the
  * failure are valid); inserted (may be NULL) gets 1 for new rows. */
-void ps_table_find_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows);
-int ps_table_upsert_batch(ps_table_t *t, const uint64_t *keys, size_t n, float **rows,
+void zps_table_find_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows);
+int zps_table_upsert_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted);
 
 /* Make room for extra more keys: after it returns 0, inserting up to extra
  * new keys (upsert, upsert_batch) cannot fail.  ZPS_ENOMEM leaves the
  * table's contents unchanged (a push is applied whole or not at all). */
-int ps_table_reserve(ps_table_t *t, size_t extra);
+int zps_table_reserve(zps_table_t *t, size_t extra);
 
-/* What ps_table_bytes would be after extra more keys (SIZE_MAX: cannot). */
-size_t ps_table_bytes_with(const ps_table_t *t, size_t extra);
+/* What zps_table_bytes would be after extra more keys (SIZE_MAX: cannot). */
+size_t zps_table_bytes_with(const zps_table_t *t, size_t extra);
 
-size_t ps_table_size(const ps_table_t *t);       /* keys stored */
-size_t ps_table_bytes(const ps_table_t *t);      /* bytes allocated (slots + slabs) */
-uint32_t ps_table_row_floats(const ps_table_t *t);
-int ps_table_resizing(const ps_table_t *t);      /* 1 while an incremental grow is in progress */
+size_t zps_table_size(const zps_table_t *t);       /* keys stored */
+size_t zps_table_bytes(const zps_table_t *t);      /* bytes allocated (slots + slabs) */
+uint32_t zps_table_row_floats(const zps_table_t *t);
+int zps_table_resizing(const zps_table_t *t);      /* 1 while an incremental grow is in progress */
 
 /* Iterate over every stored row in insertion order: *cursor starts at 0;
  * returns 1 and fills key/row while rows remain, 0 at the end. */
-int ps_table_next(const ps_table_t *t, size_t *cursor, uint64_t *key, float **row);
+int zps_table_next(const zps_table_t *t, size_t *cursor, uint64_t *key, float **row);
 
 #endif

@@ -1,0 +1,242 @@
+/* zps_shard: pulls and all-or-nothing pushes on one table of optimizer
+ * rows.  See zps_shard.h.
+ *
+ * A push is one pass over its rows (a second pass would miss the cache on
+ * every row again: it cost 40% of push throughput).  Chunk by chunk
+ * (ZPS_SHARD_CHUNK keys), the batched lookup finds the rows and prefetches
+ * them; an existing row's old value is saved in the undo buffer and the
+ * update applied in place; a missing key's new row (its initial value,
+ * then the update) is computed in the undo buffer instead.  Every updated
+ * row is checked finite with the batched check.  Commit reserves room for
+ * the new keys first, so their inserts cannot fail half-way; any refusal
+ * restores the saved rows. */
+#include "zps_shard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "zps_err.h"
+
+#define ZPS_SHARD_CHUNK 256
+
+struct zps_shard {
+    zps_table_t *t;
+    zps_optim_conf_t o;
+    size_t rf, pf;          /* floats per row, per pushed key */
+    int needs_init;         /* initial weights are not all zero */
+    float *tmp_g;           /* one clipped gradient row */
+    float **rowp;           /* per key of the push: its stored row, or NULL (new) */
+    size_t rowp_cap;
+    float *undo;            /* per key: old row (stored) or new row (missing) */
+    size_t undo_cap;
+    /* the open push */
+    const uint64_t *keys;
+    size_t n, done, missing;
+    int open;
+};
+
+zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
+{
+    zps_shard_t *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->o = *o;
+    sh->rf = zps_optim_row_floats(o);
+    sh->pf = zps_optim_push_floats(o);
+    sh->needs_init = o->init_scale != 0.0f;
+    sh->t = zps_table_new((uint32_t)sh->rf, capacity_hint);
+    sh->tmp_g = malloc(sh->pf * sizeof *sh->tmp_g);
+    if (!sh->t || !sh->tmp_g)
+        zps_shard_destroy(&sh);
+    return sh;
+}
+
+void zps_shard_destroy(zps_shard_t **shp)
+{
+    zps_shard_t *sh = *shp;
+    if (!sh)
+        return;
+    *shp = NULL;
+    zps_table_destroy(&sh->t);
+    free(sh->tmp_g);
+    free(sh->rowp);
+    free(sh->undo);
+    free(sh);
+}
+
+zps_table_t *zps_shard_table(zps_shard_t *sh) { return sh->t; }
+const zps_optim_conf_t *zps_shard_optim(const zps_shard_t *sh) { return &sh->o; }
+
+int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
+{
+    if (sh->open || !*t || zps_table_row_floats(*t) != sh->rf)
+        return ZPS_EINVAL;
+    zps_table_destroy(&sh->t);
+    sh->t = *t;
+    *t = NULL;
+    return 0;
+}
+
+void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
+{
+    const size_t dim = sh->o.dim;
+    float *rows[ZPS_SHARD_CHUNK];
+    for (size_t i = 0; i < n; i += ZPS_SHARD_CHUNK) {
+        size_t c = n - i < ZPS_SHARD_CHUNK ? n - i : ZPS_SHARD_CHUNK;
+        zps_table_find_batch(sh->t, keys + i, c, rows);
+        size_t found = 0;
+        for (size_t j = 0; j < c; j++)
+            found += rows[j] != NULL;
+        if (found == c) { /* the usual case: one batched call */
+            zps_optim_weights_n(&sh->o, rows, c, out + i * dim);
+            continue;
+        }
+        for (size_t j = 0; j < c; j++) {
+            float *w = out + (i + j) * dim;
+            if (rows[j])
+                zps_optim_weights(&sh->o, rows[j], w);
+            else if (sh->needs_init)
+                zps_optim_initial_weights(&sh->o, keys[i + j], w);
+            else
+                memset(w, 0, dim * sizeof *w);
+        }
+    }
+}
+
+static int s_grow(zps_shard_t *sh, size_t n)
+{
+    if (sh->rowp_cap < n) {
+        float **r = realloc(sh->rowp, (n ? n : 1) * sizeof *r);
+        if (!r)
+            return ZPS_ENOMEM;
+        sh->rowp = r;
+        sh->rowp_cap = n;
+    }
+    if (sh->undo_cap < n * sh->rf) {
+        float *u = realloc(sh->undo, (n > 0 ? n * sh->rf : 1) * sizeof *u);
+        if (!u)
+            return ZPS_ENOMEM;
+        sh->undo = u;
+        sh->undo_cap = n * sh->rf;
+    }
+    return 0;
+}
+
+/* every row the open push touched, as it was */
+static void s_undo(zps_shard_t *sh)
+{
+    for (size_t j = 0; j < sh->done; j++)
+        if (sh->rowp[j])
+            memcpy(sh->rowp[j], sh->undo + j * sh->rf, sh->rf * sizeof *sh->undo);
+    sh->open = 0;
+}
+
+int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const float *g,
+                         float lr_scale, float clip, zps_shard_push_t *out)
+{
+    const size_t rf = sh->rf, pf = sh->pf;
+    out->new_keys = 0;
+    out->bad = SIZE_MAX;
+    sh->open = 0;
+    if (s_grow(sh, n))
+        return ZPS_ENOMEM;
+    zps_optim_conf_t scaled = sh->o; /* the push's step multiplier */
+    scaled.lr *= lr_scale;
+    const int clipping = clip > 0;
+    float *cr[ZPS_SHARD_CHUNK];
+    size_t missing = 0, bad = SIZE_MAX;
+    sh->keys = keys;
+    sh->n = n;
+    sh->done = 0;
+    for (size_t i = 0; i < n && bad == SIZE_MAX; i += ZPS_SHARD_CHUNK) {
+        size_t c = n - i < ZPS_SHARD_CHUNK ? n - i : ZPS_SHARD_CHUNK;
+        zps_table_find_batch(sh->t, keys + i, c, sh->rowp + i);
+        for (size_t j = i; j < i + c; j++) {
+            float *row = sh->rowp[j], *u = sh->undo + j * rf;
+            if (row) {
+                memcpy(u, row, rf * sizeof *u);
+            } else {
+                missing++;
+                zps_optim_init_row(&sh->o, keys[j], u);
+                row = u;
+            }
+            cr[j - i] = row;
+            if (clipping) {
+                memcpy(sh->tmp_g, g + j * pf, pf * sizeof *g);
+                zps_optim_clip(sh->tmp_g, pf, clip);
+                zps_optim_apply_n(&scaled, &cr[j - i], sh->tmp_g, 1);
+            }
+        }
+        if (!clipping)
+            zps_optim_apply_n(&scaled, cr, g + i * pf, c);
+        sh->done = i + c;
+        size_t f = zps_optim_rows_finite(&sh->o, cr, c);
+        if (f < c)
+            bad = i + f;
+    }
+    if (bad != SIZE_MAX) {
+        s_undo(sh);
+        out->bad = bad;
+        return ZPS_ENONFINITE;
+    }
+    sh->missing = out->new_keys = missing;
+    sh->open = 1;
+    return 0;
+}
+
+int zps_shard_push_commit(zps_shard_t *sh)
+{
+    if (!sh->open)
+        return 0;
+    size_t missing = sh->missing;
+    if (missing && zps_table_reserve(sh->t, missing) != 0) {
+        s_undo(sh);
+        return ZPS_ENOMEM;
+    }
+    /* the new keys, a chunk at a time through the batched (prefetching) insert */
+    uint64_t mk[ZPS_SHARD_CHUNK];
+    size_t mj[ZPS_SHARD_CHUNK], cnt = 0;
+    float *rows[ZPS_SHARD_CHUNK];
+    for (size_t j = 0; missing && j < sh->n; j++) {
+        if (!sh->rowp[j]) {
+            mk[cnt] = sh->keys[j];
+            mj[cnt++] = j;
+            missing--;
+        }
+        if (cnt == ZPS_SHARD_CHUNK || (cnt && (!missing || j + 1 == sh->n))) {
+            if (zps_table_upsert_batch(sh->t, mk, cnt, rows, NULL) != 0) {
+                /* cannot happen after the reserve; the keys inserted so
+                 * far keep their rows, the rest of the push is lost */
+                sh->open = 0;
+                return ZPS_ENOMEM;
+            }
+            for (size_t q = 0; q < cnt; q++)
+                memcpy(rows[q], sh->undo + mj[q] * sh->rf, sh->rf * sizeof *sh->undo);
+            cnt = 0;
+        }
+    }
+    sh->open = 0;
+    return 0;
+}
+
+void zps_shard_push_abort(zps_shard_t *sh)
+{
+    if (sh->open)
+        s_undo(sh);
+}
+
+void zps_shard_trim(zps_shard_t *sh, size_t keep)
+{
+    if (sh->open)
+        return;
+    if (sh->rowp_cap > keep) {
+        free(sh->rowp);
+        sh->rowp = NULL;
+        sh->rowp_cap = 0;
+    }
+    if (sh->undo_cap > keep * sh->rf) {
+        free(sh->undo);
+        sh->undo = NULL;
+        sh->undo_cap = 0;
+    }
+}

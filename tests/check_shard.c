@@ -1,0 +1,287 @@
+/* Unit tests of zps_shard: pulls give stored or initial weights without
+ * inserting; a push gives exactly the rows zps_optim_apply gives one by
+ * one; a refused or aborted push leaves every row and the key count as
+ * they were, across chunk boundaries. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_suites.h"
+#include "zps_err.h"
+#include "zps_shard.h"
+
+#define N 1000 /* keys per push: several 256-key chunks */
+
+static zps_optim_conf_t s_conf(zps_opt_kind_t kind, uint32_t dim, float init)
+{
+    zps_optim_conf_t o;
+    zps_optim_defaults(&o, kind);
+    o.dim = dim;
+    o.init_scale = init;
+    o.init_seed = 7;
+    return o;
+}
+
+/* keys 3, 6, 9, ... (sorted, unique); gradients g[i][j] = small values */
+static void s_push_data(uint64_t *keys, float *g, size_t n, size_t pf, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = 3 * (i + 1);
+        for (size_t j = 0; j < pf; j++)
+            g[i * pf + j] = (float)((int)((i * 131 + j * 17 + seed) % 97) - 48) / 64.0f;
+    }
+}
+
+/* the norm optimizer needs q >= 0 and x > 0 in its [g | q | x] push rows */
+static void s_norm_fix(float *g, size_t n, uint32_t dim)
+{
+    size_t pf = 2 * dim + 1;
+    for (size_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < dim; j++)
+            g[i * pf + dim + j] = g[i * pf + j] * g[i * pf + j];
+        g[i * pf + 2 * dim] = 1.0f + (float)(i % 3);
+    }
+}
+
+/* the shard after a push equals rows built by hand with zps_optim_apply */
+static void s_check_against_reference(zps_opt_kind_t kind, uint32_t dim, float init,
+                                      float lr_scale)
+{
+    zps_optim_conf_t o = s_conf(kind, dim, init);
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    ck_assert_ptr_nonnull(sh);
+    size_t pf = zps_optim_push_floats(&o), rf = zps_optim_row_floats(&o);
+    uint64_t *keys = malloc(N * sizeof *keys);
+    float *g = malloc(N * pf * sizeof *g), *ref = malloc(N * rf * sizeof *ref);
+    float *w = malloc(N * dim * sizeof *w), *wr = malloc(dim * sizeof *wr);
+    zps_optim_conf_t scaled = o;
+    scaled.lr *= lr_scale;
+    for (uint32_t round = 0; round < 3; round++) {
+        s_push_data(keys, g, N, pf, round);
+        if (kind == ZPS_OPT_NORM)
+            s_norm_fix(g, N, dim);
+        for (size_t i = 0; i < N; i++) {
+            if (round == 0)
+                zps_optim_init_row(&o, keys[i], ref + i * rf);
+            zps_optim_apply(&scaled, ref + i * rf, g + i * pf);
+        }
+        zps_shard_push_t pr;
+        ck_assert_int_eq(zps_shard_push_begin(sh, keys, N, g, lr_scale, 0, &pr), 0);
+        ck_assert_uint_eq(pr.new_keys, round == 0 ? N : 0);
+        ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    }
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N);
+    zps_shard_pull(sh, keys, N, w);
+    for (size_t i = 0; i < N; i++) {
+        const float *row = zps_table_find(zps_shard_table(sh), keys[i]);
+        ck_assert_ptr_nonnull(row);
+        ck_assert_int_eq(memcmp(row, ref + i * rf, rf * sizeof *row), 0);
+        zps_optim_weights(&o, ref + i * rf, wr);
+        ck_assert_int_eq(memcmp(w + i * dim, wr, dim * sizeof *wr), 0);
+    }
+    free(keys);
+    free(g);
+    free(ref);
+    free(w);
+    free(wr);
+    zps_shard_destroy(&sh);
+    ck_assert_ptr_null(sh);
+}
+
+START_TEST(push_matches_reference)
+{
+    s_check_against_reference(ZPS_OPT_SGD, 1, 0, 1);
+    s_check_against_reference(ZPS_OPT_ADAGRAD, 4, 0.1f, 1);
+    s_check_against_reference(ZPS_OPT_FTRL, 1, 0, 1);
+    s_check_against_reference(ZPS_OPT_ADAM, 9, 0.1f, 1);
+    s_check_against_reference(ZPS_OPT_NORM, 9, 0.01f, 1);
+    s_check_against_reference(ZPS_OPT_NORM, 1, 0, 4);
+}
+END_TEST
+
+START_TEST(pull_does_not_insert)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_ADAGRAD, 5, 0.1f);
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    uint64_t keys[600];
+    float w[600 * 5], w0[5];
+    for (size_t i = 0; i < 600; i++)
+        keys[i] = 10 + 2 * i;
+    zps_shard_pull(sh, keys, 600, w);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), 0);
+    for (size_t i = 0; i < 600; i++) {
+        zps_optim_initial_weights(&o, keys[i], w0);
+        ck_assert_int_eq(memcmp(w + i * 5, w0, sizeof w0), 0);
+    }
+    /* zero init: zeros */
+    zps_optim_conf_t z = s_conf(ZPS_OPT_SGD, 3, 0);
+    zps_shard_t *sz = zps_shard_new(&z, 16);
+    float wz[600 * 3];
+    memset(wz, 0xff, sizeof wz);
+    zps_shard_pull(sz, keys, 600, wz);
+    for (size_t i = 0; i < 600 * 3; i++)
+        ck_assert(wz[i] == 0.0f);
+    zps_shard_destroy(&sh);
+    zps_shard_destroy(&sz);
+}
+END_TEST
+
+/* A snapshot of every stored row, to compare after a refused push. */
+static float *s_snapshot(zps_shard_t *sh, const uint64_t *keys, size_t n, size_t rf)
+{
+    float *snap = malloc(n * rf * sizeof *snap);
+    for (size_t i = 0; i < n; i++) {
+        const float *row = zps_table_find(zps_shard_table(sh), keys[i]);
+        ck_assert_ptr_nonnull(row);
+        memcpy(snap + i * rf, row, rf * sizeof *row);
+    }
+    return snap;
+}
+
+static void s_same_rows(zps_shard_t *sh, const uint64_t *keys, size_t n, size_t rf,
+                        const float *snap)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *row = zps_table_find(zps_shard_table(sh), keys[i]);
+        ck_assert_ptr_nonnull(row);
+        ck_assert_int_eq(memcmp(row, snap + i * rf, rf * sizeof *row), 0);
+    }
+}
+
+START_TEST(nonfinite_refused_whole)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 2, 0);
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    size_t pf = 2, rf = 2;
+    uint64_t keys[N + 100];
+    float g[(N + 100) * 2];
+    s_push_data(keys, g, N, pf, 1);
+    zps_shard_push_t pr;
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N, g, 1, 0, &pr), 0);
+    ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    float *snap = s_snapshot(sh, keys, N, rf);
+    /* the same keys plus 100 new ones (interleaved at the end), one
+     * gradient inf in the third chunk: every row of the first two chunks was
+     * already updated in place and must come back */
+    s_push_data(keys, g, N + 100, pf, 2);
+    g[700 * pf + 1] = INFINITY;
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N + 100, g, 1, 0, &pr), ZPS_ENONFINITE);
+    ck_assert_uint_eq(pr.bad, 700);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N);
+    s_same_rows(sh, keys, N, rf, snap);
+    /* finite gradients whose scaled step overflows a row (sgd, lr 0.1:
+     * 0.1 x 64 x 3e38 is past FLT_MAX): also refused whole */
+    g[700 * pf + 1] = 1.0f;
+    g[5 * pf] = 3e38f;
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N + 100, g, 64, 0, &pr), ZPS_ENONFINITE);
+    ck_assert_uint_eq(pr.bad, 5);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N);
+    s_same_rows(sh, keys, N, rf, snap);
+    /* at scale 1 the same push is finite and applies */
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N + 100, g, 1, 0, &pr), 0);
+    ck_assert_uint_eq(pr.new_keys, 100);
+    zps_shard_push_abort(sh);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N);
+    s_same_rows(sh, keys, N, rf, snap);
+    free(snap);
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+START_TEST(abort_and_commit)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_ADAGRAD, 3, 0.05f);
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    size_t pf = 3, rf = zps_optim_row_floats(&o);
+    uint64_t keys[N];
+    float g[N * 3];
+    s_push_data(keys, g, N / 2, pf, 3);
+    zps_shard_push_t pr;
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N / 2, g, 1, 0, &pr), 0);
+    ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    float *snap = s_snapshot(sh, keys, N / 2, rf);
+    s_push_data(keys, g, N, pf, 4);
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N, g, 1, 0, &pr), 0);
+    ck_assert_uint_eq(pr.new_keys, N - N / 2);
+    zps_shard_push_abort(sh);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N / 2);
+    s_same_rows(sh, keys, N / 2, rf, snap);
+    for (size_t i = N / 2; i < N; i++)
+        ck_assert_ptr_null(zps_table_find(zps_shard_table(sh), keys[i]));
+    /* the same push committed: new keys start from their initial row */
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, N, g, 1, 0, &pr), 0);
+    ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N);
+    float ref[8];
+    for (size_t i = N / 2; i < N; i++) {
+        zps_optim_init_row(&o, keys[i], ref);
+        zps_optim_apply(&o, ref, g + i * pf);
+        ck_assert_int_eq(memcmp(zps_table_find(zps_shard_table(sh), keys[i]), ref,
+                                rf * sizeof *ref), 0);
+    }
+    /* a second commit or abort without a begin changes nothing */
+    ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    zps_shard_push_abort(sh);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(sh)), N);
+    free(snap);
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+START_TEST(clip_each_value)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 4, 0);
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    uint64_t keys[300];
+    float g[300 * 4], c[4], ref[4];
+    s_push_data(keys, g, 300, 4, 5);
+    zps_shard_push_t pr;
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, 300, g, 1, 0.25f, &pr), 0);
+    ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    for (size_t i = 0; i < 300; i++) {
+        memcpy(c, g + i * 4, sizeof c);
+        zps_optim_clip(c, 4, 0.25f);
+        memset(ref, 0, sizeof ref);
+        zps_optim_apply(&o, ref, c);
+        ck_assert_int_eq(memcmp(zps_table_find(zps_shard_table(sh), keys[i]), ref, sizeof ref), 0);
+        for (int j = 0; j < 4; j++)
+            ck_assert(fabsf(ref[j]) <= 0.25f * o.lr + 1e-7f);
+    }
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+START_TEST(adopt_checks_rows)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_ADAGRAD, 2, 0);
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    zps_table_t *wrong = zps_table_new(3, 16), *right = zps_table_new(4, 16);
+    ck_assert_int_eq(zps_shard_adopt(sh, &wrong), ZPS_EINVAL);
+    ck_assert_ptr_nonnull(wrong);
+    float *row = zps_table_upsert(right, 42, NULL);
+    row[0] = 0.5f;
+    ck_assert_int_eq(zps_shard_adopt(sh, &right), 0);
+    ck_assert_ptr_null(right);
+    float w[2];
+    uint64_t k = 42;
+    zps_shard_pull(sh, &k, 1, w);
+    ck_assert(w[0] == 0.5f);
+    zps_table_destroy(&wrong);
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+Suite *suite_shard(void)
+{
+    Suite *s = suite_create("shard");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, push_matches_reference);
+    tcase_add_test(tc, pull_does_not_insert);
+    tcase_add_test(tc, nonfinite_refused_whole);
+    tcase_add_test(tc, abort_and_commit);
+    tcase_add_test(tc, clip_each_value);
+    tcase_add_test(tc, adopt_checks_rows);
+    suite_add_tcase(s, tc);
+    return s;
+}
