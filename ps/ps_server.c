@@ -82,6 +82,7 @@
 #include <zmq.h>
 
 #include "ps_ckpt.h"
+#include "ps_clock.h"
 #include "ps_dedup.h"
 #include "ps_dump.h"
 #include "ps_keycache.h"
@@ -182,12 +183,6 @@ typedef struct {
     char user[48];
 } ps_key_t;
 
-typedef struct {
-    uint64_t finished;   /* last finished clock */
-    int64_t last_seen;   /* ms */
-    int alive, done;
-} ps_wstate_t;
-
 struct ps_server {
     ps_server_conf_t conf;
     zps_log_t *log;
@@ -205,7 +200,7 @@ struct ps_server {
     int64_t start_ms;
     int shutdown;
     /* consistency */
-    ps_wstate_t *workers;
+    ps_clock_t *clock;           /* ssp/bsp: the workers' clocks (NULL: async) */
     uint64_t min_clock;          /* UINT64_MAX: no live worker */
     ps_held_t *held;             /* pulls waiting for the slowest worker */
     size_t nheld, held_cap, held_bytes;
@@ -489,16 +484,13 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
                      conf->num_workers);
             goto fail;
         }
-        s->workers = calloc(conf->num_workers, sizeof *s->workers);
-        if (!s->workers) {
+        s->clock = ps_clock_new(conf->num_workers, conf->consistency == 2 ? 0 : conf->staleness,
+                                s->start_ms);
+        if (!s->clock) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        for (uint32_t w = 0; w < conf->num_workers; w++) {
-            s->workers[w].alive = 1;
-            s->workers[w].last_seen = s->start_ms;
-        }
-        s->min_clock = 0;
+        s->min_clock = ps_clock_min(s->clock);
     }
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
@@ -666,7 +658,7 @@ void ps_server_destroy(ps_server_t **sp)
         waitpid(s->ckpt_pid, NULL, 0);
     free(s->clients);
     free(s->lost);
-    free(s->workers);
+    ps_clock_destroy(&s->clock);
     free(s->keys);
     free(s->fscratch);
     free(s);
@@ -1411,30 +1403,14 @@ static int s_restore(ps_server_t *s, char *err, size_t errlen)
 
 static void s_on_pull(ps_server_t *s, zps_msg_t *m);
 
-/* The clock state of the worker that sent m, or NULL (async, not a worker). */
-static ps_wstate_t *s_worker_of(ps_server_t *s, const zps_msg_t *m)
+/* 1 and *w = its rank if m comes from a worker of the clock (ssp, bsp). */
+static int s_worker_of(const ps_server_t *s, const zps_msg_t *m, uint32_t *w)
 {
-    if (!s->workers || !m->env || m->env->role != ZPS__ROLE__ROLE_WORKER ||
+    if (!s->clock || !m->env || m->env->role != ZPS__ROLE__ROLE_WORKER ||
         m->env->rank >= s->conf.num_workers)
-        return NULL;
-    return &s->workers[m->env->rank];
-}
-
-static uint64_t s_compute_min(const ps_server_t *s)
-{
-    uint64_t mn = UINT64_MAX;
-    for (uint32_t w = 0; w < s->conf.num_workers; w++)
-        if (s->workers[w].alive && !s->workers[w].done && s->workers[w].finished < mn)
-            mn = s->workers[w].finished;
-    return mn;
-}
-
-static int s_pull_ready(const ps_server_t *s, uint64_t clock)
-{
-    if (s->min_clock == UINT64_MAX || clock == 0)
-        return 1;
-    uint64_t bound = s->conf.consistency == 2 ? 0 : s->conf.staleness;
-    return clock <= s->min_clock + bound + 1;
+        return 0;
+    *w = m->env->rank;
+    return 1;
 }
 
 /* bsp: apply the combined gradient of the finished clock once. */
@@ -1492,14 +1468,14 @@ static void s_bsp_apply(ps_server_t *s)
 /* The slowest worker may have moved: apply bsp clocks, answer held pulls. */
 static void s_advance(ps_server_t *s)
 {
-    uint64_t old = s->min_clock, mn = s_compute_min(s);
+    uint64_t old = s->min_clock, mn = ps_clock_min(s->clock);
     s->min_clock = mn;
     if (s->conf.consistency == 2 && mn != old)
         s_bsp_apply(s);
     size_t keep = 0;
     for (size_t i = 0; i < s->nheld; i++) {
         zps_msg_t *h = s->held[i].m;
-        if (s_pull_ready(s, h->env->pull->clock)) {
+        if (ps_clock_ready(s->clock, h->env->pull->clock)) {
             s->held_bytes -= s->held[i].bytes;
             s_on_pull(s, h);
             zps_msg_close(h);
@@ -1544,50 +1520,40 @@ static void s_drop_held_if(ps_server_t *s, uint64_t conn, uint32_t worker, int b
  * not count: s_handle calls this only for the bound connection.) */
 static void s_touch(ps_server_t *s, zps_msg_t *m)
 {
-    ps_wstate_t *w = s_worker_of(s, m);
-    if (!w)
+    uint32_t w;
+    if (!s_worker_of(s, m, &w))
         return;
-    w->last_seen = zps_now_ms();
-    if (!w->alive || w->done) {
-        uint64_t mn = s_compute_min(s);
-        w->alive = 1;
-        w->done = 0;
-        if (mn != UINT64_MAX && w->finished < mn)
-            w->finished = mn;
-        zps_info(s->log, "worker %u at %s rejoined the clock at %llu", m->env->rank, m->peer,
-                 (unsigned long long)w->finished);
+    if (ps_clock_heard(s->clock, w, zps_now_ms())) {
+        zps_info(s->log, "worker %u at %s rejoined the clock at %llu", w, m->peer,
+                 (unsigned long long)ps_clock_finished(s->clock, w));
         s_advance(s);
     }
 }
 
-static void s_finish_clock(ps_server_t *s, ps_wstate_t *w, uint64_t clock)
+static void s_finish_clock(ps_server_t *s, uint32_t w, uint64_t clock)
 {
-    if (clock > w->finished)
-        w->finished = clock;
+    ps_clock_finish(s->clock, w, clock);
     s_advance(s);
 }
 
 /* Drop workers that have been silent for longer than the heartbeat timeout. */
 static void s_check_heartbeats(ps_server_t *s)
 {
-    if (!s->workers)
+    if (!s->clock)
         return;
     int64_t now = zps_now_ms();
     if (now - s->last_check_ms < 100)
         return;
     s->last_check_ms = now;
     int changed = 0;
-    for (uint32_t i = 0; i < s->conf.num_workers; i++) {
-        ps_wstate_t *w = &s->workers[i];
-        if (w->alive && !w->done && now - w->last_seen > (int64_t)s->conf.heartbeat_timeout_ms) {
-            w->alive = 0;
-            changed = 1;
-            s->st.workers_dropped++;
-            s_drop_held_if(s, 0, i, 1);
-            zps_warn(s->log, "worker %u silent for %.1f s (clock %llu): dropped from the clock, "
-                     "the others go on", i, (double)(now - w->last_seen) / 1000.0,
-                     (unsigned long long)w->finished);
-        }
+    for (uint32_t i = 0; ps_clock_expire_next(s->clock, now, (int64_t)s->conf.heartbeat_timeout_ms, &i);
+         i++) {
+        changed = 1;
+        s->st.workers_dropped++;
+        s_drop_held_if(s, 0, i, 1);
+        zps_warn(s->log, "worker %u silent for %.1f s (clock %llu): dropped from the clock, "
+                 "the others go on", i, (double)(now - ps_clock_last_seen(s->clock, i)) / 1000.0,
+                 (unsigned long long)ps_clock_finished(s->clock, i));
     }
     if (changed)
         s_advance(s);
@@ -1641,13 +1607,13 @@ static int s_hold(ps_server_t *s, zps_msg_t *m)
 
 static void s_on_clock(ps_server_t *s, zps_msg_t *m)
 {
-    ps_wstate_t *w = s_worker_of(s, m);
-    if (w) {
+    uint32_t w;
+    if (s_worker_of(s, m, &w)) {
         s_finish_clock(s, w, m->env->clock->clock);
         if (m->env->clock->done) {
-            w->done = 1;
-            zps_info(s->log, "worker %u finished at clock %llu", m->env->rank,
-                     (unsigned long long)w->finished);
+            ps_clock_done(s->clock, w);
+            zps_info(s->log, "worker %u finished at clock %llu", w,
+                     (unsigned long long)ps_clock_finished(s->clock, w));
             s_advance(s);
         }
     }
@@ -1918,8 +1884,9 @@ static void s_on_pull(ps_server_t *s, zps_msg_t *m)
                       (unsigned long long)(s->conf.max_msg_bytes >> 20));
         return;
     }
-    if (s_worker_of(s, m)) {
-        if (!s_pull_ready(s, req->clock)) {
+    uint32_t w;
+    if (s_worker_of(s, m, &w)) {
+        if (!ps_clock_ready(s->clock, req->clock)) {
             if (s_hold(s, m) != 0)
                 s_reply_error(s, m, ZPS_ELIMIT, "too many pulls waiting for the slowest worker "
                               "(%zu held; at most %u per connection, %u in all)", s->nheld,
@@ -2298,12 +2265,13 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
         return;
     }
     int duplicate = st == PS_DEDUP_DUP;
-    ps_wstate_t *w = s_worker_of(s, m);
+    uint32_t w;
+    int of_clock = s_worker_of(s, m, &w);
     if (duplicate) {
         s->st.duplicate_pushes++;
         rk->duplicates++;
     } else {
-        int rc = w && s->conf.consistency == 2
+        int rc = of_clock && s->conf.consistency == 2
                      ? s_bsp_accumulate(s, m, tb, n, g, req->mean ? (float)req->examples : 1.0f,
                                         lr_scale)
                      : s_apply_table(s, m, tb, n, g, lr_scale);
@@ -2311,7 +2279,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
             s_push_rejected(s, rk);
             return;
         }
-        if (w && s->conf.consistency == 2) {
+        if (of_clock && s->conf.consistency == 2) {
             s->acc_mean = req->mean;
             s->acc_examples += req->examples;
         }
@@ -2349,7 +2317,7 @@ static void s_on_push(ps_server_t *s, zps_msg_t *m)
     s->st.pushes++;
     s->st.keys_pushed += n;
     s_send(s, m, &env, NULL, 0, NULL, 0);
-    if (w && req->tick)
+    if (of_clock && req->tick)
         s_finish_clock(s, w, req->clock);
 }
 
@@ -2395,10 +2363,10 @@ static void s_on_stats(ps_server_t *s, zps_msg_t *m)
     body.reply_refused = st.reply_refused;
     body.reply_queued_peak = st.reply_queued_peak;
     uint64_t clocks[1024];
-    if (s->workers) {
+    if (s->clock) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;
         for (size_t w = 0; w < body.n_worker_clocks; w++)
-            clocks[w] = s->workers[w].finished;
+            clocks[w] = ps_clock_finished(s->clock, (uint32_t)w);
         body.worker_clocks = clocks;
     }
     /* per client process, at most PS_STATS_CLIENTS (the reply stays small) */
