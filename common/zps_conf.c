@@ -104,7 +104,7 @@ const char *zps_conf_usage(void)
            "                           (norm: adaptive steps normalised by each feature's\n"
            "                           largest |x|, the same for any feature scaling)\n"
            "  --lr X                   step size (ftrl: alpha)\n"
-           "                           [norm 0.1, ftrl 0.05, adagrad 0.05, adam 0.001 (mlp 0.0005),\n"
+           "                           [norm 0.07, ftrl 0.05, adagrad 0.05, adam 0.001 (mlp 0.0005),\n"
            "                           sgd: 0.001 for lr/fm (batch-sum gradients), 0.1 for mlp]\n"
            "  --l1 X --l2 X            regularisation                          [0]\n"
            "  --beta X                 ftrl beta                               [1]\n"

@@ -35,7 +35,8 @@ typedef struct {
     uint32_t fm_dim;                 /* --dim k: fm embedding size [8] */
     uint32_t layers[ZPS_MAX_LAYERS]; /* --layers 784,128,10 */
     uint32_t nlayers;
-    float init_scale;                /* --init-scale: fm embeddings [0.01] */
+    float init_scale;                /* --init-scale: fm embeddings [norm 0.01, else 0.1];
+                                        mlp: multiplies the init limits [1] */
     uint64_t seed;                   /* --seed [1] */
     uint32_t hash_bits;              /* --hash-bits: 0 = keep 64-bit ids */
     /* optimizer */
@@ -57,7 +58,7 @@ typedef struct {
                                         (worker/wk_train.h) */
     int epochs_set;                  /* --epochs given (else mlp: ZPS_MLP_EPOCHS) */
     double max_train_seconds;        /* stop after the pass that reaches it (0: none) */
-    uint32_t batch;                  /* [1000 sparse, 100 mlp] */
+    uint32_t batch;                  /* [500 sparse, 100 mlp] */
     uint32_t max_delay;              /* unacknowledged pushes in flight [4] */
     zps_consistency_t consistency;
     uint32_t staleness;              /* ssp:N */

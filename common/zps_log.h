@@ -34,8 +34,8 @@ void zps_log_set_rank(zps_log_t *log, int rank);
 void zps_log(zps_log_t *log, zps_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Rate-limited: class_id in [0, 16); at most one line per class per
- * interval_ms.  Returns 1 if a line was written. */
+/* Rate-limited, at WARN: class_id taken modulo 32 (classes shared with
+ * zps_log_burst); at most one line per class per interval_ms.  Returns 1 if a line was written. */
 int zps_log_limited(zps_log_t *log, unsigned class_id, int64_t interval_ms,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

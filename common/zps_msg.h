@@ -5,7 +5,8 @@
  *   envelope  a protobuf-c Zps__Envelope (version, role, rank, request id,
  *             type and a typed body)
  *   keys      gap-varint coded sorted keys (zps_codec.h)
- *   values    raw little-endian float32
+ *   values    little-endian values in the message's value codec (f32,
+ *             fp16 or int8: zps_vcodec.h)
  * The bulk frames are malloc'd by the sender and handed to ZeroMQ with
  * zmq_msg_init_data, so they are never copied on the way out.  On the way
  * in, bulk frames stay in their zmq_msg_t; zps_msg_floats() copies only

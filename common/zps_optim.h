@@ -16,6 +16,9 @@
  * norm is the normalized adaptive gradient (NAG) of Ross, Mineiro and
  * Langford, "Normalized Online Learning", UAI 2013, per coordinate:
  *     s <- max(s, x);  G <- G + q;  w <- w - lr * g / (s * sqrt(G))
+ * (as applied: G grows by max(q, g^2/32) + (l2 w)^2, the step is
+ * lr / (s (sqrt(G) + eps s)), and an fm row's embedding columns step x0.1;
+ * see s_norm in zps_optim.c)
  * which gives the same predictions whatever the scale of each feature (x
  * scaled by c: g by c, G by c^2, s by c, the step by 1/c), so one step
  * size serves binary, count, tf-idf and real-valued features.  A norm row
@@ -51,7 +54,7 @@ typedef struct zps_optim_conf_s {
     uint64_t init_seed;
 } zps_optim_conf_t;
 
-/* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad, norm 1e-7),
+/* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad 1e-7, norm 1),
  * beta1 0.9, beta2 0.999, l1 = l2 = 0, zero init, dim 1. */
 void zps_optim_defaults(zps_optim_conf_t *c, zps_opt_kind_t kind);
 

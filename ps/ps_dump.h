@@ -8,8 +8,8 @@
  * strictly increasing) and its weight rows (zps_optim_weights: what a pull
  * would answer) follow the sorted order.
  *
- * The server calls ps_dump_handle() from its dispatch for a DUMP message; it
- * only needs the table, its optimizer and a way to send the reply. */
+ * The server's DUMP handler (ps_srv_req.c) calls ps_dump_page, then
+ * ps_dump_reply; they only need the table and its optimizer. */
 #ifndef PS_DUMP_H
 #define PS_DUMP_H
 

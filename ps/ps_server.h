@@ -1,13 +1,14 @@
 /* ps_server: one parameter-server shard behind a ZeroMQ ROUTER socket.
  *
  * The server owns its tables (zps_table + zps_optim per table) and serves
- * HELLO, PULL, PUSH, STATS and SHUTDOWN from any number of clients on one
+ * HELLO, PULL, PUSH, STATS, SHUTDOWN, CLOCK, HEARTBEAT and DUMP from any
+ * number of clients on one
  * thread.  A ROUTER never blocks on a peer: replies to a vanished or slow
  * client are queued up to the high-water mark and then dropped (counted),
  * so one bad client cannot stall the others.  Every request is validated in
  * full before anything is applied (a rejected push changes nothing) and
  * answered with an ERROR naming the problem; the server keeps serving.
- * Security and resource bounds: docs/security-server.md.
+ * Security and resource bounds: docs/security.md.
  *
  * Ownership: the server keeps a pointer to log (not owned) and copies conf. */
 #ifndef PS_SERVER_H
@@ -29,7 +30,8 @@ typedef struct {
     uint32_t ntables;           /* tables[0..ntables) */
     zps_optim_conf_t tables[PS_MAX_TABLES];
     uint64_t capacity_hint;     /* keys per table expected (pre-sizes the table) */
-    uint64_t max_msg_bytes;     /* ZMQ_MAXMSGSIZE: bigger frames are dropped by ZeroMQ */
+    uint64_t max_msg_bytes;     /* a bigger message gets a ZPS_ETOOBIG reply (ZeroMQ's
+                                   ZMQ_MAXMSGSIZE, twice this, drops what is bigger still) */
     uint64_t max_keys;          /* keys per request */
     char ready_file[512];       /* if set, the bound endpoint is written here */
     char save_dir[512];         /* if set, table 0 is saved here when serving ends */
@@ -53,7 +55,7 @@ typedef struct {
     /* admin secret: SHUTDOWN must carry the token in this file (0600, ours);
      * without it every SHUTDOWN is refused (stop the server with SIGTERM) */
     char admin_token_file[512];
-    /* resource limits (see docs/security-server.md) */
+    /* resource limits (see docs/security.md) */
     uint64_t limit_keys;          /* --max-keys: keys stored, all tables (0: none) */
     uint64_t limit_memory_bytes;  /* --max-memory-mb: table + accumulator bytes (0: none) */
     uint32_t max_connections;     /* --max-connections: peers served at once */

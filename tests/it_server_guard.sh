@@ -74,7 +74,7 @@ $G shutdown --servers "$s0" --token-file "$D/token" || fail "SHUTDOWN with the t
 wait_exit "$pid" 10 || fail "server did not exit 0 after an authorised SHUTDOWN"
 grep -q "stopping: .* pushes received: .* applied, .* duplicates, .* rejected" "$TMP/server.0.log" ||
     fail "no counters in the exit line"
-grep -q "client rank 3 nonce .* applied" "$TMP/server.0.log" || fail "no per-client exit line"
+grep -q "client rank 3 (nonce fingerprint [0-9a-f]*): .* applied" "$TMP/server.0.log" || fail "no per-client exit line"
 echo "ok: SHUTDOWN with the token stops the server; exit line with the counters"
 
 # ---- server without a token file refuses every SHUTDOWN ------------------------------------

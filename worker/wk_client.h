@@ -161,7 +161,9 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms);
 /* Tickets in flight. */
 uint32_t wk_client_inflight(const wk_client_t *c);
 
-/* Server-side counters of one server; shutdown asks one server to exit. */
+/* Server-side counters of one server.  wk_client_shutdown asks one server
+ * to exit; it sends no admin token, so a server refuses it (ZPS_EPERM)
+ * unless it runs without one (zps-ctl sends the token). */
 int wk_client_stats(wk_client_t *c, uint32_t server, wk_server_stats_t *out);
 int wk_client_shutdown(wk_client_t *c, uint32_t server, const char *reason);
 

@@ -143,7 +143,7 @@
 #define S_BLOCK_NNZ (1u << 21)
 #define S_BLK_HDR 32u            /* cache block header: rows, nnz, unit id, bad lines */
 #define S_SHARD_BLOCK_MAX (1u << 20) /* automatic shard block size: at most 1 MiB, */
-#define S_SHARD_BLOCK_MIN 64u        /*   at least 64 bytes, about 8 blocks a worker */
+#define S_SHARD_BLOCK_MIN 64u        /*   at least 64 bytes, about S_SHARD_BLOCKS_PER_WORKER a worker */
 #define S_SHARD_BLOCKS_PER_WORKER 64u
 #define S_GZ_READ (1u << 20)
 #define S_MSGLEN 512
@@ -1658,7 +1658,7 @@ static void s_layout_free(wk_reader_t *r)
 }
 
 /* Automatic shard block size: the largest power of two <= 1 MiB that gives
- * about 8 blocks a worker, at least 64 bytes. */
+ * about S_SHARD_BLOCKS_PER_WORKER (64) blocks a worker, at least 64 bytes. */
 static uint64_t s_auto_block(uint64_t total, uint32_t W)
 {
     uint64_t target = total / ((uint64_t)S_SHARD_BLOCKS_PER_WORKER * W), b = S_SHARD_BLOCK_MAX;

@@ -4,11 +4,13 @@
  * compute loss and gradients, push the gradients.  Two batch slots are
  * double-buffered so the pull for batch i+1 is in flight while batch i is
  * computed, and up to --max-delay pushes may wait for their acknowledgement
- * (the bounded delay of the OSDI'14 parameter server, per worker).  No
- * worker ever waits for another (async consistency).
+ * (the bounded delay of the OSDI'14 parameter server, per worker).  Under
+ * async no worker ever waits for another; under ssp:N and bsp pulls wait
+ * for the slowest worker (ps_clock on the servers).
  *
  * Every --progress-every seconds a progress line: examples/s, running train
- * loss, keys pulled/pushed, MB sent/received, epoch and ETA.  At the end of
+ * loss, holdout loss (--epochs auto), keys pulled/pushed, MB sent/received,
+ * push bytes per key and compression ratio, retained MB, epoch and ETA.  At the end of
  * every epoch worker 0 scores the --test file (logloss, AUC, accuracy).
  *
  * Ownership: the trainer keeps pointers to conf and log (not owned). */

@@ -1,0 +1,249 @@
+/* ps_srv: the server module's private header, shared by its files and
+ * by nothing else: ps_server.c (set-up, the loop, dispatch), ps_srv_net.c
+ * (replies, connections), ps_srv_auth.c (tokens, CURVE/ZAP, rank binding),
+ * ps_srv_exact.c (exactly once, checkpoints, restore), ps_srv_sync.c
+ * (ssp/bsp), ps_srv_req.c (request handlers).  Functions shared between
+ * those files carry the prefix psv_; the rest stay static in their file. */
+#ifndef PS_SRV_H
+#define PS_SRV_H
+
+#include "ps_server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ps_ckpt.h"
+#include "ps_clock.h"
+#include "ps_dedup.h"
+#include "ps_dump.h"
+#include "ps_keycache.h"
+#include "zps_table.h"
+#include "zps_codec.h"
+#include "zps_curve.h"
+#include "zps_err.h"
+#include "zps_hash.h"
+#include "zps_modelfile.h"
+#include "zps_msg.h"
+#include "zps_place.h"
+#include "zps_shard.h"
+#include "zps_time.h"
+#include "zps_vcodec.h"
+
+#define PS_CHUNK 256
+#define PS_MAX_RANK 65536             /* ranks 0..65535 have records */
+#define PS_SCRATCH_KEEP (1u << 20)    /* scratch entries kept after a bigger request */
+#define PS_STATS_CLIENTS 1024         /* per-client entries in a STATS reply */
+#define PS_TOKEN_MAX 256
+
+/* rate-limit classes of zps_log (one per kind of per-peer line) */
+enum {
+    LC_REJECT = 0, LC_REPLY, LC_HELLO, LC_PERM, LC_ZAP, LC_CONNLIM, LC_NONFINITE, LC_SHUTDOWN,
+    LC_DROPPED, LC_HEARTBEAT, LC_BIND
+};
+
+typedef struct {
+    zps_shard_t *sh;     /* the rows and their optimizer (zps_shard) */
+    zps_table_t *t;      /* zps_shard_table(sh) */
+    zps_optim_conf_t o;
+    uint32_t dim;
+    int needs_init;
+    char desc[256];
+} ps_tab_t;
+
+/* After a restore, per worker rank (same process as in the checkpoint):
+ * the checkpoint's applied count, acks this server has sent since, and the
+ * best estimate of the acks the client had before the crash. */
+typedef struct {
+    uint64_t ckpt_applied, ckpt_seq, acks_sent, pre_acks;
+    uint64_t ckpt_resent;   /* pushes in the checkpoint whose ack the crash ate (resent) */
+    uint64_t resent_seq;    /* the last one counted (a push may be resent twice) */
+    uint64_t acked_seq;     /* highest push acknowledged since the restore: a second
+                               copy of a push is acknowledged again, but the client
+                               counts each push once */
+    uint64_t lost;          /* current estimate */
+    int active;
+} ps_lost_t;
+
+/* Per rank (shared by workers and tools): the client process now pushing
+ * as this rank, its counters, its durable low-water mark, and the
+ * connection bound to the rank (see psv_speaks_for). */
+typedef struct {
+    uint64_t received, applied, duplicates, rejected;
+    uint64_t durable_nonce, durable_seq;  /* lwm in the last written checkpoint */
+    uint64_t pend_nonce, pend_seq;        /* lwm in the checkpoint being written */
+    uint64_t conn;                        /* bound connection (0: none) */
+    uint64_t bound_nonce;                 /* the process that bound it (0: not said) */
+    int64_t last_ms;                      /* when the bound connection last spoke */
+} ps_rank_t;
+
+/* A connection seen on the ROUTER socket: key = keyed hash of its routing
+ * id (0 empty, 1 deleted); fd from ZMQ_SRCFD, to forget it when the
+ * socket monitor reports the disconnect. */
+typedef struct {
+    uint64_t key;
+    int fd;
+    struct ps_outc *out;   /* its reply bytes still queued in ZeroMQ (ps_srv_net.c) */
+} ps_conn_t;
+
+/* Reply bytes of one connection still queued in ZeroMQ.  Shared by the
+ * connection's entry and every reply in flight (refs); ZeroMQ's I/O thread
+ * drops a reply's reference when it is done with it, the loop drops the
+ * entry's when the connection is forgotten; the last one frees it. */
+struct ps_outc {
+    _Atomic long long bytes;
+    _Atomic int refs;
+};
+
+
+/* An ssp/bsp pull waiting for the slowest worker. */
+typedef struct {
+    zps_msg_t *m;
+    uint64_t conn;
+    size_t bytes;
+} ps_held_t;
+
+/* An allowed CURVE key and the identity it speaks as (ZAP User-Id):
+ * "admin", "worker-R" or "ro:NAME". */
+typedef struct {
+    char z85[ZPS_Z85_LEN + 1];
+    char user[48];
+} ps_key_t;
+
+struct ps_server {
+    ps_server_conf_t conf;
+    zps_log_t *log;
+    void *ctx, *sock;
+    char endpoint[256];
+    ps_tab_t tabs[PS_MAX_TABLES];
+    uint64_t *keys;
+    size_t keys_cap;
+    float *fscratch;
+    size_t fscratch_cap;
+    float **rowp;                /* a push's rows */
+    size_t rowp_cap;
+    float *tmp_row, *tmp_out, *tmp_g; /* one row: the update computed before commit */
+    ps_server_stats_t st;
+    int64_t start_ms;
+    int shutdown;
+    /* consistency */
+    ps_clock_t *clock;           /* ssp/bsp: the workers' clocks (NULL: async) */
+    uint64_t min_clock;          /* UINT64_MAX: no live worker */
+    ps_held_t *held;             /* pulls waiting for the slowest worker */
+    size_t nheld, held_cap, held_bytes;
+    zps_table_t *acc;             /* bsp accumulator (row = dim floats) */
+    uint64_t acc_examples;
+    uint64_t acc_new_keys;       /* keys the accumulator will add to table 0 */
+    int acc_mean, acc_dirty;
+    float acc_lr_scale;          /* smallest Push.lr_scale of the clock (0: none yet) */
+    int64_t last_check_ms;
+    ps_keycache_t *kc;           /* key caching */
+    /* exactly once, progress, checkpoints */
+    ps_ckpt_client_t *clients;   /* per worker rank */
+    ps_lost_t *lost;             /* per rank: what a restore lost (see psv_account_lost) */
+    ps_rank_t *ranks;            /* per rank: counters, durable mark, binding */
+    uint32_t nclients;
+    int restored;
+    pid_t ckpt_pid;
+    int64_t ckpt_last_ms, ckpt_started_ms;
+    uint64_t ckpt_counter;
+    uint64_t job_id;             /* recorded in checkpoints (see ps_ckpt.h) */
+    /* CURVE */
+    void *zap;                   /* ZAP handler socket (REP on inproc://zeromq.zap.01) */
+    ps_key_t *allowed;
+    size_t nallowed;
+    int curve;
+    /* admin secret */
+    char admin_token[PS_TOKEN_MAX + 1];
+    size_t admin_token_len;
+    /* connections */
+    void *mon;                   /* socket monitor (PAIR): disconnects */
+    uint16_t *fd_stale;          /* per fd: disconnect reports to ignore (see psv_on_monitor) */
+    size_t fd_stale_cap;
+    _Atomic long long *outq;     /* reply bytes queued in ZeroMQ for all connections
+                                    (one counter; per connection: ps_conn_t.out),
+                                    decremented by ZeroMQ's I/O thread (ps_srv_net.c) */
+    ps_conn_t *conns;
+    size_t conn_cap, nconns, conn_used;
+    uint64_t id_seed;            /* keys the routing-id hash */
+    uint64_t nonce;              /* this process: a new value means a restart */
+    int64_t maint_ms;            /* last maintenance pass */
+    char rejected[64][64];       /* peer addresses already logged */
+    size_t nrejected;
+    uint64_t rng;                /* stochastic rounding of compressed pull replies */
+};
+
+/* What logs and STATS show of a client's process nonce: never the nonce
+ * itself, which in plaintext mode lets a process take the rank over. */
+static inline uint64_t psv_nonce_fingerprint(uint64_t nonce)
+{
+    return zps_mix64(nonce, 0x6e6f6e6365ULL) >> 32;
+}
+
+/* ps_srv_net.c */
+int psv_admit(ps_server_t *s, zps_msg_t *m);
+uint64_t psv_conn_key(const ps_server_t *s, zps_msg_t *m);
+int psv_identity(ps_server_t *s, zps_msg_t *m);
+void psv_on_monitor(ps_server_t *s);
+void psv_outc_put(struct ps_outc *o);
+void psv_reply_error(ps_server_t *s, zps_msg_t *m, int code, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+void psv_reply_error_key(ps_server_t *s, zps_msg_t *m, int code, uint64_t key, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
+int psv_reply_room(ps_server_t *s, zps_msg_t *m, size_t bytes);
+void psv_send(ps_server_t *s, zps_msg_t *m, Zps__Envelope *env, void *keys, size_t klen,
+    void *vals, size_t vlen);
+
+/* ps_srv_auth.c */
+void psv_on_zap(ps_server_t *s);
+int psv_read_allow_dir(ps_server_t *s, const char *dir, char *err, size_t errlen);
+int psv_read_token(const char *path, char *out, size_t *outlen, char *err, size_t errlen);
+int psv_speaks_for(ps_server_t *s, zps_msg_t *m, uint64_t nonce, int hello);
+int psv_token_ok(const char *ours, size_t olen, const char *got);
+
+/* ps_srv_exact.c */
+void psv_account_lost(ps_server_t *s, uint32_t rank, const Zps__Push *req, int dup);
+int psv_checkpoint_inproc(ps_server_t *s, const char *what);
+void psv_checkpoint_tick(ps_server_t *s);
+ps_ckpt_client_t *psv_client_rec(ps_server_t *s, uint32_t rank);
+void psv_push_rejected(ps_server_t *s, ps_rank_t *rk);
+int psv_restore(ps_server_t *s, char *err, size_t errlen);
+
+/* ps_srv_sync.c */
+int psv_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, const float *g,
+    float wgt, float lr_scale);
+void psv_check_heartbeats(ps_server_t *s);
+void psv_drop_held_if(ps_server_t *s, uint64_t conn, uint32_t worker, int by_worker);
+void psv_finish_clock(ps_server_t *s, uint32_t w, uint64_t clock);
+int psv_hold(ps_server_t *s, zps_msg_t *m);
+void psv_on_clock(ps_server_t *s, zps_msg_t *m);
+void psv_touch(ps_server_t *s, zps_msg_t *m);
+int psv_worker_of(const ps_server_t *s, const zps_msg_t *m, uint32_t *w);
+
+/* ps_srv_req.c */
+int psv_check_limits(ps_server_t *s, zps_msg_t *m, const zps_table_t *t, size_t new_keys,
+    size_t acc_new);
+const float *psv_grad(ps_server_t *s, const float *g, size_t i, size_t dim);
+int psv_grow_rowp(ps_server_t *s, zps_msg_t *m, size_t n);
+void psv_on_dump(ps_server_t *s, zps_msg_t *m);
+void psv_on_hello(ps_server_t *s, zps_msg_t *m);
+void psv_on_pull(ps_server_t *s, zps_msg_t *m);
+void psv_on_push(ps_server_t *s, zps_msg_t *m);
+void psv_on_shutdown(ps_server_t *s, zps_msg_t *m);
+void psv_on_stats(ps_server_t *s, zps_msg_t *m);
+
+/* ps_server.c */
+void psv_handle(ps_server_t *s, zps_msg_t *m);
+
+#endif
