@@ -16,12 +16,12 @@
  *   bytes left after the n-th key                     -> first unused byte
  * Non-minimal varints (e.g. 0x80 0x00) are accepted, as LEB128 allows. */
 #include "zps_codec.h"
-#include "zps_modelfile.h"
 
 #include <limits.h>
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_hash.h"
 
 #define S_CONT_MASK 0x8080808080808080ULL
 /* Largest running key after which 8 one-byte gaps (each <= 128 including
@@ -194,5 +194,5 @@ int zps_keys_decode(const uint8_t *buf, size_t len, size_t n, uint64_t *keys,
 
 uint64_t zps_keys_sig(const uint64_t *keys, size_t n)
 {
-    return zps_checksum64(n * 0x9e3779b97f4a7c15ULL, keys, n * sizeof *keys) | 1;
+    return zps_hash_bytes64(n * 0x9e3779b97f4a7c15ULL, keys, n * sizeof *keys) | 1;
 }

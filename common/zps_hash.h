@@ -5,11 +5,14 @@
  * probability ~1/2, so dense ids 0..N and clustered ids spread uniformly.
  * Different seeds give independent-looking functions; placement, table
  * indexing and random initialisation each use their own seed so their bits
- * are not correlated. */
+ * are not correlated.  zps_hash_bytes64 hashes a byte string (key-cache
+ * signatures). */
 #ifndef ZPS_HASH_H
 #define ZPS_HASH_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define ZPS_SEED_PLACE 0x9e3779b97f4a7c15ULL
 #define ZPS_SEED_TABLE 0xc2b2ae3d27d4eb4fULL
@@ -24,6 +27,30 @@ static inline uint64_t zps_mix64(uint64_t x, uint64_t seed)
     x *= 0x94d049bb133111ebULL;
     x ^= x >> 31;
     return x;
+}
+
+/* Word-wise 64-bit hash of a byte string: its 8-byte words (native order)
+ * each mixed in by zps_mix64, then the zero-padded tail together with its
+ * length.  A hash for equality tests, NOT a file checksum: its value depends
+ * on how a string is split into calls (the tail and its length are mixed in
+ * at every call), so hash a whole string in one call.  Key-cache signatures
+ * (zps_keys_sig) are made with it; workers and servers of different builds
+ * must agree on them, so its values never change (check_codec pins them).
+ * Files use zps_crc32 (zps_modelfile.h). */
+static inline uint64_t zps_hash_bytes64(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = zps_mix64(h ^ w, 0x2545f4914f6cdd1dULL);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    if (len)
+        memcpy(&w, p, len);
+    return zps_mix64(h ^ w ^ ((uint64_t)len << 56), 0x2545f4914f6cdd1dULL);
 }
 
 /* Uniform float in [-1, 1) from a 64-bit hash (24 bits of mantissa). */

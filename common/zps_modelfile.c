@@ -1,7 +1,12 @@
 /* zps_modelfile: see zps_modelfile.h for the layout.  Every file is written
  * through zps_file (new temporary file, fsync, rename; never through a
- * symlink, never over a file of another user).  The shard checksum is
- * computed per record (record boundaries are part of the format). */
+ * symlink, never over a file of another user).
+ *
+ * Checksum (format 2): the CRC-32 of the file's bytes in file order, so a
+ * reader streams it in any block size.  The writer learns the key count only
+ * at close, when it rewrites the header at offset 0; it keeps the CRC of the
+ * records and joins it to the CRC of the final header with crc32_combine.
+ * Format 1 shards are verified by s_v1_sum (read-only, below). */
 #include "zps_modelfile.h"
 
 #include <errno.h>
@@ -11,10 +16,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "zps_err.h"
 #include "zps_file.h"
 #include "zps_hash.h"
+
+_Static_assert(sizeof(z_off_t) >= 8, "crc32_combine needs a 64-bit z_off_t");
 
 #define SHARD_MAGIC "ZPSSHARD"
 
@@ -31,10 +39,38 @@ struct zps_mf_writer {
     zps_file_t *f;
     char dir[1024], name[64], sum[64];
     shard_header_t h;
-    uint64_t csum;
+    uint32_t crc;         /* CRC-32 of the records so far */
+    uint64_t bytes;       /* their length */
 };
 
-uint64_t zps_checksum64(uint64_t h, const void *data, size_t len)
+uint32_t zps_crc32(uint32_t crc, const void *data, size_t len)
+{
+    const Bytef *p = data;
+    uLong c = crc;
+    while (len > 0) {   /* zlib takes uInt lengths */
+        uInt n = len < (1u << 30) ? (uInt)len : (1u << 30);
+        c = crc32(c, p, n);
+        p += n;
+        len -= n;
+    }
+    return (uint32_t)c;
+}
+
+uint32_t zps_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    return (uint32_t)crc32_combine(crc_a, crc_b, (z_off_t)len_b);
+}
+
+/* ---- format 1, read-only -------------------------------------------------------- */
+/* LEGACY: the checksum of format 1 shards (zps before format 2), kept only so
+ * that models saved by those versions still load.  The 8-byte words of each
+ * call's bytes are mixed in turn, then the tail with its length, so the value
+ * depends on the call boundaries: the writer called it once per record (key
+ * + weights) and finally once over the 64-byte header.  Never used to
+ * write.  zps_hash_bytes64 (zps_hash.h) mixes the same way for the key
+ * cache; this copy belongs to format 1 and is frozen with it, whatever
+ * happens to the hash (check_file loads a shard written by format-1 zps). */
+static uint64_t s_v1_sum(uint64_t h, const void *data, size_t len)
 {
     const uint8_t *p = data;
     while (len >= 8) {
@@ -49,6 +85,8 @@ uint64_t zps_checksum64(uint64_t h, const void *data, size_t len)
         memcpy(&w, p, len);
     return zps_mix64(h ^ w ^ ((uint64_t)len << 56), 0x2545f4914f6cdd1dULL);
 }
+
+/* ---- write ---------------------------------------------------------------------- */
 
 static int s_mkdir(const char *dir, char *err, size_t errlen)
 {
@@ -96,7 +134,8 @@ int zps_mf_writer_add(zps_mf_writer_t *w, uint64_t key, const float *weights)
         return ZPS_EINVAL;
     memcpy(rec, &key, 8);
     memcpy(rec + 8, weights, len - 8);
-    w->csum = zps_checksum64(w->csum, rec, len);
+    w->crc = zps_crc32(w->crc, rec, len);
+    w->bytes += len;
     w->h.nkeys++;
     return zps_file_write(w->f, rec, len) ? ZPS_EIO : 0;
 }
@@ -105,15 +144,17 @@ int zps_mf_writer_close(zps_mf_writer_t **wp, char *err, size_t errlen)
 {
     zps_mf_writer_t *w = *wp;
     *wp = NULL;
-    /* final checksum covers the header (with the key count) and the records */
-    uint64_t total = zps_checksum64(w->csum, &w->h, sizeof w->h);
+    /* the trailer covers the header as rewritten (with the key count), then
+     * the records: the CRC of the file's first bytes in order */
+    uint32_t crc = zps_crc32_combine(zps_crc32(0, &w->h, sizeof w->h), w->crc, w->bytes);
+    uint64_t total = crc;
     zps_file_write(w->f, &total, 8);
     zps_file_pwrite(w->f, 0, &w->h, sizeof w->h);
     int rc = zps_file_commit(&w->f, err, errlen);
     if (!rc) {
         char line[128];
-        int n = snprintf(line, sizeof line, "keys %llu checksum %016llx\n",
-                         (unsigned long long)w->h.nkeys, (unsigned long long)total);
+        int n = snprintf(line, sizeof line, "keys %llu crc32 %08x\n",
+                         (unsigned long long)w->h.nkeys, (unsigned)crc);
         rc = zps_file_write_atomic(w->dir, w->sum, 0644, line, (size_t)n, err, errlen);
     }
     free(w);
@@ -166,9 +207,12 @@ int zps_mf_read_manifest(const char *dir, zps_mf_manifest_t *m, char *err, size_
     }
     fclose(f);
     (void)lineno;
-    if (version != ZPS_MODELFILE_VERSION) {
-        snprintf(err, errlen, "%s: model format version %u, this zps reads version %u", path,
-                 version, ZPS_MODELFILE_VERSION);
+    m->version = version;
+    if (version < ZPS_MODELFILE_VERSION_MIN || version > ZPS_MODELFILE_VERSION) {
+        snprintf(err, errlen,
+                 "%s: model format version %u; this zps reads versions %u (older zps) and %u%s",
+                 path, version, ZPS_MODELFILE_VERSION_MIN, ZPS_MODELFILE_VERSION,
+                 version > ZPS_MODELFILE_VERSION ? " (a newer zps wrote it)" : "");
         rc = ZPS_EVERSION;
     } else if (!m->model[0] || m->dim == 0 || m->dim > 1024 || m->nservers == 0) {
         snprintf(err, errlen, "%s: incomplete manifest (model, dim, servers)", path);
@@ -198,18 +242,28 @@ int zps_mf_load(const char *dir, const zps_mf_manifest_t *m,
         }
         setvbuf(f, NULL, _IOFBF, 1 << 20);
         shard_header_t h;
+        memset(&h, 0, sizeof h);
         if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, SHARD_MAGIC, 8) != 0) {
             snprintf(err, errlen, "%s: not a zps shard file", path);
             rc = ZPS_EPROTO;
-        } else if (h.version != ZPS_MODELFILE_VERSION || h.rank != r ||
-                   h.nservers != m->nservers || h.dim != m->dim) {
+        } else if (h.version < ZPS_MODELFILE_VERSION_MIN || h.version > ZPS_MODELFILE_VERSION ||
+                   (m->version && h.version != m->version)) {
             snprintf(err, errlen,
-                     "%s: header says version %u, shard %u of %u, dim %u; manifest expects "
-                     "shard %u of %u, dim %u",
-                     path, h.version, h.rank, h.nservers, h.dim, r, m->nservers, m->dim);
+                     "%s: shard format version %u; this zps reads versions %u and %u, and the "
+                     "manifest says version %u",
+                     path, h.version, ZPS_MODELFILE_VERSION_MIN, ZPS_MODELFILE_VERSION,
+                     m->version);
+            rc = ZPS_EVERSION;
+        } else if (h.rank != r || h.nservers != m->nservers || h.dim != m->dim) {
+            snprintf(err, errlen,
+                     "%s: header says shard %u of %u, dim %u; manifest expects shard %u of %u, "
+                     "dim %u",
+                     path, h.rank, h.nservers, h.dim, r, m->nservers, m->dim);
             rc = ZPS_EPROTO;
         }
-        uint64_t csum = 0;
+        int v1 = h.version == 1;
+        uint64_t v1sum = 0;                          /* format 1 */
+        uint32_t crc = rc ? 0 : zps_crc32(0, &h, sizeof h);   /* format 2: file order */
         for (uint64_t k = 0; !rc && k < h.nkeys; k++) {
             if (fread(buf, 1, rec, f) != rec) {
                 snprintf(err, errlen, "%s: truncated after %llu of %llu keys", path,
@@ -217,7 +271,10 @@ int zps_mf_load(const char *dir, const zps_mf_manifest_t *m,
                 rc = ZPS_EPROTO;
                 break;
             }
-            csum = zps_checksum64(csum, buf, rec);
+            if (v1)
+                v1sum = s_v1_sum(v1sum, buf, rec);
+            else
+                crc = zps_crc32(crc, buf, rec);
             uint64_t key;
             memcpy(&key, buf, 8);
             float w[1024];
@@ -227,12 +284,13 @@ int zps_mf_load(const char *dir, const zps_mf_manifest_t *m,
                 snprintf(err, errlen, "%s: cannot load key %llu: %s", path,
                          (unsigned long long)key, zps_strerror(rc));
         }
-        uint64_t want;
         if (!rc) {
-            csum = zps_checksum64(csum, &h, sizeof h);
-            if (fread(&want, 8, 1, f) != 1 || want != csum || fgetc(f) != EOF) {
-                snprintf(err, errlen, "%s: checksum mismatch or trailing data: file is corrupt",
-                         path);
+            uint64_t want, got = v1 ? s_v1_sum(v1sum, &h, sizeof h) : crc;
+            if (fread(&want, 8, 1, f) != 1 || want != got || fgetc(f) != EOF) {
+                snprintf(err, errlen,
+                         "%s: checksum mismatch or trailing data (format version %u): file is "
+                         "corrupt",
+                         path, h.version);
                 rc = ZPS_EPROTO;
             }
         }

@@ -1,4 +1,8 @@
-/* ps_ckpt: see ps_ckpt.h for the file layout and guarantees. */
+/* ps_ckpt: see ps_ckpt.h for the file layout and guarantees.  The trailer is
+ * zps_crc32 (zps_modelfile.h, zlib's CRC-32), streamed over the bytes in file
+ * order: the writer feeds it each piece it writes (header, one client record,
+ * one key, one row), the reader each block it reads (about 1 MiB); the value
+ * does not depend on either split. */
 #include "ps_ckpt.h"
 
 #include <dirent.h>
@@ -10,11 +14,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "zps_err.h"
 #include "zps_file.h"
 #include "zps_hash.h"
+#include "zps_modelfile.h"
 
 #define CK_MAGIC "ZPSCKPT2"
 #define CK_MAGIC_V1 "ZPSCKPT1"
@@ -245,12 +249,12 @@ int ps_ckpt_check_new_job(const char *dir, uint32_t rank, char *err, size_t errl
 
 typedef struct {
     zps_file_t *f;
-    uLong crc;
+    uint32_t crc;
 } ck_out_t;
 
 static void s_put(ck_out_t *o, const void *p, size_t n)
 {
-    o->crc = crc32(o->crc, p, (uInt)n);
+    o->crc = zps_crc32(o->crc, p, n);
     zps_file_write(o->f, p, n);
 }
 
@@ -283,7 +287,7 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
     }
     char name[96];
     s_name(name, sizeof name, info->rank, info->nservers, info->counter);
-    ck_out_t o = {zps_file_atomic_open(dir, name, 0600, err, errlen), crc32(0, NULL, 0)};
+    ck_out_t o = {zps_file_atomic_open(dir, name, 0600, err, errlen), 0};
     if (!o.f)
         return ZPS_EIO;
     ck_header_t h;
@@ -315,7 +319,7 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
         s_put(&o, &key, sizeof key);
         s_put(&o, row, info->row_floats * sizeof(float));
     }
-    uint64_t trailer = (uint64_t)o.crc;
+    uint64_t trailer = o.crc;
     zps_file_write(o.f, &trailer, 8);
     char why[1400];
     if (zps_file_commit(&o.f, why, sizeof why) != 0) {
@@ -328,15 +332,11 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
 
 /* ---- restore --------------------------------------------------------------------- */
 
-static int s_fread(FILE *f, void *p, size_t n, uLong *crc)
+static int s_fread(FILE *f, void *p, size_t n, uint32_t *crc)
 {
     if (fread(p, 1, n, f) != n)
         return -1;
-    for (size_t done = 0; done < n;) {
-        size_t c = n - done < (1u << 30) ? n - done : (1u << 30);
-        *crc = crc32(*crc, (const uint8_t *)p + done, (uInt)c);
-        done += c;
-    }
+    *crc = zps_crc32(*crc, p, n);
     return 0;
 }
 
@@ -369,7 +369,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     float **rows = NULL;
     zps_table_t *t = NULL;
     ck_header_t h;
-    uLong crc = crc32(0, NULL, 0);
+    uint32_t crc = 0;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(why, wlen, "not a regular file");
@@ -378,6 +378,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     uint64_t size = (uint64_t)st.st_size;
     memset(&h, 0, sizeof h);
     size_t got = fread(&h, 1, sizeof h, f);
+    crc = zps_crc32(crc, &h, got);   /* the bytes as read, before desc is terminated */
     h.desc[sizeof h.desc - 1] = 0;
     if ((rc = s_check_header(&h, got, why, wlen)) != 0)
         goto out;
@@ -410,7 +411,6 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
                  (unsigned long long)h.nclients, (unsigned long long)h.client_bytes);
         goto out;
     }
-    crc = crc32(crc, (const Bytef *)&h, sizeof h);
     /* client records */
     rc = ZPS_ENOMEM;
     buf = malloc(h.client_bytes ? (size_t)h.client_bytes : 1);
@@ -480,7 +480,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     }
     rc = ZPS_EPROTO;
     uint64_t trailer = 0;
-    if (fread(&trailer, 8, 1, f) != 1 || trailer != (uint64_t)crc || fgetc(f) != EOF) {
+    if (fread(&trailer, 8, 1, f) != 1 || trailer != crc || fgetc(f) != EOF) {
         snprintf(why, wlen, "torn or corrupt (checksum mismatch)");
         goto out;
     }

@@ -16,8 +16,14 @@
  *            fields (e.g. a dedup window: low-water mark + bitmap) are added
  *            at the END of the body, in s_client_put/s_client_get only.
  *   rows     per key: uint64 key + row floats (the whole optimizer row)
- *   trailer  uint64: zlib crc32 of every byte before it (streamed, so it
- *            does not depend on how the bytes were split into writes)
+ *   trailer  uint64: the CRC-32 of every byte before it (zps_crc32 in
+ *            zps_modelfile.h, zlib's crc32; upper 32 bits zero).  It is
+ *            streamed, so it does not depend on how the bytes were split
+ *            into writes or reads; the writer needs no fixed-size blocks.
+ *            Format 2 has used it from the start (format 1 had a word-wise
+ *            checksum over exact 64 KiB blocks and is refused, below), so
+ *            the checkpoint format stays at version 2 while model files
+ *            moved to the same checksum in their format 2.
  * It is written through zps_file (a new temporary file with a random name,
  * mode 0600, fsynced, renamed into place, directory fsynced; never through a
  * symlink or over a file of another user).  A failed write leaves the

@@ -8,7 +8,10 @@
  * Value frames are not coded at all: a value frame is the raw little-endian
  * float32 array (proto/zps.proto), so the test only pins that a memcpy'd
  * frame keeps every bit pattern (NaN payloads, infinities, signed zeros,
- * denormals, FLT_MAX). */
+ * denormals, FLT_MAX).
+ * Key-list signatures (zps_keys_sig, the key cache): pinned to the values of
+ * the zps that introduced them, since a worker and a server of different
+ * builds must agree; and sensitive to every key and to the count. */
 #include <check.h>
 #include <float.h>
 #include <stdint.h>
@@ -453,6 +456,31 @@ END_TEST
 
 /* ---- value frames ------------------------------------------------------- */
 
+/* Values computed by zps at commit af77f65 (before zps_keys_sig moved from
+ * the file checksum zps_checksum64 to zps_hash_bytes64): a changed value
+ * would make every cached push of a mixed-version job miss or be refused. */
+START_TEST(test_keys_sig_pinned)
+{
+    uint64_t keys[5] = {1, 2, 3, 1000, UINT64_MAX};
+    static uint64_t many[1000];
+    for (uint64_t i = 0; i < 1000; i++)
+        many[i] = i * i + 7;
+    ck_assert_uint_eq(zps_keys_sig(keys, 0), 0x952f14f1e8ddc491ULL);
+    ck_assert_uint_eq(zps_keys_sig(keys, 1), 0x5ef5ba165c7620d9ULL);
+    ck_assert_uint_eq(zps_keys_sig(keys, 5), 0x1918fd4f52dcdf43ULL);
+    ck_assert_uint_eq(zps_keys_sig(many, 1000), 0xeb2cc9f56d206b09ULL);
+    /* never 0; any one key changed, or the count, changes it */
+    uint64_t base = zps_keys_sig(many, 1000);
+    for (size_t i = 0; i < 1000; i++) {
+        many[i] ^= 1ULL << (i % 64);
+        S_REQUIRE(zps_keys_sig(many, 1000) != base && zps_keys_sig(many, 1000) != 0,
+                  "key %zu changed, same signature", i);
+        many[i] ^= 1ULL << (i % 64);
+    }
+    ck_assert_uint_ne(zps_keys_sig(many, 999), base);
+}
+END_TEST
+
 START_TEST(test_value_frame_bits)
 {
     static const uint32_t bits[] = {
@@ -505,6 +533,7 @@ Suite *suite_codec(void)
     tcase_add_test(tc, test_reject_overlong);
     tcase_add_test(tc, test_reject_gap_overflow);
     tcase_add_test(tc, test_value_frame_bits);
+    tcase_add_test(tc, test_keys_sig_pinned);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bulk");

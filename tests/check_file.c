@@ -19,7 +19,21 @@
  *   byte, format version 1) each fall back to the older good checkpoint with
  *   its exact values; nothing usable leaves the caller's table pointer NULL;
  *   the new-job check names the directory, job and choices; pruning removes
- *   only superseded checkpoints of the same job. */
+ *   only superseded checkpoints of the same job; a change of any single byte
+ *   of a checkpoint makes it unusable; a checkpoint written by the release
+ *   before zps_crc32 (format 2, bytes and trailer as that zps wrote them)
+ *   still restores.
+ * - the file checksum zps_crc32: the CRC-32 check value; the same value for
+ *   1-, 7-, 8-, 4096-, 65536-, 65537-byte, 1 MiB and random pieces and when
+ *   two parts are joined (zps_crc32_combine); any change of any single byte
+ *   changes it.
+ * - model files (format 2): size, version, trailer = CRC-32 of everything
+ *   before it, .sum line, manifest; any single changed byte (inside the
+ *   records: reported as a checksum mismatch), a cut or an added byte is
+ *   refused; a format 1 shard written by the release before the change loads
+ *   with its exact values and its legacy checksum is verified; format 3, a
+ *   missing version and a format-1 shard under a format-2 manifest are
+ *   refused naming the file and the versions. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +52,7 @@
 #include "zps_curve.h"
 #include "zps_err.h"
 #include "zps_file.h"
+#include "zps_hash.h"
 #include "zps_log.h"
 #include "zps_modelfile.h"
 
@@ -364,7 +379,7 @@ START_TEST(test_model_sum_symlink)
     double acc[2] = {0, 0};
     ck_assert_int_eq(zps_mf_load(g_dir, &m, s_sum_key, acc, err, sizeof err), 0);
     ck_assert(acc[0] == 5050.0 && acc[1] == 5050.0 + 50.0);
-    ck_assert(strstr(s_read_name("shard-0-of-1.sum"), "keys 100 checksum "));
+    ck_assert(strstr(s_read_name("shard-0-of-1.sum"), "keys 100 crc32 "));
 }
 END_TEST
 
@@ -780,6 +795,402 @@ START_TEST(test_ckpt_prune_same_job_only)
 }
 END_TEST
 
+/* ---- the file checksum and the model-file formats ------------------------------ */
+
+static uint64_t s_rng(uint64_t *st)
+{
+    uint64_t z = (*st += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* zps_crc32 in pieces of `step` bytes (0: random sizes from 1 to 100000). */
+static uint32_t s_crc_pieces(const uint8_t *b, size_t len, size_t step, uint64_t *st)
+{
+    uint32_t c = 0;
+    for (size_t off = 0; off < len;) {
+        size_t n = step ? step : 1 + (size_t)(s_rng(st) % 100000);
+        if (n > len - off)
+            n = len - off;
+        c = zps_crc32(c, b + off, n);
+        off += n;
+    }
+    return c;
+}
+
+START_TEST(test_crc_chunking)
+{
+    /* the standard CRC-32 check value: the algorithm is zlib's, unchanged */
+    ck_assert_uint_eq(zps_crc32(0, "123456789", 9), 0xcbf43926u);
+    ck_assert_uint_eq(zps_crc32(0x1234u, NULL, 0), 0x1234u);
+    size_t len = (3u << 20) + 13;
+    uint8_t *b = malloc(len);
+    ck_assert_ptr_nonnull(b);
+    uint64_t st = 42;
+    for (size_t i = 0; i < len; i++)
+        b[i] = (uint8_t)(s_rng(&st) >> 56);
+    uint32_t want = (uint32_t)crc32(0, b, (uInt)len);   /* zlib, one call */
+    ck_assert_uint_eq(zps_crc32(0, b, len), want);
+    const size_t steps[] = {1, 7, 8, 4096, 65536, 65537, 1u << 20};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+        ck_assert_msg(s_crc_pieces(b, len, steps[i], &st) == want, "pieces of %zu", steps[i]);
+    for (int r = 0; r < 5; r++)
+        ck_assert_msg(s_crc_pieces(b, len, 0, &st) == want, "random pieces, round %d", r);
+    /* joined from two parts at several cuts */
+    const size_t cuts[] = {0, 1, 7, 65536, len / 2, len - 1, len};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        size_t c = cuts[i];
+        ck_assert_uint_eq(zps_crc32_combine(zps_crc32(0, b, c), zps_crc32(0, b + c, len - c),
+                                            len - c), want);
+    }
+    /* what format 1 did wrong: a word-wise hash depends on the pieces */
+    uint64_t h1 = 0;
+    for (size_t off = 0; off < 4096; off += 7)
+        h1 = zps_hash_bytes64(h1, b + off, off + 7 <= 4096 ? 7 : 4096 - off);
+    ck_assert_uint_ne(h1, zps_hash_bytes64(0, b, 4096));
+    free(b);
+}
+END_TEST
+
+START_TEST(test_crc_single_byte_changes)
+{
+    /* every change of any one byte of a 300-byte string changes the CRC */
+    uint8_t b[300];
+    uint64_t st = 7;
+    for (size_t i = 0; i < sizeof b; i++)
+        b[i] = (uint8_t)s_rng(&st);
+    uint32_t want = zps_crc32(0, b, sizeof b);
+    for (size_t i = 0; i < sizeof b; i++)
+        for (unsigned x = 1; x < 256; x++) {
+            b[i] ^= (uint8_t)x;
+            uint32_t c = zps_crc32(0, b, sizeof b);
+            b[i] ^= (uint8_t)x;
+            if (c == want)
+                ck_abort_msg("byte %zu ^ %02x: same crc", i, x);
+        }
+}
+END_TEST
+
+#define MDIM 3
+
+static float s_mval(uint64_t k, int j)
+{
+    return (float)(k % 977) * 0.5f - (float)j * 0.125f;
+}
+
+/* Writes shard 0 of 1 (dim MDIM) with nkeys keys, and the manifest. */
+static void s_write_model(size_t nkeys)
+{
+    char err[1500];
+    zps_mf_writer_t *w = zps_mf_writer_new(g_dir, 0, 1, MDIM, err, sizeof err);
+    ck_assert_msg(w != NULL, "%s", err);
+    for (size_t i = 0; i < nkeys; i++) {
+        float v[MDIM];
+        for (int j = 0; j < MDIM; j++)
+            v[j] = s_mval(s_key(i), j);
+        ck_assert_int_eq(zps_mf_writer_add(w, s_key(i), v), 0);
+    }
+    ck_assert_msg(zps_mf_writer_close(&w, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(zps_mf_write_manifest(g_dir, "lr", MDIM, 1, "opt=sgd", "--model lr", err,
+                                        sizeof err) == 0, "%s", err);
+}
+
+typedef struct {
+    size_t n, bad;
+} mcount_t;
+
+static int s_mcheck(void *ctx, uint64_t key, const float *w)
+{
+    mcount_t *c = ctx;
+    for (int j = 0; j < MDIM; j++)
+        if (w[j] != s_mval(key, j))
+            c->bad++;
+    c->n++;
+    return 0;
+}
+
+/* zps_mf_load of g_dir; rc, with err and the counts out. */
+static int s_load_model(mcount_t *c, char *err, size_t errlen)
+{
+    zps_mf_manifest_t m;
+    memset(c, 0, sizeof *c);
+    int rc = zps_mf_read_manifest(g_dir, &m, err, errlen);
+    return rc ? rc : zps_mf_load(g_dir, &m, s_mcheck, c, err, errlen);
+}
+
+START_TEST(test_model_v2_layout)
+{
+    const size_t counts[] = {0, 1, 5000};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+        size_t nk = counts[i];
+        s_write_model(nk);
+        char p[600], err[1500];
+        s_path(p, sizeof p, "shard-0-of-1.bin");
+        size_t len;
+        uint8_t *b = s_slurp(p, &len);
+        ck_assert_uint_eq(len, 64 + nk * (8 + 4 * MDIM) + 8);
+        uint32_t version;
+        uint64_t nkeys, trailer;
+        memcpy(&version, b + 8, 4);
+        memcpy(&nkeys, b + 24, 8);
+        memcpy(&trailer, b + len - 8, 8);
+        ck_assert_uint_eq(version, 2);
+        ck_assert_uint_eq(nkeys, nk);
+        /* the trailer is the CRC-32 of every byte before it, in one call */
+        uint32_t crc = (uint32_t)crc32(0, b, (uInt)(len - 8));
+        ck_assert_uint_eq(trailer, crc);
+        char sum[64];
+        snprintf(sum, sizeof sum, "keys %zu crc32 %08x\n", nk, (unsigned)crc);
+        ck_assert_str_eq(s_read_name("shard-0-of-1.sum"), sum);
+        ck_assert(strstr(s_read_name("manifest"), "zps-model 2\n") == s_read_name("manifest"));
+        mcount_t c;
+        ck_assert_msg(s_load_model(&c, err, sizeof err) == 0, "%s", err);
+        ck_assert_uint_eq(c.n, nk);
+        ck_assert_uint_eq(c.bad, 0);
+        free(b);
+    }
+}
+END_TEST
+
+/* Every change of any one byte of a shard (three patterns per byte), one byte
+ * cut off or added, is refused; inside the records only the checksum can
+ * notice, and says so. */
+START_TEST(test_model_any_byte_corrupt)
+{
+    s_write_model(6);
+    char p[600], err[1500];
+    s_path(p, sizeof p, "shard-0-of-1.bin");
+    size_t len;
+    uint8_t *b = s_slurp(p, &len);
+    const uint8_t pats[] = {0x01, 0x80, 0xff};
+    mcount_t c;
+    for (size_t i = 0; i < len; i++)
+        for (size_t q = 0; q < sizeof pats; q++) {
+            b[i] ^= pats[q];
+            s_spill(p, b, len);
+            b[i] ^= pats[q];
+            err[0] = 0;
+            if (s_load_model(&c, err, sizeof err) == 0)
+                ck_abort_msg("byte %zu ^ %02x of %zu accepted", i, pats[q], len);
+            if (i >= 64 && !strstr(err, "checksum mismatch"))
+                ck_abort_msg("byte %zu ^ %02x: %s", i, pats[q], err);
+        }
+    s_spill(p, b, len - 1);
+    ck_assert_int_ne(s_load_model(&c, err, sizeof err), 0);
+    b[len] = 0;
+    s_spill(p, b, len + 1);
+    ck_assert_int_ne(s_load_model(&c, err, sizeof err), 0);
+    ck_assert(strstr(err, "trailing data"));
+    s_spill(p, b, len);
+    ck_assert_msg(s_load_model(&c, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(c.n, 6);
+    free(b);
+}
+END_TEST
+
+/* A model saved by zps at commit af77f65 (model format 1, before the CRC):
+ * 4 keys 0x9e3779b97f4a7c15 * (k + 1) with weights {k/2, -1.25, k + 1/8},
+ * dim 3, so records are 20 bytes (not a multiple of 8: the old checksum's
+ * tail handling is exercised). */
+static const char s_v1_manifest[] =
+    "zps-model 1\nmodel lr\ndim 3\nservers 1\ntable opt=sgd\noptions --model lr\n";
+static const char s_v1_shard_hex[] =
+    "5a50535348415244010000000000000001000000030000000400000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "157c4a7fb979379e000000000000a0bf0000003e2af894fe72f36e3c0000003f"
+    "0000a0bf0000903f3f74df7d2c6da6da0000803f0000a0bf0000084054f029fd"
+    "e5e6dd780000c03f0000a0bf00004840e9442244bfbdc628";
+
+static size_t s_unhex(const char *hex, uint8_t *out)
+{
+    size_t n = strlen(hex) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    return n;
+}
+
+typedef struct {
+    size_t n;
+    uint64_t keys[8];
+    float w[8][3];
+} mgrab_t;
+
+static int s_mgrab(void *ctx, uint64_t key, const float *w)
+{
+    mgrab_t *g = ctx;
+    if (g->n == 8)
+        return ZPS_EINVAL;
+    g->keys[g->n] = key;
+    memcpy(g->w[g->n], w, sizeof g->w[0]);
+    g->n++;
+    return 0;
+}
+
+START_TEST(test_model_v1_loads)
+{
+    uint8_t b[256];
+    size_t len = s_unhex(s_v1_shard_hex, b);
+    ck_assert_uint_eq(len, 64 + 4 * 20 + 8);
+    char p[600], err[1500];
+    s_path(p, sizeof p, "shard-0-of-1.bin");
+    s_spill(p, b, len);
+    s_put_file("manifest", s_v1_manifest);
+    zps_mf_manifest_t m;
+    ck_assert_msg(zps_mf_read_manifest(g_dir, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(m.version, 1);
+    mgrab_t g;
+    memset(&g, 0, sizeof g);
+    ck_assert_msg(zps_mf_load(g_dir, &m, s_mgrab, &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(g.n, 4);
+    for (uint64_t k = 0; k < 4; k++) {
+        ck_assert_uint_eq(g.keys[k], 0x9e3779b97f4a7c15ULL * (k + 1));
+        ck_assert(g.w[k][0] == (float)k * 0.5f && g.w[k][1] == -1.25f &&
+                  g.w[k][2] == (float)k + 0.125f);
+    }
+    /* the legacy verifier verifies: any changed record or trailer byte is refused */
+    for (size_t i = 64; i < len; i++) {
+        b[i] ^= 0x10;
+        s_spill(p, b, len);
+        b[i] ^= 0x10;
+        memset(&g, 0, sizeof g);
+        if (zps_mf_load(g_dir, &m, s_mgrab, &g, err, sizeof err) == 0 ||
+            !strstr(err, "checksum mismatch") || !strstr(err, "format version 1"))
+            ck_abort_msg("format 1, byte %zu changed: %s", i, err);
+    }
+    /* a format-2 manifest beside a format-1 shard: refused, both named */
+    s_spill(p, b, len);
+    m.version = 2;
+    ck_assert_int_eq(zps_mf_load(g_dir, &m, s_mgrab, &g, err, sizeof err), ZPS_EVERSION);
+    ck_assert_msg(strstr(err, p) && strstr(err, "shard format version 1") &&
+                      strstr(err, "manifest says version 2"),
+                  "%s", err);
+}
+END_TEST
+
+START_TEST(test_model_versions_refused)
+{
+    s_write_model(3);
+    char err[1500], mp[600];
+    s_path(mp, sizeof mp, "manifest");
+    zps_mf_manifest_t m;
+    /* a newer format: refused, naming the file and both versions */
+    s_put_file("manifest", "zps-model 3\nmodel lr\ndim 3\nservers 1\ntable t\noptions o\n");
+    ck_assert_int_eq(zps_mf_read_manifest(g_dir, &m, err, sizeof err), ZPS_EVERSION);
+    ck_assert_msg(strstr(err, mp) && strstr(err, "model format version 3") &&
+                      strstr(err, "versions 1") && strstr(err, "and 2") &&
+                      strstr(err, "newer zps"),
+                  "%s", err);
+    s_put_file("manifest", "model lr\ndim 3\nservers 1\ntable t\noptions o\n");
+    ck_assert_int_eq(zps_mf_read_manifest(g_dir, &m, err, sizeof err), ZPS_EVERSION);
+    ck_assert_msg(strstr(err, "model format version 0"), "%s", err);
+    /* a shard header with version 3 under a format-2 manifest */
+    s_put_file("manifest", "zps-model 2\nmodel lr\ndim 3\nservers 1\ntable t\noptions o\n");
+    char p[600];
+    s_path(p, sizeof p, "shard-0-of-1.bin");
+    size_t len;
+    uint8_t *b = s_slurp(p, &len);
+    b[8] = 3;
+    s_spill(p, b, len);
+    free(b);
+    ck_assert_int_eq(zps_mf_read_manifest(g_dir, &m, err, sizeof err), 0);
+    mcount_t c;
+    ck_assert_int_eq(zps_mf_load(g_dir, &m, s_mcheck, &c, err, sizeof err), ZPS_EVERSION);
+    ck_assert_msg(strstr(err, p) && strstr(err, "shard format version 3"), "%s", err);
+}
+END_TEST
+
+/* ---- checkpoints: the checksum ------------------------------------------------- */
+
+/* Every change of any one byte of a checkpoint makes it unusable: the older
+ * one is restored, exactly. */
+START_TEST(test_ckpt_any_byte_corrupt)
+{
+    s_write_ckpt(1, 0x4444, 4, 1, 10);
+    s_write_ckpt(2, 0x4444, 3, 2, 10);
+    char p[600];
+    s_ckpt_path(p, sizeof p, 2);
+    size_t len;
+    uint8_t *b = s_slurp(p, &len);
+    for (size_t i = 0; i < len; i++) {
+        b[i] ^= (uint8_t)(1u << (i % 8));
+        s_spill(p, b, len);
+        b[i] ^= (uint8_t)(1u << (i % 8));
+        ps_ckpt_info_t in;
+        s_info(&in, 0, 0);
+        zps_table_t *t = NULL;
+        ps_ckpt_client_t *cl = NULL;
+        size_t ncl = 0;
+        char err[1500];
+        int rc = ps_ckpt_restore(g_dir, &in, 16, &t, &cl, &ncl, g_log, err, sizeof err);
+        size_t n = t ? zps_table_size(t) : 0;
+        free(cl);
+        zps_table_destroy(&t);
+        if (rc != 0 || in.counter != 1 || n != 4)
+            ck_abort_msg("byte %zu of %zu changed: rc %d, restored %llu with %zu keys", i, len,
+                         rc, (unsigned long long)in.counter, n);
+        /* the log is not needed past this point */
+        fflush(g_logf);
+        rewind(g_logf);
+    }
+    s_spill(p, b, len);
+    s_expect_restore(2, 0x4444, 3, 2);
+    free(b);
+}
+END_TEST
+
+/* A checkpoint written by zps at commit af77f65 (format 2, no client
+ * records): rows of keys 1000 and 1001, written field by field here, and the
+ * trailer that zps wrote.  This zps still restores it. */
+START_TEST(test_ckpt_release_file_restores)
+{
+    uint8_t b[392];
+    memset(b, 0, sizeof b);
+    const uint32_t u32[] = {2, 336, 0, 1, 2, 4};   /* version, header, rank, servers, dim, rf */
+    const uint64_t u64[] = {0x0123456789abcdefULL, 5, 0x1a2495d9318ULL, 0, 0, 2};
+    memcpy(b, "ZPSCKPT2", 8);
+    memcpy(b + 8, u32, sizeof u32);
+    memcpy(b + 32, u64, sizeof u64);   /* job, counter, wall ms, nclients, bytes, nkeys */
+    memcpy(b + 80, DESC, strlen(DESC));
+    for (uint64_t i = 0; i < 2; i++) {
+        uint64_t key = 1000 + i;
+        memcpy(b + HDR + i * 24, &key, 8);
+        for (int j = 0; j < 4; j++) {
+            float v = (float)i + 0.25f * (float)j;
+            memcpy(b + HDR + i * 24 + 8 + 4 * j, &v, 4);
+        }
+    }
+    const uint64_t trailer = 0xee36561aULL;
+    memcpy(b + HDR + 48, &trailer, 8);
+    char p[600];
+    s_ckpt_path(p, sizeof p, 5);
+    s_spill(p, b, sizeof b);
+    ps_ckpt_info_t in;
+    s_info(&in, 0, 0);
+    zps_table_t *t = NULL;
+    ps_ckpt_client_t *cl = NULL;
+    size_t ncl = 0;
+    char err[1500];
+    ck_assert_msg(ps_ckpt_restore(g_dir, &in, 16, &t, &cl, &ncl, g_log, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(in.counter, 5);
+    ck_assert_uint_eq(in.job_id, 0x0123456789abcdefULL);
+    ck_assert_uint_eq(ncl, 0);
+    ck_assert_uint_eq(zps_table_size(t), 2);
+    for (uint64_t i = 0; i < 2; i++) {
+        float *row = zps_table_find(t, 1000 + i);
+        ck_assert_ptr_nonnull(row);
+        for (int j = 0; j < 4; j++)
+            ck_assert(row[j] == (float)i + 0.25f * (float)j);
+    }
+    free(cl);
+    zps_table_destroy(&t);
+}
+END_TEST
+
 Suite *suite_file(void)
 {
     Suite *s = suite_create("file");
@@ -803,6 +1214,18 @@ Suite *suite_file(void)
     tcase_add_test(ck, test_ckpt_none_usable);
     tcase_add_test(ck, test_ckpt_job_identity);
     tcase_add_test(ck, test_ckpt_prune_same_job_only);
+    tcase_add_test(ck, test_ckpt_any_byte_corrupt);
+    tcase_add_test(ck, test_ckpt_release_file_restores);
     suite_add_tcase(s, ck);
+    TCase *cs = tcase_create("csum");
+    tcase_set_timeout(cs, 60);
+    tcase_add_checked_fixture(cs, s_setup, s_teardown);
+    tcase_add_test(cs, test_crc_chunking);
+    tcase_add_test(cs, test_crc_single_byte_changes);
+    tcase_add_test(cs, test_model_v2_layout);
+    tcase_add_test(cs, test_model_any_byte_corrupt);
+    tcase_add_test(cs, test_model_v1_loads);
+    tcase_add_test(cs, test_model_versions_refused);
+    suite_add_tcase(s, cs);
     return s;
 }
