@@ -35,8 +35,9 @@ long zps_keys_encode(const uint64_t *keys, size_t n, uint8_t *out, size_t cap);
 int zps_keys_decode(const uint8_t *buf, size_t len, size_t n, uint64_t *keys,
                     size_t *err_at);
 
-/* Signature of a key list for key caching (never 0): a 64-bit checksum of
- * the keys and their count.  Clients and servers must agree on it. */
+/* Signature of a key list for key caching (never 0): a 64-bit hash
+ * (zps_hash_bytes64, zps_hash.h) of the keys and their count; its values
+ * never change, so clients and servers of different builds agree. */
 uint64_t zps_keys_sig(const uint64_t *keys, size_t n);
 
 /* Single varint helpers (used by the codec and by tests). */
