@@ -120,6 +120,7 @@ struct wk_model {
     uint32_t *rank;              /* slot -> sorted index */
     size_t uniq_cap;             /* capacity of pairs, pairs_tmp, rank, keys */
     double *fm_s;                /* fm: per-row sums s_f */
+    int fm_linear_only;          /* fm: no gradient for the embeddings */
 
     /* mlp */
     uint32_t nl;                   /* number of layer widths (>= 2) */
@@ -483,6 +484,7 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
     const float *vals = b->vals;
     const double *s = m->fm_s;
     const int sq = P > dim; /* norm: the squares column */
+    const int lin_only = m->fm_linear_only;
     double loss = 0, gb = 0, qb = 0, p;
     for (size_t i = 0; i < b->n; i++) {
         /* Start loading the next row's weight and gradient rows (scattered
@@ -505,7 +507,10 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
             float *gr = g + (size_t)pos[j] * P;
             const double x = vals[j], dx = d * x, dxx = dx * x;
             gr[0] += (float)dx;
-            if (sq) {
+            if (lin_only) {
+                if (sq)
+                    gr[dim] += (float)(dx * dx);
+            } else if (sq) {
                 float *qr = gr + dim;
                 qr[0] += (float)(dx * dx);
                 for (uint32_t f = 0; f < k; f++) {
@@ -523,6 +528,11 @@ static double s_fm_step(wk_model_t *m, const wk_batch_t *b, const float *w, floa
     if (sq)
         g[(size_t)(m->nkeys - 1) * P + dim] += (float)qb;
     return loss;
+}
+
+void wk_model_fm_linear_only(wk_model_t *m, int on)
+{
+    m->fm_linear_only = m->kind == ZPS_MODEL_FM && on;
 }
 
 /* ---- mlp ------------------------------------------------------------------ */

@@ -61,6 +61,12 @@ size_t wk_model_keys(wk_model_t *m, const wk_batch_t *b, const uint64_t **keys);
  * loss over the batch's rows. */
 double wk_model_step(wk_model_t *m, const wk_batch_t *b, const float *w, float *g);
 
+/* fm: while on, wk_model_step gives the embedding columns a zero gradient
+ * (so every optimizer leaves them as they are) and trains the bias and the
+ * linear weights only; wk_train turns it on for the first pass (docs/
+ * architecture.md, "fm's first pass").  No effect on lr and mlp. */
+void wk_model_fm_linear_only(wk_model_t *m, int on);
+
 /* Predictions for the batch last given to wk_model_keys: out[i] is the
  * probability of class 1 (binary), or of the predicted class (mlp) with
  * cls[i] the predicted class (cls may be NULL).  Returns the summed loss. */

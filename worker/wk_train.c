@@ -999,6 +999,15 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
         t->t_pass = zps_now_s();
         t->epoch = e;
         t->rows_acked = 0;
+        /* fm: the first pass fits the bias and the linear weights alone, the
+         * embeddings learn from pass 2 on (docs/architecture.md, "fm's first
+         * pass"); with one pass everything trains from the start */
+        int fm_warm = c->model == ZPS_MODEL_FM && e == 0 && max_epochs > 1;
+        for (int si = 0; si < 2; si++)
+            wk_model_fm_linear_only(t->slot[si].model, fm_warm);
+        if (fm_warm)
+            zps_info(t->log, "fm: pass 1 trains the bias and the linear weights only; the "
+                     "embeddings learn from pass 2 on");
         if (e == first_epoch && skip_rows) {
             /* rows whose pushes the servers acknowledged before this worker died */
             wk_batch_t skip;
