@@ -84,6 +84,7 @@
 #include <time.h>
 
 #include "zps_hash.h"
+#include "zps_rng.h"
 
 #ifndef ZPS_VERSION
 #define ZPS_VERSION "unknown"
@@ -113,47 +114,19 @@
 
 /* ---- small numeric helpers ------------------------------------------------ */
 
-typedef struct {
-    uint64_t s;
-} s_rng_t;
-
-static inline uint64_t s_rng_next(s_rng_t *r)
-{
-    r->s += 0x9e3779b97f4a7c15ULL;
-    return zps_mix64(r->s, 0);
-}
-
-/* Uniform in [0, 1). */
-static inline double s_unit01(uint64_t h)
-{
-    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Uniform in (0, 1]. */
-static inline double s_unit01_open0(uint64_t h)
-{
-    return (double)((h >> 11) + 1) * (1.0 / 9007199254740992.0);
-}
-
 /* Two independent standard normals from two hashes (Box-Muller). */
 static void s_gauss_pair(uint64_t h1, uint64_t h2, double *g0, double *g1)
 {
-    double r = sqrt(-2.0 * log(s_unit01_open0(h1)));
-    double t = 6.283185307179586476925 * s_unit01(h2);
+    double r = sqrt(-2.0 * log(zps_rng_unit_open0(h1)));
+    double t = 6.283185307179586476925 * zps_rng_unit(h2);
     *g0 = r * cos(t);
     *g1 = r * sin(t);
 }
 
-static inline double s_rng_uniform(s_rng_t *r)
+/* The generator state of one row: rows can be drawn in any order. */
+static uint64_t s_row_rng(uint64_t stream_key, uint32_t split, uint64_t row)
 {
-    return s_unit01(s_rng_next(r));
-}
-
-static s_rng_t s_row_rng(uint64_t stream_key, uint32_t split, uint64_t row)
-{
-    s_rng_t r;
-    r.s = zps_mix64(row, zps_mix64(split, stream_key));
-    return r;
+    return zps_mix64(row, zps_mix64(split, stream_key));
 }
 
 static double s_now(void)
@@ -298,15 +271,15 @@ static void s_zipf_init(s_zipf_t *z, uint64_t n, double a)
 }
 
 /* A rank in 1..n. */
-static uint64_t s_zipf_sample(const s_zipf_t *z, s_rng_t *rng)
+static uint64_t s_zipf_sample(const s_zipf_t *z, uint64_t *rng)
 {
-    if (z->p_head >= 1.0 || s_rng_uniform(rng) < z->p_head) {
-        uint64_t h = s_rng_next(rng);
+    if (z->p_head >= 1.0 || zps_rng_uniform(rng) < z->p_head) {
+        uint64_t h = zps_rng_next(rng);
         uint32_t i = (uint32_t)(((h >> 32) * z->head) >> 32);
         return 1 + ((uint32_t)h < z->prob[i] ? i : z->alias[i]);
     }
     for (;;) {
-        double u = z->u_hi + s_rng_uniform(rng) * (z->u_lo - z->u_hi);
+        double u = z->u_hi + zps_rng_uniform(rng) * (z->u_lo - z->u_hi);
         double x = s_zipf_hinv(z, u);
         double kx = x + 0.5, kd;
         uint64_t k;
@@ -1123,7 +1096,7 @@ static void s_sort_ids(uint64_t *a, uint64_t *tmp, uint32_t n, unsigned bits)
 }
 
 /* Draws the features of one row and its unit-scale logit parts. */
-static void s_ctr_draw(const s_ctr_t *m, s_rng_t *rng, s_ctr_row_t *r)
+static void s_ctr_draw(const s_ctr_t *m, uint64_t *rng, s_ctr_row_t *r)
 {
     uint32_t k = m->k, got = 0;
     uint64_t tries = 0, max_tries = 64ULL * k + 1000;
@@ -1195,12 +1168,12 @@ typedef struct {
 static int s_ctr_row(const s_ctr_t *m, uint32_t split, uint64_t idx, s_ctr_row_t *r,
                      double *qout, double *q0out)
 {
-    s_rng_t rng = s_row_rng(m->key_rows, split, idx);
+    uint64_t rng = s_row_rng(m->key_rows, split, idx);
     s_ctr_draw(m, &rng, r);
     double z = m->b0 + m->sigma_w * r->lin + m->sigma_v2 * r->pair;
     double p = s_sigmoid(z), pn = s_sigmoid(-z);
-    int y = s_rng_uniform(&rng) < p;
-    if (s_rng_uniform(&rng) < m->noise)
+    int y = zps_rng_uniform(&rng) < p;
+    if (zps_rng_uniform(&rng) < m->noise)
         y = !y;
     /* q = p(1-P) + (1-p)P, written so that P = 0.5 gives exactly 0.5 */
     *qout = m->noise + (1 - 2 * m->noise) * p;
@@ -1222,7 +1195,7 @@ static int s_ctr_calibrate(s_ctr_t *m, const s_opts_t *o)
     }
     double ml = 0, mp = 0;
     for (uint64_t i = 0; i < n; i++) {
-        s_rng_t rng = s_row_rng(m->key_rows, S_SPLIT_CALIB, i);
+        uint64_t rng = s_row_rng(m->key_rows, S_SPLIT_CALIB, i);
         s_ctr_draw(m, &rng, &r);
         lin[i] = r.lin;
         pair[i] = r.pair;
@@ -1394,14 +1367,14 @@ typedef struct {
 static uint32_t s_mc_row(const s_mc_t *m, uint32_t split, uint64_t idx, s_mc_row_t *r,
                          uint32_t *label, int want_text)
 {
-    s_rng_t rng = s_row_rng(m->key_rows, split, idx);
+    uint64_t rng = s_row_rng(m->key_rows, split, idx);
     uint32_t cls, tries = 0;
     double gap;
     for (;;) {
         r->draws++;
         for (uint32_t i = 0; i < m->d; i += 2) {
             double g0, g1;
-            uint64_t h1 = s_rng_next(&rng), h2 = s_rng_next(&rng);
+            uint64_t h1 = zps_rng_next(&rng), h2 = zps_rng_next(&rng);
             s_gauss_pair(h1, h2, &g0, &g1);
             r->x[i] = g0;
             if (i + 1 < m->d)
@@ -1435,8 +1408,8 @@ static uint32_t s_mc_row(const s_mc_t *m, uint32_t split, uint64_t idx, s_mc_row
             break;
     }
     uint32_t y = cls;
-    double u = s_rng_uniform(&rng);
-    uint64_t rc = s_rng_next(&rng);
+    double u = zps_rng_uniform(&rng);
+    uint64_t rc = zps_rng_next(&rng);
     if (u < m->noise)
         y = (uint32_t)(((rc >> 32) * m->c) >> 32);
     *label = y;
