@@ -14,6 +14,7 @@
 #include "check_suites.h"
 #include "wk_metrics.h"
 #include "zps_err.h"
+#include "zps_rng.h"
 
 static wk_metrics_t *s_new(uint32_t classes)
 {
@@ -91,9 +92,9 @@ START_TEST(test_auc_random)
     enum { N = 600 };
     float p[N], y[N];
     for (int i = 0; i < N; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = (float)((s >> 40) % 50) / 50; /* many ties */
-        y[i] = (float)((s >> 20) % 3 == 0 ? 1 : (p[i] > 0.6f));
+        uint64_t r = zps_rng_next(&s);
+        p[i] = (float)((r >> 40) % 50) / 50; /* many ties */
+        y[i] = (float)((r >> 20) % 3 == 0 ? 1 : (p[i] > 0.6f));
     }
     double num = 0, np = 0, nn = 0;
     for (int i = 0; i < N; i++) {

@@ -36,6 +36,7 @@
 #include "zps_args.h"
 #include "zps_daemon.h"
 #include "zps_hash.h"
+#include "zps_rng.h"
 #include "zps_time.h"
 
 static volatile sig_atomic_t g_stop;
@@ -91,8 +92,7 @@ typedef struct {
 
 static double s_rand(px_t *p)
 {
-    p->rng = zps_mix64(p->rng + 0x9e3779b97f4a7c15ULL, 0x5eed);
-    return (double)(p->rng >> 11) * (1.0 / 9007199254740992.0);
+    return zps_rng_uniform(&p->rng);
 }
 
 static void s_close_parts(zmq_msg_t *parts, int n)
