@@ -17,4 +17,5 @@ Suite *suite_dedup(void);
 Suite *suite_log(void);
 Suite *suite_retry(void);
 Suite *suite_idx(void);
+Suite *suite_sort(void);
 #endif

@@ -85,6 +85,7 @@
 
 #include "zps_hash.h"
 #include "zps_rng.h"
+#include "zps_sort.h"
 
 #ifndef ZPS_VERSION
 #define ZPS_VERSION "unknown"
@@ -1050,51 +1051,6 @@ static inline int s_set_insert(s_ctr_row_t *r, uint64_t rank)
     }
 }
 
-static void s_insertion_sort(uint64_t *a, uint32_t n)
-{
-    for (uint32_t i = 1; i < n; i++) {
-        uint64_t x = a[i];
-        uint32_t j = i;
-        while (j > 0 && a[j - 1] > x) {
-            a[j] = a[j - 1];
-            j--;
-        }
-        a[j] = x;
-    }
-}
-
-/* Sorts ids that are roughly uniform in [0, 2^bits): one counting-sort pass
- * on the top bits (about 2 keys per bucket), then insertion sort finishes
- * the nearly sorted array in about linear time.  tmp holds n keys. */
-static void s_sort_ids(uint64_t *a, uint64_t *tmp, uint32_t n, unsigned bits)
-{
-    if (n <= 16 || bits < 8) {
-        s_insertion_sort(a, n);
-        return;
-    }
-    unsigned bb = 1;
-    while (bb < 16 && (1u << (bb + 1)) <= n)
-        bb++;
-    if (bb > bits)
-        bb = bits;
-    unsigned sh = bits - bb;
-    uint32_t cnt[1u << 16];
-    uint32_t nb = 1u << bb;
-    memset(cnt, 0, nb * sizeof cnt[0]);
-    for (uint32_t i = 0; i < n; i++)
-        cnt[a[i] >> sh]++;
-    uint32_t sum = 0;
-    for (uint32_t d = 0; d < nb; d++) {
-        uint32_t c = cnt[d];
-        cnt[d] = sum;
-        sum += c;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        tmp[cnt[a[i] >> sh]++] = a[i];
-    memcpy(a, tmp, n * sizeof *a);
-    s_insertion_sort(a, n);
-}
-
 /* Draws the features of one row and its unit-scale logit parts. */
 static void s_ctr_draw(const s_ctr_t *m, uint64_t *rng, s_ctr_row_t *r)
 {
@@ -1154,7 +1110,11 @@ static void s_ctr_draw(const s_ctr_t *m, uint64_t *rng, s_ctr_row_t *r)
             pair += s[d] * s[d] - q[d];
     r->lin = lin;
     r->pair = 0.5 * pair;
-    s_sort_ids(r->ids, r->tmp, k, m->perm.bits);
+    uint64_t *sorted = zps_sort_u64(r->ids, r->tmp, k);
+    if (sorted != r->ids) { /* the sort ended in the scratch: swap the roles */
+        r->tmp = r->ids;
+        r->ids = sorted;
+    }
 }
 
 typedef struct {
