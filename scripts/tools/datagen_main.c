@@ -72,8 +72,8 @@
  * streams, rows could be generated in any order or in parallel, and the
  * same options give byte-identical files.  Floats are printed in the C
  * locale (setlocale is never called), integers by a hand-written formatter
- * into a large buffer written with fwrite.  The truth AUC keeps 9 bytes
- * per row of each split in memory (18 while sorting). */
+ * into a large buffer written with fwrite.  The truth AUC keeps 8 bytes
+ * per row of each split in memory (up to 16 while sorting). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -86,6 +86,7 @@
 #include "zps_hash.h"
 #include "zps_rng.h"
 #include "zps_sort.h"
+#include "wk_metrics.h"
 
 #ifndef ZPS_VERSION
 #define ZPS_VERSION "unknown"
@@ -471,24 +472,21 @@ static void s_progress_end(s_progress_t *pr, uint64_t done)
 
 /* ---- exact AUC ---------------------------------------------------------------- */
 
-/* Scores are probabilities in [0, 1]: their IEEE bits order like the values. */
+/* The truth scores of one split as order-preserving keys (zps_sort_key_f64):
+ * the positives' from the front of key[], the negatives' from the back, so
+ * one array of the split's row count holds both.  The AUC is wk_metrics's
+ * (wk_metrics_auc_keys). */
 typedef struct {
-    uint64_t *key;   /* score bits */
-    uint8_t *lab;
-    uint64_t n, cap;
+    uint64_t *key;
+    uint64_t npos, nneg, cap;
 } s_scores_t;
 
 static int s_scores_init(s_scores_t *sc, uint64_t cap)
 {
-    sc->n = 0;
+    sc->npos = sc->nneg = 0;
     sc->cap = cap;
     sc->key = malloc((cap ? cap : 1) * sizeof *sc->key);
-    sc->lab = malloc(cap ? cap : 1);
-    if (!sc->key || !sc->lab) {
-        free(sc->key);
-        free(sc->lab);
-        sc->key = NULL;
-        sc->lab = NULL;
+    if (!sc->key) {
         fprintf(stderr, S_PROG ": out of memory (truth scores for %llu rows)\n",
                 (unsigned long long)cap);
         return -1;
@@ -498,87 +496,26 @@ static int s_scores_init(s_scores_t *sc, uint64_t cap)
 
 static inline void s_scores_add(s_scores_t *sc, double score, int label)
 {
-    uint64_t bits;
     if (score <= 0)
         score = 0; /* also maps -0 to +0 */
-    memcpy(&bits, &score, sizeof bits);
-    sc->key[sc->n] = bits;
-    sc->lab[sc->n] = (uint8_t)label;
-    sc->n++;
+    const uint64_t k = zps_sort_key_f64(score);
+    if (label)
+        sc->key[sc->npos++] = k;
+    else
+        sc->key[sc->cap - ++sc->nneg] = k;
 }
 
 static void s_scores_free(s_scores_t *sc)
 {
     free(sc->key);
-    free(sc->lab);
     sc->key = NULL;
-    sc->lab = NULL;
 }
 
 /* AUC = P(score of a random positive > that of a random negative), ties 1/2.
- * LSD radix sort of (key, label) on 16-bit digits.  Returns NAN when one of
- * the classes is absent or memory runs out. */
+ * Returns NAN when one of the classes is absent or memory runs out. */
 static double s_scores_auc(s_scores_t *sc)
 {
-    uint64_t n = sc->n;
-    uint64_t *tk = malloc((n ? n : 1) * sizeof *tk);
-    uint8_t *tl = malloc(n ? n : 1);
-    size_t *cnt = malloc(65536 * sizeof *cnt);
-    if (!tk || !tl || !cnt) {
-        free(tk);
-        free(tl);
-        free(cnt);
-        return NAN;
-    }
-    uint64_t *k = sc->key, *k2 = tk;
-    uint8_t *l = sc->lab, *l2 = tl;
-    for (unsigned pass = 0; pass < 4; pass++) {
-        unsigned sh = 16 * pass;
-        memset(cnt, 0, 65536 * sizeof *cnt);
-        for (uint64_t i = 0; i < n; i++)
-            cnt[(k[i] >> sh) & 0xffff]++;
-        size_t sum = 0;
-        for (size_t d = 0; d < 65536; d++) {
-            size_t c = cnt[d];
-            cnt[d] = sum;
-            sum += c;
-        }
-        for (uint64_t i = 0; i < n; i++) {
-            size_t dst = cnt[(k[i] >> sh) & 0xffff]++;
-            k2[dst] = k[i];
-            l2[dst] = l[i];
-        }
-        uint64_t *tkp = k;
-        k = k2;
-        k2 = tkp;
-        uint8_t *tlp = l;
-        l = l2;
-        l2 = tlp;
-    }
-    /* after an even number of passes the sorted data is back in sc */
-    double neg_below = 0, num = 0, pos = 0, neg = 0;
-    for (uint64_t i = 0; i < n;) {
-        uint64_t j = i;
-        double gp = 0, gn = 0;
-        while (j < n && k[j] == k[i]) {
-            if (l[j])
-                gp += 1;
-            else
-                gn += 1;
-            j++;
-        }
-        num += gp * neg_below + 0.5 * gp * gn;
-        neg_below += gn;
-        pos += gp;
-        neg += gn;
-        i = j;
-    }
-    free(tk);
-    free(tl);
-    free(cnt);
-    if (pos == 0 || neg == 0)
-        return NAN;
-    return num / (pos * neg);
+    return wk_metrics_auc_keys(sc->key, sc->npos, sc->key + sc->cap - sc->nneg, sc->nneg);
 }
 
 /* ---- argument parsing ------------------------------------------------------- */
