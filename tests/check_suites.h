@@ -18,4 +18,5 @@ Suite *suite_log(void);
 Suite *suite_retry(void);
 Suite *suite_idx(void);
 Suite *suite_sort(void);
+Suite *suite_args(void);
 #endif
