@@ -1363,10 +1363,10 @@ static int s_kv(int argc, char **argv, const char *cmdline)
         {"max-time", 1, 0, O_MAX}, {"target-pairs", 1, 0, O_TP}, {"lat-iters", 1, 0, O_LAT},
         {"quick", 0, 0, O_QUICK}, {"json", 1, 0, O_JSON}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
-    int c, bad = 0;
+    int c, li, bad = 0;
+    char oerr[300];
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = zps_getopt(argc, argv, NULL, opts, &li, oerr, sizeof oerr)) != -1) {
         int r = 0;
         switch (c) {
         case O_CFG: a_cfg = optarg; break;
@@ -1391,13 +1391,13 @@ static int s_kv(int argc, char **argv, const char *cmdline)
         case O_JSON: o.json = optarg; break;
         case O_HELP: s_usage(stdout); return 0;
         default:
-            fprintf(stderr, "zps-bench: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "zps-bench: %s\n", oerr);
             bad = 1;
             break;
         }
         if (r) {
-            fprintf(stderr, "zps-bench: invalid value '%s' for --%s\n", optarg, opts[c - 1].name);
+            fprintf(stderr, "zps-bench: invalid value '%s' for --%s: %s\n", optarg, opts[li].name,
+                    zps_args_why(optarg, c == O_MIN || c == O_MAX ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
             bad = 1;
         }
     }

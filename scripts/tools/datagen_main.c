@@ -83,6 +83,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "zps_args.h"
 #include "zps_hash.h"
 #include "zps_rng.h"
 #include "zps_sort.h"
@@ -607,13 +608,9 @@ static int s_bad_value(const char *opt, const char *val, const char *why)
 
 static int s_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    if (!*s || *s == '-' || *s == '+' || *s == ' ')
-        return s_bad_value(opt, s, "expected a non-negative integer");
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return s_bad_value(opt, s, "expected a non-negative integer");
+    uint64_t v;
+    if (zps_parse_u64(s, &v))
+        return s_bad_value(opt, s, zps_args_why(s, ZPS_ARGS_UINT));
     if (v < lo || v > hi) {
         char why[96];
         snprintf(why, sizeof why, "must be in [%llu, %llu]", (unsigned long long)lo,
@@ -627,11 +624,9 @@ static int s_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi,
 static int s_parse_dbl(const char *opt, const char *s, double lo, double hi, int lo_open,
                        double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || errno || *end || !isfinite(v))
-        return s_bad_value(opt, s, "expected a number");
+    double v;
+    if (zps_parse_double(s, &v))
+        return s_bad_value(opt, s, zps_args_why(s, ZPS_ARGS_REAL));
     if (v < lo || v > hi || (lo_open && v == lo)) {
         char why[96];
         snprintf(why, sizeof why, "must be in %c%g, %g]", lo_open ? '(' : '[', lo, hi);
@@ -693,74 +688,39 @@ static int s_parse_args(int argc, char **argv, s_opts_t *o)
     o->hidden = 32;
     o->margin = 0.5;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { S_NOPT = sizeof s_optdefs / sizeof s_optdefs[0], O_HELP = 'h', O_VERSION = 0x100 };
+    _Static_assert(S_NOPT < 32, "given is a 32-bit mask");
+    struct option opts[S_NOPT + 3];
+    for (size_t k = 0; k < S_NOPT; k++)
+        opts[k] = (struct option){s_optdefs[k].name + 2,
+                                  s_optdefs[k].id == S_OPT_INTERACTIONS ? no_argument
+                                                                        : required_argument,
+                                  0, (int)k + 1};
+    opts[S_NOPT] = (struct option){"help", no_argument, 0, O_HELP};
+    opts[S_NOPT + 1] = (struct option){"version", no_argument, 0, O_VERSION};
+    opts[S_NOPT + 2] = (struct option){0, 0, 0, 0};
+    uint32_t given = 0; /* bit k: s_optdefs[k] was given */
+    char err[300];
+    int c, li;
+    while ((c = zps_getopt(argc, argv, "h", opts, &li, err, sizeof err)) != -1) {
+        if (c == O_HELP) {
             s_usage(stdout);
             return 1;
         }
-        if (!strcmp(argv[i], "--version")) {
+        if (c == O_VERSION) {
             printf(S_PROG " " ZPS_VERSION "\n");
             return 1;
         }
-    }
-    if (argc < 2) {
-        fprintf(stderr, S_PROG ": missing task (ctr or multiclass); see --help\n");
-        return -1;
-    }
-    if (!strcmp(argv[1], "ctr")) {
-        o->task = S_TASK_CTR;
-    } else if (!strcmp(argv[1], "multiclass")) {
-        o->task = S_TASK_MC;
-    } else {
-        fprintf(stderr, S_PROG ": unknown task '%s' (expected ctr or multiclass)\n", argv[1]);
-        return -1;
-    }
-
-    for (int i = 2; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, S_PROG ": unexpected argument '%s'\n", arg);
+        if (c < 0) {
+            fprintf(stderr, S_PROG ": %s\n", err);
             return -1;
         }
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (nlen >= sizeof name) {
-            fprintf(stderr, S_PROG ": unknown option '%s'\n", arg);
-            return -1;
-        }
-        memcpy(name, arg, nlen);
-        name[nlen] = '\0';
-        if (eq)
-            val = eq + 1;
-
-        const s_optdef_t *def = NULL;
-        for (size_t k = 0; k < sizeof s_optdefs / sizeof s_optdefs[0]; k++)
-            if (!strcmp(name, s_optdefs[k].name))
-                def = &s_optdefs[k];
-        if (!def) {
-            fprintf(stderr, S_PROG ": unknown option '%s'\n", name);
-            return -1;
-        }
-        if (!(def->tasks & o->task)) {
-            fprintf(stderr, S_PROG ": option %s does not apply to task '%s'\n", name, argv[1]);
-            return -1;
-        }
+        const s_optdef_t *def = &s_optdefs[c - 1];
+        const char *name = def->name, *val = optarg;
+        given |= 1u << (c - 1);
         if (def->id == S_OPT_INTERACTIONS) { /* the only flag */
-            if (val) {
-                fprintf(stderr, S_PROG ": option %s takes no value\n", name);
-                return -1;
-            }
             o->interactions = 1;
             continue;
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, S_PROG ": option %s needs a value\n", name);
-                return -1;
-            }
-            val = argv[++i];
         }
         uint64_t u = 0;
         int rc = 0;
@@ -839,6 +799,31 @@ static int s_parse_args(int argc, char **argv, s_opts_t *o)
         if (rc)
             return -1;
     }
+    /* the task: the one argument that is not an option (getopt_long moved
+     * it behind the options) */
+    if (optind >= argc) {
+        fprintf(stderr, S_PROG ": missing task (ctr or multiclass); see --help\n");
+        return -1;
+    }
+    const char *task = argv[optind];
+    if (!strcmp(task, "ctr")) {
+        o->task = S_TASK_CTR;
+    } else if (!strcmp(task, "multiclass")) {
+        o->task = S_TASK_MC;
+    } else {
+        fprintf(stderr, S_PROG ": unknown task '%s' (expected ctr or multiclass)\n", task);
+        return -1;
+    }
+    if (optind + 1 < argc) {
+        fprintf(stderr, S_PROG ": unexpected argument '%s'\n", argv[optind + 1]);
+        return -1;
+    }
+    for (size_t k = 0; k < S_NOPT; k++)
+        if ((given >> k & 1) && !(s_optdefs[k].tasks & o->task)) {
+            fprintf(stderr, S_PROG ": option %s does not apply to task '%s'\n",
+                    s_optdefs[k].name, task);
+            return -1;
+        }
     if (!o->out) {
         fprintf(stderr, S_PROG ": missing --out PREFIX\n");
         return -1;
