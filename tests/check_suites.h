@@ -19,4 +19,5 @@ Suite *suite_retry(void);
 Suite *suite_idx(void);
 Suite *suite_sort(void);
 Suite *suite_args(void);
+Suite *suite_out(void);
 #endif

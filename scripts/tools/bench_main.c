@@ -57,6 +57,7 @@
 #include "zps_err.h"
 #include "zps_hash.h"
 #include "zps_log.h"
+#include "zps_out.h"
 #include "zps_place.h"
 #include "zps_rng.h"
 #include "zps_time.h"
@@ -1433,10 +1434,17 @@ static int s_kv(int argc, char **argv, const char *cmdline)
                     (unsigned long long)o.sizes[i], (unsigned long long)o.table_keys);
             return 2;
         }
+    /* the report is written atomically (zps_out), opened up front so a bad
+     * path fails before the runs */
+    zps_out_t *jout = NULL;
     FILE *jf = NULL;
-    if (o.json && !(jf = fopen(o.json, "w"))) {
-        fprintf(stderr, "zps-bench: cannot write %s: %s\n", o.json, strerror(errno));
-        return 1;
+    if (o.json) {
+        char jerr[1200];
+        if (!(jout = zps_out_open(o.json, jerr, sizeof jerr))) {
+            fprintf(stderr, "zps-bench: cannot write %s: %s\n", o.json, jerr);
+            return 1;
+        }
+        jf = zps_out_file(jout);
     }
 
     char cpu[256];
@@ -1646,8 +1654,9 @@ static int s_kv(int argc, char **argv, const char *cmdline)
                     L->rp50, L->rp99);
         }
         fprintf(jf, "\n  ]\n}\n");
-        if (fclose(jf) != 0) {
-            fprintf(stderr, "zps-bench: cannot write %s: %s\n", o.json, strerror(errno));
+        char jerr[1200];
+        if (zps_out_close(&jout, 1, jerr, sizeof jerr) != 0) {
+            fprintf(stderr, "zps-bench: cannot write %s: %s\n", o.json, jerr);
             return 1;
         }
     }

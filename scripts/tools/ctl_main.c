@@ -47,6 +47,7 @@
 #include "zps_err.h"
 #include "zps_hash.h"
 #include "zps_msg.h"
+#include "zps_out.h"
 #include "zps_time.h"
 
 #define CTL_PAGE 65536u
@@ -855,9 +856,11 @@ static int s_cmd_dump(const ctl_opts_t *o)
     } else {
         if (n > 1)
             qsort(rows, n, sizeof *rows, s_cmp_row);
-        FILE *f = o->out ? fopen(o->out, "w") : stdout;
+        /* --out is written atomically (zps_out); stdout as a stream */
+        zps_out_t *out = o->out ? zps_out_open(o->out, err, sizeof err) : NULL;
+        FILE *f = out ? zps_out_file(out) : o->out ? NULL : stdout;
         if (!f) {
-            fprintf(stderr, "zps-ctl: cannot write %s: %s\n", o->out, strerror(errno));
+            fprintf(stderr, "zps-ctl: cannot write %s: %s\n", o->out, err);
             rc = ZPS_EIO;
         } else {
             for (size_t i = 0; i < n; i++) {
@@ -869,8 +872,9 @@ static int s_cmd_dump(const ctl_opts_t *o)
                 }
                 fputc('\n', f);
             }
-            if ((f != stdout && fclose(f) != 0) || (f == stdout && fflush(f) != 0)) {
-                fprintf(stderr, "zps-ctl: writing %s failed\n", o->out ? o->out : "stdout");
+            if (out ? zps_out_close(&out, 1, err, sizeof err) != 0 : fflush(f) != 0) {
+                fprintf(stderr, "zps-ctl: writing %s failed%s%s\n", o->out ? o->out : "stdout",
+                        o->out ? ": " : "", o->out ? err : "");
                 rc = ZPS_EIO;
             }
             if (!rc && o->out)

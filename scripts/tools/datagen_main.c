@@ -84,6 +84,7 @@
 #include <time.h>
 
 #include "zps_args.h"
+#include "zps_file.h"
 #include "zps_hash.h"
 #include "zps_rng.h"
 #include "zps_sort.h"
@@ -346,8 +347,12 @@ static inline uint64_t s_perm_apply(const s_perm_t *p, uint64_t x)
 
 /* ---- output buffer --------------------------------------------------------- */
 
+/* Rows are formatted into a large buffer handed to zps_file, the atomic
+ * writer: each output appears whole under its name when it is closed (a
+ * failed or interrupted run leaves the previous file, never half a file),
+ * and a symbolic link or another user's file is not written through. */
 typedef struct {
-    FILE *fp;
+    zps_file_t *f;
     const char *path;
     char *buf;
     size_t len, cap;
@@ -358,16 +363,16 @@ static int s_out_open(s_out_t *o, const char *path, size_t cap)
 {
     memset(o, 0, sizeof *o);
     o->path = path;
-    o->fp = fopen(path, "wb");
-    if (!o->fp) {
-        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", path, strerror(errno));
+    char err[1200];
+    o->f = zps_file_atomic_open_path(path, 0644, err, sizeof err);
+    if (!o->f) {
+        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", path, err);
         return -1;
     }
     o->buf = malloc(cap);
     if (!o->buf) {
         fprintf(stderr, S_PROG ": out of memory\n");
-        fclose(o->fp);
-        o->fp = NULL;
+        zps_file_abort(&o->f);
         return -1;
     }
     o->cap = cap;
@@ -378,8 +383,9 @@ static int s_out_flush(s_out_t *o)
 {
     if (o->failed)
         return -1;
-    if (o->len && fwrite(o->buf, 1, o->len, o->fp) != o->len) {
-        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, strerror(errno));
+    int rc = o->len ? zps_file_write(o->f, o->buf, o->len) : 0;
+    if (rc) {
+        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, strerror(-rc));
         o->failed = 1;
         return -1;
     }
@@ -395,15 +401,18 @@ static inline int s_out_reserve(s_out_t *o, size_t need)
     return o->failed ? -1 : 0;
 }
 
+/* Commits the file (or, after a failure, drops it: the target is as it was). */
 static int s_out_close(s_out_t *o)
 {
     int rc = s_out_flush(o);
-    if (o->fp) {
-        if (fclose(o->fp) != 0 && rc == 0) {
-            fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, strerror(errno));
+    if (o->f) {
+        char err[1200];
+        if (rc)
+            zps_file_abort(&o->f);
+        else if (zps_file_commit(&o->f, err, sizeof err) != 0) {
+            fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, err);
             rc = -1;
         }
-        o->fp = NULL;
     }
     free(o->buf);
     o->buf = NULL;

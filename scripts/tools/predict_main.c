@@ -25,6 +25,7 @@
 #include "zps_conf.h"
 #include "zps_err.h"
 #include "zps_modelfile.h"
+#include "zps_out.h"
 
 typedef struct {
     ps_table_t *t;
@@ -196,11 +197,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-predict: %s\n", err);
         return 1;
     }
-    FILE *out = fopen(out_path, "w");
-    if (!out) {
-        fprintf(stderr, "zps-predict: cannot write %s\n", out_path);
+    zps_out_t *outf = zps_out_open(out_path, err, sizeof err);
+    if (!outf) {
+        fprintf(stderr, "zps-predict: cannot write %s: %s\n", out_path, err);
         return 1;
     }
+    FILE *out = zps_out_file(outf);
     wk_metrics_t *m = wk_metrics_new(classes);
     float *w = NULL, *prob = NULL;
     uint32_t *cls = NULL;
@@ -244,8 +246,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-predict: %s\n", wk_reader_error(r));
         rc = (int)n;
     }
-    if (fclose(out) != 0) {
-        fprintf(stderr, "zps-predict: writing %s failed\n", out_path);
+    /* the predictions appear under out_path only when every row was scored */
+    if (zps_out_close(&outf, rc == 0, err, sizeof err) != 0) {
+        fprintf(stderr, "zps-predict: writing %s failed: %s\n", out_path, err);
         rc = ZPS_EIO;
     }
     if (!rc && metrics) {
