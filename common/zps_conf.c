@@ -174,35 +174,92 @@ static int s_parse_layers(zps_conf_t *c, const char *s)
     return c->nlayers >= 2 ? 0 : ZPS_EINVAL;
 }
 
-int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, size_t errlen)
+/* The training options, written once: the mains hand this table to
+ * getopt_long (through zps_getopt) and give every match to zps_conf_set. */
+#define S_V required_argument
+static const struct option s_options[] = {
+    {"model", S_V, 0, ZPS_CONF_OPT}, {"dim", S_V, 0, ZPS_CONF_OPT},
+    {"layers", S_V, 0, ZPS_CONF_OPT}, {"init-scale", S_V, 0, ZPS_CONF_OPT},
+    {"seed", S_V, 0, ZPS_CONF_OPT}, {"hash-bits", S_V, 0, ZPS_CONF_OPT},
+    {"optimizer", S_V, 0, ZPS_CONF_OPT}, {"lr", S_V, 0, ZPS_CONF_OPT},
+    {"l1", S_V, 0, ZPS_CONF_OPT}, {"l2", S_V, 0, ZPS_CONF_OPT},
+    {"beta", S_V, 0, ZPS_CONF_OPT}, {"eps", S_V, 0, ZPS_CONF_OPT},
+    {"train", S_V, 0, ZPS_CONF_OPT}, {"test", S_V, 0, ZPS_CONF_OPT},
+    {"format", S_V, 0, ZPS_CONF_OPT}, {"cache-dir", S_V, 0, ZPS_CONF_OPT},
+    {"no-cache", no_argument, 0, ZPS_CONF_OPT},
+    {"skip-bad-lines", no_argument, 0, ZPS_CONF_OPT},
+    {"shuffle-buffer", S_V, 0, ZPS_CONF_OPT}, {"epochs", S_V, 0, ZPS_CONF_OPT},
+    {"max-train-seconds", S_V, 0, ZPS_CONF_OPT}, {"batch", S_V, 0, ZPS_CONF_OPT},
+    {"max-delay", S_V, 0, ZPS_CONF_OPT}, {"consistency", S_V, 0, ZPS_CONF_OPT},
+    {"progress-every", S_V, 0, ZPS_CONF_OPT}, {"connect-timeout", S_V, 0, ZPS_CONF_OPT},
+    {"request-timeout", S_V, 0, ZPS_CONF_OPT}, {"clock-every", S_V, 0, ZPS_CONF_OPT},
+    {"heartbeat-timeout", S_V, 0, ZPS_CONF_OPT}, {"compress", S_V, 0, ZPS_CONF_OPT},
+    {"compress-audit", S_V, 0, ZPS_CONF_OPT}, {"slow-worker", S_V, 0, ZPS_CONF_OPT},
+    {"slow-factor", S_V, 0, ZPS_CONF_OPT}, {"checkpoint-dir", S_V, 0, ZPS_CONF_OPT},
+    {"checkpoint-every", S_V, 0, ZPS_CONF_OPT}, {"checkpoint-keep", S_V, 0, ZPS_CONF_OPT},
+    {"server-timeout", S_V, 0, ZPS_CONF_OPT}, {"curve-secret", S_V, 0, ZPS_CONF_OPT},
+    {"allow-dir", S_V, 0, ZPS_CONF_OPT}, {"server-public", S_V, 0, ZPS_CONF_OPT},
+    {"test-predictions", S_V, 0, ZPS_CONF_OPT}, {"servers", S_V, 0, ZPS_CONF_OPT},
+    {"rank", S_V, 0, ZPS_CONF_OPT}, {"num-workers", S_V, 0, ZPS_CONF_OPT},
+    {"max-retained-mb", S_V, 0, ZPS_CONF_OPT}, {"save-model", S_V, 0, ZPS_CONF_OPT},
+    {"local", no_argument, 0, ZPS_CONF_OPT},
+    {0, 0, 0, 0}};
+#undef S_V
+
+const struct option *zps_conf_options(void)
 {
-    const char *opt = argv[*i];
-    if (strncmp(opt, "--", 2) != 0)
+    return s_options;
+}
+
+int zps_conf_option_arg(const char *name)
+{
+    for (const struct option *o = s_options; o->name; o++)
+        if (!strcmp(o->name, name))
+            return o->has_arg != no_argument;
+    return -1;
+}
+
+/* What a numeric option's value must look like, for the error message:
+ * 'u', 'i' or 'r' (zps_args_kind_t), 0 for the others. */
+static char s_numeric(const char *name)
+{
+    static const char *const ints[] = {"dim", "seed", "hash-bits", "shuffle-buffer", "epochs",
+                                       "batch", "max-delay", "clock-every", "checkpoint-keep",
+                                       "rank", "num-workers", NULL};
+    static const char *const reals[] = {"init-scale", "lr", "l1", "l2", "beta", "eps",
+                                        "max-train-seconds", "progress-every",
+                                        "connect-timeout", "request-timeout",
+                                        "heartbeat-timeout", "checkpoint-every",
+                                        "server-timeout", "max-retained-mb", "slow-factor", NULL};
+    for (int k = 0; ints[k]; k++)
+        if (!strcmp(name, ints[k]))
+            return 'u';
+    for (int k = 0; reals[k]; k++)
+        if (!strcmp(name, reals[k]))
+            return 'r';
+    return !strcmp(name, "slow-worker") ? 'i' : 0;
+}
+
+int zps_conf_set(zps_conf_t *c, const char *name, const char *value, char *err, size_t errlen)
+{
+    const int has_arg = zps_conf_option_arg(name);
+    if (has_arg < 0)
         return 0;
-    const char *name = opt + 2;
-    /* flags without a value */
-    if (!strcmp(name, "no-cache")) { c->no_cache = 1; return 1; }
-    if (!strcmp(name, "skip-bad-lines")) { c->skip_bad_lines = 1; return 1; }
-    if (!strcmp(name, "local")) { c->local = 1; return 1; }
-    static const char *const with_value[] = {
-        "model", "dim", "layers", "init-scale", "seed", "hash-bits", "optimizer", "lr", "l1",
-        "l2", "beta", "eps", "train", "test", "format", "cache-dir", "shuffle-buffer", "epochs", "max-train-seconds",
-        "batch", "max-delay", "consistency", "progress-every", "connect-timeout",
-        "request-timeout", "clock-every", "heartbeat-timeout", "compress", "compress-audit",
-        "slow-worker", "slow-factor", "checkpoint-dir", "checkpoint-every", "checkpoint-keep",
-        "server-timeout", "curve-secret", "allow-dir", "server-public", "test-predictions", "servers",
-        "rank", "num-workers", "max-retained-mb", "save-model", NULL};
-    int known = 0;
-    for (int k = 0; with_value[k]; k++)
-        if (!strcmp(name, with_value[k]))
-            known = 1;
-    if (!known)
-        return 0;
-    if (*i + 1 >= argc) {
-        snprintf(err, errlen, "option %s needs a value", opt);
+    if (has_arg == 0) {
+        if (value) {
+            snprintf(err, errlen, "option --%s takes no value", name);
+            return ZPS_EINVAL;
+        }
+        if (!strcmp(name, "no-cache")) c->no_cache = 1;
+        else if (!strcmp(name, "skip-bad-lines")) c->skip_bad_lines = 1;
+        else c->local = 1;
+        return 1;
+    }
+    if (!value) {
+        snprintf(err, errlen, "option --%s needs a value", name);
         return ZPS_EINVAL;
     }
-    char *v = argv[++*i];
+    const char *v = value;
     int r = 0;
     if (!strcmp(name, "model")) {
         if (!strcmp(v, "lr")) c->model = ZPS_MODEL_LR;
@@ -346,7 +403,15 @@ int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, 
             r = ZPS_EINVAL;
     }
     if (r) {
-        snprintf(err, errlen, "invalid value '%s' for %s", v, opt);
+        /* say whether the number itself or its range is wrong */
+        const char num = s_numeric(name);
+        const char *why = !num ? NULL
+                          : zps_args_why(v, num == 'u' ? ZPS_ARGS_UINT
+                                            : num == 'i' ? ZPS_ARGS_INT : ZPS_ARGS_REAL);
+        if (!strcmp(name, "epochs") && why && why[0] == 'e')
+            why = "expected a non-negative base-10 integer or auto";
+        snprintf(err, errlen, "invalid value '%s' for --%s%s%s", v, name, why ? ": " : "",
+                 why ? why : "");
         return ZPS_EINVAL;
     }
     return 1;

@@ -100,10 +100,25 @@ typedef struct {
 
 void zps_conf_defaults(zps_conf_t *c);
 
-/* Parse one option at argv[*i] (and its value).  Returns 1 if it was a
- * training option (and advances *i past its value), 0 if it is not one, or
- * ZPS_EINVAL with a message in err. */
-int zps_conf_parse_one(zps_conf_t *c, int argc, char **argv, int *i, char *err, size_t errlen);
+/* The training options as getopt_long entries (zero-terminated), every
+ * one with val ZPS_CONF_OPT: a main joins them to its own options
+ * (zps_options_join), runs zps_getopt, and hands each ZPS_CONF_OPT match to
+ * zps_conf_set by name.  The table and zps_conf_set are the only place a
+ * training option is parsed. */
+#define ZPS_CONF_OPT 0x7a00
+struct option;
+const struct option *zps_conf_options(void);
+
+/* 1 if the training option NAME (without "--") takes a value, 0 if it is a
+ * flag, -1 if it is not a training option. */
+int zps_conf_option_arg(const char *name);
+
+/* Applies the training option NAME (without "--") with value (NULL for a
+ * flag; kept by pointer, as argv is).  Returns 1, 0 if NAME is not a
+ * training option, or ZPS_EINVAL with a message naming the option in err
+ * (a bad value, "expected a base-10 integer", "out of range"; a missing
+ * value; a value given to a flag). */
+int zps_conf_set(zps_conf_t *c, const char *name, const char *value, char *err, size_t errlen);
 
 /* Checks and fills in model-dependent defaults; ZPS_EINVAL + err. */
 int zps_conf_finish(zps_conf_t *c, char *err, size_t errlen);

@@ -51,6 +51,7 @@
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_rng.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define S_BIG_ENDIAN 1
@@ -61,15 +62,6 @@
 #define S_HALF_MAX 0x7bffu          /* 65504 */
 #define S_F32_HALF_MIN 0x38800000u  /* 2^-14 as float bits */
 #define S_RN_MAGIC 12582912.0f      /* 1.5 * 2^23 */
-
-/* splitmix64 step. */
-static inline uint64_t s_next(uint64_t *st)
-{
-    uint64_t z = (*st += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 static inline uint32_t s_f2u(float f)
 {
@@ -143,7 +135,7 @@ static inline uint32_t s_h_sub_sr(uint32_t a, uint64_t *st)
         return 0;
     uint64_t mant = (a & 0x7fffffu) | 0x800000u;
     uint32_t sh = 126u - ex; /* 14..63 */
-    uint64_t r = s_next(st) & ((1ull << sh) - 1u);
+    uint64_t r = zps_rng_next(st) & ((1ull << sh) - 1u);
     return (uint32_t)((mant + r) >> sh);
 }
 
@@ -208,7 +200,7 @@ static void s_enc_f16(const float *in, size_t n, uint8_t *out, uint64_t *rng)
         }
         if (rng) {
             for (size_t j = 0; j < cnt; j += 4) {
-                uint64_t r = s_next(&st);
+                uint64_t r = zps_rng_next(&st);
                 r16[j] = (uint16_t)r;
                 r16[j + 1] = (uint16_t)(r >> 16);
                 r16[j + 2] = (uint16_t)(r >> 32);
@@ -315,7 +307,7 @@ static void s_enc_i8_block(const uint8_t *in, size_t cnt, uint8_t *out, uint64_t
     } else {
         uint32_t rb[B];
         for (size_t j = 0; j < cnt; j += 2) {
-            uint64_t r = s_next(st);
+            uint64_t r = zps_rng_next(st);
             rb[j] = (uint32_t)r;
             rb[j + 1] = (uint32_t)(r >> 32);
         }

@@ -1,7 +1,8 @@
 /* zps-server: command line -> ps_server_conf_t -> ps_server_run.
  *
- * Server options are parsed here; every training option (zps_conf.h) is
- * accepted too, so the launcher can hand the whole job's option list to
+ * Server options are parsed here (zps_getopt over the server's table
+ * joined with zps_conf's); every training option (zps_conf.h) is accepted
+ * too, so the launcher can hand the whole job's option list to
  * servers and workers alike.  The table (dim, optimizer, initialisation)
  * follows from the training options unless --table-dim asks for a raw
  * key/value table (benchmarks, tests). */
@@ -61,73 +62,91 @@ static void s_usage(FILE *f)
             zps_conf_usage());
 }
 
-/* Server-only option at argv[*i]: 1 consumed, 0 not ours, <0 bad value. */
-static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *quiet, int argc,
-                        char **argv, int *i, int *max_conn_given)
+enum {
+    O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
+    O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
+    O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION
+};
+
+/* The server's own options; --rank and --save-model shadow the training
+ * options of the same name (a server's rank, the shard's model directory). */
+static const struct option s_server_options[] = {
+    {"bind", required_argument, 0, O_BIND},
+    {"rank", required_argument, 0, O_RANK},
+    {"num-servers", required_argument, 0, O_NUM_SERVERS},
+    {"capacity", required_argument, 0, O_CAPACITY},
+    {"max-msg-mb", required_argument, 0, O_MAX_MSG_MB},
+    {"ready-file", required_argument, 0, O_READY_FILE},
+    {"save-model", required_argument, 0, O_SAVE_MODEL},
+    {"table-dim", required_argument, 0, O_TABLE_DIM},
+    {"admin-token-file", required_argument, 0, O_ADMIN_TOKEN_FILE},
+    {"max-keys", required_argument, 0, O_MAX_KEYS},
+    {"max-memory-mb", required_argument, 0, O_MAX_MEMORY_MB},
+    {"max-connections", required_argument, 0, O_MAX_CONNECTIONS},
+    {"clip-gradient", required_argument, 0, O_CLIP_GRADIENT},
+    {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
+    {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
+    {"restore", no_argument, 0, O_RESTORE},
+    {"quiet", no_argument, 0, O_QUIET},
+    {"help", no_argument, 0, O_HELP},
+    {"version", no_argument, 0, O_VERSION},
+    {0, 0, 0, 0}};
+
+/* MiB in [1, max] -> bytes. */
+static int s_mib(const char *v, uint64_t max, uint64_t *bytes)
 {
-    const char *o = argv[*i];
-    if (!strcmp(o, "--quiet")) {
-        *quiet = 1;
-        return 1;
-    }
-    if (!strcmp(o, "--restore")) {
-        sc->restore = 1;
-        return 1;
-    }
-    static const char *const names[] = {"--bind", "--rank", "--num-servers", "--capacity",
-                                        "--max-msg-mb", "--ready-file", "--save-model",
-                                        "--table-dim", "--admin-token-file", "--max-keys",
-                                        "--max-memory-mb", "--max-connections",
-                                        "--clip-gradient", "--max-reply-mb",
-                                        "--max-reply-total-mb", NULL};
-    int k = 0;
-    while (names[k] && strcmp(o, names[k]))
-        k++;
-    if (!names[k])
-        return 0;
-    if (*i + 1 >= argc)
-        return ZPS_EINVAL;
-    const char *v = argv[++*i];
     uint64_t mb;
-    switch (k) {
-    case 0: snprintf(sc->bind, sizeof sc->bind, "%s", v); return 1;
-    case 1: return zps_parse_u32(v, &sc->rank) ? ZPS_EINVAL : 1;
-    case 2: return zps_parse_u32(v, &sc->nservers) || sc->nservers == 0 ? ZPS_EINVAL : 1;
-    case 3: return zps_parse_u64(v, &sc->capacity_hint) ? ZPS_EINVAL : 1;
-    case 4:
-        if (zps_parse_u64(v, &mb) || mb == 0 || mb > (1ULL << 20))
-            return ZPS_EINVAL;
-        sc->max_msg_bytes = mb << 20;
-        return 1;
-    case 5: snprintf(sc->ready_file, sizeof sc->ready_file, "%s", v); return 1;
-    case 6: snprintf(sc->save_dir, sizeof sc->save_dir, "%s", v); return 1;
-    case 7: return zps_parse_u32(v, table_dim) || *table_dim == 0 || *table_dim > 1024 ? ZPS_EINVAL : 1;
-    case 8: snprintf(sc->admin_token_file, sizeof sc->admin_token_file, "%s", v); return 1;
-    case 9: return zps_parse_u64(v, &sc->limit_keys) || sc->limit_keys == 0 ? ZPS_EINVAL : 1;
-    case 10:
-        if (zps_parse_u64(v, &mb) || mb == 0 || mb > (1ULL << 30))
-            return ZPS_EINVAL;
-        sc->limit_memory_bytes = mb << 20;
-        return 1;
-    case 11:
+    if (zps_parse_u64(v, &mb) || mb == 0 || mb > max)
+        return ZPS_EINVAL;
+    *bytes = mb << 20;
+    return 0;
+}
+
+/* A server option's value v: 0 or ZPS_EINVAL. */
+static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn_given, int o,
+                        const char *v)
+{
+    switch (o) {
+    case O_BIND: snprintf(sc->bind, sizeof sc->bind, "%s", v); return 0;
+    case O_RANK: return zps_parse_u32(v, &sc->rank);
+    case O_NUM_SERVERS: return zps_parse_u32(v, &sc->nservers) || sc->nservers == 0 ? ZPS_EINVAL : 0;
+    case O_CAPACITY: return zps_parse_u64(v, &sc->capacity_hint);
+    case O_MAX_MSG_MB: return s_mib(v, 1ULL << 20, &sc->max_msg_bytes);
+    case O_READY_FILE: snprintf(sc->ready_file, sizeof sc->ready_file, "%s", v); return 0;
+    case O_SAVE_MODEL: snprintf(sc->save_dir, sizeof sc->save_dir, "%s", v); return 0;
+    case O_TABLE_DIM:
+        return zps_parse_u32(v, table_dim) || *table_dim == 0 || *table_dim > 1024 ? ZPS_EINVAL : 0;
+    case O_ADMIN_TOKEN_FILE:
+        snprintf(sc->admin_token_file, sizeof sc->admin_token_file, "%s", v);
+        return 0;
+    case O_MAX_KEYS: return zps_parse_u64(v, &sc->limit_keys) || sc->limit_keys == 0 ? ZPS_EINVAL : 0;
+    case O_MAX_MEMORY_MB: return s_mib(v, 1ULL << 30, &sc->limit_memory_bytes);
+    case O_MAX_CONNECTIONS:
         *max_conn_given = 1;
-        return zps_parse_u32(v, &sc->max_connections) || sc->max_connections == 0 ? ZPS_EINVAL : 1;
-    case 13:
-    case 14:
-        if (zps_parse_u64(v, &mb) || mb == 0 || mb > (1ULL << 30))
-            return ZPS_EINVAL;
-        *(k == 13 ? &sc->max_reply_bytes : &sc->max_reply_total) = mb << 20;
-        return 1;
-    case 12: {
-        char *end;
-        double x = strtod(v, &end);
-        if (*v == 0 || *end || !(x > 0) || x > 3e38)
+        return zps_parse_u32(v, &sc->max_connections) || sc->max_connections == 0 ? ZPS_EINVAL : 0;
+    case O_MAX_REPLY_MB: return s_mib(v, 1ULL << 30, &sc->max_reply_bytes);
+    case O_MAX_REPLY_TOTAL_MB: return s_mib(v, 1ULL << 30, &sc->max_reply_total);
+    case O_CLIP_GRADIENT: {
+        double x;
+        if (zps_parse_double(v, &x) || !(x > 0) || x > 3e38)
             return ZPS_EINVAL;
         sc->clip_gradient = (float)x;
-        return 1;
+        return 0;
     }
     }
-    return 0;
+    return ZPS_EINVAL;
+}
+
+/* The training options a saved model's manifest records (zps-predict
+ * rebuilds the model from them): all but the data, layout and output ones. */
+static int s_manifest_keeps(const char *name)
+{
+    static const char *const skip[] = {"train", "test", "servers", "rank", "num-workers",
+                                       "test-predictions", "cache-dir", NULL};
+    for (int k = 0; skip[k]; k++)
+        if (!strcmp(name, skip[k]))
+            return 0;
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -140,42 +159,57 @@ int main(int argc, char **argv)
     int quiet = 0, max_conn_given = 0;
     char err[600];
     size_t olen = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) {
+    struct option opts[128];
+    if (!zps_options_join(opts, sizeof opts / sizeof opts[0], s_server_options, zps_conf_options()))
+        return 1;
+    int o, li;
+    while ((o = zps_getopt(argc, argv, NULL, opts, &li, err, sizeof err)) != -1) {
+        if (o == O_HELP) {
             s_usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--version")) {
+        if (o == O_VERSION) {
             printf("zps-server %s (protocol 1)\n", ZPS_VERSION);
             return 0;
         }
-        int start = i;
-        int r = s_server_opt(&sc, &table_dim, &quiet, argc, argv, &i, &max_conn_given);
-        if (r == 0) {
-            r = zps_conf_parse_one(&jc, argc, argv, &i, err, sizeof err);
-            if (r == 1) {
-                /* remember the model-defining options for the manifest */
-                const char *o = argv[start];
-                int keep = strcmp(o, "--train") && strcmp(o, "--test") && strcmp(o, "--servers") &&
-                           strcmp(o, "--rank") && strcmp(o, "--num-workers") &&
-                           strcmp(o, "--test-predictions") && strcmp(o, "--cache-dir");
-                for (int k = start; keep && k <= i; k++)
-                    olen += (size_t)snprintf(sc.options + olen,
-                                             olen < sizeof sc.options ? sizeof sc.options - olen : 0,
-                                             "%s%s", olen ? " " : "", argv[k]);
-            } else if (r < 0) {
+        if (o == O_QUIET) {
+            quiet = 1;
+            continue;
+        }
+        if (o == O_RESTORE) {
+            sc.restore = 1;
+            continue;
+        }
+        if (o == ZPS_CONF_OPT) {
+            if (zps_conf_set(&jc, opts[li].name, optarg, err, sizeof err) != 1) {
                 fprintf(stderr, "zps-server: %s\n", err);
                 return 2;
             }
+            /* remember the model-defining options for the manifest, as
+             * "--name value" whichever way they were given */
+            if (s_manifest_keeps(opts[li].name))
+                olen += (size_t)snprintf(sc.options + olen,
+                                         olen < sizeof sc.options ? sizeof sc.options - olen : 0,
+                                         "%s--%s%s%s", olen ? " " : "", opts[li].name,
+                                         optarg ? " " : "", optarg ? optarg : "");
+            continue;
         }
-        if (r == 0) {
-            fprintf(stderr, "zps-server: unknown option '%s' (see --help)\n", argv[i]);
+        if (o < 0) {
+            fprintf(stderr, "zps-server: %s (see --help)\n", err);
             return 2;
         }
-        if (r < 0) {
-            fprintf(stderr, "zps-server: invalid value for %s\n", argv[start]);
+        if (s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
+            const int text = o == O_BIND || o == O_READY_FILE || o == O_SAVE_MODEL ||
+                             o == O_ADMIN_TOKEN_FILE;
+            fprintf(stderr, "zps-server: invalid value '%s' for --%s%s%s\n", optarg, opts[li].name,
+                    text ? "" : ": ",
+                    text ? "" : zps_args_why(optarg, o == O_CLIP_GRADIENT ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
             return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zps-server: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (olen >= sizeof sc.options) {
         fprintf(stderr, "zps-server: training options too long\n");

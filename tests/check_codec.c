@@ -21,6 +21,7 @@
 #include "check_suites.h"
 #include "zps_codec.h"
 #include "zps_err.h"
+#include "zps_rng.h"
 
 /* Check records every passing ck_assert (a write to its result pipe), so
  * loops over many items test plainly and only report a failure. */
@@ -29,14 +30,6 @@
         if (!(cond))                  \
             ck_abort_msg(__VA_ARGS__); \
     } while (0)
-
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 static int s_cmp_u64(const void *a, const void *b)
 {
@@ -212,7 +205,7 @@ START_TEST(test_dense)
     uint64_t st = 5, k = 1000;
     for (size_t i = 0; i < n; i++) {
         keys[i] = k;
-        k += 1 + s_rand(&st) % 128;
+        k += 1 + zps_rng_next(&st) % 128;
     }
     ck_assert_uint_eq(s_round_trip(keys, n), 2 + (n - 1));
     free(keys);
@@ -227,17 +220,17 @@ START_TEST(test_random_1m)
     uint64_t st = 99;
 
     /* gaps of random bit length 0..40: every varint length 1..6 is mixed */
-    uint64_t k = s_rand(&st) >> 8;
+    uint64_t k = zps_rng_next(&st) >> 8;
     for (size_t i = 0; i < n; i++) {
         keys[i] = k;
-        unsigned bits = (unsigned)(s_rand(&st) % 41);
-        k += 1 + (bits ? s_rand(&st) >> (64 - bits) : 0);
+        unsigned bits = (unsigned)(zps_rng_next(&st) % 41);
+        k += 1 + (bits ? zps_rng_next(&st) >> (64 - bits) : 0);
     }
     s_round_trip(keys, n);
 
     /* uniform random 64-bit ids, sorted and deduplicated */
     for (size_t i = 0; i < n; i++)
-        keys[i] = s_rand(&st);
+        keys[i] = zps_rng_next(&st);
     qsort(keys, n, sizeof *keys, s_cmp_u64);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -427,11 +420,11 @@ START_TEST(test_decode_garbage)
     uint64_t keys[48];
     int accepted = 0;
     for (int iter = 0; iter < 200000; iter++) {
-        size_t len = s_rand(&st) % sizeof buf;
-        uint64_t r = s_rand(&st);
+        size_t len = zps_rng_next(&st) % sizeof buf;
+        uint64_t r = zps_rng_next(&st);
         for (size_t i = 0; i < len; i++)
-            buf[i] = (uint8_t)(s_rand(&st) >> (r & 1 ? 56 : 57)); /* often < 0x80 */
-        size_t n = len ? s_rand(&st) % (len + 1) : 0;
+            buf[i] = (uint8_t)(zps_rng_next(&st) >> (r & 1 ? 56 : 57)); /* often < 0x80 */
+        size_t n = len ? zps_rng_next(&st) % (len + 1) : 0;
         if (r & 2)
             n = len; /* all one-byte varints would fit exactly */
         uint8_t *in = malloc(len ? len : 1); /* exact size, for ASan */

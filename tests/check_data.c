@@ -35,6 +35,7 @@
 #include "check_suites.h"
 #include "wk_data.h"
 #include "zps_err.h"
+#include "zps_rng.h"
 
 /* Check records each passing ck_assert; loops test plainly and only call
  * into Check on failure. */
@@ -379,8 +380,7 @@ START_TEST(test_values_match_strtod)
     char vals[600][48];
     uint64_t st = 12345;
     for (int i = 0; i < 600; i++) {
-        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
-        uint64_t x = st >> 11;
+        uint64_t x = zps_rng_next(&st) >> 11;
         int kind = i % 6, frac = (int)(x % 9);
         long long ip = (long long)((x >> 8) % 100000000ULL);
         if (kind == 0)
@@ -795,8 +795,7 @@ static void s_make_text(sb_t *sb, int n, uint64_t seed)
 {
     uint64_t s = seed;
     for (int i = 0; i < n; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        uint64_t x = s >> 16;
+        uint64_t x = zps_rng_next(&s) >> 16;
         switch (i % 11) {
         case 3:
             s_sb_printf(sb, "\n");

@@ -466,14 +466,13 @@ END_TEST
  * unless --epochs, adam lr 0.0005 unless --lr; lr keeps auto and 0.001). */
 static int s_conf(zps_conf_t *c, const char *const *args, int n, char *err, size_t errlen)
 {
-    char *argv[16];
-    argv[0] = "x";
-    for (int i = 0; i < n; i++)
-        argv[i + 1] = (char *)args[i];
     zps_conf_defaults(c);
-    for (int i = 1; i <= n; i++)
-        if (zps_conf_parse_one(c, n + 1, argv, &i, err, errlen) != 1)
+    for (int i = 0; i < n; i++) {
+        const char *name = args[i] + 2; /* every one is "--name" */
+        const char *value = zps_conf_option_arg(name) == 1 && i + 1 < n ? args[++i] : NULL;
+        if (zps_conf_set(c, name, value, err, errlen) != 1)
             return -1;
+    }
     return zps_conf_finish(c, err, errlen);
 }
 

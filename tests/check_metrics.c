@@ -2,8 +2,9 @@
  *
  * AUC: perfect separation 1, reversed 0, all scores tied 0.5, undefined
  * (one class only) NaN, and a small case with ties worked by hand (below);
- * also the two-class multi-class path and a larger random case against an
- * O(n^2) pair count.  Logloss of known probabilities, clipping of p = 0,
+ * also the two-class multi-class path and larger random cases against an
+ * O(n^2) pair count (float scores through the accumulator; signed doubles
+ * through wk_metrics_auc_keys, with -0 tied to +0).  Logloss of known probabilities, clipping of p = 0,
  * accuracy for binary (threshold 0.5) and multi-class (argmax), batches as
  * wk_model_predict returns them, invalid input and reset. */
 #include <check.h>
@@ -14,6 +15,8 @@
 #include "check_suites.h"
 #include "wk_metrics.h"
 #include "zps_err.h"
+#include "zps_rng.h"
+#include "zps_sort.h"
 
 static wk_metrics_t *s_new(uint32_t classes)
 {
@@ -91,9 +94,9 @@ START_TEST(test_auc_random)
     enum { N = 600 };
     float p[N], y[N];
     for (int i = 0; i < N; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = (float)((s >> 40) % 50) / 50; /* many ties */
-        y[i] = (float)((s >> 20) % 3 == 0 ? 1 : (p[i] > 0.6f));
+        uint64_t r = zps_rng_next(&s);
+        p[i] = (float)((r >> 40) % 50) / 50; /* many ties */
+        y[i] = (float)((r >> 20) % 3 == 0 ? 1 : (p[i] > 0.6f));
     }
     double num = 0, np = 0, nn = 0;
     for (int i = 0; i < N; i++) {
@@ -108,6 +111,50 @@ START_TEST(test_auc_random)
     wk_metrics_t *m = s_new(1);
     s_add(m, N, p, y);
     ck_assert_double_eq_tol(wk_metrics_auc(m), num / (np * nn), 1e-12);
+    wk_metrics_destroy(&m);
+}
+END_TEST
+
+/* The AUC of scores given as keys (zps-datagen's path): doubles of any
+ * sign, -0 tied with +0, against an O(n^2) pair count; both arrays sorted. */
+START_TEST(test_auc_keys)
+{
+    uint64_t s = 5;
+    enum { N = 3000 };
+    static double v[N];
+    static int y[N];
+    static uint64_t pos[N], neg[N];
+    size_t np = 0, nn = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t r = zps_rng_next(&s);
+        v[i] = (double)((int64_t)(r >> 54) - 512) / 64; /* 1024 values around 0: ties */
+        if (i % 10 == 0)
+            v[i] = i % 20 ? -0.0 : 0.0;
+        y[i] = (r >> 3) % 4 == 0 || v[i] > 2;
+        if (y[i])
+            pos[np++] = zps_sort_key_f64(v[i]);
+        else
+            neg[nn++] = zps_sort_key_f64(v[i]);
+    }
+    double num = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; y[i] && j < N; j++)
+            if (!y[j])
+                num += v[i] > v[j] ? 1 : v[i] == v[j] ? 0.5 : 0;
+    ck_assert(np > 100 && nn > 100);
+    ck_assert_double_eq_tol(wk_metrics_auc_keys(pos, np, neg, nn), num / ((double)np * (double)nn),
+                            1e-12);
+    for (size_t i = 1; i < np; i++)
+        ck_assert(pos[i - 1] <= pos[i]);
+    for (size_t i = 1; i < nn; i++)
+        ck_assert(neg[i - 1] <= neg[i]);
+    ck_assert(isnan(wk_metrics_auc_keys(pos, np, neg, 0)));
+    ck_assert(isnan(wk_metrics_auc_keys(pos, 0, neg, nn)));
+    /* -0 and +0 are one score: a tie */
+    wk_metrics_t *m = s_new(1);
+    ck_assert_int_eq(wk_metrics_add(m, -0.0f, 1), 0);
+    ck_assert_int_eq(wk_metrics_add(m, 0.0f, 0), 0);
+    ck_assert_double_eq(wk_metrics_auc(m), 0.5);
     wk_metrics_destroy(&m);
 }
 END_TEST
@@ -194,6 +241,7 @@ Suite *suite_metrics(void)
     tcase_add_test(tc, test_auc_extremes);
     tcase_add_test(tc, test_auc_ties_hand);
     tcase_add_test(tc, test_auc_random);
+    tcase_add_test(tc, test_auc_keys);
     tcase_add_test(tc, test_logloss);
     tcase_add_test(tc, test_accuracy_and_preds);
     suite_add_tcase(s, tc);

@@ -28,6 +28,7 @@
 #include "check_suites.h"
 #include "wk_model.h"
 #include "zps_conf.h"
+#include "zps_rng.h"
 
 #define S_REQUIRE(cond, ...)           \
     do {                               \
@@ -36,24 +37,6 @@
     } while (0)
 
 /* ---- fixtures ---------------------------------------------------------- */
-
-typedef struct {
-    uint64_t s;
-} s_rng_t;
-
-static uint64_t s_next(s_rng_t *r)
-{
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 0x2545f4914f6cdd1dull;
-}
-
-/* uniform in [0, 1) */
-static double s_unif(s_rng_t *r)
-{
-    return (double)(s_next(r) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static zps_conf_t s_conf(zps_model_kind_t kind, uint32_t fm_dim, uint32_t nlayers,
                          const uint32_t *layers)
@@ -99,7 +82,7 @@ static void s_batch_free(wk_batch_t *b)
 
 /* n rows of per_row nonzeros, ids drawn by idf, values in [-1, 1),
  * binary labels (or class labels if classes > 1). */
-static void s_batch_random(wk_batch_t *b, s_rng_t *r, size_t n, size_t per_row,
+static void s_batch_random(wk_batch_t *b, uint64_t *r, size_t n, size_t per_row,
                            uint64_t id_range, uint32_t classes)
 {
     s_batch_alloc(b, n, n * per_row);
@@ -107,10 +90,10 @@ static void s_batch_random(wk_batch_t *b, s_rng_t *r, size_t n, size_t per_row,
     for (size_t i = 0; i < n; i++) {
         b->offsets[i] = j;
         for (size_t t = 0; t < per_row; t++, j++) {
-            b->ids[j] = s_next(r) % id_range;
-            b->vals[j] = (float)(2 * s_unif(r) - 1);
+            b->ids[j] = zps_rng_next(r) % id_range;
+            b->vals[j] = (float)(2 * zps_rng_uniform(r) - 1);
         }
-        b->labels[i] = classes > 1 ? (float)(s_next(r) % classes) : (float)(s_next(r) & 1);
+        b->labels[i] = classes > 1 ? (float)(zps_rng_next(r) % classes) : (float)(zps_rng_next(r) & 1);
     }
     b->offsets[n] = j;
 }
@@ -272,7 +255,7 @@ END_TEST
 
 START_TEST(test_keys_random)
 {
-    s_rng_t r = {0x1234567u};
+    uint64_t r = 0x1234567u;
     wk_model_t *m = s_model(ZPS_MODEL_LR, 0, 0, NULL);
     /* small ranges (many duplicates), 64-bit ids, ids near the bias key; a
      * big batch grows the hash table, small ones follow it.  mode reshapes
@@ -412,7 +395,7 @@ static void s_gradcheck(wk_model_t *m, wk_batch_t *b, float *w, size_t nk, float
 
 START_TEST(test_gradcheck_lr)
 {
-    s_rng_t r = {42};
+    uint64_t r = 42;
     wk_model_t *m = s_model(ZPS_MODEL_LR, 0, 0, NULL);
     wk_batch_t b;
     s_batch_random(&b, &r, 20, 6, 15, 1);
@@ -420,7 +403,7 @@ START_TEST(test_gradcheck_lr)
     size_t nk = wk_model_keys(m, &b, &keys);
     float *w = s_floats(nk);
     for (size_t k = 0; k < nk; k++)
-        w[k] = (float)(2 * s_unif(&r) - 1);
+        w[k] = (float)(2 * zps_rng_uniform(&r) - 1);
     s_gradcheck(m, &b, w, nk, 1e-3f, 1e-5, 1e-4, 1);
     free(w);
     s_batch_free(&b);
@@ -430,7 +413,7 @@ END_TEST
 
 START_TEST(test_gradcheck_fm)
 {
-    s_rng_t r = {7};
+    uint64_t r = 7;
     wk_model_t *m = s_model(ZPS_MODEL_FM, 4, 0, NULL);
     wk_batch_t b;
     s_batch_random(&b, &r, 20, 6, 12, 1); /* ids repeat inside rows too */
@@ -439,7 +422,7 @@ START_TEST(test_gradcheck_fm)
     const uint32_t dim = wk_model_dim(m);
     float *w = s_floats(nk * dim);
     for (size_t t = 0; t < nk * dim; t++)
-        w[t] = (float)(s_unif(&r) - 0.5);
+        w[t] = (float)(zps_rng_uniform(&r) - 0.5);
     s_gradcheck(m, &b, w, nk, 1e-3f, 1e-5, 1e-4, 1);
 
     /* the bias row only trains column 0 */
@@ -457,20 +440,20 @@ END_TEST
 
 /* ---- mlp ----------------------------------------------------------------- */
 
-static float *s_mlp_theta(wk_model_t *m, s_rng_t *r, size_t *nk)
+static float *s_mlp_theta(wk_model_t *m, uint64_t *r, size_t *nk)
 {
     const uint64_t *keys;
     wk_batch_t e = {0};
     *nk = wk_model_keys(m, &e, &keys);
     float *w = s_floats(*nk * ZPS_MLP_CHUNK);
     for (size_t t = 0; t < *nk * ZPS_MLP_CHUNK; t++)
-        w[t] = (float)(2 * s_unif(r) - 1);
+        w[t] = (float)(2 * zps_rng_uniform(r) - 1);
     return w;
 }
 
 START_TEST(test_gradcheck_mlp)
 {
-    s_rng_t r = {99};
+    uint64_t r = 99;
     const uint32_t lay[] = {5, 4, 3};
     wk_model_t *m = s_model(ZPS_MODEL_MLP, 0, 3, lay);
     size_t nk;
@@ -542,7 +525,7 @@ static double s_mlp_ref_loss(const uint32_t *lay, uint32_t nl, const float *thet
 
 START_TEST(test_mlp_reference)
 {
-    s_rng_t r = {5};
+    uint64_t r = 5;
     const uint32_t lay[] = {9, 7, 5, 3};
     wk_model_t *m = s_model(ZPS_MODEL_MLP, 0, 4, lay);
     size_t nk;
@@ -612,7 +595,7 @@ END_TEST
  * the softmax, zero biases; a function of the seed only. */
 START_TEST(test_mlp_init_adam)
 {
-    s_rng_t r = {17};
+    uint64_t r = 17;
     const uint32_t lay[] = {9, 7, 5, 3};
     zps_conf_t c = s_conf(ZPS_MODEL_MLP, 0, 4, lay);
     c.optimizer = ZPS_OPT_ADAM;
@@ -680,14 +663,14 @@ END_TEST
 /* XOR-like data: x = (u, v) in [-1,1]^2 away from the axes, as features 0
  * and 1 (plus a constant feature 2); class 1 iff u*v > 0.  No linear model
  * gets more than ~1/2 right. */
-static void s_xor_batch(wk_batch_t *b, s_rng_t *r, size_t n)
+static void s_xor_batch(wk_batch_t *b, uint64_t *r, size_t n)
 {
     s_batch_alloc(b, n, 3 * n);
     for (size_t i = 0; i < n; i++) {
         double u, v;
         do {
-            u = 2 * s_unif(r) - 1;
-            v = 2 * s_unif(r) - 1;
+            u = 2 * zps_rng_uniform(r) - 1;
+            v = 2 * zps_rng_uniform(r) - 1;
         } while (fabs(u) < 0.15 || fabs(v) < 0.15);
         b->offsets[i] = 3 * i;
         b->ids[3 * i] = 0;
@@ -703,7 +686,7 @@ static void s_xor_batch(wk_batch_t *b, s_rng_t *r, size_t n)
 
 START_TEST(test_mlp_train)
 {
-    s_rng_t r = {2024};
+    uint64_t r = 2024;
     const uint32_t lay[] = {3, 16, 8, 2};
     wk_model_t *m = s_model(ZPS_MODEL_MLP, 0, 4, lay);
     size_t nk;

@@ -16,6 +16,7 @@
 
 #include "check_suites.h"
 #include "zps_place.h"
+#include "zps_rng.h"
 
 /* Check records every passing ck_assert (a write to its result pipe), so
  * loops over many items test plainly and only report a failure. */
@@ -30,20 +31,7 @@
 #define S_TOL 0.02
 
 /* splitmix64 step: a small seeded PRNG, state passed by the caller. */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Uniform double in [0, 1). */
-static double s_rand01(uint64_t *state)
-{
-    return (double)(s_rand(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 /* Checks max/mean - 1 <= S_TOL (and min/mean >= 1 - S_TOL) for 1..64
  * servers; returns the worst max/mean - 1 seen. */
 static double s_check_balance(const uint64_t *keys, size_t n, const char *what)
@@ -82,7 +70,7 @@ START_TEST(test_range_and_determinism)
     uint64_t st = 42;
     for (int i = 0; i < 20000; i++) {
         uint64_t key = i < 10 ? (uint64_t)i : i < 20 ? UINT64_MAX - (uint64_t)(i - 10)
-                                                     : s_rand(&st);
+                                                     : zps_rng_next(&st);
         for (size_t s = 0; s < sizeof servers / sizeof servers[0]; s++) {
             uint32_t p = zps_place(key, servers[s]);
             S_REQUIRE(p < servers[s] && p == zps_place(key, servers[s]),
@@ -113,7 +101,7 @@ START_TEST(test_monotone_in_servers)
 {
     uint64_t st = 7;
     for (int i = 0; i < 5000; i++) {
-        uint64_t key = s_rand(&st);
+        uint64_t key = zps_rng_next(&st);
         uint32_t prev = 0;
         for (uint32_t ns = 1; ns <= 64; ns++) {
             uint32_t p = zps_place(key, ns);
@@ -158,7 +146,7 @@ START_TEST(test_balance_zipf)
     ck_assert_ptr_nonnull(ids);
     uint64_t st = 20240601;
     for (size_t i = 0; i < draws; i++) {
-        double r = pow(a * s_rand01(&st) + 1, 1 / (1 - s));
+        double r = pow(a * zps_rng_uniform(&st) + 1, 1 / (1 - s));
         uint64_t rank = r >= nmax ? (uint64_t)nmax : (uint64_t)r;
         ids[i] = rank - 1;
     }

@@ -26,6 +26,7 @@
 #include "check_suites.h"
 #include "wk_sparsify.h"
 #include "zps_hash.h"
+#include "zps_rng.h"
 #include "zps_vcodec.h"
 
 /* Check records every passing ck_assert (a write to its result pipe), so
@@ -38,24 +39,11 @@
 
 #define S_SEED 0x5a4e5e3d00c0ffeeull
 
-static uint64_t s_rand(uint64_t *st)
-{
-    uint64_t z = (*st += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double s_rand01(uint64_t *st)
-{
-    return (double)(s_rand(st) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 /* Gradient-like values: signed, magnitudes over a few decades. */
 static float s_rand_grad(uint64_t *st)
 {
-    double mag = pow(10.0, -3.0 * s_rand01(st));
-    return (float)((s_rand(st) & 1) ? mag : -mag);
+    double mag = pow(10.0, -3.0 * zps_rng_uniform(st));
+    return (float)((zps_rng_next(st) & 1) ? mag : -mag);
 }
 
 static int s_cmp_u64(const void *a, const void *b)
@@ -102,7 +90,7 @@ static size_t s_subset(uint64_t *st, size_t u, double p, size_t *idx)
 {
     size_t n = 0;
     for (size_t i = 0; i < u; i++)
-        if (s_rand01(st) < p)
+        if (zps_rng_uniform(st) < p)
             idx[n++] = i;
     return n;
 }
@@ -256,11 +244,11 @@ START_TEST(test_topk_selection)
         uint32_t dim = dims[trial % 3];
         float ratio = ratios[(trial / 3) % 5];
         int ties = trial % 4 == 0; /* values from a tiny set: many equal norms */
-        size_t n = s_subset(&st, U, 0.02 + 0.5 * s_rand01(&st), idx);
+        size_t n = s_subset(&st, U, 0.02 + 0.5 * zps_rng_uniform(&st), idx);
         for (size_t i = 0; i < n; i++) {
             keys[i] = uni[idx[i]];
             for (uint32_t j = 0; j < dim; j++)
-                g[i * dim + j] = ties ? (float)((int)(s_rand(&st) % 3) - 1) : s_rand_grad(&st);
+                g[i * dim + j] = ties ? (float)((int)(zps_rng_next(&st) % 3) - 1) : s_rand_grad(&st);
         }
         if (trial == 1)
             for (size_t i = 0; i < n * dim; i++)
@@ -354,7 +342,7 @@ static void s_run_plain(const wk_sparsify_conf_t *conf, uint32_t dim, size_t u, 
     ck_assert_ptr_nonnull(s);
     size_t nseen = 0, total_sent = 0, total_rows = 0;
     for (int step = 0; step < steps; step++) {
-        size_t n = s_subset(&st, u, 0.01 + 0.3 * s_rand01(&st), idx);
+        size_t n = s_subset(&st, u, 0.01 + 0.3 * zps_rng_uniform(&st), idx);
         for (size_t i = 0; i < n; i++) {
             keys[i] = uni[idx[i]];
             nseen += !seen[idx[i]];
@@ -462,7 +450,7 @@ static void s_run_quantized(const wk_sparsify_conf_t *conf, uint32_t dim, zps_vc
     ck_assert_ptr_nonnull(s);
     double qerr = 0;
     for (int step = 0; step < STEPS; step++) {
-        size_t n = s_subset(&st, U, 0.05 + 0.3 * s_rand01(&st), idx);
+        size_t n = s_subset(&st, U, 0.05 + 0.3 * zps_rng_uniform(&st), idx);
         for (size_t i = 0; i < n; i++) {
             keys[i] = uni[idx[i]];
             for (uint32_t j = 0; j < dim; j++) {
@@ -538,7 +526,7 @@ static void s_run_momentum(const wk_sparsify_conf_t *conf, uint32_t dim, uint64_
     wk_sparsify_t *s = wk_sparsify_new(conf, dim);
     ck_assert_ptr_nonnull(s);
     for (int step = 0; step < STEPS; step++) {
-        size_t n = s_subset(&st, U, 0.1 + 0.5 * s_rand01(&st), idx);
+        size_t n = s_subset(&st, U, 0.1 + 0.5 * zps_rng_uniform(&st), idx);
         for (size_t i = 0; i < n; i++) {
             keys[i] = uni[idx[i]];
             for (uint32_t j = 0; j < dim; j++) {
@@ -865,7 +853,7 @@ START_TEST(test_million_keys)
     ck_assert_uint_eq(zeros, sent);
     uint64_t st = S_SEED;
     for (int i = 0; i < 1000; i++) {
-        size_t k = s_rand(&st) % NK;
+        size_t k = zps_rng_next(&st) % NK;
         float v;
         wk_sparsify_residual(s, keys[k], &v);
         float want = (float)(keys[k] >> 40) * 0x1p-24f + 1.0f;

@@ -19,4 +19,7 @@ Suite *suite_retry(void);
 Suite *suite_idx(void);
 Suite *suite_shard(void);
 Suite *suite_clock(void);
+Suite *suite_sort(void);
+Suite *suite_args(void);
+Suite *suite_out(void);
 #endif

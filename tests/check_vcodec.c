@@ -23,6 +23,7 @@
 
 #include "check_suites.h"
 #include "zps_err.h"
+#include "zps_rng.h"
 #include "zps_vcodec.h"
 
 /* Check records every passing ck_assert (a write to its result pipe), so
@@ -34,19 +35,6 @@
     } while (0)
 
 #define S_SEED 0x7c0dec5eed000001ull
-
-static uint64_t s_rand(uint64_t *st)
-{
-    uint64_t z = (*st += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double s_rand01(uint64_t *st)
-{
-    return (double)(s_rand(st) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static float s_bits2f(uint32_t u)
 {
@@ -127,7 +115,7 @@ static void s_put_f32(uint8_t *p, float f)
 /* A float of random sign, mantissa and a binary exponent in [emin, emax]. */
 static float s_rand_float(uint64_t *st, int emin, int emax)
 {
-    uint64_t r = s_rand(st);
+    uint64_t r = zps_rng_next(st);
     int e = emin + (int)((r >> 32) % (uint64_t)(emax - emin + 1));
     float m = 1.0f + (float)((r >> 8) & 0x7fffff) * 0x1p-23f;
     float v = ldexpf(m, e);
@@ -166,7 +154,7 @@ START_TEST(test_sizes_and_names)
     float in[200];
     uint8_t out[1000];
     for (size_t i = 0; i < 200; i++)
-        in[i] = (float)s_rand01(&st) - 0.5f;
+        in[i] = (float)zps_rng_uniform(&st) - 0.5f;
     for (size_t n = 0; n <= 200; n++) {
         for (int c2 = 0; c2 < 3; c2++) {
             uint64_t r = st;
@@ -191,7 +179,7 @@ START_TEST(test_f32_exact)
     for (size_t i = 0; i < N; i++) {
         uint32_t u;
         do
-            u = (uint32_t)s_rand(&st);
+            u = (uint32_t)zps_rng_next(&st);
         while ((u & 0x7f800000u) == 0x7f800000u);
         in[i] = s_bits2f(u);
     }
@@ -266,13 +254,13 @@ START_TEST(test_f16_rounding)
         in[k++] = s_rand_float(&st, -30, 17);
     while (k < 2 * N / 3) {
         /* midpoint of two adjacent positive halves, nudged by -1/0/+1 ulp */
-        uint16_t h = (uint16_t)(s_rand(&st) % 0x7bff);
+        uint16_t h = (uint16_t)(zps_rng_next(&st) % 0x7bff);
         double mid = (s_half_value(h) + s_half_value((uint16_t)(h + 1))) / 2;
         float f = (float)mid;
-        int nudge = (int)(s_rand(&st) % 3) - 1;
+        int nudge = (int)(zps_rng_next(&st) % 3) - 1;
         if (nudge)
             f = nextafterf(f, nudge > 0 ? INFINITY : 0);
-        in[k++] = (s_rand(&st) & 1) ? -f : f;
+        in[k++] = (zps_rng_next(&st) & 1) ? -f : f;
     }
     while (k < N)
         in[k++] = s_rand_float(&st, -14, 15);
@@ -330,7 +318,7 @@ START_TEST(test_f16_special_values)
     uint8_t buf[2 * N];
     uint64_t st = S_SEED ^ 2;
     for (size_t i = 0; i < N; i++)
-        in[i] = (float)(65504.0 + s_rand01(&st) * 100.0) * ((i & 1) ? -1.0f : 1.0f);
+        in[i] = (float)(65504.0 + zps_rng_uniform(&st) * 100.0) * ((i & 1) ? -1.0f : 1.0f);
     in[0] = FLT_MAX;
     in[1] = -FLT_MAX;
     uint64_t r = S_SEED;
@@ -402,7 +390,7 @@ START_TEST(test_int8_blocks)
     ck_assert_ptr_nonnull(in);
     uint64_t st = S_SEED ^ 3;
     for (size_t b = 0; b * 64 < N; b++) {
-        int emax = (int)(s_rand(&st) % 200) - 130;
+        int emax = (int)(zps_rng_next(&st) % 200) - 130;
         if (b == 3) emax = 127;                      /* near FLT_MAX */
         if (b == 4) emax = -140;                     /* subnormal scale */
         for (size_t j = b * 64; j < N && j < b * 64 + 64; j++) {
@@ -465,7 +453,7 @@ START_TEST(test_int8_unbiased)
     pat[0] = 0.37f; /* the maximum: scale 0.37 / 127 */
     uint64_t st = S_SEED ^ 4;
     for (int j = 1; j < 64; j++)
-        pat[j] = (float)((s_rand01(&st) * 2 - 1) * 0.37);
+        pat[j] = (float)((zps_rng_uniform(&st) * 2 - 1) * 0.37);
     pat[1] = 0.37f * 0.3f / 127.0f;   /* 0.3 quanta */
     pat[2] = -0.37f * 90.6f / 127.0f; /* -90.6 quanta */
     size_t n = (size_t)NB * 64, sz = zps_vc_size(ZPS_VC_INT8, n);

@@ -53,6 +53,7 @@
 
 #include "zps.pb-c.h"
 #include "zps_codec.h"
+#include "zps_args.h"
 #include "zps_err.h"
 #include "zps_hash.h"
 #include "zps_msg.h"
@@ -801,17 +802,25 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
+        int bad = 0, pid = 0;
         if (!strcmp(o, "--server")) h.ep = v;
-        else if (!strcmp(o, "--pid")) h.pid = strtol(v, NULL, 10);
+        else if (!strcmp(o, "--pid")) {
+            bad = zps_parse_int(v, &pid);
+            h.pid = pid;
+        }
         else if (!strcmp(o, "--log")) h.log = v;
         else if (!strcmp(o, "--marker")) h.marker = v;
         else if (!strcmp(o, "--attacks")) list = v;
-        else if (!strcmp(o, "--duration")) duration = strtod(v, NULL);
-        else if (!strcmp(o, "--connections")) h.connections = (int)strtol(v, NULL, 10);
-        else if (!strcmp(o, "--rank-base")) h.rank_base = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(o, "--unread-bound-mb")) h.unread_bound_mb = (int)strtol(v, NULL, 10);
+        else if (!strcmp(o, "--duration")) bad = zps_parse_double(v, &duration);
+        else if (!strcmp(o, "--connections")) bad = zps_parse_int(v, &h.connections);
+        else if (!strcmp(o, "--rank-base")) bad = zps_parse_u32(v, &h.rank_base);
+        else if (!strcmp(o, "--unread-bound-mb")) bad = zps_parse_int(v, &h.unread_bound_mb);
         else {
             fprintf(stderr, "zps-hostile: unknown option %s\n", o);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "zps-hostile: invalid value '%s' for %s (numbers are base 10)\n", v, o);
             return 2;
         }
     }

@@ -25,6 +25,7 @@
 
 #include "wk_client.h"
 #include "zps.pb-c.h"
+#include "zps_args.h"
 #include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_hash.h"
@@ -860,12 +861,33 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "guard") && argc >= 3) {
         const char *gm = argv[2], *ep = NULL, *tf = NULL;
         uint64_t count = 0, gk = 256;
-        for (int i = 3; i + 1 < argc; i += 2) {
-            if (!strcmp(argv[i], "--servers")) ep = argv[i + 1];
-            else if (!strcmp(argv[i], "--token-file") || !strcmp(argv[i], "--value")) tf = argv[i + 1];
-            else if (!strcmp(argv[i], "--count")) count = strtoull(argv[i + 1], NULL, 0);
-            else if (!strcmp(argv[i], "--keys")) gk = strtoull(argv[i + 1], NULL, 0);
-            else { fprintf(stderr, "it_kv guard: unknown option %s\n", argv[i]); return 2; }
+        enum { G_SERVERS = 1, G_TOKEN, G_COUNT, G_KEYS };
+        static const struct option gopts[] = {{"servers", required_argument, 0, G_SERVERS},
+                                              {"token-file", required_argument, 0, G_TOKEN},
+                                              {"value", required_argument, 0, G_TOKEN},
+                                              {"count", required_argument, 0, G_COUNT},
+                                              {"keys", required_argument, 0, G_KEYS},
+                                              {0, 0, 0, 0}};
+        char oerr[300];
+        int c, li;
+        /* options after "guard MODE": getopt sees MODE as its argv[0] */
+        while ((c = zps_getopt(argc - 2, argv + 2, NULL, gopts, &li, oerr, sizeof oerr)) != -1) {
+            int bad = c < 0;
+            if (c == G_SERVERS) ep = optarg;
+            else if (c == G_TOKEN) tf = optarg;
+            else if (c == G_COUNT) bad = zps_parse_u64(optarg, &count) != 0;
+            else if (c == G_KEYS) bad = zps_parse_u64(optarg, &gk) != 0;
+            if (bad) {
+                if (c > 0)
+                    snprintf(oerr, sizeof oerr, "invalid value '%s' for --%s: %s", optarg,
+                             gopts[li].name, zps_args_why(optarg, ZPS_ARGS_UINT));
+                fprintf(stderr, "it_kv guard: %s\n", oerr);
+                return 2;
+            }
+        }
+        if (optind + 2 < argc) {
+            fprintf(stderr, "it_kv guard: unexpected argument %s\n", argv[optind + 2]);
+            return 2;
         }
         if (!ep) {
             fprintf(stderr, "it_kv guard: --servers is required\n");
@@ -881,17 +903,45 @@ int main(int argc, char **argv)
     uint64_t seed = 1, nkeys = 100000;
     double lr = 0.5;
     const char *curve_secret = NULL, *server_public = NULL;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--servers")) servers_arg = argv[i + 1];
-        else if (!strcmp(argv[i], "--client")) client = (uint32_t)atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--clients")) clients = (uint32_t)atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--rounds")) rounds = (uint32_t)atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 0);
-        else if (!strcmp(argv[i], "--keys")) nkeys = strtoull(argv[i + 1], NULL, 0);
-        else if (!strcmp(argv[i], "--lr")) lr = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--curve-secret")) curve_secret = argv[i + 1];
-        else if (!strcmp(argv[i], "--server-public")) server_public = argv[i + 1];
-        else { fprintf(stderr, "it_kv: unknown option %s\n", argv[i]); return 2; }
+    enum { K_SERVERS = 1, K_CLIENT, K_CLIENTS, K_ROUNDS, K_SEED, K_KEYS, K_LR, K_CSEC, K_SPUB };
+    static const struct option kopts[] = {{"servers", required_argument, 0, K_SERVERS},
+                                          {"client", required_argument, 0, K_CLIENT},
+                                          {"clients", required_argument, 0, K_CLIENTS},
+                                          {"rounds", required_argument, 0, K_ROUNDS},
+                                          {"seed", required_argument, 0, K_SEED},
+                                          {"keys", required_argument, 0, K_KEYS},
+                                          {"lr", required_argument, 0, K_LR},
+                                          {"curve-secret", required_argument, 0, K_CSEC},
+                                          {"server-public", required_argument, 0, K_SPUB},
+                                          {0, 0, 0, 0}};
+    char oerr[300];
+    int oc, li;
+    /* options after the mode: getopt sees the mode as its argv[0] */
+    while ((oc = zps_getopt(argc - 1, argv + 1, NULL, kopts, &li, oerr, sizeof oerr)) != -1) {
+        int bad = oc < 0;
+        switch (oc) {
+        case K_SERVERS: servers_arg = optarg; break;
+        case K_CLIENT: bad = zps_parse_u32(optarg, &client) != 0; break;
+        case K_CLIENTS: bad = zps_parse_u32(optarg, &clients) != 0; break;
+        case K_ROUNDS: bad = zps_parse_u32(optarg, &rounds) != 0; break;
+        case K_SEED: bad = zps_parse_u64(optarg, &seed) != 0; break;
+        case K_KEYS: bad = zps_parse_u64(optarg, &nkeys) != 0; break;
+        case K_LR: bad = zps_parse_double(optarg, &lr) != 0; break;
+        case K_CSEC: curve_secret = optarg; break;
+        case K_SPUB: server_public = optarg; break;
+        }
+        if (bad) {
+            if (oc > 0)
+                snprintf(oerr, sizeof oerr, "invalid value '%s' for --%s: %s", optarg,
+                         kopts[li].name,
+                         zps_args_why(optarg, oc == K_LR ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
+            fprintf(stderr, "it_kv: %s\n", oerr);
+            return 2;
+        }
+    }
+    if (optind + 1 < argc) {
+        fprintf(stderr, "it_kv: unexpected argument %s\n", argv[optind + 1]);
+        return 2;
     }
     if (!servers_arg) {
         fprintf(stderr, "it_kv: --servers is required\n");

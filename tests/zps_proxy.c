@@ -35,7 +35,9 @@
 
 #include "zps_args.h"
 #include "zps_daemon.h"
+#include "zps_file.h"
 #include "zps_hash.h"
+#include "zps_rng.h"
 #include "zps_time.h"
 
 static volatile sig_atomic_t g_stop;
@@ -91,8 +93,7 @@ typedef struct {
 
 static double s_rand(px_t *p)
 {
-    p->rng = zps_mix64(p->rng + 0x9e3779b97f4a7c15ULL, 0x5eed);
-    return (double)(p->rng >> 11) * (1.0 / 9007199254740992.0);
+    return zps_rng_uniform(&p->rng);
 }
 
 static void s_close_parts(zmq_msg_t *parts, int n)
@@ -312,19 +313,26 @@ static void s_format(const px_t *p, char *buf, size_t len)
              p->nheld, (unsigned long long)p->held_at_exit);
 }
 
+/* One line into path, atomically (zps_file): readers polling the file see
+ * the old line or the new one.  0 or -1. */
+static int s_write_line(const char *path, const char *line)
+{
+    char err[1200];
+    zps_file_t *f = zps_file_atomic_open_path(path, 0644, err, sizeof err);
+    if (!f)
+        return -1;
+    zps_file_write(f, line, strlen(line));
+    zps_file_write(f, "\n", 1);
+    return zps_file_commit(&f, err, sizeof err) ? -1 : 0;
+}
+
 static void s_write_stats(px_t *p, int force)
 {
     if (!p->stats_file[0] || (!force && (!p->stats_dirty || zps_now_ms() - p->stats_written_ms < 100)))
         return;
-    char buf[1024], tmp[600];
+    char buf[1024];
     s_format(p, buf, sizeof buf);
-    snprintf(tmp, sizeof tmp, "%s.tmp", p->stats_file);
-    FILE *f = fopen(tmp, "w");
-    if (f) {
-        fprintf(f, "%s\n", buf);
-        if (fclose(f) == 0)
-            rename(tmp, p->stats_file);
-    }
+    s_write_line(p->stats_file, buf);
     p->stats_dirty = 0;
     p->stats_written_ms = zps_now_ms();
 }
@@ -467,10 +475,7 @@ int main(int argc, char **argv)
     size_t eplen = sizeof ep;
     zmq_getsockopt(p->front, ZMQ_LAST_ENDPOINT, ep, &eplen);
     if (ready[0]) {
-        char tmp[600];
-        snprintf(tmp, sizeof tmp, "%s.tmp", ready);
-        FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%s\n", ep) < 0 || fclose(f) != 0 || rename(tmp, ready) != 0) {
+        if (s_write_line(ready, ep) != 0) {
             fprintf(stderr, "zps-proxy: cannot write %s\n", ready);
             return 1;
         }

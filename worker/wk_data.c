@@ -129,6 +129,7 @@
 
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "zps_rng.h"
 #include "wk_idx.h"
 
 #define S_LIBSVM_SEED 0x2545f4914f6cdd1dULL
@@ -1632,14 +1633,6 @@ static int s_fill(wk_reader_t *r, csr_t *d, size_t want)
 
 /* ---- epochs ------------------------------------------------------------------ */
 
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Drops the epoch's layout: unfinished caches are removed. */
 static void s_layout_free(wk_reader_t *r)
 {
@@ -1794,7 +1787,7 @@ static int s_layout(wk_reader_t *r)
     if (r->mixed && r->nunits > 1) {
         uint64_t rng = zps_mix64(r->conf.seed + r->epoch * 0x9e3779b97f4a7c15ULL, S_ORDER_SEED);
         for (size_t i = r->nunits - 1; i > 0; i--) {
-            size_t j = (size_t)(s_rand(&rng) % (i + 1));
+            size_t j = (size_t)(zps_rng_next(&rng) % (i + 1));
             size_t t = r->order[i];
             r->order[i] = r->order[j];
             r->order[j] = t;
@@ -2098,7 +2091,7 @@ long wk_reader_next(wk_reader_t *r, size_t max_rows, wk_batch_t *b)
                 for (size_t i = 0; i < n; i++)
                     r->perm[i] = i;
                 for (size_t i = n - 1; i > 0; i--) {
-                    size_t j = (size_t)(s_rand(&r->rng) % (i + 1));
+                    size_t j = (size_t)(zps_rng_next(&r->rng) % (i + 1));
                     size_t t = r->perm[i];
                     r->perm[i] = r->perm[j];
                     r->perm[j] = t;

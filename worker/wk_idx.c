@@ -30,6 +30,7 @@
 
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "zps_rng.h"
 
 #define S_MAX_DIMS 8u
 #define S_MAX_FEATURES (1u << 24)
@@ -445,14 +446,6 @@ void wk_idx_destroy(wk_idx_t **xp)
     *xp = NULL;
 }
 
-static uint64_t s_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 void wk_idx_rewind(wk_idx_t *x)
 {
     if (!x)
@@ -470,7 +463,7 @@ void wk_idx_rewind(wk_idx_t *x)
         uint64_t m = n - w0 < S ? n - w0 : S;
         uint32_t *p = x->perm + w0;
         for (uint64_t i = m; i-- > 1;) {
-            uint64_t j = s_rand(&rng) % (i + 1);
+            uint64_t j = zps_rng_next(&rng) % (i + 1);
             uint32_t t = p[i];
             p[i] = p[j];
             p[j] = t;

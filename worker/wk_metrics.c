@@ -1,33 +1,34 @@
 /* wk_metrics: logloss, accuracy and exact AUC (API in wk_metrics.h).
  *
  * Sums are kept in double (loss) and uint64 (counts).  For AUC each example
- * stores {score, positive}; wk_metrics_auc sorts them by score (qsort) and
- * walks the groups of equal scores in ascending order:
+ * stores its score as an order-preserving 64-bit key (zps_sort_key_f64 of
+ * the float widened to double, exact), in one array for the positives and
+ * one for the negatives.  wk_metrics_auc_keys, the one exact AUC of the tree
+ * (zps-datagen's truth metrics use it too), sorts both (zps_sort) and walks
+ * them together over the distinct scores in ascending order:
  *     auc_num += pos_g * (neg_below + neg_g / 2),  neg_below += neg_g
  * and AUC = auc_num / (npos * nneg).  That is the Mann-Whitney statistic with
  * average ranks for ties, without forming rank sums (which lose precision in
- * double beyond ~10^8 examples).  NaN scores are rejected at add time so the
- * sort order is total. */
+ * double beyond ~10^8 examples); every term is a multiple of 1/2 below
+ * 2^52, so the sum is exact in double.  NaN scores are rejected at add time
+ * so the order is total. */
 #include "wk_metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "zps_err.h"
+#include "zps_sort.h"
 
 #define S_EPS 1e-15
-
-typedef struct {
-    float score;
-    uint32_t pos;
-} s_item_t;
 
 struct wk_metrics {
     uint32_t classes;
     uint64_t count, correct;
     double loss;
-    s_item_t *items; /* classes <= 2 */
-    size_t nitems, cap;
+    uint64_t *keys[2]; /* classes <= 2: score keys of the negatives [0], positives [1] */
+    size_t nkeys[2], cap[2];
 };
 
 wk_metrics_t *wk_metrics_new(uint32_t classes)
@@ -44,7 +45,8 @@ void wk_metrics_destroy(wk_metrics_t **mp)
 {
     if (mp == NULL || *mp == NULL)
         return;
-    free((*mp)->items);
+    free((*mp)->keys[0]);
+    free((*mp)->keys[1]);
     free(*mp);
     *mp = NULL;
 }
@@ -53,22 +55,23 @@ void wk_metrics_reset(wk_metrics_t *m)
 {
     m->count = m->correct = 0;
     m->loss = 0;
-    m->nitems = 0;
+    m->nkeys[0] = m->nkeys[1] = 0;
 }
 
 static int s_push(wk_metrics_t *m, float score, int pos)
 {
     if (m->classes > 2)
         return 0;
-    if (m->nitems == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 1024;
-        s_item_t *p = realloc(m->items, cap * sizeof *p);
+    const int c = pos != 0;
+    if (m->nkeys[c] == m->cap[c]) {
+        size_t cap = m->cap[c] ? 2 * m->cap[c] : 1024;
+        uint64_t *p = realloc(m->keys[c], cap * sizeof *p);
         if (p == NULL)
             return ZPS_ENOMEM;
-        m->items = p;
-        m->cap = cap;
+        m->keys[c] = p;
+        m->cap[c] = cap;
     }
-    m->items[m->nitems++] = (s_item_t){score, pos != 0};
+    m->keys[c][m->nkeys[c]++] = zps_sort_key_f64(score);
     return 0;
 }
 
@@ -160,31 +163,44 @@ double wk_metrics_accuracy(const wk_metrics_t *m)
     return m->count ? (double)m->correct / (double)m->count : NAN;
 }
 
-static int s_cmp(const void *a, const void *b)
+/* Sorts a[0..n) in place (tmp: n keys of scratch). */
+static void s_sort_in_place(uint64_t *a, uint64_t *tmp, size_t n)
 {
-    float x = ((const s_item_t *)a)->score, y = ((const s_item_t *)b)->score;
-    return (x > y) - (x < y);
+    uint64_t *r = zps_sort_u64(a, tmp, n);
+    if (r != a)
+        memcpy(a, r, n * sizeof *a);
+}
+
+double wk_metrics_auc_keys(uint64_t *pos, size_t npos, uint64_t *neg, size_t nneg)
+{
+    if (npos == 0 || nneg == 0)
+        return NAN;
+    uint64_t *tmp = malloc((npos > nneg ? npos : nneg) * sizeof *tmp);
+    if (tmp == NULL)
+        return NAN;
+    s_sort_in_place(pos, tmp, npos);
+    s_sort_in_place(neg, tmp, nneg);
+    free(tmp);
+    double num = 0, neg_below = 0;
+    size_t i = 0, j = 0;
+    while (i < npos) {
+        /* the next distinct score among both lists */
+        const uint64_t k = j < nneg && neg[j] < pos[i] ? neg[j] : pos[i];
+        double pg = 0, ng = 0;
+        for (; i < npos && pos[i] == k; i++)
+            pg++;
+        for (; j < nneg && neg[j] == k; j++)
+            ng++;
+        num += pg * (neg_below + 0.5 * ng);
+        neg_below += ng;
+    }
+    /* the negatives above every positive are in the denominator only */
+    return num / ((double)npos * (double)nneg);
 }
 
 double wk_metrics_auc(wk_metrics_t *m)
 {
-    if (m->classes > 2 || m->nitems == 0)
+    if (m->classes > 2)
         return NAN;
-    qsort(m->items, m->nitems, sizeof *m->items, s_cmp);
-    double num = 0, neg_below = 0, npos = 0;
-    for (size_t i = 0; i < m->nitems;) {
-        double pg = 0, ng = 0;
-        size_t j = i;
-        for (; j < m->nitems && m->items[j].score == m->items[i].score; j++) {
-            pg += m->items[j].pos;
-            ng += !m->items[j].pos;
-        }
-        num += pg * (neg_below + 0.5 * ng);
-        neg_below += ng;
-        npos += pg;
-        i = j;
-    }
-    if (npos == 0 || neg_below == 0)
-        return NAN;
-    return num / (npos * neg_below);
+    return wk_metrics_auc_keys(m->keys[1], m->nkeys[1], m->keys[0], m->nkeys[0]);
 }

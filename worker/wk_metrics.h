@@ -8,8 +8,8 @@
  *   logloss    mean natural-log loss,
  *   accuracy   binary: (score >= 0.5) == label; multi-class: argmax == label,
  *   auc        exact ROC AUC (Mann-Whitney: ties count 1/2), for classes <= 2
- *              (with 2 classes the score is P(class 1)).  The (score, label)
- *              pairs are kept, 8 bytes each, and sorted when auc is asked.
+ *              (with 2 classes the score is P(class 1)).  The scores are
+ *              kept, 8 bytes each, and sorted when auc is asked.
  * Results are NAN when undefined (no examples; auc without both a positive
  * and a negative, or with classes > 2). */
 #ifndef WK_METRICS_H
@@ -47,7 +47,15 @@ int wk_metrics_add_preds(wk_metrics_t *m, size_t n, const float *labels, const f
 uint64_t wk_metrics_count(const wk_metrics_t *m);
 double wk_metrics_logloss(const wk_metrics_t *m);
 double wk_metrics_accuracy(const wk_metrics_t *m);
-/* Sorts the stored pairs (hence not const); O(n log n). */
+/* Sorts the stored scores (hence not const); O(n), a radix sort (zps_sort)
+ * with 8 bytes a score of scratch (NAN if that cannot be allocated). */
 double wk_metrics_auc(wk_metrics_t *m);
+
+/* The exact AUC itself, for callers that keep their own scores (zps-datagen):
+ * pos[0..npos) and neg[0..nneg) hold the scores of the positives and of the
+ * negatives as zps_sort_key_f64 keys; both arrays are sorted in place.
+ * P(score of a random positive > that of a random negative), ties count
+ * 1/2.  NAN when a class is empty or the scratch cannot be allocated. */
+double wk_metrics_auc_keys(uint64_t *pos, size_t npos, uint64_t *neg, size_t nneg);
 
 #endif

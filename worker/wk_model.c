@@ -12,10 +12,10 @@
  *   ht_bits bits, so it survives doubling); the insert pass then prefetches
  *   the bucket of the nonzero S_PREFETCH ahead (the table outgrows L2 at
  *   ~30K distinct keys) and overwrites pos[j] with the slot.  The distinct
- *   keys except the bias (slot 0) are then sorted by an LSD radix sort over
- *   only the bits in which they differ, in digits of <= 11 bits; when <= 32
- *   bits vary (hashed ids) each (key, slot) is packed into one uint64 (half
- *   the memory traffic).  The bias is kept out of the sort (its 0xff bytes
+ *   keys except the bias (slot 0) are then sorted by zps_sort (an LSD radix
+ *   sort over only the bits in which they differ); when <= 32 bits vary
+ *   (hashed ids) each (key, slot) is packed into one uint64 (half the memory
+ *   traffic).  The bias is kept out of the sort (its 0xff bytes
  *   would make every bit vary) and goes last, as UINT64_MAX is the largest
  *   key.  rank[slot] = sorted position turns pos[] into indices of the sorted
  *   key list in one more pass.  Per nonzero that is one hash probe and one
@@ -81,6 +81,7 @@
 
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "zps_sort.h"
 
 #define S_HT_MIN_BITS 10u
 #define S_FM_MAX_DIM 4096u
@@ -96,10 +97,7 @@ typedef struct {
     uint32_t gen; /* occupied iff gen == table generation */
 } s_bucket_t;
 
-typedef struct {
-    uint64_t key;
-    uint32_t slot;
-} s_pair_t;
+typedef zps_sort_pair_t s_pair_t; /* {key, val = slot} */
 
 struct wk_model {
     zps_model_kind_t kind;
@@ -215,73 +213,31 @@ static int s_ht_double(wk_model_t *m, uint32_t nu)
     return 0;
 }
 
-/* One LSD pass on the digit (x >> shift) & mask: a -> out, stable. */
-#define S_RADIX_PASS(a, out, n, KEY, shift, mask, cnt)         \
-    do {                                                        \
-        memset(cnt, 0, ((size_t)(mask) + 1) * sizeof cnt[0]);  \
-        for (size_t i_ = 0; i_ < (n); i_++)                     \
-            cnt[(KEY((a)[i_]) >> (shift)) & (mask)]++;          \
-        uint32_t sum_ = 0;                                      \
-        for (uint32_t v_ = 0; v_ <= (mask); v_++) {             \
-            uint32_t t_ = cnt[v_];                              \
-            cnt[v_] = sum_;                                     \
-            sum_ += t_;                                         \
-        }                                                       \
-        for (size_t i_ = 0; i_ < (n); i_++)                     \
-            (out)[cnt[(KEY((a)[i_]) >> (shift)) & (mask)]++] = (a)[i_]; \
-    } while (0)
-#define S_PAIR_KEY(p) ((p).key)
-#define S_PACKED_KEY(x) (x)
-
 /* Sorts the n feature keys pairs[1..n] (slots 1..n): keys[0..n) in
- * ascending order and rank[slot] = position.  LSD radix sort on only the
- * bits in which the keys differ, in digits of at most 11 bits (24 varying
- * bits take 3 passes, 64 take 6).  When at most 32 bits vary (hashed ids),
- * each key is packed with its slot into one uint64 (varying bits << 32 |
- * slot), which halves the memory traffic of every pass. */
+ * ascending order and rank[slot] = position, with zps_sort.  When at most 32
+ * bits vary (hashed ids) and n is past insertion-sort size, each key is
+ * packed with its slot into one uint64 (varying bits << 32 | slot) and only
+ * the upper half is sorted: half the memory traffic of sorting pairs. */
 static void s_sort_keys(wk_model_t *m, uint32_t n)
 {
     s_pair_t *a = m->pairs + 1;
     uint64_t *keys = m->keys;
     uint32_t *rank = m->rank;
-    if (n <= S_SMALL_SORT) {
-        for (size_t i = 1; i < n; i++) {
-            s_pair_t v = a[i];
-            size_t j = i;
-            for (; j > 0 && a[j - 1].key > v.key; j--)
-                a[j] = a[j - 1];
-            a[j] = v;
-        }
-        for (uint32_t i = 0; i < n; i++) {
-            keys[i] = a[i].key;
-            rank[a[i].slot] = i;
-        }
-        return;
-    }
     uint64_t any = 0, all = ~(uint64_t)0;
     for (size_t i = 0; i < n; i++) {
         any |= a[i].key;
         all &= a[i].key;
     }
     const uint64_t vary = any ^ all;
-    /* n >= 2 distinct keys, so vary != 0 */
-    const int lo = __builtin_ctzll(vary), hi = 63 - __builtin_clzll(vary);
-    const int range = hi - lo + 1, passes = (range + 10) / 11;
-    const int width = (range + passes - 1) / passes;
-    const uint32_t mask = (1u << width) - 1;
-    uint32_t cnt[1u << 11];
-    if (range <= 32) {
-        /* pairs_tmp holds 2 * (n + 1) uint64 */
+    const int lo = vary ? __builtin_ctzll(vary) : 0, hi = vary ? 63 - __builtin_clzll(vary) : 0;
+    const int range = vary ? hi - lo + 1 : 0;
+    if (n > S_SMALL_SORT && range <= 32) {
+        /* pairs_tmp holds 2 * (n + 1) uint64; n >= 2 distinct keys: range >= 1 */
         uint64_t *x = (uint64_t *)(void *)m->pairs_tmp, *y = x + n + 1;
         const uint64_t rmask = ((uint64_t)1 << range) - 1;
         for (size_t i = 0; i < n; i++)
-            x[i] = ((a[i].key >> lo) & rmask) << 32 | a[i].slot;
-        for (int p = 0, shift = 32; p < passes; p++, shift += width) {
-            S_RADIX_PASS(x, y, n, S_PACKED_KEY, shift, mask, cnt);
-            uint64_t *t = x;
-            x = y;
-            y = t;
-        }
+            x[i] = ((a[i].key >> lo) & rmask) << 32 | a[i].val;
+        x = zps_sort_u64_bits(x, y, n, 32, 32 + (unsigned)range);
         const uint64_t base = all & ~(rmask << lo);
         for (uint32_t i = 0; i < n; i++) {
             keys[i] = base | (x[i] >> 32) << lo;
@@ -289,16 +245,10 @@ static void s_sort_keys(wk_model_t *m, uint32_t n)
         }
         return;
     }
-    s_pair_t *tmp = m->pairs_tmp;
-    for (int p = 0, shift = lo; p < passes; p++, shift += width) {
-        S_RADIX_PASS(a, tmp, n, S_PAIR_KEY, shift, mask, cnt);
-        s_pair_t *t = a;
-        a = tmp;
-        tmp = t;
-    }
+    a = zps_sort_pairs(a, m->pairs_tmp, n);
     for (uint32_t i = 0; i < n; i++) {
         keys[i] = a[i].key;
-        rank[a[i].slot] = i;
+        rank[a[i].val] = i;
     }
 }
 

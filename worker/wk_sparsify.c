@@ -33,7 +33,7 @@
  * ordered by score descending, index ascending (keys are sorted, so index
  * order is key order): a strict total order, so the chosen set is exactly
  * the specified one and equal scores cost nothing.  Pivots are the median
- * of three positions drawn from a per-object xorshift state (deterministic;
+ * of three positions drawn from a per-object zps_rng state (deterministic;
  * expected linear time on any input that does not know the state).  Pass 2
  * walks the rows in index order, copies the selected v to the output and
  * zeroes v and u.  When every row is going to be sent (topk with
@@ -58,6 +58,7 @@
 #include <sys/mman.h>
 
 #include "zps_hash.h"
+#include "zps_rng.h"
 
 #define S_SEED        0x3c6ef372fe94f82bULL /* table hashing, this module only */
 #define S_MIN_SLOTS   64u
@@ -93,7 +94,7 @@ struct wk_sparsify {
     s_cand_t *cand;
     unsigned char *sel;
     size_t scap;
-    uint64_t pivot_state;     /* xorshift64, never 0 */
+    uint64_t pivot_state;     /* zps_rng state of the pivot draws */
 };
 
 /* Zero-filled block of n bytes: from S_HUGE up a 2 MB-aligned anonymous
@@ -371,12 +372,7 @@ static inline void s_swap(s_cand_t *a, s_cand_t *b)
 
 static inline size_t s_rand_below(uint64_t *st, size_t n)
 {
-    uint64_t x = *st;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *st = x;
-    return (size_t)(x % n);
+    return (size_t)(zps_rng_next(st) % n);
 }
 
 /* Rearranges c[0..n) so that c[0..k) are the k best candidates (in no

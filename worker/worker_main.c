@@ -1,10 +1,12 @@
-/* zps-worker: command line -> zps_conf_t -> wk_trainer. */
+/* zps-worker: command line (zps_getopt over zps_conf's options and
+ * --quiet) -> zps_conf_t -> wk_trainer. */
 #include <signal.h>
 #include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "wk_train.h"
+#include "zps_args.h"
 #include "zps_conf.h"
 #include "zps_daemon.h"
 #include "zps_err.h"
@@ -26,30 +28,40 @@ int main(int argc, char **argv)
     zps_conf_defaults(&conf);
     char err[1024];
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) {
+    enum { O_HELP = 1, O_VERSION, O_QUIET };
+    static const struct option own[] = {{"help", no_argument, 0, O_HELP},
+                                        {"version", no_argument, 0, O_VERSION},
+                                        {"quiet", no_argument, 0, O_QUIET},
+                                        {0, 0, 0, 0}};
+    struct option opts[96];
+    if (!zps_options_join(opts, sizeof opts / sizeof opts[0], own, zps_conf_options()))
+        return 1;
+    int c, li;
+    while ((c = zps_getopt(argc, argv, NULL, opts, &li, err, sizeof err)) != -1) {
+        switch (c) {
+        case O_HELP:
             printf("usage: zps-worker --servers A,B,... --rank R --num-workers W [options]\n"
                    "  --quiet                  log warnings and errors only\n\n%s",
                    zps_conf_usage());
             return 0;
-        }
-        if (!strcmp(argv[i], "--version")) {
+        case O_VERSION:
             printf("zps-worker %s (protocol 1)\n", ZPS_VERSION);
             return 0;
-        }
-        if (!strcmp(argv[i], "--quiet")) {
+        case O_QUIET:
             quiet = 1;
-            continue;
-        }
-        int r = zps_conf_parse_one(&conf, argc, argv, &i, err, sizeof err);
-        if (r == 0) {
-            fprintf(stderr, "zps-worker: unknown option '%s' (see --help)\n", argv[i]);
+            break;
+        case ZPS_CONF_OPT:
+            if (zps_conf_set(&conf, opts[li].name, optarg, err, sizeof err) == 1)
+                break;
+            /* fall through */
+        default:
+            fprintf(stderr, "zps-worker: %s (see --help)\n", err);
             return 2;
         }
-        if (r < 0) {
-            fprintf(stderr, "zps-worker: %s\n", err);
-            return 2;
-        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zps-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (zps_conf_finish(&conf, err, sizeof err) != 0) {
         fprintf(stderr, "zps-worker: %s\n", err);

@@ -41,11 +41,13 @@
 
 #include "wk_client.h"
 #include "zps.pb-c.h"
+#include "zps_args.h"
 #include "zps_codec.h"
 #include "zps_curve.h"
 #include "zps_err.h"
 #include "zps_hash.h"
 #include "zps_msg.h"
+#include "zps_out.h"
 #include "zps_time.h"
 
 #define CTL_PAGE 65536u
@@ -77,33 +79,7 @@ static void s_die_usage(const char *fmt, ...)
     exit(2);
 }
 
-/* ---- base-10 numbers ------------------------------------------------------ */
-
-static int s_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-static int s_u32(const char *s, uint32_t *out)
-{
-    uint64_t v;
-    if (s_u64(s, &v) || v > UINT32_MAX)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
+/* ---- base-10 numbers (zps_args) -------------------------------------------- */
 
 /* A finite decimal float (no hex, inf or nan); len bytes of s. */
 static int s_float(const char *s, size_t len, float *out)
@@ -111,18 +87,9 @@ static int s_float(const char *s, size_t len, float *out)
     char buf[64];
     if (len == 0 || len >= sizeof buf)
         return -1;
-    for (size_t i = 0; i < len; i++)
-        if (!isdigit((unsigned char)s[i]) && !strchr("+-.eE", s[i]))
-            return -1;
     memcpy(buf, s, len);
     buf[len] = 0;
-    char *end;
-    errno = 0;
-    double v = strtod(buf, &end);
-    if (*end || errno == ERANGE || !isfinite(v) || fabs(v) > 3.4028234e38)
-        return -1;
-    *out = (float)v;
-    return 0;
+    return zps_parse_float(buf, out) ? -1 : 0;
 }
 
 static int s_seconds(const char *s, double *out)
@@ -408,7 +375,7 @@ static int s_cmd_pull(const ctl_opts_t *o, const char *list)
     size_t i = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (s_u64(tok, &keys[i])) {
+        if (zps_parse_u64(tok, &keys[i])) {
             fprintf(stderr, "zps-ctl: pull: '%s' is not a key (a base-10 number < 2^64)\n", tok);
             free(buf);
             free(keys);
@@ -526,7 +493,7 @@ static int s_parse_line(char *line, uint32_t dim, ctl_work_t *w, char *why, size
         }
         *colon = 0;
         uint64_t key;
-        if (s_u64(tok, &key)) {
+        if (zps_parse_u64(tok, &key)) {
             snprintf(why, whylen, "'%.100s' is not a key (a base-10 number < 2^64)", tok);
             return -1;
         }
@@ -889,9 +856,11 @@ static int s_cmd_dump(const ctl_opts_t *o)
     } else {
         if (n > 1)
             qsort(rows, n, sizeof *rows, s_cmp_row);
-        FILE *f = o->out ? fopen(o->out, "w") : stdout;
+        /* --out is written atomically (zps_out); stdout as a stream */
+        zps_out_t *out = o->out ? zps_out_open(o->out, err, sizeof err) : NULL;
+        FILE *f = out ? zps_out_file(out) : o->out ? NULL : stdout;
         if (!f) {
-            fprintf(stderr, "zps-ctl: cannot write %s: %s\n", o->out, strerror(errno));
+            fprintf(stderr, "zps-ctl: cannot write %s: %s\n", o->out, err);
             rc = ZPS_EIO;
         } else {
             for (size_t i = 0; i < n; i++) {
@@ -903,8 +872,9 @@ static int s_cmd_dump(const ctl_opts_t *o)
                 }
                 fputc('\n', f);
             }
-            if ((f != stdout && fclose(f) != 0) || (f == stdout && fflush(f) != 0)) {
-                fprintf(stderr, "zps-ctl: writing %s failed\n", o->out ? o->out : "stdout");
+            if (out ? zps_out_close(&out, 1, err, sizeof err) != 0 : fflush(f) != 0) {
+                fprintf(stderr, "zps-ctl: writing %s failed%s%s\n", o->out ? o->out : "stdout",
+                        o->out ? ": " : "", o->out ? err : "");
                 rc = ZPS_EIO;
             }
             if (!rc && o->out)
@@ -1124,9 +1094,9 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    char oerr[300];
+    int ch, li;
+    while ((ch = zps_getopt(argc, argv, NULL, lo, &li, oerr, sizeof oerr)) != -1) {
         uint32_t u;
         switch (ch) {
         case O_SERVERS: servers = optarg; break;
@@ -1146,32 +1116,30 @@ int main(int argc, char **argv)
             break;
         case O_TOKEN: o.token_file = optarg; break;
         case O_RANK:
-            if (s_u32(optarg, &o.rank))
+            if (zps_parse_u32(optarg, &o.rank))
                 s_die_usage("--rank needs a base-10 number, got '%s'", optarg);
             break;
         case O_TABLE:
-            if (s_u32(optarg, &o.table))
+            if (zps_parse_u32(optarg, &o.table))
                 s_die_usage("--table needs a base-10 number, got '%s'", optarg);
             break;
         case O_JSON: o.json = 1; break;
         case O_FILE: o.file = optarg; break;
         case O_WINDOW:
-            if (s_u32(optarg, &o.window) || o.window == 0 || o.window > 65536)
+            if (zps_parse_u32(optarg, &o.window) || o.window == 0 || o.window > 65536)
                 s_die_usage("--window needs 1..65536, got '%s'", optarg);
             break;
         case O_OUT: o.out = optarg; break;
         case O_REASON: o.reason = optarg; break;
         case O_SERVER:
-            if (s_u32(optarg, &u))
+            if (zps_parse_u32(optarg, &u))
                 s_die_usage("--server needs a base-10 rank, got '%s'", optarg);
             o.server = u;
             break;
         case O_HELP: s_usage(); return 0;
         case O_VERSION: printf("zps-ctl %s (protocol 1)\n", ZPS_VERSION); return 0;
         default:
-            if (optopt)
-                s_die_usage("option '%s' needs a value", argv[optind - 1]);
-            s_die_usage("unknown option '%s'", argv[optind - 1]);
+            s_die_usage("%s", oerr);
         }
     }
     if (optind >= argc)

@@ -72,8 +72,8 @@
  * streams, rows could be generated in any order or in parallel, and the
  * same options give byte-identical files.  Floats are printed in the C
  * locale (setlocale is never called), integers by a hand-written formatter
- * into a large buffer written with fwrite.  The truth AUC keeps 9 bytes
- * per row of each split in memory (18 while sorting). */
+ * into a large buffer written with fwrite.  The truth AUC keeps 8 bytes
+ * per row of each split in memory (up to 16 while sorting). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -83,7 +83,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "zps_args.h"
+#include "zps_file.h"
 #include "zps_hash.h"
+#include "zps_rng.h"
+#include "zps_sort.h"
+#include "wk_metrics.h"
 
 #ifndef ZPS_VERSION
 #define ZPS_VERSION "unknown"
@@ -113,47 +118,19 @@
 
 /* ---- small numeric helpers ------------------------------------------------ */
 
-typedef struct {
-    uint64_t s;
-} s_rng_t;
-
-static inline uint64_t s_rng_next(s_rng_t *r)
-{
-    r->s += 0x9e3779b97f4a7c15ULL;
-    return zps_mix64(r->s, 0);
-}
-
-/* Uniform in [0, 1). */
-static inline double s_unit01(uint64_t h)
-{
-    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Uniform in (0, 1]. */
-static inline double s_unit01_open0(uint64_t h)
-{
-    return (double)((h >> 11) + 1) * (1.0 / 9007199254740992.0);
-}
-
 /* Two independent standard normals from two hashes (Box-Muller). */
 static void s_gauss_pair(uint64_t h1, uint64_t h2, double *g0, double *g1)
 {
-    double r = sqrt(-2.0 * log(s_unit01_open0(h1)));
-    double t = 6.283185307179586476925 * s_unit01(h2);
+    double r = sqrt(-2.0 * log(zps_rng_unit_open0(h1)));
+    double t = 6.283185307179586476925 * zps_rng_unit(h2);
     *g0 = r * cos(t);
     *g1 = r * sin(t);
 }
 
-static inline double s_rng_uniform(s_rng_t *r)
+/* The generator state of one row: rows can be drawn in any order. */
+static uint64_t s_row_rng(uint64_t stream_key, uint32_t split, uint64_t row)
 {
-    return s_unit01(s_rng_next(r));
-}
-
-static s_rng_t s_row_rng(uint64_t stream_key, uint32_t split, uint64_t row)
-{
-    s_rng_t r;
-    r.s = zps_mix64(row, zps_mix64(split, stream_key));
-    return r;
+    return zps_mix64(row, zps_mix64(split, stream_key));
 }
 
 static double s_now(void)
@@ -298,15 +275,15 @@ static void s_zipf_init(s_zipf_t *z, uint64_t n, double a)
 }
 
 /* A rank in 1..n. */
-static uint64_t s_zipf_sample(const s_zipf_t *z, s_rng_t *rng)
+static uint64_t s_zipf_sample(const s_zipf_t *z, uint64_t *rng)
 {
-    if (z->p_head >= 1.0 || s_rng_uniform(rng) < z->p_head) {
-        uint64_t h = s_rng_next(rng);
+    if (z->p_head >= 1.0 || zps_rng_uniform(rng) < z->p_head) {
+        uint64_t h = zps_rng_next(rng);
         uint32_t i = (uint32_t)(((h >> 32) * z->head) >> 32);
         return 1 + ((uint32_t)h < z->prob[i] ? i : z->alias[i]);
     }
     for (;;) {
-        double u = z->u_hi + s_rng_uniform(rng) * (z->u_lo - z->u_hi);
+        double u = z->u_hi + zps_rng_uniform(rng) * (z->u_lo - z->u_hi);
         double x = s_zipf_hinv(z, u);
         double kx = x + 0.5, kd;
         uint64_t k;
@@ -370,8 +347,12 @@ static inline uint64_t s_perm_apply(const s_perm_t *p, uint64_t x)
 
 /* ---- output buffer --------------------------------------------------------- */
 
+/* Rows are formatted into a large buffer handed to zps_file, the atomic
+ * writer: each output appears whole under its name when it is closed (a
+ * failed or interrupted run leaves the previous file, never half a file),
+ * and a symbolic link or another user's file is not written through. */
 typedef struct {
-    FILE *fp;
+    zps_file_t *f;
     const char *path;
     char *buf;
     size_t len, cap;
@@ -382,16 +363,16 @@ static int s_out_open(s_out_t *o, const char *path, size_t cap)
 {
     memset(o, 0, sizeof *o);
     o->path = path;
-    o->fp = fopen(path, "wb");
-    if (!o->fp) {
-        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", path, strerror(errno));
+    char err[1200];
+    o->f = zps_file_atomic_open_path(path, 0644, err, sizeof err);
+    if (!o->f) {
+        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", path, err);
         return -1;
     }
     o->buf = malloc(cap);
     if (!o->buf) {
         fprintf(stderr, S_PROG ": out of memory\n");
-        fclose(o->fp);
-        o->fp = NULL;
+        zps_file_abort(&o->f);
         return -1;
     }
     o->cap = cap;
@@ -402,8 +383,9 @@ static int s_out_flush(s_out_t *o)
 {
     if (o->failed)
         return -1;
-    if (o->len && fwrite(o->buf, 1, o->len, o->fp) != o->len) {
-        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, strerror(errno));
+    int rc = o->len ? zps_file_write(o->f, o->buf, o->len) : 0;
+    if (rc) {
+        fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, strerror(-rc));
         o->failed = 1;
         return -1;
     }
@@ -419,15 +401,18 @@ static inline int s_out_reserve(s_out_t *o, size_t need)
     return o->failed ? -1 : 0;
 }
 
+/* Commits the file (or, after a failure, drops it: the target is as it was). */
 static int s_out_close(s_out_t *o)
 {
     int rc = s_out_flush(o);
-    if (o->fp) {
-        if (fclose(o->fp) != 0 && rc == 0) {
-            fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, strerror(errno));
+    if (o->f) {
+        char err[1200];
+        if (rc)
+            zps_file_abort(&o->f);
+        else if (zps_file_commit(&o->f, err, sizeof err) != 0) {
+            fprintf(stderr, S_PROG ": cannot write '%s': %s\n", o->path, err);
             rc = -1;
         }
-        o->fp = NULL;
     }
     free(o->buf);
     o->buf = NULL;
@@ -497,24 +482,21 @@ static void s_progress_end(s_progress_t *pr, uint64_t done)
 
 /* ---- exact AUC ---------------------------------------------------------------- */
 
-/* Scores are probabilities in [0, 1]: their IEEE bits order like the values. */
+/* The truth scores of one split as order-preserving keys (zps_sort_key_f64):
+ * the positives' from the front of key[], the negatives' from the back, so
+ * one array of the split's row count holds both.  The AUC is wk_metrics's
+ * (wk_metrics_auc_keys). */
 typedef struct {
-    uint64_t *key;   /* score bits */
-    uint8_t *lab;
-    uint64_t n, cap;
+    uint64_t *key;
+    uint64_t npos, nneg, cap;
 } s_scores_t;
 
 static int s_scores_init(s_scores_t *sc, uint64_t cap)
 {
-    sc->n = 0;
+    sc->npos = sc->nneg = 0;
     sc->cap = cap;
     sc->key = malloc((cap ? cap : 1) * sizeof *sc->key);
-    sc->lab = malloc(cap ? cap : 1);
-    if (!sc->key || !sc->lab) {
-        free(sc->key);
-        free(sc->lab);
-        sc->key = NULL;
-        sc->lab = NULL;
+    if (!sc->key) {
         fprintf(stderr, S_PROG ": out of memory (truth scores for %llu rows)\n",
                 (unsigned long long)cap);
         return -1;
@@ -524,87 +506,26 @@ static int s_scores_init(s_scores_t *sc, uint64_t cap)
 
 static inline void s_scores_add(s_scores_t *sc, double score, int label)
 {
-    uint64_t bits;
     if (score <= 0)
         score = 0; /* also maps -0 to +0 */
-    memcpy(&bits, &score, sizeof bits);
-    sc->key[sc->n] = bits;
-    sc->lab[sc->n] = (uint8_t)label;
-    sc->n++;
+    const uint64_t k = zps_sort_key_f64(score);
+    if (label)
+        sc->key[sc->npos++] = k;
+    else
+        sc->key[sc->cap - ++sc->nneg] = k;
 }
 
 static void s_scores_free(s_scores_t *sc)
 {
     free(sc->key);
-    free(sc->lab);
     sc->key = NULL;
-    sc->lab = NULL;
 }
 
 /* AUC = P(score of a random positive > that of a random negative), ties 1/2.
- * LSD radix sort of (key, label) on 16-bit digits.  Returns NAN when one of
- * the classes is absent or memory runs out. */
+ * Returns NAN when one of the classes is absent or memory runs out. */
 static double s_scores_auc(s_scores_t *sc)
 {
-    uint64_t n = sc->n;
-    uint64_t *tk = malloc((n ? n : 1) * sizeof *tk);
-    uint8_t *tl = malloc(n ? n : 1);
-    size_t *cnt = malloc(65536 * sizeof *cnt);
-    if (!tk || !tl || !cnt) {
-        free(tk);
-        free(tl);
-        free(cnt);
-        return NAN;
-    }
-    uint64_t *k = sc->key, *k2 = tk;
-    uint8_t *l = sc->lab, *l2 = tl;
-    for (unsigned pass = 0; pass < 4; pass++) {
-        unsigned sh = 16 * pass;
-        memset(cnt, 0, 65536 * sizeof *cnt);
-        for (uint64_t i = 0; i < n; i++)
-            cnt[(k[i] >> sh) & 0xffff]++;
-        size_t sum = 0;
-        for (size_t d = 0; d < 65536; d++) {
-            size_t c = cnt[d];
-            cnt[d] = sum;
-            sum += c;
-        }
-        for (uint64_t i = 0; i < n; i++) {
-            size_t dst = cnt[(k[i] >> sh) & 0xffff]++;
-            k2[dst] = k[i];
-            l2[dst] = l[i];
-        }
-        uint64_t *tkp = k;
-        k = k2;
-        k2 = tkp;
-        uint8_t *tlp = l;
-        l = l2;
-        l2 = tlp;
-    }
-    /* after an even number of passes the sorted data is back in sc */
-    double neg_below = 0, num = 0, pos = 0, neg = 0;
-    for (uint64_t i = 0; i < n;) {
-        uint64_t j = i;
-        double gp = 0, gn = 0;
-        while (j < n && k[j] == k[i]) {
-            if (l[j])
-                gp += 1;
-            else
-                gn += 1;
-            j++;
-        }
-        num += gp * neg_below + 0.5 * gp * gn;
-        neg_below += gn;
-        pos += gp;
-        neg += gn;
-        i = j;
-    }
-    free(tk);
-    free(tl);
-    free(cnt);
-    if (pos == 0 || neg == 0)
-        return NAN;
-    return num / (pos * neg);
+    return wk_metrics_auc_keys(sc->key, sc->npos, sc->key + sc->cap - sc->nneg, sc->nneg);
 }
 
 /* ---- argument parsing ------------------------------------------------------- */
@@ -696,13 +617,9 @@ static int s_bad_value(const char *opt, const char *val, const char *why)
 
 static int s_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    if (!*s || *s == '-' || *s == '+' || *s == ' ')
-        return s_bad_value(opt, s, "expected a non-negative integer");
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return s_bad_value(opt, s, "expected a non-negative integer");
+    uint64_t v;
+    if (zps_parse_u64(s, &v))
+        return s_bad_value(opt, s, zps_args_why(s, ZPS_ARGS_UINT));
     if (v < lo || v > hi) {
         char why[96];
         snprintf(why, sizeof why, "must be in [%llu, %llu]", (unsigned long long)lo,
@@ -716,11 +633,9 @@ static int s_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi,
 static int s_parse_dbl(const char *opt, const char *s, double lo, double hi, int lo_open,
                        double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || errno || *end || !isfinite(v))
-        return s_bad_value(opt, s, "expected a number");
+    double v;
+    if (zps_parse_double(s, &v))
+        return s_bad_value(opt, s, zps_args_why(s, ZPS_ARGS_REAL));
     if (v < lo || v > hi || (lo_open && v == lo)) {
         char why[96];
         snprintf(why, sizeof why, "must be in %c%g, %g]", lo_open ? '(' : '[', lo, hi);
@@ -782,74 +697,39 @@ static int s_parse_args(int argc, char **argv, s_opts_t *o)
     o->hidden = 32;
     o->margin = 0.5;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { S_NOPT = sizeof s_optdefs / sizeof s_optdefs[0], O_HELP = 'h', O_VERSION = 0x100 };
+    _Static_assert(S_NOPT < 32, "given is a 32-bit mask");
+    struct option opts[S_NOPT + 3];
+    for (size_t k = 0; k < S_NOPT; k++)
+        opts[k] = (struct option){s_optdefs[k].name + 2,
+                                  s_optdefs[k].id == S_OPT_INTERACTIONS ? no_argument
+                                                                        : required_argument,
+                                  0, (int)k + 1};
+    opts[S_NOPT] = (struct option){"help", no_argument, 0, O_HELP};
+    opts[S_NOPT + 1] = (struct option){"version", no_argument, 0, O_VERSION};
+    opts[S_NOPT + 2] = (struct option){0, 0, 0, 0};
+    uint32_t given = 0; /* bit k: s_optdefs[k] was given */
+    char err[300];
+    int c, li;
+    while ((c = zps_getopt(argc, argv, "h", opts, &li, err, sizeof err)) != -1) {
+        if (c == O_HELP) {
             s_usage(stdout);
             return 1;
         }
-        if (!strcmp(argv[i], "--version")) {
+        if (c == O_VERSION) {
             printf(S_PROG " " ZPS_VERSION "\n");
             return 1;
         }
-    }
-    if (argc < 2) {
-        fprintf(stderr, S_PROG ": missing task (ctr or multiclass); see --help\n");
-        return -1;
-    }
-    if (!strcmp(argv[1], "ctr")) {
-        o->task = S_TASK_CTR;
-    } else if (!strcmp(argv[1], "multiclass")) {
-        o->task = S_TASK_MC;
-    } else {
-        fprintf(stderr, S_PROG ": unknown task '%s' (expected ctr or multiclass)\n", argv[1]);
-        return -1;
-    }
-
-    for (int i = 2; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, S_PROG ": unexpected argument '%s'\n", arg);
+        if (c < 0) {
+            fprintf(stderr, S_PROG ": %s\n", err);
             return -1;
         }
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (nlen >= sizeof name) {
-            fprintf(stderr, S_PROG ": unknown option '%s'\n", arg);
-            return -1;
-        }
-        memcpy(name, arg, nlen);
-        name[nlen] = '\0';
-        if (eq)
-            val = eq + 1;
-
-        const s_optdef_t *def = NULL;
-        for (size_t k = 0; k < sizeof s_optdefs / sizeof s_optdefs[0]; k++)
-            if (!strcmp(name, s_optdefs[k].name))
-                def = &s_optdefs[k];
-        if (!def) {
-            fprintf(stderr, S_PROG ": unknown option '%s'\n", name);
-            return -1;
-        }
-        if (!(def->tasks & o->task)) {
-            fprintf(stderr, S_PROG ": option %s does not apply to task '%s'\n", name, argv[1]);
-            return -1;
-        }
+        const s_optdef_t *def = &s_optdefs[c - 1];
+        const char *name = def->name, *val = optarg;
+        given |= 1u << (c - 1);
         if (def->id == S_OPT_INTERACTIONS) { /* the only flag */
-            if (val) {
-                fprintf(stderr, S_PROG ": option %s takes no value\n", name);
-                return -1;
-            }
             o->interactions = 1;
             continue;
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, S_PROG ": option %s needs a value\n", name);
-                return -1;
-            }
-            val = argv[++i];
         }
         uint64_t u = 0;
         int rc = 0;
@@ -928,6 +808,31 @@ static int s_parse_args(int argc, char **argv, s_opts_t *o)
         if (rc)
             return -1;
     }
+    /* the task: the one argument that is not an option (getopt_long moved
+     * it behind the options) */
+    if (optind >= argc) {
+        fprintf(stderr, S_PROG ": missing task (ctr or multiclass); see --help\n");
+        return -1;
+    }
+    const char *task = argv[optind];
+    if (!strcmp(task, "ctr")) {
+        o->task = S_TASK_CTR;
+    } else if (!strcmp(task, "multiclass")) {
+        o->task = S_TASK_MC;
+    } else {
+        fprintf(stderr, S_PROG ": unknown task '%s' (expected ctr or multiclass)\n", task);
+        return -1;
+    }
+    if (optind + 1 < argc) {
+        fprintf(stderr, S_PROG ": unexpected argument '%s'\n", argv[optind + 1]);
+        return -1;
+    }
+    for (size_t k = 0; k < S_NOPT; k++)
+        if ((given >> k & 1) && !(s_optdefs[k].tasks & o->task)) {
+            fprintf(stderr, S_PROG ": option %s does not apply to task '%s'\n",
+                    s_optdefs[k].name, task);
+            return -1;
+        }
     if (!o->out) {
         fprintf(stderr, S_PROG ": missing --out PREFIX\n");
         return -1;
@@ -1077,53 +982,8 @@ static inline int s_set_insert(s_ctr_row_t *r, uint64_t rank)
     }
 }
 
-static void s_insertion_sort(uint64_t *a, uint32_t n)
-{
-    for (uint32_t i = 1; i < n; i++) {
-        uint64_t x = a[i];
-        uint32_t j = i;
-        while (j > 0 && a[j - 1] > x) {
-            a[j] = a[j - 1];
-            j--;
-        }
-        a[j] = x;
-    }
-}
-
-/* Sorts ids that are roughly uniform in [0, 2^bits): one counting-sort pass
- * on the top bits (about 2 keys per bucket), then insertion sort finishes
- * the nearly sorted array in about linear time.  tmp holds n keys. */
-static void s_sort_ids(uint64_t *a, uint64_t *tmp, uint32_t n, unsigned bits)
-{
-    if (n <= 16 || bits < 8) {
-        s_insertion_sort(a, n);
-        return;
-    }
-    unsigned bb = 1;
-    while (bb < 16 && (1u << (bb + 1)) <= n)
-        bb++;
-    if (bb > bits)
-        bb = bits;
-    unsigned sh = bits - bb;
-    uint32_t cnt[1u << 16];
-    uint32_t nb = 1u << bb;
-    memset(cnt, 0, nb * sizeof cnt[0]);
-    for (uint32_t i = 0; i < n; i++)
-        cnt[a[i] >> sh]++;
-    uint32_t sum = 0;
-    for (uint32_t d = 0; d < nb; d++) {
-        uint32_t c = cnt[d];
-        cnt[d] = sum;
-        sum += c;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        tmp[cnt[a[i] >> sh]++] = a[i];
-    memcpy(a, tmp, n * sizeof *a);
-    s_insertion_sort(a, n);
-}
-
 /* Draws the features of one row and its unit-scale logit parts. */
-static void s_ctr_draw(const s_ctr_t *m, s_rng_t *rng, s_ctr_row_t *r)
+static void s_ctr_draw(const s_ctr_t *m, uint64_t *rng, s_ctr_row_t *r)
 {
     uint32_t k = m->k, got = 0;
     uint64_t tries = 0, max_tries = 64ULL * k + 1000;
@@ -1181,7 +1041,11 @@ static void s_ctr_draw(const s_ctr_t *m, s_rng_t *rng, s_ctr_row_t *r)
             pair += s[d] * s[d] - q[d];
     r->lin = lin;
     r->pair = 0.5 * pair;
-    s_sort_ids(r->ids, r->tmp, k, m->perm.bits);
+    uint64_t *sorted = zps_sort_u64(r->ids, r->tmp, k);
+    if (sorted != r->ids) { /* the sort ended in the scratch: swap the roles */
+        r->tmp = r->ids;
+        r->ids = sorted;
+    }
 }
 
 typedef struct {
@@ -1195,12 +1059,12 @@ typedef struct {
 static int s_ctr_row(const s_ctr_t *m, uint32_t split, uint64_t idx, s_ctr_row_t *r,
                      double *qout, double *q0out)
 {
-    s_rng_t rng = s_row_rng(m->key_rows, split, idx);
+    uint64_t rng = s_row_rng(m->key_rows, split, idx);
     s_ctr_draw(m, &rng, r);
     double z = m->b0 + m->sigma_w * r->lin + m->sigma_v2 * r->pair;
     double p = s_sigmoid(z), pn = s_sigmoid(-z);
-    int y = s_rng_uniform(&rng) < p;
-    if (s_rng_uniform(&rng) < m->noise)
+    int y = zps_rng_uniform(&rng) < p;
+    if (zps_rng_uniform(&rng) < m->noise)
         y = !y;
     /* q = p(1-P) + (1-p)P, written so that P = 0.5 gives exactly 0.5 */
     *qout = m->noise + (1 - 2 * m->noise) * p;
@@ -1222,7 +1086,7 @@ static int s_ctr_calibrate(s_ctr_t *m, const s_opts_t *o)
     }
     double ml = 0, mp = 0;
     for (uint64_t i = 0; i < n; i++) {
-        s_rng_t rng = s_row_rng(m->key_rows, S_SPLIT_CALIB, i);
+        uint64_t rng = s_row_rng(m->key_rows, S_SPLIT_CALIB, i);
         s_ctr_draw(m, &rng, &r);
         lin[i] = r.lin;
         pair[i] = r.pair;
@@ -1394,14 +1258,14 @@ typedef struct {
 static uint32_t s_mc_row(const s_mc_t *m, uint32_t split, uint64_t idx, s_mc_row_t *r,
                          uint32_t *label, int want_text)
 {
-    s_rng_t rng = s_row_rng(m->key_rows, split, idx);
+    uint64_t rng = s_row_rng(m->key_rows, split, idx);
     uint32_t cls, tries = 0;
     double gap;
     for (;;) {
         r->draws++;
         for (uint32_t i = 0; i < m->d; i += 2) {
             double g0, g1;
-            uint64_t h1 = s_rng_next(&rng), h2 = s_rng_next(&rng);
+            uint64_t h1 = zps_rng_next(&rng), h2 = zps_rng_next(&rng);
             s_gauss_pair(h1, h2, &g0, &g1);
             r->x[i] = g0;
             if (i + 1 < m->d)
@@ -1435,8 +1299,8 @@ static uint32_t s_mc_row(const s_mc_t *m, uint32_t split, uint64_t idx, s_mc_row
             break;
     }
     uint32_t y = cls;
-    double u = s_rng_uniform(&rng);
-    uint64_t rc = s_rng_next(&rng);
+    double u = zps_rng_uniform(&rng);
+    uint64_t rc = zps_rng_next(&rng);
     if (u < m->noise)
         y = (uint32_t)(((rc >> 32) * m->c) >> 32);
     *label = y;

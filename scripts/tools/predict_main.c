@@ -21,9 +21,11 @@
 #include "wk_data.h"
 #include "wk_metrics.h"
 #include "wk_model.h"
+#include "zps_args.h"
 #include "zps_conf.h"
 #include "zps_err.h"
 #include "zps_modelfile.h"
+#include "zps_out.h"
 
 typedef struct {
     zps_table_t *t;
@@ -83,19 +85,41 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     const char *model_dir = NULL, *data = NULL, *out_path = NULL, *format = NULL;
     int metrics = 0, skip_bad = 0, allow_partial = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help")) { s_usage(stdout); return 0; }
-        if (!strcmp(o, "--version")) { printf("zps-predict %s\n", ZPS_VERSION); return 0; }
-        if (!strcmp(o, "--metrics")) { metrics = 1; continue; }
-        if (!strcmp(o, "--skip-bad-lines")) { skip_bad = 1; continue; }
-        if (!strcmp(o, "--allow-partial")) { allow_partial = 1; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "zps-predict: %s needs a value\n", o); return 2; }
-        if (!strcmp(o, "--model")) model_dir = argv[++i];
-        else if (!strcmp(o, "--data")) data = argv[++i];
-        else if (!strcmp(o, "--out")) out_path = argv[++i];
-        else if (!strcmp(o, "--format")) format = argv[++i];
-        else { fprintf(stderr, "zps-predict: unknown option '%s'\n", o); s_usage(stderr); return 2; }
+    enum { O_MODEL = 1, O_DATA, O_OUT, O_FORMAT, O_METRICS, O_SKIP_BAD, O_ALLOW_PARTIAL, O_HELP,
+           O_VERSION };
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                         {"data", required_argument, 0, O_DATA},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"format", required_argument, 0, O_FORMAT},
+                                         {"metrics", no_argument, 0, O_METRICS},
+                                         {"skip-bad-lines", no_argument, 0, O_SKIP_BAD},
+                                         {"allow-partial", no_argument, 0, O_ALLOW_PARTIAL},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {"version", no_argument, 0, O_VERSION},
+                                         {0, 0, 0, 0}};
+    char oerr[300];
+    int c, li;
+    while ((c = zps_getopt(argc, argv, NULL, opts, &li, oerr, sizeof oerr)) != -1) {
+        switch (c) {
+        case O_MODEL: model_dir = optarg; break;
+        case O_DATA: data = optarg; break;
+        case O_OUT: out_path = optarg; break;
+        case O_FORMAT: format = optarg; break;
+        case O_METRICS: metrics = 1; break;
+        case O_SKIP_BAD: skip_bad = 1; break;
+        case O_ALLOW_PARTIAL: allow_partial = 1; break;
+        case O_HELP: s_usage(stdout); return 0;
+        case O_VERSION: printf("zps-predict %s\n", ZPS_VERSION); return 0;
+        default:
+            fprintf(stderr, "zps-predict: %s\n", oerr);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zps-predict: unexpected argument '%s'\n", argv[optind]);
+        s_usage(stderr);
+        return 2;
     }
     if (!model_dir || !data || !out_path) {
         s_usage(stderr);
@@ -114,27 +138,19 @@ int main(int argc, char **argv)
     zps_conf_defaults(&conf);
     char optbuf[1024];
     snprintf(optbuf, sizeof optbuf, "%s", mf.options);
-    char *args[256];
-    int nargs = 0;
-    args[nargs++] = "manifest";
-    for (char *save = NULL, *tok = strtok_r(optbuf, " ", &save); tok && nargs < 255;
-         tok = strtok_r(NULL, " ", &save))
-        args[nargs++] = tok;
-    for (int i = 1; i < nargs; i++) {
-        int r = zps_conf_parse_one(&conf, nargs, args, &i, err, sizeof err);
-        if (r <= 0) {
-            fprintf(stderr, "zps-predict: %s/manifest: bad option '%s'\n", model_dir, args[i]);
+    char *save = NULL;
+    for (char *tok = strtok_r(optbuf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        /* "--name value" or "--name", as zps-server wrote them */
+        int has = strncmp(tok, "--", 2) ? -1 : zps_conf_option_arg(tok + 2);
+        char *val = has == 1 ? strtok_r(NULL, " ", &save) : NULL;
+        if (has < 0 || (has == 1 && !val) || zps_conf_set(&conf, tok + 2, val, err, sizeof err) != 1) {
+            fprintf(stderr, "zps-predict: %s/manifest: bad option '%s'\n", model_dir, tok);
             return 1;
         }
     }
-    if (format) {
-        int fi = 0;
-        char *fargs[] = {"x", "--format", (char *)format};
-        fi = 1;
-        if (zps_conf_parse_one(&conf, 3, fargs, &fi, err, sizeof err) != 1) {
-            fprintf(stderr, "zps-predict: %s\n", err);
-            return 2;
-        }
+    if (format && zps_conf_set(&conf, "format", format, err, sizeof err) != 1) {
+        fprintf(stderr, "zps-predict: %s\n", err);
+        return 2;
     }
     conf.skip_bad_lines = skip_bad;
     if (zps_conf_finish(&conf, err, sizeof err)) {
@@ -181,11 +197,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-predict: %s\n", err);
         return 1;
     }
-    FILE *out = fopen(out_path, "w");
-    if (!out) {
-        fprintf(stderr, "zps-predict: cannot write %s\n", out_path);
+    zps_out_t *outf = zps_out_open(out_path, err, sizeof err);
+    if (!outf) {
+        fprintf(stderr, "zps-predict: cannot write %s: %s\n", out_path, err);
         return 1;
     }
+    FILE *out = zps_out_file(outf);
     wk_metrics_t *m = wk_metrics_new(classes);
     float *w = NULL, *prob = NULL;
     uint32_t *cls = NULL;
@@ -229,8 +246,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-predict: %s\n", wk_reader_error(r));
         rc = (int)n;
     }
-    if (fclose(out) != 0) {
-        fprintf(stderr, "zps-predict: writing %s failed\n", out_path);
+    /* the predictions appear under out_path only when every row was scored */
+    if (zps_out_close(&outf, rc == 0, err, sizeof err) != 0) {
+        fprintf(stderr, "zps-predict: writing %s failed: %s\n", out_path, err);
         rc = ZPS_EIO;
     }
     if (!rc && metrics) {
