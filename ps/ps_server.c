@@ -106,17 +106,15 @@ static void s_bind_spec(const char *in, char *out, size_t len)
         snprintf(out, len, "%s", in);
 }
 
-static int s_write_ready(const char *path, const char *endpoint)
+/* --ready-file: the endpoint, through the atomic writer (a reader sees the
+ * whole line or no file; a symlink or another user's file is refused). */
+static int s_write_ready(const char *path, const char *endpoint, char *err, size_t errlen)
 {
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -errno;
-    fprintf(f, "%s\n", endpoint);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        return -errno;
-    return 0;
+    zps_out_t *o = zps_out_open(path, err, errlen);
+    if (!o)
+        return ZPS_EIO;
+    fprintf(zps_out_file(o), "%s\n", endpoint);
+    return zps_out_close(&o, 1, err, errlen);
 }
 
 /* 64 random bits (getrandom; time and pid if that fails), never 0. */
@@ -303,10 +301,9 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     }
     s->ckpt_last_ms = zps_now_ms();
     if (conf->ready_file[0]) {
-        int rc = s_write_ready(conf->ready_file, s->endpoint);
-        if (rc) {
-            snprintf(err, errlen, "cannot write ready file %s: %s", conf->ready_file,
-                     zps_strerror(rc));
+        char why[600];
+        if (s_write_ready(conf->ready_file, s->endpoint, why, sizeof why) != 0) {
+            snprintf(err, errlen, "cannot write the ready file: %s", why);
             goto fail;
         }
     }

@@ -36,6 +36,7 @@
 #include "zps_hash.h"
 #include "zps_modelfile.h"
 #include "zps_msg.h"
+#include "zps_out.h"
 #include "zps_place.h"
 #include "zps_shard.h"
 #include "zps_time.h"

@@ -27,6 +27,7 @@
 #include "wk_metrics.h"
 #include "wk_model.h"
 #include "wk_sparsify.h"
+#include "zps_out.h"
 #include "zps_table.h"
 #include "zps_curve.h"
 #include "zps_err.h"
@@ -734,13 +735,14 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
         return ZPS_EINVAL;
     }
     FILE *out = NULL;
+    zps_out_t *po = NULL; /* through the atomic writer: whole at the end, or the old file */
     if (write_predictions && c->test_predictions) {
-        out = fopen(c->test_predictions, "w");
-        if (!out) {
-            zps_error(t->log, "cannot write %s", c->test_predictions);
+        if (!(po = zps_out_open(c->test_predictions, err, sizeof err))) {
+            zps_error(t->log, "--test-predictions: %s", err);
             wk_reader_destroy(&r);
             return ZPS_EIO;
         }
+        out = zps_out_file(po);
     }
     wk_metrics_t *m = wk_metrics_new(t->classes);
     wk_slot_t *s = &t->slot[0];
@@ -788,8 +790,10 @@ static int s_evaluate(wk_trainer_t *t, int write_predictions)
         t->eval.accuracy = wk_metrics_accuracy(m);
         t->eval.spread = t->eval.rows ? spread / (double)t->eval.rows : NAN;
     }
-    if (out && fclose(out) != 0)
+    if (po && zps_out_close(&po, rc == 0, err, sizeof err) != 0) {
+        zps_error(t->log, "--test-predictions: %s", err);
         rc = ZPS_EIO;
+    }
     free(prob);
     free(cls);
     wk_metrics_destroy(&m);
@@ -895,11 +899,13 @@ static void s_diagnose(wk_trainer_t *t, uint32_t epoch, double train, double q_t
  * check that no gradient mass is dropped. */
 static int s_write_audit(wk_trainer_t *t)
 {
-    FILE *f = fopen(t->conf->compress_audit, "w");
-    if (!f) {
-        zps_error(t->log, "cannot write %s", t->conf->compress_audit);
+    char err[512];
+    zps_out_t *o = zps_out_open(t->conf->compress_audit, err, sizeof err);
+    if (!o) {
+        zps_error(t->log, "--compress-audit: %s", err);
         return ZPS_EIO;
     }
+    FILE *f = zps_out_file(o);
     size_t cursor = 0;
     uint64_t key;
     float *row, resid[2 * 1024 + 1];
@@ -915,7 +921,11 @@ static int s_write_audit(wk_trainer_t *t)
             fprintf(f, " %.9g", (double)resid[j]);
         fputc('\n', f);
     }
-    return fclose(f) == 0 ? 0 : ZPS_EIO;
+    if (zps_out_close(&o, 1, err, sizeof err) != 0) {
+        zps_error(t->log, "--compress-audit: %s", err);
+        return ZPS_EIO;
+    }
+    return 0;
 }
 
 /* A worker resumed after its first pass: pick the holdout again from a
