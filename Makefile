@@ -74,8 +74,12 @@ LIBZPS     := $(OBJDIR)/libzps.a
 
 # worker/worker_main.c becomes bin/zps-worker; every scripts/tools/*_main.c
 # (the tools: zps-bench, zps-ctl, zps-datagen, zps-keygen, zps-predict)
-# becomes bin/zps-<name>
+# becomes bin/zps-<name>, linked with libtools.a: the tools' other modules
+# (scripts/tools/*.c but the mains: dg_* of zps-datagen, bench_* of
+# zps-bench, ctl_* of zps-ctl), of which the linker takes what a tool uses
 TOOL_MAINS := $(wildcard scripts/tools/*_main.c)
+TOOL_LIB_SRC := $(filter-out %_main.c,$(wildcard scripts/tools/*.c))
+LIBTOOLS   := $(OBJDIR)/libtools.a
 BINS       := $(BINDIR)/zps-server $(BINDIR)/zps-worker \
               $(patsubst scripts/tools/%_main.c,$(BINDIR)/zps-%,$(TOOL_MAINS))
 
@@ -119,6 +123,9 @@ $(OBJDIR)/tests/%.o: tests/%.c | $(GENDIR)/zps.pb-c.h
 $(LIBZPS): $(LIB_OBJ)
 	$(Q)rm -f $@; ar rcs $@ $^
 
+$(LIBTOOLS): $(TOOL_LIB_SRC:%.c=$(OBJDIR)/%.o)
+	$(Q)rm -f $@; ar rcs $@ $^
+
 $(BINDIR)/zps-server: $(OBJDIR)/ps/ps_main.o $(LIBZPS)
 	@mkdir -p $(BINDIR)
 	@echo "  LD    $@"
@@ -129,7 +136,7 @@ $(BINDIR)/zps-worker: $(OBJDIR)/worker/worker_main.o $(LIBZPS)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/zps-%: $(OBJDIR)/scripts/tools/%_main.o $(LIBZPS)
+$(BINDIR)/zps-%: $(OBJDIR)/scripts/tools/%_main.o $(LIBTOOLS) $(LIBZPS)
 	@mkdir -p $(BINDIR)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
