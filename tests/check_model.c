@@ -1,5 +1,8 @@
 /* check_model: wk_model keys, losses, gradients and predictions.
  *
+ * - new: dims, classes, the mlp's keys 0..n-1, the reason given for each
+ *   bad configuration (the mlp's come from wk_mlp.c), no mlp parts in the
+ *   sparse models.
  * - keys: a hand batch (duplicates within and across rows, an empty row) and
  *   random batches (dense small ids, full 64-bit ids, ids next to
  *   ZPS_BIAS_KEY, a batch large enough to grow the hash table) are compared
@@ -201,11 +204,27 @@ START_TEST(test_new)
         s_conf(ZPS_MODEL_MLP, 0, 3, zero),
         s_conf((zps_model_kind_t)7, 0, 0, NULL),
     };
+    const char *why[] = {
+        "fm dim must be in 1..4096",
+        "mlp needs 2 to ZPS_MAX_LAYERS layer sizes (input,...,classes)",
+        "mlp needs 2 to ZPS_MAX_LAYERS layer sizes (input,...,classes)",
+        "mlp needs at least 2 classes (last layer size)",
+        "mlp layer sizes must be in 1..2^24",
+        "unknown model kind",
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[128] = "";
         ck_assert_ptr_null(wk_model_new(&bad[i], err, sizeof err));
-        ck_assert_msg(err[0] != 0, "config %zu: no reason given", i);
+        ck_assert_msg(strcmp(err, why[i]) == 0, "config %zu: '%s'", i, err);
     }
+
+    /* the sparse models have no mlp parts */
+    m = s_model(ZPS_MODEL_FM, 4, 0, NULL);
+    size_t np = 7;
+    ck_assert_ptr_null(wk_model_mlp_init(m, &np));
+    ck_assert_uint_eq(np, 0);
+    ck_assert_uint_eq(wk_model_bad_labels(m), 0);
+    wk_model_destroy(&m);
 }
 END_TEST
 

@@ -22,4 +22,5 @@ Suite *suite_clock(void);
 Suite *suite_sort(void);
 Suite *suite_args(void);
 Suite *suite_out(void);
+Suite *suite_auto(void);
 #endif

@@ -1,4 +1,6 @@
 /* wk_model: losses, gradients and predictions (models described in wk_model.h).
+ * This file holds lr and fm; the mlp is wk_mlp.c, reached through the same
+ * wk_model_* calls.
  *
  * Sparse models (lr, fm): key list and feature -> key mapping.
  *   wk_model_keys inserts ZPS_BIAS_KEY and then every feature id of the batch
@@ -43,28 +45,8 @@
  *   work too).  The fm step prefetches the next row's weight and gradient
  *   rows, which are scattered over the batch's key range.
  *
- * mlp: the pulled rows (keys 0..nchunks-1, nkeys x ZPS_MLP_CHUNK floats,
- *   contiguous) ARE the flat parameter vector theta, and the gradient g is
- *   written in the same layout (the padding after the last parameter is 0).
- *   Each forward pass first forms W = w0 + c_l theta in a scratch vector
- *   (one pass over the parameters, small next to the sgemms); w0 is made at
- *   wk_model_new: w0[t] = limit_l * zps_hash_unit(mix64(mix64(seed) + t)),
- *   so it is a pure function of (seed, layers, init-scale), equal in every
- *   worker and in zps-predict.  dL/dtheta = c_l dL/dW.
- *   The sparse input is scattered into a dense B x layers[0] matrix: ids
- *   are 0-based column indices used as they are (an IDX image's pixels are
- *   ids 0..784-1; a 1-based LIBSVM file simply leaves column 0 unused, and its
- *   largest index must be < layers[0]); ids >= layers[0] are ignored;
- *   repeated ids in a row add up.  Hidden layers are ReLU, the output is a
- *   softmax over layers[last] classes with a log-sum-exp in double: loss_i =
- *   lse_i - z_i[y_i].  A label must be an integer class index in
- *   [0, classes); a row with any other label is left out of the loss, the
- *   gradient and the mean's denominator, and is counted
- *   (wk_model_bad_labels); predictions are still made for it.  Backward:
- *   dZ = (softmax - onehot) / nvalid, dTheta_W = c_l A^T dZ,
- *   dTheta_b = c_l colsum(dZ), dA = dZ W^T masked by A > 0 (sgemm).
- *   Activations and deltas live in scratch buffers that grow with the batch
- *   size and are then reused (no allocation per batch after warm-up).
+ * mlp: in wk_mlp.c (wk_mlp.h); the functions here dispatch to it.  The
+ *   model keeps only its dim (ZPS_MLP_CHUNK), classes and key list.
  *
  * Out of memory: wk_model_keys returns 0 keys and step/predict then return
  * NAN (g zeroed, out untouched) until a later wk_model_keys succeeds; mlp
@@ -73,7 +55,6 @@
  * Nothing is global: a model is used by one thread at a time. */
 #include "wk_model.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,13 +64,12 @@
 #include "zps_hash.h"
 #include "zps_sort.h"
 
+#include "wk_mlp.h"
+
 #define S_HT_MIN_BITS 10u
 #define S_FM_MAX_DIM 4096u
-#define S_MLP_MAX_WIDTH (1u << 24)
-#define S_MLP_MAX_PARAMS ((size_t)1 << 31)
 #define S_SMALL_SORT 32u
 #define S_PREFETCH 32u /* nonzeros ahead whose bucket is prefetched */
-#define S_MLP_INIT_SEED 0x8f4d1b3a5c7e9d21ULL
 
 typedef struct {
     uint64_t key;
@@ -105,7 +85,7 @@ struct wk_model {
     uint32_t pdim;  /* floats per key in a gradient: dim, or 2 dim + 1 (norm: [g | q | x]) */
     uint32_t fm_k;
 
-    uint64_t *keys; /* current key list (mlp: fixed 0..nchunks-1) */
+    uint64_t *keys; /* current key list (sparse models) */
     size_t nkeys;
 
     /* sparse models */
@@ -120,22 +100,8 @@ struct wk_model {
     double *fm_s;                /* fm: per-row sums s_f */
     int fm_linear_only;          /* fm: no gradient for the embeddings */
 
-    /* mlp */
-    uint32_t nl;                   /* number of layer widths (>= 2) */
-    uint32_t width[ZPS_MAX_LAYERS];
-    size_t woff[ZPS_MAX_LAYERS];   /* offset of layer l's weights in theta */
-    size_t boff[ZPS_MAX_LAYERS];   /* offset of layer l's biases */
-    float *w0;        /* nparams: the initial weights (a function of the seed) */
-    float *wcur;      /* nparams: W = w0 + c_l theta of the current batch */
-    float c[ZPS_MAX_LAYERS]; /* c_l: 1, or sqrt(6 / fan_in) under sgd */
-    size_t act_off[ZPS_MAX_LAYERS]; /* layer l's activations at act + rows_cap*act_off[l] */
-    size_t act_width;              /* sum of widths */
-    uint32_t max_width;
-    size_t nparams;
-    size_t rows_cap;
-    float *act;       /* X, hidden activations, logits */
-    float *d0, *d1;   /* deltas, rows_cap x max_width each */
-    uint64_t bad_labels;
+    wk_mlp_t *mlp;               /* --model mlp: everything else lives there */
+    const uint64_t *mlp_keys;    /* its keys 0..nkeys-1 (owned by mlp) */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -485,255 +451,6 @@ void wk_model_fm_linear_only(wk_model_t *m, int on)
     m->fm_linear_only = m->kind == ZPS_MODEL_FM && on;
 }
 
-/* ---- mlp ------------------------------------------------------------------ */
-
-static inline float *s_act(const wk_model_t *m, uint32_t l)
-{
-    return m->act + m->rows_cap * m->act_off[l];
-}
-
-static int s_mlp_reserve(wk_model_t *m, size_t rows)
-{
-    if (rows <= m->rows_cap)
-        return 0;
-    size_t cap = m->rows_cap ? m->rows_cap : 16;
-    while (cap < rows)
-        cap *= 2;
-    float *act = malloc(cap * m->act_width * sizeof *act);
-    float *d0 = malloc(cap * m->max_width * sizeof *d0);
-    float *d1 = malloc(cap * m->max_width * sizeof *d1);
-    if (act == NULL || d0 == NULL || d1 == NULL) {
-        free(act);
-        free(d0);
-        free(d1);
-        return ZPS_ENOMEM;
-    }
-    free(m->act);
-    free(m->d0);
-    free(m->d1);
-    m->act = act;
-    m->d0 = d0;
-    m->d1 = d1;
-    m->rows_cap = cap;
-    return 0;
-}
-
-/* Class index of a label, or -1 if it is not an integer in [0, classes). */
-static inline long s_class_of(float y, uint32_t classes)
-{
-    if (!(y >= 0 && y < (float)classes) || y != floorf(y))
-        return -1;
-    return (long)y;
-}
-
-/* Forward pass; the logits end up in s_act(m, nl - 1). */
-static int s_mlp_forward(wk_model_t *m, const wk_batch_t *b, const float *theta)
-{
-    const size_t n = b->n;
-    if (s_mlp_reserve(m, n) != 0)
-        return ZPS_ENOMEM;
-    for (uint32_t l = 0; l + 1 < m->nl; l++) {
-        const size_t e = m->boff[l] + m->width[l + 1];
-        const float c = m->c[l];
-        if (c == 1.0f)
-            for (size_t t = m->woff[l]; t < e; t++)
-                m->wcur[t] = m->w0[t] + theta[t];
-        else
-            for (size_t t = m->woff[l]; t < e; t++)
-                m->wcur[t] = m->w0[t] + c * theta[t];
-    }
-    const float *W = m->wcur;
-    const uint32_t d_in = m->width[0];
-    float *x = s_act(m, 0);
-    memset(x, 0, n * d_in * sizeof *x);
-    for (size_t i = 0; i < n; i++) {
-        float *row = x + i * d_in;
-        for (size_t j = b->offsets[i], e = b->offsets[i + 1]; j < e; j++)
-            if (b->ids[j] < d_in)
-                row[b->ids[j]] += b->vals[j];
-    }
-    for (uint32_t l = 0; l + 1 < m->nl; l++) {
-        const uint32_t fin = m->width[l], fout = m->width[l + 1];
-        const float *a = s_act(m, l), *wl = W + m->woff[l], *bl = W + m->boff[l];
-        float *z = s_act(m, l + 1);
-        for (size_t i = 0; i < n; i++)
-            memcpy(z + i * fout, bl, fout * sizeof *z);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)fout, (int)fin,
-                    1.0f, a, (int)fin, wl, (int)fout, 1.0f, z, (int)fout);
-        if (l + 2 < m->nl)
-            for (size_t t = 0, e = n * fout; t < e; t++)
-                z[t] = z[t] > 0 ? z[t] : 0;
-    }
-    return 0;
-}
-
-/* Row i's log-sum-exp of the logits and its argmax. */
-static inline double s_lse(const float *z, uint32_t c, uint32_t *arg)
-{
-    uint32_t best = 0;
-    for (uint32_t k = 1; k < c; k++)
-        if (z[k] > z[best])
-            best = k;
-    double sum = 0, mx = z[best];
-    for (uint32_t k = 0; k < c; k++)
-        sum += exp((double)z[k] - mx);
-    *arg = best;
-    return mx + log(sum);
-}
-
-static double s_mlp_step(wk_model_t *m, const wk_batch_t *b, const float *theta, float *g)
-{
-    const size_t n = b->n;
-    const uint32_t c = m->classes, L = m->nl;
-    size_t nvalid = 0;
-    for (size_t i = 0; i < n; i++)
-        nvalid += s_class_of(b->labels[i], c) >= 0;
-    m->bad_labels += n - nvalid;
-    if (nvalid == 0)
-        return 0;
-    if (s_mlp_forward(m, b, theta) != 0)
-        return NAN;
-
-    /* dZ of the output layer into d0 */
-    const float *z = s_act(m, L - 1);
-    float *dz = m->d0, *dn = m->d1;
-    const double inv = 1.0 / (double)nvalid;
-    double loss = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *zi = z + i * c;
-        float *di = dz + i * c;
-        long y = s_class_of(b->labels[i], c);
-        if (y < 0) {
-            memset(di, 0, c * sizeof *di);
-            continue;
-        }
-        uint32_t arg;
-        const double lse = s_lse(zi, c, &arg);
-        loss += lse - zi[y];
-        for (uint32_t k = 0; k < c; k++)
-            di[k] = (float)((exp((double)zi[k] - lse) - (k == (uint32_t)y)) * inv);
-    }
-
-    for (uint32_t l = L - 1; l-- > 0;) {
-        const uint32_t fin = m->width[l], fout = m->width[l + 1];
-        const float *a = s_act(m, l), *wl = m->wcur + m->woff[l];
-        float *gw = g + m->woff[l], *gb = g + m->boff[l];
-        const float c = m->c[l];
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)fin, (int)fout, (int)n, c,
-                    a, (int)fin, dz, (int)fout, 0.0f, gw, (int)fout);
-        for (size_t i = 0; i < n; i++)
-            for (uint32_t o = 0; o < fout; o++)
-                gb[o] += dz[i * fout + o];
-        if (c != 1.0f)
-            for (uint32_t o = 0; o < fout; o++)
-                gb[o] *= c;
-        if (l == 0)
-            break;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)fin, (int)fout, 1.0f,
-                    dz, (int)fout, wl, (int)fout, 0.0f, dn, (int)fin);
-        for (size_t t = 0, e = n * fin; t < e; t++)
-            if (!(a[t] > 0))
-                dn[t] = 0;
-        float *t = dz;
-        dz = dn;
-        dn = t;
-    }
-    return loss;
-}
-
-static double s_mlp_predict(wk_model_t *m, const wk_batch_t *b, const float *theta,
-                            float *out, uint32_t *cls)
-{
-    const uint32_t c = m->classes;
-    if (b->n == 0)
-        return 0;
-    if (s_mlp_forward(m, b, theta) != 0)
-        return NAN;
-    const float *z = s_act(m, m->nl - 1);
-    double loss = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const float *zi = z + i * c;
-        uint32_t arg;
-        const double lse = s_lse(zi, c, &arg);
-        long y = s_class_of(b->labels[i], c);
-        if (y >= 0)
-            loss += lse - zi[y];
-        out[i] = (float)exp((double)zi[arg] - lse);
-        if (cls)
-            cls[i] = arg;
-    }
-    return loss;
-}
-
-static int s_mlp_init(wk_model_t *m, const zps_conf_t *conf, char *err, size_t errlen)
-{
-    if (conf->nlayers < 2 || conf->nlayers > ZPS_MAX_LAYERS) {
-        s_err(err, errlen, "mlp needs 2 to ZPS_MAX_LAYERS layer sizes (input,...,classes)");
-        return ZPS_EINVAL;
-    }
-    m->nl = conf->nlayers;
-    size_t off = 0, act = 0;
-    for (uint32_t l = 0; l < m->nl; l++) {
-        uint32_t w = conf->layers[l];
-        if (w == 0 || w > S_MLP_MAX_WIDTH) {
-            s_err(err, errlen, "mlp layer sizes must be in 1..2^24");
-            return ZPS_EINVAL;
-        }
-        m->width[l] = w;
-        m->act_off[l] = act;
-        act += w;
-        if (w > m->max_width)
-            m->max_width = w;
-        if (l + 1 < m->nl) {
-            uint32_t fout = conf->layers[l + 1];
-            m->woff[l] = off;
-            off += (size_t)w * fout;
-            m->boff[l] = off;
-            off += fout;
-            if (off > S_MLP_MAX_PARAMS) {
-                s_err(err, errlen, "mlp has too many parameters (max 2^31)");
-                return ZPS_EINVAL;
-            }
-        }
-    }
-    m->act_width = act;
-    m->nparams = off;
-    m->w0 = malloc((off ? off : 1) * sizeof *m->w0);
-    m->wcur = malloc((off ? off : 1) * sizeof *m->wcur);
-    if (m->w0 == NULL || m->wcur == NULL) {
-        s_err(err, errlen, "out of memory");
-        return ZPS_ENOMEM;
-    }
-    /* He uniform before a ReLU, Glorot uniform before the softmax, biases 0 */
-    const double mult = conf->init_scale >= 0 ? conf->init_scale : 1.0;
-    const uint64_t h0 = zps_mix64(conf->seed, S_MLP_INIT_SEED);
-    for (uint32_t l = 0; l + 1 < m->nl; l++) {
-        const double fin = m->width[l], fout = m->width[l + 1];
-        const float lim = (float)(mult * (l + 2 < m->nl ? sqrt(6.0 / fin) : sqrt(6.0 / (fin + fout))));
-        for (size_t t = m->woff[l]; t < m->boff[l]; t++)
-            m->w0[t] = lim * zps_hash_unit(zps_mix64(h0 + t, S_MLP_INIT_SEED));
-        for (size_t t = m->boff[l]; t < m->boff[l] + m->width[l + 1]; t++)
-            m->w0[t] = 0;
-        m->c[l] = conf->optimizer == ZPS_OPT_SGD ? (float)sqrt(6.0 / fin) : 1.0f;
-    }
-    m->classes = m->width[m->nl - 1];
-    if (m->classes < 2) {
-        s_err(err, errlen, "mlp needs at least 2 classes (last layer size)");
-        return ZPS_EINVAL;
-    }
-    m->dim = ZPS_MLP_CHUNK;
-    size_t nchunks = (off + ZPS_MLP_CHUNK - 1) / ZPS_MLP_CHUNK;
-    m->keys = malloc(nchunks * sizeof *m->keys);
-    if (m->keys == NULL) {
-        s_err(err, errlen, "out of memory");
-        return ZPS_ENOMEM;
-    }
-    for (size_t k = 0; k < nchunks; k++)
-        m->keys[k] = k;
-    m->nkeys = nchunks;
-    return 0;
-}
-
 /* ---- public --------------------------------------------------------------- */
 
 wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen)
@@ -769,7 +486,13 @@ wk_model_t *wk_model_new(const zps_conf_t *conf, char *err, size_t errlen)
         }
         break;
     case ZPS_MODEL_MLP:
-        rc = s_mlp_init(m, conf, err, errlen);
+        if ((m->mlp = wk_mlp_new(conf, err, errlen)) == NULL) {
+            rc = ZPS_EINVAL;
+            break;
+        }
+        m->dim = ZPS_MLP_CHUNK;
+        m->classes = wk_mlp_classes(m->mlp);
+        m->nkeys = wk_mlp_keys(m->mlp, &m->mlp_keys);
         break;
     default:
         s_err(err, errlen, "unknown model kind");
@@ -800,11 +523,7 @@ void wk_model_destroy(wk_model_t **mp)
     free(m->pairs_tmp);
     free(m->rank);
     free(m->fm_s);
-    free(m->act);
-    free(m->d0);
-    free(m->d1);
-    free(m->w0);
-    free(m->wcur);
+    wk_mlp_destroy(&m->mlp);
     free(m);
     *mp = NULL;
 }
@@ -830,25 +549,24 @@ const float *wk_model_mlp_init(const wk_model_t *m, size_t *nparams)
         *nparams = 0;
         return NULL;
     }
-    *nparams = m->nparams;
-    return m->w0;
+    return wk_mlp_init(m->mlp, nparams);
 }
 
 uint64_t wk_model_bad_labels(const wk_model_t *m)
 {
-    return m->bad_labels;
+    return m->kind == ZPS_MODEL_MLP ? wk_mlp_bad_labels(m->mlp) : 0;
 }
 
 size_t wk_model_keys(wk_model_t *m, const wk_batch_t *b, const uint64_t **keys)
 {
     size_t n;
     if (m->kind == ZPS_MODEL_MLP) {
-        n = m->nkeys;
-    } else {
-        n = s_sparse_keys(m, b);
-        if (n == 0) /* out of memory */
-            m->nkeys = 0;
+        *keys = m->mlp_keys;
+        return m->nkeys;
     }
+    n = s_sparse_keys(m, b);
+    if (n == 0) /* out of memory */
+        m->nkeys = 0;
     *keys = m->keys;
     return n;
 }
@@ -862,7 +580,7 @@ double wk_model_step(wk_model_t *m, const wk_batch_t *b, const float *w, float *
     switch (m->kind) {
     case ZPS_MODEL_LR: loss = s_lr_step(m, b, w, g); break;
     case ZPS_MODEL_FM: loss = s_fm_step(m, b, w, g); break;
-    default: return s_mlp_step(m, b, w, g);
+    default: return wk_mlp_step(m->mlp, b, w, g);
     }
     if (m->pdim > m->dim)
         s_xmax(m, b, g);
@@ -875,7 +593,7 @@ double wk_model_predict(wk_model_t *m, const wk_batch_t *b, const float *w, floa
     if (m->nkeys == 0)
         return NAN;
     if (m->kind == ZPS_MODEL_MLP)
-        return s_mlp_predict(m, b, w, out, cls);
+        return wk_mlp_predict(m->mlp, b, w, out, cls);
     double loss = 0, p;
     for (size_t i = 0; i < b->n; i++) {
         double z = m->kind == ZPS_MODEL_LR ? s_lr_z(m, b, w, i) : s_fm_z(m, b, w, i);

@@ -20,6 +20,7 @@
  *        c_l = sqrt(6 / fan_in) under sgd, whose steps scale with the
  *        gradient: the per-layer step is then lr * 6 / fan_in (wide layers
  *        take smaller steps).  Forward and backward use OpenBLAS sgemm.
+ *        (Implemented in wk_mlp.c; these functions dispatch to it.)
  *
  * Gradients: sparse models push the SUM over the batch of per-example
  * gradients for each key (as sequential SGD would apply them, so rare
