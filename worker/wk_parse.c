@@ -26,6 +26,14 @@
  * classes: an unsigned decimal integer 0..2^24. */
 #include "wk_parse.h"
 
+/* The digit loops below are most of a worker's parse time; where they fall
+ * across a 32-byte boundary they ran 15-25% slower (measured: 300K rows of
+ * 40 features, 0.15 s against 0.12 s), which depended only on what code
+ * came before them.  Aligning loops makes the speed independent of that. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("align-loops=32")
+#endif
+
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
