@@ -1,4 +1,6 @@
-/* check_data: the training-data reader (worker/wk_data.c).
+/* check_data: the training-data reader through its public API (worker/wk_data.c
+ * and its modules wk_paths, wk_layout, wk_source, wk_parse, wk_cache; the
+ * pure parsers and the layout alone: check_parse.c).
  *
  * Every test writes small files into its own mkdtemp directory and removes
  * it at the end.  Parsing tests compare every label, id and value against

@@ -16,7 +16,7 @@ int main(void)
     setenv("CK_TIMEOUT_MULTIPLIER", "10", 0);
     Suite *(*const suites[])(void) = {
         suite_codec, suite_place, suite_table, suite_optim, suite_msg,
-        suite_data,  suite_model, suite_metrics, suite_vcodec, suite_sparsify,
+        suite_data,  suite_parse, suite_model, suite_metrics, suite_vcodec, suite_sparsify,
         suite_file,
         suite_dedup, suite_log,
         suite_retry, suite_idx, suite_shard, suite_clock,

@@ -8,6 +8,7 @@ Suite *suite_table(void);
 Suite *suite_optim(void);
 Suite *suite_msg(void);
 Suite *suite_data(void);
+Suite *suite_parse(void);
 Suite *suite_model(void);
 Suite *suite_metrics(void);
 Suite *suite_vcodec(void);

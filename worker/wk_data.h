@@ -30,7 +30,12 @@
  * skip_bad_lines are counted (wk_reader_bad_lines) and skipped.
  *
  * Ownership: a batch points into the reader and is valid until the next
- * wk_reader_next/rewind/destroy. */
+ * wk_reader_next/rewind/destroy.
+ *
+ * Implementation: wk_data.c (epochs, units, the shuffle window, batches) on
+ * wk_paths (input lists), wk_layout (shard blocks and their order),
+ * wk_source (mapped and gzip lines), wk_parse (line parsers; wk_criteo_id is
+ * defined there), wk_cache (the binary cache) and wk_rows (row buffers). */
 #ifndef WK_DATA_H
 #define WK_DATA_H
 

@@ -1,4 +1,4 @@
-/* fuzz_data: the LIBSVM / Criteo text readers (worker/wk_data.c) on plain
+/* fuzz_data: the LIBSVM / Criteo text readers (worker/wk_data.c reading through wk_parse.c) on plain
  * files.  The input is the file's content; it is written to a private
  * directory (in /dev/shm when there is one) and read many ways, whose results
  * must agree: see fuzz_data.h.  An input that starts with the gzip magic is

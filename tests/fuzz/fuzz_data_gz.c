@@ -1,4 +1,4 @@
-/* fuzz_data_gz: the data readers on gzip files (worker/wk_data.c: gzread,
+/* fuzz_data_gz: the data readers on gzip files (worker/wk_data.c, wk_source.c: gzread,
  * the growing line buffer, line-modulo shards, truncated and corrupt streams).
  *
  * Input starting with the gzip magic (1f 8b): written as it is, a gzip
