@@ -19,7 +19,7 @@ int main(void)
         suite_data,  suite_model, suite_metrics, suite_vcodec, suite_sparsify,
         suite_file,
         suite_dedup, suite_log,
-        suite_retry, suite_idx, suite_shard, suite_clock,
+        suite_retry, suite_idx, suite_shard, suite_clock, suite_split, suite_keysig,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -19,4 +19,6 @@ Suite *suite_retry(void);
 Suite *suite_idx(void);
 Suite *suite_shard(void);
 Suite *suite_clock(void);
+Suite *suite_split(void);
+Suite *suite_keysig(void);
 #endif
