@@ -24,4 +24,6 @@ Suite *suite_sort(void);
 Suite *suite_args(void);
 Suite *suite_out(void);
 Suite *suite_auto(void);
+Suite *suite_split(void);
+Suite *suite_keysig(void);
 #endif

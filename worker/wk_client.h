@@ -24,7 +24,11 @@
  * Ownership: for pull_async, keys and out must stay valid until the ticket
  * completes; push_async copies what it sends, so its buffers may be reused
  * as soon as it returns.  A ticket that fails or times out is released and
- * a late reply to it is ignored. */
+ * a late reply to it is ignored.
+ *
+ * Implementation: wk_client.c and its parts wk_cli_*.c, which share the
+ * private header wk_cli.h; wk_split cuts requests by server, wk_keysig
+ * remembers key lists for key caching, wk_retry holds pushes until durable. */
 #ifndef WK_CLIENT_H
 #define WK_CLIENT_H
 
