@@ -40,8 +40,8 @@ typedef struct {
 _Static_assert(sizeof(ck_header_t) == 336, "checkpoint header is 336 bytes");
 
 /* ---- client records: the one place that knows their fields ------------------------ */
-/* EXTENSION POINT: to add fields (e.g. the dedup window), append them after
- * progress_epoch here and in s_client_get, raise CK_CLIENT_LEN for the
+/* EXTENSION POINT: to add fields, append them after the dedup window here
+ * and in s_client_get, raise CK_CLIENT_LEN for the
  * writer, and in s_client_get read them only when len is long enough (a
  * shorter record is one written before the fields existed). */
 

@@ -11,10 +11,12 @@
  *            one length-prefixed record, uint32 len + len bytes; the record
  *            body is encoded field by field (s_client_put / s_client_get in
  *            ps_ckpt.c): rank, has_progress, nonce, last_seq, applied,
- *            progress_rows, progress_epoch (44 bytes).  A reader needs at
- *            least the fields it knows and ignores bytes after them, so new
- *            fields (e.g. a dedup window: low-water mark + bitmap) are added
- *            at the END of the body, in s_client_put/s_client_get only.
+ *            progress_rows, progress_epoch (44 bytes), then the dedup
+ *            window: low-water mark, high-water mark and its bitmap
+ *            (CK_CLIENT_LEN in all, 572 bytes).  A reader needs at least
+ *            the fields it knows and ignores bytes after them, so new
+ *            fields are added at the END of the body, in
+ *            s_client_put/s_client_get only.
  *   rows     per key: uint64 key + row floats (the whole optimizer row)
  *   trailer  uint64: the CRC-32 of every byte before it (zps_crc32 in
  *            zps_modelfile.h, zlib's crc32; upper 32 bits zero).  It is
