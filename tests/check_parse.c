@@ -386,6 +386,15 @@ START_TEST(test_detect)
     ck_assert_int_eq(wk_parse_first_format(t3, strlen(t3)), ZPS_FMT_LIBSVM);
     ck_assert_int_eq(wk_parse_first_format(t3, 0), ZPS_FMT_AUTO);
     ck_assert_int_eq(wk_parse_first_format(NULL, 0), ZPS_FMT_AUTO);
+    /* the offset of the first content line: a tab-only line before a Criteo
+     * line is blank, not a Criteo row (a gzip stream skips it too) */
+    size_t off = 99;
+    const char *t4 = "\t\t\n V\tx\n";
+    ck_assert_int_eq(wk_parse_first_content(t4, strlen(t4), &off), ZPS_FMT_CRITEO);
+    ck_assert_uint_eq(off, 3);
+    ck_assert_int_eq(wk_parse_first_content(t2, strlen(t2), &off), ZPS_FMT_AUTO);
+    ck_assert_uint_eq(off, strlen(t2));
+    ck_assert_int_eq(wk_parse_first_content(t3, strlen(t3), &off), ZPS_FMT_LIBSVM);
 }
 END_TEST
 

@@ -118,6 +118,7 @@ struct wk_reader {
     long m_part;
     int m_cache;
     zps_format_t m_fmt;    /* text: detected from its first content line */
+    size_t m_first;        /* text: where that line starts (the lines before are skipped) */
     wk_cache_w_t *cw;
     wk_gzlines_t *gz;
     wk_parser_t *parser;
@@ -227,7 +228,10 @@ static int s_read_map(wk_reader_t *r, src_t *s, wk_rows_t *d, size_t want, int *
             *at_end = 1;
             return 0;
         }
-        int rc = s_parse_line(r, s, d, ls, le);
+        /* the lines before the file's first content line are blank or
+         * comments (wk_parse_first_content): skipped whatever the format, as
+         * a gzip stream skips them while it detects the format */
+        int rc = ls < r->m_map + r->m_first ? 0 : s_parse_line(r, s, d, ls, le);
         if (rc == WK_PARSE_BAD)
             rc = s_bad_line(r, s);
         s->line++;
@@ -327,7 +331,7 @@ static int s_map_text(wk_reader_t *r, size_t pi)
     r->m_len = len;
     r->m_part = (long)pi;
     r->m_cache = 0;
-    r->m_fmt = wk_parse_first_format(map, len); /* the same for every worker */
+    r->m_fmt = wk_parse_first_content(map, len, &r->m_first); /* the same for every worker */
     return 0;
 }
 

@@ -510,9 +510,10 @@ zps_format_t wk_parse_detect(const char *ls, const char *le)
 }
 
 
-zps_format_t wk_parse_first_format(const char *text, size_t len)
+zps_format_t wk_parse_first_content(const char *text, size_t len, size_t *off)
 {
     zps_format_t f = ZPS_FMT_AUTO;
+    *off = len;
     if (len == 0) /* text may be NULL */
         return f;
     const char *p = text, *e = text + len;
@@ -520,9 +521,17 @@ zps_format_t wk_parse_first_format(const char *text, size_t len)
         const char *nl = memchr(p, '\n', (size_t)(e - p));
         const char *le = nl ? nl : e;
         f = wk_parse_detect(p, le);
+        if (f != ZPS_FMT_AUTO)
+            *off = (size_t)(p - text);
         p = le + 1;
     }
     return f;
+}
+
+zps_format_t wk_parse_first_format(const char *text, size_t len)
+{
+    size_t off;
+    return wk_parse_first_content(text, len, &off);
 }
 
 /* ---- public ------------------------------------------------------------------ */

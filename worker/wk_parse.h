@@ -40,6 +40,12 @@ zps_format_t wk_parse_detect(const char *ls, const char *le);
  * text may be NULL when len is 0). */
 zps_format_t wk_parse_first_format(const char *text, size_t len);
 
+/* The same, and *off = the offset of that line's first byte (len if none):
+ * the lines before it are blank or comments for wk_parse_detect, and a
+ * reader skips them whatever the format (a gzip stream, detecting as it
+ * goes, does the same). */
+zps_format_t wk_parse_first_content(const char *text, size_t len, size_t *off);
+
 /* A feature value token [t, te) as the parsers read it (plain decimals
  * exactly as (float)strtod, others through strtod; finite, within float
  * range).  0, WK_PARSE_BAD (reason set; *out unspecified) or ZPS_ENOMEM. */
