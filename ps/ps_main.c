@@ -12,6 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "ps_server.h"
 #include "zps_args.h"
@@ -151,6 +154,16 @@ static int s_manifest_keeps(const char *name)
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* Big buffers (a peer's key frames, held pulls, replies) always come
+     * from mmap and go back to the system when freed.  glibc's threshold
+     * otherwise rises to the size of the largest mmapped block ever freed
+     * (the atomic file writer's 1 MB buffer: the ready file, a checkpoint,
+     * a save), after which such buffers stay in the heap once freed: a
+     * server that dropped a hostile peer's 64 MB of held pulls kept them
+     * (it_hostile, attack held). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     ps_server_conf_t sc;
     ps_server_conf_defaults(&sc);
     zps_conf_t jc;

@@ -408,8 +408,10 @@ static void a_shutdown(h_t *h)
               codes[1] ? zps_strerror(codes[1]) : "-", alive ? "still serving" : "GONE");
 }
 
-/* The server's reply_refused counter (STATS), 0 if it does not answer. */
-static uint64_t s_stat_reply_refused(h_t *h)
+/* A counter of the server's STATS reply (reply_refused, or held_pulls: the
+ * pulls it holds now); dflt if it does not answer. */
+enum { H_STAT_REPLY_REFUSED, H_STAT_HELD_PULLS };
+static uint64_t s_stat(h_t *h, int which, uint64_t dflt)
 {
     void *s = s_sock(h);
     Zps__Envelope env;
@@ -419,9 +421,10 @@ static uint64_t s_stat_reply_refused(h_t *h)
     env.stats = &st;
     int code;
     zps_msg_t m;
-    uint64_t v = 0;
+    uint64_t v = dflt;
     if (s && s_ask(h, s, &env, NULL, 0, NULL, 0, H_WAIT_MS, &code, &m) == ZPS__MSG_TYPE__STATS_REPLY) {
-        v = m.env->stats_reply->reply_refused;
+        v = which == H_STAT_HELD_PULLS ? m.env->stats_reply->held_pulls
+                                       : m.env->stats_reply->reply_refused;
         zps_msg_close(&m);
     }
     if (s)
@@ -436,7 +439,7 @@ static uint64_t s_stat_reply_refused(h_t *h)
 static void a_unread(h_t *h)
 {
     long before = s_rss_kb(h);
-    uint64_t refused0 = s_stat_reply_refused(h);
+    uint64_t refused0 = s_stat(h, H_STAT_REPLY_REFUSED, 0);
     void *s = s_sock_rcv(h, 4096);
     s_hello(h, s, ZPS__ROLE__ROLE_TOOL, 77, 0x77, "zps-hostile", H_WAIT_MS);
     const size_t nk = 1u << 18;
@@ -456,7 +459,7 @@ static void a_unread(h_t *h)
     uint64_t refused = 0, last = UINT64_MAX;
     for (int k = 0; k < 100; k++) {
         usleep(200000);
-        refused = s_stat_reply_refused(h) - refused0;
+        refused = s_stat(h, H_STAT_REPLY_REFUSED, 0) - refused0;
         if (refused == last && refused > 0)
             break;
         last = refused;
@@ -517,7 +520,13 @@ static void a_held(h_t *h)
     }
     long mid = s_rss_kb(h);
     zmq_close(s); /* disconnect with the pulls held */
-    usleep(1000000);
+    /* the server drops them when its socket monitor reports the disconnect,
+     * in its next maintenance pass: wait for that (STATS held_pulls 0, at
+     * most 60 s: on a loaded machine it takes longer than the 1 s this used
+     * to sleep), then measure; a server that never drops them fails */
+    int64_t until = zps_now_ms() + 60000;
+    while (s_stat(h, H_STAT_HELD_PULLS, UINT64_MAX) != 0 && zps_now_ms() < until)
+        usleep(100000);
     int alive = s_alive(h);
     long after = s_rss_kb(h);
     long grow = before >= 0 && after >= 0 ? after - before : -1;
