@@ -35,7 +35,8 @@ else
 endif
 GENDIR   := build/gen
 
-PKGS      := libzmq libprotobuf-c openblas zlib
+# libmicrohttpd: the daemons' /metrics endpoint (issue 15, metrics)
+PKGS      := libzmq libprotobuf-c openblas zlib libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -135,6 +136,10 @@ $(BINDIR)/zps-worker: $(OBJDIR)/worker/worker_main.o $(LIBZPS)
 	@mkdir -p $(BINDIR)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- metrics (issue 15): zps-ctl top scrapes /metrics through libcurl
+$(BINDIR)/zps-ctl: LDLIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
+# ---- end metrics
 
 $(BINDIR)/zps-%: $(OBJDIR)/scripts/tools/%_main.o $(LIBTOOLS) $(LIBZPS)
 	@mkdir -p $(BINDIR)
