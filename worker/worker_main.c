@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wk_prom.h"
 #include "wk_train.h"
 #include "zps_args.h"
 #include "zps_conf.h"
 #include "zps_daemon.h"
 #include "zps_err.h"
 #include "zps_log.h"
+#include "zps_metrics_http.h"
 
 static volatile sig_atomic_t g_stop; /* the only state a signal handler may touch */
 
@@ -28,10 +30,12 @@ int main(int argc, char **argv)
     zps_conf_defaults(&conf);
     char err[1024];
     int quiet = 0;
-    enum { O_HELP = 1, O_VERSION, O_QUIET };
+    const char *metrics_listen = NULL; /* metrics (issue 15) */
+    enum { O_HELP = 1, O_VERSION, O_QUIET, O_METRICS_LISTEN };
     static const struct option own[] = {{"help", no_argument, 0, O_HELP},
                                         {"version", no_argument, 0, O_VERSION},
                                         {"quiet", no_argument, 0, O_QUIET},
+                                        {"metrics-listen", required_argument, 0, O_METRICS_LISTEN},
                                         {0, 0, 0, 0}};
     struct option opts[96];
     if (!zps_options_join(opts, sizeof opts / sizeof opts[0], own, zps_conf_options()))
@@ -41,7 +45,9 @@ int main(int argc, char **argv)
         switch (c) {
         case O_HELP:
             printf("usage: zps-worker --servers A,B,... --rank R --num-workers W [options]\n"
-                   "  --quiet                  log warnings and errors only\n\n%s",
+                   "  --quiet                  log warnings and errors only\n"
+                   "  --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+                   "                           (:PORT is 127.0.0.1:PORT; 0.0.0.0:PORT all interfaces) [off]\n\n%s",
                    zps_conf_usage());
             return 0;
         case O_VERSION:
@@ -50,6 +56,16 @@ int main(int argc, char **argv)
         case O_QUIET:
             quiet = 1;
             break;
+        case O_METRICS_LISTEN: { /* metrics (issue 15): checked now, bound after set-up */
+            char a[16];
+            uint16_t port;
+            if (zps_metrics_parse_listen(optarg, a, &port, err, sizeof err) != 0) {
+                fprintf(stderr, "zps-worker: invalid value for --metrics-listen: %s\n", err);
+                return 2;
+            }
+            metrics_listen = optarg;
+            break;
+        }
         case ZPS_CONF_OPT:
             if (zps_conf_set(&conf, opts[li].name, optarg, err, sizeof err) == 1)
                 break;
@@ -85,10 +101,24 @@ int main(int argc, char **argv)
         zps_log_destroy(&log);
         return 1;
     }
+    /* metrics (issue 15) */
+    wk_prom_t *prom = NULL;
+    if (metrics_listen) {
+        prom = wk_prom_new(metrics_listen, conf.rank, err, sizeof err);
+        if (!prom) {
+            zps_error(log, "cannot start: --metrics-listen: %s", err);
+            wk_trainer_destroy(&t);
+            zps_log_destroy(&log);
+            return 1;
+        }
+        zps_info(log, "metrics on http://%s/metrics", wk_prom_address(prom));
+        wk_trainer_set_prom(t, prom);
+    }
     int rc = wk_trainer_run(t, &g_stop);
     if (rc == ZPS_EINTR)
         zps_warn(log, "interrupted by a signal");
     wk_trainer_destroy(&t);
+    wk_prom_destroy(&prom);
     zps_log_destroy(&log);
     return rc == 0 ? 0 : 1;
 }
