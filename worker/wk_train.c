@@ -350,7 +350,8 @@ static void s_prom(wk_trainer_t *t, uint32_t epoch, int force)
         .progress = t->is_auto ? done : ((double)epoch + done) / t->conf->epochs,
         .holdout_loss = t->ho_loss, .test_loss = t->eval.rows ? t->eval.logloss : NAN,
         .test_auc = t->eval.rows && t->classes <= 1 ? t->eval.auc : NAN,
-        .clock = t->slot[0].clock > t->slot[1].clock ? t->slot[0].clock : t->slot[1].clock,
+        .clock = t->conf->consistency == ZPS_CONS_ASYNC ? 0
+                 : t->slot[0].clock > t->slot[1].clock ? t->slot[0].clock : t->slot[1].clock,
         .client = t->client};
     wk_prom_tick(t->prom, &x, force);
 }
