@@ -188,8 +188,21 @@ while :; do
 done
 q=$(curl -s --max-time 2 "http://127.0.0.1:$PPORT/api/v1/query?query=count(up%7Bjob%3D%22zps%22%7D%3D%3D1)")
 printf '%s' "$q" | grep -q '"value":\[[0-9.]*,"4"\]' || fail "Prometheus does not see 4 targets up: $q"
-kill -TERM $PPID_; wait $PPID_ 2>/dev/null
 echo "ok: Prometheus scraped the job and answers zps_pushes_total (2 series, 4 targets up)"
+# every query of the Grafana dashboard is valid PromQL and finds data
+nq=0
+while IFS= read -r e; do
+    e=$(printf '%s' "$e" | sed -e 's/\\"/"/g' -e 's/\$job/.*/g' -e 's/\$__rate_interval/5s/g')
+    q=$(curl -s --max-time 5 -G "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$e")
+    printf '%s' "$q" | grep -q '"status":"success"' || fail "dashboard query failed: $e: $q"
+    case $e in *test_loss*|*holdout_loss*|*rejected*|*retries*|*duplicate*) ;;
+        *) printf '%s' "$q" | grep -q '"result":\[{' || fail "dashboard query has no data: $e: $q" ;;
+    esac
+    nq=$((nq + 1))
+done < <(sed -n 's/^ *"expr": "\(.*\)",\{0,1\}$/\1/p' "$ROOT/docs/grafana-zps.json")
+[ $nq -ge 15 ] || fail "only $nq queries found in docs/grafana-zps.json"
+kill -TERM $PPID_; wait $PPID_ 2>/dev/null
+echo "ok: the $nq queries of docs/grafana-zps.json run on that Prometheus"
 
 # ---- 4. zps-ctl top --once -----------------------------------------------------------
 "$ZPS_BIN/zps-ctl" top --once --metrics "$T" >"$D/top.out" 2>&1 || fail "zps-ctl top --once: $(cat "$D/top.out")"
