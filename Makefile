@@ -94,7 +94,7 @@ TOOL_BINS  := $(BINDIR)/zps-proxy $(BINDIR)/zps-hostile
 .SECONDARY:
 .PHONY: all build deps test test-unit test-int test-asan test-bench asan demo bench clean
 # make builds and never installs: what it needs beyond a C compiler is
-# libzmq, protobuf-c, OpenBLAS and zlib (make deps installs them; make demo,
+# libzmq, protobuf-c, OpenBLAS, zlib, libmicrohttpd and (zps-ctl) libcurl (make deps installs them; make demo,
 # make test and make bench call it).  The Check suite is built by make test.
 all: $(BINS) $(ITEST_BINS) $(TOOL_BINS)
 
