@@ -95,25 +95,26 @@ int main(int argc, char **argv)
         zps_log_set_level(log, ZPS_LOG_WARN);
     zps_daemon_signals(s_on_signal);
 
-    wk_trainer_t *t = wk_trainer_new(&conf, log, err, sizeof err);
-    if (!t) {
-        zps_error(log, "cannot start: %s", err);
-        zps_log_destroy(&log);
-        return 1;
-    }
-    /* metrics (issue 15) */
+    /* metrics (issue 15): up before the servers are reached, so a port in
+     * use fails at once and a scraper sees the worker while it connects */
     wk_prom_t *prom = NULL;
     if (metrics_listen) {
         prom = wk_prom_new(metrics_listen, conf.rank, err, sizeof err);
         if (!prom) {
             zps_error(log, "cannot start: --metrics-listen: %s", err);
-            wk_trainer_destroy(&t);
             zps_log_destroy(&log);
             return 1;
         }
         zps_info(log, "metrics on http://%s/metrics", wk_prom_address(prom));
-        wk_trainer_set_prom(t, prom);
     }
+    wk_trainer_t *t = wk_trainer_new(&conf, log, err, sizeof err);
+    if (!t) {
+        zps_error(log, "cannot start: %s", err);
+        wk_prom_destroy(&prom);
+        zps_log_destroy(&log);
+        return 1;
+    }
+    wk_trainer_set_prom(t, prom);
     int rc = wk_trainer_run(t, &g_stop);
     if (rc == ZPS_EINTR)
         zps_warn(log, "interrupted by a signal");
