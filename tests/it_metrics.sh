@@ -186,14 +186,23 @@ while :; do
     t=$((t + 1)); [ $t -gt 60 ] && fail "Prometheus has no zps_pushes_total of both servers after 60 s: $q"
     sleep 1
 done
+echo "ok: Prometheus scraped the job and answers zps_pushes_total (2 series)"
+# every query of the Grafana dashboard is valid PromQL and finds data (once
+# Prometheus has two samples of every target, so rate() has something)
+pq() { curl -s --max-time 5 -G "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1"; }
+t=0
+until pq 'count(rate(zps_pushes_total[30s]) > 0) + count(rate(zps_worker_examples_total[30s]) > 0)' |
+      grep -q '"value":\[[0-9.]*,"4"\]'; do
+    t=$((t + 1)); [ $t -gt 30 ] && fail "Prometheus has no rates of the 4 targets after 30 s"
+    sleep 1
+done
 q=$(curl -s --max-time 2 "http://127.0.0.1:$PPORT/api/v1/query?query=count(up%7Bjob%3D%22zps%22%7D%3D%3D1)")
 printf '%s' "$q" | grep -q '"value":\[[0-9.]*,"4"\]' || fail "Prometheus does not see 4 targets up: $q"
-echo "ok: Prometheus scraped the job and answers zps_pushes_total (2 series, 4 targets up)"
-# every query of the Grafana dashboard is valid PromQL and finds data
+echo "ok: Prometheus sees 4 targets up, with rates"
 nq=0
 while IFS= read -r e; do
-    e=$(printf '%s' "$e" | sed -e 's/\\"/"/g' -e 's/\$job/.*/g' -e 's/\$__rate_interval/5s/g')
-    q=$(curl -s --max-time 5 -G "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$e")
+    e=$(printf '%s' "$e" | sed -e 's/\\"/"/g' -e 's/\$job/.*/g' -e 's/\$__rate_interval/30s/g')
+    q=$(pq "$e")
     printf '%s' "$q" | grep -q '"status":"success"' || fail "dashboard query failed: $e: $q"
     case $e in *test_loss*|*holdout_loss*|*rejected*|*retries*|*duplicate*) ;;
         *) printf '%s' "$q" | grep -q '"result":\[{' || fail "dashboard query has no data: $e: $q" ;;
@@ -251,7 +260,11 @@ echo "ok: ${#FDS[@]} slowloris connections and garbage: server 0 pushes $p0 -> $
 out=$("$ZPS_BIN/zps-server" --metrics-listen "127.0.0.1:$BASE" 2>&1); rc=$?
 [ $rc = 1 ] && echo "$out" | grep -q "cannot serve metrics on 127.0.0.1:$BASE" ||
     fail "metrics port in use: rc $rc: $out"
-echo "ok: a metrics port in use is an error naming it"
+out=$(timeout 20 "$ZPS_BIN/zps-worker" --servers tcp://127.0.0.1:1 --rank 0 --num-workers 1 \
+      --model lr --train "$D/m.train" --metrics-listen ":$((BASE + 2))" 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "cannot serve metrics on 127.0.0.1:$((BASE + 2))" ||
+    fail "worker metrics port in use: rc $rc: $out"
+echo "ok: a metrics port in use is an error naming it (server and worker)"
 
 # ---- stop the job ----------------------------------------------------------------------------
 kill -TERM $LPID
