@@ -20,6 +20,7 @@
 
 #define PS_PROM_EVERY_MS 100
 #define PS_NCODES 16 /* ZPS_EINVAL .. ZPS_ESEQ */
+#define PS_PROM_LAG_WORKERS 64 /* workers with a zps_worker_lag_clocks series */
 
 /* Label of a refused request's reason, by error code. */
 static const char *const s_reason[PS_NCODES] = {
@@ -38,6 +39,8 @@ struct ps_prom {
         *held_total, *pull_waits, *staleness, *staleness_max, *min_clock, *workers_dropped,
         *peers, *refused_peers, *dropped_replies, *checkpoints, *lost, *restored, *start,
         *uptime, *maint_gap, *scrapes, *reply_queued;
+    zps_prom_series_t *wlag[PS_PROM_LAG_WORKERS];
+    uint32_t nwlag;
 };
 
 #define C ZPS_PROM_COUNTER
@@ -103,6 +106,21 @@ int psv_prom_new(ps_server_t *s, char *err, size_t errlen)
                                        "answered was ahead of the slowest worker (ssp).");
     p->min_clock = zps_prom_scalar(r, G, "zps_min_clock", "Clock the slowest live worker has "
                                    "finished (ssp/bsp).");
+    if (s->clock) {
+        zps_prom_fam_t *wf = zps_prom_family(r, G, "zps_worker_lag_clocks", "Clocks a worker "
+                                             "is behind the fastest live worker, as this server "
+                                             "sees them (ssp/bsp; NaN: not live; the first 64 "
+                                             "ranks).", 0, NULL);
+        p->nwlag = ps_clock_workers(s->clock);
+        if (p->nwlag > PS_PROM_LAG_WORKERS)
+            p->nwlag = PS_PROM_LAG_WORKERS;
+        for (uint32_t w = 0; w < p->nwlag; w++) {
+            char wr[16];
+            snprintf(wr, sizeof wr, "%u", w);
+            const char *l[] = {"worker", wr, NULL};
+            p->wlag[w] = zps_prom_series(wf, l);
+        }
+    }
     p->workers_dropped = zps_prom_scalar(r, C, "zps_workers_dropped_total", "Workers dropped "
                                          "from the clock after the heartbeat timeout.");
     p->peers = zps_prom_scalar(r, G, "zps_connected_peers", "Connections now served.");
@@ -159,15 +177,23 @@ void psv_prom_request(ps_server_t *s, int push, int64_t ns)
         zps_prom_observe(s->prom->lat[push ? 1 : 0], (double)ns * 1e-9);
 }
 
-/* Clocks between the fastest and the slowest live worker. */
+/* Clocks between the fastest and the slowest live worker; each live
+ * worker's distance from the fastest into the per-worker series. */
 static uint64_t s_lag(const ps_server_t *s)
 {
-    if (!s->clock || s->min_clock == UINT64_MAX)
+    struct ps_prom *p = s->prom;
+    if (!s->clock || s->min_clock == UINT64_MAX) {
+        for (uint32_t w = 0; w < p->nwlag; w++)
+            zps_prom_set(p->wlag[w], NAN);
         return 0;
+    }
     uint64_t hi = s->min_clock;
     for (uint32_t w = 0; w < ps_clock_workers(s->clock); w++)
         if (ps_clock_live(s->clock, w) && ps_clock_finished(s->clock, w) > hi)
             hi = ps_clock_finished(s->clock, w);
+    for (uint32_t w = 0; w < p->nwlag; w++)
+        zps_prom_set(p->wlag[w], ps_clock_live(s->clock, w)
+                                     ? (double)(hi - ps_clock_finished(s->clock, w)) : NAN);
     return hi - s->min_clock;
 }
 

@@ -115,7 +115,8 @@ for k in 0 1; do
              zps_duplicate_pushes_total zps_connected_peers zps_start_time_seconds \
              'zps_rejected_requests_total{reason="limit"}' \
              'zps_request_duration_seconds_bucket{type="push",le="+Inf"}' \
-             'zps_request_duration_seconds_count{type="pull"}'; do
+             'zps_request_duration_seconds_count{type="pull"}' \
+             'zps_worker_lag_clocks{worker="0"}' 'zps_worker_lag_clocks{worker="1"}'; do
         [ -n "$(val "$D/a.$k" "$m")" ] || fail "server $k: no $m"
     done
     [ "$(val "$D/a.$k" zps_keys_stored)" -gt 0 ] || fail "server $k: no keys stored"
@@ -220,6 +221,9 @@ for l in "server  0 " "server  1 " "worker  0 " "worker  1 "; do
 done
 grep -q "^DOWN" "$D/top.out" && fail "zps-ctl top: a target down: $(cat "$D/top.out")"
 grep -q "4 of 4 targets up" "$D/top.out" || fail "zps-ctl top: $(cat "$D/top.out")"
+# ssp: every worker's clock lag, from the servers, is a number
+[ "$(awk '$1 == "worker" && $9 ~ /^[0-9]+$/' "$D/top.out" | wc -l)" = 2 ] ||
+    fail "zps-ctl top: no clock lag per worker: $(cat "$D/top.out")"
 "$ZPS_BIN/zps-ctl" top --once --metrics "127.0.0.1:$PPORT" >"$D/top2.out" 2>&1
 [ $? = 1 ] && grep -q "^DOWN" "$D/top2.out" || fail "zps-ctl top on a dead target: $(cat "$D/top2.out")"
 echo "ok: zps-ctl top --once shows 2 servers and 2 workers"

@@ -90,7 +90,8 @@ wk_prom_t *wk_prom_new(const char *spec, uint32_t rank, char *err, size_t errlen
     p->retained = zps_prom_scalar(r, G, "zps_worker_retained_bytes", "Push bytes held until a "
                                   "server's checkpoint covers them.");
     p->clock = zps_prom_scalar(r, G, "zps_worker_clock", "Clock of the newest batch (ssp/bsp; "
-                               "0 under async): a worker's lag is the highest minus its own.");
+                               "0 under async); the servers' zps_worker_lag_clocks compares "
+                               "workers at one instant.");
     p->scrapes = zps_prom_scalar(r, C, "zps_metrics_requests_total", "HTTP requests to this "
                                  "metrics endpoint.");
     zps_prom_set(p->start, (double)time(NULL));

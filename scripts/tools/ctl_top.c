@@ -28,6 +28,7 @@
 
 #define TOP_MAX_TARGETS 1024
 #define TOP_MAX_BODY (1 << 20)
+#define TOP_LAG_WORKERS 64     /* the servers' zps_worker_lag_clocks cover these ranks */
 
 /* What one scrape of one target gave. */
 typedef struct {
@@ -38,6 +39,7 @@ typedef struct {
     double t;                  /* when (seconds, monotonic) */
     /* server */
     double keys, table_bytes, pushes, pulls, held, lag, peers, rejected;
+    double wlag[TOP_LAG_WORKERS];   /* per worker rank, as this server sees it (NAN: none) */
     /* worker */
     double examples, rate, loss, holdout, epoch, epochs, progress, clock;
 } top_sample_t;
@@ -142,6 +144,12 @@ static void s_parse(const char *text, top_sample_t *s)
                 s_label(line + n, "role", s->role, sizeof s->role);
                 s_label(line + n, "rank", rank, sizeof rank);
                 s->rank = rank[0] ? strtol(rank, NULL, 10) : -1;
+            } else if (n == 21 && !strncmp(line, "zps_worker_lag_clocks", 21) && line[n] == '{') {
+                char w[16];
+                s_label(line + n, "worker", w, sizeof w);
+                long r = w[0] ? strtol(w, NULL, 10) : -1;
+                if (r >= 0 && r < TOP_LAG_WORKERS)
+                    s->wlag[r] = s_value(line + n);
             } else if (n == 27 && !strncmp(line, "zps_rejected_requests_total", 27)) {
                 double v = s_value(line + n);
                 if (isfinite(v))
@@ -163,6 +171,8 @@ static void s_scrape(CURL *h, const char *target, top_sample_t *s)
     memset(s, 0, sizeof *s);
     s->rank = -1;
     s->loss = s->holdout = NAN;
+    for (int i = 0; i < TOP_LAG_WORKERS; i++)
+        s->wlag[i] = NAN;
     char url[300];
     snprintf(url, sizeof url, "http://%s/metrics", target);
     top_body_t b = {0};
@@ -221,11 +231,11 @@ static void s_frame(FILE *f, char **targets, size_t n, const top_sample_t *cur,
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     size_t up = 0;
-    double maxclock = 0;
+    const top_sample_t *first_server = NULL; /* its clocks give the workers' lag */
     for (size_t i = 0; i < n; i++) {
         up += cur[i].up != 0;
-        if (cur[i].up && !strcmp(cur[i].role, "worker") && cur[i].clock > maxclock)
-            maxclock = cur[i].clock;
+        if (cur[i].up && !strcmp(cur[i].role, "server") && !first_server)
+            first_server = &cur[i];
     }
     fprintf(f, "zps top  %s  %zu of %zu targets up  (every %g s)\n", ts, up, n, interval);
     fprintf(f, "%-7s %-5s %-21s %10s %9s %9s %9s %6s %5s %6s %8s\n", "SERVER", "RANK", "TARGET",
@@ -257,9 +267,13 @@ static void s_frame(FILE *f, char **targets, size_t n, const top_sample_t *cur,
             snprintf(ep, sizeof ep, "%.0f/%.0f", s->epoch, s->epochs);
         else
             snprintf(ep, sizeof ep, "%.0f/auto", s->epoch);
-        fprintf(f, "%-7s %-5ld %-21s %10.0f %9s %9s %9s %6s %5.0f %6.1f\n", "worker", s->rank,
+        char lag[24];
+        double l = first_server && s->rank >= 0 && s->rank < TOP_LAG_WORKERS
+                       ? first_server->wlag[s->rank] : NAN;
+        s_num(l, "%.0f", lag, sizeof lag);
+        fprintf(f, "%-7s %-5ld %-21s %10.0f %9s %9s %9s %6s %5s %6.1f\n", "worker", s->rank,
                 targets[i], s->examples, rate, s_num(s->loss, "%.5f", b, sizeof b),
-                s_num(s->holdout, "%.5f", c, sizeof c), ep, maxclock - s->clock,
+                s_num(s->holdout, "%.5f", c, sizeof c), ep, isfinite(l) ? lag : "-",
                 100.0 * (isfinite(s->progress) ? s->progress : 0));
     }
     for (size_t i = 0; i < n; i++)

@@ -6,7 +6,8 @@
  * (the list zps-launch --metrics-port-base prints).  One line per server
  * (keys, table MB, push/s, pull/s, held pulls, clock lag, peers, rejected
  * requests) and per worker (examples/s, train and holdout loss, epoch,
- * progress, clock lag behind the fastest worker); a target that does not
+ * progress, clock lag behind the fastest worker under ssp/bsp, as the
+ * first server that answers sees it); a target that does not
  * answer gets a DOWN line.  On a terminal each frame replaces the last;
  * otherwise frames are plain text, one after the other.  --once prints one
  * frame (two scrapes --interval apart, for the rates) and exits: 0 if every
