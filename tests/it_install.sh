@@ -54,6 +54,7 @@ v=$(pkg-config --modversion zps) || fail "pkg-config does not find zps.pc"
 [ "zps-predict $v" = "$("$U/bin/zps-predict" --version)" ] ||
     fail "zps.pc says version $v, zps-predict says $("$U/bin/zps-predict" --version)"
 FLAGS=$(pkg-config --cflags --libs zps) || fail "pkg-config --cflags --libs zps failed"
+echo "pkg-config --cflags --libs zps: $FLAGS"
 case $FLAGS in *"-L$U/lib"*"-lzps"*) ;; *) fail "pkg-config --libs zps gave '$FLAGS'" ;; esac
 echo "ok: make install DESTDIR PREFIX=/usr: binaries, zps-launch, man pages, libzps.so.0 (API symbols only), zps.h, zps.pc, docs"
 

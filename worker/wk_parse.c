@@ -456,11 +456,13 @@ static int s_parse_criteo(wk_parser_t *wp, wk_rows_t *d, const char *ls, const c
         uint32_t tabs = 0;
         for (const char *x = ls; x < le; x++)
             tabs += *x == '\t';
+        want = "expected 40 tab-separated fields (39 without the label)";
         if (tabs == 38) {
             first = 1;
             label = NAN;
+        } else if (tabs != 39) { /* which of the two was meant is unknown: say so first */
+            return s_bad(wp, (size_t)(le - ls) + 1, "%s, got %u", want, tabs + 1);
         }
-        want = "expected 40 tab-separated fields (39 without the label)";
     }
     for (uint32_t field = first; field < 40; field++) {
         const char *fe = memchr(f, '\t', (size_t)(le - f));
