@@ -25,6 +25,8 @@ fi
 command -v pkg-config >/dev/null 2>&1 || skip "pkg-config is not installed (scripts/install-deps installs it)"
 
 DEST=$D/dest
+# a make of its own, not a part of the make that runs the tests (make test)
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 make -C "$ROOT" --no-print-directory install DESTDIR="$DEST" PREFIX=/usr >"$D/install.log" 2>&1 ||
     fail "make install failed: $(tail -5 "$D/install.log")"
 
