@@ -9,7 +9,8 @@
 # - --metrics on labeled rows from stdin equals --metrics from the file, and
 #   is refused naming <stdin>:LINE on an unlabeled row;
 # - a bad row stops with FILE:LINE:COLUMN (and <stdin>:LINE:COLUMN), exit 1,
-#   and no --out file appears; --skip-bad-lines scores the others;
+#   and no --out file appears; --skip-bad-lines scores the others; a
+#   truncated gzip stream on stdin is an error;
 # - --export: header lines, one line per key, sorted; for lr, awk computing
 #   sigmoid(w[bias] + sum w[id] x) from the export reproduces zps-predict's
 #   scores to 1e-6, and the export lists the model's exact key count;
@@ -75,6 +76,9 @@ grep -q "<stdin>:5:7: bad value 'x'" "$D/bad2.err" || fail "bad row on stdin: $(
 grep -q "skipped 1 bad lines, the first: $D/bad.txt:5:7" "$D/skip.err" || fail "skip: $(cat "$D/skip.err")"
 printf 'not a row at all\n' | "$P" --model "$D/lr" >/dev/null 2>"$D/bad3.err" && fail "garbage accepted"
 grep -q "<stdin>:1:1: bad label 'not'" "$D/bad3.err" || fail "garbage: $(cat "$D/bad3.err")"
+head -n 50 "$D/c.unl" | gzip -c | head -c 300 >"$D/cut.gz"
+if "$P" --model "$D/lr" <"$D/cut.gz" >/dev/null 2>"$D/cut.err"; then fail "a truncated gzip stream was accepted"; fi
+grep -q "<stdin>: gzip data: unexpected end of file" "$D/cut.err" || fail "truncated gzip: $(cat "$D/cut.err")"
 echo "ok: bad rows name FILE:LINE:COLUMN (<stdin> too), exit 1, no --out file; --skip-bad-lines scores the rest"
 
 # --export: header, sorted keys, exact key count; awk reproduces the scores

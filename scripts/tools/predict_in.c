@@ -91,12 +91,21 @@ void predict_in_destroy(predict_in_t **inp)
     *inp = NULL;
 }
 
+/* zlib's error text without the "<fd:N>: " it puts before it. */
+static const char *s_zmsg(gzFile gz, int *zerr)
+{
+    const char *msg = gzerror(gz, zerr);
+    if (!strncmp(msg, "<fd:", 4) && strstr(msg, ": "))
+        msg = strstr(msg, ": ") + 2;
+    return msg;
+}
+
 /* Next line [*ls, *le): 1, 0 at the end, or a ZPS_E* code (reason in err). */
 static int s_next_line(predict_in_t *in, const char **ls, const char **le)
 {
     size_t scan = in->start;
     for (;;) {
-        char *nl = memchr(in->buf + scan, '\n', in->end - scan);
+        char *nl = in->end > scan ? memchr(in->buf + scan, '\n', in->end - scan) : NULL;
         if (nl || (in->eof && in->end > in->start)) {
             *ls = in->buf + in->start;
             *le = nl ? nl : in->buf + in->end;
@@ -131,16 +140,16 @@ static int s_next_line(predict_in_t *in, const char **ls, const char **le)
         int got = gzread(in->gz, in->buf + in->end, (unsigned)(in->cap - in->end));
         if (got < 0) {
             int zerr;
-            const char *msg = gzerror(in->gz, &zerr);
+            const char *msg = s_zmsg(in->gz, &zerr);
             snprintf(in->err, sizeof in->err, "%s: %s", in->name,
                      zerr == Z_ERRNO ? strerror(errno) : msg);
             return ZPS_EIO;
         }
         if (got == 0) {
             int zerr;
-            const char *msg = gzerror(in->gz, &zerr);
+            const char *msg = s_zmsg(in->gz, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END) {
-                snprintf(in->err, sizeof in->err, "%s: %s", in->name, msg);
+                snprintf(in->err, sizeof in->err, "%s: gzip data: %s", in->name, msg);
                 return ZPS_EIO;
             }
             in->eof = 1;
