@@ -149,6 +149,11 @@ static int s_score(const opts_t *o, const zps_conf_t *conf, wk_model_t *model, z
     zps_conf_table(conf, &tconf);
     predict_in_t *in = NULL;
     wk_reader_t *r = NULL;
+    if (!strcmp(o->data, "-") && conf->format == ZPS_FMT_IDX) {
+        fprintf(stderr, "zps-predict: --format idx reads IMAGES[,LABELS] files; it cannot read "
+                        "standard input (give --data FILE)\n");
+        return 1;
+    }
     if (s_streamed(o->data, conf->format)) {
         in = predict_in_open(o->data, conf->format, labels, conf->hash_bits, o->skip_bad, err,
                              sizeof err);
