@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "zps_optim.h"
 #include "zps_table.h"
@@ -154,6 +155,9 @@ static int s_score(const opts_t *o, const zps_conf_t *conf, wk_model_t *model, z
                         "standard input (give --data FILE)\n");
         return 1;
     }
+    if (!strcmp(o->data, "-") && isatty(0))
+        fprintf(stderr, "zps-predict: reading rows from standard input (a terminal; end with "
+                        "Ctrl-D, or give --data FILE)\n");
     if (s_streamed(o->data, conf->format)) {
         in = predict_in_open(o->data, conf->format, labels, conf->hash_bits, o->skip_bad, err,
                              sizeof err);
