@@ -47,41 +47,62 @@ if [ -n "$missing" ]; then
 fi
 
 # ---- free ports: S + W consecutive ones for the job, one for Prometheus --------------------
+# below the kernel's ephemeral range (32768 up), where outgoing connections
+# take their local ports; a port someone else takes meanwhile: see launch_job
 port_free() { ! (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASE=""
-for try in 1 2 3 4 5 6 7 8 9 10; do
-    b=$(( 20000 + (RANDOM % 4000) * 10 ))
-    ok=1
-    for ((k = 0; k < 6; k++)); do port_free $((b + k)) || ok=0; done
-    [ $ok = 1 ] && { BASE=$b; break; }
-done
-[ -n "$BASE" ] || fail "no free ports found"
-PPORT=$((BASE + 5))
-T="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2)),127.0.0.1:$((BASE + 3))"
+pick_ports() {
+    BASE=""
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        b=$(( 10000 + (RANDOM % 2200) * 10 ))
+        ok=1
+        for ((k = 0; k < 6; k++)); do port_free $((b + k)) || ok=0; done
+        [ $ok = 1 ] && { BASE=$b; break; }
+    done
+    [ -n "$BASE" ] || fail "no free ports found"
+    PPORT=$((BASE + 5))
+    T="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2)),127.0.0.1:$((BASE + 3))"
+}
+pick_ports
 
 # ---- 6. bad values, before the job -------------------------------------------------------
 out=$("$ZPS_BIN/zps-server" --metrics-listen nonsense 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q -- "--metrics-listen" || fail "bad --metrics-listen: rc $rc: $out"
 out=$("$ZPS_BIN/zps-worker" --servers tcp://127.0.0.1:1 --metrics-listen 1.2.3:9 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q "not an IPv4 address" || fail "worker bad --metrics-listen: rc $rc: $out"
-echo "ok: bad --metrics-listen values refused"
+out=$(ZPS_METRICS_LISTEN=:99999 "$ZPS_BIN/zps-server" 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "ZPS_METRICS_LISTEN" || fail "bad ZPS_METRICS_LISTEN: rc $rc: $out"
+echo "ok: bad --metrics-listen values refused (also as ZPS_METRICS_LISTEN)"
 
 # ---- the job ---------------------------------------------------------------------------------
 "$ZPS_BIN/zps-datagen" ctr --rows 40000 --test-rows 2000 --features 20000 --seed 5 \
     --out "$D/m" >"$D/datagen.out" 2>&1 || fail "datagen failed: $(cat "$D/datagen.out")"
-# long enough to outlast the checks; the test stops it
-TMPDIR=$D "$ROOT/scripts/zps-launch" --bin "$ZPS_BIN" --servers 2 --workers 2 \
-    --metrics-port-base "$BASE" --log-dir "$D/logs" -- --model lr --train "$D/m.train" \
-    --epochs 100000 --batch 100 --consistency ssp:2 --progress-every 2 \
-    >"$D/launch.out" 2>"$D/launch.log" &
-LPID=$!
-PIDS="$PIDS $LPID"
-t=0
-until grep -q "metrics targets (servers, then workers): $T" "$D/launch.log" &&
-      grep -q "worker(s) started" "$D/launch.log"; do
-    kill -0 $LPID 2>/dev/null || fail "the launcher exited: $(tail -n 5 "$D/launch.log")"
-    t=$((t + 1)); [ $t -gt 300 ] && fail "no metrics targets line in 30 s"
-    sleep 0.1
+# long enough to outlast the checks; the test stops it.  launch_job: 0 when
+# the job runs, 1 when a port was taken between the check and the bind
+launch_job() {
+    TMPDIR=$D "$ROOT/scripts/zps-launch" --bin "$ZPS_BIN" --servers 2 --workers 2 \
+        --metrics-port-base "$BASE" --log-dir "$D/logs" -- --model lr --train "$D/m.train" \
+        --epochs 100000 --batch 100 --consistency ssp:2 --progress-every 2 \
+        >"$D/launch.out" 2>"$D/launch.log" &
+    LPID=$!
+    PIDS="$PIDS $LPID"
+    t=0
+    until grep -q "metrics targets (servers, then workers): $T" "$D/launch.log" &&
+          grep -q "worker(s) started" "$D/launch.log"; do
+        if ! kill -0 $LPID 2>/dev/null; then
+            grep -q "cannot serve metrics on" "$D/launch.log" && return 1
+            fail "the launcher exited: $(tail -n 5 "$D/launch.log")"
+        fi
+        t=$((t + 1)); [ $t -gt 300 ] && fail "no metrics targets line in 30 s"
+        sleep 0.1
+    done
+    return 0
+}
+for try in 1 2 3; do
+    launch_job && break
+    [ $try = 3 ] && fail "metrics ports taken three times: $(tail -n 5 "$D/launch.log")"
+    echo "(a metrics port was taken meanwhile: new ports)"
+    rm -rf "$D/logs"
+    pick_ports
 done
 SERVERS=$(sed -n 's/.*server(s) ready: //p' "$D/launch.log" | head -n 1)
 echo "ok: the launcher printed the targets $T"
@@ -90,12 +111,14 @@ echo "ok: the launcher printed the targets $T"
 scrape() { curl -sS --max-time 5 -D "$2.h" -o "$2" "http://$1/metrics" || fail "scrape of $1 failed"; }
 # val FILE NAME: the value of the sample whose name and labels start the line with NAME
 val() { awk -v n="$2" 'index($0, n " ") == 1 || index($0, n "{") == 1 { print $NF; exit }' "$1"; }
-# every endpoint up, and each worker has trained some examples
+# every endpoint up, each server's snapshot has keys, each worker's examples
+# (snapshots are published every 100 ms, each daemon on its own)
 for k in 0 1 2 3; do
     t=0
+    if [ $k -lt 2 ]; then m=zps_keys_stored; else m=zps_worker_examples_total; fi
     until curl -s --max-time 2 "http://127.0.0.1:$((BASE + k))/metrics" >"$D/w.$k" 2>/dev/null &&
-          { [ $k -lt 2 ] || [ "$(val "$D/w.$k" zps_worker_examples_total)" != 0 ]; }; do
-        t=$((t + 1)); [ $t -gt 300 ] && fail "endpoint $((BASE + k)) not up (or no examples) in 30 s"
+          [ -n "$(val "$D/w.$k" $m)" ] && [ "$(val "$D/w.$k" $m)" != 0 ]; do
+        t=$((t + 1)); [ $t -gt 300 ] && fail "endpoint $((BASE + k)) not up (or no $m) in 30 s"
         sleep 0.1
     done
 done
