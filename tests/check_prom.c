@@ -187,6 +187,9 @@ START_TEST(endpoint_serves_snapshot)
     zps_metrics_http_publish(h, strdup("zps_up 2\n"), 9);
     s_http(addr, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp);
     ck_assert(strstr(resp, "\r\n\r\nzps_up 2\n") != NULL);
+    s_http(addr, "HEAD /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp);
+    ck_assert_msg(strstr(resp, " 200 ") != NULL, "%s", resp);
+    ck_assert(strstr(resp, "zps_up") == NULL); /* headers only */
     s_http(addr, "GET /other HTTP/1.0\r\n\r\n", resp, sizeof resp);
     ck_assert_msg(!strncmp(resp, "HTTP/1.0 404", 12) || !strncmp(resp, "HTTP/1.1 404", 12), "%s", resp);
     s_http(addr, "POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc", resp, sizeof resp);

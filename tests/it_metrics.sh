@@ -258,14 +258,14 @@ p0=$(stats_pushes)
 [ -n "$p0" ] || fail "zps-ctl stats --server 0 gave nothing"
 e0=$(val "$D/b.2" zps_worker_examples_total)
 FDS=()
-for i in $(seq 1 20); do
+for _ in $(seq 1 20); do
     exec {fd}<>"/dev/tcp/127.0.0.1/$BASE" 2>/dev/null || continue
-    printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ' >&$fd 2>/dev/null
+    printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ' 1>&"$fd" 2>/dev/null
     FDS+=("$fd")
 done
 printf '\x00\xff\x01garbage \r\n\r\n' >"/dev/tcp/127.0.0.1/$((BASE + 1))" 2>/dev/null
 sleep 2
-for fd in "${FDS[@]}"; do printf 'a' >&"$fd" 2>/dev/null; done  # still dribbling
+for fd in "${FDS[@]}"; do printf 'a' 1>&"$fd" 2>/dev/null; done  # still dribbling
 # the connection cap holds: a 21st scraper is not served while they hang on
 curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$BASE/metrics" &&
     fail "server 0's endpoint served a scrape past its connection limit"
