@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check_suites.h"
+#include "ps_server.h"
 #include "zps_metrics_http.h"
 #include "zps_prom.h"
 
@@ -205,6 +206,42 @@ START_TEST(endpoint_serves_snapshot)
 }
 END_TEST
 
+/* A server with --metrics-listen: its page names it and counts its tables;
+ * without the option it has no endpoint. */
+START_TEST(server_page)
+{
+    ps_server_conf_t c;
+    ps_server_conf_defaults(&c);
+    snprintf(c.metrics_listen, sizeof c.metrics_listen, ":0");
+    c.rank = 1;
+    c.nservers = 2;
+    c.capacity_hint = 1024;
+    FILE *devnull = fopen("/dev/null", "w");
+    zps_log_t *log = zps_log_new("server", 1, devnull);
+    char err[600], resp[16384];
+    ps_server_t *s = ps_server_new(&c, log, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    const char *addr = ps_server_metrics_address(s);
+    ck_assert_ptr_nonnull(addr);
+    s_http(addr, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp);
+    ck_assert_msg(strstr(resp, "\nzps_info{role=\"server\",rank=\"1\",version=\"") != NULL, "%s", resp);
+    ck_assert(strstr(resp, "\nzps_keys_stored 0\n") != NULL);
+    ck_assert(strstr(resp, "\nzps_pushes_total 0\n") != NULL);
+    ck_assert(strstr(resp, "\nzps_rejected_requests_total{reason=\"limit\"} 0\n") != NULL);
+    ck_assert(strstr(resp, "\nzps_request_duration_seconds_count{type=\"push\"} 0\n") != NULL);
+    ck_assert(strstr(resp, "zps_worker_lag_clocks") == NULL); /* async: no clocks */
+    ps_server_destroy(&s);
+    /* without --metrics-listen: no endpoint */
+    c.metrics_listen[0] = 0;
+    s = ps_server_new(&c, log, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_ptr_null(ps_server_metrics_address(s));
+    ps_server_destroy(&s);
+    zps_log_destroy(&log);
+    fclose(devnull);
+}
+END_TEST
+
 Suite *suite_prom(void)
 {
     Suite *s = suite_create("prom");
@@ -216,6 +253,7 @@ Suite *suite_prom(void)
     tcase_add_test(tc, values_formatted);
     tcase_add_test(tc, listen_spec_parsed);
     tcase_add_test(tc, endpoint_serves_snapshot);
+    tcase_add_test(tc, server_page);
     suite_add_tcase(s, tc);
     return s;
 }
