@@ -27,4 +27,5 @@ Suite *suite_auto(void);
 Suite *suite_split(void);
 Suite *suite_keysig(void);
 Suite *suite_env(void);
+Suite *suite_prom(void); /* issue 15: metrics */
 #endif
