@@ -20,6 +20,7 @@
  * only on success): it is refused, naming the reason written in PARTIAL,
  * unless --allow-partial. */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,8 +365,15 @@ int main(int argc, char **argv)
         if (rc)
             return rc;
         if (strcmp(mf.model, zps_model_name(conf.model)) != 0) {
-            fprintf(stderr, "zps-predict: %s is a '%s' model; zps-predict scores lr, fm and mlp "
-                            "models (--export writes any)\n", o.model_dir, mf.model);
+            /* a model kind zps-predict cannot score, or a manifest whose
+             * "model" line and options disagree (edited or damaged) */
+            if (!strcmp(mf.model, "lr") || !strcmp(mf.model, "fm") || !strcmp(mf.model, "mlp"))
+                fprintf(stderr, "zps-predict: %s/manifest: model %s, but its options say "
+                                "--model %s (a damaged manifest?)\n", o.model_dir, mf.model,
+                        zps_model_name(conf.model));
+            else
+                fprintf(stderr, "zps-predict: %s is a '%s' model; zps-predict scores lr, fm and "
+                                "mlp models (--export writes any)\n", o.model_dir, mf.model);
             return 1;
         }
         model = wk_model_new(&conf, err, sizeof err);
@@ -383,7 +391,10 @@ int main(int argc, char **argv)
     }
     load_ctx_t lc = {zps_table_new(dim ? dim : 1, 1 << 16), dim};
     if (!dim || !lc.t || zps_mf_load(o.model_dir, &mf, s_load_key, &lc, err, sizeof err)) {
-        fprintf(stderr, "zps-predict: %s\n", !dim ? "manifest: dim 0" : lc.t ? err : "out of memory");
+        if (!dim)
+            fprintf(stderr, "zps-predict: %s/manifest: dim 0\n", o.model_dir);
+        else
+            fprintf(stderr, "zps-predict: %s\n", lc.t ? err : "out of memory");
         zps_table_destroy(&lc.t);
         wk_model_destroy(&model);
         return 1;
@@ -411,7 +422,7 @@ int main(int argc, char **argv)
     /* a file appears under out_path only when every row was written */
     if (to_stdout) {
         if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "zps-predict: writing to stdout failed\n");
+            fprintf(stderr, "zps-predict: writing to stdout failed: %s\n", strerror(errno));
             rc = 1;
         }
     } else if (zps_out_close(&outf, rc == 0, err, sizeof err) != 0) {
