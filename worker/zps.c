@@ -33,6 +33,8 @@ const char *zps_version(void)
 
 void zps_client_options_init(zps_client_options_t *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->connect_timeout_ms = 10000;
     o->timeout_ms = 60000;
@@ -171,9 +173,14 @@ static int s_fail(zps_client_t *c, const char *what, int rc)
 
 int zps_client_pull(zps_client_t *c, const uint64_t *keys, size_t n, float *out)
 {
-    if (!c || (n && (!keys || !out)))
+    if (!c)
         return ZPS_EINVAL;
     c->err[0] = 0;
+    if (n && (!keys || !out)) {
+        snprintf(c->err, sizeof c->err, "zps_client_pull: %s is NULL with n = %zu",
+                 !keys ? "keys" : "out", n);
+        return ZPS_EINVAL;
+    }
     if (n == 0)
         return 0;
     int rc = s_check_keys(c, "zps_client_pull", keys, n);
@@ -184,9 +191,14 @@ int zps_client_pull(zps_client_t *c, const uint64_t *keys, size_t n, float *out)
 
 int zps_client_push(zps_client_t *c, const uint64_t *keys, const float *grads, size_t n)
 {
-    if (!c || (n && (!keys || !grads)))
+    if (!c)
         return ZPS_EINVAL;
     c->err[0] = 0;
+    if (n && (!keys || !grads)) {
+        snprintf(c->err, sizeof c->err, "zps_client_push: %s is NULL with n = %zu",
+                 !keys ? "keys" : "grads", n);
+        return ZPS_EINVAL;
+    }
     if (n == 0)
         return 0;
     int rc = s_check_keys(c, "zps_client_push", keys, n);
@@ -197,9 +209,13 @@ int zps_client_push(zps_client_t *c, const uint64_t *keys, const float *grads, s
 
 int zps_client_stats(zps_client_t *c, uint32_t server, zps_server_stats_t *out)
 {
-    if (!c || !out)
+    if (!c)
         return ZPS_EINVAL;
     c->err[0] = 0;
+    if (!out) {
+        snprintf(c->err, sizeof c->err, "zps_client_stats: out is NULL");
+        return ZPS_EINVAL;
+    }
     if (server >= c->nservers) {
         snprintf(c->err, sizeof c->err, "zps_client_stats: server %u of %u", server,
                  c->nservers);
