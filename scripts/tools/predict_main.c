@@ -389,6 +389,16 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* the output first: a --out that cannot be written (a missing
+     * directory) is said before a large model is loaded; nothing appears
+     * under its name unless every row is written */
+    int to_stdout = !strcmp(o.out_path, "-");
+    zps_out_t *outf = to_stdout ? NULL : zps_out_open(o.out_path, err, sizeof err);
+    if (!to_stdout && !outf) {
+        fprintf(stderr, "zps-predict: cannot write %s: %s\n", o.out_path, err);
+        wk_model_destroy(&model);
+        return 1;
+    }
     load_ctx_t lc = {zps_table_new(dim ? dim : 1, 1 << 16), dim};
     if (!dim || !lc.t || zps_mf_load(o.model_dir, &mf, s_load_key, &lc, err, sizeof err)) {
         if (!dim)
@@ -397,19 +407,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "zps-predict: %s\n", lc.t ? err : "out of memory");
         zps_table_destroy(&lc.t);
         wk_model_destroy(&model);
+        zps_out_close(&outf, 0, err, sizeof err);
         return 1;
     }
     fprintf(stderr, "zps-predict: loaded %s model, %zu keys from %u shards\n", mf.model,
             zps_table_size(lc.t), mf.nservers);
 
-    int to_stdout = !strcmp(o.out_path, "-");
-    zps_out_t *outf = to_stdout ? NULL : zps_out_open(o.out_path, err, sizeof err);
-    if (!to_stdout && !outf) {
-        fprintf(stderr, "zps-predict: cannot write %s: %s\n", o.out_path, err);
-        zps_table_destroy(&lc.t);
-        wk_model_destroy(&model);
-        return 1;
-    }
     FILE *out = to_stdout ? stdout : zps_out_file(outf);
     int rc;
     if (o.export_) {
