@@ -7,7 +7,10 @@
  *   it_api keys SERVERS         unsorted, duplicate and reserved keys are
  *                               refused before anything is sent (the
  *                               servers' push counters do not move), the
- *                               output buffer is left alone; exact values
+ *                               output buffer is left alone; exact values;
+ *                               a second client of the same rank is refused
+ *                               (EPERM, naming the rank option), one of
+ *                               another rank pushes alongside
  *   it_api dead SERVERS DIR     pushes, then (DIR/stage1) waits for the
  *                               script to kill server 1 (DIR/go1): a pull
  *                               and a push touching it fail (ETIMEDOUT or
@@ -231,6 +234,30 @@ static void s_keys(const char *servers)
         CHECK(vals[i] == -0.5f, "big pull: value %zu is %g", i, (double)vals[i]);
     free(keys);
     free(vals);
+    /* a second client of the same rank (two processes on the default 0):
+     * its pushes are refused with EPERM, saying what to do; with its own
+     * rank both push, and every push counts */
+    zps_client_t *c2 = s_connect(servers, 10000);
+    uint64_t k1[1] = {77};
+    float one[2] = {1, 1};
+    CHECK(zps_client_push(c, k1, one, 1) == 0, "push: %s", zps_client_error(c));
+    rc = zps_client_push(c2, k1, one, 1);
+    CHECK(rc == ZPS_EPERM && strstr(zps_client_error(c2), "zps_client_options_t.rank"),
+          "a second client of rank 0: %d '%s'", rc, zps_client_error(c2));
+    zps_client_destroy(&c2);
+    zps_client_options_t o;
+    zps_client_options_init(&o);
+    o.rank = 1;
+    char err[512];
+    c2 = zps_client_connect(servers, &o, err, sizeof err);
+    CHECK(c2, "connect rank 1: %s", err);
+    for (int i = 0; i < 5; i++) {
+        CHECK(zps_client_push(c, k1, one, 1) == 0, "push rank 0: %s", zps_client_error(c));
+        CHECK(zps_client_push(c2, k1, one, 1) == 0, "push rank 1: %s", zps_client_error(c2));
+    }
+    CHECK(zps_client_pull(c2, k1, 1, w) == 0 && w[0] == -11 && w[1] == -11,
+          "two ranks: %g, want -11", (double)w[0]);
+    zps_client_destroy(&c2);
     zps_client_destroy(&c);
     zps_client_destroy(&c);
     CHECK(c == NULL, "destroy twice");

@@ -5,7 +5,9 @@
 # - keys: two servers (raw table, dim 2, sgd lr 1): zero keys, NULL arrays,
 #   unsorted / duplicate / reserved keys refused before anything is sent
 #   (push counters unchanged, output untouched), NaN/inf gradients refused,
-#   300000 keys in one call, exact values, destroy twice;
+#   300000 keys in one call, exact values, destroy twice; a second client of
+#   the same rank refused (EPERM, naming zps_client_options_t.rank), one of
+#   another rank pushing alongside (every push counted);
 # - dead: server 1 killed mid-session: pulls and pushes touching it fail
 #   with ETIMEDOUT/EIO naming server 1 within the timeout, server 0 still
 #   answers; server 1 restarted on its port: calls recover (its keys at 0);

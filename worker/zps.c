@@ -22,7 +22,7 @@
 
 struct zps_client {
     wk_client_t *wk;
-    uint32_t nservers, dim;
+    uint32_t nservers, dim, rank;
     char err[512];
 };
 
@@ -112,6 +112,7 @@ zps_client_t *zps_client_connect(const char *servers, const zps_client_options_t
         goto fail;
     }
     c->nservers = n;
+    c->rank = opts->rank;
     c->dim = wk_client_table(c->wk, 0)->dim;
     free(list); /* wk_client copied the endpoints */
     free(eps);
@@ -167,7 +168,14 @@ static int s_check_keys(zps_client_t *c, const char *what, const uint64_t *keys,
 static int s_fail(zps_client_t *c, const char *what, int rc)
 {
     const char *why = wk_client_error(c->wk);
-    snprintf(c->err, sizeof c->err, "%s: %s", what, why && *why ? why : zps_strerror(rc));
+    /* the servers bind a rank to one connection: a second client of the
+     * same rank (two processes on the default 0) is refused with EPERM */
+    int same_rank = rc == ZPS_EPERM && why && strstr(why, "bound to another connection");
+    char hint[160] = "";
+    if (same_rank)
+        snprintf(hint, sizeof hint, " (another client uses rank %u: give each client its own "
+                 "zps_client_options_t.rank)", c->rank);
+    snprintf(c->err, sizeof c->err, "%s: %s%s", what, why && *why ? why : zps_strerror(rc), hint);
     return rc;
 }
 
