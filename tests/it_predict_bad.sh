@@ -7,6 +7,7 @@
 #   gzip magic on stdin;
 # - CRLF line ends score as LF ones; an empty stdin scores 0 rows (exit 0);
 # - --out in a missing directory: refused before reading, nothing created;
+#   empty --model, --data or --out paths: usage errors (exit 2);
 # - damaged models: a missing shard, a truncated shard, a flipped byte, an
 #   empty manifest, a manifest whose model line disagrees with its options;
 # - --export of lr, fm and mlp models: the header's key count is the line
@@ -72,6 +73,14 @@ printf '1 3:1\n' | "$P" --model "$D/lr" --out "$D/nodir/x.pred" >/dev/null 2>"$D
 grep -q "cannot write $D/nodir/x.pred: .*No such file or directory" "$D/nodir.err" || fail "--out nodir: $(cat "$D/nodir.err")"
 [ ! -e "$D/nodir" ] || fail "--out created the missing directory"
 echo "ok: --out in a missing directory: $(cat "$D/nodir.err")"
+
+# empty paths: usage errors (exit 2)
+for a in "--model ''" "--model $D/lr --data ''" "--model $D/lr --out ''"; do
+    eval "\"\$P\" $a" </dev/null >/dev/null 2>"$D/empty-arg.err"
+    rc=$?
+    [ $rc = 2 ] && grep -q "is given an empty path" "$D/empty-arg.err" || fail "$a: exit $rc: $(cat "$D/empty-arg.err")"
+done
+echo "ok: empty --model, --data, --out paths are usage errors"
 
 # ---- damaged models ------------------------------------------------------------------------
 damage() { rm -rf "$D/$1"; cp -r "$D/lr" "$D/$1"; }

@@ -192,9 +192,10 @@ static int s_score(const opts_t *o, const zps_conf_t *conf, wk_model_t *model, z
             if (!isnan(b.labels[i]))
                 continue;
             if (o->metrics) {
+                /* (only predict_in reads unlabeled rows; wk_data's are labeled) */
                 fprintf(stderr, "zps-predict: %s:%llu: the row has no label; --metrics needs "
-                                "a label on every row\n", predict_in_name(in),
-                        (unsigned long long)predict_in_line(in, (size_t)i));
+                                "a label on every row\n", in ? predict_in_name(in) : o->data,
+                        in ? (unsigned long long)predict_in_line(in, (size_t)i) : 0ULL);
                 rc = ZPS_EINVAL;
                 break;
             }
@@ -342,6 +343,11 @@ int main(int argc, char **argv)
     }
     if (!o.model_dir) {
         fprintf(stderr, "zps-predict: --model DIR is required\nTry 'zps-predict --help'.\n");
+        return 2;
+    }
+    if (!*o.model_dir || !*o.data || !*o.out_path) {
+        fprintf(stderr, "zps-predict: --%s is given an empty path\nTry 'zps-predict --help'.\n",
+                !*o.model_dir ? "model" : !*o.data ? "data" : "out");
         return 2;
     }
     if (o.export_ && (data_given || o.metrics || o.format || o.skip_bad)) {
