@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define ENV_MAX 256 /* ZPS_* variables looked at; more is an error */
+#define ENV_MAX 256 /* ZPS_* variables kept; half for options (more is an error) */
 
 typedef struct {
     const char *var;   /* "ZPS_RANK=2" as in envp */
@@ -31,6 +31,7 @@ struct zps_env {
     char prog[64];
     env_var_t v[ENV_MAX];
     size_t nv;
+    size_t more[2];  /* ignored / Kubernetes variables past ENV_MAX / 2, not kept */
     int argc;
     char **argv;     /* argv[0], taken options, the command line's arguments */
     char **owned;    /* "--name" strings made here */
@@ -152,6 +153,23 @@ static int s_classify(zps_env_t *e, const struct option *opts, char *const *envp
             if (zps_env_reserved(name))
                 continue;
         }
+        char oname[80];
+        const struct option *o = NULL;
+        if (s_opt_name(s + 4, nlen, oname, sizeof oname))
+            o = s_find(opts, oname);
+        int opt = o && strcmp(oname, "help") && strcmp(oname, "version");
+        /* a Kubernetes service link of a Service named zps or zps-*
+         * (ZPS_SERVERS_PORT=tcp://10.0.0.1:7000): the cluster's, not a
+         * misspelt option; an option of that name would still win */
+        int state = opt ? 0 : nlen < sizeof name && zps_env_kubernetes(name) ? ENV_CLUSTER
+                                                                           : ENV_IGNORED;
+        /* a namespace with many zps-* Services: past half the slots, what
+         * is no option is only counted (the other half is for options, of
+         * which a program has fewer): it never stops a daemon */
+        if (state && e->nv >= ENV_MAX / 2) {
+            e->more[state == ENV_CLUSTER]++;
+            continue;
+        }
         if (e->nv == ENV_MAX) {
             snprintf(err, errlen, "more than %d ZPS_* variables in the environment", ENV_MAX);
             return -1;
@@ -160,15 +178,8 @@ static int s_classify(zps_env_t *e, const struct option *opts, char *const *envp
         v->var = s;
         v->namelen = (size_t)(eq - s);
         v->value = eq + 1;
-        char oname[80];
-        const struct option *o = NULL;
-        if (s_opt_name(s + 4, nlen, oname, sizeof oname))
-            o = s_find(opts, oname);
-        if (!o || !strcmp(oname, "help") || !strcmp(oname, "version")) {
-            /* a Kubernetes service link of a Service named zps or zps-*
-             * (ZPS_SERVERS_PORT=tcp://10.0.0.1:7000): the cluster's, not a
-             * misspelt option; an option of that name would still win */
-            v->state = nlen < sizeof name && zps_env_kubernetes(name) ? ENV_CLUSTER : ENV_IGNORED;
+        if (state) {
+            v->state = state;
             continue;
         }
         v->opt = strdup(oname);
@@ -305,10 +316,11 @@ void zps_env_log(const zps_env_t *e, zps_log_t *log)
     if (s_list(e, ENV_UNSET, 0, buf, sizeof buf))
         zps_log(log, ZPS_LOG_INFO, "environment: left unset (empty, 0, false or no): %s", buf);
     if (s_list(e, ENV_CLUSTER, 0, buf, sizeof buf))
-        zps_log(log, ZPS_LOG_INFO, "environment: Kubernetes service variables, not options: %s",
-                buf);
+        zps_log(log, ZPS_LOG_INFO, "environment: Kubernetes service variables, not options: %s%s",
+                buf, e->more[1] ? " and more" : "");
     if (s_list(e, ENV_IGNORED, 0, buf, sizeof buf))
-        zps_log(log, ZPS_LOG_WARN, "environment: ignored (no such option of %s): %s", e->prog, buf);
+        zps_log(log, ZPS_LOG_WARN, "environment: ignored (no such option of %s): %s%s", e->prog,
+                buf, e->more[0] ? " and more" : "");
 }
 
 void zps_env_explain(const zps_env_t *e, FILE *f)

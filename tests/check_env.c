@@ -151,6 +151,22 @@ START_TEST(test_kubernetes_and_values)
     ck_assert_msg(lines == 4, "%d lines: %s", lines, text);
     free(text);
     zps_env_destroy(&e);
+    /* 1000 service variables (a namespace of zps-* Services) and an option:
+     * the daemon starts, the option is taken */
+    static char vars[1001][48];
+    char *many[1003];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(vars[i], sizeof vars[i], "ZPS_S%d_PORT_7000_TCP_ADDR=10.0.0.1", i);
+        many[i] = vars[i];
+    }
+    many[1000] = "ZPS_RANK=3";
+    many[1001] = "ZPS_TYPO=1";
+    many[1002] = NULL;
+    e = zps_env_new("prog", s_opts, many, 1, argv, err, sizeof err);
+    ck_assert_msg(e != NULL, "%s", err);
+    ck_assert_uint_eq(zps_env_taken(e), 1);
+    ck_assert_str_eq(zps_env_argv(e)[2], "3");
+    zps_env_destroy(&e);
     /* an option of that shape still wins (not the case today: see above) */
     static const struct option po[] = {{"port", required_argument, 0, 1}, {0, 0, 0, 0}};
     char *pe[] = {"ZPS_PORT=7", NULL};
