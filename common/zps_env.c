@@ -31,7 +31,7 @@ struct zps_env {
     char prog[64];
     env_var_t v[ENV_MAX];
     size_t nv;
-    size_t more[2];  /* ignored / Kubernetes variables past ENV_MAX / 2, not kept */
+    size_t more[2];  /* ignored / Kubernetes variables counted, not kept */
     int argc;
     char **argv;     /* argv[0], taken options, the command line's arguments */
     char **owned;    /* "--name" strings made here */
@@ -163,10 +163,11 @@ static int s_classify(zps_env_t *e, const struct option *opts, char *const *envp
          * misspelt option; an option of that name would still win */
         int state = opt ? 0 : nlen < sizeof name && zps_env_kubernetes(name) ? ENV_CLUSTER
                                                                            : ENV_IGNORED;
-        /* a namespace with many zps-* Services: past half the slots, what
-         * is no option is only counted (the other half is for options, of
-         * which a program has fewer): it never stops a daemon */
-        if (state && e->nv >= ENV_MAX / 2) {
+        /* a namespace with many zps-* Services: past a quarter of the
+         * slots their variables are only counted, past half so are the
+         * ignored ones (the other half is for options, of which a program
+         * has fewer): they never stop a daemon, nor hide a misspelling */
+        if (state && e->nv >= (state == ENV_CLUSTER ? ENV_MAX / 4 : ENV_MAX / 2)) {
             e->more[state == ENV_CLUSTER]++;
             continue;
         }
@@ -315,12 +316,18 @@ void zps_env_log(const zps_env_t *e, zps_log_t *log)
         zps_log(log, ZPS_LOG_INFO, "environment overridden by the command line: %s", buf);
     if (s_list(e, ENV_UNSET, 0, buf, sizeof buf))
         zps_log(log, ZPS_LOG_INFO, "environment: left unset (empty, 0, false or no): %s", buf);
-    if (s_list(e, ENV_CLUSTER, 0, buf, sizeof buf))
+    char more[64] = "";
+    if (s_list(e, ENV_CLUSTER, 0, buf, sizeof buf) + e->more[1]) {
+        if (e->more[1])
+            snprintf(more, sizeof more, " and %zu more", e->more[1]);
         zps_log(log, ZPS_LOG_INFO, "environment: Kubernetes service variables, not options: %s%s",
-                buf, e->more[1] ? " and more" : "");
-    if (s_list(e, ENV_IGNORED, 0, buf, sizeof buf))
+                buf, more);
+    }
+    if (s_list(e, ENV_IGNORED, 0, buf, sizeof buf) + e->more[0]) {
+        snprintf(more, sizeof more, e->more[0] ? " and %zu more" : "", e->more[0]);
         zps_log(log, ZPS_LOG_WARN, "environment: ignored (no such option of %s): %s%s", e->prog,
-                buf, e->more[0] ? " and more" : "");
+                buf, more);
+    }
 }
 
 void zps_env_explain(const zps_env_t *e, FILE *f)

@@ -166,6 +166,14 @@ START_TEST(test_kubernetes_and_values)
     ck_assert_msg(e != NULL, "%s", err);
     ck_assert_uint_eq(zps_env_taken(e), 1);
     ck_assert_str_eq(zps_env_argv(e)[2], "3");
+    f = open_memstream(&text, &len);
+    log = zps_log_new("server", 0, f);
+    zps_env_log(e, log);
+    zps_log_destroy(&log);
+    fclose(f);
+    ck_assert_msg(strstr(text, "ZPS_S63_PORT_7000_TCP_ADDR and 936 more\n"), "%s", text);
+    ck_assert_msg(strstr(text, "ignored (no such option of prog): ZPS_TYPO\n"), "%s", text);
+    free(text);
     zps_env_destroy(&e);
     /* an option of that shape still wins (not the case today: see above) */
     static const struct option po[] = {{"port", required_argument, 0, 1}, {0, 0, 0, 0}};
