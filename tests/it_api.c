@@ -13,8 +13,9 @@
  *                               another rank pushes alongside
  *   it_api dead SERVERS DIR     pushes, then (DIR/stage1) waits for the
  *                               script to kill server 1 (DIR/go1): a pull
- *                               and a push touching it fail (ETIMEDOUT or
- *                               EIO, naming server 1) within a bound; a pull
+ *                               and a push touching it, its stats and a new
+ *                               connect fail (ETIMEDOUT or EIO, naming server
+ *                               1) within a bound; a pull
  *                               of server 0's keys only still works; then
  *                               (DIR/stage2) the script restarts server 1
  *                               on its port (DIR/go2, "dim" in it: another
@@ -318,8 +319,20 @@ static void s_dead(const char *servers, const char *dir)
           zps_client_error(c));
     CHECK(el < T + SLACK_MS, "push took %.0f ms", el);
     zps_server_stats_t st;
+    t0 = s_ms();
     rc = zps_client_stats(c, 1, &st);
+    el = s_ms() - t0;
     CHECK(rc != 0 && zps_client_error(c)[0], "stats of a dead server: %d", rc);
+    CHECK(el < T + SLACK_MS, "stats of a dead server took %.0f ms", el);
+    /* a new client cannot connect while server 1 is down: NULL, naming it */
+    zps_client_options_t o3;
+    zps_client_options_init(&o3);
+    o3.connect_timeout_ms = T;
+    o3.timeout_ms = T;
+    o3.rank = 5;
+    char err3[512];
+    zps_client_t *c3 = zps_client_connect(servers, &o3, err3, sizeof err3);
+    CHECK(!c3 && strstr(err3, "server 1"), "connect with server 1 dead: '%s'", err3);
     /* the live server still answers for its own keys */
     /* (the failed push may have been applied by server 0: no atomicity
      * across servers) */
@@ -369,7 +382,9 @@ static void s_dead(const char *servers, const char *dir)
         CHECK(rc == 0, "push after restart: %d %s", rc, zps_client_error(c));
         printf("it_api dead: ok (recovered after the restart)\n");
     }
+    t0 = s_ms();
     zps_client_destroy(&c);
+    CHECK(s_ms() - t0 < SLACK_MS, "destroy took %.0f ms", s_ms() - t0);
 }
 
 /* ---- proxy ---------------------------------------------------------------- */
