@@ -23,6 +23,8 @@
  *      stream cut short fails with ZPS_EIO (never passes silently); some
  *      inputs are read as "-" (the file on descriptor 0) and must name
  *      "<stdin>"
+ *   B  one input in eight, repeated to over 300 KiB (past predict_in's read
+ *      chunk: lines straddle refills), read as in S against the reference
  *   An input starting with the gzip magic is also read as it is (a broken
  *   stream): ZPS_EIO, ZPS_EINVAL or rows, never a crash. */
 #include <fcntl.h>
@@ -353,6 +355,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(got_rows <= rows_skip, "a truncated stream gave more rows");
     }
     free(gz);
+
+    /* B: one input in eight repeated past predict_in's 256 KiB read chunk,
+     * so lines straddle refills and the buffer moves and grows (fuzz
+     * inputs are smaller than a chunk) */
+    if (((h >> 21) & 7) == 0 && size > 0) {
+        size_t reps = (300u << 10) / size + 1, blen = reps * size;
+        uint8_t *big = malloc(blen);
+        FUZZ_CHECK(big, "out of memory");
+        for (size_t r = 0; r < reps; r++)
+            memcpy(big + r * size, data, size);
+        fuzz_write_file(path, big, blen);
+        skip = (h >> 24) & 1;
+        fp_reference(big, blen, name, fmt, unl, skip, &ref);
+        fp_read(path, as_stdin, fmt, labels, bits, skip, 1 + (h >> 25) % 4096, &ref, NULL);
+        free(big);
+    }
     wk_parser_destroy(&lab);
     wk_parser_destroy(&unl);
     return 0;
