@@ -434,6 +434,7 @@ typedef struct {
     char ep[256];               /* where clients connect (filled in) */
     const char *upstream;       /* mode 2 */
     volatile int stop;
+    volatile int ready;         /* ep is filled in */
     unsigned seed;
     int after;                  /* mode 2: relay this many replies untouched */
 } hs_t;
@@ -454,6 +455,7 @@ static void *s_hostile(void *arg)
     zmq_bind(r, "tcp://127.0.0.1:*");
     size_t len = sizeof h->ep;
     zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, h->ep, &len);
+    __atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
     zmq_msg_t id, parts[16];
     int nreplies = 0;
     char idbuf[256];
@@ -551,7 +553,7 @@ static void s_hostile_run(void)
         hs_t h = {.ctx = ctx, .mode = mode, .seed = 7};
         pthread_t th;
         pthread_create(&th, NULL, s_hostile, &h);
-        while (!h.ep[0])
+        while (!__atomic_load_n(&h.ready, __ATOMIC_ACQUIRE))
             usleep(10000);
         zps_client_options_t o;
         zps_client_options_init(&o);
@@ -576,25 +578,23 @@ static void s_hostile_run(void)
         hs_t h = {.ctx = ctx, .mode = 2, .upstream = real, .seed = seed, .after = 1};
         pthread_t th;
         pthread_create(&th, NULL, s_hostile, &h);
-        while (!h.ep[0])
+        while (!__atomic_load_n(&h.ready, __ATOMIC_ACQUIRE))
             usleep(10000);
         zps_client_options_t o;
         zps_client_options_init(&o);
         o.connect_timeout_ms = 3000;
         o.timeout_ms = 500;
         char err[512];
+        /* the hello's reply is relayed untouched: the connect succeeds */
         zps_client_t *c = zps_client_connect(h.ep, &o, err, sizeof err);
-        if (!c) {
-            CHECK(err[0], "connect failed without a reason");
-            failed++;
-        }
+        CHECK(c, "connect through the relay: %s", err);
         uint64_t keys[4] = {1, 2, 3, 4};
         float g[4 * 64], w[4 * 64 + 8];
-        uint32_t dim = c ? zps_client_dim(c) : 0;
-        CHECK(!c || (dim >= 1 && dim <= 64), "dim %u", dim);
+        uint32_t dim = zps_client_dim(c);
+        CHECK(dim >= 1 && dim <= 64, "dim %u", dim);
         for (int i = 0; i < 4 * 64; i++)
             g[i] = 0.25f;
-        for (int k = 0; c && k < 9; k++) {
+        for (int k = 0; k < 9; k++) {
             for (int j = 0; j < 4 * 64 + 8; j++)
                 w[j] = -99;
             double t0 = s_ms();
