@@ -2,9 +2,10 @@
  *
  * Two passes over envp: the first finds every ZPS_* variable, maps it to a
  * long option (ZPS_NUM_WORKERS -> num-workers) and decides: taken (the
- * option is not on the command line), overridden (it is), ignored (no such
- * option) or an error (a flag with a value other than 1/0/true/false/yes/
- * no/empty).  The second builds the new argv.  Everything the handle hands
+ * option is not on the command line), overridden (it is), unset (empty, or
+ * a flag's 0/false/no), ignored (no such option), the cluster's (no such
+ * option, and a Kubernetes service link: zps_env_kubernetes) or an error (a
+ * flag with a value other than 1/0/true/false/yes/no/empty).  The second builds the new argv.  Everything the handle hands
  * out is owned by it. */
 #include "zps_env.h"
 
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define ENV_MAX 256 /* ZPS_* variables looked at; more is an error */
+#define ENV_MAX 256 /* ZPS_* variables kept; half for options (more is an error) */
 
 typedef struct {
     const char *var;   /* "ZPS_RANK=2" as in envp */
@@ -21,15 +22,16 @@ typedef struct {
     const char *value; /* "2" */
     char *opt;         /* "rank", NULL when ignored */
     int has_arg;
-    int state;         /* ENV_TAKEN, ENV_OVERRIDDEN, ENV_IGNORED, ENV_UNSET */
+    int state;         /* ENV_TAKEN, ENV_OVERRIDDEN, ENV_IGNORED, ENV_UNSET, ENV_CLUSTER */
 } env_var_t;
 
-enum { ENV_TAKEN = 1, ENV_OVERRIDDEN, ENV_IGNORED, ENV_UNSET };
+enum { ENV_TAKEN = 1, ENV_OVERRIDDEN, ENV_IGNORED, ENV_UNSET, ENV_CLUSTER };
 
 struct zps_env {
     char prog[64];
     env_var_t v[ENV_MAX];
     size_t nv;
+    size_t more[2];  /* ignored / Kubernetes variables counted, not kept */
     int argc;
     char **argv;     /* argv[0], taken options, the command line's arguments */
     char **owned;    /* "--name" strings made here */
@@ -44,6 +46,46 @@ int zps_env_reserved(const char *name)
             return 1;
     /* families of the scripts and tests: ZPS_TEST_*, ZPS_BENCH_*, ZPS_LAUNCH_* */
     return !strncmp(name, "TEST_", 5) || !strncmp(name, "BENCH_", 6) || !strncmp(name, "LAUNCH_", 7);
+}
+
+/* name ends with suffix, which starts name or follows a '_' */
+static int s_ends_word(const char *name, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && !memcmp(name + n - k, suffix, k) && (n == k || name[n - k - 1] == '_');
+}
+
+int zps_env_kubernetes(const char *name)
+{
+    size_t n = strlen(name);
+    /* <SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT, <SVC>_PORT */
+    if (s_ends_word(name, n, "SERVICE_HOST") || s_ends_word(name, n, "SERVICE_PORT") ||
+        s_ends_word(name, n, "PORT"))
+        return 1;
+    /* <SVC>_SERVICE_PORT_<PORT-NAME> */
+    const char *p = strstr(name, "SERVICE_PORT_");
+    if (p && (p == name || p[-1] == '_') && p[13])
+        return 1;
+    /* <SVC>_PORT_<NUM>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR] */
+    for (p = name; (p = strstr(p, "PORT_")) != NULL; p++) {
+        if (p != name && p[-1] != '_')
+            continue;
+        const char *q = p + 5;
+        if (!isdigit((unsigned char)*q))
+            continue;
+        while (isdigit((unsigned char)*q))
+            q++;
+        static const char *const proto[] = {"_TCP", "_UDP", "_SCTP"};
+        for (int i = 0; i < 3; i++) {
+            size_t k = strlen(proto[i]);
+            if (strncmp(q, proto[i], k))
+                continue;
+            const char *r = q + k;
+            if (!*r || !strcmp(r, "_PROTO") || !strcmp(r, "_PORT") || !strcmp(r, "_ADDR"))
+                return 1;
+        }
+    }
+    return 0;
 }
 
 /* "NUM_WORKERS" (len n) -> "num-workers" into out; 0 if it has characters
@@ -111,6 +153,24 @@ static int s_classify(zps_env_t *e, const struct option *opts, char *const *envp
             if (zps_env_reserved(name))
                 continue;
         }
+        char oname[80];
+        const struct option *o = NULL;
+        if (s_opt_name(s + 4, nlen, oname, sizeof oname))
+            o = s_find(opts, oname);
+        int opt = o && strcmp(oname, "help") && strcmp(oname, "version");
+        /* a Kubernetes service link of a Service named zps or zps-*
+         * (ZPS_SERVERS_PORT=tcp://10.0.0.1:7000): the cluster's, not a
+         * misspelt option; an option of that name would still win */
+        int state = opt ? 0 : nlen < sizeof name && zps_env_kubernetes(name) ? ENV_CLUSTER
+                                                                           : ENV_IGNORED;
+        /* a namespace with many zps-* Services: past a quarter of the
+         * slots their variables are only counted, past half so are the
+         * ignored ones (the other half is for options, of which a program
+         * has fewer): they never stop a daemon, nor hide a misspelling */
+        if (state && e->nv >= (state == ENV_CLUSTER ? ENV_MAX / 4 : ENV_MAX / 2)) {
+            e->more[state == ENV_CLUSTER]++;
+            continue;
+        }
         if (e->nv == ENV_MAX) {
             snprintf(err, errlen, "more than %d ZPS_* variables in the environment", ENV_MAX);
             return -1;
@@ -119,12 +179,8 @@ static int s_classify(zps_env_t *e, const struct option *opts, char *const *envp
         v->var = s;
         v->namelen = (size_t)(eq - s);
         v->value = eq + 1;
-        char oname[80];
-        const struct option *o = NULL;
-        if (s_opt_name(s + 4, nlen, oname, sizeof oname))
-            o = s_find(opts, oname);
-        if (!o || !strcmp(oname, "help") || !strcmp(oname, "version")) {
-            v->state = ENV_IGNORED;
+        if (state) {
+            v->state = state;
             continue;
         }
         v->opt = strdup(oname);
@@ -147,8 +203,8 @@ static int s_classify(zps_env_t *e, const struct option *opts, char *const *envp
                 return -1;
             }
             v->state = f ? ENV_TAKEN : ENV_UNSET;
-        } else
-            v->state = ENV_TAKEN;
+        } else /* empty: left unset, as for a flag (a template's blank) */
+            v->state = *v->value ? ENV_TAKEN : ENV_UNSET;
     }
     return 0;
 }
@@ -258,8 +314,20 @@ void zps_env_log(const zps_env_t *e, zps_log_t *log)
         zps_log(log, ZPS_LOG_INFO, "options from the environment: %s", buf);
     if (s_list(e, ENV_OVERRIDDEN, 0, buf, sizeof buf))
         zps_log(log, ZPS_LOG_INFO, "environment overridden by the command line: %s", buf);
-    if (s_list(e, ENV_IGNORED, 0, buf, sizeof buf))
-        zps_log(log, ZPS_LOG_WARN, "environment: ignored (no such option of %s): %s", e->prog, buf);
+    if (s_list(e, ENV_UNSET, 0, buf, sizeof buf))
+        zps_log(log, ZPS_LOG_INFO, "environment: left unset (empty, 0, false or no): %s", buf);
+    char more[64] = "";
+    if (s_list(e, ENV_CLUSTER, 0, buf, sizeof buf) + e->more[1]) {
+        if (e->more[1])
+            snprintf(more, sizeof more, " and %zu more", e->more[1]);
+        zps_log(log, ZPS_LOG_INFO, "environment: Kubernetes service variables, not options: %s%s",
+                buf, more);
+    }
+    if (s_list(e, ENV_IGNORED, 0, buf, sizeof buf) + e->more[0]) {
+        snprintf(more, sizeof more, e->more[0] ? " and %zu more" : "", e->more[0]);
+        zps_log(log, ZPS_LOG_WARN, "environment: ignored (no such option of %s): %s%s", e->prog,
+                buf, more);
+    }
 }
 
 void zps_env_explain(const zps_env_t *e, FILE *f)

@@ -8,10 +8,15 @@
  * appear on the command line at all (so a repeatable option such as --train
  * takes either the command line's values or the variable's one value).  An
  * option without a value is set by 1/true/yes and left unset by
- * 0/false/no/empty; anything else is an error naming the variable.  ZPS_*
+ * 0/false/no/empty; anything else is an error naming the variable.  An
+ * empty value leaves an option with an argument unset too (a blank in a
+ * template is not "--save-model ''").  Values are taken verbatim (spaces,
+ * '=' and a leading "--" included; no splitting, no trimming).  ZPS_*
  * variables that name no option of the program are reported as ignored (a
  * misspelt ZPS_EPOCH must not pass silently), except those the scripts and
- * tests use for themselves (zps_env_reserved).
+ * tests use for themselves (zps_env_reserved) and the service links
+ * Kubernetes injects for a Service named zps or zps-* (zps_env_kubernetes:
+ * logged on one info line, not warned about).
  *
  * zps_env_new builds a new argv: argv[0], then "--name value" for every
  * variable taken, then the command line's arguments; the mains parse it as
@@ -51,5 +56,11 @@ void zps_env_explain(const zps_env_t *e, FILE *f);
 /* 1 when name (without the ZPS_ prefix) is a variable of the scripts and
  * tests, not an option (BIN, ROLE, GLOBAL_RANK, TEST_VARIANT, ...). */
 int zps_env_reserved(const char *name);
+
+/* 1 when name (without the ZPS_ prefix) has the shape of a Kubernetes
+ * service link (docker-link style): SVC_SERVICE_HOST, SVC_SERVICE_PORT,
+ * SVC_SERVICE_PORT_NAME, SVC_PORT, SVC_PORT_7000_TCP[_PROTO|_PORT|_ADDR];
+ * SVC may be empty (a Service named "zps"). */
+int zps_env_kubernetes(const char *name);
 
 #endif

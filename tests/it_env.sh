@@ -7,7 +7,9 @@
 #   2. each daemon logs which variables it took;
 #   3. a flag wins over its variable (--rank on the command line);
 #   4. a bad value is refused naming the variable; an unknown ZPS_* variable
-#      is logged as ignored, not silently dropped.
+#      is logged as ignored, not silently dropped;
+#   5. Kubernetes service links (ZPS_SERVERS_PORT=tcp://...) are one info
+#      line, neither options nor warnings; an empty value leaves its option unset.
 . "$(dirname "$0")/lib.sh"
 D=$TMP
 metric() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' "$2"; }
@@ -75,3 +77,24 @@ rc=$?
 [ $rc -eq 2 ] || fail "a bad ZPS_NO_CACHE: exit $rc, expected 2"
 grep -q "ZPS_NO_CACHE" "$D/bad2.err" || fail "the error does not name ZPS_NO_CACHE: $(cat "$D/bad2.err")"
 echo "ok: bad values are refused naming the variable"
+
+# Kubernetes service links (a Service named zps-servers, one named zps): not
+# options, no warning, the daemon starts; an empty value leaves its option unset
+rm -f "$D/ready.k"
+env ZPS_SERVERS_PORT=tcp://10.0.0.1:7000 ZPS_SERVERS_SERVICE_HOST=10.0.0.1 ZPS_SERVERS_SERVICE_PORT=7000 \
+    ZPS_SERVERS_PORT_7000_TCP=tcp://10.0.0.1:7000 ZPS_SERVERS_PORT_7000_TCP_PROTO=tcp \
+    ZPS_SERVERS_PORT_7000_TCP_PORT=7000 ZPS_SERVERS_PORT_7000_TCP_ADDR=10.0.0.1 \
+    ZPS_PORT=tcp://10.0.0.2:7000 ZPS_SERVICE_HOST=10.0.0.2 ZPS_SAVE_MODEL= \
+    "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 --ready-file "$D/ready.k" >/dev/null 2>"$D/k8s.log" &
+KP=$!; PIDS="$PIDS $KP"
+t=0; while [ ! -s "$D/ready.k" ]; do
+    t=$((t + 1)); [ $t -gt 300 ] && fail "a server with Kubernetes variables did not start: $(cat "$D/k8s.log")"
+    kill -0 $KP 2>/dev/null || fail "a server with Kubernetes variables exited: $(cat "$D/k8s.log")"
+    sleep 0.1
+done
+kill -TERM $KP; wait $KP || fail "server with Kubernetes variables: exit $?"
+[ "$(grep -c "Kubernetes service variables, not options: ZPS_SERVERS_PORT .*ZPS_SERVICE_HOST" "$D/k8s.log")" = 1 ] ||
+    fail "the Kubernetes variables are not on one info line: $(cat "$D/k8s.log")"
+grep -q "ignored (no such option" "$D/k8s.log" && fail "Kubernetes variables warned about: $(cat "$D/k8s.log")"
+grep -q "left unset (empty, 0, false or no): ZPS_SAVE_MODEL" "$D/k8s.log" || fail "empty ZPS_SAVE_MODEL: $(cat "$D/k8s.log")"
+echo "ok: Kubernetes service variables are one info line, not options; an empty value leaves its option unset"

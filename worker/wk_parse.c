@@ -586,15 +586,32 @@ void wk_parser_destroy(wk_parser_t **wpp)
     *wpp = NULL;
 }
 
+/* A bad line whose offending token holds a NUL byte: the reason quotes the
+ * token with %.*s, which stops at the NUL ("bad label ''"), so it names the
+ * NUL and its column instead.  Only on bad lines: good ones pay nothing. */
+static int s_bad_nul(wk_parser_t *wp, const char *ls, const char *le, int rc)
+{
+    size_t c = wp->bad_col;
+    if (rc != S_BAD || c == 0 || c > (size_t)(le - ls))
+        return rc;
+    for (const char *p = ls + c - 1; p < le && p < ls + c - 1 + 64; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\r')
+            break;
+        if (*p == '\0')
+            return s_bad(wp, (size_t)(p - ls) + 1, "NUL byte in the line (a binary file?)");
+    }
+    return rc;
+}
+
 int wk_parse_line(wk_parser_t *wp, zps_format_t fmt, wk_rows_t *d, const char *ls,
                   const char *le)
 {
     if (fmt == ZPS_FMT_CRITEO) {
         if (le > ls && le[-1] == '\r')
             le--;
-        return s_parse_criteo(wp, d, ls, le);
+        return s_bad_nul(wp, ls, le, s_parse_criteo(wp, d, ls, le));
     }
-    return s_parse_libsvm(wp, d, ls, le);
+    return s_bad_nul(wp, ls, le, s_parse_libsvm(wp, d, ls, le));
 }
 
 int wk_parse_value(wk_parser_t *wp, const char *t, const char *te, double *out)

@@ -60,7 +60,8 @@ zps_format_t wk_parse_first_content(const char *text, size_t len, size_t *off);
 int wk_parse_value(wk_parser_t *wp, const char *t, const char *te, double *out);
 
 /* Why the last line was bad ("bad feature id 'x'") and its 1-based byte
- * column. */
+ * column; a NUL byte in the offending token is named as such ("NUL byte
+ * in the line", at the NUL's column), not quoted. */
 const char *wk_parse_reason(const wk_parser_t *wp);
 size_t wk_parse_column(const wk_parser_t *wp);
 

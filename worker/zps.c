@@ -22,7 +22,7 @@
 
 struct zps_client {
     wk_client_t *wk;
-    uint32_t nservers, dim;
+    uint32_t nservers, dim, rank;
     char err[512];
 };
 
@@ -33,6 +33,8 @@ const char *zps_version(void)
 
 void zps_client_options_init(zps_client_options_t *o)
 {
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->connect_timeout_ms = 10000;
     o->timeout_ms = 60000;
@@ -110,6 +112,7 @@ zps_client_t *zps_client_connect(const char *servers, const zps_client_options_t
         goto fail;
     }
     c->nservers = n;
+    c->rank = opts->rank;
     c->dim = wk_client_table(c->wk, 0)->dim;
     free(list); /* wk_client copied the endpoints */
     free(eps);
@@ -165,15 +168,27 @@ static int s_check_keys(zps_client_t *c, const char *what, const uint64_t *keys,
 static int s_fail(zps_client_t *c, const char *what, int rc)
 {
     const char *why = wk_client_error(c->wk);
-    snprintf(c->err, sizeof c->err, "%s: %s", what, why && *why ? why : zps_strerror(rc));
+    /* the servers bind a rank to one connection: a second client of the
+     * same rank (two processes on the default 0) is refused with EPERM */
+    int same_rank = rc == ZPS_EPERM && why && strstr(why, "bound to another connection");
+    char hint[160] = "";
+    if (same_rank)
+        snprintf(hint, sizeof hint, " (another client uses rank %u: give each client its own "
+                 "zps_client_options_t.rank)", c->rank);
+    snprintf(c->err, sizeof c->err, "%s: %s%s", what, why && *why ? why : zps_strerror(rc), hint);
     return rc;
 }
 
 int zps_client_pull(zps_client_t *c, const uint64_t *keys, size_t n, float *out)
 {
-    if (!c || (n && (!keys || !out)))
+    if (!c)
         return ZPS_EINVAL;
     c->err[0] = 0;
+    if (n && (!keys || !out)) {
+        snprintf(c->err, sizeof c->err, "zps_client_pull: %s is NULL with n = %zu",
+                 !keys ? "keys" : "out", n);
+        return ZPS_EINVAL;
+    }
     if (n == 0)
         return 0;
     int rc = s_check_keys(c, "zps_client_pull", keys, n);
@@ -184,9 +199,14 @@ int zps_client_pull(zps_client_t *c, const uint64_t *keys, size_t n, float *out)
 
 int zps_client_push(zps_client_t *c, const uint64_t *keys, const float *grads, size_t n)
 {
-    if (!c || (n && (!keys || !grads)))
+    if (!c)
         return ZPS_EINVAL;
     c->err[0] = 0;
+    if (n && (!keys || !grads)) {
+        snprintf(c->err, sizeof c->err, "zps_client_push: %s is NULL with n = %zu",
+                 !keys ? "keys" : "grads", n);
+        return ZPS_EINVAL;
+    }
     if (n == 0)
         return 0;
     int rc = s_check_keys(c, "zps_client_push", keys, n);
@@ -197,9 +217,13 @@ int zps_client_push(zps_client_t *c, const uint64_t *keys, const float *grads, s
 
 int zps_client_stats(zps_client_t *c, uint32_t server, zps_server_stats_t *out)
 {
-    if (!c || !out)
+    if (!c)
         return ZPS_EINVAL;
     c->err[0] = 0;
+    if (!out) {
+        snprintf(c->err, sizeof c->err, "zps_client_stats: out is NULL");
+        return ZPS_EINVAL;
+    }
     if (server >= c->nservers) {
         snprintf(c->err, sizeof c->err, "zps_client_stats: server %u of %u", server,
                  c->nservers);

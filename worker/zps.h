@@ -76,7 +76,11 @@ typedef struct zps_client zps_client_t;
 typedef struct {
     int connect_timeout_ms;     /* for the hello with every server [10000] */
     int timeout_ms;             /* a pull or push fails after this long [60000] */
-    uint32_t rank;              /* this client's number in the servers' logs [0] */
+    uint32_t rank;              /* this client's number in the servers' logs [0]; the
+                                   servers bind a rank to one connection (exactly-
+                                   once pushes): clients that push at the same time
+                                   need different ranks, else the later one's pushes
+                                   fail with ZPS_EPERM */
     /* CURVE (a job started with --secure): this client's key pair and the
      * servers' public key, Z85 text as zps-keygen writes them; all NULL
      * (the default) for a plaintext job. */

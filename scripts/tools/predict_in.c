@@ -138,10 +138,12 @@ static int s_next_line(predict_in_t *in, const char **ls, const char **le)
             in->cap = cap;
         }
         int got = gzread(in->gz, in->buf + in->end, (unsigned)(in->cap - in->end));
+        /* errors name the line being read when the input failed */
         if (got < 0) {
             int zerr;
             const char *msg = s_zmsg(in->gz, &zerr);
-            snprintf(in->err, sizeof in->err, "%s: %s", in->name,
+            snprintf(in->err, sizeof in->err, "%s:%llu: %s%s", in->name,
+                     (unsigned long long)in->line + 1, zerr == Z_ERRNO ? "" : "gzip data: ",
                      zerr == Z_ERRNO ? strerror(errno) : msg);
             return ZPS_EIO;
         }
@@ -149,7 +151,8 @@ static int s_next_line(predict_in_t *in, const char **ls, const char **le)
             int zerr;
             const char *msg = s_zmsg(in->gz, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END) {
-                snprintf(in->err, sizeof in->err, "%s: gzip data: %s", in->name, msg);
+                snprintf(in->err, sizeof in->err, "%s:%llu: gzip data: %s", in->name,
+                         (unsigned long long)in->line + 1, msg);
                 return ZPS_EIO;
             }
             in->eof = 1;

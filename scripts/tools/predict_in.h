@@ -12,7 +12,9 @@
  *
  * Bad lines stop the reader with "FILE:LINE:COLUMN: reason" ("<stdin>" for
  * "-"), or with skip_bad are counted and skipped (the first one is kept
- * for the summary).  A line over 64 MiB is an error.
+ * for the summary).  A line over 64 MiB is an error, and so is a read or
+ * gzip error ("FILE:LINE: gzip data: unexpected end of file", LINE the one
+ * being read when it failed).
  *
  * Ownership: a batch points into the reader and is valid until the next
  * predict_in_next or predict_in_destroy. */

@@ -20,6 +20,7 @@
  * only on success): it is refused, naming the reason written in PARTIAL,
  * unless --allow-partial. */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,9 +192,10 @@ static int s_score(const opts_t *o, const zps_conf_t *conf, wk_model_t *model, z
             if (!isnan(b.labels[i]))
                 continue;
             if (o->metrics) {
+                /* (only predict_in reads unlabeled rows; wk_data's are labeled) */
                 fprintf(stderr, "zps-predict: %s:%llu: the row has no label; --metrics needs "
-                                "a label on every row\n", predict_in_name(in),
-                        (unsigned long long)predict_in_line(in, (size_t)i));
+                                "a label on every row\n", in ? predict_in_name(in) : o->data,
+                        in ? (unsigned long long)predict_in_line(in, (size_t)i) : 0ULL);
                 rc = ZPS_EINVAL;
                 break;
             }
@@ -343,6 +345,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "zps-predict: --model DIR is required\nTry 'zps-predict --help'.\n");
         return 2;
     }
+    if (!*o.model_dir || !*o.data || !*o.out_path) {
+        fprintf(stderr, "zps-predict: --%s is given an empty path\nTry 'zps-predict --help'.\n",
+                !*o.model_dir ? "model" : !*o.data ? "data" : "out");
+        return 2;
+    }
     if (o.export_ && (data_given || o.metrics || o.format || o.skip_bad)) {
         fprintf(stderr, "zps-predict: --export writes the model; it takes no --data, --metrics, "
                         "--format or --skip-bad-lines\n");
@@ -364,8 +371,15 @@ int main(int argc, char **argv)
         if (rc)
             return rc;
         if (strcmp(mf.model, zps_model_name(conf.model)) != 0) {
-            fprintf(stderr, "zps-predict: %s is a '%s' model; zps-predict scores lr, fm and mlp "
-                            "models (--export writes any)\n", o.model_dir, mf.model);
+            /* a model kind zps-predict cannot score, or a manifest whose
+             * "model" line and options disagree (edited or damaged) */
+            if (!strcmp(mf.model, "lr") || !strcmp(mf.model, "fm") || !strcmp(mf.model, "mlp"))
+                fprintf(stderr, "zps-predict: %s/manifest: model %s, but its options say "
+                                "--model %s (a damaged manifest?)\n", o.model_dir, mf.model,
+                        zps_model_name(conf.model));
+            else
+                fprintf(stderr, "zps-predict: %s is a '%s' model; zps-predict scores lr, fm and "
+                                "mlp models (--export writes any)\n", o.model_dir, mf.model);
             return 1;
         }
         model = wk_model_new(&conf, err, sizeof err);
@@ -381,24 +395,30 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* the output first: a --out that cannot be written (a missing
+     * directory) is said before a large model is loaded; nothing appears
+     * under its name unless every row is written */
+    int to_stdout = !strcmp(o.out_path, "-");
+    zps_out_t *outf = to_stdout ? NULL : zps_out_open(o.out_path, err, sizeof err);
+    if (!to_stdout && !outf) {
+        fprintf(stderr, "zps-predict: cannot write %s: %s\n", o.out_path, err);
+        wk_model_destroy(&model);
+        return 1;
+    }
     load_ctx_t lc = {zps_table_new(dim ? dim : 1, 1 << 16), dim};
     if (!dim || !lc.t || zps_mf_load(o.model_dir, &mf, s_load_key, &lc, err, sizeof err)) {
-        fprintf(stderr, "zps-predict: %s\n", !dim ? "manifest: dim 0" : lc.t ? err : "out of memory");
+        if (!dim)
+            fprintf(stderr, "zps-predict: %s/manifest: dim 0\n", o.model_dir);
+        else
+            fprintf(stderr, "zps-predict: %s\n", lc.t ? err : "out of memory");
         zps_table_destroy(&lc.t);
         wk_model_destroy(&model);
+        zps_out_close(&outf, 0, err, sizeof err);
         return 1;
     }
     fprintf(stderr, "zps-predict: loaded %s model, %zu keys from %u shards\n", mf.model,
             zps_table_size(lc.t), mf.nservers);
 
-    int to_stdout = !strcmp(o.out_path, "-");
-    zps_out_t *outf = to_stdout ? NULL : zps_out_open(o.out_path, err, sizeof err);
-    if (!to_stdout && !outf) {
-        fprintf(stderr, "zps-predict: cannot write %s: %s\n", o.out_path, err);
-        zps_table_destroy(&lc.t);
-        wk_model_destroy(&model);
-        return 1;
-    }
     FILE *out = to_stdout ? stdout : zps_out_file(outf);
     int rc;
     if (o.export_) {
@@ -411,7 +431,7 @@ int main(int argc, char **argv)
     /* a file appears under out_path only when every row was written */
     if (to_stdout) {
         if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "zps-predict: writing to stdout failed\n");
+            fprintf(stderr, "zps-predict: writing to stdout failed: %s\n", strerror(errno));
             rc = 1;
         }
     } else if (zps_out_close(&outf, rc == 0, err, sizeof err) != 0) {

@@ -65,11 +65,18 @@ $(FUZZ_OBJDIR)/gen/zps.pb-c.o: $(FUZZ_GENDIR)/zps.pb-c.c
 $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 	$(Q)rm -f $@; ar rcs $@ $^
 
-# Harnesses: tests/fuzz/fuzz_<name>.c -> build/fuzz/fuzz_<name>
+# Harnesses: tests/fuzz/fuzz_<name>.c -> build/fuzz/fuzz_<name>.  A harness
+# of a tool's module lists its objects as extra prerequisites (below); they
+# are linked before the library.
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB) | $(FUZZ_GENDIR)/zps.pb-c.h
 	@mkdir -p $(dir $@)
 	@echo "  LD    $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Iscripts/tools -Werror -fsanitize=fuzzer -o $@ $< \
+	    $(filter $(FUZZ_OBJDIR)/scripts/%.o,$^) $(FUZZ_LIB) $(FUZZ_LIBS)
+
+# fuzz_predict: zps-predict's stream reader (scripts/tools/predict_in.c).
+$(FUZZ_DIR)/fuzz_predict: $(FUZZ_OBJDIR)/scripts/tools/predict_in.o
+$(FUZZ_OBJDIR)/scripts/tools/%.o: FUZZ_CFLAGS += -Iscripts/tools
 
 # Run one harness: seeds (and regression crashes) first, then FUZZ_SECONDS of
 # fuzzing.  -timeout: a single input taking over 30 s is a hang.
