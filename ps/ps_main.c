@@ -60,6 +60,9 @@ static void s_usage(FILE *f)
             "  --max-reply-mb M         reply bytes a peer may leave unread before its pulls are\n"
             "                           refused (ZPS_ELIMIT)                           [256]\n"
             "  --max-reply-total-mb M   the same for all peers together                [1024]\n"
+            "  --exit-when-done         stop (saving --save-model) and exit 0 once every one of\n"
+            "                           the --num-workers workers has said it finished (for\n"
+            "                           engines that start servers and workers together: mpirun)\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -68,7 +71,8 @@ static void s_usage(FILE *f)
 enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
-    O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION
+    O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
+    O_EXIT_WHEN_DONE /* issue 15 */
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -90,6 +94,7 @@ static const struct option s_server_options[] = {
     {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
     {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
     {"restore", no_argument, 0, O_RESTORE},
+    {"exit-when-done", no_argument, 0, O_EXIT_WHEN_DONE},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -191,6 +196,10 @@ int main(int argc, char **argv)
         }
         if (o == O_RESTORE) {
             sc.restore = 1;
+            continue;
+        }
+        if (o == O_EXIT_WHEN_DONE) {
+            sc.exit_when_done = 1;
             continue;
         }
         if (o == ZPS_CONF_OPT) {

@@ -23,6 +23,7 @@ int main(void)
         suite_sort, suite_args, suite_out,
         suite_auto,
         suite_split, suite_keysig,
+        suite_done, /* issue 15 */
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
