@@ -227,11 +227,11 @@ while squeue -h -j "$JID" 2>/dev/null | grep -q .; do
     [ $t -gt 600 ] && fail "job $JID still in the queue 60 s after its worker was killed: $(tail -5 "$D/j3.out")"
     sleep 0.1
 done
-grep -q "launcher: the worker step failed" "$D/j3.out" ||
+grep -q "launcher: the worker step failed (srun exit status [0-9]*): worker/2@zn3 (.*) failed first" "$D/j3.out" ||
     fail "the launcher did not report the failed worker step: $(tail -15 "$D/j3.out")"
 st=$(scontrol show job "$JID" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
 [ "$st" = FAILED ] || fail "job $JID ended $st, not FAILED, after its worker was killed"
 [ ! -e "$D/j3.model" ] || fail "the failed job's model was renamed into place"
-echo "ok: a worker killed -9 fails the job ($JID: $st, the launcher names the worker step)"
+echo "ok: a worker killed -9 fails the job ($JID: $st; the launcher: $(sed -n 's/.*launcher: the worker step failed [^:]*: //p' "$D/j3.out"))"
 nothing_left "after the killed worker"
 echo "it_slurm: ok"
