@@ -6,6 +6,9 @@
 # proctrack/pgid and task/none (no cgroups needed), everything under this
 # test's temporary directory (Debian's slurmctld, slurmd and munge packages,
 # installed here if missing).
+#   0. `zps-launch --slurm --dry-run` inside an allocation prints both srun
+#      steps; servers that cannot start (a bad option) fail the job with a
+#      clear message;
 #   1. `sbatch --wait` of the batch script, 2 servers + 3 workers on the 3
 #      nodes: exit 0, servers on two nodes binding their eth0 addresses, the
 #      saved model reaches the quality bar of tests/it_train.sh;
@@ -159,6 +162,23 @@ submit() {
         ZJOB_LOGS="$D/$job.logs" ZPS_BIN="$ZPS_BIN" \
         sbatch --chdir "$D" --output "$D/$job.out" "$@" "$SB"
 }
+
+# ---- 0. --dry-run inside an allocation; a server that cannot start ------------------------------
+sbatch --wait --nodes 3 --chdir "$D" --output "$D/dry.out" --time 2 --wrap \
+    "ZPS_BIN=$ZPS_BIN $ROOT/scripts/zps-launch --slurm --dry-run --servers 2 --workers 3 --port-base 7700 --interface eth0 -- --model lr --train $D/ctr.train" \
+    >"$D/dry.sbatch" 2>&1 || fail "sbatch of zps-launch --slurm --dry-run failed: $(cat "$D/dry.sbatch" "$D/dry.out")"
+grep -q "^srun --overlap .*--job-name zps-servers-.* --nodes 2 --ntasks 2 .*zps-run --role server --rank-from SLURM_PROCID " "$D/dry.out" &&
+    grep -q "^srun --overlap .*--job-name zps-workers-.* --nodes 3 --ntasks 3 .*zps-run --role worker .*--server-list @SERVERS@ " "$D/dry.out" ||
+    fail "--slurm --dry-run: no server and worker srun lines: $(cat "$D/dry.out")"
+[ -z "$(procs_left)" ] || fail "--dry-run left processes: $(procs_left)"
+echo "ok: zps-launch --slurm --dry-run in an allocation prints the two srun steps and runs nothing"
+if ZJOB_OPTS="--model lr --capacity x" ZJOB_PORT_BASE=7730 submit j0 --wait --time 2 >"$D/j0.sbatch" 2>&1; then
+    fail "a job whose servers cannot start succeeded: $(tail -10 "$D/j0.out")"
+fi
+grep -q "launcher: the server step ended (exit status [1-9][0-9]*) before server/[01] reported its address" "$D/j0.out" ||
+    fail "no clear message for servers that cannot start: $(tail -15 "$D/j0.out")"
+grep -q "invalid value 'x' for --capacity" "$D/j0.out" || fail "the server's own error is not shown: $(tail -15 "$D/j0.out")"
+nothing_left "after servers that could not start"
 
 # ---- 1. the documented batch script, sbatch --wait ----------------------------------------------
 ZJOB_OPTS="$LR_OPTS --seed 5 --cache-dir $D --connect-timeout 30" ZJOB_PORT_BASE=7700 \
