@@ -35,8 +35,11 @@ wait_line() {
 netns_check
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "installing openmpi-bin (Debian's Open MPI) for this test"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openmpi-bin \
-        >"$TMP/apt.log" 2>&1 || netns_skip "no mpirun, and apt-get install openmpi-bin failed: $(tail -3 "$TMP/apt.log")"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openmpi-bin \
+          >"$TMP/apt.log" 2>&1 ||
+      { apt-get update -qq >>"$TMP/apt.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openmpi-bin \
+          >>"$TMP/apt.log" 2>&1; }; } || netns_skip "no mpirun, and apt-get install openmpi-bin failed: $(tail -3 "$TMP/apt.log")"
 fi
 command -v mpirun >/dev/null 2>&1 || netns_skip "no mpirun (openmpi-bin)"
 netns_up 3
