@@ -98,6 +98,9 @@ for i in 0 1; do
 done
 grep -q "OMPI_COMM_WORLD_RANK=4 on .*: worker 2 of 3" "$D/j1/worker.2.log" ||
     fail "worker/2 did not take its rank from OMPI_COMM_WORLD_RANK: $(head -3 "$D/j1/worker.2.log")"
+grep -q "options from the environment: .*ZPS_BIND=tcp://$SUB.12:7301" "$D/j1/server.1.log" &&
+    grep -q "options from the environment: .*ZPS_RANK=2" "$D/j1/worker.2.log" ||
+    fail "zps-run did not configure the daemons through ZPS_* variables: $(grep -h environment "$D"/j1/*.log)"
 echo "ok: servers bound $SUB.11:7300 and $SUB.12:7301, saw worker/2 from $SUB.13, and ended by themselves"
 "$ZPS_BIN/zps-predict" --model "$D/j1.model" --data "$D/ctr.test" --out "$D/j1.pred" --metrics \
     >"$D/j1.metrics" || fail "zps-predict failed on the saved model"
