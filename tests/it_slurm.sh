@@ -174,8 +174,8 @@ submit() {
 sbatch --wait --nodes 3 --chdir "$D" --output "$D/dry.out" --time 2 --wrap \
     "ZPS_BIN=$ZPS_BIN $ROOT/scripts/zps-launch --slurm --dry-run --servers 2 --workers 3 --port-base 7700 --interface eth0 -- --model lr --train $D/ctr.train" \
     >"$D/dry.sbatch" 2>&1 || fail "sbatch of zps-launch --slurm --dry-run failed: $(cat "$D/dry.sbatch" "$D/dry.out")"
-grep -q "^srun --overlap .*--job-name zps-servers-.* --nodes 2 --ntasks 2 .*zps-run --role server --rank-from SLURM_PROCID " "$D/dry.out" &&
-    grep -q "^srun --overlap .*--job-name zps-workers-.* --nodes 3 --ntasks 3 .*zps-run --role worker .*--server-list @SERVERS@ " "$D/dry.out" ||
+grep -q "^env -u SLURM_NTASKS_PER_NODE srun --overlap .*--job-name zps-servers-.* --nodes 2 --ntasks 2 .*zps-run --role server --rank-from SLURM_PROCID " "$D/dry.out" &&
+    grep -q "^env -u SLURM_NTASKS_PER_NODE srun --overlap .*--job-name zps-workers-.* --nodes 3 --ntasks 3 .*zps-run --role worker .*--server-list @SERVERS@ " "$D/dry.out" ||
     fail "--slurm --dry-run: no server and worker srun lines: $(cat "$D/dry.out")"
 [ -z "$(procs_left)" ] || fail "--dry-run left processes: $(procs_left)"
 echo "ok: zps-launch --slurm --dry-run in an allocation prints the two srun steps and runs nothing"
