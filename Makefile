@@ -37,7 +37,8 @@ else
 endif
 GENDIR   := build/gen
 
-PKGS      := libzmq libprotobuf-c openblas zlib
+# libmicrohttpd: the daemons' /metrics endpoint (issue 15, metrics)
+PKGS      := libzmq libprotobuf-c openblas zlib libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -95,7 +96,7 @@ TOOL_BINS  := $(BINDIR)/zps-proxy $(BINDIR)/zps-hostile
 .SECONDARY:
 .PHONY: all build deps test test-unit test-int test-asan test-bench asan demo bench clean
 # make builds and never installs: what it needs beyond a C compiler is
-# libzmq, protobuf-c, OpenBLAS and zlib (make deps installs them; make demo,
+# libzmq, protobuf-c, OpenBLAS, zlib, libmicrohttpd and (zps-ctl) libcurl (make deps installs them; make demo,
 # make test and make bench call it).  The Check suite is built by make test.
 all: $(BINS) $(ITEST_BINS) $(TOOL_BINS)
 
@@ -137,6 +138,10 @@ $(BINDIR)/zps-worker: $(OBJDIR)/worker/worker_main.o $(LIBZPS)
 	@mkdir -p $(BINDIR)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- metrics (issue 15): zps-ctl top scrapes /metrics through libcurl
+$(BINDIR)/zps-ctl: LDLIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
+# ---- end metrics
 
 $(BINDIR)/zps-%: $(OBJDIR)/scripts/tools/%_main.o $(LIBTOOLS) $(LIBZPS)
 	@mkdir -p $(BINDIR)
@@ -253,8 +258,9 @@ DATADIR_ZPS ?= $(PREFIX)/share/zps
 INSTALL_DOCS ?= README.md $(wildcard docs/*.md)
 ZPS_SOVERSION := 0
 PICDIR     := build/pic
-# what a client needs: common/, the worker's client and its parts, the API
-PIC_SRC    := $(COMMON_SRC) worker/zps.c worker/wk_client.c $(wildcard worker/wk_cli_*.c) \
+# what a client needs: common/ (less the daemons' metrics endpoint, issue 15),
+# the worker's client and its parts, the API
+PIC_SRC    := $(filter-out common/zps_metrics_http.c common/zps_prom.c,$(COMMON_SRC)) worker/zps.c worker/wk_client.c $(wildcard worker/wk_cli_*.c) \
               worker/wk_split.c worker/wk_keysig.c worker/wk_retry.c
 PIC_OBJ    := $(PIC_SRC:%.c=$(PICDIR)/%.o) $(PICDIR)/gen/zps.pb-c.o
 SHLIB      := $(PICDIR)/libzps.so.$(ZPS_VERSION)

@@ -23,6 +23,7 @@
 #include "zps_env.h"
 #include "zps_err.h"
 #include "zps_log.h"
+#include "zps_metrics_http.h" /* metrics (issue 15) */
 
 extern char **environ;
 
@@ -65,6 +66,8 @@ static void s_usage(FILE *f)
             "  --max-reply-mb M         reply bytes a peer may leave unread before its pulls are\n"
             "                           refused (ZPS_ELIMIT)                           [256]\n"
             "  --max-reply-total-mb M   the same for all peers together                [1024]\n"
+            "  --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+            "                           (:PORT is 127.0.0.1:PORT; 0.0.0.0:PORT all interfaces) [off]\n"
             "  --exit-when-done         stop (saving --save-model) and exit 0 once every one of\n"
             "                           the --num-workers workers has said it finished (for\n"
             "                           engines that start servers and workers together: mpirun)\n"
@@ -77,7 +80,8 @@ enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
-    O_EXIT_WHEN_DONE /* issue 15 */
+    O_EXIT_WHEN_DONE, /* issue 15: engines */
+    O_METRICS_LISTEN /* metrics (issue 15) */
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -99,6 +103,7 @@ static const struct option s_server_options[] = {
     {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
     {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
     {"restore", no_argument, 0, O_RESTORE},
+    {"metrics-listen", required_argument, 0, O_METRICS_LISTEN}, /* metrics (issue 15) */
     {"exit-when-done", no_argument, 0, O_EXIT_WHEN_DONE},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
@@ -126,6 +131,16 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
     case O_CAPACITY: return zps_parse_u64(v, &sc->capacity_hint);
     case O_MAX_MSG_MB: return s_mib(v, 1ULL << 20, &sc->max_msg_bytes);
     case O_READY_FILE: snprintf(sc->ready_file, sizeof sc->ready_file, "%s", v); return 0;
+    case O_METRICS_LISTEN: /* metrics (issue 15): checked here, bound by ps_server_new */
+    {
+        char a[16], why[200];
+        uint16_t port;
+        if (strlen(v) >= sizeof sc->metrics_listen ||
+            zps_metrics_parse_listen(v, a, &port, why, sizeof why) != 0)
+            return ZPS_EINVAL;
+    }
+        snprintf(sc->metrics_listen, sizeof sc->metrics_listen, "%s", v);
+        return 0;
     case O_SAVE_MODEL: snprintf(sc->save_dir, sizeof sc->save_dir, "%s", v); return 0;
     case O_TABLE_DIM:
         return zps_parse_u32(v, table_dim) || *table_dim == 0 || *table_dim > 1024 ? ZPS_EINVAL : 0;
@@ -214,7 +229,7 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         }
         if (s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
             const int text = o == O_BIND || o == O_READY_FILE || o == O_SAVE_MODEL ||
-                             o == O_ADMIN_TOKEN_FILE;
+                             o == O_ADMIN_TOKEN_FILE || o == O_METRICS_LISTEN;
             fprintf(stderr, "zps-server: invalid value '%s' for --%s%s%s\n", optarg, opts[li].name,
                     text ? "" : ": ",
                     text ? "" : zps_args_why(optarg, o == O_CLIP_GRADIENT ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));

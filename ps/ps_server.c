@@ -311,6 +311,15 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
     }
     s->ckpt_last_ms = zps_now_ms();
+    /* metrics (issue 15): before the ready file, so a launcher that waits
+     * for it finds the endpoint up */
+    if (conf->metrics_listen[0]) {
+        char why[300];
+        if (psv_prom_new(s, why, sizeof why) != 0) {
+            snprintf(err, errlen, "--metrics-listen: %s", why);
+            goto fail;
+        }
+    }
     if (conf->ready_file[0]) {
         char why[600];
         if (s_write_ready(conf->ready_file, s->endpoint, why, sizeof why) != 0) {
@@ -329,6 +338,7 @@ void ps_server_destroy(ps_server_t **sp)
     if (!sp || !*sp)
         return;
     ps_server_t *s = *sp;
+    psv_prom_destroy(s); /* metrics (issue 15): stops the HTTP thread first */
     if (s->sock) {
         if (s->mon)
             zmq_socket_monitor(s->sock, NULL, 0);
@@ -376,6 +386,8 @@ void ps_server_destroy(ps_server_t **sp)
 }
 
 const char *ps_server_endpoint(const ps_server_t *s) { return s->endpoint; }
+
+const char *ps_server_metrics_address(const ps_server_t *s) { return psv_prom_address(s); }
 
 uint32_t ps_server_ntables(const ps_server_t *s) { return s->conf.ntables; }
 
@@ -492,6 +504,8 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
             return;
         }
     }
+    /* metrics (issue 15): pull and push handling time */
+    int64_t t0 = s->prom && (push || t == ZPS__ENVELOPE__BODY_PULL) ? zps_now_ns() : 0;
     switch (t) {
     case ZPS__ENVELOPE__BODY_CLOCK: psv_on_clock(s, m); break;
     case ZPS__ENVELOPE__BODY_HEARTBEAT: break;
@@ -506,6 +520,8 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
                       zps_msg_type_name(m->env->type));
         break;
     }
+    if (t0)
+        psv_prom_request(s, push, zps_now_ns() - t0);
 }
 
 /* Heartbeats, checkpoints, ZAP and disconnects: run at least every 100 ms
@@ -528,6 +544,7 @@ static void s_maintenance(ps_server_t *s)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
     psv_checkpoint_tick(s);
+    psv_prom_publish(s, 0); /* metrics (issue 15): at most every 100 ms */
 }
 
 int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)

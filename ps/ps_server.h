@@ -67,6 +67,7 @@ typedef struct {
     uint32_t sndhwm;              /* replies queued per peer; more are dropped (counted) */
     uint32_t drain_batch;         /* messages handled between maintenance passes */
     float clip_gradient;          /* --clip-gradient X: each value into [-X, X] (0: off) */
+    char metrics_listen[64];      /* --metrics-listen ADDR:PORT: Prometheus /metrics ("": off) */
     int exit_when_done;           /* --exit-when-done: stop (save, exit 0) once all
                                      num_workers workers said they finished (ps_done) */
 } ps_server_conf_t;
@@ -103,6 +104,10 @@ void ps_server_destroy(ps_server_t **s);
 
 /* The endpoint actually bound (with the chosen port). */
 const char *ps_server_endpoint(const ps_server_t *s);
+
+/* The metrics endpoint's ADDR:PORT actually bound, NULL without
+ * --metrics-listen. */
+const char *ps_server_metrics_address(const ps_server_t *s);
 
 /* Serve until *stop becomes non-zero (set it from a signal handler) or a
  * SHUTDOWN request arrives.  Returns 0, or a ZPS_E* code on a fatal error. */

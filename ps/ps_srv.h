@@ -2,7 +2,7 @@
  * by nothing else: ps_server.c (set-up, the loop, dispatch), ps_srv_net.c
  * (replies, connections), ps_srv_auth.c (tokens, CURVE/ZAP, rank binding),
  * ps_srv_exact.c (exactly once, checkpoints, restore), ps_srv_sync.c
- * (ssp/bsp), ps_srv_req.c (request handlers).  Functions shared between
+ * (ssp/bsp), ps_srv_req.c (request handlers), ps_srv_prom.c (metrics).  Functions shared between
  * those files carry the prefix psv_; the rest stay static in their file. */
 #ifndef PS_SRV_H
 #define PS_SRV_H
@@ -187,6 +187,7 @@ struct ps_server {
     char rejected[64][64];       /* peer addresses already logged */
     size_t nrejected;
     uint64_t rng;                /* stochastic rounding of compressed pull replies */
+    struct ps_prom *prom;        /* --metrics-listen (ps_srv_prom.c); NULL: off */
 };
 
 /* What logs and STATS show of a client's process nonce: never the nonce
@@ -247,6 +248,14 @@ void psv_on_pull(ps_server_t *s, zps_msg_t *m);
 void psv_on_push(ps_server_t *s, zps_msg_t *m);
 void psv_on_shutdown(ps_server_t *s, zps_msg_t *m);
 void psv_on_stats(ps_server_t *s, zps_msg_t *m);
+
+/* ps_srv_prom.c (issue 15, metrics): --metrics-listen */
+int psv_prom_new(ps_server_t *s, char *err, size_t errlen);
+void psv_prom_destroy(ps_server_t *s);
+const char *psv_prom_address(const ps_server_t *s);
+void psv_prom_publish(ps_server_t *s, int force);
+void psv_prom_rejected(ps_server_t *s, int code);
+void psv_prom_request(ps_server_t *s, int push, int64_t ns);
 
 /* ps_server.c */
 void psv_handle(ps_server_t *s, zps_msg_t *m);

@@ -23,6 +23,7 @@ int main(void)
         suite_sort, suite_args, suite_out,
         suite_auto,
         suite_split, suite_keysig, suite_env,
+        suite_prom, /* issue 15: metrics */
         suite_done, /* issue 15 */
     };
     SRunner *sr = srunner_create(NULL);

@@ -83,6 +83,7 @@ echo "ok: --dry-run prints one mpirun with 5 app contexts and runs nothing"
 
 # ---- 2. lr, 2 servers x 3 workers -------------------------------------------------------------
 launch --hostfile "$HF" --interface eth0 --servers 2 --workers 3 --port-base 7300 --log-dir "$D/j1" \
+    --metrics-port-base 9300 \
     --save-model "$D/j1.model" --timeout 150 --connect-timeout 30 -- \
     --model lr --train "$D/ctr.train" --test "$D/ctr.test" $LR_OPTS --seed 5 --cache-dir "$D" \
     >"$D/j1.out" 2>&1 || fail "--mpi lr job failed: $(tail -25 "$D/j1.out")"
@@ -101,7 +102,10 @@ grep -q "OMPI_COMM_WORLD_RANK=4 on .*: worker 2 of 3" "$D/j1/worker.2.log" ||
 grep -q "options from the environment: .*ZPS_BIND=tcp://$SUB.12:7301" "$D/j1/server.1.log" &&
     grep -q "options from the environment: .*ZPS_RANK=2" "$D/j1/worker.2.log" ||
     fail "zps-run did not configure the daemons through ZPS_* variables: $(grep -h environment "$D"/j1/*.log)"
-echo "ok: servers bound $SUB.11:7300 and $SUB.12:7301, saw worker/2 from $SUB.13, and ended by themselves"
+grep -q "metrics on http://$SUB.12:9301/metrics" "$D/j1/server.1.log" &&
+    grep -q "metrics on http://$SUB.13:9304/metrics" "$D/j1/worker.2.log" ||
+    fail "--metrics-port-base: server/1 not on $SUB.12:9301 or worker/2 not on $SUB.13:9304: $(grep -h 'metrics on' "$D"/j1/*.log)"
+echo "ok: servers bound $SUB.11:7300 and $SUB.12:7301, saw worker/2 from $SUB.13, and ended by themselves; metrics on each process's host address, port 9300 + rank"
 "$ZPS_BIN/zps-predict" --model "$D/j1.model" --data "$D/ctr.test" --out "$D/j1.pred" --metrics \
     >"$D/j1.metrics" || fail "zps-predict failed on the saved model"
 auc=$(metric auc "$D/j1.metrics"); tauc=$(truth test_auc "$D/ctr")

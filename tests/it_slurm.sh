@@ -189,7 +189,7 @@ nothing_left "after servers that could not start"
 
 # ---- 1. the documented batch script, sbatch --wait ----------------------------------------------
 ZJOB_OPTS="$LR_OPTS --seed 5 --cache-dir $D --connect-timeout 30" ZJOB_PORT_BASE=7700 \
-    submit j1 --wait --time 3 >"$D/j1.sbatch" 2>&1 ||
+    ZJOB_METRICS_PORT_BASE=9700 submit j1 --wait --time 3 >"$D/j1.sbatch" 2>&1 ||
     fail "sbatch --wait of $SB failed: $(cat "$D/j1.sbatch"); job output: $(tail -25 "$D/j1.out")"
 grep -q "job finished" "$D/j1.out" || fail "the job did not finish: $(tail -20 "$D/j1.out")"
 grep -q "listening on tcp://$SUB.11:7700" "$D/j1.logs/server.0.log" &&
@@ -201,6 +201,9 @@ grep -q "SLURM_PROCID=2 on zn3: worker 2 of 3" "$D/j1.logs/worker.2.log" ||
     fail "worker/2 not on zn3 with its rank from SLURM_PROCID: $(head -2 "$D/j1.logs/worker.2.log")"
 grep -q "hello from worker/2 at $SUB.13" "$D/j1.logs/server.0.log" ||
     fail "server/0 saw no worker/2 from zn3 ($SUB.13)"
+grep -q "metrics on http://$SUB.12:9701/metrics" "$D/j1.logs/server.1.log" &&
+    grep -q "metrics on http://$SUB.13:9704/metrics" "$D/j1.logs/worker.2.log" ||
+    fail "--metrics-port-base: server/1 not on $SUB.12:9701 or worker/2 not on $SUB.13:9704: $(grep -h 'metrics on' "$D"/j1.logs/*.log)"
 echo "ok: sbatch --wait $SB: servers on zn1 and zn2 ($SUB.11:7700, $SUB.12:7701), workers on zn1..zn3"
 "$ZPS_BIN/zps-predict" --model "$D/j1.model" --data "$D/ctr.test" --out "$D/j1.pred" --metrics \
     >"$D/j1.metrics" || fail "zps-predict failed on the saved model"

@@ -44,6 +44,7 @@
 #include "wk_holdout.h"
 #include "wk_link.h"
 #include "wk_model.h"
+#include "wk_prom.h"
 #include "wk_report.h"
 #include "wk_sparsify.h"
 #include "zps_err.h"
@@ -101,6 +102,7 @@ struct wk_trainer {
     double label_sum;       /* sum of the trained labels (all passes) */
     wk_scorer_t *scorer;    /* test set and holdout, with slot 0's model */
     wk_diag_t diag;         /* step-size warnings given */
+    wk_prom_t *prom;        /* --metrics-listen (issue 15; not owned, NULL: off) */
 };
 
 /* Appends to slot s the rows of in that are trained on (all of them
@@ -332,6 +334,28 @@ void wk_trainer_destroy(wk_trainer_t **tp)
 
 const wk_eval_t *wk_trainer_last_eval(const wk_trainer_t *t) { return &t->eval; }
 
+void wk_trainer_set_prom(wk_trainer_t *t, struct wk_prom *p) { t->prom = p; }
+
+/* metrics (issue 15): what the trainer counts, to the exporter (wk_prom
+ * publishes at most every 100 ms unless force) */
+static void s_prom(wk_trainer_t *t, uint32_t epoch, int force)
+{
+    if (!t->prom)
+        return;
+    double done = wk_reader_progress(t->reader);
+    wk_prom_sample_t x = {
+        .examples = t->k.rows, .loss_sum = t->k.loss, .batches = t->batches,
+        .keys_pulled = t->k.keys_pulled, .keys_pushed = t->k.keys_pushed,
+        .epoch = epoch + 1, .epochs = t->is_auto ? 0 : t->conf->epochs, .epoch_done = done,
+        .progress = t->is_auto ? done : ((double)epoch + done) / t->conf->epochs,
+        .holdout_loss = t->ho_loss, .test_loss = t->eval.rows ? t->eval.logloss : NAN,
+        .test_auc = t->eval.rows && t->classes <= 1 ? t->eval.auc : NAN,
+        .clock = t->conf->consistency == ZPS_CONS_ASYNC ? 0
+                 : t->slot[0].clock > t->slot[1].clock ? t->slot[0].clock : t->slot[1].clock,
+        .client = t->client};
+    wk_prom_tick(t->prom, &x, force);
+}
+
 /* The step size the table runs with (--lr or the optimizer's default). */
 static float s_lr(const wk_trainer_t *t)
 {
@@ -472,6 +496,7 @@ static void s_epoch_name(const wk_trainer_t *t, uint32_t epoch, char *buf, size_
 
 static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
 {
+    s_prom(t, epoch, force); /* metrics (issue 15) */
     double now = zps_now_s();
     if (!force && now - t->k.t_last < t->conf->progress_every)
         return;
@@ -749,6 +774,7 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
         }
         if ((rc = s_end_pass(t, e, first_epoch, ep, train, q_train, &last)) != 0)
             break;
+        s_prom(t, e, 1); /* metrics (issue 15): the pass's losses at once */
         if (last)
             break;
     }

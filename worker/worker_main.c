@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wk_prom.h"
 #include "wk_train.h"
 #include "zps_args.h"
 #include "zps_conf.h"
@@ -13,6 +14,7 @@
 #include "zps_env.h"
 #include "zps_err.h"
 #include "zps_log.h"
+#include "zps_metrics_http.h"
 
 extern char **environ;
 
@@ -38,13 +40,16 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
     zps_conf_defaults(&conf);
     char err[1024];
     int quiet = 0;
-    enum { O_HELP = 1, O_VERSION, O_QUIET };
+    const char *metrics_listen = NULL; /* metrics (issue 15) */
+    enum { O_HELP = 1, O_VERSION, O_QUIET, O_METRICS_LISTEN };
     int c, li;
     while ((c = zps_getopt(argc, argv, NULL, opts, &li, err, sizeof err)) != -1) {
         switch (c) {
         case O_HELP:
             printf("usage: zps-worker --servers A,B,... --rank R --num-workers W [options]\n"
                    "  --quiet                  log warnings and errors only\n"
+                   "  --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+                   "                           (:PORT is 127.0.0.1:PORT; 0.0.0.0:PORT all interfaces) [off]\n"
                    "every option may also be given as a ZPS_* environment variable\n"
                    "(--num-workers 3 as ZPS_NUM_WORKERS=3; the command line wins)\n\n%s",
                    zps_conf_usage());
@@ -55,6 +60,16 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         case O_QUIET:
             quiet = 1;
             break;
+        case O_METRICS_LISTEN: { /* metrics (issue 15): checked now, bound after set-up */
+            char a[16], why[300];
+            uint16_t port;
+            if (zps_metrics_parse_listen(optarg, a, &port, why, sizeof why) != 0) {
+                snprintf(err, sizeof err, "invalid value for --metrics-listen: %s", why);
+                return s_usage_error(env, err, "");
+            }
+            metrics_listen = optarg;
+            break;
+        }
         case ZPS_CONF_OPT:
             if (zps_conf_set(&conf, opts[li].name, optarg, err, sizeof err) == 1)
                 break;
@@ -80,16 +95,31 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
     zps_env_log(env, log);
     zps_daemon_signals(s_on_signal);
 
+    /* metrics (issue 15): up before the servers are reached, so a port in
+     * use fails at once and a scraper sees the worker while it connects */
+    wk_prom_t *prom = NULL;
+    if (metrics_listen) {
+        prom = wk_prom_new(metrics_listen, conf.rank, err, sizeof err);
+        if (!prom) {
+            zps_error(log, "cannot start: --metrics-listen: %s", err);
+            zps_log_destroy(&log);
+            return 1;
+        }
+        zps_info(log, "metrics on http://%s/metrics", wk_prom_address(prom));
+    }
     wk_trainer_t *t = wk_trainer_new(&conf, log, err, sizeof err);
     if (!t) {
         zps_error(log, "cannot start: %s", err);
+        wk_prom_destroy(&prom);
         zps_log_destroy(&log);
         return 1;
     }
+    wk_trainer_set_prom(t, prom);
     int rc = wk_trainer_run(t, &g_stop);
     if (rc == ZPS_EINTR)
         zps_warn(log, "interrupted by a signal");
     wk_trainer_destroy(&t);
+    wk_prom_destroy(&prom);
     zps_log_destroy(&log);
     return rc == 0 ? 0 : 1;
 }
@@ -101,6 +131,7 @@ int main(int argc, char **argv)
     static const struct option own[] = {{"help", no_argument, 0, 1},
                                         {"version", no_argument, 0, 2},
                                         {"quiet", no_argument, 0, 3},
+                                        {"metrics-listen", required_argument, 0, 4}, /* issue 15 */
                                         {0, 0, 0, 0}};
     struct option opts[96];
     if (!zps_options_join(opts, sizeof opts / sizeof opts[0], own, zps_conf_options()))

@@ -7,6 +7,8 @@
  *     dump [--out F]                every stored key and row, in key order
  *     health                        exit 0 iff every server answers
  *     shutdown [--server R]         asks the servers to exit (needs the admin token)
+ *   zps-ctl top --metrics HOST:PORT,... [--once]   a live view from /metrics
+ *                                     (ctl_top; no --servers: it reads HTTP only)
  *
  * DESIGN
  * pull and push go through the wk_client library (its public API only), so
@@ -39,9 +41,14 @@
 #include "ctl_kv.h"
 #include "ctl_opts.h"
 #include "ctl_stats.h"
+#include "ctl_top.h"
 
 int main(int argc, char **argv)
 {
+    /* metrics (issue 15): top reads the daemons' /metrics, not the servers'
+     * sockets, and has its own options */
+    if (argc >= 2 && !strcmp(argv[1], "top"))
+        return ctl_top_main(argc - 1, argv + 1);
     ctl_opts_t o;
     const char *cmd, *arg;
     int rc = ctl_opts_parse(argc, argv, &o, &cmd, &arg);

@@ -48,6 +48,8 @@ static void s_usage(void)
            "  health                       exit 0 iff every server answers; names those that don't\n"
            "  shutdown [--server R] [--reason TEXT]\n"
            "                               ask the servers to exit (needs --admin-token-file)\n"
+           "  top --metrics HOST:PORT,...  (first, without --servers) a live view of servers and\n"
+           "                               workers from their /metrics; zps-ctl top --help\n"
            "options:\n"
            "  --servers A,B,...            server endpoints, in rank order\n"
            "  --curve-secret FILE          CURVE key pair of this client (zps-keygen NAME.key)\n"

@@ -29,7 +29,8 @@ FUZZ_ARGS    ?=
 FUZZ_DIR     := build/fuzz
 FUZZ_OBJDIR  := $(FUZZ_DIR)/obj
 FUZZ_GENDIR  := build/gen
-FUZZ_PKGS    := libzmq libprotobuf-c zlib
+# libmicrohttpd: the server objects reach zps_metrics_http (metrics, issue 15)
+FUZZ_PKGS    := libzmq libprotobuf-c zlib libmicrohttpd
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -D_GNU_SOURCE -DZPS_VERSION=\"fuzz\" \
