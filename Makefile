@@ -179,7 +179,8 @@ deps:
 # 4. the sparse-model benchmark at --quick scale: every configuration must run
 #    and give finite figures (nothing about speed is asserted)
 # it_install (issue 15) runs make install: it builds build/pic and build/man, not ASan
-ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install
+# (issue 15: it_mpi and it_slurm exercise external engines, Open MPI and Slurm)
+ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take
@@ -250,7 +251,10 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL    ?= install
 # entry scripts installed beside the binaries (add yours here; each must
 # answer --help and --version, for its man page)
-INSTALL_SCRIPTS ?= scripts/zps-launch
+INSTALL_SCRIPTS ?= scripts/zps-launch scripts/zps-run
+# (issue 15, engines) sourced by zps-launch --slurm/--mpi from ../share/zps
+INSTALL_DATA_ZPS ?= scripts/zps-launch-engines
+DATADIR_ZPS ?= $(PREFIX)/share/zps
 INSTALL_DOCS ?= README.md $(wildcard docs/*.md)
 ZPS_SOVERSION := 0
 PICDIR     := build/pic
@@ -289,6 +293,7 @@ MAN_NAME_zps-datagen := generate data sets with a known true model for zps
 MAN_NAME_zps-keygen  := generate CURVE key pairs for zps --secure
 MAN_NAME_zps-bench   := benchmarks of zps
 MAN_NAME_zps-launch  := start a zps job (servers and workers) on hosts
+MAN_NAME_zps-run     := start a zps server or worker from an engine's rank (srun, mpirun)
 build/man/%.1: $(BINDIR)/%
 	@mkdir -p build/man
 	@echo "  MAN   $@"
@@ -315,6 +320,8 @@ install: $(BINS) $(SHLIB) $(MANPAGES)
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/zps.pc
 	$(INSTALL) -m 644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -d $(DESTDIR)$(DATADIR_ZPS)
+	$(INSTALL) -m 644 $(INSTALL_DATA_ZPS) $(DESTDIR)$(DATADIR_ZPS)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR_I)/,$(notdir $(BINS) $(INSTALL_SCRIPTS))) \
@@ -323,6 +330,8 @@ uninstall:
 		$(DESTDIR)$(PKGCONFIGDIR)/zps.pc $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MANPAGES))) \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS)))
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	rm -f $(addprefix $(DESTDIR)$(DATADIR_ZPS)/,$(notdir $(INSTALL_DATA_ZPS)))
+	-rmdir $(DESTDIR)$(DATADIR_ZPS) 2>/dev/null || true
 # ---- end of install ---------------------------------------------------------------
 
 include tests/fuzz/fuzz.mk

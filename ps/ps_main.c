@@ -68,6 +68,9 @@ static void s_usage(FILE *f)
             "  --max-reply-total-mb M   the same for all peers together                [1024]\n"
             "  --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
             "                           (:PORT is 127.0.0.1:PORT; 0.0.0.0:PORT all interfaces) [off]\n"
+            "  --exit-when-done         stop (saving --save-model) and exit 0 once every one of\n"
+            "                           the --num-workers workers has said it finished (for\n"
+            "                           engines that start servers and workers together: mpirun)\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -77,6 +80,7 @@ enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
+    O_EXIT_WHEN_DONE, /* issue 15: engines */
     O_METRICS_LISTEN /* metrics (issue 15) */
 };
 
@@ -100,6 +104,7 @@ static const struct option s_server_options[] = {
     {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
     {"restore", no_argument, 0, O_RESTORE},
     {"metrics-listen", required_argument, 0, O_METRICS_LISTEN}, /* metrics (issue 15) */
+    {"exit-when-done", no_argument, 0, O_EXIT_WHEN_DONE},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -198,6 +203,10 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         }
         if (o == O_RESTORE) {
             sc.restore = 1;
+            continue;
+        }
+        if (o == O_EXIT_WHEN_DONE) {
+            sc.exit_when_done = 1;
             continue;
         }
         if (o == ZPS_CONF_OPT) {

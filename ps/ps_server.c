@@ -191,6 +191,17 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
         s->min_clock = ps_clock_min(s->clock);
     }
+    if (conf->exit_when_done) {
+        if (conf->num_workers == 0 || conf->num_workers > 65536) {
+            snprintf(err, errlen, "--exit-when-done needs the worker count (--num-workers), got %u",
+                     conf->num_workers);
+            goto fail;
+        }
+        if (!(s->done = ps_done_new(conf->num_workers))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
     if (!s->sock) {
@@ -367,6 +378,7 @@ void ps_server_destroy(ps_server_t **sp)
     free(s->clients);
     free(s->lost);
     ps_clock_destroy(&s->clock);
+    ps_done_destroy(&s->done);
     free(s->keys);
     free(s->fscratch);
     free(s);

@@ -68,6 +68,8 @@ typedef struct {
     uint32_t drain_batch;         /* messages handled between maintenance passes */
     float clip_gradient;          /* --clip-gradient X: each value into [-X, X] (0: off) */
     char metrics_listen[64];      /* --metrics-listen ADDR:PORT: Prometheus /metrics ("": off) */
+    int exit_when_done;           /* --exit-when-done: stop (save, exit 0) once all
+                                     num_workers workers said they finished (ps_done) */
 } ps_server_conf_t;
 
 typedef struct {

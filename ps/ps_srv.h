@@ -27,6 +27,7 @@
 #include "ps_ckpt.h"
 #include "ps_clock.h"
 #include "ps_dedup.h"
+#include "ps_done.h"
 #include "ps_dump.h"
 #include "ps_keycache.h"
 #include "zps_table.h"
@@ -87,6 +88,8 @@ typedef struct {
     uint64_t conn;                        /* bound connection (0: none) */
     uint64_t bound_nonce;                 /* the process that bound it (0: not said) */
     int64_t last_ms;                      /* when the bound connection last spoke */
+    uint64_t hello_nonce;                 /* the process that last said HELLO as this
+                                             worker on the bound connection (0: none) */
 } ps_rank_t;
 
 /* A connection seen on the ROUTER socket: key = keyed hash of its routing
@@ -150,6 +153,7 @@ struct ps_server {
     float acc_lr_scale;          /* smallest Push.lr_scale of the clock (0: none yet) */
     int64_t last_check_ms;
     ps_keycache_t *kc;           /* key caching */
+    ps_done_t *done;             /* --exit-when-done: the workers that finished */
     /* exactly once, progress, checkpoints */
     ps_ckpt_client_t *clients;   /* per worker rank */
     ps_lost_t *lost;             /* per rank: what a restore lost (see psv_account_lost) */

@@ -117,6 +117,13 @@ void psv_on_hello(ps_server_t *s, zps_msg_t *m)
         body.progress_epoch = s->clients[rank].progress_epoch;
         body.progress_rows = s->clients[rank].progress_rows;
     }
+    /* --exit-when-done counts a worker's done only from the process that
+     * said HELLO as it (and is bound to the rank, maybe reconnected since) */
+    if (m->env->role == ZPS__ROLE__ROLE_WORKER && rank < s->nclients && s->ranks) {
+        uint64_t conn = psv_conn_key(s, m);
+        if (conn && s->ranks[rank].conn == conn)
+            s->ranks[rank].hello_nonce = m->env->hello->client_nonce;
+    }
     uint64_t cn = m->env->hello->client_nonce;
     if (cn && rank < s->nclients && s->clients[rank].nonce == cn)
         body.applied_seq = s->clients[rank].win.lwm;

@@ -208,6 +208,36 @@ int psv_hold(ps_server_t *s, zps_msg_t *m)
     return 0;
 }
 
+/* --exit-when-done: a worker's CLOCK done=1 counts once per rank, and only
+ * from the connection bound to that worker rank, of the process that said
+ * HELLO as it (its client nonce; under CURVE, psv_speaks_for already
+ * checked that the key is worker-R).  When all the
+ * job's workers are counted the loop ends after this message (its ack is
+ * queued; the socket's linger flushes it) and the server saves and exits 0. */
+static void s_count_done(ps_server_t *s, zps_msg_t *m)
+{
+    uint32_t w = m->env->rank;
+    if (!s->done || m->env->role != ZPS__ROLE__ROLE_WORKER || w >= s->conf.num_workers ||
+        w >= s->nclients || !s->ranks)
+        return;
+    uint64_t conn = psv_conn_key(s, m);
+    const ps_rank_t *r = &s->ranks[w];
+    if (!conn || r->conn != conn || !r->bound_nonce || r->bound_nonce != r->hello_nonce) {
+        zps_log_limited(s->log, LC_PERM, 1000, "done from worker %u at %s not counted: that "
+                        "process did not say HELLO as worker %u", w, m->peer, w);
+        return;
+    }
+    if (!ps_done_mark(s->done, w))
+        return;
+    zps_info(s->log, "worker %u at %s is done (%u of %u workers)", w, m->peer,
+             ps_done_count(s->done), ps_done_workers(s->done));
+    if (ps_done_all(s->done)) {
+        zps_info(s->log, "all %u workers are done: stopping (--exit-when-done)",
+                 ps_done_workers(s->done));
+        s->shutdown = 1;
+    }
+}
+
 void psv_on_clock(ps_server_t *s, zps_msg_t *m)
 {
     uint32_t w;
@@ -224,6 +254,8 @@ void psv_on_clock(ps_server_t *s, zps_msg_t *m)
     zps_msg_env(&env, ZPS__MSG_TYPE__CLOCK_ACK, ZPS__ROLE__ROLE_SERVER, s->conf.rank,
                 m->env->request_id);
     psv_send(s, m, &env, NULL, 0, NULL, 0);
+    if (m->env->clock->done)
+        s_count_done(s, m);
 }
 
 /* bsp: add a validated push into the clock's accumulator, whole or not at

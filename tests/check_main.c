@@ -24,6 +24,7 @@ int main(void)
         suite_auto,
         suite_split, suite_keysig, suite_env,
         suite_prom, /* issue 15: metrics */
+        suite_done, /* issue 15 */
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -28,4 +28,5 @@ Suite *suite_split(void);
 Suite *suite_keysig(void);
 Suite *suite_env(void);
 Suite *suite_prom(void); /* issue 15: metrics */
+Suite *suite_done(void); /* issue 15: zps-server --exit-when-done */
 #endif

@@ -34,6 +34,12 @@
  *              10 s, one line per second for each kind of refusal)
  *   oversize   a frame over the server's limit (start it with --max-msg-mb 1):
  *              an ERROR reply, not silence (a 2 MB frame)
+ *   done       forged "done" for --exit-when-done (start the server with
+ *              --exit-when-done --num-workers N > --rank-base + 1): a CLOCK
+ *              done=1 as worker rank-base from a connection that never said
+ *              HELLO, and as worker rank-base + 1 from one that said HELLO as
+ *              another rank: the server counts neither (no "is done (" line in
+ *              --log) and still answers
  *   conns      N (1200) connections, each says hello: a client connected
  *              before still gets answers, and so does a new one after
  * --duration S repeats the whole list until S seconds have passed (a soak)
@@ -672,6 +678,58 @@ static void a_forge(h_t *h)
               weight_ok ? "applied" : "NOT applied", clock0, clock1);
 }
 
+/* 1 if a line of the log file contains needle (anywhere) */
+static int s_log_has(const h_t *h, const char *needle)
+{
+    FILE *f = h->log ? fopen(h->log, "r") : NULL;
+    if (!f)
+        return 0;
+    char buf[8192];
+    int found = 0;
+    while (!found && fgets(buf, sizeof buf, f))
+        found = strstr(buf, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void a_done(h_t *h)
+{
+    const uint32_t w = h->rank_base;
+    void *a = s_sock(h), *b = s_sock(h);
+    Zps__Envelope env;
+    Zps__Clock ck = ZPS__CLOCK__INIT;
+    Zps__Hello hb = ZPS__HELLO__INIT;
+    int code, t[2];
+    ck.done = 1;
+    /* a: done as worker w, never having said HELLO */
+    s_env(h, &env, ZPS__MSG_TYPE__CLOCK, ZPS__ROLE__ROLE_WORKER, w);
+    env.body_case = ZPS__ENVELOPE__BODY_CLOCK;
+    env.clock = &ck;
+    t[0] = s_ask(h, a, &env, NULL, 0, NULL, 0, H_WAIT_MS, &code, NULL);
+    /* b: HELLO as worker w + 2, then done as worker w + 1 */
+    hb.client_version = "zps-hostile done";
+    hb.client_nonce = zps_mix64(h->rng++, 13) | 1;
+    s_env(h, &env, ZPS__MSG_TYPE__HELLO, ZPS__ROLE__ROLE_WORKER, w + 2);
+    env.body_case = ZPS__ENVELOPE__BODY_HELLO;
+    env.hello = &hb;
+    s_ask(h, b, &env, NULL, 0, NULL, 0, H_WAIT_MS, &code, NULL);
+    s_env(h, &env, ZPS__MSG_TYPE__CLOCK, ZPS__ROLE__ROLE_WORKER, w + 1);
+    env.body_case = ZPS__ENVELOPE__BODY_CLOCK;
+    env.clock = &ck;
+    t[1] = s_ask(h, b, &env, NULL, 0, NULL, 0, H_WAIT_MS, &code, NULL);
+    zmq_close(a);
+    zmq_close(b);
+    int alive = s_alive(h);
+    int counted = s_log_has(h, " is done (");
+    s_verdict(h, "done", alive && !counted,
+              "done without HELLO: %s; done as another rank than the HELLO: %s; server %s; "
+              "%s",
+              t[0] < 0 ? "no reply" : zps_msg_type_name(t[0]),
+              t[1] < 0 ? "no reply" : zps_msg_type_name(t[1]), alive ? "answers" : "GONE",
+              !h->log ? "no --log to check" : counted ? "a forged done was COUNTED" :
+              s_log_has(h, "not counted") ? "logged 'not counted'" : "nothing counted");
+}
+
 static void a_flood(h_t *h)
 {
     int f, e;
@@ -778,7 +836,7 @@ static const h_attack_t s_attacks[] = {
     {"inject", a_inject},     {"held", a_held},   {"hugepull", a_hugepull},
     {"overflow", a_overflow}, {"forge", a_forge}, {"flood", a_flood},
     {"oversize", a_oversize}, {"conns", a_conns}, {"unread", a_unread},
-    {"shutdown", a_shutdown},
+    {"done", a_done},         {"shutdown", a_shutdown},
 };
 #define H_NATTACKS (sizeof s_attacks / sizeof s_attacks[0])
 

@@ -17,6 +17,7 @@
 # Needs root and `ip netns`; without them it is skipped (exit 77).  Every
 # namespace, link and process is removed at exit, also when a check fails.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netns.sh"
 PATH=$PATH:/usr/sbin:/sbin
 ROOT=$(pwd)
 D=$TMP
@@ -45,121 +46,25 @@ now_ms() { date +%s%3N; }
 for c in ip ssh ssh-keygen setsid timeout; do
     command -v $c >/dev/null 2>&1 || skip "no '$c' command (make deps installs iproute2, openssh-client)"
 done
-[ -x /usr/sbin/sshd ] || skip "no /usr/sbin/sshd (make deps installs openssh-server)"
-probe=zps-probe-$$
-if ! err=$(ip netns add $probe 2>&1); then skip "'ip netns' is not usable here: $err"; fi
-ip netns del $probe
+netns_check
 
-# ---- the test hosts --------------------------------------------------------------------
-# N: a free number for this run's names and subnets (10.213.N.0/24 for the
-# bridge, 10.214.N.0/24 for the delayed links), claimed by creating the bridge
-N="" n=$(($$ % 200 + 20)) tries=0
-while [ $tries -lt 200 ]; do
-    if ip link add "zps${n}br" type bridge 2>/dev/null; then N=$n; break; fi
-    tries=$((tries + 1)); n=$(((n - 19) % 200 + 20))
-done
-[ -n "$N" ] || skip "cannot create a bridge: $(ip link add zpsprobebr type bridge 2>&1)"
-BR=zps${N}br SUB=10.213.$N DSUB=10.214.$N
-NSS="" NDPID="" MADE_RUN_SSHD=0 LP=""
-
+# ---- the test hosts (tests/netns.sh) --------------------------------------------------------
+# N: this run's number (10.213.N.0/24 for the bridge, 10.214.N.0/24 for the
+# delayed links)
+NDPID="" LP=""
 mh_teardown() {
     [ -n "$LP" ] && kill -KILL "$LP" 2>/dev/null
     [ -n "$NDPID" ] && kill -TERM "$NDPID" 2>/dev/null
-    for ns in $NSS; do
-        p=$(ip netns pids "$ns" 2>/dev/null)
-        [ -n "$p" ] && kill -TERM $p 2>/dev/null
-    done
-    sleep 0.3
-    for ns in $NSS; do
-        p=$(ip netns pids "$ns" 2>/dev/null)
-        [ -n "$p" ] && kill -KILL $p 2>/dev/null
-        ip netns del "$ns" 2>/dev/null
-    done
-    for h in 1 2 3; do ip link del "zps${N}v$h" 2>/dev/null; done
-    ip link del "$BR" 2>/dev/null
+    netns_down
     [ -n "$NDPID" ] && kill -KILL "$NDPID" 2>/dev/null
-    [ $MADE_RUN_SSHD = 1 ] && rmdir /run/sshd 2>/dev/null
     return 0
 }
+NETNS_TRAP=0
 trap 'mh_teardown; cleanup' EXIT
 trap 'exit 1' INT TERM
-
-ip addr add "$SUB.1/24" dev "$BR" && ip link set "$BR" up || fail "cannot set up bridge $BR"
-for h in 1 2 3; do
-    ns=zps${N}h$h v=zps${N}v$h
-    ip netns add "$ns" || fail "cannot create namespace $ns"
-    NSS="$NSS $ns"
-    ip link add "$v" type veth peer name "${v}p" &&
-        ip link set "${v}p" netns "$ns" &&
-        ip -n "$ns" link set "${v}p" name eth0 &&
-        ip -n "$ns" addr add "$SUB.1$h/24" dev eth0 &&
-        ip -n "$ns" link set eth0 up &&
-        ip -n "$ns" link set lo up &&
-        ip link set "$v" master "$BR" &&
-        ip link set "$v" up || fail "cannot set up the link of host $h"
-done
-echo "hosts: namespaces$NSS on $SUB.0/24 (bridge $BR)"
-
-# sshd in every host, with keys made for this test only
-K=$TMP/ssh
-mkdir -p "$K" && chmod 700 "$K"
-ssh-keygen -q -t ed25519 -N '' -C zps-test -f "$K/id" </dev/null >/dev/null &&
-    ssh-keygen -q -t ed25519 -N '' -C zps-test-host -f "$K/hostkey" </dev/null >/dev/null ||
-    fail "ssh-keygen failed"
-cp "$K/id.pub" "$K/authorized_keys"
-if [ ! -d /run/sshd ]; then mkdir -p /run/sshd && chmod 755 /run/sshd && MADE_RUN_SSHD=1; fi
-for h in 1 2 3; do
-    cat >"$K/sshd.$h.conf" <<EOF
-ListenAddress $SUB.1$h
-Port 22
-HostKey $K/hostkey
-PidFile $K/sshd.$h.pid
-AuthorizedKeysFile $K/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM no
-UseDNS no
-X11Forwarding no
-AllowTcpForwarding no
-AllowAgentForwarding no
-PrintMotd no
-PrintLastLog no
-MaxStartups 100
-MaxSessions 100
-LogLevel ERROR
-EOF
-    ip netns exec "zps${N}h$h" /usr/sbin/sshd -D -e -f "$K/sshd.$h.conf" >"$TMP/sshd.$h.log" 2>&1 &
-    eval "SSHD$h=\$!"
-done
-{
-    for h in 1 2 3; do printf 'Host zpsh%s\n  HostName %s\n' $h "$SUB.1$h"; done
-    cat <<EOF
-Host *
-  User root
-  IdentityFile $K/id
-  IdentitiesOnly yes
-  UserKnownHostsFile /dev/null
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking no
-  BatchMode yes
-  LogLevel ERROR
-  ConnectTimeout 5
-  ServerAliveInterval 5
-  ServerAliveCountMax 3
-EOF
-} >"$K/config"
-RSH="ssh -F $K/config"
-for h in 1 2 3; do
-    t=0
-    until $RSH zpsh$h true </dev/null 2>"$TMP/ssh.err"; do
-        t=$((t + 1))
-        [ $t -gt 50 ] && fail "ssh to test host $h ($SUB.1$h) does not work: $(cat "$TMP/ssh.err")"
-        sleep 0.2
-    done
-done
+netns_up 3
+DSUB=10.214.$N
+netns_sshd
 a=$($RSH zpsh2 'ip -4 -o addr show dev eth0' </dev/null)
 case $a in *" $SUB.12/"*) ;; *) fail "ssh zpsh2 did not land in host 2's namespace: $a" ;; esac
 echo "ok: sshd runs in each host; ssh zpsh2 lands on $SUB.12"
@@ -171,14 +76,7 @@ launch() { "$ROOT/scripts/zps-launch" --bin "$ZPS_BIN" --rsh "$RSH" "$@"; }
 launch_bg() { exec "$ROOT/scripts/zps-launch" --bin "$ZPS_BIN" --rsh "$RSH" "$@"; }
 
 # procs_left: the processes on the test hosts other than their sshd daemons
-procs_left() {
-    for ns in $NSS; do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do
-            case " $SSHD1 $SSHD2 $SSHD3 " in *" $p "*) continue ;; esac
-            printf '%s(%s) ' "$(cat /proc/$p/comm 2>/dev/null)" "$ns"
-        done
-    done
-}
+procs_left() { netns_procs_left; }
 # nothing_left WHAT: fails unless nothing but sshd runs on the hosts (within 6 s)
 nothing_left() {
     t=0

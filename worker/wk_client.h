@@ -148,8 +148,9 @@ void wk_client_set_clock(wk_client_t *c, uint64_t clock);
  * growth.  1 = none. */
 void wk_client_set_lr_scale(wk_client_t *c, float scale);
 
-/* Tell every server this worker has finished (it leaves the clock); waits
- * for the acknowledgements. */
+/* Tell every server this worker has finished (ssp/bsp: it leaves the
+ * clock; a server with --exit-when-done counts it); waits for the
+ * acknowledgements.  Sent in every mode at the end of a successful run. */
 int wk_client_done(wk_client_t *c);
 
 /* Progress the servers had recorded for this worker rank at the hello

@@ -780,7 +780,9 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     }
     while (t->push_count && !rc)
         rc = s_wait_push(t);
-    if (c->consistency != ZPS_CONS_ASYNC && !rc && (rc = wk_client_done(t->client)) != 0)
+    /* done=1 in every mode: ssp/bsp servers take the worker out of the
+     * clock, and a server with --exit-when-done counts it */
+    if (!rc && (rc = wk_client_done(t->client)) != 0)
         s_fail(t, rc, "leaving the clock failed");
     if (t->audit && !rc)
         rc = wk_audit_write(t->audit, c->compress_audit, t->sparse, t->log);
