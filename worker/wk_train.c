@@ -783,7 +783,10 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
     /* done=1 in every mode: ssp/bsp servers take the worker out of the
      * clock, and a server with --exit-when-done counts it */
     if (!rc && (rc = wk_client_done(t->client)) != 0)
-        s_fail(t, rc, "leaving the clock failed");
+        s_fail(t, rc, c->consistency != ZPS_CONS_ASYNC
+                          ? "leaving the clock failed"
+                          : "telling the servers this worker is done failed (every push was "
+                            "acknowledged; a server with --exit-when-done would wait)");
     if (t->audit && !rc)
         rc = wk_audit_write(t->audit, c->compress_audit, t->sparse, t->log);
     uint64_t bad = wk_reader_bad_lines(t->reader);
