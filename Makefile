@@ -172,6 +172,8 @@ deps:
 # 4. the sparse-model benchmark at --quick scale: every configuration must run
 #    and give finite figures (nothing about speed is asserted)
 ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak
+# issue 15 (Kubernetes): it_k8s checks manifests with python/npm tools; its daemon part runs in pass 1
+ASAN_IT_SKIP += it_k8s
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take
