@@ -20,8 +20,11 @@
 #include "zps_args.h"
 #include "zps_conf.h"
 #include "zps_daemon.h"
+#include "zps_env.h"
 #include "zps_err.h"
 #include "zps_log.h"
+
+extern char **environ;
 
 static volatile sig_atomic_t g_stop; /* the only state a signal handler may touch */
 
@@ -35,6 +38,8 @@ static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: zps-server [server options] [training options]\n"
+            "every option may also be given as a ZPS_* environment variable\n"
+            "(--num-servers 2 as ZPS_NUM_SERVERS=2; the command line wins)\n"
             "server options:\n"
             "  --bind tcp://IP:PORT     address to bind (port 0: pick a free one and print it)\n"
             "  --rank R                 this server's rank (0-based)            [0]\n"
@@ -152,18 +157,8 @@ static int s_manifest_keeps(const char *name)
     return 1;
 }
 
-int main(int argc, char **argv)
+static int s_run(int argc, char **argv, const struct option *opts, const zps_env_t *env)
 {
-#ifdef __GLIBC__
-    /* Big buffers (a peer's key frames, held pulls, replies) always come
-     * from mmap and go back to the system when freed.  glibc's threshold
-     * otherwise rises to the size of the largest mmapped block ever freed
-     * (the atomic file writer's 1 MB buffer: the ready file, a checkpoint,
-     * a save), after which such buffers stay in the heap once freed: a
-     * server that dropped a hostile peer's 64 MB of held pulls kept them
-     * (it_hostile, attack held). */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#endif
     ps_server_conf_t sc;
     ps_server_conf_defaults(&sc);
     zps_conf_t jc;
@@ -172,9 +167,6 @@ int main(int argc, char **argv)
     int quiet = 0, max_conn_given = 0;
     char err[600];
     size_t olen = 0;
-    struct option opts[128];
-    if (!zps_options_join(opts, sizeof opts / sizeof opts[0], s_server_options, zps_conf_options()))
-        return 1;
     int o, li;
     while ((o = zps_getopt(argc, argv, NULL, opts, &li, err, sizeof err)) != -1) {
         if (o == O_HELP) {
@@ -309,6 +301,7 @@ int main(int argc, char **argv)
         return 1;
     if (quiet)
         zps_log_set_level(log, ZPS_LOG_WARN);
+    zps_env_log(env, log);
     zps_daemon_signals(s_on_signal);
 
     ps_server_t *srv = ps_server_new(&sc, log, err, sizeof err);
@@ -325,4 +318,34 @@ int main(int argc, char **argv)
     ps_server_destroy(&srv);
     zps_log_destroy(&log);
     return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+#ifdef __GLIBC__
+    /* Big buffers (a peer's key frames, held pulls, replies) always come
+     * from mmap and go back to the system when freed.  glibc's threshold
+     * otherwise rises to the size of the largest mmapped block ever freed
+     * (the atomic file writer's 1 MB buffer: the ready file, a checkpoint,
+     * a save), after which such buffers stay in the heap once freed: a
+     * server that dropped a hostile peer's 64 MB of held pulls kept them
+     * (it_hostile, attack held). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+    struct option opts[128];
+    if (!zps_options_join(opts, sizeof opts / sizeof opts[0], s_server_options, zps_conf_options()))
+        return 1;
+    /* ZPS_* variables become the options the command line does not give;
+     * the parsed configuration points into env's argv: it lives until the end */
+    char err[512];
+    zps_env_t *env = zps_env_new("zps-server", opts, environ, argc, argv, err, sizeof err);
+    if (!env) {
+        fprintf(stderr, "zps-server: %s\n", err);
+        return 2;
+    }
+    int rc = s_run(zps_env_argc(env), zps_env_argv(env), opts, env);
+    if (rc == 2) /* a usage error: say which options came from the environment */
+        zps_env_explain(env, stderr);
+    zps_env_destroy(&env);
+    return rc;
 }

@@ -22,7 +22,7 @@ int main(void)
         suite_retry, suite_idx, suite_shard, suite_clock,
         suite_sort, suite_args, suite_out,
         suite_auto,
-        suite_split, suite_keysig,
+        suite_split, suite_keysig, suite_env,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

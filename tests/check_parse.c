@@ -357,6 +357,55 @@ START_TEST(test_bad_criteo)
 }
 END_TEST
 
+/* ---- unlabeled rows (zps-predict, issue 15) ---------------------------------- */
+START_TEST(test_unlabeled)
+{
+    wk_parser_t *wp = s_parser(WK_LABEL_BINARY, 0);
+    wk_rows_t d = {0};
+    /* off (training): a line starting with a feature is bad */
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_LIBSVM, &d, "3:1 7:0.5"), WK_PARSE_BAD);
+    ck_assert_str_eq(wk_parse_reason(wp), "missing label (the line starts with a feature)");
+    wk_parser_set_unlabeled(wp, 1);
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_LIBSVM, &d, "3:1 7:0.5"), 1);
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_LIBSVM, &d, "1 3:1 7:0.5"), 1);
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_LIBSVM, &d, "17:1"), 1);
+    ck_assert_uint_eq(d.n, 3);
+    ck_assert(isnan(d.labels[0]));
+    ck_assert(d.labels[1] == 1.0f);
+    ck_assert(isnan(d.labels[2]));
+    /* the unlabeled row has the labeled row's features */
+    ck_assert_uint_eq(d.offsets[1], 2);
+    ck_assert_uint_eq(d.offsets[2], 4);
+    ck_assert(d.ids[0] == d.ids[2] && d.ids[1] == d.ids[3] && d.vals[1] == 0.5f);
+    ck_assert_uint_eq(d.ids[4], 17);
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_LIBSVM, &d, "3:1 3:2"), WK_PARSE_BAD);
+    ck_assert_str_eq(wk_parse_reason(wp), "duplicate feature id 3");
+    ck_assert_uint_eq(wk_parse_column(wp), 5);
+    /* criteo: 39 fields are a row without its label, with the same ids */
+    const char *ints[13], *cats[26];
+    for (int i = 0; i < 13; i++)
+        ints[i] = "5";
+    for (int i = 0; i < 26; i++)
+        cats[i] = "ab";
+    char line[1024];
+    s_criteo_line(line, sizeof line, "0", ints, cats, "");
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_CRITEO, &d, line), 1);
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_CRITEO, &d, line + 2), 1); /* without "0\t" */
+    ck_assert_uint_eq(d.n, 5);
+    ck_assert(d.labels[3] == 0.0f);
+    ck_assert(isnan(d.labels[4]));
+    ck_assert_uint_eq(d.offsets[4] - d.offsets[3], 39);
+    ck_assert_uint_eq(d.offsets[5] - d.offsets[4], 39);
+    ck_assert_int_eq(memcmp(d.ids + d.offsets[3], d.ids + d.offsets[4], 39 * sizeof *d.ids), 0);
+    ck_assert_int_eq(s_line(wp, ZPS_FMT_CRITEO, &d, line + 4), WK_PARSE_BAD); /* 38 fields */
+    ck_assert_str_eq(wk_parse_reason(wp),
+                     "expected 40 tab-separated fields (39 without the label), got 38");
+    ck_assert_uint_eq(d.n, 5);
+    wk_rows_free(&d);
+    wk_parser_destroy(&wp);
+}
+END_TEST
+
 START_TEST(test_detect)
 {
     static const struct {
@@ -535,6 +584,7 @@ Suite *suite_parse(void)
     tcase_add_loop_test(tc, test_bad_lines, 0, (int)(sizeof s_bad_lines / sizeof s_bad_lines[0]));
     tcase_add_test(tc, test_bad_criteo);
     tcase_add_test(tc, test_detect);
+    tcase_add_test(tc, test_unlabeled);
     tcase_add_test(tc, test_bounded);
     suite_add_tcase(s, tc);
     TCase *tl = tcase_create("layout");

@@ -26,4 +26,5 @@ Suite *suite_out(void);
 Suite *suite_auto(void);
 Suite *suite_split(void);
 Suite *suite_keysig(void);
+Suite *suite_env(void);
 #endif

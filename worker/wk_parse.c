@@ -23,7 +23,9 @@
  * becomes UINT64_MAX - 1.  Every present feature has value 1.
  *
  * Labels.  Binary: 0/1, or any number strtod reads as 1, 0 or -1 (-1 is 0);
- * classes: an unsigned decimal integer 0..2^24. */
+ * classes: an unsigned decimal integer 0..2^24.  With unlabeled rows allowed
+ * (wk_parser_set_unlabeled) a libsvm line whose first token has a ':' and a
+ * Criteo line of 39 fields are rows with the label NAN. */
 #include "wk_parse.h"
 
 /* The digit loops below are most of a worker's parse time; where they fall
@@ -52,6 +54,7 @@
 struct wk_parser {
     wk_label_mode_t labels;
     uint32_t hash_bits;
+    int unlabeled;         /* lines without a label are rows labelled NAN */
     char *tok;             /* strtod scratch */
     size_t tok_cap;
     uint64_t *hs_keys;     /* duplicate check set */
@@ -321,12 +324,19 @@ static int s_parse_libsvm(wk_parser_t *wp, wk_rows_t *d, const char *ls, const c
     const char *t = p;
     while (!s_is_delim(p, le))
         p++;
-    if (memchr(t, ':', (size_t)(p - t)))
-        return s_bad(wp, (size_t)(t - ls) + 1, "missing label (the line starts with a feature)");
     float label;
-    int rc = s_label(wp, t, p, (size_t)(t - ls) + 1, &label);
-    if (rc < 0)
-        return rc;
+    int rc;
+    if (memchr(t, ':', (size_t)(p - t))) {
+        if (!wp->unlabeled)
+            return s_bad(wp, (size_t)(t - ls) + 1,
+                         "missing label (the line starts with a feature)");
+        label = NAN; /* an unlabeled row: its first token is a feature */
+        p = t;
+    } else {
+        rc = s_label(wp, t, p, (size_t)(t - ls) + 1, &label);
+        if (rc < 0)
+            return rc;
+    }
     const char *label_end = p;
 
     uint64_t *ids = d->ids + d->nnz;
@@ -439,20 +449,33 @@ static int s_parse_criteo(wk_parser_t *wp, wk_rows_t *d, const char *ls, const c
     size_t k = 0;
     float label = 0;
     const char *f = ls;
-    for (uint32_t field = 0; field < 40; field++) {
+    /* unlabeled rows allowed: 39 fields are I1..C26 without the label */
+    uint32_t first = 0;
+    const char *want = "expected 40 tab-separated fields";
+    if (wp->unlabeled) {
+        uint32_t tabs = 0;
+        for (const char *x = ls; x < le; x++)
+            tabs += *x == '\t';
+        want = "expected 40 tab-separated fields (39 without the label)";
+        if (tabs == 38) {
+            first = 1;
+            label = NAN;
+        } else if (tabs != 39) { /* which of the two was meant is unknown: say so first */
+            return s_bad(wp, (size_t)(le - ls) + 1, "%s, got %u", want, tabs + 1);
+        }
+    }
+    for (uint32_t field = first; field < 40; field++) {
         const char *fe = memchr(f, '\t', (size_t)(le - f));
         if (!fe)
             fe = le;
         size_t col = (size_t)(f - ls) + 1;
         if (field < 39 && fe == le)
-            return s_bad(wp, (size_t)(le - ls) + 1,
-                         "expected 40 tab-separated fields, got %u", field + 1);
+            return s_bad(wp, (size_t)(le - ls) + 1, "%s, got %u", want, field - first + 1);
         if (field == 39 && fe != le) {
-            uint32_t n = 40;
+            uint32_t n = 40 - first;
             for (const char *x = fe; x < le; x++)
                 n += *x == '\t';
-            return s_bad(wp, (size_t)(fe - ls) + 2,
-                         "expected 40 tab-separated fields, got %u", n);
+            return s_bad(wp, (size_t)(fe - ls) + 2, "%s, got %u", want, n);
         }
         if (field == 0) {
             int rc = s_label(wp, f, fe, col, &label);
@@ -544,6 +567,11 @@ wk_parser_t *wk_parser_new(wk_label_mode_t labels, uint32_t hash_bits)
     wp->labels = labels;
     wp->hash_bits = hash_bits;
     return wp;
+}
+
+void wk_parser_set_unlabeled(wk_parser_t *wp, int on)
+{
+    wp->unlabeled = on != 0;
 }
 
 void wk_parser_destroy(wk_parser_t **wpp)

@@ -25,6 +25,14 @@ typedef struct wk_parser wk_parser_t;
 wk_parser_t *wk_parser_new(wk_label_mode_t labels, uint32_t hash_bits);
 void wk_parser_destroy(wk_parser_t **wp);
 
+/* Unlabeled rows (for scoring, zps-predict): with on != 0 a line may lack
+ * its label, and such a row gets the label NAN.  A libsvm line lacks it
+ * when its first token is a feature (has a ':', e.g. "3:1 7:0.5"); a Criteo
+ * line when it has 39 tab-separated fields (the label column dropped, as in
+ * Criteo's test.txt) instead of 40.  Off by default (training: a line
+ * without a label is bad). */
+void wk_parser_set_unlabeled(wk_parser_t *wp, int on);
+
 /* One line in format fmt (ZPS_FMT_LIBSVM or ZPS_FMT_CRITEO; a trailing CR
  * is whitespace).  Returns 1 (one row appended to d), 0 (blank or comment
  * line), WK_PARSE_BAD (nothing appended; wk_parse_reason and

@@ -1,5 +1,6 @@
 /* zps-worker: command line (zps_getopt over zps_conf's options and
- * --quiet) -> zps_conf_t -> wk_trainer. */
+ * --quiet, with ZPS_* environment variables for the options the command
+ * line does not give: zps_env) -> zps_conf_t -> wk_trainer. */
 #include <signal.h>
 #include <cblas.h>
 #include <stdio.h>
@@ -9,8 +10,11 @@
 #include "zps_args.h"
 #include "zps_conf.h"
 #include "zps_daemon.h"
+#include "zps_env.h"
 #include "zps_err.h"
 #include "zps_log.h"
+
+extern char **environ;
 
 static volatile sig_atomic_t g_stop; /* the only state a signal handler may touch */
 
@@ -20,28 +24,29 @@ static void s_on_signal(int sig)
     g_stop = 1;
 }
 
-int main(int argc, char **argv)
+/* a usage error: the message, and which options came from the environment */
+static int s_usage_error(const zps_env_t *env, const char *msg, const char *hint)
 {
-    /* one BLAS thread per worker process: workers already use every core */
-    openblas_set_num_threads(1);
+    fprintf(stderr, "zps-worker: %s%s\n", msg, hint);
+    zps_env_explain(env, stderr);
+    return 2;
+}
+
+static int s_run(int argc, char **argv, const struct option *opts, const zps_env_t *env)
+{
     zps_conf_t conf;
     zps_conf_defaults(&conf);
     char err[1024];
     int quiet = 0;
     enum { O_HELP = 1, O_VERSION, O_QUIET };
-    static const struct option own[] = {{"help", no_argument, 0, O_HELP},
-                                        {"version", no_argument, 0, O_VERSION},
-                                        {"quiet", no_argument, 0, O_QUIET},
-                                        {0, 0, 0, 0}};
-    struct option opts[96];
-    if (!zps_options_join(opts, sizeof opts / sizeof opts[0], own, zps_conf_options()))
-        return 1;
     int c, li;
     while ((c = zps_getopt(argc, argv, NULL, opts, &li, err, sizeof err)) != -1) {
         switch (c) {
         case O_HELP:
             printf("usage: zps-worker --servers A,B,... --rank R --num-workers W [options]\n"
-                   "  --quiet                  log warnings and errors only\n\n%s",
+                   "  --quiet                  log warnings and errors only\n"
+                   "every option may also be given as a ZPS_* environment variable\n"
+                   "(--num-workers 3 as ZPS_NUM_WORKERS=3; the command line wins)\n\n%s",
                    zps_conf_usage());
             return 0;
         case O_VERSION:
@@ -55,28 +60,24 @@ int main(int argc, char **argv)
                 break;
             /* fall through */
         default:
-            fprintf(stderr, "zps-worker: %s (see --help)\n", err);
-            return 2;
+            return s_usage_error(env, err, " (see --help)");
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "zps-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
+        snprintf(err, sizeof err, "unexpected argument '%s'", argv[optind]);
+        return s_usage_error(env, err, " (see --help)");
     }
-    if (zps_conf_finish(&conf, err, sizeof err) != 0) {
-        fprintf(stderr, "zps-worker: %s\n", err);
-        return 2;
-    }
+    if (zps_conf_finish(&conf, err, sizeof err) != 0)
+        return s_usage_error(env, err, "");
     /* every path before any work: a wrong --test must not wait for the first epoch */
-    if (zps_conf_check_paths(&conf, conf.rank == 0, err, sizeof err) != 0) {
-        fprintf(stderr, "zps-worker: %s\n", err);
-        return 2;
-    }
+    if (zps_conf_check_paths(&conf, conf.rank == 0, err, sizeof err) != 0)
+        return s_usage_error(env, err, "");
     zps_log_t *log = zps_log_new("worker", (int)conf.rank, stderr);
     if (!log)
         return 1;
     if (quiet)
         zps_log_set_level(log, ZPS_LOG_WARN);
+    zps_env_log(env, log);
     zps_daemon_signals(s_on_signal);
 
     wk_trainer_t *t = wk_trainer_new(&conf, log, err, sizeof err);
@@ -91,4 +92,28 @@ int main(int argc, char **argv)
     wk_trainer_destroy(&t);
     zps_log_destroy(&log);
     return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    /* one BLAS thread per worker process: workers already use every core */
+    openblas_set_num_threads(1);
+    static const struct option own[] = {{"help", no_argument, 0, 1},
+                                        {"version", no_argument, 0, 2},
+                                        {"quiet", no_argument, 0, 3},
+                                        {0, 0, 0, 0}};
+    struct option opts[96];
+    if (!zps_options_join(opts, sizeof opts / sizeof opts[0], own, zps_conf_options()))
+        return 1;
+    /* ZPS_* variables become the options the command line does not give;
+     * the parsed configuration points into env's argv: it lives until the end */
+    char err[512];
+    zps_env_t *env = zps_env_new("zps-worker", opts, environ, argc, argv, err, sizeof err);
+    if (!env) {
+        fprintf(stderr, "zps-worker: %s\n", err);
+        return 2;
+    }
+    int rc = s_run(zps_env_argc(env), zps_env_argv(env), opts, env);
+    zps_env_destroy(&env);
+    return rc;
 }
