@@ -347,6 +347,13 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         zmq_setsockopt(c->socks[s], ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(c->socks[s], ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(c->socks[s], ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+        /* a TCP connect that has not completed in 2 s is dropped and tried
+         * again, resolving a host name anew: a server that came back under
+         * its name at another address (a Kubernetes pod) is found within
+         * seconds, not after the kernel's ~2 minute connect timeout to the
+         * address it had (scripts/check-k8s --container, a server pod killed) */
+        int connect_timeout = 2000;
+        zmq_setsockopt(c->socks[s], ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout);
         if (conf->server_public &&
             (zmq_setsockopt(c->socks[s], ZMQ_CURVE_SERVERKEY, conf->server_public, 40) ||
              zmq_setsockopt(c->socks[s], ZMQ_CURVE_PUBLICKEY, conf->curve_public, 40) ||
