@@ -37,7 +37,7 @@ else
 endif
 GENDIR   := build/gen
 
-# libmicrohttpd: the daemons' /metrics endpoint (issue 15, metrics)
+# libmicrohttpd: the daemons' /metrics endpoint
 PKGS      := libzmq libprotobuf-c openblas zlib libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -139,7 +139,7 @@ $(BINDIR)/zps-worker: $(OBJDIR)/worker/worker_main.o $(LIBZPS)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# ---- metrics (issue 15): zps-ctl top scrapes /metrics through libcurl
+# ---- metrics: zps-ctl top scrapes /metrics through libcurl
 $(BINDIR)/zps-ctl: LDLIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
 # ---- end metrics
 
@@ -233,7 +233,7 @@ bench: deps
 clean:
 	rm -rf build bin
 
-# ---- install (issue 15) ---------------------------------------------------------
+# ---- install ---------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=]: the daemons and tools ($(BINS):
 # not the test tools), the entry scripts (INSTALL_SCRIPTS), the shared
 # client library libzps.so.0 (its objects built with -fPIC in build/pic/, so
@@ -253,13 +253,13 @@ INSTALL    ?= install
 # entry scripts installed beside the binaries (add yours here; each must
 # answer --help and --version, for its man page)
 INSTALL_SCRIPTS ?= scripts/zps-launch scripts/zps-run
-# (issue 15, engines) sourced by zps-launch --slurm/--mpi from ../share/zps
+# sourced by zps-launch --slurm/--mpi from ../share/zps
 INSTALL_DATA_ZPS ?= scripts/zps-launch-engines
 DATADIR_ZPS ?= $(PREFIX)/share/zps
 INSTALL_DOCS ?= README.md $(wildcard docs/*.md)
 ZPS_SOVERSION := 0
 PICDIR     := build/pic
-# what a client needs: common/ (less the daemons' metrics endpoint, issue 15),
+# what a client needs: common/ (less the daemons' metrics endpoint),
 # the worker's client and its parts, the API
 PIC_SRC    := $(filter-out common/zps_metrics_http.c common/zps_prom.c,$(COMMON_SRC)) worker/zps.c worker/wk_client.c $(wildcard worker/wk_cli_*.c) \
               worker/wk_split.c worker/wk_keysig.c worker/wk_retry.c

@@ -23,7 +23,7 @@
 #include "zps_env.h"
 #include "zps_err.h"
 #include "zps_log.h"
-#include "zps_metrics_http.h" /* metrics (issue 15) */
+#include "zps_metrics_http.h" /* metrics */
 
 extern char **environ;
 
@@ -80,8 +80,8 @@ enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
-    O_EXIT_WHEN_DONE, /* issue 15: engines */
-    O_METRICS_LISTEN /* metrics (issue 15) */
+    O_EXIT_WHEN_DONE,
+    O_METRICS_LISTEN /* metrics */
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -103,7 +103,7 @@ static const struct option s_server_options[] = {
     {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
     {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
     {"restore", no_argument, 0, O_RESTORE},
-    {"metrics-listen", required_argument, 0, O_METRICS_LISTEN}, /* metrics (issue 15) */
+    {"metrics-listen", required_argument, 0, O_METRICS_LISTEN}, /* metrics */
     {"exit-when-done", no_argument, 0, O_EXIT_WHEN_DONE},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
@@ -131,7 +131,7 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
     case O_CAPACITY: return zps_parse_u64(v, &sc->capacity_hint);
     case O_MAX_MSG_MB: return s_mib(v, 1ULL << 20, &sc->max_msg_bytes);
     case O_READY_FILE: snprintf(sc->ready_file, sizeof sc->ready_file, "%s", v); return 0;
-    case O_METRICS_LISTEN: /* metrics (issue 15): checked here, bound by ps_server_new */
+    case O_METRICS_LISTEN: /* metrics: checked here, bound by ps_server_new */
     {
         char a[16], why[200];
         uint16_t port;

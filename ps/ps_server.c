@@ -311,7 +311,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
     }
     s->ckpt_last_ms = zps_now_ms();
-    /* metrics (issue 15): before the ready file, so a launcher that waits
+    /* metrics: before the ready file, so a launcher that waits
      * for it finds the endpoint up */
     if (conf->metrics_listen[0]) {
         char why[300];
@@ -338,7 +338,7 @@ void ps_server_destroy(ps_server_t **sp)
     if (!sp || !*sp)
         return;
     ps_server_t *s = *sp;
-    psv_prom_destroy(s); /* metrics (issue 15): stops the HTTP thread first */
+    psv_prom_destroy(s); /* metrics: stops the HTTP thread first */
     if (s->sock) {
         if (s->mon)
             zmq_socket_monitor(s->sock, NULL, 0);
@@ -504,7 +504,7 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
             return;
         }
     }
-    /* metrics (issue 15): pull and push handling time */
+    /* metrics: pull and push handling time */
     int64_t t0 = s->prom && (push || t == ZPS__ENVELOPE__BODY_PULL) ? zps_now_ns() : 0;
     switch (t) {
     case ZPS__ENVELOPE__BODY_CLOCK: psv_on_clock(s, m); break;
@@ -544,7 +544,7 @@ static void s_maintenance(ps_server_t *s)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
     psv_checkpoint_tick(s);
-    psv_prom_publish(s, 0); /* metrics (issue 15): at most every 100 ms */
+    psv_prom_publish(s, 0); /* metrics: at most every 100 ms */
 }
 
 int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)

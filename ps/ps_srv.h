@@ -249,7 +249,7 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m);
 void psv_on_shutdown(ps_server_t *s, zps_msg_t *m);
 void psv_on_stats(ps_server_t *s, zps_msg_t *m);
 
-/* ps_srv_prom.c (issue 15, metrics): --metrics-listen */
+/* ps_srv_prom.c: --metrics-listen */
 int psv_prom_new(ps_server_t *s, char *err, size_t errlen);
 void psv_prom_destroy(ps_server_t *s);
 const char *psv_prom_address(const ps_server_t *s);

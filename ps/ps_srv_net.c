@@ -86,7 +86,7 @@ static void s_reply_verror(ps_server_t *s, zps_msg_t *m, int code, int has_key, 
     int n = snprintf(text, sizeof text, "server %u: ", s->conf.rank);
     vsnprintf(text + n, sizeof text - (size_t)n, fmt, ap);
     s->st.errors++;
-    psv_prom_rejected(s, code); /* metrics (issue 15): by reason */
+    psv_prom_rejected(s, code); /* metrics: by reason */
     if (code == ZPS_EPERM)
         s->st.perm_denied++;
     zps_log_limited(s->log, LC_REJECT, 1000, "rejected request from %s%s%s/%u: %s", m->peer,

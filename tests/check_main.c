@@ -23,8 +23,8 @@ int main(void)
         suite_sort, suite_args, suite_out,
         suite_auto,
         suite_split, suite_keysig, suite_env,
-        suite_prom, /* issue 15: metrics */
-        suite_done, /* issue 15 */
+        suite_prom, /* metrics */
+        suite_done,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -357,7 +357,7 @@ START_TEST(test_bad_criteo)
 }
 END_TEST
 
-/* ---- unlabeled rows (zps-predict, issue 15) ---------------------------------- */
+/* ---- unlabeled rows (zps-predict) ---------------------------------- */
 START_TEST(test_unlabeled)
 {
     wk_parser_t *wp = s_parser(WK_LABEL_BINARY, 0);

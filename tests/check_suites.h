@@ -27,6 +27,6 @@ Suite *suite_auto(void);
 Suite *suite_split(void);
 Suite *suite_keysig(void);
 Suite *suite_env(void);
-Suite *suite_prom(void); /* issue 15: metrics */
-Suite *suite_done(void); /* issue 15: zps-server --exit-when-done */
+Suite *suite_prom(void); /* metrics */
+Suite *suite_done(void); /* zps-server --exit-when-done */
 #endif

@@ -1,5 +1,5 @@
 #!/bin/bash
-# make install / make uninstall (issue 15): `make install DESTDIR=$tmp
+# make install / make uninstall: `make install DESTDIR=$tmp
 # PREFIX=/usr` puts the daemons and tools (not the test tools), zps-launch,
 # libzps.so.0 (soname, only the API's symbols exported), zps.h, zps.pc, a man
 # page per program and the documents under $tmp/usr; a C program written

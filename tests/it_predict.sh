@@ -1,5 +1,5 @@
 #!/bin/sh
-# zps-predict on real use (issue 15):
+# zps-predict on real use:
 # - unlabeled rows: the rows of a labeled test file with their labels cut
 #   off, read from stdin (plain and gzip), give byte-identical scores to the
 #   labeled file read from disk (and from a directory, through the workers'

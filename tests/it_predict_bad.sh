@@ -1,5 +1,5 @@
 #!/bin/bash
-# zps-predict on hostile input (issue 15 review): every error names
+# zps-predict on hostile input: every error names
 # FILE:LINE (or <stdin>:LINE, or the model file), exits 1 and leaves no
 # --out file behind:
 # - a malformed row, a NUL byte inside a row ("NUL byte", not "bad label ''"),

@@ -102,7 +102,7 @@ struct wk_trainer {
     double label_sum;       /* sum of the trained labels (all passes) */
     wk_scorer_t *scorer;    /* test set and holdout, with slot 0's model */
     wk_diag_t diag;         /* step-size warnings given */
-    wk_prom_t *prom;        /* --metrics-listen (issue 15; not owned, NULL: off) */
+    wk_prom_t *prom;        /* --metrics-listen (not owned, NULL: off) */
 };
 
 /* Appends to slot s the rows of in that are trained on (all of them
@@ -336,7 +336,7 @@ const wk_eval_t *wk_trainer_last_eval(const wk_trainer_t *t) { return &t->eval; 
 
 void wk_trainer_set_prom(wk_trainer_t *t, struct wk_prom *p) { t->prom = p; }
 
-/* metrics (issue 15): what the trainer counts, to the exporter (wk_prom
+/* metrics: what the trainer counts, to the exporter (wk_prom
  * publishes at most every 100 ms unless force) */
 static void s_prom(wk_trainer_t *t, uint32_t epoch, int force)
 {
@@ -496,7 +496,7 @@ static void s_epoch_name(const wk_trainer_t *t, uint32_t epoch, char *buf, size_
 
 static void s_progress(wk_trainer_t *t, uint32_t epoch, int force)
 {
-    s_prom(t, epoch, force); /* metrics (issue 15) */
+    s_prom(t, epoch, force); /* metrics */
     double now = zps_now_s();
     if (!force && now - t->k.t_last < t->conf->progress_every)
         return;
@@ -774,7 +774,7 @@ int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop)
         }
         if ((rc = s_end_pass(t, e, first_epoch, ep, train, q_train, &last)) != 0)
             break;
-        s_prom(t, e, 1); /* metrics (issue 15): the pass's losses at once */
+        s_prom(t, e, 1); /* metrics: the pass's losses at once */
         if (last)
             break;
     }

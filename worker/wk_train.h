@@ -37,7 +37,7 @@ void wk_trainer_destroy(wk_trainer_t **t);
 /* Train all epochs.  0, or a ZPS_E* code (the reason has been logged). */
 int wk_trainer_run(wk_trainer_t *t, volatile sig_atomic_t *stop);
 
-/* Metrics (issue 15): the trainer updates p (not owned; NULL: none) from
+/* Metrics: the trainer updates p (not owned; NULL: none) from
  * its loop.  Call before wk_trainer_run. */
 struct wk_prom;
 void wk_trainer_set_prom(wk_trainer_t *t, struct wk_prom *p);

@@ -40,7 +40,7 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
     zps_conf_defaults(&conf);
     char err[1024];
     int quiet = 0;
-    const char *metrics_listen = NULL; /* metrics (issue 15) */
+    const char *metrics_listen = NULL; /* metrics */
     enum { O_HELP = 1, O_VERSION, O_QUIET, O_METRICS_LISTEN };
     int c, li;
     while ((c = zps_getopt(argc, argv, NULL, opts, &li, err, sizeof err)) != -1) {
@@ -60,7 +60,7 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         case O_QUIET:
             quiet = 1;
             break;
-        case O_METRICS_LISTEN: { /* metrics (issue 15): checked now, bound after set-up */
+        case O_METRICS_LISTEN: { /* metrics: checked now, bound after set-up */
             char a[16], why[300];
             uint16_t port;
             if (zps_metrics_parse_listen(optarg, a, &port, why, sizeof why) != 0) {
@@ -95,7 +95,7 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
     zps_env_log(env, log);
     zps_daemon_signals(s_on_signal);
 
-    /* metrics (issue 15): up before the servers are reached, so a port in
+    /* metrics: up before the servers are reached, so a port in
      * use fails at once and a scraper sees the worker while it connects */
     wk_prom_t *prom = NULL;
     if (metrics_listen) {
@@ -131,7 +131,7 @@ int main(int argc, char **argv)
     static const struct option own[] = {{"help", no_argument, 0, 1},
                                         {"version", no_argument, 0, 2},
                                         {"quiet", no_argument, 0, 3},
-                                        {"metrics-listen", required_argument, 0, 4}, /* issue 15 */
+                                        {"metrics-listen", required_argument, 0, 4},
                                         {0, 0, 0, 0}};
     struct option opts[96];
     if (!zps_options_join(opts, sizeof opts / sizeof opts[0], own, zps_conf_options()))

@@ -45,7 +45,7 @@
 
 int main(int argc, char **argv)
 {
-    /* metrics (issue 15): top reads the daemons' /metrics, not the servers'
+    /* metrics: top reads the daemons' /metrics, not the servers'
      * sockets, and has its own options */
     if (argc >= 2 && !strcmp(argv[1], "top"))
         return ctl_top_main(argc - 1, argv + 1);

@@ -29,7 +29,7 @@ FUZZ_ARGS    ?=
 FUZZ_DIR     := build/fuzz
 FUZZ_OBJDIR  := $(FUZZ_DIR)/obj
 FUZZ_GENDIR  := build/gen
-# libmicrohttpd: the server objects reach zps_metrics_http (metrics, issue 15)
+# libmicrohttpd: the server objects reach zps_metrics_http
 FUZZ_PKGS    := libzmq libprotobuf-c zlib libmicrohttpd
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
