@@ -228,6 +228,7 @@ bench: deps
 	$(Q)scripts/bench-train
 	$(Q)scripts/bench-compress
 	$(Q)scripts/bench-exact
+	$(Q)scripts/bench-metrics
 	$(Q)scripts/bench-quality
 
 clean:
