@@ -9,13 +9,20 @@
  * then the update) is computed in the undo buffer instead.  Every updated
  * row is checked finite with the batched check.  Commit reserves room for
  * the new keys first, so their inserts cannot fail half-way; any refusal
- * restores the saved rows. */
+ * restores the saved rows.
+ *
+ * Admission, when on, is decided in begin for each missing key (a sketch
+ * read or a hash; nothing changes), marked in skip[], and applied in
+ * commit: only admitted keys are inserted, the others' sketch counts are
+ * raised.  With admission off, skip[] is never read. */
 #include "zps_shard.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_hash.h"
+#include "zps_sketch.h"
 
 #define ZPS_SHARD_CHUNK 256
 
@@ -33,6 +40,13 @@ struct zps_shard {
     const uint64_t *keys;
     size_t n, done, missing;
     int open;
+    /* admission (off: adm.mode == ZPS_ADMIT_OFF, sk NULL) */
+    zps_admit_conf_t adm;
+    zps_sketch_t *sk;
+    uint8_t *skip;          /* per key of the push: missing and not admitted */
+    size_t skip_cap;
+    size_t rejected;        /* keys of the open push not admitted */
+    zps_admit_stats_t ast;
 };
 
 zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
@@ -61,6 +75,8 @@ void zps_shard_destroy(zps_shard_t **shp)
     free(sh->tmp_g);
     free(sh->rowp);
     free(sh->undo);
+    free(sh->skip);
+    zps_sketch_destroy(&sh->sk);
     free(sh);
 }
 
@@ -103,8 +119,45 @@ void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
     }
 }
 
+int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a)
+{
+    if (sh->open)
+        return ZPS_EINVAL;
+    if (a->mode == ZPS_ADMIT_COUNT && (a->count < 1 || a->count > ZPS_SKETCH_MAX || a->ids < 1))
+        return ZPS_EINVAL;
+    if (a->mode == ZPS_ADMIT_PROB && !(a->prob > 0 && a->prob <= 1))
+        return ZPS_EINVAL;
+    zps_sketch_t *sk = NULL;
+    if (a->mode == ZPS_ADMIT_COUNT && !(sk = zps_sketch_new(a->ids, a->seed)))
+        return ZPS_ENOMEM;
+    zps_sketch_destroy(&sh->sk);
+    sh->sk = sk;
+    sh->adm = *a;
+    sh->ast.sketch_bytes = sk ? zps_sketch_bytes(sk) : 0;
+    return 0;
+}
+
+void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out) { *out = sh->ast; }
+
+/* Is missing key k admitted by the push being begun? */
+static int s_admitted(const zps_shard_t *sh, uint64_t k)
+{
+    if (sh->adm.mode == ZPS_ADMIT_COUNT)
+        return zps_sketch_estimate(sh->sk, k) + 1 >= sh->adm.count;
+    double u = (double)(zps_mix64(k, zps_mix64(sh->ast.push_seq, sh->adm.seed)) >> 11) *
+               (1.0 / 9007199254740992.0);
+    return u < sh->adm.prob;
+}
+
 static int s_grow(zps_shard_t *sh, size_t n)
 {
+    if (sh->adm.mode != ZPS_ADMIT_OFF && sh->skip_cap < n) {
+        uint8_t *k = realloc(sh->skip, n ? n : 1);
+        if (!k)
+            return ZPS_ENOMEM;
+        sh->skip = k;
+        sh->skip_cap = n;
+    }
     if (sh->rowp_cap < n) {
         float **r = realloc(sh->rowp, (n ? n : 1) * sizeof *r);
         if (!r)
@@ -144,7 +197,8 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     scaled.lr *= lr_scale;
     const int clipping = clip > 0;
     float *cr[ZPS_SHARD_CHUNK];
-    size_t missing = 0, bad = SIZE_MAX;
+    size_t missing = 0, rejected = 0, bad = SIZE_MAX;
+    const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
     sh->keys = keys;
     sh->n = n;
     sh->done = 0;
@@ -159,7 +213,15 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                 for (size_t q = 0; q < rf; q++)
                     u[q] = row[q];
             } else {
-                missing++;
+                if (admitting) {
+                    /* computed and checked like any row, not inserted if skipped */
+                    int a = s_admitted(sh, keys[j]);
+                    sh->skip[j] = (uint8_t)!a;
+                    rejected += !a;
+                    missing += a;
+                } else {
+                    missing++;
+                }
                 zps_optim_init_row(&sh->o, keys[j], u);
                 row = u;
             }
@@ -183,6 +245,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
         return ZPS_ENONFINITE;
     }
     sh->missing = out->new_keys = missing;
+    sh->rejected = rejected;
     sh->open = 1;
     return 0;
 }
@@ -200,8 +263,9 @@ int zps_shard_push_commit(zps_shard_t *sh)
     uint64_t mk[ZPS_SHARD_CHUNK];
     size_t mj[ZPS_SHARD_CHUNK], cnt = 0;
     float *rows[ZPS_SHARD_CHUNK];
+    const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
     for (size_t j = 0; missing && j < sh->n; j++) {
-        if (!sh->rowp[j]) {
+        if (!sh->rowp[j] && !(admitting && sh->skip[j])) {
             mk[cnt] = sh->keys[j];
             mj[cnt++] = j;
             missing--;
@@ -217,6 +281,16 @@ int zps_shard_push_commit(zps_shard_t *sh)
                 memcpy(rows[q], sh->undo + mj[q] * sh->rf, sh->rf * sizeof *sh->undo);
             cnt = 0;
         }
+    }
+    if (admitting) {
+        if (sh->rejected && sh->sk)
+            for (size_t j = 0; j < sh->n; j++)
+                if (!sh->rowp[j] && sh->skip[j])
+                    zps_sketch_add(sh->sk, sh->keys[j]);
+        sh->ast.admitted_keys += sh->missing;
+        sh->ast.rejected_keys += sh->rejected;
+        sh->ast.rejected_pushes += sh->rejected > 0;
+        sh->ast.push_seq++;
     }
     sh->open = 0;
     return 0;
@@ -236,6 +310,11 @@ void zps_shard_trim(zps_shard_t *sh, size_t keep)
         free(sh->rowp);
         sh->rowp = NULL;
         sh->rowp_cap = 0;
+    }
+    if (sh->skip_cap > keep) {
+        free(sh->skip);
+        sh->skip = NULL;
+        sh->skip_cap = 0;
     }
     if (sh->undo_cap > keep * sh->rf) {
         free(sh->undo);

@@ -2,7 +2,11 @@
  * reproducible): the estimate is never below the exact count, and the share
  * of ids over-counted by more than the count-min bound eps * T (eps = e /
  * width) stays under delta = e^-depth; counters saturate at 255; reset
- * clears; serialize / load round-trips exactly and refuses garbage. */
+ * clears; serialize / load round-trips exactly and refuses garbage.
+ * And admission in zps_shard: count:2 stores a key at its second push, not
+ * its first (pulls answer the initial value until then), an aborted push
+ * counts nothing, stored keys are never affected, prob:P draws are a pure
+ * function of (key, seed, push sequence). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +14,9 @@
 #include <string.h>
 
 #include "check_suites.h"
+#include "zps_err.h"
 #include "zps_rng.h"
+#include "zps_shard.h"
 #include "zps_sketch.h"
 
 #define IDS 50000u   /* distinct ranks of the Zipf law */
@@ -163,6 +169,123 @@ START_TEST(test_serialize_round_trip)
 }
 END_TEST
 
+static zps_shard_t *s_admit_shard(zps_admit_mode_t mode, uint32_t count, double prob)
+{
+    zps_optim_conf_t o;
+    zps_optim_defaults(&o, ZPS_OPT_SGD);
+    o.dim = 2;
+    o.init_scale = 0.5f; /* initial weights not zero: a pull shows them */
+    o.init_seed = 3;
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    ck_assert_ptr_nonnull(sh);
+    zps_admit_conf_t a = {mode, count, prob, 1024, 99};
+    ck_assert_int_eq(zps_shard_set_admit(sh, &a), 0);
+    return sh;
+}
+
+static void s_push(zps_shard_t *sh, const uint64_t *keys, size_t n, int commit)
+{
+    float g[64];
+    for (size_t i = 0; i < 2 * n; i++)
+        g[i] = 0.25f;
+    zps_shard_push_t pr;
+    ck_assert_int_eq(zps_shard_push_begin(sh, keys, n, g, 1.0f, 0, &pr), 0);
+    if (commit)
+        ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+    else
+        zps_shard_push_abort(sh);
+}
+
+START_TEST(test_admit_count)
+{
+    zps_shard_t *sh = s_admit_shard(ZPS_ADMIT_COUNT, 2, 0);
+    zps_table_t *t = zps_shard_table(sh);
+    const zps_optim_conf_t *o = zps_shard_optim(sh);
+    uint64_t k = 1234, k2[2] = {1234, 5678};
+    float w[4], w0[2];
+    zps_optim_initial_weights(o, k, w0);
+    ck_assert(w0[0] != 0.0f);
+    s_push(sh, &k, 1, 1); /* first push: counted, not stored */
+    ck_assert_uint_eq(zps_table_size(t), 0);
+    zps_shard_pull(sh, &k, 1, w);
+    ck_assert(w[0] == w0[0] && w[1] == w0[1]);
+    zps_admit_stats_t st;
+    zps_shard_admit_stats(sh, &st);
+    ck_assert_uint_eq(st.admitted_keys, 0);
+    ck_assert_uint_eq(st.rejected_keys, 1);
+    ck_assert_uint_eq(st.rejected_pushes, 1);
+    ck_assert_uint_eq(st.sketch_bytes, 4 * 2048);
+    s_push(sh, k2, 2, 0); /* aborted: counts nothing */
+    zps_shard_admit_stats(sh, &st);
+    ck_assert_uint_eq(st.rejected_keys, 1);
+    s_push(sh, k2, 2, 1); /* second push of 1234: stored; 5678 first: not */
+    ck_assert_uint_eq(zps_table_size(t), 1);
+    ck_assert_ptr_nonnull(zps_table_find(t, 1234));
+    ck_assert_ptr_null(zps_table_find(t, 5678));
+    zps_shard_pull(sh, k2, 2, w);
+    ck_assert(w[0] == w0[0] - 0.25f * o->lr); /* one sgd step from the initial value */
+    zps_shard_admit_stats(sh, &st);
+    ck_assert_uint_eq(st.admitted_keys, 1);
+    ck_assert_uint_eq(st.rejected_keys, 2);
+    ck_assert_uint_eq(st.rejected_pushes, 2);
+    s_push(sh, k2, 2, 1); /* both stored now; the stored one updated again */
+    ck_assert_uint_eq(zps_table_size(t), 2);
+    zps_shard_admit_stats(sh, &st);
+    ck_assert_uint_eq(st.admitted_keys, 2);
+    ck_assert_uint_eq(st.rejected_pushes, 2);
+    ck_assert_uint_eq(st.push_seq, 3);
+    zps_shard_destroy(&sh);
+    zps_admit_conf_t bad = {ZPS_ADMIT_COUNT, 256, 0, 1024, 1};
+    sh = s_admit_shard(ZPS_ADMIT_OFF, 0, 0);
+    ck_assert_int_eq(zps_shard_set_admit(sh, &bad), ZPS_EINVAL);
+    bad.count = 0;
+    ck_assert_int_eq(zps_shard_set_admit(sh, &bad), ZPS_EINVAL);
+    bad = (zps_admit_conf_t){ZPS_ADMIT_PROB, 0, 1.5, 0, 1};
+    ck_assert_int_eq(zps_shard_set_admit(sh, &bad), ZPS_EINVAL);
+    bad.prob = 0;
+    ck_assert_int_eq(zps_shard_set_admit(sh, &bad), ZPS_EINVAL);
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+START_TEST(test_admit_prob)
+{
+    /* prob:1 admits everything; prob:0.25 about a quarter, the same keys
+     * for the same seed and push sequence */
+    uint64_t keys[32];
+    for (int i = 0; i < 32; i++)
+        keys[i] = 1000 + 7 * (uint64_t)i;
+    zps_shard_t *all = s_admit_shard(ZPS_ADMIT_PROB, 0, 1.0);
+    s_push(all, keys, 32, 1);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(all)), 32);
+    zps_shard_destroy(&all);
+    zps_shard_t *a = s_admit_shard(ZPS_ADMIT_PROB, 0, 0.25), *b = s_admit_shard(ZPS_ADMIT_PROB, 0, 0.25);
+    s_push(b, keys, 32, 0); /* an aborted push does not advance the sequence */
+    size_t prev = 0;
+    for (int round = 0; round < 20; round++) {
+        s_push(a, keys, 32, 1);
+        s_push(b, keys, 32, 1);
+        size_t na = zps_table_size(zps_shard_table(a));
+        ck_assert_uint_eq(na, zps_table_size(zps_shard_table(b)));
+        ck_assert_uint_ge(na, prev);
+        prev = na;
+        for (int i = 0; i < 32; i++)
+            ck_assert((zps_table_find(zps_shard_table(a), keys[i]) != NULL) ==
+                      (zps_table_find(zps_shard_table(b), keys[i]) != NULL));
+    }
+    /* 20 draws at 1/4 each: P(a key never admitted) = 0.75^20 = 0.3%; with
+     * these seeds all 32 are in */
+    ck_assert_uint_eq(prev, 32);
+    zps_admit_stats_t st;
+    zps_shard_admit_stats(a, &st);
+    ck_assert_uint_eq(st.admitted_keys, 32);
+    ck_assert_uint_eq(st.push_seq, 20);
+    ck_assert_uint_gt(st.rejected_keys, 32);
+    zps_shard_destroy(&a);
+    zps_shard_destroy(&b);
+}
+END_TEST
+
 Suite *suite_sketch(void)
 {
     Suite *s = suite_create("sketch");
@@ -172,6 +295,8 @@ Suite *suite_sketch(void)
     tcase_add_test(tc, test_sized_from_ids);
     tcase_add_test(tc, test_exact_small_and_saturation);
     tcase_add_test(tc, test_serialize_round_trip);
+    tcase_add_test(tc, test_admit_count);
+    tcase_add_test(tc, test_admit_prob);
     suite_add_tcase(s, tc);
     return s;
 }
