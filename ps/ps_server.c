@@ -185,7 +185,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         zps_admit_stats_t ast;
         zps_shard_admit_stats(s->tabs[0].sh, &ast);
         if (conf->admit.mode == ZPS_ADMIT_COUNT)
-            zps_info(log, "admission: a key is stored at its %u-th push (count-min sketch, "
+            zps_info(log, "admission: a key is stored once pushed %u times (count-min sketch, "
                      "4 x %llu counters, %.1f MiB, sized for %llu ids)", conf->admit.count,
                      (unsigned long long)(ast.sketch_bytes / 4), (double)ast.sketch_bytes / 1048576.0,
                      (unsigned long long)conf->admit.ids);
