@@ -17,6 +17,7 @@
  * raised.  With admission off, skip[] is never read. */
 #include "zps_shard.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,81 @@ static int s_admitted(const zps_shard_t *sh, uint64_t k)
     double u = (double)(zps_mix64(k, zps_mix64(sh->ast.push_seq, sh->adm.seed)) >> 11) *
                (1.0 / 9007199254740992.0);
     return u < sh->adm.prob;
+}
+
+#define S_ADM_HEAD (4 + 4 + 4 + 8 * 6)
+
+static void s_put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t s_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+int zps_shard_admit_export(const zps_shard_t *sh, unsigned char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (sh->adm.mode == ZPS_ADMIT_OFF)
+        return 0;
+    size_t skl = sh->sk ? zps_sketch_serial_size(sh->sk) : 0;
+    unsigned char *b = malloc(S_ADM_HEAD + skl);
+    if (!b)
+        return ZPS_ENOMEM;
+    uint64_t pb;
+    memcpy(&pb, &sh->adm.prob, 8);
+    memcpy(b, "ZAD1", 4);
+    s_put64(b + 4, (uint64_t)sh->adm.mode | ((uint64_t)sh->adm.count << 32));
+    s_put64(b + 12, pb);
+    s_put64(b + 20, sh->ast.admitted_keys);
+    s_put64(b + 28, sh->ast.rejected_keys);
+    s_put64(b + 36, sh->ast.rejected_pushes);
+    s_put64(b + 44, sh->ast.push_seq);
+    s_put64(b + 52, skl);
+    if (skl)
+        zps_sketch_serialize(sh->sk, b + S_ADM_HEAD);
+    *buf = b;
+    *len = S_ADM_HEAD + skl;
+    return 0;
+}
+
+int zps_shard_admit_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                           size_t errlen)
+{
+    if (len < S_ADM_HEAD || memcmp(buf, "ZAD1", 4) != 0 || s_get64(buf + 52) != len - S_ADM_HEAD) {
+        snprintf(err, errlen, "admission state of %zu bytes is not one (bad header or length)",
+                 len);
+        return ZPS_EPROTO;
+    }
+    if (sh->adm.mode == ZPS_ADMIT_OFF || sh->open)
+        return 0;
+    uint32_t mode = (uint32_t)s_get64(buf + 4);
+    zps_sketch_t *sk = NULL;
+    if (mode == ZPS_ADMIT_COUNT && sh->adm.mode == ZPS_ADMIT_COUNT) {
+        if (len == S_ADM_HEAD) {
+            snprintf(err, errlen, "count:N admission state without its sketch");
+            return ZPS_EPROTO;
+        }
+        if (!(sk = zps_sketch_load(buf + S_ADM_HEAD, len - S_ADM_HEAD, err, errlen)))
+            return ZPS_EPROTO;
+    }
+    if (sk) {
+        zps_sketch_destroy(&sh->sk);
+        sh->sk = sk;
+        sh->ast.sketch_bytes = zps_sketch_bytes(sk);
+    }
+    sh->ast.admitted_keys = s_get64(buf + 20);
+    sh->ast.rejected_keys = s_get64(buf + 28);
+    sh->ast.rejected_pushes = s_get64(buf + 36);
+    sh->ast.push_seq = s_get64(buf + 44);
+    return 0;
 }
 
 static int s_grow(zps_shard_t *sh, size_t n)

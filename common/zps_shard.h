@@ -107,6 +107,21 @@ typedef struct {
 int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a);
 void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
 
+/* Admission state for checkpoints: a malloc'd blob in *buf (*len bytes;
+ * the caller frees), NULL with *len 0 when admission is off.  Layout,
+ * little-endian: "ZAD1", mode (u32), count (u32), prob (IEEE double bits,
+ * u64), admitted_keys, rejected_keys, rejected_pushes, push_seq, sketch
+ * length (u64 each), then the sketch (zps_sketch_serialize; 0 bytes for
+ * prob:P).  0 or ZPS_ENOMEM. */
+int zps_shard_admit_export(const zps_shard_t *sh, unsigned char **buf, size_t *len);
+/* Take the state of a blob from zps_shard_admit_export: the counters and
+ * push sequence always (with admission on), the sketch when both the blob
+ * and this shard count (count:N; the checkpoint's sketch replaces this
+ * one, whatever its size).  With admission off, nothing is taken.  0, or
+ * ZPS_EPROTO with the reason in err (nothing changed). */
+int zps_shard_admit_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                           size_t errlen);
+
 /* Give back scratch memory over keep keys' worth (after a big request). */
 void zps_shard_trim(zps_shard_t *sh, size_t keep);
 

@@ -6,15 +6,20 @@
  * And admission in zps_shard: count:2 stores a key at its second push, not
  * its first (pulls answer the initial value until then), an aborted push
  * counts nothing, stored keys are never affected, prob:P draws are a pure
- * function of (key, seed, push sequence). */
+ * function of (key, seed, push sequence); the admission state survives a
+ * checkpoint (format 3) and restore, and a checkpoint without it is still
+ * format 2. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_suites.h"
+#include "ps_ckpt.h"
 #include "zps_err.h"
+#include "zps_log.h"
 #include "zps_rng.h"
 #include "zps_shard.h"
 #include "zps_sketch.h"
@@ -286,6 +291,123 @@ START_TEST(test_admit_prob)
 }
 END_TEST
 
+/* checkpoint version field of the file in dir (one file) */
+static uint32_t s_ckpt_version(const char *dir, uint32_t counter)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/ckpt-0-of-1-%08u.zck", dir, counter);
+    FILE *f = fopen(p, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char h[12];
+    ck_assert_uint_eq(fread(h, 1, 12, f), 12);
+    fclose(f);
+    uint32_t v;
+    memcpy(&v, h + 8, 4);
+    return v;
+}
+
+START_TEST(test_admit_checkpoint)
+{
+    char dir[] = "/tmp/zps-check-sketch.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    FILE *lf = tmpfile();
+    zps_log_t *log = zps_log_new("check", 0, lf);
+    zps_shard_t *a = s_admit_shard(ZPS_ADMIT_COUNT, 2, 0);
+    uint64_t keys[20];
+    for (int i = 0; i < 20; i++)
+        keys[i] = 100 + (uint64_t)i;
+    s_push(a, keys, 20, 1);      /* 20 keys seen once */
+    s_push(a, keys, 10, 1);      /* 100..109 twice: stored */
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(a)), 10);
+    zps_admit_stats_t sa, sb;
+    zps_shard_admit_stats(a, &sa);
+    unsigned char *blob;
+    size_t blen;
+    ck_assert_int_eq(zps_shard_admit_export(a, &blob, &blen), 0);
+    ck_assert_uint_eq(blen, 60 + 32 + 4 * 2048);
+    ps_ckpt_info_t in;
+    memset(&in, 0, sizeof in);
+    in.nservers = 1;
+    in.dim = 2;
+    in.row_floats = (uint32_t)zps_optim_row_floats(zps_shard_optim(a));
+    snprintf(in.desc, sizeof in.desc, "admit-test");
+    in.counter = 1;
+    in.job_id = 77;
+    in.admit_in = blob;
+    in.admit_in_len = blen;
+    char err[1500];
+    ck_assert_msg(ps_ckpt_write(dir, &in, zps_shard_table(a), NULL, 0, 5, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(s_ckpt_version(dir, 1), PS_CKPT_VERSION_ADMIT);
+    /* restore into a new shard */
+    ps_ckpt_info_t out = in;
+    out.admit_in = NULL;
+    out.admit_in_len = 0;
+    zps_table_t *t = NULL;
+    ps_ckpt_client_t *cl = NULL;
+    size_t ncl = 0;
+    ck_assert_msg(ps_ckpt_restore(dir, &out, 16, &t, &cl, &ncl, log, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_uint_eq(out.admit_out_len, blen);
+    ck_assert_int_eq(memcmp(out.admit_out, blob, blen), 0);
+    zps_shard_t *b = s_admit_shard(ZPS_ADMIT_COUNT, 2, 0);
+    ck_assert_int_eq(zps_shard_adopt(b, &t), 0);
+    ck_assert_int_eq(zps_shard_admit_import(b, out.admit_out, out.admit_out_len, err, sizeof err), 0);
+    zps_shard_admit_stats(b, &sb);
+    ck_assert_mem_eq(&sa, &sb, sizeof sa);
+    /* the sketch came back: 110 (seen once before the checkpoint) is stored
+     * at its next push, 500 (never seen) is not */
+    uint64_t k2[2] = {110, 500};
+    s_push(b, k2, 2, 1);
+    ck_assert_ptr_nonnull(zps_table_find(zps_shard_table(b), 110));
+    ck_assert_ptr_null(zps_table_find(zps_shard_table(b), 500));
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(b)), 11);
+    /* damaged blobs are refused, nothing changes */
+    blob[0] = 'X';
+    ck_assert_int_eq(zps_shard_admit_import(b, blob, blen, err, sizeof err), ZPS_EPROTO);
+    blob[0] = 'Z';
+    ck_assert_int_eq(zps_shard_admit_import(b, blob, blen - 1, err, sizeof err), ZPS_EPROTO);
+    zps_admit_stats_t sc;
+    zps_shard_admit_stats(b, &sc);
+    ck_assert_uint_eq(sc.admitted_keys, sa.admitted_keys + 1);
+    free(out.admit_out);
+    free(cl);
+    /* without admission state: format 2, as before; restore gives none */
+    in.counter = 2;
+    in.admit_in = NULL;
+    in.admit_in_len = 0;
+    ck_assert_msg(ps_ckpt_write(dir, &in, zps_shard_table(a), NULL, 0, 5, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(s_ckpt_version(dir, 2), PS_CKPT_VERSION);
+    out = in;
+    ck_assert_msg(ps_ckpt_restore(dir, &out, 16, &t, &cl, &ncl, log, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_uint_eq(out.counter, 2);
+    ck_assert_ptr_null(out.admit_out);
+    ck_assert_uint_eq(out.admit_out_len, 0);
+    ck_assert_uint_eq(zps_table_size(t), 10);
+    zps_table_destroy(&t);
+    free(cl);
+    /* a shard without admission takes nothing from a blob */
+    zps_shard_t *off = s_admit_shard(ZPS_ADMIT_OFF, 0, 0);
+    ck_assert_int_eq(zps_shard_admit_import(off, blob, blen, err, sizeof err), 0);
+    zps_shard_admit_stats(off, &sc);
+    ck_assert_uint_eq(sc.admitted_keys, 0);
+    zps_shard_destroy(&off);
+    free(blob);
+    zps_shard_destroy(&a);
+    zps_shard_destroy(&b);
+    for (int c = 1; c <= 2; c++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/ckpt-0-of-1-%08d.zck", dir, c);
+        unlink(p);
+    }
+    rmdir(dir);
+    zps_log_destroy(&log);
+    fclose(lf);
+}
+END_TEST
+
 Suite *suite_sketch(void)
 {
     Suite *s = suite_create("sketch");
@@ -297,6 +419,7 @@ Suite *suite_sketch(void)
     tcase_add_test(tc, test_serialize_round_trip);
     tcase_add_test(tc, test_admit_count);
     tcase_add_test(tc, test_admit_prob);
+    tcase_add_test(tc, test_admit_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,6 +5,7 @@
 #      update dropped), pushed again it is stored with only the second
 #      push's update; keys already stored are unaffected; prob:1 stores at
 #      the first push; bad --admit values are refused with a clear message;
+#      the sketch and counters survive a checkpoint and --restore;
 #   2. a training job on generated Zipf CTR data with --admit count:2
 #      against the same job unbounded: both finish, the admitting server
 #      stores fewer keys than the distinct ids of the data (and the
@@ -52,6 +53,30 @@ wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
 grep -q "admission: 1 keys admitted; 1 key updates in 1 pushes dropped" "$TMP/server.0.log" ||
     fail "no admission counters in the stopping lines: $(tail -3 "$TMP/server.0.log")"
 echo "ok: the stopping log line has the admission counters"
+
+# the sketch survives a checkpoint: key 8 pushed once, server stopped (final
+# checkpoint, format 3) and restored: its next push stores it
+start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --admit count:2 --checkpoint-dir "$D/ck"
+printf '8:0.25\n' >"$D/p8.txt"
+$CTL --servers "$SERVERS" --rank 100 push --file "$D/p8.txt" >/dev/null || fail "push of key 8 failed"
+kill -TERM $SERVER_PIDS
+wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
+start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --admit count:2 --checkpoint-dir "$D/ck" --restore
+grep -q "restored admission state: 0 keys admitted, 1 key updates dropped" "$TMP/server.0.log" ||
+    fail "admission state not restored: $(grep -i "restor" "$TMP/server.0.log")"
+$CTL --servers "$SERVERS" --rank 101 push --file "$D/p8.txt" >/dev/null || fail "push of key 8 failed"
+line=$($CTL --servers "$SERVERS" stats | head -1)
+[ "$(stat keys_stored "$line")" = 1 ] && [ "$(stat admitted_keys "$line")" = 1 ] ||
+    fail "key 8 not stored at its second push across a restore: $line"
+kill -TERM $SERVER_PIDS
+wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
+# the same checkpoint restored without --admit: a warning, every key stored
+start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --checkpoint-dir "$D/ck" --restore
+grep -q "has admission state, but this server runs without --admit" "$TMP/server.0.log" ||
+    fail "no warning for admission state without --admit"
+kill -TERM $SERVER_PIDS
+wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
+echo "ok: the admission sketch and counters survive a checkpoint and restore"
 
 start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --admit prob:1
 $CTL --servers "$SERVERS" --rank 100 push --file "$D/p1.txt" >/dev/null || fail "prob:1 push failed"
