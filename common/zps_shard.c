@@ -9,13 +9,21 @@
  * then the update) is computed in the undo buffer instead.  Every updated
  * row is checked finite with the batched check.  Commit reserves room for
  * the new keys first, so their inserts cannot fail half-way; any refusal
- * restores the saved rows. */
+ * restores the saved rows.
+ *
+ * Admission, when on, is decided in begin for each missing key (a sketch
+ * read or a hash; nothing changes), marked in skip[], and applied in
+ * commit: only admitted keys are inserted, the others' sketch counts are
+ * raised.  With admission off, skip[] is never read. */
 #include "zps_shard.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_hash.h"
+#include "zps_sketch.h"
 
 #define ZPS_SHARD_CHUNK 256
 
@@ -33,6 +41,13 @@ struct zps_shard {
     const uint64_t *keys;
     size_t n, done, missing;
     int open;
+    /* admission (off: adm.mode == ZPS_ADMIT_OFF, sk NULL) */
+    zps_admit_conf_t adm;
+    zps_sketch_t *sk;
+    uint8_t *skip;          /* per key of the push: missing and not admitted */
+    size_t skip_cap;
+    size_t rejected;        /* keys of the open push not admitted */
+    zps_admit_stats_t ast;
 };
 
 zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
@@ -61,6 +76,8 @@ void zps_shard_destroy(zps_shard_t **shp)
     free(sh->tmp_g);
     free(sh->rowp);
     free(sh->undo);
+    free(sh->skip);
+    zps_sketch_destroy(&sh->sk);
     free(sh);
 }
 
@@ -103,8 +120,120 @@ void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
     }
 }
 
+int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a)
+{
+    if (sh->open)
+        return ZPS_EINVAL;
+    if (a->mode == ZPS_ADMIT_COUNT && (a->count < 1 || a->count > ZPS_SKETCH_MAX || a->ids < 1))
+        return ZPS_EINVAL;
+    if (a->mode == ZPS_ADMIT_PROB && !(a->prob > 0 && a->prob <= 1))
+        return ZPS_EINVAL;
+    zps_sketch_t *sk = NULL;
+    if (a->mode == ZPS_ADMIT_COUNT && !(sk = zps_sketch_new(a->ids, a->seed)))
+        return ZPS_ENOMEM;
+    zps_sketch_destroy(&sh->sk);
+    sh->sk = sk;
+    sh->adm = *a;
+    sh->ast.sketch_bytes = sk ? zps_sketch_bytes(sk) : 0;
+    return 0;
+}
+
+void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out) { *out = sh->ast; }
+
+/* Is missing key k admitted by the push being begun? */
+static int s_admitted(const zps_shard_t *sh, uint64_t k)
+{
+    if (sh->adm.mode == ZPS_ADMIT_COUNT)
+        return zps_sketch_estimate(sh->sk, k) + 1 >= sh->adm.count;
+    double u = (double)(zps_mix64(k, zps_mix64(sh->ast.push_seq, sh->adm.seed)) >> 11) *
+               (1.0 / 9007199254740992.0);
+    return u < sh->adm.prob;
+}
+
+#define S_ADM_HEAD (4 + 4 + 4 + 8 * 6)
+
+static void s_put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t s_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+int zps_shard_admit_export(const zps_shard_t *sh, unsigned char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (sh->adm.mode == ZPS_ADMIT_OFF)
+        return 0;
+    size_t skl = sh->sk ? zps_sketch_serial_size(sh->sk) : 0;
+    unsigned char *b = malloc(S_ADM_HEAD + skl);
+    if (!b)
+        return ZPS_ENOMEM;
+    uint64_t pb;
+    memcpy(&pb, &sh->adm.prob, 8);
+    memcpy(b, "ZAD1", 4);
+    s_put64(b + 4, (uint64_t)sh->adm.mode | ((uint64_t)sh->adm.count << 32));
+    s_put64(b + 12, pb);
+    s_put64(b + 20, sh->ast.admitted_keys);
+    s_put64(b + 28, sh->ast.rejected_keys);
+    s_put64(b + 36, sh->ast.rejected_pushes);
+    s_put64(b + 44, sh->ast.push_seq);
+    s_put64(b + 52, skl);
+    if (skl)
+        zps_sketch_serialize(sh->sk, b + S_ADM_HEAD);
+    *buf = b;
+    *len = S_ADM_HEAD + skl;
+    return 0;
+}
+
+int zps_shard_admit_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                           size_t errlen)
+{
+    if (len < S_ADM_HEAD || memcmp(buf, "ZAD1", 4) != 0 || s_get64(buf + 52) != len - S_ADM_HEAD) {
+        snprintf(err, errlen, "admission state of %zu bytes is not one (bad header or length)",
+                 len);
+        return ZPS_EPROTO;
+    }
+    if (sh->adm.mode == ZPS_ADMIT_OFF || sh->open)
+        return 0;
+    uint32_t mode = (uint32_t)s_get64(buf + 4);
+    zps_sketch_t *sk = NULL;
+    if (mode == ZPS_ADMIT_COUNT && sh->adm.mode == ZPS_ADMIT_COUNT) {
+        if (len == S_ADM_HEAD) {
+            snprintf(err, errlen, "count:N admission state without its sketch");
+            return ZPS_EPROTO;
+        }
+        if (!(sk = zps_sketch_load(buf + S_ADM_HEAD, len - S_ADM_HEAD, err, errlen)))
+            return ZPS_EPROTO;
+    }
+    if (sk) {
+        zps_sketch_destroy(&sh->sk);
+        sh->sk = sk;
+        sh->ast.sketch_bytes = zps_sketch_bytes(sk);
+    }
+    sh->ast.admitted_keys = s_get64(buf + 20);
+    sh->ast.rejected_keys = s_get64(buf + 28);
+    sh->ast.rejected_pushes = s_get64(buf + 36);
+    sh->ast.push_seq = s_get64(buf + 44);
+    return 0;
+}
+
 static int s_grow(zps_shard_t *sh, size_t n)
 {
+    if (sh->adm.mode != ZPS_ADMIT_OFF && sh->skip_cap < n) {
+        uint8_t *k = realloc(sh->skip, n ? n : 1);
+        if (!k)
+            return ZPS_ENOMEM;
+        sh->skip = k;
+        sh->skip_cap = n;
+    }
     if (sh->rowp_cap < n) {
         float **r = realloc(sh->rowp, (n ? n : 1) * sizeof *r);
         if (!r)
@@ -144,7 +273,8 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     scaled.lr *= lr_scale;
     const int clipping = clip > 0;
     float *cr[ZPS_SHARD_CHUNK];
-    size_t missing = 0, bad = SIZE_MAX;
+    size_t missing = 0, rejected = 0, bad = SIZE_MAX;
+    const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
     sh->keys = keys;
     sh->n = n;
     sh->done = 0;
@@ -159,7 +289,15 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                 for (size_t q = 0; q < rf; q++)
                     u[q] = row[q];
             } else {
-                missing++;
+                if (admitting) {
+                    /* computed and checked like any row, not inserted if skipped */
+                    int a = s_admitted(sh, keys[j]);
+                    sh->skip[j] = (uint8_t)!a;
+                    rejected += !a;
+                    missing += a;
+                } else {
+                    missing++;
+                }
                 zps_optim_init_row(&sh->o, keys[j], u);
                 row = u;
             }
@@ -183,6 +321,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
         return ZPS_ENONFINITE;
     }
     sh->missing = out->new_keys = missing;
+    sh->rejected = rejected;
     sh->open = 1;
     return 0;
 }
@@ -200,8 +339,9 @@ int zps_shard_push_commit(zps_shard_t *sh)
     uint64_t mk[ZPS_SHARD_CHUNK];
     size_t mj[ZPS_SHARD_CHUNK], cnt = 0;
     float *rows[ZPS_SHARD_CHUNK];
+    const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
     for (size_t j = 0; missing && j < sh->n; j++) {
-        if (!sh->rowp[j]) {
+        if (!sh->rowp[j] && !(admitting && sh->skip[j])) {
             mk[cnt] = sh->keys[j];
             mj[cnt++] = j;
             missing--;
@@ -217,6 +357,16 @@ int zps_shard_push_commit(zps_shard_t *sh)
                 memcpy(rows[q], sh->undo + mj[q] * sh->rf, sh->rf * sizeof *sh->undo);
             cnt = 0;
         }
+    }
+    if (admitting) {
+        if (sh->rejected && sh->sk)
+            for (size_t j = 0; j < sh->n; j++)
+                if (!sh->rowp[j] && sh->skip[j])
+                    zps_sketch_add(sh->sk, sh->keys[j]);
+        sh->ast.admitted_keys += sh->missing;
+        sh->ast.rejected_keys += sh->rejected;
+        sh->ast.rejected_pushes += sh->rejected > 0;
+        sh->ast.push_seq++;
     }
     sh->open = 0;
     return 0;
@@ -236,6 +386,11 @@ void zps_shard_trim(zps_shard_t *sh, size_t keep)
         free(sh->rowp);
         sh->rowp = NULL;
         sh->rowp_cap = 0;
+    }
+    if (sh->skip_cap > keep) {
+        free(sh->skip);
+        sh->skip = NULL;
+        sh->skip_cap = 0;
     }
     if (sh->undo_cap > keep * sh->rf) {
         free(sh->undo);

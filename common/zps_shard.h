@@ -22,7 +22,20 @@
  *   zps_shard_push_commit  reserves and inserts the new keys, or
  *   zps_shard_push_abort   puts every row back as it was.
  * Between begin and commit/abort the table must not be used otherwise,
- * and keys must stay valid. */
+ * and keys must stay valid.
+ *
+ * Admission (zps_shard_set_admit; off by default, and then the push path
+ * is unchanged): a key not in the table gets a row only once admitted.
+ * count:N -- its count in a count-min sketch (zps_sketch), this push
+ * included, reaches N; the sketch only over-counts, so a key is admitted
+ * at its N-th push or (a false admission) earlier, never later.  prob:P --
+ * admitted when zps_mix64(key, zps_mix64(push sequence, seed)) maps below P,
+ * the push sequence being the shard's count of committed pushes: a pure
+ * function of the stream of pushes, no generator state.  A key not
+ * admitted is not stored and its update is dropped (its row is still
+ * computed and checked finite, so refusals do not depend on admission);
+ * pulls of it answer the initial value.  Sketch counts and counters change
+ * only at commit, so an aborted push leaves them as they were. */
 #ifndef ZPS_SHARD_H
 #define ZPS_SHARD_H
 
@@ -68,6 +81,46 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
 int zps_shard_push_commit(zps_shard_t *sh);
 /* Every row as it was before zps_shard_push_begin. */
 void zps_shard_push_abort(zps_shard_t *sh);
+
+/* Feature admission of keys not yet stored (see above). */
+typedef enum { ZPS_ADMIT_OFF = 0, ZPS_ADMIT_COUNT, ZPS_ADMIT_PROB } zps_admit_mode_t;
+
+typedef struct {
+    zps_admit_mode_t mode;
+    uint32_t count;   /* count:N, 1..255 (ZPS_SKETCH_MAX) */
+    double prob;      /* prob:P, (0, 1] */
+    uint64_t ids;     /* count: distinct ids the sketch is sized for (8 bytes each) */
+    uint64_t seed;    /* sketch hashes / prob draws */
+} zps_admit_conf_t;
+
+/* What admission did since the shard was made (or restored). */
+typedef struct {
+    uint64_t admitted_keys;    /* keys given a row by admission */
+    uint64_t rejected_keys;    /* key updates dropped: key not admitted (once per push) */
+    uint64_t rejected_pushes;  /* committed pushes with at least one key dropped */
+    uint64_t push_seq;         /* committed pushes (prob:P draws) */
+    uint64_t sketch_bytes;     /* count:N sketch memory */
+} zps_admit_stats_t;
+
+/* Turn admission on (a->mode != OFF) for keys not stored yet.  0, or
+ * ZPS_EINVAL (bad value, or a push open) / ZPS_ENOMEM (the sketch). */
+int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a);
+void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
+
+/* Admission state for checkpoints: a malloc'd blob in *buf (*len bytes;
+ * the caller frees), NULL with *len 0 when admission is off.  Layout,
+ * little-endian: "ZAD1", mode (u32), count (u32), prob (IEEE double bits,
+ * u64), admitted_keys, rejected_keys, rejected_pushes, push_seq, sketch
+ * length (u64 each), then the sketch (zps_sketch_serialize; 0 bytes for
+ * prob:P).  0 or ZPS_ENOMEM. */
+int zps_shard_admit_export(const zps_shard_t *sh, unsigned char **buf, size_t *len);
+/* Take the state of a blob from zps_shard_admit_export: the counters and
+ * push sequence always (with admission on), the sketch when both the blob
+ * and this shard count (count:N; the checkpoint's sketch replaces this
+ * one, whatever its size).  With admission off, nothing is taken.  0, or
+ * ZPS_EPROTO with the reason in err (nothing changed). */
+int zps_shard_admit_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                           size_t errlen);
 
 /* Give back scratch memory over keep keys' worth (after a big request). */
 void zps_shard_trim(zps_shard_t *sh, size_t keep);

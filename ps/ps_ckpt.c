@@ -171,6 +171,8 @@ static size_t s_scan(const char *dir, uint32_t rank, uint32_t ns, ck_entry_t **o
 
 /* Header of a file: 0, ZPS_EVERSION (format 1 or another version) or
  * ZPS_EPROTO/ZPS_EIO, with the reason in why. */
+#define CK_HEADER_V3 (sizeof(ck_header_t) + 8) /* + admission-block bytes */
+
 static int s_check_header(const ck_header_t *h, size_t got, char *why, size_t wlen)
 {
     if (got >= 8 && !memcmp(h->magic, CK_MAGIC_V1, 8)) {
@@ -183,9 +185,11 @@ static int s_check_header(const ck_header_t *h, size_t got, char *why, size_t wl
         snprintf(why, wlen, "not a zps checkpoint (bad magic or shorter than a header)");
         return ZPS_EPROTO;
     }
-    if (h->version != PS_CKPT_VERSION || h->header_bytes != sizeof *h) {
+    if (!(h->version == PS_CKPT_VERSION && h->header_bytes == sizeof *h) &&
+        !(h->version == PS_CKPT_VERSION_ADMIT && h->header_bytes == CK_HEADER_V3)) {
         snprintf(why, wlen, "checkpoint format version %u (header %u bytes); this zps reads "
-                 "version %u", h->version, h->header_bytes, PS_CKPT_VERSION);
+                 "versions %u and %u", h->version, h->header_bytes, PS_CKPT_VERSION,
+                 PS_CKPT_VERSION_ADMIT);
         return ZPS_EVERSION;
     }
     return 0;
@@ -293,8 +297,9 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
     ck_header_t h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CK_MAGIC, 8);
-    h.version = PS_CKPT_VERSION;
-    h.header_bytes = sizeof h;
+    const uint64_t admit_len = info->admit_in ? info->admit_in_len : 0;
+    h.version = admit_len ? PS_CKPT_VERSION_ADMIT : PS_CKPT_VERSION;
+    h.header_bytes = admit_len ? (uint32_t)CK_HEADER_V3 : (uint32_t)sizeof h;
     h.rank = info->rank;
     h.nservers = info->nservers;
     h.dim = info->dim;
@@ -307,11 +312,15 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
     h.nkeys = zps_table_size(t);
     snprintf(h.desc, sizeof h.desc, "%s", info->desc);
     s_put(&o, &h, sizeof h);
+    if (admit_len)
+        s_put(&o, &admit_len, 8);
     for (size_t i = 0; i < nclients; i++) {
         uint8_t rec[4 + CK_CLIENT_LEN];
         size_t len = s_client_put(rec, &clients[i]);
         s_put(&o, rec, len);
     }
+    if (admit_len)
+        s_put(&o, info->admit_in, admit_len);
     size_t cursor = 0;
     uint64_t key;
     float *row;
@@ -355,7 +364,8 @@ static int s_finite_row(const uint8_t *p, uint32_t nf)
  * or an error with the reason in why.  Nothing is handed over on error. */
 static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t *want,
                   size_t hint, zps_table_t **out, ck_header_t *hout, ps_ckpt_client_t **clients,
-                  size_t *ncl, char *why, size_t wlen)
+                  size_t *ncl, unsigned char **admit, size_t *admit_len, char *why,
+                  size_t wlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -364,7 +374,8 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     }
     int rc = ZPS_EPROTO;
     ps_ckpt_client_t *cl = NULL;
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, *adm = NULL;
+    uint64_t admit_bytes = 0;
     uint64_t *keys = NULL;
     float **rows = NULL;
     zps_table_t *t = NULL;
@@ -382,6 +393,11 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     h.desc[sizeof h.desc - 1] = 0;
     if ((rc = s_check_header(&h, got, why, wlen)) != 0)
         goto out;
+    if (h.version == PS_CKPT_VERSION_ADMIT && s_fread(f, &admit_bytes, 8, &crc) != 0) {
+        rc = ZPS_EPROTO;
+        snprintf(why, wlen, "truncated in the header");
+        goto out;
+    }
     rc = ZPS_EMISMATCH;
     if (h.rank != want->rank || h.nservers != want->nservers || h.dim != want->dim ||
         h.row_floats != want->row_floats || strcmp(h.desc, want->desc)) {
@@ -399,16 +415,19 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     }
     /* every count against the size, by division: nothing can overflow */
     uint64_t rowb = 8 + (uint64_t)h.row_floats * 4;   /* row_floats <= 4096 (checked) */
-    uint64_t avail = size >= sizeof h + 8 ? size - sizeof h - 8 : 0;
-    if (size < sizeof h + 8 || h.client_bytes > avail || h.nclients > CK_MAX_RANKS ||
-        h.nclients > h.client_bytes / (4 + 44) ||
-        (avail - h.client_bytes) % rowb != 0 || h.nkeys != (avail - h.client_bytes) / rowb ||
+    uint64_t hb = h.header_bytes; /* 336 or 344 (checked) */
+    uint64_t avail = size >= hb + 8 ? size - hb - 8 : 0;
+    if (size < hb + 8 || h.client_bytes > avail || admit_bytes > avail - h.client_bytes ||
+        h.nclients > CK_MAX_RANKS || h.nclients > h.client_bytes / (4 + 44) ||
+        (avail - h.client_bytes - admit_bytes) % rowb != 0 ||
+        h.nkeys != (avail - h.client_bytes - admit_bytes) / rowb ||
         h.client_bytes > h.nclients * (4ull + CK_CLIENT_MAX)) {
         snprintf(why, wlen,
-                 "torn or corrupt: %llu bytes, but the header says %llu keys of %llu bytes and "
-                 "%llu client records in %llu bytes",
+                 "torn or corrupt: %llu bytes, but the header says %llu keys of %llu bytes, "
+                 "%llu client records in %llu bytes and %llu bytes of admission state",
                  (unsigned long long)size, (unsigned long long)h.nkeys, (unsigned long long)rowb,
-                 (unsigned long long)h.nclients, (unsigned long long)h.client_bytes);
+                 (unsigned long long)h.nclients, (unsigned long long)h.client_bytes,
+                 (unsigned long long)admit_bytes);
         goto out;
     }
     /* client records */
@@ -443,6 +462,20 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     }
     free(buf);
     buf = NULL;
+    /* the admission block (format 3), checked by the shard when imported */
+    if (admit_bytes) {
+        rc = ZPS_ENOMEM;
+        if (!(adm = malloc((size_t)admit_bytes))) {
+            snprintf(why, wlen, "out of memory for %llu bytes of admission state",
+                     (unsigned long long)admit_bytes);
+            goto out;
+        }
+        rc = ZPS_EPROTO;
+        if (s_fread(f, adm, (size_t)admit_bytes, &crc) != 0) {
+            snprintf(why, wlen, "truncated in the admission state");
+            goto out;
+        }
+    }
     /* rows, into a new table, in blocks of about 1 MiB */
     size_t rec = (size_t)rowb;
     size_t blk = (1u << 20) / rec ? (1u << 20) / rec : 1;
@@ -496,9 +529,13 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     cl = NULL;
     *ncl = (size_t)h.nclients;
     *hout = h;
+    *admit = adm;
+    *admit_len = (size_t)admit_bytes;
+    adm = NULL;
 out:
     fclose(f);
     free(buf);
+    free(adm);
     free(keys);
     free(rows);
     free(cl);
@@ -521,13 +558,15 @@ int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint,
         return 1;
     }
     info->last_counter = e[0].counter;
+    info->admit_out = NULL;
+    info->admit_out_len = 0;
     for (size_t i = 0; i < n; i++) {
         char path[1200], why[1200];
         s_path(path, sizeof path, dir, info->rank, info->nservers, e[i].counter);
         ck_header_t h;
         memset(&h, 0, sizeof h);
-        int rc = s_load(path, e[i].counter, info, capacity_hint, t, &h, clients, nclients, why,
-                        sizeof why);
+        int rc = s_load(path, e[i].counter, info, capacity_hint, t, &h, clients, nclients,
+                        &info->admit_out, &info->admit_out_len, why, sizeof why);
         if (rc == 0) {
             info->counter = h.counter;
             info->job_id = h.job_id;

@@ -2,11 +2,13 @@
  * the per-worker exactly-once and progress records).
  *
  * A checkpoint is one file DIR/ckpt-R-of-S-NNNNNNNN.zck (format version 2,
- * little-endian):
+ * or 3 when it carries admission state; little-endian):
  *   header   (ck_header_t, 336 bytes) magic "ZPSCKPT2", format version,
  *            header size, rank, servers, dim, row floats, the JOB ID, the
  *            checkpoint counter, wall time, client-record count, client-block
  *            bytes, key count, the optimizer description
+ *   (format 3 only) uint64 admission-block bytes, so the header is 344
+ *            bytes (header size says which)
  *   clients  the client-record block (client-block bytes): per worker rank
  *            one length-prefixed record, uint32 len + len bytes; the record
  *            body is encoded field by field (s_client_put / s_client_get in
@@ -17,6 +19,9 @@
  *            the fields it knows and ignores bytes after them, so new
  *            fields are added at the END of the body, in
  *            s_client_put/s_client_get only.
+ *   admission (format 3 only) the admission block: table 0's admission
+ *            state as zps_shard_admit_export gives it (counters, push
+ *            sequence, the count:N sketch)
  *   rows     per key: uint64 key + row floats (the whole optimizer row)
  *   trailer  uint64: the CRC-32 of every byte before it (zps_crc32 in
  *            zps_modelfile.h, zlib's crc32; upper 32 bits zero).  It is
@@ -46,7 +51,12 @@
  * torn, corrupt or crafted newest file is reported and the previous one is
  * tried; nothing of a rejected file reaches the server.  A checkpoint of
  * another shard layout (rank, servers, dim, optimizer) is refused, and so is
- * a file of format version 1 (older zps), with a message saying so. */
+ * a file of format version 1 (older zps), with a message saying so.
+ *
+ * Format 3 is format 2 with the admission block.  A server without --admit
+ * writes format 2, byte for byte as before (an older zps restores it); with
+ * --admit, format 3.  This zps reads both: a format-2 file restores no
+ * admission state (the sketch starts empty, the counters at 0). */
 #ifndef PS_CKPT_H
 #define PS_CKPT_H
 
@@ -57,7 +67,8 @@
 #include "zps_table.h"
 #include "zps_log.h"
 
-#define PS_CKPT_VERSION 2u
+#define PS_CKPT_VERSION 2u        /* without admission state */
+#define PS_CKPT_VERSION_ADMIT 3u  /* with it (the header's admission-block size) */
 
 typedef struct {
     uint32_t rank;
@@ -76,6 +87,13 @@ typedef struct {
     uint64_t job_id;      /* written into the checkpoint; out on restore */
     uint64_t last_counter; /* out on restore: highest counter of any file of this
                               shard in dir (continue numbering after it) */
+    /* admission state (zps_shard_admit_export): in for write (NULL/0: none,
+     * format 2); out on restore: malloc'd (the caller frees), NULL/0 when
+     * the checkpoint has none */
+    const unsigned char *admit_in;
+    size_t admit_in_len;
+    unsigned char *admit_out;
+    size_t admit_out_len;
 } ps_ckpt_info_t;
 
 /* A new random job id (never 0). */

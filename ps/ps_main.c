@@ -71,6 +71,14 @@ static void s_usage(FILE *f)
             "  --exit-when-done         stop (saving --save-model) and exit 0 once every one of\n"
             "                           the --num-workers workers has said it finished (for\n"
             "                           engines that start servers and workers together: mpirun)\n"
+            "  --admit count:N|prob:P   feature admission, table 0: a key not stored yet gets\n"
+            "                           a row at its N-th push (N in 1..255, counted in a\n"
+            "                           count-min sketch: may admit early, never late), or\n"
+            "                           with probability P per push; until then its pushes\n"
+            "                           are counted, not stored, and pulls answer the\n"
+            "                           initial value (not with --consistency bsp)   [off]\n"
+            "  --admit-ids N            distinct ids the count:N sketch is sized for, 8 bytes\n"
+            "                           each                                     [1048576]\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -81,7 +89,8 @@ enum {
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
     O_EXIT_WHEN_DONE,
-    O_METRICS_LISTEN /* metrics */
+    O_METRICS_LISTEN, /* metrics */
+    O_ADMIT, O_ADMIT_IDS /* admission */
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -105,6 +114,8 @@ static const struct option s_server_options[] = {
     {"restore", no_argument, 0, O_RESTORE},
     {"metrics-listen", required_argument, 0, O_METRICS_LISTEN}, /* metrics */
     {"exit-when-done", no_argument, 0, O_EXIT_WHEN_DONE},
+    {"admit", required_argument, 0, O_ADMIT},         /* admission */
+    {"admit-ids", required_argument, 0, O_ADMIT_IDS}, /* admission */
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -118,6 +129,28 @@ static int s_mib(const char *v, uint64_t max, uint64_t *bytes)
         return ZPS_EINVAL;
     *bytes = mb << 20;
     return 0;
+}
+
+/* --admit count:N | prob:P into a (mode, count, prob).  0 or ZPS_EINVAL. */
+static int s_admit(const char *v, zps_admit_conf_t *a)
+{
+    if (!strncmp(v, "count:", 6)) {
+        uint32_t n;
+        if (zps_parse_u32(v + 6, &n) || n < 1 || n > 255)
+            return ZPS_EINVAL;
+        a->mode = ZPS_ADMIT_COUNT;
+        a->count = n;
+        return 0;
+    }
+    if (!strncmp(v, "prob:", 5)) {
+        double p;
+        if (zps_parse_double(v + 5, &p) || !(p > 0) || p > 1)
+            return ZPS_EINVAL;
+        a->mode = ZPS_ADMIT_PROB;
+        a->prob = p;
+        return 0;
+    }
+    return ZPS_EINVAL;
 }
 
 /* A server option's value v: 0 or ZPS_EINVAL. */
@@ -154,6 +187,10 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
         return zps_parse_u32(v, &sc->max_connections) || sc->max_connections == 0 ? ZPS_EINVAL : 0;
     case O_MAX_REPLY_MB: return s_mib(v, 1ULL << 30, &sc->max_reply_bytes);
     case O_MAX_REPLY_TOTAL_MB: return s_mib(v, 1ULL << 30, &sc->max_reply_total);
+    case O_ADMIT: return s_admit(v, &sc->admit); /* admission */
+    case O_ADMIT_IDS:
+        return zps_parse_u64(v, &sc->admit.ids) || sc->admit.ids == 0 ||
+               sc->admit.ids > (1ULL << 32) ? ZPS_EINVAL : 0;
     case O_CLIP_GRADIENT: {
         double x;
         if (zps_parse_double(v, &x) || !(x > 0) || x > 3e38)
@@ -227,7 +264,12 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
             fprintf(stderr, "zps-server: %s (see --help)\n", err);
             return 2;
         }
-        if (s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
+        if (o == O_ADMIT && s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
+            fprintf(stderr, "zps-server: invalid value '%s' for --admit: expected count:N "
+                    "(N an integer in 1..255) or prob:P (0 < P <= 1)\n", optarg); /* admission */
+            return 2;
+        }
+        if (o != O_ADMIT && s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
             const int text = o == O_BIND || o == O_READY_FILE || o == O_SAVE_MODEL ||
                              o == O_ADMIN_TOKEN_FILE || o == O_METRICS_LISTEN;
             fprintf(stderr, "zps-server: invalid value '%s' for --%s%s%s\n", optarg, opts[li].name,

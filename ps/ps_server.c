@@ -94,6 +94,8 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->max_reply_total = 1024ULL << 20;
     c->sndhwm = 4096;
     c->drain_batch = 256;
+    c->admit.ids = 1u << 20;             /* admission: off, an 8 MiB sketch when count:N */
+    c->admit.seed = 0x61646d6974736b31ULL;
 }
 
 /* tcp://host:0 -> tcp://host:* (ZeroMQ's spelling of "any free port"). */
@@ -166,6 +168,30 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
                      (unsigned long long)conf->capacity_hint);
             goto fail;
         }
+    }
+    if (conf->admit.mode != ZPS_ADMIT_OFF) { /* admission */
+        if (conf->consistency == 2) {
+            snprintf(err, errlen, "--admit is not supported with --consistency bsp (its "
+                     "accumulator inserts keys outside the shard's push path)");
+            goto fail;
+        }
+        int rc = zps_shard_set_admit(s->tabs[0].sh, &conf->admit);
+        if (rc) {
+            snprintf(err, errlen, rc == ZPS_ENOMEM ? "out of memory for the --admit sketch of "
+                     "%llu ids" : "invalid --admit settings (%llu ids)",
+                     (unsigned long long)conf->admit.ids);
+            goto fail;
+        }
+        zps_admit_stats_t ast;
+        zps_shard_admit_stats(s->tabs[0].sh, &ast);
+        if (conf->admit.mode == ZPS_ADMIT_COUNT)
+            zps_info(log, "admission: a key is stored once pushed %u times (count-min sketch, "
+                     "4 x %llu counters, %.1f MiB, sized for %llu ids)", conf->admit.count,
+                     (unsigned long long)(ast.sketch_bytes / 4), (double)ast.sketch_bytes / 1048576.0,
+                     (unsigned long long)conf->admit.ids);
+        else
+            zps_info(log, "admission: a key is stored with probability %g per push",
+                     conf->admit.prob);
     }
     s->min_clock = UINT64_MAX;
     s->rng = 0x853c49e6748fea9bULL + conf->rank;
@@ -399,6 +425,12 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
     for (uint32_t i = 0; i < s->conf.ntables; i++) {
         out->keys_stored += zps_table_size(s->tabs[i].t);
         out->bytes_used += zps_table_bytes(s->tabs[i].t);
+        zps_admit_stats_t a; /* admission */
+        zps_shard_admit_stats(s->tabs[i].sh, &a);
+        out->admitted_keys += a.admitted_keys;
+        out->admission_rejected_keys += a.rejected_keys;
+        out->admission_rejected_pushes += a.rejected_pushes;
+        out->admission_sketch_bytes += a.sketch_bytes;
     }
     out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
     out->held_pulls = s->nheld;
@@ -617,6 +649,11 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
              (unsigned long long)st.held_pulls, (unsigned long long)st.errors,
              (unsigned long long)st.dropped_replies, (unsigned long long)st.maintenance_passes,
              (unsigned long long)st.maintenance_max_gap_ms);
+    if (s->conf.admit.mode != ZPS_ADMIT_OFF) /* admission */
+        zps_info(s->log, "admission: %llu keys admitted; %llu key updates in %llu pushes "
+                 "dropped (key not admitted yet)", (unsigned long long)st.admitted_keys,
+                 (unsigned long long)st.admission_rejected_keys,
+                 (unsigned long long)st.admission_rejected_pushes);
     for (uint32_t r = 0, shown = 0; r < s->nclients; r++) {
         const ps_ckpt_client_t *c = &s->clients[r];
         if (!c->nonce)

@@ -20,6 +20,7 @@
 
 #include "zps_optim.h"
 #include "zps_log.h"
+#include "zps_shard.h"
 
 #define PS_MAX_TABLES 8
 
@@ -70,6 +71,7 @@ typedef struct {
     char metrics_listen[64];      /* --metrics-listen ADDR:PORT: Prometheus /metrics ("": off) */
     int exit_when_done;           /* --exit-when-done: stop (save, exit 0) once all
                                      num_workers workers said they finished (ps_done) */
+    zps_admit_conf_t admit;       /* --admit, table 0 (mode OFF: every key stored) */
 } ps_server_conf_t;
 
 typedef struct {
@@ -89,6 +91,9 @@ typedef struct {
     uint64_t maintenance_passes;     /* heartbeat/checkpoint/ZAP passes of the loop */
     uint64_t maintenance_max_gap_ms; /* longest time between two passes */
     uint64_t server_nonce;
+    /* --admit (zps_shard admission), all tables */
+    uint64_t admitted_keys, admission_rejected_keys, admission_rejected_pushes;
+    uint64_t admission_sketch_bytes;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

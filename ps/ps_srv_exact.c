@@ -118,7 +118,13 @@ static void s_checkpoint_fork(ps_server_t *s)
     }
     if (pid == 0) {
         char err[1300];
-        int rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients,
+        unsigned char *adm = NULL; /* admission state (format 3; none: format 2) */
+        int rc = zps_shard_admit_export(s->tabs[0].sh, &adm, &info.admit_in_len);
+        info.admit_in = adm;
+        if (rc)
+            snprintf(err, sizeof err, "out of memory for the admission state");
+        else
+            rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients,
                                s->nclients, (int)s->conf.checkpoint_keep, err, sizeof err);
         if (rc)
             zps_error(s->log, "checkpoint %llu failed: %s", (unsigned long long)info.counter, err);
@@ -163,8 +169,15 @@ int psv_checkpoint_inproc(ps_server_t *s, const char *what)
     info.counter = ++s->ckpt_counter;
     char err[1300];
     int64_t t0 = zps_now_ms();
-    int rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients, s->nclients,
-                           (int)s->conf.checkpoint_keep, err, sizeof err);
+    unsigned char *adm = NULL; /* admission state (format 3; none: format 2) */
+    int rc = zps_shard_admit_export(s->tabs[0].sh, &adm, &info.admit_in_len);
+    info.admit_in = adm;
+    if (rc)
+        snprintf(err, sizeof err, "out of memory for the admission state");
+    else
+        rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients,
+                           s->nclients, (int)s->conf.checkpoint_keep, err, sizeof err);
+    free(adm);
     if (rc) {
         zps_error(s->log, "%s checkpoint %llu failed: %s", what, (unsigned long long)info.counter,
                   err);
@@ -235,6 +248,30 @@ int psv_restore(ps_server_t *s, char *err, size_t errlen)
         return ZPS_EINVAL;
     }
     s->tabs[0].t = zps_shard_table(s->tabs[0].sh);
+    /* admission state (format 3): a bad block refuses the restore (the rows
+     * were adopted, but the server does not start) */
+    if (info.admit_out) {
+        char why2[300];
+        rc = zps_shard_admit_import(s->tabs[0].sh, info.admit_out, info.admit_out_len, why2,
+                                    sizeof why2);
+        free(info.admit_out);
+        info.admit_out = NULL;
+        if (rc) {
+            snprintf(err, errlen, "cannot restore: checkpoint %llu: %s",
+                     (unsigned long long)info.counter, why2);
+            free(cl);
+            return rc;
+        }
+        zps_admit_stats_t ast;
+        zps_shard_admit_stats(s->tabs[0].sh, &ast);
+        if (s->conf.admit.mode == ZPS_ADMIT_OFF)
+            zps_warn(s->log, "the checkpoint has admission state, but this server runs without "
+                     "--admit: ignored (every key pushed is stored)");
+        else
+            zps_info(s->log, "restored admission state: %llu keys admitted, %llu key updates "
+                     "dropped, sketch %.1f MiB", (unsigned long long)ast.admitted_keys,
+                     (unsigned long long)ast.rejected_keys, (double)ast.sketch_bytes / 1048576.0);
+    }
     s->job_id = info.job_id;
     uint64_t pushes = 0;
     for (size_t i = 0; i < ncl; i++) {

@@ -39,6 +39,7 @@ struct ps_prom {
         *held_total, *pull_waits, *staleness, *staleness_max, *min_clock, *workers_dropped,
         *peers, *refused_peers, *dropped_replies, *checkpoints, *lost, *restored, *start,
         *uptime, *maint_gap, *scrapes, *reply_queued;
+    zps_prom_series_t *admitted, *adm_rej_keys, *adm_rej_pushes; /* admission */
     zps_prom_series_t *wlag[PS_PROM_LAG_WORKERS];
     uint32_t nwlag;
 };
@@ -82,6 +83,14 @@ int psv_prom_new(ps_server_t *s, char *err, size_t errlen)
                               "discarded (acknowledged, not applied).");
     p->rejected_pushes = zps_prom_scalar(r, C, "zps_rejected_pushes_total", "Pushes refused "
                                          "whole.");
+    /* admission (--admit; 0 without it) */
+    p->admitted = zps_prom_scalar(r, C, "zps_admitted_keys_total", "Keys given a row by "
+                                  "feature admission (--admit).");
+    p->adm_rej_keys = zps_prom_scalar(r, C, "zps_admission_rejected_keys_total", "Key updates "
+                                      "dropped because the key was not admitted yet (once per "
+                                      "push).");
+    p->adm_rej_pushes = zps_prom_scalar(r, C, "zps_admission_rejected_pushes_total", "Pushes "
+                                        "with at least one key not admitted yet.");
     zps_prom_fam_t *rf = zps_prom_family(r, C, "zps_rejected_requests_total", "Requests "
                                          "answered with an error, by reason.", 0, NULL);
     for (int i = 0; i < PS_NCODES; i++) {
@@ -221,6 +230,9 @@ void psv_prom_publish(ps_server_t *s, int force)
     zps_prom_set(p->applied, (double)st.applied_pushes);
     zps_prom_set(p->dups, (double)st.duplicate_pushes);
     zps_prom_set(p->rejected_pushes, (double)st.rejected_pushes);
+    zps_prom_set(p->admitted, (double)st.admitted_keys); /* admission */
+    zps_prom_set(p->adm_rej_keys, (double)st.admission_rejected_keys);
+    zps_prom_set(p->adm_rej_pushes, (double)st.admission_rejected_pushes);
     for (int i = 0; i < PS_NCODES; i++)
         zps_prom_set(p->rej[i], (double)p->rejected[i]);
     zps_prom_set(p->held, (double)st.held_pulls);

@@ -527,6 +527,9 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m)
     body.perm_denied = st.perm_denied;
     body.reply_refused = st.reply_refused;
     body.reply_queued_peak = st.reply_queued_peak;
+    body.admitted_keys = st.admitted_keys; /* admission */
+    body.admission_rejected_keys = st.admission_rejected_keys;
+    body.admission_rejected_pushes = st.admission_rejected_pushes;
     uint64_t clocks[1024];
     if (s->clock) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;

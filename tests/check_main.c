@@ -25,6 +25,7 @@ int main(void)
         suite_split, suite_keysig, suite_env,
         suite_prom, /* metrics */
         suite_done,
+        suite_sketch, /* admission */
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

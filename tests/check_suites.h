@@ -29,4 +29,5 @@ Suite *suite_keysig(void);
 Suite *suite_env(void);
 Suite *suite_prom(void); /* metrics */
 Suite *suite_done(void); /* zps-server --exit-when-done */
+Suite *suite_sketch(void); /* zps_sketch (admission) */
 #endif

@@ -20,8 +20,12 @@ static void s_stats_text(uint32_t s, const char *addr, const Zps__StatsReply *b)
            b->min_clock);
     for (size_t w = 0; w < b->n_worker_clocks; w++)
         printf("%s%" PRIu64, w ? "," : "", b->worker_clocks[w]);
-    printf("%s uptime_ms=%" PRIu64 " server_nonce=%016" PRIx64 "\n",
-           b->n_worker_clocks ? "" : "-", b->uptime_ms, b->server_nonce);
+    printf("%s uptime_ms=%" PRIu64 " server_nonce=%016" PRIx64, b->n_worker_clocks ? "" : "-",
+           b->uptime_ms, b->server_nonce);
+    /* admission (--admit) */
+    printf(" admitted_keys=%" PRIu64 " admission_rejected_keys=%" PRIu64
+           " admission_rejected_pushes=%" PRIu64 "\n", b->admitted_keys,
+           b->admission_rejected_keys, b->admission_rejected_pushes);
     for (size_t i = 0; i < b->n_clients; i++) {
         const Zps__ClientStats *k = b->clients[i];
         printf("  client server=%u rank=%u nonce=%016" PRIx64 " received=%" PRIu64
@@ -70,7 +74,11 @@ static void s_stats_json(uint32_t s, const char *addr, const Zps__StatsReply *b,
            b->server_nonce);
     for (size_t w = 0; w < b->n_worker_clocks; w++)
         printf("%s%" PRIu64, w ? ", " : "", b->worker_clocks[w]);
-    printf("], \"clients\": [");
+    /* admission (--admit) */
+    printf("], \"admitted_keys\": %" PRIu64 ", \"admission_rejected_keys\": %" PRIu64
+           ", \"admission_rejected_pushes\": %" PRIu64, b->admitted_keys,
+           b->admission_rejected_keys, b->admission_rejected_pushes);
+    printf(", \"clients\": [");
     for (size_t i = 0; i < b->n_clients; i++) {
         const Zps__ClientStats *k = b->clients[i];
         printf("%s{\"rank\": %u, \"nonce\": \"%016" PRIx64 "\", \"received\": %" PRIu64
