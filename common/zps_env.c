@@ -324,7 +324,9 @@ void zps_env_log(const zps_env_t *e, zps_log_t *log)
                 buf, more);
     }
     if (s_list(e, ENV_IGNORED, 0, buf, sizeof buf) + e->more[0]) {
-        snprintf(more, sizeof more, e->more[0] ? " and %zu more" : "", e->more[0]);
+        more[0] = '\0';
+        if (e->more[0])
+            snprintf(more, sizeof more, " and %zu more", e->more[0]);
         zps_log(log, ZPS_LOG_WARN, "environment: ignored (no such option of %s): %s%s", e->prog,
                 buf, more);
     }
