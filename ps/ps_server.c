@@ -283,7 +283,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     }
     if (conf->admin_token_file[0]) {
         if (psv_read_token(conf->admin_token_file, s->admin_token, &s->admin_token_len, err,
-                         errlen) != 0)
+                           errlen) != 0)
             goto fail;
     }
     /* frames up to twice --max-msg-mb are received and answered with an
@@ -506,8 +506,8 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
         s->st.received_pushes++;
         psv_push_rejected(s, NULL);
         psv_reply_error(s, m, ZPS_ESEQ, "a push needs a client nonce and a sequence number >= 1 "
-                      "(got nonce %s, seq %llu)", m->env->push->client_nonce ? "set" : "0",
-                      (unsigned long long)m->env->push->seq);
+                        "(got nonce %s, seq %llu)", m->env->push->client_nonce ? "set" : "0",
+                        (unsigned long long)m->env->push->seq);
         return;
     }
     /* who speaks for the rank: heartbeats and clocks count, and pushes are
@@ -532,7 +532,7 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
                 return; /* never answered */
             }
             psv_reply_error(s, m, ZPS_EPERM, "rank %u is bound to another connection; a restarted "
-                          "worker must say HELLO first", m->env->rank);
+                            "worker must say HELLO first", m->env->rank);
             return;
         }
     }
@@ -549,7 +549,7 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
     case ZPS__ENVELOPE__BODY_DUMP: psv_on_dump(s, m); break;
     default:
         psv_reply_error(s, m, ZPS_EPROTO, "unexpected message type %s from a client",
-                      zps_msg_type_name(m->env->type));
+                        zps_msg_type_name(m->env->type));
         break;
     }
     if (t0)
@@ -621,8 +621,8 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
                     s->st.rejected_pushes++;
                 }
                 psv_reply_error(s, &m, ZPS_ETOOBIG, "message of %zu bytes is over the limit of "
-                              "--max-msg-mb %llu: split it", m.wire_bytes,
-                              (unsigned long long)(s->conf.max_msg_bytes >> 20));
+                                "--max-msg-mb %llu: split it", m.wire_bytes,
+                                (unsigned long long)(s->conf.max_msg_bytes >> 20));
             } else if (r == ZPS_EPROTO || r == ZPS_EVERSION) {
                 psv_reply_error(s, &m, r, "%s", m.reason);
             } else {

@@ -234,7 +234,7 @@ int psv_admit(ps_server_t *s, zps_msg_t *m)
                         "(--max-connections); %llu refused so far", m->peer, s->nconns,
                         (unsigned long long)s->st.refused_peers);
         psv_reply_error(s, m, ZPS_ELIMIT, "this server serves at most %u connections "
-                      "(--max-connections); try later or another server", maxc);
+                        "(--max-connections); try later or another server", maxc);
         return ZPS_ELIMIT;
     }
     /* read the monitor first: ZeroMQ reports a closed connection (and the
@@ -363,7 +363,7 @@ int psv_identity(ps_server_t *s, zps_msg_t *m)
     if (t == ZPS__ENVELOPE__BODY_HEARTBEAT)
         return ZPS_EPERM; /* no reply to heartbeats */
     psv_reply_error(s, m, ZPS_EPERM, "key %s is read-only (HELLO, PULL, STATS, DUMP): %s refused",
-                  u[0] ? u : "(none)", zps_msg_type_name(m->env->type));
+                    u[0] ? u : "(none)", zps_msg_type_name(m->env->type));
     return ZPS_EPERM;
 }
 
@@ -388,10 +388,10 @@ int psv_reply_room(ps_server_t *s, zps_msg_t *m, size_t bytes)
         return 0;
     s->st.reply_refused++;
     psv_reply_error(s, m, ZPS_ELIMIT, "%.1f MB of replies to %s are still unread (%.1f MB for all "
-                  "peers): read them before asking for more (--max-reply-mb %llu, "
-                  "--max-reply-total-mb %llu)", (double)mine / 1048576.0,
-                  over_mine ? "you" : "this server's peers", (double)all / 1048576.0,
-                  (unsigned long long)(s->conf.max_reply_bytes >> 20),
-                  (unsigned long long)(s->conf.max_reply_total >> 20));
+                    "peers): read them before asking for more (--max-reply-mb %llu, "
+                    "--max-reply-total-mb %llu)", (double)mine / 1048576.0,
+                    over_mine ? "you" : "this server's peers", (double)all / 1048576.0,
+                    (unsigned long long)(s->conf.max_reply_bytes >> 20),
+                    (unsigned long long)(s->conf.max_reply_total >> 20));
     return 1;
 }

@@ -7,6 +7,22 @@
  * reply means nothing changed. */
 #include "ps_srv.h"
 
+/* Room for nkeys keys in s->keys (the request's key list); ZPS_ENOMEM,
+ * answered, when there is none. */
+static int s_keys_room(ps_server_t *s, zps_msg_t *m, uint64_t nkeys)
+{
+    if (s->keys_cap >= nkeys)
+        return 0;
+    uint64_t *k = realloc(s->keys, nkeys * sizeof *k);
+    if (!k) {
+        psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for %llu keys", (unsigned long long)nkeys);
+        return ZPS_ENOMEM;
+    }
+    s->keys = k;
+    s->keys_cap = nkeys;
+    return 0;
+}
+
 /* Decode and validate the key frame of a pull or push.  On failure the error
  * has been answered and a non-zero code is returned. */
 static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nkeys,
@@ -14,12 +30,12 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
 {
     if (table >= s->conf.ntables) {
         psv_reply_error(s, m, ZPS_EINVAL, "table %u does not exist (server has %u)", table,
-                      s->conf.ntables);
+                        s->conf.ntables);
         return ZPS_EINVAL;
     }
     if (nkeys > s->conf.max_keys) {
         psv_reply_error(s, m, ZPS_ETOOBIG, "%llu keys in one request, limit is %llu",
-                      (unsigned long long)nkeys, (unsigned long long)s->conf.max_keys);
+                        (unsigned long long)nkeys, (unsigned long long)s->conf.max_keys);
         return ZPS_ETOOBIG;
     }
     size_t len;
@@ -30,38 +46,22 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
         if (!cached) {
             s->st.key_cache_misses++;
             psv_reply_error(s, m, ZPS_EKEYCACHE, "key list %016llx is not cached (resend it)",
-                          (unsigned long long)sig);
+                            (unsigned long long)sig);
             return ZPS_EKEYCACHE;
         }
         s->st.key_cache_hits++;
-        if (s->keys_cap < nkeys) {
-            uint64_t *k = realloc(s->keys, nkeys * sizeof *k);
-            if (!k) {
-                psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for %llu keys",
-                              (unsigned long long)nkeys);
-                return ZPS_ENOMEM;
-            }
-            s->keys = k;
-            s->keys_cap = nkeys;
-        }
+        if (s_keys_room(s, m, nkeys))
+            return ZPS_ENOMEM;
         memcpy(s->keys, cached, nkeys * sizeof *s->keys);
         return 0; /* was validated when it was cached */
     }
     if (len < nkeys || len > zps_keys_bound(nkeys)) {
         psv_reply_error(s, m, ZPS_EPROTO, "key frame of %zu bytes cannot hold %llu keys", len,
-                      (unsigned long long)nkeys);
+                        (unsigned long long)nkeys);
         return ZPS_EPROTO;
     }
-    if (s->keys_cap < nkeys) {
-        uint64_t *k = realloc(s->keys, nkeys * sizeof *k);
-        if (!k) {
-            psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for %llu keys",
-                          (unsigned long long)nkeys);
-            return ZPS_ENOMEM;
-        }
-        s->keys = k;
-        s->keys_cap = nkeys;
-    }
+    if (s_keys_room(s, m, nkeys))
+        return ZPS_ENOMEM;
     size_t at = 0;
     if (zps_keys_decode(buf, len, nkeys, s->keys, &at) != 0) {
         psv_reply_error(s, m, ZPS_EPROTO, "malformed key frame at byte %zu of %zu", at, len);
@@ -72,7 +72,7 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
             uint32_t owner = zps_place(s->keys[i], s->conf.nservers);
             if (owner != s->conf.rank) {
                 psv_reply_error(s, m, ZPS_EINVAL, "key %llu belongs to server %u, not to this one",
-                              (unsigned long long)s->keys[i], owner);
+                                (unsigned long long)s->keys[i], owner);
                 return ZPS_EINVAL;
             }
         }
@@ -80,7 +80,7 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
     if (sig && nkeys) {
         if (zps_keys_sig(s->keys, nkeys) != sig) {
             psv_reply_error(s, m, ZPS_EPROTO, "key list signature %016llx does not match its keys",
-                          (unsigned long long)sig);
+                            (unsigned long long)sig);
             return ZPS_EPROTO;
         }
         ps_keycache_put(s->kc, sig, s->keys, nkeys); /* a list over the bound is just not cached */
@@ -155,8 +155,8 @@ void psv_on_pull(ps_server_t *s, zps_msg_t *m)
     }
     if ((uint64_t)n * dim * sizeof(float) > s->conf.max_msg_bytes) {
         psv_reply_error(s, m, ZPS_ETOOBIG, "a reply of %zu keys x %zu floats would exceed "
-                      "--max-msg-mb (%llu MiB): pull fewer keys at once", n, dim,
-                      (unsigned long long)(s->conf.max_msg_bytes >> 20));
+                        "--max-msg-mb (%llu MiB): pull fewer keys at once", n, dim,
+                        (unsigned long long)(s->conf.max_msg_bytes >> 20));
         return;
     }
     uint32_t w;
@@ -164,8 +164,8 @@ void psv_on_pull(ps_server_t *s, zps_msg_t *m)
         if (!ps_clock_ready(s->clock, req->clock)) {
             if (psv_hold(s, m) != 0)
                 psv_reply_error(s, m, ZPS_ELIMIT, "too many pulls waiting for the slowest worker "
-                              "(%zu held; at most %u per connection, %u in all)", s->nheld,
-                              s->conf.max_held_per_peer, s->conf.max_held_total);
+                                "(%zu held; at most %u per connection, %u in all)", s->nheld,
+                                s->conf.max_held_per_peer, s->conf.max_held_total);
             return;
         }
         if (s->min_clock != UINT64_MAX && req->clock > s->min_clock + 1 &&
@@ -233,14 +233,14 @@ static const float *s_push_values(ps_server_t *s, zps_msg_t *m, const Zps__Push 
             g = s->fscratch;
         if (!g)
             psv_reply_error(s, m, ZPS_EPROTO, "value frame of %zu bytes is not %zu values in codec %u",
-                          vlen, n * dim, req->value_codec);
+                            vlen, n * dim, req->value_codec);
         return g;
     }
     g = zps_msg_floats(m, 1, n * dim, &s->fscratch, &s->fscratch_cap);
     if (!g) {
         zps_msg_bulk(m, 1, &vlen);
         psv_reply_error(s, m, ZPS_EPROTO, "value frame of %zu bytes, expected %zu (%zu keys x %zu)",
-                      vlen, n * dim * sizeof(float), n, dim);
+                        vlen, n * dim * sizeof(float), n, dim);
     }
     return g;
 }
@@ -290,17 +290,17 @@ int psv_check_limits(ps_server_t *s, zps_msg_t *m, const zps_table_t *t, size_t 
 {
     if (s->conf.limit_keys && s_total_keys(s) + s->acc_new_keys + new_keys > s->conf.limit_keys) {
         psv_reply_error(s, m, ZPS_ELIMIT, "push refused whole: it would store %zu new keys, "
-                      "over --max-keys %llu (%zu stored)", new_keys,
-                      (unsigned long long)s->conf.limit_keys, s_total_keys(s));
+                        "over --max-keys %llu (%zu stored)", new_keys,
+                        (unsigned long long)s->conf.limit_keys, s_total_keys(s));
         return ZPS_ELIMIT;
     }
     if (s->conf.limit_memory_bytes) {
         size_t b = s_bytes_with(s, t, s->acc_new_keys + new_keys, acc_new);
         if (b > s->conf.limit_memory_bytes) {
             psv_reply_error(s, m, ZPS_ELIMIT, "push refused whole: its %zu new keys would take the "
-                          "tables to %.1f MiB, over --max-memory-mb %llu", new_keys,
-                          b == SIZE_MAX ? INFINITY : (double)b / 1048576.0,
-                          (unsigned long long)(s->conf.limit_memory_bytes >> 20));
+                            "tables to %.1f MiB, over --max-memory-mb %llu", new_keys,
+                            b == SIZE_MAX ? INFINITY : (double)b / 1048576.0,
+                            (unsigned long long)(s->conf.limit_memory_bytes >> 20));
             return ZPS_ELIMIT;
         }
     }
@@ -336,9 +336,9 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
                         "would not be finite: refused whole", m->peer,
                         (unsigned long long)s->keys[pr.bad]);
         psv_reply_error_key(s, m, ZPS_ENONFINITE, s->keys[pr.bad],
-                          "the update of key %llu would make a weight or optimizer state "
-                          "non-finite (gradient too large?): push rejected, nothing "
-                          "applied", (unsigned long long)s->keys[pr.bad]);
+                            "the update of key %llu would make a weight or optimizer state "
+                            "non-finite (gradient too large?): push rejected, nothing "
+                            "applied", (unsigned long long)s->keys[pr.bad]);
         return rc;
     }
     if (rc) {
@@ -351,7 +351,7 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
     }
     if ((rc = zps_shard_push_commit(tb->sh)) != 0) {
         psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for %zu new keys: nothing applied",
-                      pr.new_keys);
+                        pr.new_keys);
         return rc;
     }
     return 0;
@@ -394,7 +394,7 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
     if (req->dim != dim) {
         psv_push_rejected(s, rk);
         psv_reply_error(s, m, ZPS_EMISMATCH, "push of dim %u to table %u of dim %zu", req->dim,
-                      req->table, dim);
+                        req->table, dim);
         return;
     }
     float lr_scale = req->lr_scale == 0.0f ? 1.0f : req->lr_scale;
@@ -402,8 +402,8 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
         (lr_scale != 1.0f && tb->o.kind == ZPS_OPT_FTRL)) {
         psv_push_rejected(s, rk);
         psv_reply_error(s, m, ZPS_EINVAL, "push with step multiplier %g: it must be in (0, 64], "
-                      "and 1 for ftrl (whose step also defines its weights)",
-                      (double)req->lr_scale);
+                        "and 1 for ftrl (whose step also defines its weights)",
+                        (double)req->lr_scale);
         return;
     }
     const float *g = s_push_values(s, m, req, n, dim);
@@ -415,8 +415,9 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
         if (!isfinite(g[i])) {
             psv_push_rejected(s, rk);
             psv_reply_error_key(s, m, ZPS_EINVAL, s->keys[i / dim],
-                              "non-finite gradient %g for key %llu: push rejected, nothing applied",
-                              (double)g[i], (unsigned long long)s->keys[i / dim]);
+                                "non-finite gradient %g for key %llu: push rejected, "
+                                "nothing applied",
+                                (double)g[i], (unsigned long long)s->keys[i / dim]);
             return;
         }
     }
@@ -424,9 +425,9 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
     if (st == ZPS_ESEQ) {
         psv_push_rejected(s, rk);
         psv_reply_error(s, m, ZPS_ESEQ, "push sequence number %llu is outside the window: every "
-                      "push up to %llu is applied and at most %u more may be in flight",
-                      (unsigned long long)req->seq, (unsigned long long)rec->win.lwm,
-                      PS_DEDUP_WINDOW);
+                        "push up to %llu is applied and at most %u more may be in flight",
+                        (unsigned long long)req->seq, (unsigned long long)rec->win.lwm,
+                        PS_DEDUP_WINDOW);
         return;
     }
     int duplicate = st == PS_DEDUP_DUP;
@@ -438,7 +439,7 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
     } else {
         int rc = of_clock && s->conf.consistency == 2
                      ? psv_bsp_accumulate(s, m, tb, n, g, req->mean ? (float)req->examples : 1.0f,
-                                        lr_scale)
+                                          lr_scale)
                      : s_apply_table(s, m, tb, n, g, lr_scale);
         if (rc) {
             psv_push_rejected(s, rk);
@@ -593,7 +594,7 @@ void psv_on_shutdown(ps_server_t *s, zps_msg_t *m)
                         s->admin_token_len ? "wrong or missing admin token"
                                            : "no --admin-token-file, SHUTDOWN is disabled");
         psv_reply_error(s, m, ZPS_EPERM, "%s",
-                      s->admin_token_len ? "SHUTDOWN refused: wrong or missing admin token"
+                        s->admin_token_len ? "SHUTDOWN refused: wrong or missing admin token"
                                          : "SHUTDOWN refused: this server was started without "
                                            "--admin-token-file (stop it with SIGTERM)");
         return;
@@ -616,7 +617,7 @@ void psv_on_dump(ps_server_t *s, zps_msg_t *m)
     const Zps__Dump *req = m->env->dump;
     if (req->table >= s->conf.ntables) {
         psv_reply_error(s, m, ZPS_EINVAL, "table %u does not exist (server has %u)", req->table,
-                      s->conf.ntables);
+                        s->conf.ntables);
         return;
     }
     ps_tab_t *tb = &s->tabs[req->table];

@@ -293,8 +293,8 @@ int psv_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, con
             }
             if (chk != 0.0f) {
                 psv_reply_error_key(s, m, ZPS_ENONFINITE, s->keys[j],
-                                  "the combined gradient of key %llu would not be finite: push "
-                                  "rejected, nothing applied", (unsigned long long)s->keys[j]);
+                                    "the combined gradient of key %llu would not be finite: push "
+                                    "rejected, nothing applied", (unsigned long long)s->keys[j]);
                 return ZPS_ENONFINITE;
             }
         }
