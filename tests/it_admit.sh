@@ -135,7 +135,15 @@ check "every key not stored was dropped at least once" "$rk >= $distinct - $keys
 # the dropped ids are the rare ones (seen once): a small loss in quality
 check "count:2 test logloss within 0.5% of the unbounded run" "$ll_admit <= $ll_full * 1.005"
 if [ -n "$MADDR" ] && command -v curl >/dev/null; then
-    curl -s "http://$MADDR/metrics" >"$D/metrics.txt" || fail "metrics scrape failed"
+    # the page is a snapshot the server's loop publishes at most every 100 ms:
+    # scrape until it has caught up with the stats above (the job is over)
+    t=0
+    while :; do
+        curl -s "http://$MADDR/metrics" >"$D/metrics.txt" || fail "metrics scrape failed"
+        grep -q "^zps_admitted_keys_total $adm\$" "$D/metrics.txt" && break
+        t=$((t + 1)); [ $t -ge 100 ] && break
+        sleep 0.1
+    done
     grep -q "^zps_admitted_keys_total $adm\$" "$D/metrics.txt" ||
         fail "zps_admitted_keys_total: $(grep admitted "$D/metrics.txt")"
     grep -q "^zps_admission_rejected_keys_total $rk\$" "$D/metrics.txt" ||
