@@ -18,7 +18,8 @@
 # - hostile: a silent and a garbage-speaking server (connect fails within
 #   its timeout), a relay corrupting replies after the hello (cut, dropped,
 #   extra, flipped frames): only 0 or errors with a text, no crash, no hang.
-# Slow choreography (timeouts): not run under ASan (ASAN_IT_SKIP).
+# About 50 s (timeouts and the proxy's drops); run in the ASan pass too: it is the
+# only test that feeds the client corrupted replies.
 . "$(dirname "$0")/lib.sh"
 D=$TMP
 A="$ZPS_BIN/it_api"
