@@ -22,6 +22,8 @@ const char *zps_strerror(int code)
     case ZPS_ELIMIT: return "resource limit exceeded";
     case ZPS_ENONFINITE: return "update would make a weight non-finite";
     case ZPS_ESEQ: return "invalid push sequence number";
+    case ZPS_ENOLEASE: return "server holds no lease from the coordinator";
+    case ZPS_ELOST: return "every replica of a key range failed";
     default: break;
     }
     if (code < 0 && code > -4096)

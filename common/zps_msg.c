@@ -170,6 +170,10 @@ static int s_body_for_type(int type)
     case ZPS__MSG_TYPE__HEARTBEAT: return ZPS__ENVELOPE__BODY_HEARTBEAT;
     case ZPS__MSG_TYPE__DUMP: return ZPS__ENVELOPE__BODY_DUMP;
     case ZPS__MSG_TYPE__DUMP_REPLY: return ZPS__ENVELOPE__BODY_DUMP_REPLY;
+    case ZPS__MSG_TYPE__BEAT: return ZPS__ENVELOPE__BODY_BEAT;
+    case ZPS__MSG_TYPE__BEAT_REPLY: return ZPS__ENVELOPE__BODY_BEAT_REPLY;
+    case ZPS__MSG_TYPE__TABLE_GET: return ZPS__ENVELOPE__BODY_TABLE_GET;
+    case ZPS__MSG_TYPE__TABLE_REPLY: return ZPS__ENVELOPE__BODY_TABLE_REPLY;
     default: return -1;
     }
 }
@@ -181,9 +185,15 @@ const char *zps_msg_type_name(int type)
                                         "shutdown", "shutdown-ack", "clock", "clock-ack", "heartbeat"};
     if (type >= 0 && type < (int)(sizeof names / sizeof names[0]))
         return names[type];
-    if (type == ZPS__MSG_TYPE__DUMP || type == ZPS__MSG_TYPE__DUMP_REPLY)
-        return type == ZPS__MSG_TYPE__DUMP ? "dump" : "dump-reply";
-    return "unknown";
+    switch (type) {
+    case ZPS__MSG_TYPE__DUMP: return "dump";
+    case ZPS__MSG_TYPE__DUMP_REPLY: return "dump-reply";
+    case ZPS__MSG_TYPE__BEAT: return "beat";
+    case ZPS__MSG_TYPE__BEAT_REPLY: return "beat-reply";
+    case ZPS__MSG_TYPE__TABLE_GET: return "table-get";
+    case ZPS__MSG_TYPE__TABLE_REPLY: return "table-reply";
+    default: return "unknown";
+    }
 }
 
 int zps_msg_recv(void *sock, int router, zps_msg_t *m, int flags)

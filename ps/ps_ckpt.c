@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "zps_err.h"
+#include "zps_place.h"
 #include "zps_file.h"
 #include "zps_hash.h"
 #include "zps_modelfile.h"
@@ -501,6 +502,15 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
             if (!s_finite_row(buf + j * rec + 8, h.row_floats)) {
                 snprintf(why, wlen, "key %llu has a non-finite value", (unsigned long long)keys[j]);
                 rc = ZPS_EPROTO;
+                goto out;
+            }
+            if (zps_place(keys[j], h.nservers) != h.rank) {
+                snprintf(why, wlen,
+                         "key %llu belongs to server %u of %u, not %u: written under another "
+                         "key placement (zps before the range table of 2026-12) or corrupt",
+                         (unsigned long long)keys[j], zps_place(keys[j], h.nservers), h.nservers,
+                         h.rank);
+                rc = ZPS_EMISMATCH;
                 goto out;
             }
         }

@@ -62,6 +62,9 @@ enum {
     ZPS_ELIMIT    = -30913, /* a configured resource limit would be exceeded */
     ZPS_ENONFINITE = -30914, /* the update would make a weight or state non-finite */
     ZPS_ESEQ      = -30915, /* push sequence number invalid (0, or outside the window) */
+    ZPS_ENOLEASE  = -30916, /* replicated job: the server holds no lease from the coordinator
+                               (cut off, removed, or not started yet): retry elsewhere/later */
+    ZPS_ELOST     = -30917, /* replicated job: every replica of a key range failed */
 };
 
 /* Static text for a ZPS_E* code or a negated errno; never NULL. */

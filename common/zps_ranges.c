@@ -1,0 +1,191 @@
+/* zps_ranges: the range table (see zps_ranges.h).
+ *
+ * Wire form, little-endian:
+ *   "ZPSR" u32 format (1) u64 version u32 nservers u32 replicas
+ *   then per range: u8 nrep, nrep x u16 rank */
+#include "zps_ranges.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "zps_err.h"
+
+#define S_FORMAT 1u
+#define S_HEAD 24u
+
+int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas)
+{
+    if (nservers == 0 || nservers > ZPS_RANGES_MAX_SERVERS || replicas == 0 ||
+        replicas > ZPS_MAX_REPLICAS)
+        return ZPS_EINVAL;
+    memset(t, 0, sizeof *t);
+    t->version = 1;
+    t->nservers = nservers;
+    t->replicas = replicas;
+    uint32_t n = replicas < nservers ? replicas : nservers;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        uint32_t h = zps_range_home(r, nservers);
+        t->nrep[r] = (uint8_t)n;
+        for (uint32_t i = 0; i < n; i++)
+            t->rep[r][i] = (uint16_t)((h + i) % nservers);
+    }
+    return 0;
+}
+
+uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost)
+{
+    uint32_t changed = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < t->nrep[r]; i++)
+            if (t->rep[r][i] != rank)
+                t->rep[r][k++] = t->rep[r][i];
+        if (k != t->nrep[r]) {
+            changed++;
+            t->nrep[r] = (uint8_t)k;
+        }
+    }
+    if (changed)
+        t->version++;
+    if (lost)
+        *lost = zps_ranges_lost(t);
+    return changed;
+}
+
+uint32_t zps_ranges_lost(const zps_ranges_t *t)
+{
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        n += t->nrep[r] == 0;
+    return n;
+}
+
+uint32_t zps_ranges_count(const zps_ranges_t *t, uint32_t rank, uint32_t *primary)
+{
+    uint32_t n = 0, p = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        n += (uint32_t)zps_ranges_has(t, r, rank);
+        p += t->nrep[r] && t->rep[r][0] == rank;
+    }
+    if (primary)
+        *primary = p;
+    return n;
+}
+
+int zps_ranges_member(const zps_ranges_t *t, uint32_t rank)
+{
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (zps_ranges_has(t, r, rank))
+            return 1;
+    return 0;
+}
+
+static void s_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void s_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t s_get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+size_t zps_ranges_encoded_size(const zps_ranges_t *t)
+{
+    size_t n = S_HEAD + ZPS_RANGES;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        n += 2u * t->nrep[r];
+    return n;
+}
+
+size_t zps_ranges_encode(const zps_ranges_t *t, uint8_t *buf, size_t cap)
+{
+    size_t need = zps_ranges_encoded_size(t);
+    if (cap < need)
+        return 0;
+    memcpy(buf, "ZPSR", 4);
+    s_put32(buf + 4, S_FORMAT);
+    s_put64(buf + 8, t->version);
+    s_put32(buf + 16, t->nservers);
+    s_put32(buf + 20, t->replicas);
+    uint8_t *p = buf + S_HEAD;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        *p++ = t->nrep[r];
+        for (uint32_t i = 0; i < t->nrep[r]; i++, p += 2) {
+            p[0] = (uint8_t)t->rep[r][i];
+            p[1] = (uint8_t)(t->rep[r][i] >> 8);
+        }
+    }
+    return need;
+}
+
+int zps_ranges_decode(zps_ranges_t *out, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    zps_ranges_t tmp;
+    if (len < S_HEAD || memcmp(buf, "ZPSR", 4) != 0) {
+        snprintf(err, errlen, "range table: %zu bytes, not a range table", len);
+        return ZPS_EPROTO;
+    }
+    if (s_get32(buf + 4) != S_FORMAT) {
+        snprintf(err, errlen, "range table: format %u (this build reads %u)", s_get32(buf + 4),
+                 S_FORMAT);
+        return ZPS_EPROTO;
+    }
+    memset(&tmp, 0, sizeof tmp);
+    tmp.version = s_get64(buf + 8);
+    tmp.nservers = s_get32(buf + 16);
+    tmp.replicas = s_get32(buf + 20);
+    if (tmp.version == 0 || tmp.nservers == 0 || tmp.nservers > ZPS_RANGES_MAX_SERVERS ||
+        tmp.replicas == 0 || tmp.replicas > ZPS_MAX_REPLICAS) {
+        snprintf(err, errlen, "range table: version %llu, %u servers, %u replicas is invalid",
+                 (unsigned long long)tmp.version, tmp.nservers, tmp.replicas);
+        return ZPS_EPROTO;
+    }
+    const uint8_t *p = buf + S_HEAD, *end = buf + len;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        if (p >= end) {
+            snprintf(err, errlen, "range table: truncated at range %u", r);
+            return ZPS_EPROTO;
+        }
+        uint32_t n = *p++;
+        if (n > tmp.replicas || (size_t)(end - p) < 2u * n) {
+            snprintf(err, errlen, "range table: range %u has %u replicas (of %u) or is truncated",
+                     r, n, tmp.replicas);
+            return ZPS_EPROTO;
+        }
+        for (uint32_t i = 0; i < n; i++, p += 2) {
+            uint32_t rank = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+            if (rank >= tmp.nservers || zps_ranges_has(&tmp, r, rank)) {
+                snprintf(err, errlen, "range table: range %u names server %u %s", r, rank,
+                         rank >= tmp.nservers ? "beyond the servers" : "twice");
+                return ZPS_EPROTO;
+            }
+            tmp.rep[r][i] = (uint16_t)rank;
+            tmp.nrep[r] = (uint8_t)(i + 1);
+        }
+    }
+    if (p != end) {
+        snprintf(err, errlen, "range table: %zu bytes after the last range", (size_t)(end - p));
+        return ZPS_EPROTO;
+    }
+    *out = tmp;
+    return 0;
+}
