@@ -155,6 +155,10 @@ const char *zps_conf_usage(void)
            "  --allow-dir DIR          servers: accept only clients whose NAME.pub is in DIR\n"
            "  --server-public FILE     workers: the servers' public key (NAME.pub)\n"
            "  --servers A,B,...        server endpoints (set by zps-launch)\n"
+           "  --coordinator EP         a replicated job: zps-coord's endpoint (tcp://HOST:PORT);\n"
+           "                           servers beat to it and serve only while it grants them a\n"
+           "                           lease, workers take the range table from it and fail\n"
+           "                           over when it removes a server (zps-launch --replicas)\n"
            "  --local                  zps-worker only: train in one process against an\n"
            "                           in-process store (the single-machine baseline)\n"
            "  --rank R --num-workers W this worker's rank and the worker count\n";
@@ -200,6 +204,7 @@ static const struct option s_options[] = {
     {"server-timeout", S_V, 0, ZPS_CONF_OPT}, {"curve-secret", S_V, 0, ZPS_CONF_OPT},
     {"allow-dir", S_V, 0, ZPS_CONF_OPT}, {"server-public", S_V, 0, ZPS_CONF_OPT},
     {"test-predictions", S_V, 0, ZPS_CONF_OPT}, {"servers", S_V, 0, ZPS_CONF_OPT},
+    {"coordinator", S_V, 0, ZPS_CONF_OPT},
     {"rank", S_V, 0, ZPS_CONF_OPT}, {"num-workers", S_V, 0, ZPS_CONF_OPT},
     {"max-retained-mb", S_V, 0, ZPS_CONF_OPT}, {"save-model", S_V, 0, ZPS_CONF_OPT},
     {"local", no_argument, 0, ZPS_CONF_OPT},
@@ -362,6 +367,10 @@ int zps_conf_set(zps_conf_t *c, const char *name, const char *value, char *err, 
         r = s_parse_compress(c, v);
     } else if (!strcmp(name, "curve-secret")) {
         c->curve_secret = v;
+    } else if (!strcmp(name, "coordinator")) {
+        c->coordinator = v;
+        if (!*v || strncmp(v, "tcp://", 6) != 0)
+            r = ZPS_EINVAL;
     } else if (!strcmp(name, "allow-dir")) {
         c->allow_dir = v;
     } else if (!strcmp(name, "server-public")) {

@@ -94,6 +94,7 @@ typedef struct {
     const char *allow_dir;           /* servers: *.pub of the clients allowed in */
     const char *server_public;       /* workers: the servers' NAME.pub */
     const char *servers;             /* comma-separated endpoints */
+    const char *coordinator;         /* --coordinator EP: a replicated job (zps-coord) */
     int local;                       /* --local: no servers, an in-process store */
     uint32_t rank, num_workers;
 } zps_conf_t;

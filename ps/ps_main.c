@@ -321,6 +321,13 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         snprintf(sc.allow_dir, sizeof sc.allow_dir, "%s", jc.allow_dir);
     if (jc.checkpoint_dir)
         snprintf(sc.checkpoint_dir, sizeof sc.checkpoint_dir, "%s", jc.checkpoint_dir);
+    if (jc.coordinator) {
+        if (strlen(jc.coordinator) >= sizeof sc.coordinator) {
+            fprintf(stderr, "zps-server: --coordinator: endpoint too long\n");
+            return 2;
+        }
+        snprintf(sc.coordinator, sizeof sc.coordinator, "%s", jc.coordinator);
+    }
     sc.checkpoint_every_ms = (uint32_t)(jc.checkpoint_every * 1000);
     sc.checkpoint_keep = jc.checkpoint_keep;
     if (sc.restore && !sc.checkpoint_dir[0]) {

@@ -329,6 +329,26 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     }
     size_t elen = sizeof s->endpoint;
     zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
+    if (conf->coordinator[0]) {
+        /* replication: the coordinator gives the lease and the range table */
+        if (conf->restore) {
+            snprintf(err, errlen, "--restore with --coordinator: a replicated server recovers by "
+                     "rejoining from its live replicas, which is not built yet; start it without "
+                     "--restore");
+            goto fail;
+        }
+        s->ranges = calloc(1, sizeof *s->ranges);
+        ps_member_conf_t mc = {.coordinator = conf->coordinator, .rank = conf->rank,
+                               .nonce = s->nonce, .endpoint = s->endpoint, .zmq_ctx = s->ctx};
+        char why[300];
+        if (!s->ranges || !(s->member = ps_member_new(&mc, s->log, why, sizeof why))) {
+            snprintf(err, errlen, "--coordinator %s: %s", conf->coordinator,
+                     s->ranges ? why : "out of memory");
+            goto fail;
+        }
+        zps_info(s->log, "replicated job: coordinator %s; pushes and pulls are refused until it "
+                 "grants a lease", conf->coordinator);
+    }
     {
         char why[1300];
         if (psv_restore(s, why, sizeof why) != 0) {
@@ -365,6 +385,8 @@ void ps_server_destroy(ps_server_t **sp)
         return;
     ps_server_t *s = *sp;
     psv_prom_destroy(s); /* metrics: stops the HTTP thread first */
+    ps_member_destroy(&s->member); /* its thread's socket, before the context goes */
+    free(s->ranges);
     if (s->sock) {
         if (s->mon)
             zmq_socket_monitor(s->sock, NULL, 0);
@@ -450,7 +472,12 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     uint64_t key;
     float *row;
     int rc = 0;
+    size_t saved = 0;
     while (!rc && zps_table_next(tb->t, &cursor, &key, &row)) {
+        /* replicated: each range is saved once, by its primary */
+        if (s->ranges && zps_ranges_primary(s->ranges, zps_range_of(key)) != s->conf.rank)
+            continue;
+        saved++;
         zps_optim_weights(&tb->o, row, wbuf);
         rc = zps_mf_writer_add(w, key, wbuf);
     }
@@ -463,7 +490,7 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
                                    tb->dim, s->conf.nservers, tb->desc, s->conf.options, err,
                                    errlen);
     if (!rc)
-        zps_info(s->log, "saved %zu keys to %s in %lld ms", zps_table_size(tb->t), dir,
+        zps_info(s->log, "saved %zu keys to %s in %lld ms", saved, dir,
                  (long long)(zps_now_ms() - t0));
     return rc;
 }
@@ -533,6 +560,26 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
             }
             psv_reply_error(s, m, ZPS_EPERM, "rank %u is bound to another connection; a restarted "
                             "worker must say HELLO first", m->env->rank);
+            return;
+        }
+    }
+    /* replication: no lease, no service (a server cut off from the
+     * coordinator may already have been replaced) */
+    if (s->member && (push || t == ZPS__ENVELOPE__BODY_PULL)) {
+        ps_member_table(s->member, s->ranges);
+        if (!ps_member_leased(s->member, zps_now_ms())) {
+            if (push) {
+                s->st.received_pushes++;
+                psv_push_rejected(s, NULL);
+            }
+            int st = ps_member_state(s->member);
+            zps_log_limited(s->log, LC_REJECT, 1000, "%s refused: no lease from the coordinator (%s)",
+                            zps_msg_type_name(m->env->type),
+                            st == PS_MEMBER_OUT ? "removed from the range table" : "not answered yet");
+            psv_reply_error(s, m, ZPS_ENOLEASE, "server %u holds no lease from the coordinator "
+                            "(%s): retry, or use the current range table", s->conf.rank,
+                            st == PS_MEMBER_OUT ? "it was removed from the range table"
+                                                : "no answer from it yet");
             return;
         }
     }

@@ -72,6 +72,8 @@ typedef struct {
     int exit_when_done;           /* --exit-when-done: stop (save, exit 0) once all
                                      num_workers workers said they finished (ps_done) */
     zps_admit_conf_t admit;       /* --admit, table 0 (mode OFF: every key stored) */
+    char coordinator[256];        /* --coordinator EP: a replicated job; membership, lease
+                                     and range table from zps-coord (ps_member) ("": none) */
 } ps_server_conf_t;
 
 typedef struct {

@@ -30,6 +30,7 @@
 #include "ps_done.h"
 #include "ps_dump.h"
 #include "ps_keycache.h"
+#include "ps_member.h"
 #include "zps_table.h"
 #include "zps_codec.h"
 #include "zps_curve.h"
@@ -39,6 +40,7 @@
 #include "zps_msg.h"
 #include "zps_out.h"
 #include "zps_place.h"
+#include "zps_ranges.h"
 #include "zps_shard.h"
 #include "zps_time.h"
 #include "zps_vcodec.h"
@@ -188,6 +190,9 @@ struct ps_server {
     size_t nrejected;
     uint64_t rng;                /* stochastic rounding of compressed pull replies */
     struct ps_prom *prom;        /* --metrics-listen (ps_srv_prom.c); NULL: off */
+    /* replication (--coordinator): NULL without */
+    ps_member_t *member;         /* membership thread: lease and range table */
+    zps_ranges_t *ranges;        /* the table this server goes by (version 0: none yet) */
 };
 
 /* What logs and STATS show of a client's process nonce: never the nonce

@@ -67,7 +67,19 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
         psv_reply_error(s, m, ZPS_EPROTO, "malformed key frame at byte %zu of %zu", at, len);
         return ZPS_EPROTO;
     }
-    if (s->conf.nservers > 1) {
+    if (s->ranges) {
+        /* replicated: any replica of a key's range takes its pushes and pulls */
+        for (uint64_t i = 0; i < nkeys; i++) {
+            uint32_t r = zps_range_of(s->keys[i]);
+            if (!zps_ranges_has(s->ranges, r, s->conf.rank)) {
+                psv_reply_error(s, m, ZPS_EINVAL, "key %llu (range %u) is not held by this "
+                                "server in range table version %llu",
+                                (unsigned long long)s->keys[i], r,
+                                (unsigned long long)s->ranges->version);
+                return ZPS_EINVAL;
+            }
+        }
+    } else if (s->conf.nservers > 1) {
         for (uint64_t i = 0; i < nkeys; i++) {
             uint32_t owner = zps_place(s->keys[i], s->conf.nservers);
             if (owner != s->conf.rank) {

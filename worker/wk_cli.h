@@ -28,12 +28,15 @@
 #include "wk_keysig.h"
 #include "wk_retry.h"
 #include "zps_msg.h"
+#include "zps_ranges.h"
 #include "zps_shard.h"
 
 #define WK_MAX_TABLES 8
 #define WK_SIG_RING 64  /* key-list signatures remembered per server */
 #define WK_SCAN_MS 50   /* the retry scan runs at most this often */
 #define WK_NONCES 4     /* replaced server processes remembered per server */
+#define WK_GEN_SHIFT 48 /* a request id's bits above this count a pull's re-splits */
+#define WK_ID_MASK ((1ULL << WK_GEN_SHIFT) - 1)
 
 enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN, RQ_CLOCK };
 
@@ -59,6 +62,10 @@ typedef struct {
     uint8_t *keep;         /* pull, per server: 1 keys kept (for a resend) */
     int64_t *sent_ms;      /* pull, per server: last (re)send */
     int64_t first_ms;      /* first send */
+    uint32_t gen;          /* pull: sends so far after failovers (in the request id's top
+                              bits, so replies to an earlier split are ignored) */
+    uint64_t *keys;        /* pull, replicated job: the keys (to split again) */
+    size_t keys_cap;
     zmq_msg_t *keep_keys;  /* pull: for a resend after a key-cache miss or a timeout */
     char err[320];
 } wk_req_t;
@@ -125,6 +132,16 @@ struct wk_client {
     /* local mode */
     zps_shard_t *lshard;        /* --local: the servers' work, in process */
     float lr_scale;             /* wk_client_set_lr_scale (1: none) */
+    /* replication (conf.coordinator; wk_cli_repl.c): NULL/0 without */
+    void *coord;                /* DEALER to zps-coord */
+    zps_ranges_t *ranges;       /* the range table requests are split by */
+    uint8_t *dead;              /* per server: removed from the table */
+    uint32_t nitems;            /* poll items: the servers, then the coordinator */
+    int64_t coord_next_ms;      /* next TABLE_GET */
+    uint64_t coord_asked;       /* request id of the TABLE_GET in flight (0: none) */
+    uint64_t coord_seq;         /* TABLE_GETs sent */
+    int64_t coord_asked_ms;
+    uint64_t failovers;         /* servers removed while this client ran */
     char ljob[128];
     char err[512];
 };
@@ -184,6 +201,22 @@ void wkc_resend_all(wk_client_t *c, uint32_t s);
 int wkc_pump(wk_client_t *c, long slice_ms);
 /* Past the retention cap: wait until checkpoints release enough. */
 int wkc_wait_retained(wk_client_t *c);
+
+/* ---- wk_cli_repl.c ----------------------------------------------------- */
+/* Connect to conf.coordinator and wait for its first range table. */
+int wkc_repl_start(wk_client_t *c, char *err, size_t errlen);
+void wkc_repl_free(wk_client_t *c);
+/* Ask the coordinator for a newer table (at most every 200 ms), take in
+ * its answers, and fail over when a table removes servers. */
+void wkc_repl_poll(wk_client_t *c);
+/* Are request r's keys split into per-server parts (pos/off)?  (Not with
+ * one server and no range table: the caller's arrays go out as they are.) */
+static inline int wkc_split_used(const wk_client_t *c)
+{
+    return c->conf.nservers > 1 || c->ranges;
+}
+/* Pull r again, split by the current table (after a failover). */
+void wkc_repull(wk_client_t *c, wk_req_t *r);
 
 /* ---- wk_cli_local.c ---------------------------------------------------- */
 wk_client_t *wkc_local_new(const wk_client_conf_t *conf, char *err, size_t errlen);

@@ -113,6 +113,8 @@ static void s_on_orphan_error(wk_client_t *c, uint32_t s, const Zps__Envelope *e
         c->rs.seq_refusals++;
         return;
     }
+    if (env->error->code == ZPS_ENOLEASE)
+        return; /* the retry scan sends it again (or a failover drops it) */
     wk_retry_item_t *it = s_held_by_req(c, s, env->request_id);
     if (!it)
         return;
@@ -134,7 +136,7 @@ static void s_pull_reply(wk_client_t *c, wk_req_t *r, uint32_t s, zps_msg_t *m)
                     zps_msg_type_name(env->type));
         return;
     }
-    size_t cnt = c->conf.nservers == 1 ? r->n : r->off[s + 1] - r->off[s];
+    size_t cnt = !wkc_split_used(c) ? r->n : r->off[s + 1] - r->off[s];
     size_t len;
     const uint8_t *v = zps_msg_bulk(m, 1, &len);
     zps_vcodec_t codec = (zps_vcodec_t)env->pull_reply->value_codec;
@@ -168,7 +170,7 @@ static void s_pull_reply(wk_client_t *c, wk_req_t *r, uint32_t s, zps_msg_t *m)
     }
     if (r->status)
         return;
-    if (c->conf.nservers == 1)
+    if (!wkc_split_used(c))
         memcpy(r->out, v, len);
     else
         wk_split_scatter(v, r->dim, r->pos + r->off[s], cnt, r->out);
@@ -243,6 +245,33 @@ static void s_stats_reply(wk_client_t *c, wk_req_t *r, uint32_t s, const Zps__En
         o->worker_clocks[w] = b->worker_clocks[w];
 }
 
+/* The request a reply names: its ticket, or NULL (released, or a pull's
+ * reply to a split made before a failover). */
+static wk_req_t *s_req_of(wk_client_t *c, uint64_t request_id)
+{
+    wk_req_t *r = wkc_req_find(c, request_id & WK_ID_MASK);
+    if (r && r->kind == RQ_PULL && (request_id >> WK_GEN_SHIFT) != r->gen)
+        return NULL;
+    return r;
+}
+
+/* A server without a lease (replicated job) answered r: the request stays
+ * waiting, due for a resend in 200 ms, until the server has its lease back
+ * or the coordinator's table moves its keys elsewhere. */
+static void s_on_nolease(wk_client_t *c, wk_req_t *r, uint32_t s)
+{
+    int64_t now = zps_now_ms(), soon = now - c->retry_at_ms[s] + 200;
+    if (r->kind == RQ_PUSH) {
+        wk_retry_item_t *it = wk_retry_find(c->retry, s, r->seqs[s]);
+        if (it)
+            it->sent_ms = soon;
+    } else {
+        int64_t piv = c->conf.pull_retry_ms > c->retry_at_ms[s] ? c->conf.pull_retry_ms
+                                                                 : c->retry_at_ms[s];
+        r->sent_ms[s] = now - piv + 200;
+    }
+}
+
 /* One reply from s: held pushes first, then its ticket, if still waiting. */
 static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
 {
@@ -250,11 +279,17 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
     int stale = 0;
     if (env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK && c->retry)
         stale = s_on_push_ack(c, s, env->push_ack);
-    wk_req_t *r = wkc_req_find(c, env->request_id);
+    wk_req_t *r = s_req_of(c, env->request_id);
     if (!r || !r->waiting[s]) {
         /* late reply to a released ticket, or a duplicate */
         if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && c->retry)
             s_on_orphan_error(c, s, env);
+        return;
+    }
+    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && env->error->code == ZPS_ENOLEASE &&
+        c->ranges && c->conf.retry_ms > 0 &&
+        (r->kind == RQ_PUSH || (r->kind == RQ_PULL && r->keep[s]))) {
+        s_on_nolease(c, r, s);
         return;
     }
     if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && r->kind == RQ_PUSH) {
@@ -337,7 +372,7 @@ void wkc_drain(wk_client_t *c, uint32_t s)
         else if (rc == ZPS_EPROTO || rc == ZPS_EVERSION) {
             /* A reply we cannot parse: fail the request it names, if any. */
             if (m.env) {
-                wk_req_t *r = wkc_req_find(c, m.env->request_id);
+                wk_req_t *r = s_req_of(c, m.env->request_id);
                 if (r && r->waiting[s]) {
                     r->waiting[s] = 0;
                     r->pending--;

@@ -50,7 +50,7 @@ static void s_free_buf(void *data, void *hint)
         (ptr) = grown_;                                             \
     } while (0)
 
-static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n, size_t nvals)
+static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n, size_t npos, size_t nvals)
 {
     if (c->vscratch_cap < nvals) {
         S_GROW(c->vscratch, nvals);
@@ -62,9 +62,9 @@ static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n, size_t nvals)
         S_GROW(c->kscratch, n);
         c->scratch_cap = n;
     }
-    if (r->pos_cap < n) {
-        S_GROW(r->pos, n);
-        r->pos_cap = n;
+    if (r->pos_cap < npos) {
+        S_GROW(r->pos, npos);
+        r->pos_cap = npos;
     }
     return 0;
 }
@@ -73,8 +73,9 @@ static int s_grow_scratch(wk_client_t *c, wk_req_t *r, size_t n, size_t nvals)
 static void s_env_pull(wk_client_t *c, wk_req_t *r, uint32_t s, Zps__Envelope *env,
                        Zps__Pull *pull, uint64_t sig)
 {
-    size_t cnt = c->conf.nservers == 1 ? r->n : r->off[s + 1] - r->off[s];
-    zps_msg_env(env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank, r->id);
+    size_t cnt = !wkc_split_used(c) ? r->n : r->off[s + 1] - r->off[s];
+    zps_msg_env(env, ZPS__MSG_TYPE__PULL, c->conf.role, c->conf.rank,
+                r->id | (uint64_t)r->gen << WK_GEN_SHIFT);
     zps__pull__init(pull);
     pull->table = r->table;
     pull->nkeys = cnt;
@@ -294,6 +295,69 @@ int wkc_resend_push(wk_client_t *c, uint32_t s, wk_retry_item_t *it)
     return rc;
 }
 
+/* Split request r (its kind, table, dim, n set) by server and send every
+ * part.  With a range table a push goes to every replica of each key's
+ * range, a pull to its primary; removed servers get nothing. */
+static int s_send_parts(wk_client_t *c, wk_req_t *r, const uint64_t *keys, const float *grads,
+                        float *sent)
+{
+    uint32_t S = c->conf.nservers, dim = r->dim;
+    size_t n = r->n;
+    int push = r->kind == RQ_PUSH, rc;
+    if (!wkc_split_used(c))
+        return s_send_sub(c, r, 0, keys, n, grads, sent);
+    size_t npos = c->ranges && push ? n * ZPS_MAX_REPLICAS : n;
+    if ((rc = s_grow_scratch(c, r, n, npos, push ? n * dim : 0)) != 0) {
+        wkc_seterr(c, "out of memory splitting %zu keys", n);
+        wkc_req_err(r, rc, "out of memory splitting %zu keys", n);
+        return rc;
+    }
+    if (c->ranges) {
+        size_t lost = wk_split_by_table(keys, n, c->ranges, push, c->owner, r->pos, r->off);
+        if (lost) {
+            wkc_req_err(r, ZPS_ELOST, "%zu of the request's keys are in key ranges whose every "
+                        "replica failed (range table version %llu): the job cannot go on "
+                        "without restoring checkpoints", lost,
+                        (unsigned long long)c->ranges->version);
+            return ZPS_ELOST;
+        }
+    } else {
+        wk_split_by_server(keys, n, S, c->owner, r->pos, r->off);
+    }
+    rc = 0;
+    for (uint32_t s = 0; s < S && !rc; s++) {
+        size_t cnt = r->off[s + 1] - r->off[s];
+        if (c->dead && c->dead[s])
+            continue;
+        if (cnt == 0 && !(push && c->conf.sync_all))
+            continue;
+        const uint32_t *pos = r->pos + r->off[s];
+        wk_split_keys(keys, pos, cnt, c->kscratch);
+        if (push)
+            wk_split_gather(grads, dim, pos, cnt, c->vscratch);
+        rc = s_send_sub(c, r, s, c->kscratch, cnt, c->vscratch, sent ? c->sscratch : NULL);
+        /* (replicas: each gets its own copy encoded; with a lossy codec
+         * the last one's rounding is what sent reports) */
+        if (!rc && sent)
+            wk_split_scatter(c->sscratch, dim, pos, cnt, sent);
+    }
+    return rc;
+}
+
+void wkc_repull(wk_client_t *c, wk_req_t *r)
+{
+    for (uint32_t s = 0; s < c->conf.nservers; s++) {
+        if (r->keep[s])
+            zmq_msg_close(&r->keep_keys[s]);
+        r->keep[s] = 0;
+        r->waiting[s] = 0;
+    }
+    r->pending = 0;
+    r->gen++;
+    if (s_send_parts(c, r, r->keys, NULL, NULL) != 0 && !r->status)
+        wkc_req_err(r, ZPS_EIO, "cannot send a pull again after a failover");
+}
+
 int wkc_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys, const float *grads,
               size_t n, float *out, const wk_push_meta_t *meta, uint64_t *ticket)
 {
@@ -339,28 +403,22 @@ int wkc_start(wk_client_t *c, int kind, uint32_t table, const uint64_t *keys, co
         *ticket = r->id;
         return 0;
     }
-    if (S > 1 && (rc = s_grow_scratch(c, r, n, kind == RQ_PUSH ? n * dim : 0)) != 0) {
-        wkc_seterr(c, "out of memory splitting %zu keys", n);
-        wkc_req_release(c, r);
-        return rc;
-    }
-    if (S == 1) {
-        rc = s_send_sub(c, r, 0, keys, n, grads, sent);
-    } else {
-        wk_split_by_server(keys, n, S, c->owner, r->pos, r->off);
-        for (uint32_t s = 0; s < S && !rc; s++) {
-            size_t cnt = r->off[s + 1] - r->off[s];
-            if (cnt == 0 && !(kind == RQ_PUSH && c->conf.sync_all))
-                continue;
-            const uint32_t *pos = r->pos + r->off[s];
-            wk_split_keys(keys, pos, cnt, c->kscratch);
-            if (kind == RQ_PUSH)
-                wk_split_gather(grads, dim, pos, cnt, c->vscratch);
-            rc = s_send_sub(c, r, s, c->kscratch, cnt, c->vscratch, sent ? c->sscratch : NULL);
-            if (!rc && sent)
-                wk_split_scatter(c->sscratch, dim, pos, cnt, sent);
+    if (kind == RQ_PULL && c->ranges) {
+        /* kept, to be split again if a server fails before it answers */
+        if (r->keys_cap < n) {
+            uint64_t *k = realloc(r->keys, (n ? n : 1) * sizeof *k);
+            if (!k) {
+                wkc_seterr(c, "out of memory for a pull of %zu keys", n);
+                wkc_req_release(c, r);
+                return ZPS_ENOMEM;
+            }
+            r->keys = k;
+            r->keys_cap = n;
         }
+        memcpy(r->keys, keys, n * sizeof *keys);
     }
+    rc = s_send_parts(c, r, keys, grads, sent);
+    (void)S;
     if (rc) {
         snprintf(c->err, sizeof c->err, "%s", r->err);
         wkc_req_release(c, r);

@@ -52,6 +52,7 @@ wk_req_t *wkc_req_new(wk_client_t *c, int kind)
     r->n = 0;
     r->err[0] = 0;
     r->first_ms = 0;
+    r->gen = 0;
     memset(r->waiting, 0, c->conf.nservers);
     c->inflight++;
     return r;
@@ -108,6 +109,7 @@ void wkc_ring_free(wk_client_t *c)
         free(c->reqs[i].keep_keys);
         free(c->reqs[i].seqs);
         free(c->reqs[i].pos);
+        free(c->reqs[i].keys);
         free(c->reqs[i].off);
         free(c->reqs[i].waiting);
     }

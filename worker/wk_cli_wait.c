@@ -36,7 +36,7 @@ static void s_heartbeats(wk_client_t *c)
 {
     int64_t now = zps_now_ms();
     for (uint32_t s = 0; s < c->conf.nservers; s++) {
-        if (now - c->last_sent[s] < c->conf.heartbeat_ms)
+        if (now - c->last_sent[s] < c->conf.heartbeat_ms || (c->dead && c->dead[s]))
             continue;
         Zps__Envelope env;
         Zps__Heartbeat hb = ZPS__HEARTBEAT__INIT;
@@ -116,6 +116,7 @@ static void s_retry(wk_client_t *c)
  * 0, or ZPS_EINTR / ZPS_EIO (c->err says why). */
 int wkc_pump(wk_client_t *c, long slice_ms)
 {
+    wkc_repl_poll(c);
     s_retry(c);
     if (c->conf.retry_ms > 0 && slice_ms > WK_SCAN_MS)
         slice_ms = WK_SCAN_MS;
@@ -124,7 +125,9 @@ int wkc_pump(wk_client_t *c, long slice_ms)
         if (slice_ms > c->conf.heartbeat_ms)
             slice_ms = c->conf.heartbeat_ms;
     }
-    int rc = zmq_poll(c->items, (int)c->conf.nservers, slice_ms);
+    if (c->coord && slice_ms > 200)
+        slice_ms = 200; /* the table is asked for every 200 ms */
+    int rc = zmq_poll(c->items, (int)c->nitems, slice_ms);
     if (rc < 0) {
         if (errno == EINTR) {
             wkc_seterr(c, "interrupted while waiting for servers");

@@ -173,6 +173,14 @@ static int s_control(wk_client_t *c, int kind, uint32_t server, wk_server_stats_
     for (uint32_t s = 0; s < c->conf.nservers && !rc; s++) {
         if (server != UINT32_MAX && s != server)
             continue;
+        if (c->dead && c->dead[s]) {
+            if (server != UINT32_MAX) {
+                wkc_req_err(r, ZPS_ENOLEASE, "server %u at %s was removed from the job", s,
+                            c->servers[s]);
+                rc = ZPS_ENOLEASE;
+            }
+            continue;
+        }
         Zps__Envelope env;
         Zps__Hello hello = ZPS__HELLO__INIT;
         Zps__Stats st = ZPS__STATS__INIT;
@@ -306,7 +314,8 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->next_id = 1;
     c->servers = calloc(S, sizeof *c->servers);
     c->socks = calloc(S, sizeof *c->socks);
-    c->items = calloc(S, sizeof *c->items);
+    c->items = calloc((size_t)S + 1, sizeof *c->items); /* + the coordinator's */
+    c->nitems = S;
     c->hello = calloc(S, sizeof *c->hello);
     c->last_sent = calloc(S, sizeof *c->last_sent);
     c->sigs = wk_keysig_new(S, WK_SIG_RING);
@@ -381,6 +390,8 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     }
     if (s_check_hello(c, err, errlen))
         goto fail;
+    if (conf->coordinator && conf->coordinator[0] && wkc_repl_start(c, err, errlen) != 0)
+        goto fail;
     c->err[0] = 0;
     return c;
 fail:
@@ -395,6 +406,7 @@ void wk_client_destroy(wk_client_t **cp)
     wk_client_t *c = *cp;
     wkc_ring_free(c);
     wk_retry_destroy(&c->retry);
+    wkc_repl_free(c);
     for (uint32_t s = 0; c->socks && s < c->conf.nservers; s++)
         if (c->socks[s])
             zmq_close(c->socks[s]);

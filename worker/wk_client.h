@@ -80,6 +80,14 @@ typedef struct {
     /* Called with one line of text on events worth a log line: a server
      * restart detected (and what is resent), the retention cap reached. */
     void (*on_notice)(void *ctx, const char *text);
+    /* A replicated job: zps-coord's endpoint, or NULL.  The client fetches
+     * the range table from it (and polls it every 200 ms): a push goes to
+     * every replica of its keys' ranges and completes when all of them
+     * acknowledged it; a pull goes to each range's primary; a server the
+     * coordinator removes is failed over (its pushes are on the other
+     * replicas already; its pulls are asked again of the new primaries).
+     * Acknowledged by every replica counts as durable (no retention). */
+    const char *coordinator;
     /* CURVE: this client's keys and the servers' public key (Z85 text), or NULL */
     const char *curve_public, *curve_secret, *server_public;
 } wk_client_conf_t;

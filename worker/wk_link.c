@@ -105,6 +105,7 @@ wk_client_t *wk_link_connect(wk_link_t *l, char *err, size_t errlen)
     cc.seed = conf->seed;
     cc.retry_ms = 2000;
     cc.server_timeout_ms = (int)(conf->server_timeout * 1000);
+    cc.coordinator = conf->coordinator;
     cc.max_retained_bytes = (uint64_t)(conf->max_retained_mb * 1048576.0);
     cc.on_wait = s_on_wait;
     cc.on_notice = s_on_notice;

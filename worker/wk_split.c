@@ -44,6 +44,34 @@ void wk_split_by_server(const uint64_t *keys, size_t n, uint32_t S, uint32_t *ow
     off[0] = 0;
 }
 
+size_t wk_split_by_table(const uint64_t *keys, size_t n, const zps_ranges_t *t, int all,
+                         uint32_t *range, uint32_t *pos, size_t *off)
+{
+    uint32_t S = t->nservers;
+    size_t unplaced = 0;
+    memset(off, 0, ((size_t)S + 1) * sizeof *off);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = zps_range_of(keys[i]);
+        range[i] = r;
+        uint32_t k = all ? t->nrep[r] : t->nrep[r] != 0;
+        unplaced += k == 0;
+        for (uint32_t j = 0; j < k; j++)
+            off[t->rep[r][j] + 1]++;
+    }
+    for (uint32_t s = 0; s < S; s++)
+        off[s + 1] += off[s];
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = range[i];
+        uint32_t k = all ? t->nrep[r] : t->nrep[r] != 0;
+        for (uint32_t j = 0; j < k; j++)
+            pos[off[t->rep[r][j]]++] = (uint32_t)i;
+    }
+    for (uint32_t s = S; s > 0; s--)
+        off[s] = off[s - 1];
+    off[0] = 0;
+    return unplaced;
+}
+
 void wk_split_keys(const uint64_t *keys, const uint32_t *pos, size_t cnt, uint64_t *out)
 {
     for (size_t j = 0; j < cnt; j++)

@@ -22,11 +22,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zps_ranges.h"
+
 /* Group the indices 0..n-1 of keys by owning server among S (>= 1).
  * owner: scratch of n entries (the server of each key; left as such).
  * Writes pos[0..n) and off[0..S]. */
 void wk_split_by_server(const uint64_t *keys, size_t n, uint32_t S, uint32_t *owner,
                         uint32_t *pos, size_t *off);
+
+/* The same by a range table (a replicated job): each key goes to every
+ * replica of its range (all = 1: a push) or to its primary (all = 0: a
+ * pull).  range: scratch of n entries; pos must hold n * t->replicas
+ * entries (all) or n; off has t->nservers + 1.  Keys of a range with no
+ * replica left go nowhere: returns how many (0 normally). */
+size_t wk_split_by_table(const uint64_t *keys, size_t n, const zps_ranges_t *t, int all,
+                         uint32_t *range, uint32_t *pos, size_t *off);
 
 /* out[j] = keys[pos[j]] for j < cnt (pos: one server's part, pos + off[s]). */
 void wk_split_keys(const uint64_t *keys, const uint32_t *pos, size_t cnt, uint64_t *out);

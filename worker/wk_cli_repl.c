@@ -1,0 +1,225 @@
+/* wk_cli_repl: the client's side of a replicated job (see wk_cli.h).
+ *
+ * DESIGN
+ * Replication is driven by the client: a push is split by the range table
+ * (wk_split_by_table) into one part per server holding any replica of its
+ * keys, each part held and retried per server as in any job, and the push
+ * completes when every part is acknowledged; a pull goes to each range's
+ * primary.  So every live replica of a range receives every push of it
+ * straight from the client, and applies it exactly once through its own
+ * per-(client, server) sequence window (ps_dedup), like a server of a job
+ * without replication.
+ *
+ * The table comes from the coordinator (zps-coord): asked for at start,
+ * then every 200 ms from wkc_pump (TABLE_GET with the version held; the
+ * answer carries the table only when it changed).  A table that no longer
+ * names server s means s failed (or was cut off; it has stopped
+ * acknowledging by then, its lease having run out).  Failing over:
+ *   - s's held pushes are dropped, and every push still waiting for s
+ *     stops waiting for it: each of their keys went to every other replica
+ *     of its range too, and those parts are held and retried until
+ *     acknowledged, so nothing s acknowledged or would have is lost as
+ *     long as one replica of each range lives;
+ *   - every pull still waiting for s is split again by the new table and
+ *     sent again under the same ticket with a new generation in the top
+ *     bits of its request id (WK_GEN_SHIFT), so a late answer to the old
+ *     split is told apart and dropped;
+ *   - s gets no further requests, heartbeats or control messages.
+ * A table with a range that has no replica left fails the client with
+ * ZPS_ELOST (sticky): those weights exist nowhere now. */
+#include "wk_cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zps_err.h"
+#include "zps_time.h"
+
+#define S_POLL_MS 200
+
+static int s_ask(wk_client_t *c)
+{
+    Zps__Envelope env;
+    Zps__TableGet tg = ZPS__TABLE_GET__INIT;
+    uint64_t id = ++c->coord_seq;
+    zps_msg_env(&env, ZPS__MSG_TYPE__TABLE_GET, c->conf.role, c->conf.rank, id);
+    tg.have_version = c->ranges->version;
+    env.body_case = ZPS__ENVELOPE__BODY_TABLE_GET;
+    env.table_get = &tg;
+    size_t wire = 0;
+    int rc = zps_msg_send(c->coord, NULL, &env, NULL, 0, NULL, 0, &wire);
+    c->coord_asked = id;
+    c->coord_asked_ms = zps_now_ms();
+    return rc;
+}
+
+/* A newer table: fail over from every server it no longer names. */
+static void s_apply(wk_client_t *c, const zps_ranges_t *t)
+{
+    uint32_t S = c->conf.nservers;
+    uint8_t removed[WK_MAX_SERVERS];
+    int any = 0;
+    uint64_t old = c->ranges->version;
+    for (uint32_t s = 0; s < S; s++) {
+        removed[s] = !c->dead[s] && !zps_ranges_member(t, s);
+        if (removed[s]) {
+            c->dead[s] = 1;
+            any = 1;
+            c->failovers++;
+            wkc_notice(c, "server %u at %s is not in the range table (version %llu): failing "
+                       "over to its replicas", s, c->servers[s], (unsigned long long)t->version);
+        }
+    }
+    *c->ranges = *t;
+    if (old)
+        wkc_notice(c, "range table version %llu (was %llu)", (unsigned long long)t->version,
+                   (unsigned long long)old);
+    uint32_t lost = zps_ranges_lost(t);
+    if (lost && !c->sticky) {
+        c->sticky = ZPS_ELOST;
+        wkc_seterr(c, "%u of the %u key ranges have no replica left (range table version %llu): "
+                   "every server holding them failed; the job cannot go on without restoring "
+                   "checkpoints", lost, ZPS_RANGES, (unsigned long long)t->version);
+    }
+    if (!any)
+        return;
+    for (uint32_t s = 0; s < S; s++) {
+        if (!removed[s])
+            continue;
+        wk_retry_item_t *it;
+        while ((it = wk_retry_first(c->retry, s)) != NULL)
+            wk_retry_drop(c->retry, s, it->seq);
+    }
+    for (uint32_t i = 0; i <= c->mask; i++) {
+        wk_req_t *r = &c->reqs[i];
+        if (r->kind == RQ_FREE)
+            continue;
+        int hit = 0;
+        for (uint32_t s = 0; s < S; s++)
+            hit |= removed[s] && r->waiting[s];
+        if (!hit)
+            continue;
+        if (r->kind == RQ_PULL) {
+            wkc_repull(c, r);
+            c->rs.pull_retried++;
+            continue;
+        }
+        for (uint32_t s = 0; s < S; s++) {
+            if (!removed[s] || !r->waiting[s])
+                continue;
+            r->waiting[s] = 0;
+            r->pending--;
+            if (r->kind == RQ_STATS)
+                wkc_req_err(r, ZPS_ENOLEASE, "server %u at %s was removed from the job", s,
+                            c->servers[s]);
+        }
+    }
+}
+
+static void s_on_reply(wk_client_t *c, const Zps__Envelope *env)
+{
+    if (env->request_id == c->coord_asked)
+        c->coord_asked = 0;
+    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR) {
+        wkc_notice(c, "coordinator %s: %s", c->conf.coordinator, env->error->text);
+        return;
+    }
+    if (env->body_case != ZPS__ENVELOPE__BODY_TABLE_REPLY || env->table_reply->table.len == 0)
+        return;
+    zps_ranges_t *t = malloc(sizeof *t);
+    char err[200];
+    if (!t)
+        return;
+    if (zps_ranges_decode(t, env->table_reply->table.data, env->table_reply->table.len, err,
+                          sizeof err) != 0) {
+        wkc_notice(c, "coordinator %s sent a bad table: %s", c->conf.coordinator, err);
+    } else if (t->nservers != c->conf.nservers) {
+        if (!c->sticky) {
+            c->sticky = ZPS_EMISMATCH;
+            wkc_seterr(c, "coordinator %s has a range table of %u servers, this client was given "
+                       "%u (--servers)", c->conf.coordinator, t->nservers, c->conf.nservers);
+        }
+    } else if (t->version > c->ranges->version) {
+        s_apply(c, t);
+    }
+    free(t);
+}
+
+void wkc_repl_poll(wk_client_t *c)
+{
+    if (!c->coord)
+        return;
+    for (;;) {
+        zps_msg_t m;
+        int rc = zps_msg_recv(c->coord, 0, &m, ZMQ_DONTWAIT);
+        if (rc == 0)
+            s_on_reply(c, m.env);
+        zps_msg_close(&m);
+        if (rc == ZPS_EIO || rc == ZPS_EINTR)
+            break;
+    }
+    int64_t now = zps_now_ms();
+    if (now < c->coord_next_ms || (c->coord_asked && now - c->coord_asked_ms < 1000))
+        return;
+    c->coord_next_ms = now + S_POLL_MS;
+    s_ask(c);
+}
+
+int wkc_repl_start(wk_client_t *c, char *err, size_t errlen)
+{
+    uint32_t S = c->conf.nservers;
+    c->ranges = calloc(1, sizeof *c->ranges);
+    c->dead = calloc(S, 1);
+    c->coord = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (!c->ranges || !c->dead || !c->coord) {
+        snprintf(err, errlen, "out of memory");
+        return ZPS_ENOMEM;
+    }
+    int zero = 0, ivl = 100, cto = 2000;
+    zmq_setsockopt(c->coord, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->coord, ZMQ_SNDTIMEO, &zero, sizeof zero);
+    zmq_setsockopt(c->coord, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(c->coord, ZMQ_CONNECT_TIMEOUT, &cto, sizeof cto);
+    if (zmq_connect(c->coord, c->conf.coordinator) != 0) {
+        snprintf(err, errlen, "cannot connect to the coordinator '%s': %s", c->conf.coordinator,
+                 zmq_strerror(errno));
+        return ZPS_EINVAL;
+    }
+    c->items[S].socket = c->coord;
+    c->items[S].events = ZMQ_POLLIN;
+    c->nitems = S + 1;
+    /* the first table: the coordinator builds it once every server beat */
+    int wait_ms = c->conf.connect_timeout_ms > 0 ? c->conf.connect_timeout_ms : 10000;
+    int64_t deadline = zps_now_ms() + wait_ms;
+    while (c->ranges->version == 0 && !c->sticky) {
+        int64_t left = deadline - zps_now_ms();
+        if (left <= 0) {
+            snprintf(err, errlen, "no range table from the coordinator %s within %d ms (is "
+                     "zps-coord running there, and have all %u servers started?)",
+                     c->conf.coordinator, wait_ms, S);
+            return ZPS_ETIMEDOUT;
+        }
+        wkc_repl_poll(c);
+        zmq_pollitem_t it = {c->coord, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, left < 50 ? (long)left : 50);
+    }
+    if (c->sticky) {
+        snprintf(err, errlen, "%s", c->err);
+        return c->sticky;
+    }
+    c->retain = 0; /* acknowledged by every replica: durable */
+    return 0;
+}
+
+void wkc_repl_free(wk_client_t *c)
+{
+    if (c->coord)
+        zmq_close(c->coord);
+    c->coord = NULL;
+    free(c->ranges);
+    c->ranges = NULL;
+    free(c->dead);
+    c->dead = NULL;
+}
