@@ -253,9 +253,13 @@ int wk_client_shutdown(wk_client_t *c, uint32_t server, const char *reason)
 /* The hello replies agree with the server list and with each other. */
 static int s_check_hello(wk_client_t *c, char *err, size_t errlen)
 {
-    uint32_t S = c->conf.nservers;
+    uint32_t S = c->conf.nservers, ref = 0;
+    while (c->dead && ref < S - 1 && c->dead[ref])
+        ref++; /* replicated: servers removed from the table were not asked */
     for (uint32_t s = 0; s < S; s++) {
         const wk_hello_t *h = &c->hello[s];
+        if (c->dead && c->dead[s])
+            continue;
         if (h->rank != s || h->nservers != S) {
             snprintf(err, errlen,
                      "server at %s says it is rank %u of %u servers, but it is listed as server "
@@ -267,28 +271,28 @@ static int s_check_hello(wk_client_t *c, char *err, size_t errlen)
             snprintf(err, errlen, "server %u at %s has no tables", s, c->servers[s]);
             return ZPS_EMISMATCH;
         }
-        if (s == 0)
+        if (s == ref)
             continue;
-        const wk_hello_t *h0 = &c->hello[0];
+        const wk_hello_t *h0 = &c->hello[ref];
         if (strcmp(h->job, h0->job) != 0) {
-            snprintf(err, errlen, "servers disagree on the job: server 0 at %s has '%s', server %u at %s has '%s'",
-                     c->servers[0], h0->job, s, c->servers[s], h->job);
+            snprintf(err, errlen, "servers disagree on the job: server %u at %s has '%s', server %u at %s has '%s'",
+                     ref, c->servers[ref], h0->job, s, c->servers[s], h->job);
             return ZPS_EMISMATCH;
         }
         for (uint32_t t = 0; t < h->ntables || t < h0->ntables; t++) {
             if (t >= h->ntables || t >= h0->ntables ||
                 strcmp(h->tables[t].options, h0->tables[t].options) != 0) {
                 snprintf(err, errlen,
-                         "servers disagree on table %u: server 0 at %s has '%s', server %u at %s "
+                         "servers disagree on table %u: server %u at %s has '%s', server %u at %s "
                          "has '%s'",
-                         t, c->servers[0], t < h0->ntables ? h0->tables[t].options : "(none)", s,
+                         t, ref, c->servers[ref], t < h0->ntables ? h0->tables[t].options : "(none)", s,
                          c->servers[s], t < h->ntables ? h->tables[t].options : "(none)");
                 return ZPS_EMISMATCH;
             }
         }
     }
-    c->ntables = c->hello[0].ntables;
-    memcpy(c->tables, c->hello[0].tables, sizeof c->tables);
+    c->ntables = c->hello[ref].ntables;
+    memcpy(c->tables, c->hello[ref].tables, sizeof c->tables);
     return 0;
 }
 
@@ -378,6 +382,9 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         c->items[s].socket = c->socks[s];
         c->items[s].events = ZMQ_POLLIN;
     }
+    /* replicated: the table first, so servers already removed are not asked */
+    if (conf->coordinator && conf->coordinator[0] && wkc_repl_start(c, err, errlen) != 0)
+        goto fail;
     int rc = s_control(c, RQ_HELLO, UINT32_MAX, NULL, NULL,
                        conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms : 10000);
     if (rc) {
@@ -389,8 +396,6 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         goto fail;
     }
     if (s_check_hello(c, err, errlen))
-        goto fail;
-    if (conf->coordinator && conf->coordinator[0] && wkc_repl_start(c, err, errlen) != 0)
         goto fail;
     c->err[0] = 0;
     return c;

@@ -38,6 +38,7 @@ static wk_client_t *s_client(const ctl_opts_t *o)
      * each server sees this client's sequence numbers without gaps, so its
      * dedup window's low-water mark (and durable_seq) can cover every line */
     cc.sync_all = 1;
+    cc.coordinator = o->coordinator;
     cc.server_timeout_ms = (int)(o->server_timeout * 1000);
     cc.timeout_ms = cc.server_timeout_ms;
     cc.on_wait = s_on_wait;

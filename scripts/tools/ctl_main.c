@@ -41,6 +41,7 @@
 #include "ctl_kv.h"
 #include "ctl_opts.h"
 #include "ctl_stats.h"
+#include "ctl_table.h"
 #include "ctl_top.h"
 
 int main(int argc, char **argv)
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
             rc = ctl_dump(&o);
         else if (!strcmp(cmd, "health"))
             rc = ctl_health(&o);
+        else if (!strcmp(cmd, "table"))
+            rc = ctl_table(&o);
         else
             rc = ctl_shutdown(&o);
     }

@@ -46,12 +46,18 @@ static void s_usage(void)
            "                               in flight [64].  A bad line: error, nothing pushed.\n"
            "  dump [--out F]               every stored key and its row, in key order\n"
            "  health                       exit 0 iff every server answers; names those that don't\n"
+           "  table [--file KEYS]          (with --coordinator, no --servers needed) a replicated\n"
+           "                               job's range table: version, per server the ranges it\n"
+           "                               holds and heads; with --file (one key per line): each\n"
+           "                               key's range and replicas, primary first\n"
            "  shutdown [--server R] [--reason TEXT]\n"
            "                               ask the servers to exit (needs --admin-token-file)\n"
            "  top --metrics HOST:PORT,...  (first, without --servers) a live view of servers and\n"
            "                               workers from their /metrics; zps-ctl top --help\n"
            "options:\n"
            "  --servers A,B,...            server endpoints, in rank order\n"
+           "  --coordinator EP             pull/push in a replicated job: take the range table\n"
+           "                               from zps-coord at EP (push to every replica, fail over)\n"
            "  --curve-secret FILE          CURVE key pair of this client (zps-keygen NAME.key)\n"
            "  --server-public FILE         the servers' public key (NAME.pub)\n"
            "  --admin-token-file FILE      the job's admin token (mode 0600), for shutdown\n"
@@ -75,7 +81,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
     o->server = -1;
     const char *servers = NULL;
     enum { O_SERVERS = 256, O_CSEC, O_SPUB, O_STO, O_TOKEN, O_TIMEOUT, O_RANK, O_TABLE, O_JSON,
-           O_FILE, O_WINDOW, O_OUT, O_REASON, O_SERVER, O_HELP, O_VERSION, O_RETRY };
+           O_FILE, O_WINDOW, O_OUT, O_REASON, O_SERVER, O_HELP, O_VERSION, O_RETRY, O_COORD };
     static const struct option lo[] = {
         {"servers", required_argument, 0, O_SERVERS},
         {"curve-secret", required_argument, 0, O_CSEC},
@@ -92,6 +98,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
         {"reason", required_argument, 0, O_REASON},
         {"server", required_argument, 0, O_SERVER},
         {"retry", required_argument, 0, O_RETRY},
+        {"coordinator", required_argument, 0, O_COORD},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
@@ -116,6 +123,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
                 ctl_die_usage("--retry needs seconds > 0, got '%s'", optarg);
             break;
         case O_TOKEN: o->token_file = optarg; break;
+        case O_COORD: o->coordinator = optarg; break;
         case O_RANK:
             if (zps_parse_u32(optarg, &o->rank))
                 ctl_die_usage("--rank needs a base-10 number, got '%s'", optarg);
@@ -151,12 +159,19 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
         ctl_die_usage("unexpected argument '%s'", argv[optind]);
     int needs_arg = !strcmp(c, "pull");
     if (strcmp(c, "stats") && strcmp(c, "pull") && strcmp(c, "push") && strcmp(c, "dump") &&
-        strcmp(c, "health") && strcmp(c, "shutdown"))
+        strcmp(c, "health") && strcmp(c, "shutdown") && strcmp(c, "table"))
         ctl_die_usage("unknown command '%s'", c);
     if (needs_arg && !a)
         ctl_die_usage("%s needs an argument", c);
     if (!needs_arg && a)
         ctl_die_usage("unexpected argument '%s' for %s", a, c);
+    if (!strcmp(c, "table")) {
+        if (!o->coordinator)
+            ctl_die_usage("table needs --coordinator EP");
+        *cmd = c;
+        *arg = a;
+        return -1;
+    }
     if (!servers || !*servers)
         ctl_die_usage("--servers A,B,... is required");
     o->servers_buf = strdup(servers);

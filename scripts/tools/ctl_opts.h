@@ -20,6 +20,7 @@ typedef struct {
     const char **servers;
     uint32_t nservers;
     const char *curve_secret, *server_public, *token_file;
+    const char *coordinator;  /* --coordinator: a replicated job's zps-coord */
     double server_timeout, timeout, retry;
     uint32_t rank, table;
     int json;
