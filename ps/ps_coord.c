@@ -214,7 +214,8 @@ static void s_report(ps_coord_t *c, uint32_t rank, uint64_t version, const uint8
     }
     if (rc != 0) {
         c->st.bad_tables++;
-        zps_log_limited(c->log, LC_TABLE, 1000, "table from server %u ignored: %s", rank, err);
+        zps_log_burst(c->log, ZPS_LOG_WARN, LC_TABLE, 20, 10000, "table from server %u ignored: %s",
+                      rank, err);
     } else if (!c->have_best || t->version > c->best.version) {
         zps_info(c->log, "server %u reported table version %llu (%u ranges with no replica)", rank,
                  (unsigned long long)t->version, zps_ranges_lost(t));
