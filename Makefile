@@ -69,7 +69,8 @@ endif
 # ---- sources --------------------------------------------------------------
 PROTO_C   := $(GENDIR)/zps.pb-c.c
 COMMON_SRC := $(wildcard common/*.c)
-PS_LIB_SRC := $(filter-out ps/ps_main.c,$(wildcard ps/*.c))
+# ps/*_main.c are mains (ps_main -> zps-server, coord_main -> zps-coord)
+PS_LIB_SRC := $(filter-out ps/%_main.c,$(wildcard ps/*.c))
 WK_LIB_SRC := $(filter-out worker/%_main.c,$(wildcard worker/*.c))
 LIB_SRC    := $(COMMON_SRC) $(PS_LIB_SRC) $(WK_LIB_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/gen/zps.pb-c.o
@@ -83,7 +84,7 @@ LIBZPS     := $(OBJDIR)/libzps.a
 TOOL_MAINS := $(wildcard scripts/tools/*_main.c)
 TOOL_LIB_SRC := $(filter-out %_main.c,$(wildcard scripts/tools/*.c))
 LIBTOOLS   := $(OBJDIR)/libtools.a
-BINS       := $(BINDIR)/zps-server $(BINDIR)/zps-worker \
+BINS       := $(BINDIR)/zps-server $(BINDIR)/zps-worker $(BINDIR)/zps-coord \
               $(patsubst scripts/tools/%_main.c,$(BINDIR)/zps-%,$(TOOL_MAINS))
 
 CHECK_SRC  := $(wildcard tests/check_*.c)
@@ -133,6 +134,13 @@ $(BINDIR)/zps-server: $(OBJDIR)/ps/ps_main.o $(LIBZPS)
 	@mkdir -p $(BINDIR)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- replication: the coordinator daemon (issue 16)
+$(BINDIR)/zps-coord: $(OBJDIR)/ps/coord_main.o $(LIBZPS)
+	@mkdir -p $(BINDIR)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# ---- end replication
 
 $(BINDIR)/zps-worker: $(OBJDIR)/worker/worker_main.o $(LIBZPS)
 	@mkdir -p $(BINDIR)
@@ -289,6 +297,7 @@ shlib: $(SHLIB)
 # installed by scripts/install-deps); the NAME line of each page:
 MAN_NAME_zps-server  := parameter server daemon of zps (one shard of the weights)
 MAN_NAME_zps-worker  := training worker of zps
+MAN_NAME_zps-coord   := coordinator of a replicated zps job (membership and range table)
 MAN_NAME_zps-predict := score rows with a saved zps model, or export it as text
 MAN_NAME_zps-ctl     := operator's client of a running zps job
 MAN_NAME_zps-datagen := generate data sets with a known true model for zps

@@ -26,6 +26,7 @@ int main(void)
         suite_prom, /* metrics */
         suite_done,
         suite_sketch, /* admission */
+        suite_ranges, suite_coord, /* replication */
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -30,4 +30,6 @@ Suite *suite_env(void);
 Suite *suite_prom(void); /* metrics */
 Suite *suite_done(void); /* zps-server --exit-when-done */
 Suite *suite_sketch(void); /* zps_sketch (admission) */
+Suite *suite_ranges(void); /* replication: zps_ranges */
+Suite *suite_coord(void);  /* replication: ps_coord */
 #endif

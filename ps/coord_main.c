@@ -1,0 +1,430 @@
+/* zps-coord: the coordinator of a replicated job (--replicas R > 1).
+ *
+ * Command line (or ZPS_* variables) -> s_conf_t; a ROUTER socket bound to
+ * --listen; a loop that answers BEAT (from servers) with BEAT_REPLY and
+ * TABLE_GET (from anyone) with TABLE_REPLY, and everything else with an
+ * ERROR naming what was wrong.  The decisions are ps/ps_coord's; this file
+ * only moves messages.  The loop polls at most 50 ms, then lets ps_coord
+ * tick (failure detection), so a silent server is removed at most ~50 ms
+ * after its failure timeout.  Replies never block: the socket fails a send
+ * to a vanished or full peer at once (ZMQ_ROUTER_MANDATORY, ZMQ_SNDTIMEO
+ * 0), counted and logged (rate-limited).  Nothing a peer sends is trusted:
+ * zps_msg_recv validates the framing, frames over 1 MiB are dropped by
+ * ZeroMQ unread, strings are escaped in logs, and noisy events are
+ * rate-limited. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "ps_coord.h"
+#include "zps_args.h"
+#include "zps_daemon.h"
+#include "zps_env.h"
+#include "zps_err.h"
+#include "zps_log.h"
+#include "zps_msg.h"
+#include "zps_time.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t g_stop; /* the only state a signal handler may touch */
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* log classes of this file (ps_coord uses 0..7) */
+enum { LC_REJECT = 8, LC_DROPPED = 9 };
+
+#define S_MAX_FRAME (1 << 20) /* a beat with a table is under 30 KB */
+#define S_DRAIN 256           /* messages per pass before ticking */
+
+typedef struct {
+    char listen[256];
+    ps_coord_conf_t coord;
+    zps_log_level_t level;
+} s_conf_t;
+
+typedef struct {
+    void *sock;
+    ps_coord_t *coord;
+    zps_log_t *log;
+    uint64_t table_gets, errors, dropped;
+} s_daemon_t;
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: zps-coord --listen ENDPOINT --num-servers S [options]\n"
+            "the coordinator of a replicated job: it decides which servers are alive and\n"
+            "publishes the range table (servers beat to it, clients read the table)\n"
+            "every option may also be given as a ZPS_* environment variable\n"
+            "(--num-servers 3 as ZPS_NUM_SERVERS=3; the command line wins)\n"
+            "options:\n"
+            "  --listen ENDPOINT        address to bind, e.g. tcp://127.0.0.1:7400 or\n"
+            "                           tcp://*:7400 (port 0: pick a free one)  [required]\n"
+            "  --num-servers S          servers in the job, 1..%u               [1]\n"
+            "  --replicas R             servers holding each key range, 1..%u (capped at S) [1]\n"
+            "  --failure-timeout-ms MS  a server silent this long is removed from the table;\n"
+            "                           servers hold leases of MS / 2             [%u]\n"
+            "  --log-level LEVEL        debug, info, warn or error               [info]\n"
+            "  --quiet                  --log-level warn\n"
+            "  --help, --version\n",
+            ZPS_RANGES_MAX_SERVERS, ZPS_MAX_REPLICAS, PS_COORD_FAILURE_MS_DEFAULT);
+}
+
+enum { O_LISTEN = 1, O_NUM_SERVERS, O_REPLICAS, O_FAILURE_MS, O_LOG_LEVEL, O_QUIET, O_HELP, O_VERSION };
+
+static const struct option s_options[] = {
+    {"listen", required_argument, 0, O_LISTEN},
+    {"num-servers", required_argument, 0, O_NUM_SERVERS},
+    {"replicas", required_argument, 0, O_REPLICAS},
+    {"failure-timeout-ms", required_argument, 0, O_FAILURE_MS},
+    {"log-level", required_argument, 0, O_LOG_LEVEL},
+    {"quiet", no_argument, 0, O_QUIET},
+    {"help", no_argument, 0, O_HELP},
+    {"version", no_argument, 0, O_VERSION},
+    {0, 0, 0, 0}};
+
+/* One option's value: 0, or ZPS_EINVAL with err saying why. */
+static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    uint32_t u;
+    switch (o) {
+    case O_LISTEN:
+        if (!v[0] || strlen(v) >= sizeof conf->listen) {
+            snprintf(err, errlen, "invalid value for --listen: expected an endpoint such as "
+                     "tcp://127.0.0.1:7400 (under %zu characters)", sizeof conf->listen);
+            return ZPS_EINVAL;
+        }
+        snprintf(conf->listen, sizeof conf->listen, "%s", v);
+        return 0;
+    case O_NUM_SERVERS:
+    case O_REPLICAS:
+    case O_FAILURE_MS:
+        if (zps_parse_u32(v, &u) != 0) {
+            snprintf(err, errlen, "invalid value '%s' for --%s: %s", v,
+                     o == O_NUM_SERVERS ? "num-servers" : o == O_REPLICAS ? "replicas"
+                                                                          : "failure-timeout-ms",
+                     zps_args_why(v, ZPS_ARGS_UINT));
+            return ZPS_EINVAL;
+        }
+        if (o == O_NUM_SERVERS)
+            conf->coord.nservers = u;
+        else if (o == O_REPLICAS)
+            conf->coord.replicas = u;
+        else
+            conf->coord.failure_ms = u;
+        return 0; /* ranges: ps_coord_new */
+    case O_LOG_LEVEL:
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(v, levels[i])) {
+                conf->level = (zps_log_level_t)i;
+                return 0;
+            }
+        snprintf(err, errlen, "invalid value '%s' for --log-level: expected debug, info, warn or "
+                 "error", v);
+        return ZPS_EINVAL;
+    case O_QUIET:
+        conf->level = ZPS_LOG_WARN;
+        return 0;
+    }
+    snprintf(err, errlen, "unknown option");
+    return ZPS_EINVAL;
+}
+
+/* --listen's ":0" -> ":*", ZeroMQ's "any free port". */
+static void s_bind_spec(const char *in, char *out, size_t len)
+{
+    size_t n = strlen(in);
+    if (n >= 2 && strcmp(in + n - 2, ":0") == 0)
+        snprintf(out, len, "%.*s:*", (int)(n - 2), in);
+    else
+        snprintf(out, len, "%s", in);
+}
+
+static const char *s_role(const zps_msg_t *m)
+{
+    if (!m->env)
+        return "peer";
+    switch (m->env->role) {
+    case ZPS__ROLE__ROLE_SERVER: return "server";
+    case ZPS__ROLE__ROLE_WORKER: return "worker";
+    case ZPS__ROLE__ROLE_TOOL: return "tool";
+    default: return "peer";
+    }
+}
+
+static void s_send(s_daemon_t *d, zps_msg_t *m, const Zps__Envelope *env)
+{
+    if (!m->has_ident)
+        return;
+    if (zps_msg_send(d->sock, &m->ident, env, NULL, 0, NULL, 0, NULL) != 0) {
+        d->dropped++;
+        zps_log_limited(d->log, LC_DROPPED, 1000, "reply to %s %s/%u dropped (%llu so far): its "
+                        "queue is full or it has left", m->peer, s_role(m),
+                        m->env ? m->env->rank : 0, (unsigned long long)d->dropped);
+    }
+}
+
+/* ERROR to the sender, and a rate-limited line naming it. */
+static void s_error(s_daemon_t *d, zps_msg_t *m, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_error(s_daemon_t *d, zps_msg_t *m, int code, const char *fmt, ...)
+{
+    char text[400];
+    int n = snprintf(text, sizeof text, "coordinator: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text + n, sizeof text - (size_t)n, fmt, ap);
+    va_end(ap);
+    d->errors++;
+    zps_log_limited(d->log, LC_REJECT, 1000, "rejected a request from %s %s/%u (%llu so far): %s",
+                    m->peer, s_role(m), m->env ? m->env->rank : 0,
+                    (unsigned long long)d->errors, text);
+    Zps__Envelope env;
+    Zps__Error body = ZPS__ERROR__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__ERROR, ZPS__ROLE__ROLE_SERVER, 0,
+                m->env ? m->env->request_id : 0);
+    body.code = code;
+    body.text = text;
+    env.body_case = ZPS__ENVELOPE__BODY_ERROR;
+    env.error = &body;
+    s_send(d, m, &env);
+}
+
+static void s_beat(s_daemon_t *d, zps_msg_t *m)
+{
+    const Zps__Beat *b = m->env->beat;
+    if (m->env->role != ZPS__ROLE__ROLE_SERVER) {
+        s_error(d, m, ZPS_EPROTO, "BEAT from a %s: only servers beat", s_role(m));
+        return;
+    }
+    if (b->rank != m->env->rank) {
+        s_error(d, m, ZPS_EPROTO, "BEAT for rank %u in an envelope of rank %u", b->rank,
+                m->env->rank);
+        return;
+    }
+    ps_coord_reply_t r;
+    const char *ep = b->endpoint ? b->endpoint : "";
+    int rc = ps_coord_beat(d->coord, zps_now_ms(), b->rank, b->server_nonce, ep, strlen(ep),
+                           b->table_version, b->table.len ? b->table.data : NULL, b->table.len,
+                           &r);
+    if (rc == ZPS_EINVAL) {
+        s_error(d, m, rc, "BEAT from server rank %u, but the job has %u servers (--num-servers)",
+                b->rank, ps_coord_nservers(d->coord));
+        return;
+    }
+    if (rc != 0) {
+        s_error(d, m, rc, "BEAT from server rank %u with server_nonce 0", b->rank);
+        return;
+    }
+    Zps__Envelope env;
+    Zps__BeatReply body = ZPS__BEAT_REPLY__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__BEAT_REPLY, ZPS__ROLE__ROLE_SERVER, 0, m->env->request_id);
+    body.member = r.member != 0;
+    body.lease_ms = r.lease_ms;
+    body.table_version = r.table_version;
+    body.send_table = r.send_table != 0;
+    body.table.data = (uint8_t *)r.table;
+    body.table.len = r.table_len;
+    env.body_case = ZPS__ENVELOPE__BODY_BEAT_REPLY;
+    env.beat_reply = &body;
+    s_send(d, m, &env);
+}
+
+static void s_table_get(s_daemon_t *d, zps_msg_t *m)
+{
+    uint32_t ns = ps_coord_nservers(d->coord);
+    char **eps = malloc(ns * sizeof *eps);
+    if (!eps) {
+        s_error(d, m, ZPS_ENOMEM, "out of memory");
+        return;
+    }
+    for (uint32_t i = 0; i < ns; i++)
+        eps[i] = (char *)ps_coord_endpoint(d->coord, i);
+    size_t len = 0;
+    const uint8_t *enc = ps_coord_encoded(d->coord, &len);
+    const zps_ranges_t *t = ps_coord_table(d->coord);
+    Zps__Envelope env;
+    Zps__TableReply body = ZPS__TABLE_REPLY__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__TABLE_REPLY, ZPS__ROLE__ROLE_SERVER, 0, m->env->request_id);
+    body.version = t ? t->version : 0;
+    if (t && t->version > m->env->table_get->have_version) {
+        body.table.data = (uint8_t *)enc;
+        body.table.len = len;
+    }
+    body.n_endpoints = ns;
+    body.endpoints = eps;
+    env.body_case = ZPS__ENVELOPE__BODY_TABLE_REPLY;
+    env.table_reply = &body;
+    d->table_gets++;
+    size_t packed = zps__envelope__get_packed_size(&env);
+    if (packed > ZPS_MSG_MAX_ENVELOPE)
+        s_error(d, m, ZPS_ETOOBIG, "the table reply would take %zu bytes, over the %u a client "
+                "reads: shorter endpoints or fewer servers", packed, ZPS_MSG_MAX_ENVELOPE);
+    else
+        s_send(d, m, &env);
+    free(eps);
+}
+
+static void s_handle(s_daemon_t *d, zps_msg_t *m)
+{
+    if (m->nbulk > 0) {
+        s_error(d, m, ZPS_EPROTO, "%s with %d bulk frames: the coordinator takes none",
+                zps_msg_type_name(m->env->type), m->nbulk);
+        return;
+    }
+    if (m->env->body_case == ZPS__ENVELOPE__BODY_BEAT && m->env->type == ZPS__MSG_TYPE__BEAT)
+        s_beat(d, m);
+    else if (m->env->body_case == ZPS__ENVELOPE__BODY_TABLE_GET &&
+             m->env->type == ZPS__MSG_TYPE__TABLE_GET)
+        s_table_get(d, m);
+    else
+        s_error(d, m, ZPS_EPROTO, "zps-coord answers BEAT and TABLE_GET, not %s",
+                zps_msg_type_name(m->env->type));
+}
+
+static int s_serve(const s_conf_t *conf, zps_log_t *log)
+{
+    char err[300];
+    ps_coord_t *coord = ps_coord_new(&conf->coord, log, zps_now_ms(), err, sizeof err);
+    if (!coord) {
+        zps_error(log, "cannot start: %s", err);
+        return 2;
+    }
+    void *ctx = zmq_ctx_new();
+    void *sock = ctx ? zmq_socket(ctx, ZMQ_ROUTER) : NULL;
+    int rc = 1;
+    if (!sock) {
+        zps_error(log, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        goto out;
+    }
+    int64_t maxmsg = S_MAX_FRAME;
+    int mandatory = 1, sndtimeo = 0, linger = 0, hwm = 10000;
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* a reply to a full or vanished peer fails at once (counted), never blocks */
+    zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    char spec[300], endpoint[300];
+    s_bind_spec(conf->listen, spec, sizeof spec);
+    if (zmq_bind(sock, spec) != 0) {
+        zps_error(log, "cannot bind %s: %s", conf->listen, zmq_strerror(errno));
+        goto out;
+    }
+    size_t elen = sizeof endpoint;
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &elen) != 0)
+        snprintf(endpoint, sizeof endpoint, "%s", conf->listen);
+    zps_info(log, "listening on %s: %u servers, %u replicas, failure timeout %u ms (leases of "
+             "%u ms)", endpoint, ps_coord_nservers(coord), ps_coord_replicas(coord),
+             conf->coord.failure_ms, conf->coord.failure_ms / 2);
+    printf("zps-coord listening on %s\n", endpoint);
+    fflush(stdout);
+
+    s_daemon_t d = {.sock = sock, .coord = coord, .log = log};
+    while (!g_stop) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 50) < 0 && errno != EINTR) {
+            zps_error(log, "poll failed: %s", zmq_strerror(errno));
+            goto out;
+        }
+        for (int k = 0; k < S_DRAIN && !g_stop; k++) {
+            zps_msg_t m;
+            int r = zps_msg_recv(sock, 1, &m, ZMQ_DONTWAIT);
+            if (r == ZPS_EIO || r == ZPS_EINTR) {
+                zps_msg_close(&m);
+                break; /* EAGAIN: drained */
+            }
+            if (r != 0)
+                s_error(&d, &m, r, "%s", m.reason);
+            else
+                s_handle(&d, &m);
+            zps_msg_close(&m);
+        }
+        ps_coord_tick(coord, zps_now_ms());
+    }
+    rc = 0;
+    ps_coord_stats_t st;
+    ps_coord_get_stats(coord, &st);
+    zps_info(log, "signal received, exiting: table version %llu, %u of %u servers in the table, "
+             "%u ranges with no replica; %llu beats, %llu table requests, %llu removals, %llu "
+             "errors, %llu bad tables, %llu replies dropped", (unsigned long long)st.version,
+             st.members, ps_coord_nservers(coord), st.lost, (unsigned long long)st.beats,
+             (unsigned long long)d.table_gets, (unsigned long long)st.removals,
+             (unsigned long long)(d.errors), (unsigned long long)st.bad_tables,
+             (unsigned long long)d.dropped);
+out:
+    if (sock)
+        zmq_close(sock);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    ps_coord_destroy(&coord);
+    return rc;
+}
+
+static int s_run(int argc, char **argv, const zps_env_t *env)
+{
+    s_conf_t conf;
+    memset(&conf, 0, sizeof conf);
+    ps_coord_conf_defaults(&conf.coord);
+    conf.level = ZPS_LOG_INFO;
+    char err[600];
+    int o, li;
+    while ((o = zps_getopt(argc, argv, NULL, s_options, &li, err, sizeof err)) != -1) {
+        if (o == O_HELP) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (o == O_VERSION) {
+            printf("zps-coord %s (protocol %u)\n", ZPS_VERSION, ZPS_PROTOCOL_VERSION);
+            return 0;
+        }
+        if (o < 0 || s_opt(&conf, o, optarg, err, sizeof err) != 0) {
+            fprintf(stderr, "zps-coord: %s (see --help)\n", err);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "zps-coord: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!conf.listen[0]) {
+        fprintf(stderr, "zps-coord: --listen ENDPOINT is required (see --help)\n");
+        return 2;
+    }
+    zps_log_t *log = zps_log_new("coord", 0, stderr);
+    if (!log)
+        return 1;
+    zps_log_set_level(log, conf.level);
+    zps_env_log(env, log);
+    zps_daemon_signals(s_on_signal);
+    int rc = s_serve(&conf, log);
+    zps_log_destroy(&log);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* ZPS_* variables become the options the command line does not give */
+    char err[512];
+    zps_env_t *env = zps_env_new("zps-coord", s_options, environ, argc, argv, err, sizeof err);
+    if (!env) {
+        fprintf(stderr, "zps-coord: %s\n", err);
+        return 2;
+    }
+    int rc = s_run(zps_env_argc(env), zps_env_argv(env), env);
+    if (rc == 2) /* a usage error: say which options came from the environment */
+        zps_env_explain(env, stderr);
+    zps_env_destroy(&env);
+    return rc;
+}

@@ -1,0 +1,369 @@
+/* ps_coord: the coordinator's state (see ps_coord.h for the rules).
+ *
+ * Per rank: the process nonce of its last beat, its endpoint, the time of
+ * its last beat, whether it has beaten since this coordinator started, the
+ * table version it last reported, and whether it is in some chain of the
+ * table (cached, so a tick is O(S), not O(S x 4096)).  The table is kept
+ * encoded as well (re-encoded on every change), since most beats of a
+ * changed table carry it.
+ *
+ * Log classes 0..7 of the log are this module's (rate-limited events that
+ * peers can cause); zps-coord's main uses 8 and up. */
+#include "ps_coord.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zps_err.h"
+
+enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3 };
+
+#define S_MAX_FAILURE_MS 86400000u
+/* the largest encoding: header, then 1 + 2 x 3 bytes per range */
+#define S_ENC_MAX (24u + ZPS_RANGES * (1u + 2u * ZPS_MAX_REPLICAS))
+
+typedef struct {
+    uint64_t nonce;       /* 0: not heard since start */
+    int64_t last_ms;
+    uint64_t reported;    /* table version of its last beat */
+    int heard;
+    int member;           /* in some chain of the table (valid with c->have) */
+    char endpoint[PS_COORD_MAX_ENDPOINT + 1];
+} s_rank_t;
+
+struct ps_coord {
+    ps_coord_conf_t conf;
+    zps_log_t *log;
+    int64_t start_ms;
+    int have;                 /* the table is built or adopted */
+    zps_ranges_t table;
+    uint8_t enc[S_ENC_MAX];   /* its encoding */
+    size_t enc_len;
+    int recovering;           /* restarted: a beat reported a table before we had one */
+    int have_best;
+    zps_ranges_t best;        /* the highest table reported while recovering */
+    uint32_t best_rank;
+    int grace_warned;
+    uint32_t nheard;
+    s_rank_t *ranks;
+    ps_coord_stats_t st;
+};
+
+void ps_coord_conf_defaults(ps_coord_conf_t *conf)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->nservers = 1;
+    conf->replicas = 1;
+    conf->failure_ms = PS_COORD_FAILURE_MS_DEFAULT;
+}
+
+ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t now_ms, char *err,
+                         size_t errlen)
+{
+    if (conf->nservers == 0 || conf->nservers > ZPS_RANGES_MAX_SERVERS) {
+        snprintf(err, errlen, "--num-servers %u: expected 1..%u", conf->nservers,
+                 ZPS_RANGES_MAX_SERVERS);
+        return NULL;
+    }
+    if (conf->replicas == 0 || conf->replicas > ZPS_MAX_REPLICAS) {
+        snprintf(err, errlen, "--replicas %u: expected 1..%u", conf->replicas, ZPS_MAX_REPLICAS);
+        return NULL;
+    }
+    if (conf->failure_ms < 2 || conf->failure_ms > S_MAX_FAILURE_MS) {
+        snprintf(err, errlen, "--failure-timeout-ms %u: expected 2..%u", conf->failure_ms,
+                 S_MAX_FAILURE_MS);
+        return NULL;
+    }
+    ps_coord_t *c = calloc(1, sizeof *c);
+    if (!c || !(c->ranks = calloc(conf->nservers, sizeof *c->ranks))) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->conf = *conf;
+    if (c->conf.replicas > c->conf.nservers)
+        c->conf.replicas = c->conf.nservers;
+    c->log = log;
+    c->start_ms = now_ms;
+    return c;
+}
+
+void ps_coord_destroy(ps_coord_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    free((*cp)->ranks);
+    free(*cp);
+    *cp = NULL;
+}
+
+/* The table changed: its encoding and the member flags follow. */
+static void s_changed(ps_coord_t *c)
+{
+    c->enc_len = zps_ranges_encode(&c->table, c->enc, sizeof c->enc);
+    for (uint32_t i = 0; i < c->conf.nservers; i++)
+        c->ranks[i].member = 0;
+    uint32_t members = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        for (uint32_t i = 0; i < c->table.nrep[r]; i++) {
+            s_rank_t *k = &c->ranks[c->table.rep[r][i]];
+            members += !k->member;
+            k->member = 1;
+        }
+    c->st.members = members;
+    c->st.version = c->table.version;
+    c->st.lost = zps_ranges_lost(&c->table);
+}
+
+static const char *s_ep(const ps_coord_t *c, uint32_t rank, char *buf, size_t len)
+{
+    const char *e = c->ranks[rank].endpoint;
+    if (!e[0])
+        return "no endpoint";
+    return zps_log_escape(e, strlen(e), buf, len, ZPS_LOG_WIRE_CHARS);
+}
+
+/* Take rank out of every chain, with the log lines an operator needs. */
+static void s_remove(ps_coord_t *c, uint32_t rank, const char *why)
+{
+    uint32_t lost = 0;
+    char ep[ZPS_LOG_WIRE_BUF];
+    zps_ranges_remove(&c->table, rank, &lost);
+    s_changed(c);
+    c->st.removals++;
+    zps_warn(c->log, "removed server %u (%s): %s; table version %llu, %u of %u servers left, "
+             "%u ranges with no replica", rank, s_ep(c, rank, ep, sizeof ep), why,
+             (unsigned long long)c->table.version, c->st.members, c->conf.nservers, lost);
+    if (lost)
+        zps_error(c->log, "%u of %u ranges have lost every replica: the job cannot continue "
+                  "without restoring checkpoints", lost, ZPS_RANGES);
+}
+
+static void s_build(ps_coord_t *c)
+{
+    zps_ranges_init(&c->table, c->conf.nservers, c->conf.replicas); /* conf checked in _new */
+    c->have = 1;
+    s_changed(c);
+    zps_info(c->log, "table version 1: %u servers, %u replicas, %u or %u ranges per server "
+             "as primary, %u ranges in all", c->conf.nservers, c->conf.replicas,
+             ZPS_RANGES / c->conf.nservers,
+             ZPS_RANGES / c->conf.nservers + (ZPS_RANGES % c->conf.nservers != 0), ZPS_RANGES);
+}
+
+/* A restarted coordinator: adopt the best table reported once the grace
+ * is over, then remove the members it has no live process of. */
+static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
+{
+    if (c->have || !c->recovering || now_ms - c->start_ms < (int64_t)c->conf.failure_ms)
+        return 0;
+    if (!c->have_best) {
+        if (!c->grace_warned)
+            zps_warn(c->log, "grace of %u ms over and no valid table reported yet: waiting for "
+                     "one (servers refuse requests meanwhile)", c->conf.failure_ms);
+        c->grace_warned = 1;
+        return 0;
+    }
+    c->table = c->best;
+    c->have = 1;
+    c->recovering = 0;
+    s_changed(c);
+    zps_info(c->log, "adopted table version %llu reported by server %u after a grace of %u ms: "
+             "%u servers, %u replicas, %u servers in the table, %u ranges with no replica",
+             (unsigned long long)c->table.version, c->best_rank, c->conf.failure_ms,
+             c->table.nservers, c->table.replicas, c->st.members, c->st.lost);
+    uint32_t removed = 0;
+    char why[160];
+    for (uint32_t i = 0; i < c->conf.nservers; i++) {
+        if (!c->ranks[i].member)
+            continue;
+        if (!c->ranks[i].heard) {
+            snprintf(why, sizeof why, "not heard during the grace of %u ms after the "
+                     "coordinator's start", c->conf.failure_ms);
+            s_remove(c, i, why);
+            removed++;
+        } else if (c->ranks[i].reported == 0) {
+            s_remove(c, i, "it beats without a table: a new process, the data of its replicas "
+                     "is gone");
+            removed++;
+        }
+    }
+    return removed;
+}
+
+/* A table reported by a beat while recovering: keep the highest valid one. */
+static void s_report(ps_coord_t *c, uint32_t rank, uint64_t version, const uint8_t *buf,
+                     size_t len)
+{
+    zps_ranges_t *t = malloc(sizeof *t);
+    char err[200];
+    if (!t) {
+        zps_warn(c->log, "out of memory reading the table of server %u", rank);
+        return;
+    }
+    int rc = zps_ranges_decode(t, buf, len, err, sizeof err);
+    if (rc == 0 && t->version != version) {
+        snprintf(err, sizeof err, "it is version %llu but the beat says %llu",
+                 (unsigned long long)t->version, (unsigned long long)version);
+        rc = ZPS_EPROTO;
+    }
+    if (rc == 0 && (t->nservers != c->conf.nservers || t->replicas != c->conf.replicas)) {
+        snprintf(err, sizeof err, "it has %u servers and %u replicas, this coordinator %u and %u",
+                 t->nservers, t->replicas, c->conf.nservers, c->conf.replicas);
+        rc = ZPS_EPROTO;
+    }
+    if (rc != 0) {
+        c->st.bad_tables++;
+        zps_log_burst(c->log, ZPS_LOG_WARN, LC_TABLE, 20, 10000, "table from server %u ignored: %s",
+                      rank, err);
+    } else if (!c->have_best || t->version > c->best.version) {
+        zps_info(c->log, "server %u reported table version %llu (%u ranges with no replica)", rank,
+                 (unsigned long long)t->version, zps_ranges_lost(t));
+        c->best = *t;
+        c->best_rank = rank;
+        c->have_best = 1;
+    }
+    free(t);
+}
+
+/* Keep the endpoint as given when it is short and printable, else "". */
+static void s_endpoint(ps_coord_t *c, uint32_t rank, const char *ep, size_t len)
+{
+    s_rank_t *k = &c->ranks[rank];
+    char esc[ZPS_LOG_WIRE_BUF];
+    int ok = len <= PS_COORD_MAX_ENDPOINT;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = ep[i] >= 0x21 && ep[i] <= 0x7e;
+    if (!ok) {
+        if (k->endpoint[0] || !k->heard)
+            zps_log_limited(c->log, LC_ENDPOINT, 1000, "server %u announced an endpoint of %zu "
+                            "bytes that is too long or not printable: %s", rank, len,
+                            zps_log_escape(ep, len, esc, sizeof esc, ZPS_LOG_WIRE_CHARS));
+        k->endpoint[0] = 0;
+        return;
+    }
+    if (strlen(k->endpoint) == len && memcmp(k->endpoint, ep, len) == 0)
+        return;
+    if (k->heard)
+        zps_log_burst(c->log, ZPS_LOG_INFO, LC_ENDPOINT, 20, 10000, "server %u: endpoint now %s",
+                      rank, zps_log_escape(ep, len, esc, sizeof esc, ZPS_LOG_WIRE_CHARS));
+    if (len)
+        memcpy(k->endpoint, ep, len);
+    k->endpoint[len] = 0;
+}
+
+int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
+                  const char *endpoint, size_t endpoint_len, uint64_t table_version,
+                  const uint8_t *table, size_t table_len, ps_coord_reply_t *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    if (rank >= c->conf.nservers) {
+        c->st.refused++;
+        return ZPS_EINVAL;
+    }
+    if (nonce == 0) {
+        c->st.refused++;
+        return ZPS_EPROTO;
+    }
+    c->st.beats++;
+    s_maybe_adopt(c, now_ms);
+    s_rank_t *k = &c->ranks[rank];
+    s_endpoint(c, rank, endpoint ? endpoint : "", endpoint ? endpoint_len : 0);
+    char ep[ZPS_LOG_WIRE_BUF];
+    if (k->heard && k->nonce != nonce) {
+        if (c->have && k->member)
+            s_remove(c, rank, "its process restarted (new nonce): the data of its replicas is gone");
+        else
+            zps_log_burst(c->log, ZPS_LOG_INFO, LC_NONCE, 20, 10000,
+                          "server %u (%s) is a new process (not in the table)", rank,
+                          s_ep(c, rank, ep, sizeof ep));
+    }
+    if (!k->heard) {
+        c->nheard++;
+        zps_info(c->log, "server %u registered at %s holding table version %llu (%u of %u "
+                 "servers heard)", rank, s_ep(c, rank, ep, sizeof ep),
+                 (unsigned long long)table_version, c->nheard, c->conf.nservers);
+    }
+    k->heard = 1;
+    k->nonce = nonce;
+    k->last_ms = now_ms;
+    k->reported = table_version;
+
+    if (!c->have && table_version > 0) {
+        if (!c->recovering)
+            zps_info(c->log, "server %u holds table version %llu and this coordinator none: "
+                     "restarted, collecting the servers' tables until %u ms after the start",
+                     rank, (unsigned long long)table_version, c->conf.failure_ms);
+        c->recovering = 1;
+        if (table && table_len)
+            s_report(c, rank, table_version, table, table_len);
+        reply->send_table = !c->have_best || table_version > c->best.version;
+        s_maybe_adopt(c, now_ms);
+    }
+    if (!c->have && !c->recovering && c->nheard == c->conf.nservers)
+        s_build(c);
+    if (!c->have)
+        return 0;
+    if (table_version > c->table.version)
+        zps_log_limited(c->log, LC_NEWER, 1000, "server %u holds table version %llu, newer than "
+                        "this coordinator's %llu", rank, (unsigned long long)table_version,
+                        (unsigned long long)c->table.version);
+    reply->member = k->member;
+    reply->lease_ms = k->member ? c->conf.failure_ms / 2 : 0;
+    reply->table_version = c->table.version;
+    if (table_version < c->table.version) {
+        reply->table = c->enc;
+        reply->table_len = c->enc_len;
+    }
+    return 0;
+}
+
+uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
+{
+    uint32_t removed = s_maybe_adopt(c, now_ms);
+    if (!c->have)
+        return removed;
+    char why[96];
+    for (uint32_t i = 0; i < c->conf.nservers; i++) {
+        s_rank_t *k = &c->ranks[i];
+        if (!k->member || now_ms - k->last_ms <= (int64_t)c->conf.failure_ms)
+            continue;
+        snprintf(why, sizeof why, "silent for %lld ms (failure timeout %u ms)",
+                 (long long)(now_ms - k->last_ms), c->conf.failure_ms);
+        s_remove(c, i, why);
+        removed++;
+    }
+    return removed;
+}
+
+const zps_ranges_t *ps_coord_table(const ps_coord_t *c)
+{
+    return c->have ? &c->table : NULL;
+}
+
+const uint8_t *ps_coord_encoded(const ps_coord_t *c, size_t *len)
+{
+    *len = c->have ? c->enc_len : 0;
+    return c->have ? c->enc : NULL;
+}
+
+const char *ps_coord_endpoint(const ps_coord_t *c, uint32_t rank)
+{
+    return rank < c->conf.nservers ? c->ranks[rank].endpoint : NULL;
+}
+
+uint32_t ps_coord_nservers(const ps_coord_t *c)
+{
+    return c->conf.nservers;
+}
+
+uint32_t ps_coord_replicas(const ps_coord_t *c)
+{
+    return c->conf.replicas;
+}
+
+void ps_coord_get_stats(const ps_coord_t *c, ps_coord_stats_t *st)
+{
+    *st = c->st;
+    st->recovering = c->recovering;
+}

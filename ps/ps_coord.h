@@ -1,0 +1,113 @@
+/* ps_coord: the coordinator's state (zps-coord, ps/coord_main.c), as a pure
+ * module: no sockets, no clock of its own (every call takes now_ms, a
+ * monotonic time in milliseconds), so tests drive it with a fake clock.
+ *
+ * The coordinator is the one authority on membership: it decides which
+ * servers are alive and publishes the range table (common/zps_ranges.h).
+ * Servers beat every 100 ms (ps_coord_beat); the answer is their lease of
+ * failure_ms / 2, so a server cut off from the coordinator stops
+ * acknowledging before the coordinator declares it failed (failure_ms of
+ * silence, ps_coord_tick) and takes it out of every chain.  Clients read
+ * the table with TABLE_GET and follow its version.
+ *
+ * Life of the table:
+ *   - fresh start: servers beat with table version 0 and are registered;
+ *     once all S have beaten, and none reported a table, the default table
+ *     zps_ranges_init(S, R) is built (version 1);
+ *   - running: a member's beat is answered with member, lease and the table
+ *     when the beat's version is older; a member silent for more than
+ *     failure_ms, or beating with a new process nonce (its process
+ *     restarted with empty state: its replica's data is gone), is removed
+ *     from every chain (version + 1);
+ *   - restart of the coordinator: its whole state is rebuilt from the
+ *     servers.  Servers beat with the version they hold; the coordinator
+ *     asks (send_table) for tables newer than the best it has, keeps the
+ *     highest version, and adopts it once failure_ms has passed since its
+ *     start (every live server beats about ten times in that grace).  Then
+ *     every member it did not hear during the grace, or heard only with
+ *     version 0 (a new process, whose data is gone), is removed as a
+ *     failure.  Until a table exists every beat gets member 0, lease 0.
+ * Rejoining (a restarted or new server getting ranges back) is not done
+ * here yet: a removed rank stays out.
+ *
+ * Ownership: the table and its encoding returned by ps_coord_table,
+ * ps_coord_encoded and in a reply stay valid until the next ps_coord_beat
+ * or ps_coord_tick.  Endpoints are kept as given (capped at
+ * PS_COORD_MAX_ENDPOINT bytes; longer or with control bytes: kept empty)
+ * and escaped whenever logged. */
+#ifndef PS_COORD_H
+#define PS_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zps_log.h"
+#include "zps_ranges.h"
+
+#define PS_COORD_MAX_ENDPOINT 255
+#define PS_COORD_FAILURE_MS_DEFAULT 1000u
+
+typedef struct {
+    uint32_t nservers;   /* S, 1..ZPS_RANGES_MAX_SERVERS */
+    uint32_t replicas;   /* R, 1..ZPS_MAX_REPLICAS; capped at S */
+    uint32_t failure_ms; /* silence after which a member is removed, >= 2 */
+} ps_coord_conf_t;
+
+void ps_coord_conf_defaults(ps_coord_conf_t *conf); /* S 1, R 1, failure 1000 ms */
+
+typedef struct ps_coord ps_coord_t;
+
+/* The answer to one beat. */
+typedef struct {
+    int member;             /* the rank is in the table: it may serve */
+    uint32_t lease_ms;      /* failure_ms / 2 for a member, else 0 */
+    uint64_t table_version; /* the current table (0: none yet) */
+    int send_table;         /* no table here yet: send yours in the next beat */
+    const uint8_t *table;   /* the encoded table when the beat's version is older */
+    size_t table_len;       /* (NULL, 0 otherwise) */
+} ps_coord_reply_t;
+
+typedef struct {
+    uint64_t beats;        /* beats accepted */
+    uint64_t refused;      /* beats refused (rank >= S, nonce 0) */
+    uint64_t removals;     /* ranks removed from the table */
+    uint64_t bad_tables;   /* tables reported that did not decode or fit */
+    uint64_t version;      /* current table version (0: none) */
+    uint32_t members;      /* ranks in the table */
+    uint32_t lost;         /* ranges with no replica left */
+    int recovering;        /* restarted: collecting the servers' tables */
+} ps_coord_stats_t;
+
+/* A coordinator started at now_ms (the grace of a restart counts from
+ * it).  log is not owned.  NULL with err on a bad configuration or no
+ * memory. */
+ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t now_ms, char *err,
+                         size_t errlen);
+void ps_coord_destroy(ps_coord_t **c);
+
+/* One beat of server rank (its process nonce, announced endpoint of
+ * endpoint_len bytes, the table version it holds and, when it was asked
+ * to, that table's bytes: table may be NULL).  Fills *reply and returns 0;
+ * ZPS_EINVAL for rank >= S, ZPS_EPROTO for nonce 0 (nothing recorded; the
+ * caller answers ERROR naming the peer). */
+int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
+                  const char *endpoint, size_t endpoint_len, uint64_t table_version,
+                  const uint8_t *table, size_t table_len, ps_coord_reply_t *reply);
+
+/* Time passes: adopt a restarted coordinator's table once the grace is
+ * over, and remove every member silent for more than failure_ms.  Returns
+ * the number of ranks removed. */
+uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms);
+
+/* The current table, NULL until one is built or adopted. */
+const zps_ranges_t *ps_coord_table(const ps_coord_t *c);
+/* Its encoding (NULL, *len 0 without a table). */
+const uint8_t *ps_coord_encoded(const ps_coord_t *c, size_t *len);
+/* The endpoint rank announced ("" before its first beat); NULL for
+ * rank >= S. */
+const char *ps_coord_endpoint(const ps_coord_t *c, uint32_t rank);
+uint32_t ps_coord_nservers(const ps_coord_t *c);
+uint32_t ps_coord_replicas(const ps_coord_t *c);
+void ps_coord_get_stats(const ps_coord_t *c, ps_coord_stats_t *st);
+
+#endif

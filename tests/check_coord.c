@@ -1,0 +1,500 @@
+/* check_coord: the coordinator's rules (ps/ps_coord) with a fake clock:
+ * the table is built once every server has beaten, members get leases and
+ * the table only when theirs is older, silence and restarted processes
+ * remove a member, a restarted coordinator rebuilds its state from the
+ * servers' reports, and bad input is refused.  Log lines are read back
+ * from a temporary file and counted. */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_suites.h"
+#include "ps_coord.h"
+#include "zps_err.h"
+#include "zps_log.h"
+#include "zps_ranges.h"
+
+typedef struct {
+    FILE *f;
+    zps_log_t *log;
+    ps_coord_t *c;
+} s_fix_t;
+
+static void s_open(s_fix_t *x, uint32_t ns, uint32_t r, uint32_t failure_ms, int64_t now)
+{
+    ps_coord_conf_t conf;
+    ps_coord_conf_defaults(&conf);
+    conf.nservers = ns;
+    conf.replicas = r;
+    conf.failure_ms = failure_ms;
+    char err[200];
+    x->f = tmpfile();
+    ck_assert_ptr_nonnull(x->f);
+    x->log = zps_log_new("coord", 0, x->f);
+    ck_assert_ptr_nonnull(x->log);
+    x->c = ps_coord_new(&conf, x->log, now, err, sizeof err);
+    ck_assert_msg(x->c != NULL, "%s", err);
+}
+
+static void s_close(s_fix_t *x)
+{
+    ps_coord_destroy(&x->c);
+    ck_assert_ptr_null(x->c);
+    zps_log_destroy(&x->log);
+    fclose(x->f);
+}
+
+/* Lines of the log holding every one of the needles (NULL-terminated). */
+static size_t s_lines(s_fix_t *x, const char *n1, const char *n2)
+{
+    fflush(x->f);
+    rewind(x->f);
+    char line[4096];
+    size_t n = 0;
+    while (fgets(line, sizeof line, x->f))
+        n += strstr(line, n1) && (!n2 || strstr(line, n2));
+    fseek(x->f, 0, SEEK_END);
+    return n;
+}
+
+/* The nonce of rank r's first process. */
+static uint64_t s_nonce(uint32_t r)
+{
+    return 1000 + r;
+}
+
+static int s_beat(s_fix_t *x, int64_t now, uint32_t rank, uint64_t version, ps_coord_reply_t *rep)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 7000 + rank);
+    return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, NULL, 0, rep);
+}
+
+/* A reply's table decoded. */
+static void s_decode(const ps_coord_reply_t *rep, zps_ranges_t *t)
+{
+    char err[200];
+    ck_assert_ptr_nonnull(rep->table);
+    ck_assert_msg(zps_ranges_decode(t, rep->table, rep->table_len, err, sizeof err) == 0, "%s",
+                  err);
+}
+
+START_TEST(conf_checked)
+{
+    ps_coord_conf_t conf;
+    char err[200];
+    const uint32_t bad[][3] = {{0, 1, 1000}, {4097, 1, 1000}, {3, 0, 1000}, {3, 4, 1000},
+                               {3, 1, 1}, {3, 1, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ps_coord_conf_defaults(&conf);
+        conf.nservers = bad[i][0];
+        conf.replicas = bad[i][1];
+        conf.failure_ms = bad[i][2];
+        err[0] = 0;
+        ck_assert_ptr_null(ps_coord_new(&conf, NULL, 0, err, sizeof err));
+        ck_assert_msg(strstr(err, "expected"), "case %zu: %s", i, err);
+    }
+    ps_coord_conf_defaults(&conf);
+    ck_assert_uint_eq(conf.failure_ms, 1000);
+    /* R is capped at S */
+    s_fix_t x;
+    s_open(&x, 2, 3, 1000, 0);
+    ck_assert_uint_eq(ps_coord_replicas(x.c), 2);
+    ps_coord_reply_t rep;
+    s_beat(&x, 0, 0, 0, &rep);
+    s_beat(&x, 0, 1, 0, &rep);
+    ck_assert_uint_eq(ps_coord_table(x.c)->replicas, 2);
+    ck_assert_uint_eq(ps_coord_table(x.c)->nrep[0], 2);
+    s_close(&x);
+    ps_coord_destroy(NULL);
+}
+END_TEST
+
+START_TEST(build_after_all_beat)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    zps_ranges_t *t = malloc(sizeof *t), *want = malloc(sizeof *want);
+    ck_assert(t && want);
+    s_open(&x, 3, 2, 1000, 5000);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    size_t len = 1;
+    ck_assert_ptr_null(ps_coord_encoded(x.c, &len));
+    ck_assert_uint_eq(len, 0);
+    /* two of three: registered, no table, no lease */
+    for (uint32_t r = 0; r < 2; r++) {
+        ck_assert_int_eq(s_beat(&x, 5000, r, 0, &rep), 0);
+        ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 0 && !rep.send_table);
+        ck_assert_ptr_null(rep.table);
+        ck_assert_uint_eq(rep.table_len, 0);
+    }
+    /* and again: still nothing (and a tick changes nothing) */
+    ck_assert_int_eq(s_beat(&x, 5100, 0, 0, &rep), 0);
+    ck_assert(!rep.member && rep.table_version == 0);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 9000), 0);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    ck_assert_uint_eq(s_lines(&x, "table version 1", NULL), 0);
+    /* the third: the default table, version 1, in the reply */
+    ck_assert_int_eq(s_beat(&x, 9000, 2, 0, &rep), 0);
+    ck_assert(rep.member);
+    ck_assert_uint_eq(rep.lease_ms, 500);
+    ck_assert_uint_eq(rep.table_version, 1);
+    s_decode(&rep, t);
+    zps_ranges_init(want, 3, 2);
+    ck_assert(memcmp(t, want, sizeof *t) == 0);
+    ck_assert_ptr_nonnull(ps_coord_table(x.c));
+    ck_assert(memcmp(ps_coord_table(x.c), want, sizeof *want) == 0);
+    ck_assert_ptr_eq(ps_coord_encoded(x.c, &len), rep.table);
+    ck_assert_uint_eq(len, zps_ranges_encoded_size(want));
+    ck_assert_uint_eq(s_lines(&x, "table version 1: 3 servers, 2 replicas", NULL), 1);
+    /* a member still at version 0 gets the table; at version 1, not */
+    ck_assert_int_eq(s_beat(&x, 9050, 0, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 1 && rep.table);
+    ck_assert_int_eq(s_beat(&x, 9100, 0, 1, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 1);
+    ck_assert_ptr_null(rep.table);
+    ck_assert_uint_eq(rep.table_len, 0);
+    ck_assert(!rep.send_table);
+    /* built once */
+    ck_assert_int_eq(s_beat(&x, 9100, 1, 1, &rep), 0);
+    ck_assert_uint_eq(s_lines(&x, "table version 1:", NULL), 1);
+    ck_assert_uint_eq(s_lines(&x, "registered at tcp://127.0.0.1:700", NULL), 3);
+    ck_assert_str_eq(ps_coord_endpoint(x.c, 2), "tcp://127.0.0.1:7002");
+    ck_assert_ptr_null(ps_coord_endpoint(x.c, 3));
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.beats, 7);
+    ck_assert_uint_eq(st.version, 1);
+    ck_assert_uint_eq(st.members, 3);
+    ck_assert_uint_eq(st.removals, 0);
+    ck_assert_uint_eq(st.lost, 0);
+    ck_assert(!st.recovering);
+    s_close(&x);
+    free(t);
+    free(want);
+}
+END_TEST
+
+/* S servers all beat at now with version v. */
+static void s_all(s_fix_t *x, uint32_t ns, int64_t now, uint64_t v)
+{
+    ps_coord_reply_t rep;
+    for (uint32_t r = 0; r < ns; r++)
+        ck_assert_int_eq(s_beat(x, now, r, v, &rep), 0);
+}
+
+START_TEST(failure_removes_after_timeout)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    zps_ranges_t *t = malloc(sizeof *t);
+    s_open(&x, 3, 2, 1000, 0);
+    s_all(&x, 3, 100, 0);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 1);
+    /* 0 and 1 keep beating, 2 falls silent after t = 100 */
+    for (int64_t now = 200; now <= 1100; now += 100) {
+        s_beat(&x, now, 0, 1, &rep);
+        s_beat(&x, now, 1, 1, &rep);
+        ck_assert_uint_eq(ps_coord_tick(x.c, now), 0);
+    }
+    /* silent for exactly failure_ms: still in */
+    ck_assert_uint_eq(ps_coord_tick(x.c, 1100), 0);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 1);
+    /* a millisecond more: out, version 2, nothing lost (R = 2) */
+    ck_assert_uint_eq(ps_coord_tick(x.c, 1101), 1);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 2);
+    ck_assert(!zps_ranges_member(ps_coord_table(x.c), 2));
+    ck_assert_uint_eq(ps_coord_tick(x.c, 1101), 0);
+    ck_assert_uint_eq(s_lines(&x, "removed server 2 (tcp://127.0.0.1:7002): silent for 1001 ms",
+                              "table version 2, 2 of 3 servers left, 0 ranges with no replica"), 1);
+    ck_assert_uint_eq(s_lines(&x, "cannot continue", NULL), 0);
+    /* members at version 1 get version 2 */
+    ck_assert_int_eq(s_beat(&x, 1150, 0, 1, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 2);
+    s_decode(&rep, t);
+    ck_assert_uint_eq(t->version, 2);
+    ck_assert(!zps_ranges_member(t, 2) && zps_ranges_member(t, 0) && zps_ranges_member(t, 1));
+    /* the removed one, beating again: not a member, no lease, told the version */
+    ck_assert_int_eq(s_beat(&x, 1200, 2, 1, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 2);
+    /* and it stays out (no rejoin) */
+    ck_assert_int_eq(s_beat(&x, 1300, 2, 2, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0);
+    ck_assert_ptr_null(rep.table);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 5000), 2); /* 0 and 1 silent now */
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.removals, 3);
+    ck_assert_uint_eq(st.version, 4);
+    ck_assert_uint_eq(st.members, 0);
+    ck_assert_uint_eq(st.lost, ZPS_RANGES);
+    ck_assert_uint_eq(s_lines(&x, "4096 of 4096 ranges have lost every replica", "cannot continue"), 1);
+    s_close(&x);
+
+    /* R = 1: the first failure loses ranges, and says so */
+    s_open(&x, 4, 1, 300, 0);
+    s_all(&x, 4, 0, 0);
+    s_beat(&x, 250, 0, 1, &rep);
+    s_beat(&x, 250, 1, 1, &rep);
+    s_beat(&x, 250, 2, 1, &rep);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 301), 1);
+    ck_assert_uint_eq(s_lines(&x, "removed server 3", "1024 ranges with no replica"), 1);
+    ck_assert_uint_eq(s_lines(&x, "1024 of 4096 ranges have lost every replica",
+                              "without restoring checkpoints"), 1);
+    ck_assert_int_eq(s_beat(&x, 310, 1, 1, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 150 && rep.table_version == 2);
+    s_close(&x);
+    free(t);
+}
+END_TEST
+
+START_TEST(restarted_process_removed)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 3, 3, 1000, 0);
+    s_all(&x, 3, 0, 0);
+    s_all(&x, 3, 100, 1);
+    /* rank 1's process restarted: a new nonce, version 0 */
+    const char *ep = "tcp://127.0.0.1:7001";
+    ck_assert_int_eq(ps_coord_beat(x.c, 150, 1, 555, ep, strlen(ep), 0, NULL, 0, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0);
+    ck_assert_uint_eq(rep.table_version, 2);
+    ck_assert(!zps_ranges_member(ps_coord_table(x.c), 1));
+    ck_assert_uint_eq(s_lines(&x, "removed server 1", "process restarted"), 1);
+    /* the new process stays out, and is not removed twice */
+    ck_assert_int_eq(ps_coord_beat(x.c, 200, 1, 555, ep, strlen(ep), 2, NULL, 0, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 2);
+    ck_assert_int_eq(ps_coord_beat(x.c, 300, 1, 777, ep, strlen(ep), 2, NULL, 0, &rep), 0);
+    ck_assert(!rep.member);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 2);
+    ck_assert_uint_eq(s_lines(&x, "removed server", NULL), 1);
+    ck_assert_uint_eq(s_lines(&x, "server 1 (tcp://127.0.0.1:7001) is a new process", NULL), 1);
+    /* the others are untouched */
+    ck_assert_int_eq(s_beat(&x, 300, 0, 2, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.removals, 1);
+    ck_assert_uint_eq(st.members, 2);
+    s_close(&x);
+}
+END_TEST
+
+/* A table as a server would report it: default (S, R) less the ranks in
+ * out[] (each removal one version). */
+static uint8_t *s_report(uint32_t ns, uint32_t r, const uint32_t *out, size_t nout, size_t *len,
+                         uint64_t *version)
+{
+    zps_ranges_t *t = malloc(sizeof *t);
+    zps_ranges_init(t, ns, r);
+    for (size_t i = 0; i < nout; i++)
+        zps_ranges_remove(t, out[i], NULL);
+    *len = zps_ranges_encoded_size(t);
+    uint8_t *b = malloc(*len);
+    zps_ranges_encode(t, b, *len);
+    *version = t->version;
+    free(t);
+    return b;
+}
+
+static int s_beat_table(s_fix_t *x, int64_t now, uint32_t rank, uint64_t version,
+                        const uint8_t *b, size_t len, ps_coord_reply_t *rep)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 7000 + rank);
+    return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, b, len, rep);
+}
+
+/* The coordinator restarted: the servers report their tables, the highest
+ * is adopted after the grace, and members not heard are removed. */
+START_TEST(coordinator_restart_adopts_highest)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    size_t l1, l2;
+    uint64_t v1, v2;
+    const uint32_t gone[] = {3};
+    uint8_t *t1 = s_report(4, 3, NULL, 0, &l1, &v1);   /* version 1 */
+    uint8_t *t2 = s_report(4, 3, gone, 1, &l2, &v2);   /* version 2: 3 removed */
+    ck_assert_uint_eq(v1, 1);
+    ck_assert_uint_eq(v2, 2);
+    s_open(&x, 4, 3, 1000, 10000);
+    /* rank 2 holds version 1: asked for it, no lease */
+    ck_assert_int_eq(s_beat(&x, 10010, 2, 1, &rep), 0);
+    ck_assert(rep.send_table && !rep.member && rep.lease_ms == 0 && rep.table_version == 0);
+    ck_assert_ptr_null(rep.table);
+    ck_assert_int_eq(s_beat_table(&x, 10100, 2, 1, t1, l1, &rep), 0);
+    ck_assert(!rep.send_table && !rep.member && rep.lease_ms == 0);
+    /* rank 0 holds version 2: newer, asked for */
+    ck_assert_int_eq(s_beat(&x, 10110, 0, 2, &rep), 0);
+    ck_assert(rep.send_table && !rep.member);
+    /* a table that does not decode is ignored, logged naming the rank */
+    ck_assert_int_eq(s_beat_table(&x, 10150, 0, 2, (const uint8_t *)"garbage", 7, &rep), 0);
+    ck_assert(rep.send_table);
+    ck_assert_uint_eq(s_lines(&x, "table from server 0 ignored", "not a range table"), 1);
+    ck_assert_int_eq(s_beat_table(&x, 10200, 0, 2, t2, l2, &rep), 0);
+    ck_assert(!rep.send_table && !rep.member);
+    /* rank 2 at version 1 is no longer asked: 2 is known */
+    ck_assert_int_eq(s_beat(&x, 10210, 2, 1, &rep), 0);
+    ck_assert(!rep.send_table);
+    /* rank 3 (out of table 2) is a new process; rank 1 stays silent */
+    ck_assert_int_eq(s_beat(&x, 10300, 3, 0, &rep), 0);
+    ck_assert(!rep.member && !rep.send_table && rep.table_version == 0);
+    /* grace not over: no table */
+    ck_assert_uint_eq(ps_coord_tick(x.c, 10999), 0);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert(st.recovering);
+    ck_assert_uint_eq(st.bad_tables, 1);
+    /* grace over: table 2 adopted, rank 1 (a member, not heard) removed */
+    s_beat(&x, 10900, 0, 2, &rep);
+    s_beat(&x, 10900, 2, 1, &rep);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 11000), 1);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->version, 3);
+    ck_assert(zps_ranges_member(t, 0) && !zps_ranges_member(t, 1) && zps_ranges_member(t, 2) &&
+              !zps_ranges_member(t, 3));
+    ck_assert_uint_eq(zps_ranges_lost(t), 0);
+    ck_assert_uint_eq(s_lines(&x, "adopted table version 2 reported by server 0", NULL), 1);
+    ck_assert_uint_eq(s_lines(&x, "removed server 1 (no endpoint): not heard during the grace",
+                              "table version 3"), 1);
+    ck_assert_uint_eq(s_lines(&x, "table version 1:", NULL), 0); /* never built one */
+    /* members get leases and the table; rank 3 does not */
+    ck_assert_int_eq(s_beat(&x, 11050, 2, 1, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 3 && !rep.send_table);
+    ck_assert_ptr_nonnull(rep.table);
+    ck_assert_int_eq(s_beat(&x, 11050, 3, 0, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 3);
+    /* 0 beat last at 10900: removed 1000 ms later, as any member */
+    ck_assert_uint_eq(ps_coord_tick(x.c, 11900), 0);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 11901), 1);
+    ps_coord_get_stats(x.c, &st);
+    ck_assert(!st.recovering);
+    ck_assert_uint_eq(st.version, 4);
+    ck_assert_uint_eq(st.removals, 2);
+    s_close(&x);
+    free(t1);
+    free(t2);
+}
+END_TEST
+
+/* After a restart a member that beats without a table is a new process:
+ * removed at adoption.  A table of another shape is refused. */
+START_TEST(coordinator_restart_removes_new_processes)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    size_t l1, lx;
+    uint64_t v1, vx;
+    uint8_t *t1 = s_report(3, 2, NULL, 0, &l1, &v1);
+    uint8_t *tx = s_report(5, 2, NULL, 0, &lx, &vx);
+    s_open(&x, 3, 2, 400, 0);
+    ck_assert_int_eq(s_beat_table(&x, 10, 1, 1, tx, lx, &rep), 0);
+    ck_assert(rep.send_table);
+    ck_assert_uint_eq(s_lines(&x, "table from server 1 ignored", "5 servers and 2 replicas"), 1);
+    /* the version must be the one beaten */
+    ck_assert_int_eq(s_beat_table(&x, 20, 1, 7, t1, l1, &rep), 0);
+    ck_assert(rep.send_table);
+    ck_assert_uint_eq(s_lines(&x, "table from server 1 ignored", "beat says 7"), 1);
+    ck_assert_int_eq(s_beat_table(&x, 30, 1, 1, t1, l1, &rep), 0);
+    ck_assert(!rep.send_table);
+    s_beat(&x, 100, 0, 1, &rep);
+    s_beat(&x, 100, 2, 0, &rep); /* restarted with the coordinator */
+    ck_assert(!rep.member && !rep.send_table);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 399), 0);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 400), 1);
+    ck_assert_uint_eq(s_lines(&x, "removed server 2", "a new process"), 1);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 2);
+    /* 2 beating version 0 again: no table built, not a member */
+    ck_assert_int_eq(s_beat(&x, 410, 2, 0, &rep), 0);
+    ck_assert(!rep.member && rep.table_version == 2 && rep.table);
+    s_close(&x);
+
+    /* no valid table by the end of the grace: wait, say so once */
+    s_open(&x, 2, 2, 100, 0);
+    s_beat_table(&x, 10, 0, 3, (const uint8_t *)"ZPSR", 4, &rep);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 200), 0);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 300), 0);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    ck_assert_uint_eq(s_lines(&x, "no valid table reported yet", NULL), 1);
+    /* a fresh-looking beat does not build a table while recovering */
+    s_beat(&x, 310, 1, 0, &rep);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    /* one comes: adopted at the next beat or tick */
+    uint8_t *t3 = s_report(2, 2, NULL, 0, &l1, &v1);
+    ck_assert_int_eq(s_beat_table(&x, 320, 0, 1, t3, l1, &rep), 0);
+    ck_assert_ptr_nonnull(ps_coord_table(x.c));
+    ck_assert_uint_eq(ps_coord_tick(x.c, 330), 0);
+    /* 1 beat with version 0 during the grace: removed at adoption */
+    ck_assert(!zps_ranges_member(ps_coord_table(x.c), 1));
+    ck_assert(rep.member);
+    s_close(&x);
+    free(t1);
+    free(tx);
+    free(t3);
+}
+END_TEST
+
+START_TEST(bad_beats_refused)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 2, 2, 1000, 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 2, 1, "e", 1, 0, NULL, 0, &rep), ZPS_EINVAL);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, UINT32_MAX, 1, "e", 1, 0, NULL, 0, &rep), ZPS_EINVAL);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 0, 0, "e", 1, 0, NULL, 0, &rep), ZPS_EPROTO);
+    ck_assert(!rep.member && rep.lease_ms == 0);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.refused, 3);
+    ck_assert_uint_eq(st.beats, 0);
+    /* nothing was registered by them */
+    ck_assert_int_eq(s_beat(&x, 0, 0, 0, &rep), 0);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    /* endpoints: kept as given when printable and short, else empty */
+    char big[PS_COORD_MAX_ENDPOINT + 2];
+    memset(big, 'a', sizeof big);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, big, sizeof big, 0, NULL, 0, &rep), 0);
+    ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
+    ck_assert_ptr_nonnull(ps_coord_table(x.c)); /* still counts as a beat */
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, big, PS_COORD_MAX_ENDPOINT, 1, NULL, 0, &rep), 0);
+    ck_assert_uint_eq(strlen(ps_coord_endpoint(x.c, 1)), PS_COORD_MAX_ENDPOINT);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "tcp://x\n:1", 10, 1, NULL, 0, &rep), 0);
+    ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "a\0b", 3, 1, NULL, 0, &rep), 0);
+    ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, NULL, 5, 1, NULL, 0, &rep), 0);
+    ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "tcp://h:1", 9, 1, NULL, 0, &rep), 0);
+    ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "tcp://h:1");
+    ck_assert(rep.member);
+    /* the refusal is logged (rate-limited), escaped: every line is one
+     * timestamped line, none cut by a raw newline */
+    ck_assert_uint_ge(s_lines(&x, "server 1 announced an endpoint of 257 bytes", "aaaa..."), 1);
+    ck_assert_uint_eq(s_lines(&x, "", NULL), s_lines(&x, "Z coord/0 ", NULL));
+    /* a table reported while running is not needed: ignored */
+    ck_assert_int_eq(ps_coord_beat(x.c, 10, 1, 9, "tcp://h:1", 9, 1, (const uint8_t *)"x", 1, &rep), 0);
+    ck_assert(rep.member && !rep.send_table);
+    s_close(&x);
+}
+END_TEST
+
+Suite *suite_coord(void)
+{
+    Suite *s = suite_create("coord");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, conf_checked);
+    tcase_add_test(tc, build_after_all_beat);
+    tcase_add_test(tc, failure_removes_after_timeout);
+    tcase_add_test(tc, restarted_process_removed);
+    tcase_add_test(tc, coordinator_restart_adopts_highest);
+    tcase_add_test(tc, coordinator_restart_removes_new_processes);
+    tcase_add_test(tc, bad_beats_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
