@@ -27,6 +27,7 @@
 #include "zps_err.h"
 #include "zps_log.h"
 #include "zps_msg.h"
+#include "zps_out.h"
 #include "zps_time.h"
 
 extern char **environ;
@@ -47,6 +48,7 @@ enum { LC_REJECT = 8, LC_DROPPED = 9 };
 
 typedef struct {
     char listen[256];
+    char ready_file[512];   /* --ready-file: the bound endpoint, written atomically */
     ps_coord_conf_t coord;
     zps_log_level_t level;
 } s_conf_t;
@@ -73,13 +75,15 @@ static void s_usage(FILE *f)
             "  --replicas R             servers holding each key range, 1..%u (capped at S) [1]\n"
             "  --failure-timeout-ms MS  a server silent this long is removed from the table;\n"
             "                           servers hold leases of MS / 2             [%u]\n"
+            "  --ready-file FILE        write the bound endpoint to FILE once listening\n"
             "  --log-level LEVEL        debug, info, warn or error               [info]\n"
             "  --quiet                  --log-level warn\n"
             "  --help, --version\n",
             ZPS_RANGES_MAX_SERVERS, ZPS_MAX_REPLICAS, PS_COORD_FAILURE_MS_DEFAULT);
 }
 
-enum { O_LISTEN = 1, O_NUM_SERVERS, O_REPLICAS, O_FAILURE_MS, O_LOG_LEVEL, O_QUIET, O_HELP, O_VERSION };
+enum { O_LISTEN = 1, O_NUM_SERVERS, O_REPLICAS, O_FAILURE_MS, O_LOG_LEVEL, O_QUIET, O_HELP, O_VERSION,
+       O_READY_FILE };
 
 static const struct option s_options[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -87,6 +91,7 @@ static const struct option s_options[] = {
     {"replicas", required_argument, 0, O_REPLICAS},
     {"failure-timeout-ms", required_argument, 0, O_FAILURE_MS},
     {"log-level", required_argument, 0, O_LOG_LEVEL},
+    {"ready-file", required_argument, 0, O_READY_FILE},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -134,6 +139,13 @@ static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
         return ZPS_EINVAL;
     case O_QUIET:
         conf->level = ZPS_LOG_WARN;
+        return 0;
+    case O_READY_FILE:
+        if (!v[0] || strlen(v) >= sizeof conf->ready_file) {
+            snprintf(err, errlen, "invalid value for --ready-file");
+            return ZPS_EINVAL;
+        }
+        snprintf(conf->ready_file, sizeof conf->ready_file, "%s", v);
         return 0;
     }
     snprintf(err, errlen, "unknown option");
@@ -330,6 +342,18 @@ static int s_serve(const s_conf_t *conf, zps_log_t *log)
              conf->coord.failure_ms, conf->coord.failure_ms / 2);
     printf("zps-coord listening on %s\n", endpoint);
     fflush(stdout);
+    if (conf->ready_file[0]) {
+        /* the endpoint, through the atomic writer: a reader sees the whole
+         * line or no file (zps-launch waits for it) */
+        char why[600];
+        zps_out_t *of = zps_out_open(conf->ready_file, why, sizeof why);
+        if (of)
+            fprintf(zps_out_file(of), "%s\n", endpoint);
+        if (!of || zps_out_close(&of, 1, why, sizeof why) != 0) {
+            zps_error(log, "cannot write --ready-file %s: %s", conf->ready_file, why);
+            goto out;
+        }
+    }
 
     s_daemon_t d = {.sock = sock, .coord = coord, .log = log};
     while (!g_stop) {

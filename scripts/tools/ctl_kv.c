@@ -25,6 +25,12 @@ static void s_on_wait(void *ctx, uint32_t server, const char *addr, double waite
             server, addr, waited);
 }
 
+static void s_on_notice(void *ctx, const char *text)
+{
+    (void)ctx;
+    fprintf(stderr, "zps-ctl: %s\n", text);
+}
+
 static wk_client_t *s_client(const ctl_opts_t *o)
 {
     wk_client_conf_t cc;
@@ -42,6 +48,7 @@ static wk_client_t *s_client(const ctl_opts_t *o)
     cc.server_timeout_ms = (int)(o->server_timeout * 1000);
     cc.timeout_ms = cc.server_timeout_ms;
     cc.on_wait = s_on_wait;
+    cc.on_notice = s_on_notice;
     uint32_t w = o->window ? o->window : 64;
     cc.max_inflight = w + 1 > 256 ? w + 1 : 256;
     if (o->curve) {
