@@ -162,13 +162,31 @@ int zps_mf_writer_close(zps_mf_writer_t **wp, char *err, size_t errlen)
 }
 
 int zps_mf_write_manifest(const char *dir, const char *model, uint32_t dim, uint32_t nservers,
-                          const char *table_desc, const char *options, char *err, size_t errlen)
+                          const char *table_desc, const char *options, const uint8_t *present,
+                          char *err, size_t errlen)
 {
     if (s_mkdir(dir, err, errlen))
         return ZPS_EIO;
+    char *list = NULL;
+    size_t llen = 0;
+    if (present) {
+        FILE *lf = open_memstream(&list, &llen);
+        if (!lf) {
+            snprintf(err, errlen, "out of memory");
+            return ZPS_ENOMEM;
+        }
+        fputs("shards", lf);
+        for (uint32_t r = 0; r < nservers; r++)
+            if (present[r])
+                fprintf(lf, " %u", r);
+        fputc('\n', lf);
+        fclose(lf);
+    }
     char *text = NULL;
-    int n = asprintf(&text, "zps-model %u\nmodel %s\ndim %u\nservers %u\ntable %s\noptions %s\n",
-                     ZPS_MODELFILE_VERSION, model, dim, nservers, table_desc, options);
+    int n = asprintf(&text, "zps-model %u\nmodel %s\ndim %u\nservers %u\ntable %s\noptions %s\n%s",
+                     ZPS_MODELFILE_VERSION, model, dim, nservers, table_desc, options,
+                     list ? list : "");
+    free(list);
     if (n < 0) {
         snprintf(err, errlen, "out of memory");
         return ZPS_ENOMEM;
@@ -204,6 +222,23 @@ int zps_mf_read_manifest(const char *dir, zps_mf_manifest_t *m, char *err, size_
         else if (!strcmp(line, "servers")) m->nservers = (uint32_t)strtoul(val, NULL, 10);
         else if (!strcmp(line, "table")) snprintf(m->table, sizeof m->table, "%s", val);
         else if (!strcmp(line, "options")) snprintf(m->options, sizeof m->options, "%s", val);
+        else if (!strcmp(line, "shards")) {
+            /* every rank not listed is absent */
+            memset(m->absent, 0xff, sizeof m->absent);
+            for (const char *p = val; *p;) {
+                char *end;
+                unsigned long r = strtoul(p, &end, 10);
+                if (end == p || r >= ZPS_MF_MAX_SHARDS) {
+                    snprintf(err, errlen, "%s:%d: bad shard list '%s'", path, lineno, val);
+                    fclose(f);
+                    return ZPS_EPROTO;
+                }
+                m->absent[r / 8] &= (uint8_t)~(1u << (r % 8));
+                p = end;
+                while (*p == ' ')
+                    p++;
+            }
+        }
     }
     fclose(f);
     (void)lineno;
@@ -231,6 +266,8 @@ int zps_mf_load(const char *dir, const zps_mf_manifest_t *m,
         return ZPS_ENOMEM;
     int rc = 0;
     for (uint32_t r = 0; r < m->nservers && !rc; r++) {
+        if (r < ZPS_MF_MAX_SHARDS && (m->absent[r / 8] >> (r % 8) & 1))
+            continue; /* a replicated job's failed server: its keys are in the others' shards */
         char path[1024];
         snprintf(path, sizeof path, "%s/shard-%u-of-%u.bin", dir, r, m->nservers);
         FILE *f = fopen(path, "rb");

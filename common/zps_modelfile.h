@@ -9,6 +9,10 @@
  *                             servers S
  *                             table opt=...    the servers' optimizer settings
  *                             options --model lr --hash-bits 20 ...   training options
+ *                             shards 0 2       (a replicated job after a failure: the
+ *                                              servers whose shards hold the model; each
+ *                                              key is in exactly one of them, its range's
+ *                                              primary's.  Absent: every server 0..S-1)
  * DIR/shard-R-of-S.bin    one per server: a 64-byte header (magic "ZPSSHARD",
  *                         format version, rank, servers, dim, key count),
  *                         then per key: uint64 key + D float32 weights
@@ -49,9 +53,13 @@ int zps_mf_writer_add(zps_mf_writer_t *w, uint64_t key, const float *weights);
 /* Finish: checksum, fsync, rename, .sum file.  Frees w (also on error). */
 int zps_mf_writer_close(zps_mf_writer_t **w, char *err, size_t errlen);
 
+/* present: NULL (every shard 0..nservers-1), or per rank 1 if its shard
+ * is part of the model (the "shards" line). */
 int zps_mf_write_manifest(const char *dir, const char *model, uint32_t dim, uint32_t nservers,
-                          const char *table_desc, const char *options, char *err,
-                          size_t errlen);
+                          const char *table_desc, const char *options, const uint8_t *present,
+                          char *err, size_t errlen);
+
+#define ZPS_MF_MAX_SHARDS 4096
 
 typedef struct {
     uint32_t version;     /* format version of the directory (from "zps-model") */
@@ -59,6 +67,7 @@ typedef struct {
     uint32_t dim, nservers;
     char table[256];
     char options[1024];
+    uint8_t absent[ZPS_MF_MAX_SHARDS / 8]; /* bit r: shard r is not part of the model */
 } zps_mf_manifest_t;
 
 int zps_mf_read_manifest(const char *dir, zps_mf_manifest_t *m, char *err, size_t errlen);

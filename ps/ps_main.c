@@ -207,7 +207,7 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
 static int s_manifest_keeps(const char *name)
 {
     static const char *const skip[] = {"train", "test", "servers", "rank", "num-workers",
-                                       "test-predictions", "cache-dir", NULL};
+                                       "test-predictions", "cache-dir", "coordinator", NULL};
     for (int k = 0; skip[k]; k++)
         if (!strcmp(name, skip[k]))
             return 0;

@@ -485,12 +485,32 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     if (rc && !rc2)
         snprintf(err, errlen, "writing shard to %s failed", dir);
     rc = rc ? rc : rc2;
-    if (!rc && s->conf.rank == 0)
+    /* the manifest: server 0's job, or in a replicated job the lowest
+     * server still in the table, listing the servers whose shards make
+     * the model (each writes its primary ranges) */
+    uint8_t *present = NULL;
+    uint32_t writer = 0;
+    if (!rc && s->ranges) {
+        present = calloc(s->conf.nservers, 1);
+        if (!present) {
+            snprintf(err, errlen, "out of memory");
+            rc = ZPS_ENOMEM;
+        }
+        writer = UINT32_MAX;
+        for (uint32_t r = 0; present && r < s->conf.nservers; r++) {
+            present[r] = (uint8_t)zps_ranges_member(s->ranges, r);
+            if (present[r] && writer == UINT32_MAX)
+                writer = r;
+        }
+    }
+    if (!rc && s->conf.rank == writer)
         rc = zps_mf_write_manifest(dir, s->conf.model_name[0] ? s->conf.model_name : "kv",
-                                   tb->dim, s->conf.nservers, tb->desc, s->conf.options, err,
-                                   errlen);
+                                   tb->dim, s->conf.nservers, tb->desc, s->conf.options, present,
+                                   err, errlen);
+    free(present);
     if (!rc)
-        zps_info(s->log, "saved %zu keys to %s in %lld ms", saved, dir,
+        zps_info(s->log, "saved %zu keys%s to %s in %lld ms", saved,
+                 s->ranges ? " (the ranges this server is primary of)" : "", dir,
                  (long long)(zps_now_ms() - t0));
     return rc;
 }

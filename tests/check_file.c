@@ -371,7 +371,7 @@ START_TEST(test_model_sum_symlink)
         ck_assert_int_eq(zps_mf_writer_add(w, k, v), 0);
     }
     ck_assert_int_eq(zps_mf_writer_close(&w, err, sizeof err), 0);
-    ck_assert_int_eq(zps_mf_write_manifest(g_dir, "lr", 2, 1, "opt=sgd", "--model lr", err,
+    ck_assert_int_eq(zps_mf_write_manifest(g_dir, "lr", 2, 1, "opt=sgd", "--model lr", NULL, err,
                                            sizeof err), 0);
     ck_assert_int_eq(s_count(".tmp"), 0);
     zps_mf_manifest_t m;
@@ -892,7 +892,7 @@ static void s_write_model(size_t nkeys)
         ck_assert_int_eq(zps_mf_writer_add(w, s_key(i), v), 0);
     }
     ck_assert_msg(zps_mf_writer_close(&w, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(zps_mf_write_manifest(g_dir, "lr", MDIM, 1, "opt=sgd", "--model lr", err,
+    ck_assert_msg(zps_mf_write_manifest(g_dir, "lr", MDIM, 1, "opt=sgd", "--model lr", NULL, err,
                                         sizeof err) == 0, "%s", err);
 }
 

@@ -5,7 +5,10 @@
 # restarted: the coordinator removes it, the workers fail over, the job
 # must finish with exit 0, and worker 0's final test logloss and AUC must be
 # within 1% of run A's.  Then the same with --replicas 3 and two servers
-# killed at once (run C).
+# killed at once (run C).  B and C save the model (--save-model): it must
+# be one model whatever failed -- the manifest lists the surviving servers'
+# shards, each key is in exactly one of them (its range's primary's), and
+# zps-predict's test metrics on it are within 1% of run A's.
 . "$(dirname "$0")/lib.sh"
 D=$TMP
 ROWS=${REPL_ROWS:-600000}
@@ -18,8 +21,9 @@ export ZPS_BIN
 # run NAME R KILL...: the job, killing the listed server ranks after pass 1
 run() {
     name=$1 r=$2; shift 2
+    save=""; [ $# -gt 0 ] && save="--save-model $D/model.$name"
     "$LAUNCH" --bin "$ZPS_BIN" --servers 3 --workers 3 --replicas "$r" --log-dir "$D/$name" --timeout 300 \
-        -- $TRAIN >"$D/$name.out" 2>&1 &
+        $save -- $TRAIN >"$D/$name.out" 2>&1 &
     lp=$!
     PIDS="$PIDS $lp"
     if [ $# -gt 0 ]; then
@@ -54,6 +58,29 @@ done
 run C 3 0 2
 grep -q "removed server 0" "$D/C/coord.log" && grep -q "removed server 2" "$D/C/coord.log" ||
     fail "C: the coordinator did not remove servers 0 and 2"
+
+# the saved models: the survivors' shards, every key once
+check_model() {
+    m=$D/model.$1
+    grep -q "^shards $2\$" "$m/manifest" || fail "$1: manifest does not list shards '$2': $(grep shards "$m/manifest")"
+    for k in $3; do [ ! -e "$m/shard-$k-of-3.bin" ] || fail "$1: a shard of dead server $k"; done
+    "$ZPS_BIN/zps-predict" --model "$m" --export --out "$D/export.$1" 2>"$D/export.$1.log" ||
+        fail "$1: zps-predict --export: $(cat "$D/export.$1.log")"
+    dups=$(grep -v '^#' "$D/export.$1" | awk '{ print $1 }' | sort | uniq -d | wc -l)
+    [ "$dups" -eq 0 ] || fail "$1: $dups keys saved twice"
+    "$ZPS_BIN/zps-predict" --model "$m" --data "$D/ctr.test" --metrics --out "$D/pred.$1" \
+        >"$D/pred.$1.metrics" 2>"$D/pred.$1.log" || fail "$1: zps-predict: $(cat "$D/pred.$1.log")"
+    grep -q "from 1 shard\|from 2 shards" "$D/pred.$1.log" || fail "$1: $(cat "$D/pred.$1.log")"
+    eval "PAUC_$1=$(awk '{ for (i = 1; i < NF; i++) if ($i == "auc") print $(i + 1) }' "$D/pred.$1.metrics" | head -1)"
+    echo "$1: saved model ($(grep -vc '^#' "$D/export.$1") keys, shards $2): $(cat "$D/pred.$1.metrics")"
+}
+check_model B "0 2" 1
+check_model C "1" "0 2"
+for x in B C; do
+    eval "pauc=\$PAUC_$x"
+    awk -v a="$AUC_A" -v b="$pauc" 'BEGIN { exit !(b >= a * 0.99 && b <= a * 1.01) }' ||
+        fail "$x: the saved model's test AUC $pauc is not within 1% of the undisturbed $AUC_A"
+done
 
 # within 1% of the undisturbed run
 for x in B C; do

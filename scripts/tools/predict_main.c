@@ -416,8 +416,12 @@ int main(int argc, char **argv)
         zps_out_close(&outf, 0, err, sizeof err);
         return 1;
     }
-    fprintf(stderr, "zps-predict: loaded %s model, %zu keys from %u shards\n", mf.model,
-            zps_table_size(lc.t), mf.nservers);
+    uint32_t nshards = 0;
+    for (uint32_t r = 0; r < mf.nservers; r++)
+        nshards += r >= ZPS_MF_MAX_SHARDS || !(mf.absent[r / 8] >> (r % 8) & 1);
+    fprintf(stderr, "zps-predict: loaded %s model, %zu keys from %u shard%s%s\n", mf.model,
+            zps_table_size(lc.t), nshards, nshards == 1 ? "" : "s",
+            nshards < mf.nservers ? " (of a replicated job's surviving servers)" : "");
 
     FILE *out = to_stdout ? stdout : zps_out_file(outf);
     int rc;
