@@ -189,7 +189,7 @@ deps:
 # it_install runs make install (it builds build/pic and build/man, not ASan);
 # it_mpi, it_slurm and it_k8s exercise external
 # engines and tools (Open MPI, Slurm, python/npm checks of the manifests)
-ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s
+ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s it_replica_train
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take
