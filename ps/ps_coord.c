@@ -17,7 +17,7 @@
 
 #include "zps_err.h"
 
-enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3 };
+enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 };
 
 #define S_MAX_FAILURE_MS 86400000u
 /* the largest encoding: header, then 1 + 2 x 3 bytes per range */
@@ -45,6 +45,7 @@ struct ps_coord {
     zps_ranges_t best;        /* the highest table reported while recovering */
     uint32_t best_rank;
     int grace_warned;
+    int64_t last_tick_ms;
     uint32_t nheard;
     s_rank_t *ranks;
     ps_coord_stats_t st;
@@ -86,6 +87,7 @@ ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t no
         c->conf.replicas = c->conf.nservers;
     c->log = log;
     c->start_ms = now_ms;
+    c->last_tick_ms = now_ms;
     return c;
 }
 
@@ -320,6 +322,21 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
 
 uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
 {
+    /* a gap between ticks of over failure_ms / 2 is the coordinator's own
+     * stall (descheduled, stopped, swapping): the servers' beats of that
+     * time may still sit in its socket, so the gap is not their silence */
+    int64_t gap = now_ms - c->last_tick_ms;
+    if (gap > (int64_t)c->conf.failure_ms / 2) {
+        c->st.stalls++;
+        for (uint32_t i = 0; i < c->conf.nservers; i++) {
+            int64_t t = c->ranks[i].last_ms + gap;
+            c->ranks[i].last_ms = t < now_ms ? t : now_ms;
+        }
+        zps_log_limited(c->log, LC_STALL, 1000, "the coordinator did not run for %lld ms: that "
+                        "time is not counted as the servers' silence", (long long)gap);
+    }
+    if (gap > 0)
+        c->last_tick_ms = now_ms;
     uint32_t removed = s_maybe_adopt(c, now_ms);
     if (!c->have)
         return removed;

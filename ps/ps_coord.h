@@ -72,6 +72,7 @@ typedef struct {
     uint64_t refused;      /* beats refused (rank >= S, nonce 0) */
     uint64_t removals;     /* ranks removed from the table */
     uint64_t bad_tables;   /* tables reported that did not decode or fit */
+    uint64_t stalls;       /* ticks after a gap of over failure_ms / 2 */
     uint64_t version;      /* current table version (0: none) */
     uint32_t members;      /* ranks in the table */
     uint32_t lost;         /* ranges with no replica left */
@@ -96,7 +97,10 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
 
 /* Time passes: adopt a restarted coordinator's table once the grace is
  * over, and remove every member silent for more than failure_ms.  Returns
- * the number of ranks removed. */
+ * the number of ranks removed.  Call it at least every failure_ms / 2
+ * (zps-coord: every 50 ms): a longer gap since the previous tick is taken
+ * for a stall of the coordinator itself, whose length is then not counted
+ * as the servers' silence (their beats may be queued, unread). */
 uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms);
 
 /* The current table, NULL until one is built or adopted. */
