@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #include "ps_coord.h"
@@ -408,6 +409,13 @@ static int s_run(int argc, char **argv, const zps_env_t *env)
     zps_log_set_level(log, conf.level);
     zps_env_log(env, log);
     zps_daemon_signals(s_on_signal);
+    /* every server and client holds a connection: descriptors up to the
+     * hard limit (past it ZeroMQ refuses new connections, and serves on) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     int rc = s_serve(&conf, log);
     zps_log_destroy(&log);
     return rc;

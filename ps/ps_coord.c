@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_msg.h"
 
 enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 };
 
@@ -36,6 +37,8 @@ struct ps_coord {
     ps_coord_conf_t conf;
     zps_log_t *log;
     int64_t start_ms;
+    int64_t grace_end_ms;     /* recovering: when the grace ends */
+    size_t max_endpoint;      /* endpoints kept up to this length */
     int have;                 /* the table is built or adopted */
     zps_ranges_t table;
     uint8_t enc[S_ENC_MAX];   /* its encoding */
@@ -88,6 +91,10 @@ ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t no
     c->log = log;
     c->start_ms = now_ms;
     c->last_tick_ms = now_ms;
+    /* every endpoint fits one TABLE_REPLY with the largest table: an
+     * endpoint takes its length + 3 bytes there */
+    size_t room = (ZPS_MSG_MAX_ENVELOPE - S_ENC_MAX - 4096) / c->conf.nservers;
+    c->max_endpoint = room - 3 < PS_COORD_MAX_ENDPOINT ? room - 3 : PS_COORD_MAX_ENDPOINT;
     return c;
 }
 
@@ -154,12 +161,25 @@ static void s_build(ps_coord_t *c)
 }
 
 /* A restarted coordinator: adopt the best table reported once the grace
- * is over, then remove the members it has no live process of. */
+ * is over, then remove the members it has no live process of.  With no
+ * valid table by then, and every server now beating without one (the
+ * reports were a hostile or broken peer's, or every server restarted too):
+ * build a new table, as at a fresh start. */
 static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
 {
-    if (c->have || !c->recovering || now_ms - c->start_ms < (int64_t)c->conf.failure_ms)
+    if (c->have || !c->recovering || now_ms < c->grace_end_ms)
         return 0;
     if (!c->have_best) {
+        uint32_t fresh = 0;
+        for (uint32_t i = 0; i < c->conf.nservers; i++)
+            fresh += c->ranks[i].heard && c->ranks[i].reported == 0;
+        if (fresh == c->conf.nservers) {
+            zps_warn(c->log, "no valid table was reported and every server now beats without "
+                     "one: starting afresh");
+            c->recovering = 0;
+            s_build(c);
+            return 0;
+        }
         if (!c->grace_warned)
             zps_warn(c->log, "grace of %u ms over and no valid table reported yet: waiting for "
                      "one (servers refuse requests meanwhile)", c->conf.failure_ms);
@@ -181,7 +201,7 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
             continue;
         if (!c->ranks[i].heard) {
             snprintf(why, sizeof why, "not heard during the grace of %u ms after the "
-                     "coordinator's start", c->conf.failure_ms);
+                     "coordinator's restart", c->conf.failure_ms);
             s_remove(c, i, why);
             removed++;
         } else if (c->ranks[i].reported == 0) {
@@ -233,13 +253,14 @@ static void s_endpoint(ps_coord_t *c, uint32_t rank, const char *ep, size_t len)
 {
     s_rank_t *k = &c->ranks[rank];
     char esc[ZPS_LOG_WIRE_BUF];
-    int ok = len <= PS_COORD_MAX_ENDPOINT;
+    int ok = len <= c->max_endpoint;
     for (size_t i = 0; ok && i < len; i++)
         ok = ep[i] >= 0x21 && ep[i] <= 0x7e;
     if (!ok) {
         if (k->endpoint[0] || !k->heard)
             zps_log_limited(c->log, LC_ENDPOINT, 1000, "server %u announced an endpoint of %zu "
-                            "bytes that is too long or not printable: %s", rank, len,
+                            "bytes that is over %zu or not printable: %s", rank, len,
+                            c->max_endpoint,
                             zps_log_escape(ep, len, esc, sizeof esc, ZPS_LOG_WIRE_CHARS));
         k->endpoint[0] = 0;
         return;
@@ -292,10 +313,15 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
     k->reported = table_version;
 
     if (!c->have && table_version > 0) {
-        if (!c->recovering)
+        if (!c->recovering) {
+            /* the grace counts from the first report, not from our start:
+             * servers cut off from a coordinator that has just started must
+             * not miss it */
+            c->grace_end_ms = now_ms + c->conf.failure_ms;
             zps_info(c->log, "server %u holds table version %llu and this coordinator none: "
-                     "restarted, collecting the servers' tables until %u ms after the start",
-                     rank, (unsigned long long)table_version, c->conf.failure_ms);
+                     "restarted, collecting the servers' tables for %u ms", rank,
+                     (unsigned long long)table_version, c->conf.failure_ms);
+        }
         c->recovering = 1;
         if (table && table_len)
             s_report(c, rank, table_version, table, table_len);

@@ -22,19 +22,26 @@
  *   - restart of the coordinator: its whole state is rebuilt from the
  *     servers.  Servers beat with the version they hold; the coordinator
  *     asks (send_table) for tables newer than the best it has, keeps the
- *     highest version, and adopts it once failure_ms has passed since its
- *     start (every live server beats about ten times in that grace).  Then
- *     every member it did not hear during the grace, or heard only with
- *     version 0 (a new process, whose data is gone), is removed as a
- *     failure.  Until a table exists every beat gets member 0, lease 0.
+ *     highest version, and adopts it once failure_ms has passed since the
+ *     first beat that reported a table (every live server beats about ten
+ *     times in that grace; counting from the first report, not from the
+ *     start, keeps servers that reach a new coordinator late from being
+ *     removed).  Then every member it did not hear during the grace, or
+ *     whose last beat had version 0 (a new process, whose data is gone), is
+ *     removed as a failure.  If no valid table has come by the end of the
+ *     grace and every server now beats with version 0, a new table is built
+ *     as at a fresh start.  Until a table exists every beat gets member 0,
+ *     lease 0.
  * Rejoining (a restarted or new server getting ranges back) is not done
  * here yet: a removed rank stays out.
  *
  * Ownership: the table and its encoding returned by ps_coord_table,
  * ps_coord_encoded and in a reply stay valid until the next ps_coord_beat
- * or ps_coord_tick.  Endpoints are kept as given (capped at
- * PS_COORD_MAX_ENDPOINT bytes; longer or with control bytes: kept empty)
- * and escaped whenever logged. */
+ * or ps_coord_tick.  Endpoints are kept as given when printable and at
+ * most PS_COORD_MAX_ENDPOINT bytes, or fewer with many servers so that one
+ * TABLE_REPLY holding all of them and the table fits a client's envelope
+ * limit (52 bytes for 4096 servers); else they are kept empty.  They are
+ * escaped whenever logged. */
 #ifndef PS_COORD_H
 #define PS_COORD_H
 
