@@ -154,10 +154,14 @@ static void s_build(ps_coord_t *c)
     zps_ranges_init(&c->table, c->conf.nservers, c->conf.replicas); /* conf checked in _new */
     c->have = 1;
     s_changed(c);
-    zps_info(c->log, "table version 1: %u servers, %u replicas, %u or %u ranges per server "
-             "as primary, %u ranges in all", c->conf.nservers, c->conf.replicas,
-             ZPS_RANGES / c->conf.nservers,
-             ZPS_RANGES / c->conf.nservers + (ZPS_RANGES % c->conf.nservers != 0), ZPS_RANGES);
+    uint32_t lo = ZPS_RANGES / c->conf.nservers, hi = lo + (ZPS_RANGES % c->conf.nservers != 0);
+    char per[32];
+    if (lo == hi)
+        snprintf(per, sizeof per, "%u", lo);
+    else
+        snprintf(per, sizeof per, "%u or %u", lo, hi);
+    zps_info(c->log, "table version 1: %u servers, %u replicas, %s ranges per server as primary, "
+             "%u ranges in all", c->conf.nservers, c->conf.replicas, per, ZPS_RANGES);
 }
 
 /* A restarted coordinator: adopt the best table reported once the grace
