@@ -238,6 +238,10 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
     body.table.len = r.table_len;
     env.body_case = ZPS__ENVELOPE__BODY_BEAT_REPLY;
     env.beat_reply = &body;
+    zps_debug(d->log, "beat of server %u from %s holding version %llu: member %d, lease %u ms, "
+              "version %llu%s%s", b->rank, m->peer, (unsigned long long)b->table_version, r.member,
+              r.lease_ms, (unsigned long long)r.table_version, r.table ? ", with the table" : "",
+              r.send_table ? ", asked for its table" : "");
     s_send(d, m, &env);
 }
 
