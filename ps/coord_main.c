@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #include "ps_coord.h"
@@ -249,6 +250,10 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
     body.table.len = r.table_len;
     env.body_case = ZPS__ENVELOPE__BODY_BEAT_REPLY;
     env.beat_reply = &body;
+    zps_debug(d->log, "beat of server %u from %s holding version %llu: member %d, lease %u ms, "
+              "version %llu%s%s", b->rank, m->peer, (unsigned long long)b->table_version, r.member,
+              r.lease_ms, (unsigned long long)r.table_version, r.table ? ", with the table" : "",
+              r.send_table ? ", asked for its table" : "");
     s_send(d, m, &env);
 }
 
@@ -432,6 +437,13 @@ static int s_run(int argc, char **argv, const zps_env_t *env)
     zps_log_set_level(log, conf.level);
     zps_env_log(env, log);
     zps_daemon_signals(s_on_signal);
+    /* every server and client holds a connection: descriptors up to the
+     * hard limit (past it ZeroMQ refuses new connections, and serves on) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     int rc = s_serve(&conf, log);
     zps_log_destroy(&log);
     return rc;

@@ -16,8 +16,9 @@
 #include <string.h>
 
 #include "zps_err.h"
+#include "zps_msg.h"
 
-enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3 };
+enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 };
 
 #define S_MAX_FAILURE_MS 86400000u
 /* the largest encoding: header, then 1 + 2 x 3 bytes per range */
@@ -36,6 +37,8 @@ struct ps_coord {
     ps_coord_conf_t conf;
     zps_log_t *log;
     int64_t start_ms;
+    int64_t grace_end_ms;     /* recovering: when the grace ends */
+    size_t max_endpoint;      /* endpoints kept up to this length */
     int have;                 /* the table is built or adopted */
     zps_ranges_t table;
     uint8_t enc[S_ENC_MAX];   /* its encoding */
@@ -45,6 +48,7 @@ struct ps_coord {
     zps_ranges_t best;        /* the highest table reported while recovering */
     uint32_t best_rank;
     int grace_warned;
+    int64_t last_tick_ms;
     uint32_t nheard;
     s_rank_t *ranks;
     ps_coord_stats_t st;
@@ -86,6 +90,11 @@ ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t no
         c->conf.replicas = c->conf.nservers;
     c->log = log;
     c->start_ms = now_ms;
+    c->last_tick_ms = now_ms;
+    /* every endpoint fits one TABLE_REPLY with the largest table: an
+     * endpoint takes its length + 3 bytes there */
+    size_t room = (ZPS_MSG_MAX_ENVELOPE - S_ENC_MAX - 4096) / c->conf.nservers;
+    c->max_endpoint = room - 3 < PS_COORD_MAX_ENDPOINT ? room - 3 : PS_COORD_MAX_ENDPOINT;
     return c;
 }
 
@@ -145,19 +154,36 @@ static void s_build(ps_coord_t *c)
     zps_ranges_init(&c->table, c->conf.nservers, c->conf.replicas); /* conf checked in _new */
     c->have = 1;
     s_changed(c);
-    zps_info(c->log, "table version 1: %u servers, %u replicas, %u or %u ranges per server "
-             "as primary, %u ranges in all", c->conf.nservers, c->conf.replicas,
-             ZPS_RANGES / c->conf.nservers,
-             ZPS_RANGES / c->conf.nservers + (ZPS_RANGES % c->conf.nservers != 0), ZPS_RANGES);
+    uint32_t lo = ZPS_RANGES / c->conf.nservers, hi = lo + (ZPS_RANGES % c->conf.nservers != 0);
+    char per[32];
+    if (lo == hi)
+        snprintf(per, sizeof per, "%u", lo);
+    else
+        snprintf(per, sizeof per, "%u or %u", lo, hi);
+    zps_info(c->log, "table version 1: %u servers, %u replicas, %s ranges per server as primary, "
+             "%u ranges in all", c->conf.nservers, c->conf.replicas, per, ZPS_RANGES);
 }
 
 /* A restarted coordinator: adopt the best table reported once the grace
- * is over, then remove the members it has no live process of. */
+ * is over, then remove the members it has no live process of.  With no
+ * valid table by then, and every server now beating without one (the
+ * reports were a hostile or broken peer's, or every server restarted too):
+ * build a new table, as at a fresh start. */
 static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
 {
-    if (c->have || !c->recovering || now_ms - c->start_ms < (int64_t)c->conf.failure_ms)
+    if (c->have || !c->recovering || now_ms < c->grace_end_ms)
         return 0;
     if (!c->have_best) {
+        uint32_t fresh = 0;
+        for (uint32_t i = 0; i < c->conf.nservers; i++)
+            fresh += c->ranks[i].heard && c->ranks[i].reported == 0;
+        if (fresh == c->conf.nservers) {
+            zps_warn(c->log, "no valid table was reported and every server now beats without "
+                     "one: starting afresh");
+            c->recovering = 0;
+            s_build(c);
+            return 0;
+        }
         if (!c->grace_warned)
             zps_warn(c->log, "grace of %u ms over and no valid table reported yet: waiting for "
                      "one (servers refuse requests meanwhile)", c->conf.failure_ms);
@@ -179,7 +205,7 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
             continue;
         if (!c->ranks[i].heard) {
             snprintf(why, sizeof why, "not heard during the grace of %u ms after the "
-                     "coordinator's start", c->conf.failure_ms);
+                     "coordinator's restart", c->conf.failure_ms);
             s_remove(c, i, why);
             removed++;
         } else if (c->ranks[i].reported == 0) {
@@ -231,13 +257,14 @@ static void s_endpoint(ps_coord_t *c, uint32_t rank, const char *ep, size_t len)
 {
     s_rank_t *k = &c->ranks[rank];
     char esc[ZPS_LOG_WIRE_BUF];
-    int ok = len <= PS_COORD_MAX_ENDPOINT;
+    int ok = len <= c->max_endpoint;
     for (size_t i = 0; ok && i < len; i++)
         ok = ep[i] >= 0x21 && ep[i] <= 0x7e;
     if (!ok) {
         if (k->endpoint[0] || !k->heard)
             zps_log_limited(c->log, LC_ENDPOINT, 1000, "server %u announced an endpoint of %zu "
-                            "bytes that is too long or not printable: %s", rank, len,
+                            "bytes that is over %zu or not printable: %s", rank, len,
+                            c->max_endpoint,
                             zps_log_escape(ep, len, esc, sizeof esc, ZPS_LOG_WIRE_CHARS));
         k->endpoint[0] = 0;
         return;
@@ -290,10 +317,15 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
     k->reported = table_version;
 
     if (!c->have && table_version > 0) {
-        if (!c->recovering)
+        if (!c->recovering) {
+            /* the grace counts from the first report, not from our start:
+             * servers cut off from a coordinator that has just started must
+             * not miss it */
+            c->grace_end_ms = now_ms + c->conf.failure_ms;
             zps_info(c->log, "server %u holds table version %llu and this coordinator none: "
-                     "restarted, collecting the servers' tables until %u ms after the start",
-                     rank, (unsigned long long)table_version, c->conf.failure_ms);
+                     "restarted, collecting the servers' tables for %u ms", rank,
+                     (unsigned long long)table_version, c->conf.failure_ms);
+        }
         c->recovering = 1;
         if (table && table_len)
             s_report(c, rank, table_version, table, table_len);
@@ -320,6 +352,21 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
 
 uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
 {
+    /* a gap between ticks of over failure_ms / 2 is the coordinator's own
+     * stall (descheduled, stopped, swapping): the servers' beats of that
+     * time may still sit in its socket, so the gap is not their silence */
+    int64_t gap = now_ms - c->last_tick_ms;
+    if (gap > (int64_t)c->conf.failure_ms / 2) {
+        c->st.stalls++;
+        for (uint32_t i = 0; i < c->conf.nservers; i++) {
+            int64_t t = c->ranks[i].last_ms + gap;
+            c->ranks[i].last_ms = t < now_ms ? t : now_ms;
+        }
+        zps_log_limited(c->log, LC_STALL, 1000, "the coordinator did not run for %lld ms: that "
+                        "time is not counted as the servers' silence", (long long)gap);
+    }
+    if (gap > 0)
+        c->last_tick_ms = now_ms;
     uint32_t removed = s_maybe_adopt(c, now_ms);
     if (!c->have)
         return removed;

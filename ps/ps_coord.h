@@ -22,19 +22,26 @@
  *   - restart of the coordinator: its whole state is rebuilt from the
  *     servers.  Servers beat with the version they hold; the coordinator
  *     asks (send_table) for tables newer than the best it has, keeps the
- *     highest version, and adopts it once failure_ms has passed since its
- *     start (every live server beats about ten times in that grace).  Then
- *     every member it did not hear during the grace, or heard only with
- *     version 0 (a new process, whose data is gone), is removed as a
- *     failure.  Until a table exists every beat gets member 0, lease 0.
+ *     highest version, and adopts it once failure_ms has passed since the
+ *     first beat that reported a table (every live server beats about ten
+ *     times in that grace; counting from the first report, not from the
+ *     start, keeps servers that reach a new coordinator late from being
+ *     removed).  Then every member it did not hear during the grace, or
+ *     whose last beat had version 0 (a new process, whose data is gone), is
+ *     removed as a failure.  If no valid table has come by the end of the
+ *     grace and every server now beats with version 0, a new table is built
+ *     as at a fresh start.  Until a table exists every beat gets member 0,
+ *     lease 0.
  * Rejoining (a restarted or new server getting ranges back) is not done
  * here yet: a removed rank stays out.
  *
  * Ownership: the table and its encoding returned by ps_coord_table,
  * ps_coord_encoded and in a reply stay valid until the next ps_coord_beat
- * or ps_coord_tick.  Endpoints are kept as given (capped at
- * PS_COORD_MAX_ENDPOINT bytes; longer or with control bytes: kept empty)
- * and escaped whenever logged. */
+ * or ps_coord_tick.  Endpoints are kept as given when printable and at
+ * most PS_COORD_MAX_ENDPOINT bytes, or fewer with many servers so that one
+ * TABLE_REPLY holding all of them and the table fits a client's envelope
+ * limit (52 bytes for 4096 servers); else they are kept empty.  They are
+ * escaped whenever logged. */
 #ifndef PS_COORD_H
 #define PS_COORD_H
 
@@ -72,6 +79,7 @@ typedef struct {
     uint64_t refused;      /* beats refused (rank >= S, nonce 0) */
     uint64_t removals;     /* ranks removed from the table */
     uint64_t bad_tables;   /* tables reported that did not decode or fit */
+    uint64_t stalls;       /* ticks after a gap of over failure_ms / 2 */
     uint64_t version;      /* current table version (0: none) */
     uint32_t members;      /* ranks in the table */
     uint32_t lost;         /* ranges with no replica left */
@@ -96,7 +104,10 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
 
 /* Time passes: adopt a restarted coordinator's table once the grace is
  * over, and remove every member silent for more than failure_ms.  Returns
- * the number of ranks removed. */
+ * the number of ranks removed.  Call it at least every failure_ms / 2
+ * (zps-coord: every 50 ms): a longer gap since the previous tick is taken
+ * for a stall of the coordinator itself, whose length is then not counted
+ * as the servers' silence (their beats may be queued, unread). */
 uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms);
 
 /* The current table, NULL until one is built or adopted. */

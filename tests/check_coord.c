@@ -72,6 +72,17 @@ static int s_beat(s_fix_t *x, int64_t now, uint32_t rank, uint64_t version, ps_c
     return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, NULL, 0, rep);
 }
 
+/* Ticks every 50 ms after from, then at to, as zps-coord does: the
+ * ranks removed.  (A gap of over failure_ms / 2 between ticks is taken for
+ * a stall of the coordinator, test stall_not_counted.) */
+static uint32_t s_tick_to(s_fix_t *x, int64_t from, int64_t to)
+{
+    uint32_t n = 0;
+    for (int64_t t = from + 50; t < to; t += 50)
+        n += ps_coord_tick(x->c, t);
+    return n + ps_coord_tick(x->c, to);
+}
+
 /* A reply's table decoded. */
 static void s_decode(const ps_coord_reply_t *rep, zps_ranges_t *t)
 {
@@ -223,7 +234,7 @@ START_TEST(failure_removes_after_timeout)
     ck_assert_int_eq(s_beat(&x, 1300, 2, 2, &rep), 0);
     ck_assert(!rep.member && rep.lease_ms == 0);
     ck_assert_ptr_null(rep.table);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 5000), 2); /* 0 and 1 silent now */
+    ck_assert_uint_eq(s_tick_to(&x, 1300, 5000), 2); /* 0 and 1 silent now */
     ps_coord_stats_t st;
     ps_coord_get_stats(x.c, &st);
     ck_assert_uint_eq(st.removals, 3);
@@ -239,6 +250,7 @@ START_TEST(failure_removes_after_timeout)
     s_beat(&x, 250, 0, 1, &rep);
     s_beat(&x, 250, 1, 1, &rep);
     s_beat(&x, 250, 2, 1, &rep);
+    ck_assert_uint_eq(s_tick_to(&x, 0, 300), 0);
     ck_assert_uint_eq(ps_coord_tick(x.c, 301), 1);
     ck_assert_uint_eq(s_lines(&x, "removed server 3", "1024 ranges with no replica"), 1);
     ck_assert_uint_eq(s_lines(&x, "1024 of 4096 ranges have lost every replica",
@@ -343,8 +355,8 @@ START_TEST(coordinator_restart_adopts_highest)
     /* rank 3 (out of table 2) is a new process; rank 1 stays silent */
     ck_assert_int_eq(s_beat(&x, 10300, 3, 0, &rep), 0);
     ck_assert(!rep.member && !rep.send_table && rep.table_version == 0);
-    /* grace not over: no table */
-    ck_assert_uint_eq(ps_coord_tick(x.c, 10999), 0);
+    /* grace (1000 ms from the first report, at 10010) not over: no table */
+    ck_assert_uint_eq(s_tick_to(&x, 10000, 11009), 0);
     ck_assert_ptr_null(ps_coord_table(x.c));
     ps_coord_stats_t st;
     ps_coord_get_stats(x.c, &st);
@@ -353,7 +365,7 @@ START_TEST(coordinator_restart_adopts_highest)
     /* grace over: table 2 adopted, rank 1 (a member, not heard) removed */
     s_beat(&x, 10900, 0, 2, &rep);
     s_beat(&x, 10900, 2, 1, &rep);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 11000), 1);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 11010), 1);
     const zps_ranges_t *t = ps_coord_table(x.c);
     ck_assert_ptr_nonnull(t);
     ck_assert_uint_eq(t->version, 3);
@@ -371,7 +383,7 @@ START_TEST(coordinator_restart_adopts_highest)
     ck_assert_int_eq(s_beat(&x, 11050, 3, 0, &rep), 0);
     ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 3);
     /* 0 beat last at 10900: removed 1000 ms later, as any member */
-    ck_assert_uint_eq(ps_coord_tick(x.c, 11900), 0);
+    ck_assert_uint_eq(s_tick_to(&x, 11010, 11900), 0);
     ck_assert_uint_eq(ps_coord_tick(x.c, 11901), 1);
     ps_coord_get_stats(x.c, &st);
     ck_assert(!st.recovering);
@@ -406,8 +418,8 @@ START_TEST(coordinator_restart_removes_new_processes)
     s_beat(&x, 100, 0, 1, &rep);
     s_beat(&x, 100, 2, 0, &rep); /* restarted with the coordinator */
     ck_assert(!rep.member && !rep.send_table);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 399), 0);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 400), 1);
+    ck_assert_uint_eq(s_tick_to(&x, 0, 409), 0); /* grace from the first report, at 10 */
+    ck_assert_uint_eq(ps_coord_tick(x.c, 410), 1);
     ck_assert_uint_eq(s_lines(&x, "removed server 2", "a new process"), 1);
     ck_assert_uint_eq(ps_coord_table(x.c)->version, 2);
     /* 2 beating version 0 again: no table built, not a member */
@@ -418,8 +430,7 @@ START_TEST(coordinator_restart_removes_new_processes)
     /* no valid table by the end of the grace: wait, say so once */
     s_open(&x, 2, 2, 100, 0);
     s_beat_table(&x, 10, 0, 3, (const uint8_t *)"ZPSR", 4, &rep);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 200), 0);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 300), 0);
+    ck_assert_uint_eq(s_tick_to(&x, 0, 300), 0);
     ck_assert_ptr_null(ps_coord_table(x.c));
     ck_assert_uint_eq(s_lines(&x, "no valid table reported yet", NULL), 1);
     /* a fresh-looking beat does not build a table while recovering */
@@ -434,9 +445,59 @@ START_TEST(coordinator_restart_removes_new_processes)
     ck_assert(!zps_ranges_member(ps_coord_table(x.c), 1));
     ck_assert(rep.member);
     s_close(&x);
+
+    /* a report that never gives a valid table, and then every server
+     * beats without one: after the grace, a new table as at a fresh start */
+    s_open(&x, 2, 2, 100, 0);
+    s_beat_table(&x, 10, 0, 5, (const uint8_t *)"junk", 4, &rep);
+    ck_assert(rep.send_table);
+    s_beat(&x, 50, 0, 0, &rep);
+    s_beat(&x, 50, 1, 0, &rep);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    ck_assert_uint_eq(s_tick_to(&x, 0, 109), 0);
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    ck_assert_uint_eq(ps_coord_tick(x.c, 110), 0);
+    ck_assert_ptr_nonnull(ps_coord_table(x.c));
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 1);
+    ck_assert_uint_eq(s_lines(&x, "starting afresh", NULL), 1);
+    ck_assert_uint_eq(s_lines(&x, "table version 1: 2 servers", NULL), 1);
+    ck_assert_int_eq(s_beat(&x, 120, 1, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 50 && rep.table);
+    s_close(&x);
     free(t1);
     free(tx);
     free(t3);
+}
+END_TEST
+
+/* A long gap between ticks is the coordinator's stall, not the servers'
+ * silence: nobody is removed for it, and the time after it counts. */
+START_TEST(stall_not_counted)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 2, 2, 1000, 0);
+    s_all(&x, 2, 0, 0);
+    s_all(&x, 2, 100, 1);
+    ck_assert_uint_eq(s_tick_to(&x, 0, 500), 0);
+    /* 2500 ms without a tick (and without beats read) */
+    ck_assert_uint_eq(ps_coord_tick(x.c, 3000), 0);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.stalls, 1);
+    ck_assert_uint_eq(s_lines(&x, "did not run for 2500 ms", NULL), 1);
+    /* rank 0's queued beat is read now; rank 1 stays silent: its 100 ms
+     * before the stall and the time after it count */
+    ck_assert_int_eq(s_beat(&x, 3010, 0, 1, &rep), 0);
+    ck_assert(rep.member);
+    ck_assert_uint_eq(s_tick_to(&x, 3000, 3600), 0);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 3601), 1);
+    ck_assert(zps_ranges_member(ps_coord_table(x.c), 0));
+    ck_assert(!zps_ranges_member(ps_coord_table(x.c), 1));
+    ck_assert_uint_eq(s_lines(&x, "removed server 1", "silent for 1001 ms"), 1);
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.stalls, 1);
+    s_close(&x);
 }
 END_TEST
 
@@ -477,6 +538,21 @@ START_TEST(bad_beats_refused)
      * timestamped line, none cut by a raw newline */
     ck_assert_uint_ge(s_lines(&x, "server 1 announced an endpoint of 257 bytes", "aaaa..."), 1);
     ck_assert_uint_eq(s_lines(&x, "", NULL), s_lines(&x, "Z coord/0 ", NULL));
+    /* with 4096 servers endpoints are kept up to 52 bytes, so that a
+     * TABLE_REPLY with every one fits a client's envelope limit */
+    ps_coord_t *c2;
+    ps_coord_conf_t conf;
+    ps_coord_conf_defaults(&conf);
+    conf.nservers = 4096;
+    conf.replicas = 3;
+    char err[200];
+    c2 = ps_coord_new(&conf, x.log, 0, err, sizeof err);
+    ck_assert_ptr_nonnull(c2);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 52, 0, NULL, 0, &rep), 0);
+    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 52);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 53, 0, NULL, 0, &rep), 0);
+    ck_assert_str_eq(ps_coord_endpoint(c2, 4095), "");
+    ps_coord_destroy(&c2);
     /* a table reported while running is not needed: ignored */
     ck_assert_int_eq(ps_coord_beat(x.c, 10, 1, 9, "tcp://h:1", 9, 1, (const uint8_t *)"x", 1, &rep), 0);
     ck_assert(rep.member && !rep.send_table);
@@ -494,6 +570,7 @@ Suite *suite_coord(void)
     tcase_add_test(tc, restarted_process_removed);
     tcase_add_test(tc, coordinator_restart_adopts_highest);
     tcase_add_test(tc, coordinator_restart_removes_new_processes);
+    tcase_add_test(tc, stall_not_counted);
     tcase_add_test(tc, bad_beats_refused);
     suite_add_tcase(s, tc);
     return s;

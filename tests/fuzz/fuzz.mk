@@ -38,7 +38,7 @@ FUZZ_CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -D_GNU_SOURCE -DZPS_VERSION=\"fuzz
                 $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_LIBS     = $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm -lpthread
 
-FUZZ_LIB_SRC := $(wildcard common/*.c) $(filter-out ps/ps_main.c,$(wildcard ps/*.c)) \
+FUZZ_LIB_SRC := $(wildcard common/*.c) $(filter-out ps/%_main.c,$(wildcard ps/*.c)) \
                 $(filter-out worker/%_main.c,$(wildcard worker/*.c))
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_OBJDIR)/%.o) $(FUZZ_OBJDIR)/gen/zps.pb-c.o
 FUZZ_LIB     := $(FUZZ_OBJDIR)/libzps-fuzz.a
