@@ -32,7 +32,7 @@ make -C "$ROOT" --no-print-directory install DESTDIR="$DEST" PREFIX=/usr >"$D/in
 
 # ---- the tree -------------------------------------------------------------------------
 U=$DEST/usr
-for p in zps-server zps-worker zps-predict zps-ctl zps-datagen zps-keygen zps-bench zps-launch; do
+for p in zps-server zps-worker zps-coord zps-predict zps-ctl zps-datagen zps-keygen zps-bench zps-launch; do
     [ -x "$U/bin/$p" ] || fail "$U/bin/$p is not installed (or not executable)"
     grep -q '^\.TH' "$U/share/man/man1/$p.1" 2>/dev/null || fail "no man page $U/share/man/man1/$p.1"
 done
