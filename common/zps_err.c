@@ -24,6 +24,7 @@ const char *zps_strerror(int code)
     case ZPS_ESEQ: return "invalid push sequence number";
     case ZPS_ENOLEASE: return "server holds no lease from the coordinator";
     case ZPS_ELOST: return "every replica of a key range failed";
+    case ZPS_ESTALE: return "server's range table is older than the request's";
     default: break;
     }
     if (code < 0 && code > -4096)

@@ -27,6 +27,8 @@ enum {
     ZPS_ENOLEASE  = -30916, /* replicated job: the server holds no lease from the coordinator
                                (cut off, removed, or not started yet): retry elsewhere/later */
     ZPS_ELOST     = -30917, /* replicated job: every replica of a key range failed */
+    ZPS_ESTALE    = -30918, /* replicated job: the server's range table is older than the
+                               request's (it is about to learn the new one): retry soon */
 };
 
 /* Static text for a ZPS_E* code or a negated errno; never NULL. */

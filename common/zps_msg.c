@@ -174,6 +174,10 @@ static int s_body_for_type(int type)
     case ZPS__MSG_TYPE__BEAT_REPLY: return ZPS__ENVELOPE__BODY_BEAT_REPLY;
     case ZPS__MSG_TYPE__TABLE_GET: return ZPS__ENVELOPE__BODY_TABLE_GET;
     case ZPS__MSG_TYPE__TABLE_REPLY: return ZPS__ENVELOPE__BODY_TABLE_REPLY;
+    case ZPS__MSG_TYPE__FORWARD: return ZPS__ENVELOPE__BODY_FORWARD;
+    case ZPS__MSG_TYPE__FORWARD_ACK: return ZPS__ENVELOPE__BODY_FORWARD_ACK;
+    case ZPS__MSG_TYPE__SNAP: return ZPS__ENVELOPE__BODY_SNAP;
+    case ZPS__MSG_TYPE__SNAP_ACK: return ZPS__ENVELOPE__BODY_SNAP_ACK;
     default: return -1;
     }
 }
@@ -192,6 +196,10 @@ const char *zps_msg_type_name(int type)
     case ZPS__MSG_TYPE__BEAT_REPLY: return "beat-reply";
     case ZPS__MSG_TYPE__TABLE_GET: return "table-get";
     case ZPS__MSG_TYPE__TABLE_REPLY: return "table-reply";
+    case ZPS__MSG_TYPE__FORWARD: return "forward";
+    case ZPS__MSG_TYPE__FORWARD_ACK: return "forward-ack";
+    case ZPS__MSG_TYPE__SNAP: return "snap";
+    case ZPS__MSG_TYPE__SNAP_ACK: return "snap-ack";
     default: return "unknown";
     }
 }

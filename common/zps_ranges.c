@@ -1,8 +1,9 @@
 /* zps_ranges: the range table (see zps_ranges.h).
  *
  * Wire form, little-endian:
- *   "ZPSR" u32 format (1) u64 version u32 nservers u32 replicas
- *   then per range: u8 nrep, nrep x u16 rank */
+ *   "ZPSR" u32 format (2) u64 version u32 nservers u32 replicas
+ *   then per range: u8 nrep, nrep x u16 rank, u16 joiner (0xffff: none)
+ *   and, with a joiner, u16 donor and u64 cut */
 #include "zps_ranges.h"
 
 #include <stdio.h>
@@ -10,7 +11,7 @@
 
 #include "zps_err.h"
 
-#define S_FORMAT 1u
+#define S_FORMAT 2u
 #define S_HEAD 24u
 
 int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas)
@@ -25,6 +26,7 @@ int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas)
     uint32_t n = replicas < nservers ? replicas : nservers;
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         uint32_t h = zps_range_home(r, nservers);
+        t->join[r] = ZPS_NO_RANK;
         t->nrep[r] = (uint8_t)n;
         for (uint32_t i = 0; i < n; i++)
             t->rep[r][i] = (uint16_t)((h + i) % nservers);
@@ -40,9 +42,15 @@ uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost)
         for (uint32_t i = 0; i < t->nrep[r]; i++)
             if (t->rep[r][i] != rank)
                 t->rep[r][k++] = t->rep[r][i];
-        if (k != t->nrep[r]) {
+        int drop = t->join[r] != ZPS_NO_RANK && (t->join[r] == rank || t->donor[r] == rank);
+        if (k != t->nrep[r] || drop) {
             changed++;
             t->nrep[r] = (uint8_t)k;
+        }
+        if (drop) {
+            t->join[r] = ZPS_NO_RANK;
+            t->donor[r] = 0;
+            t->cut[r] = 0;
         }
     }
     if (changed)
@@ -50,6 +58,36 @@ uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost)
     if (lost)
         *lost = zps_ranges_lost(t);
     return changed;
+}
+
+int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
+                    uint64_t cut)
+{
+    if (range >= ZPS_RANGES || joiner >= t->nservers || t->join[range] != ZPS_NO_RANK ||
+        zps_ranges_has(t, range, joiner) || !zps_ranges_has(t, range, donor) ||
+        t->nrep[range] >= ZPS_MAX_REPLICAS || cut == 0)
+        return ZPS_EINVAL;
+    t->join[range] = (uint16_t)joiner;
+    t->donor[range] = (uint16_t)donor;
+    t->cut[range] = cut;
+    return 0;
+}
+
+uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut)
+{
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        if (t->join[r] != joiner || t->cut[r] != cut || t->nrep[r] >= ZPS_MAX_REPLICAS)
+            continue;
+        t->rep[r][t->nrep[r]++] = (uint16_t)joiner;
+        t->join[r] = ZPS_NO_RANK;
+        t->donor[r] = 0;
+        t->cut[r] = 0;
+        n++;
+    }
+    if (n)
+        t->version++;
+    return n;
 }
 
 uint32_t zps_ranges_lost(const zps_ranges_t *t)
@@ -75,7 +113,7 @@ uint32_t zps_ranges_count(const zps_ranges_t *t, uint32_t rank, uint32_t *primar
 int zps_ranges_member(const zps_ranges_t *t, uint32_t rank)
 {
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
-        if (zps_ranges_has(t, r, rank))
+        if (zps_ranges_takes(t, r, rank))
             return 1;
     return 0;
 }
@@ -110,9 +148,9 @@ static uint64_t s_get64(const uint8_t *p)
 
 size_t zps_ranges_encoded_size(const zps_ranges_t *t)
 {
-    size_t n = S_HEAD + ZPS_RANGES;
+    size_t n = S_HEAD + 3u * ZPS_RANGES;
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
-        n += 2u * t->nrep[r];
+        n += 2u * t->nrep[r] + (t->join[r] != ZPS_NO_RANK ? 10u : 0u);
     return n;
 }
 
@@ -132,6 +170,15 @@ size_t zps_ranges_encode(const zps_ranges_t *t, uint8_t *buf, size_t cap)
         for (uint32_t i = 0; i < t->nrep[r]; i++, p += 2) {
             p[0] = (uint8_t)t->rep[r][i];
             p[1] = (uint8_t)(t->rep[r][i] >> 8);
+        }
+        p[0] = (uint8_t)t->join[r];
+        p[1] = (uint8_t)(t->join[r] >> 8);
+        p += 2;
+        if (t->join[r] != ZPS_NO_RANK) {
+            p[0] = (uint8_t)t->donor[r];
+            p[1] = (uint8_t)(t->donor[r] >> 8);
+            s_put64(p + 2, t->cut[r]);
+            p += 10;
         }
     }
     return need;
@@ -180,6 +227,30 @@ int zps_ranges_decode(zps_ranges_t *out, const uint8_t *buf, size_t len, char *e
             }
             tmp.rep[r][i] = (uint16_t)rank;
             tmp.nrep[r] = (uint8_t)(i + 1);
+        }
+        if ((size_t)(end - p) < 2) {
+            snprintf(err, errlen, "range table: truncated at range %u", r);
+            return ZPS_EPROTO;
+        }
+        uint32_t j = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+        p += 2;
+        tmp.join[r] = (uint16_t)j;
+        if (j != ZPS_NO_RANK) {
+            if ((size_t)(end - p) < 10) {
+                snprintf(err, errlen, "range table: truncated at range %u", r);
+                return ZPS_EPROTO;
+            }
+            uint32_t d = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+            uint64_t cut = s_get64(p + 2);
+            p += 10;
+            if (j >= tmp.nservers || zps_ranges_has(&tmp, r, j) || !zps_ranges_has(&tmp, r, d) ||
+                cut == 0 || cut > tmp.version || n >= ZPS_MAX_REPLICAS) {
+                snprintf(err, errlen, "range table: range %u has an invalid join (server %u from "
+                         "%u at version %llu)", r, j, d, (unsigned long long)cut);
+                return ZPS_EPROTO;
+            }
+            tmp.donor[r] = (uint16_t)d;
+            tmp.cut[r] = cut;
         }
     }
     if (p != end) {

@@ -22,6 +22,14 @@
  * order of the others (the next replica becomes primary); a range whose
  * last replica goes is "lost" (nrep 0).
  *
+ * Joining: a range may also have one joining replica (join[r]), which
+ * copies the range from its donor (donor[r], a replica) as of the table
+ * version cut[r] at which the join began, and receives every push split by
+ * a table of that version or later; the donor forwards it the pushes split
+ * by older tables that it applies after the cut (docs/architecture.md,
+ * "Joining").  A joiner takes pushes but no pulls until
+ * zps_ranges_complete appends it to the chain.
+ *
  * A plain value type (about 28 KB: 4096 x (1 + 2 x 3) bytes plus a
  * header), copied as it is; zps_ranges_encode/decode give its wire form
  * (little-endian, fixed layout, validated on decode). */
@@ -37,6 +45,7 @@
 #define ZPS_RANGES (1u << ZPS_RANGE_BITS)
 #define ZPS_MAX_REPLICAS 3
 #define ZPS_RANGES_MAX_SERVERS 4096u
+#define ZPS_NO_RANK 0xffffu   /* join[r]: no joining replica */
 
 typedef struct {
     uint64_t version;                              /* >= 1 once built */
@@ -44,6 +53,9 @@ typedef struct {
     uint32_t replicas;                             /* R wanted (1..ZPS_MAX_REPLICAS) */
     uint8_t nrep[ZPS_RANGES];                      /* live replicas of each range */
     uint16_t rep[ZPS_RANGES][ZPS_MAX_REPLICAS];    /* their ranks, primary first */
+    uint16_t join[ZPS_RANGES];                     /* joining replica, or ZPS_NO_RANK */
+    uint16_t donor[ZPS_RANGES];                    /* its donor (a replica of the range) */
+    uint64_t cut[ZPS_RANGES];                      /* the version its join began at */
 } zps_ranges_t;
 
 /* The range of a key. */
@@ -63,11 +75,35 @@ static inline uint32_t zps_range_home(uint32_t range, uint32_t nservers)
  * or R outside 1..ZPS_MAX_REPLICAS. */
 int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas);
 
-/* Take rank out of every chain (others keep their order).  Returns the
- * number of ranges it was removed from; the version grows by one if that
- * is not 0.  *lost (may be NULL) receives how many ranges have no replica
- * left after the call. */
+/* Take rank out of every chain (others keep their order), and out of every
+ * join, as joiner (the join is dropped) or as donor (the join is dropped
+ * too: the joiner's copy is incomplete).  Returns the number of ranges it
+ * was removed from; the version grows by one if that is not 0.  *lost (may
+ * be NULL) receives how many ranges have no replica left after the call. */
 uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost);
+
+/* Start a join: joiner copies range from donor (a replica of it, not the
+ * joiner) as of cut (the version the caller is about to publish).  0, or
+ * ZPS_EINVAL (the range has a join already, the joiner is a replica, the
+ * donor is not).  The caller bumps the version (to cut). */
+int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
+                    uint64_t cut);
+
+/* The joins of joiner that began at cut are done: it becomes the last
+ * replica of each of their ranges.  Returns how many; the version grows by
+ * one if that is not 0. */
+uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut);
+
+/* Does rank take pushes of range: a replica, or its joiner? */
+static inline int zps_ranges_takes(const zps_ranges_t *t, uint32_t range, uint32_t rank)
+{
+    if (t->join[range] == rank)
+        return 1;
+    for (uint32_t i = 0; i < t->nrep[range]; i++)
+        if (t->rep[range][i] == rank)
+            return 1;
+    return 0;
+}
 
 /* Is rank a replica of range? */
 static inline int zps_ranges_has(const zps_ranges_t *t, uint32_t range, uint32_t rank)
@@ -90,7 +126,7 @@ uint32_t zps_ranges_lost(const zps_ranges_t *t);
 /* Ranges rank holds (as primary: *primary, may be NULL). */
 uint32_t zps_ranges_count(const zps_ranges_t *t, uint32_t rank, uint32_t *primary);
 
-/* Is rank in any chain? */
+/* Is rank in any chain, or joining any range? */
 int zps_ranges_member(const zps_ranges_t *t, uint32_t rank);
 
 /* Wire form: bytes needed, and the encoding (returns bytes written, 0 if

@@ -223,8 +223,8 @@ START_TEST(decode_refuses)
     b[0] = 'X';
     s_refused(b, n, "not a range table", "bad magic");
     memcpy(b, good, n);
-    b[4] = 2;
-    s_refused(b, n, "format 2", "format 2");
+    b[4] = 3;
+    s_refused(b, n, "format 3", "format 3");
     /* cut anywhere: refused */
     for (size_t len = 0; len < n; len++)
         s_refused(good, len, NULL, "truncated");
