@@ -24,9 +24,9 @@
 #           refused; the pushers' retries too) while the coordinator still
 #           lists it in the table (asked afterwards: the refusal came first;
 #           the coordinator's failure timeout is twice the lease, 4 s here
-#           so that a loaded machine has the 2 s between them).  Then the same as case 1:
-#           removal, failover, exact sums; the path returns, server 1
-#           learns it was removed and refuses.
+#           so that a loaded machine has the 2 s between them).  Then as in
+#           case 1: removal, failover, exact sums; the path returns, server
+#           1 learns it was removed and refuses.
 # TODO(rejoin): once a removed server can rejoin, assert here that after
 # the link returns server 1 is back in the table and holds the exact sums
 # of its ranges.  Not built yet: this test only shows that it refuses.
