@@ -63,6 +63,10 @@ static void s_usage(FILE *f)
             "  --max-connections N      peers served at once; more are answered ZPS_ELIMIT\n"
             "                                                                    [1000, < fd limit]\n"
             "  --clip-gradient X        clip every gradient value into [-X, X] before applying\n"
+            "  --join-rate-mb M         replicated job: a donor streams its snapshot to a\n"
+            "                           joining server at most M MB/s (0: no limit)   [200]\n"
+            "  --join-buffer-mb M       a joining server buffers at most M MiB of pushes until\n"
+            "                           its copy is complete; more wait (retried)     [1024]\n"
             "  --max-reply-mb M         reply bytes a peer may leave unread before its pulls are\n"
             "                           refused (ZPS_ELIMIT)                           [256]\n"
             "  --max-reply-total-mb M   the same for all peers together                [1024]\n"
@@ -87,6 +91,7 @@ static void s_usage(FILE *f)
 enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
+    O_JOIN_RATE_MB, O_JOIN_BUFFER_MB,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
     O_EXIT_WHEN_DONE,
     O_METRICS_LISTEN, /* metrics */
@@ -109,6 +114,8 @@ static const struct option s_server_options[] = {
     {"max-memory-mb", required_argument, 0, O_MAX_MEMORY_MB},
     {"max-connections", required_argument, 0, O_MAX_CONNECTIONS},
     {"clip-gradient", required_argument, 0, O_CLIP_GRADIENT},
+    {"join-rate-mb", required_argument, 0, O_JOIN_RATE_MB},
+    {"join-buffer-mb", required_argument, 0, O_JOIN_BUFFER_MB},
     {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
     {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
     {"restore", no_argument, 0, O_RESTORE},
@@ -191,6 +198,14 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
     case O_ADMIT_IDS:
         return zps_parse_u64(v, &sc->admit.ids) || sc->admit.ids == 0 ||
                sc->admit.ids > (1ULL << 32) ? ZPS_EINVAL : 0;
+    case O_JOIN_BUFFER_MB: return s_mib(v, 1ULL << 30, &sc->join_buffer_bytes);
+    case O_JOIN_RATE_MB: {
+        double x;
+        if (zps_parse_double(v, &x) || !(x >= 0) || x > 1e9)
+            return ZPS_EINVAL;
+        sc->join_rate_mb = x;
+        return 0;
+    }
     case O_CLIP_GRADIENT: {
         double x;
         if (zps_parse_double(v, &x) || !(x > 0) || x > 3e38)
@@ -274,7 +289,7 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
                              o == O_ADMIN_TOKEN_FILE || o == O_METRICS_LISTEN;
             fprintf(stderr, "zps-server: invalid value '%s' for --%s%s%s\n", optarg, opts[li].name,
                     text ? "" : ": ",
-                    text ? "" : zps_args_why(optarg, o == O_CLIP_GRADIENT ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
+                    text ? "" : zps_args_why(optarg, o == O_CLIP_GRADIENT || o == O_JOIN_RATE_MB ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
             return 2;
         }
     }
@@ -390,7 +405,9 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         zps_info(log, "signal received, exiting");
     ps_server_destroy(&srv);
     zps_log_destroy(&log);
-    return rc == 0 ? 0 : 1;
+    /* 3: removed from a replicated job's range table (its data is stale);
+     * a supervisor (zps-launch --restart-servers) starts it fresh to rejoin */
+    return rc == 0 ? 0 : rc == ZPS_ENOLEASE ? 3 : 1;
 }
 
 int main(int argc, char **argv)

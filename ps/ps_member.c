@@ -24,6 +24,10 @@ struct ps_member {
     _Atomic long long lease_until;   /* ms, zps_now_ms clock; 0: none */
     _Atomic int state;
     _Atomic unsigned long long sent, answered;
+    _Atomic unsigned long long joined;   /* the cut reported in beats (0: none) */
+    int was_in;                          /* the thread's own: ever a member */
+    char (*eps)[256];                    /* under mu: per rank (ZPS_RANGES_MAX_SERVERS) */
+    uint32_t neps;
     pthread_mutex_t mu;
     zps_ranges_t *table;             /* under mu: the newest table received */
     int send_table;                  /* the thread's own */
@@ -42,6 +46,7 @@ static void s_send_beat(ps_member_t *m, void *sock, uint64_t id)
     uint8_t *tb = NULL;
     pthread_mutex_lock(&m->mu);
     b.table_version = m->table->version;
+    b.joined = atomic_load(&m->joined);
     if (m->send_table && m->table->version) {
         size_t need = zps_ranges_encoded_size(m->table);
         tb = malloc(need);
@@ -74,6 +79,9 @@ static void s_set_state(ps_member_t *m, int st, uint64_t version)
         zps_warn(m->log, "coordinator %s: this server is not in the range table (version %llu): "
                  "it was removed (declared failed, or restarted); refusing pushes and pulls",
                  m->coord, (unsigned long long)version);
+    else if (st == PS_MEMBER_CANDIDATE)
+        zps_info(m->log, "coordinator %s: the job runs (table version %llu) without this server: "
+                 "waiting to be given key ranges to join", m->coord, (unsigned long long)version);
 }
 
 static void s_on_reply(ps_member_t *m, const Zps__Envelope *env)
@@ -100,6 +108,11 @@ static void s_on_reply(ps_member_t *m, const Zps__Envelope *env)
                 *m->table = *t;
                 newer = 1;
             }
+            for (size_t i = 0; i < br->n_endpoints && i < ZPS_RANGES_MAX_SERVERS; i++)
+                snprintf(m->eps[i], sizeof m->eps[i], "%s", br->endpoints[i]);
+            if (br->n_endpoints > m->neps)
+                m->neps = (uint32_t)(br->n_endpoints < ZPS_RANGES_MAX_SERVERS
+                                         ? br->n_endpoints : ZPS_RANGES_MAX_SERVERS);
             pthread_mutex_unlock(&m->mu);
             if (newer) {
                 uint32_t prim = 0, n = zps_ranges_count(t, m->conf.rank, &prim);
@@ -118,10 +131,14 @@ static void s_on_reply(ps_member_t *m, const Zps__Envelope *env)
         long long cur = atomic_load(&m->lease_until);
         while (until > cur && !atomic_compare_exchange_weak(&m->lease_until, &cur, until))
             ;
+        m->was_in = 1;
         s_set_state(m, PS_MEMBER_IN, br->table_version);
     } else {
         atomic_store(&m->lease_until, 0);
-        s_set_state(m, br->table_version ? PS_MEMBER_OUT : PS_MEMBER_WAITING, br->table_version);
+        s_set_state(m, !br->table_version ? PS_MEMBER_WAITING
+                       : m->was_in       ? PS_MEMBER_OUT
+                                         : PS_MEMBER_CANDIDATE,
+                    br->table_version);
     }
 }
 
@@ -191,8 +208,11 @@ static void *s_thread(void *arg)
 ps_member_t *ps_member_new(const ps_member_conf_t *conf, zps_log_t *log, char *err, size_t errlen)
 {
     ps_member_t *m = calloc(1, sizeof *m);
-    if (!m || !(m->table = calloc(1, sizeof *m->table))) {
+    if (!m || !(m->table = calloc(1, sizeof *m->table)) ||
+        !(m->eps = calloc(ZPS_RANGES_MAX_SERVERS, sizeof *m->eps))) {
         snprintf(err, errlen, "out of memory");
+        if (m)
+            free(m->table);
         free(m);
         return NULL;
     }
@@ -207,6 +227,7 @@ ps_member_t *ps_member_new(const ps_member_conf_t *conf, zps_log_t *log, char *e
         snprintf(err, errlen, "cannot start the membership thread");
         pthread_mutex_destroy(&m->mu);
         free(m->table);
+        free(m->eps);
         free(m);
         return NULL;
     }
@@ -224,6 +245,7 @@ void ps_member_destroy(ps_member_t **pm)
         pthread_join(m->th, NULL);
     pthread_mutex_destroy(&m->mu);
     free(m->table);
+    free(m->eps);
     free(m);
     *pm = NULL;
 }
@@ -248,6 +270,18 @@ int ps_member_table(ps_member_t *m, zps_ranges_t *t)
     }
     pthread_mutex_unlock(&m->mu);
     return newer;
+}
+
+void ps_member_set_joined(ps_member_t *m, uint64_t cut)
+{
+    atomic_store(&m->joined, cut);
+}
+
+void ps_member_endpoint(ps_member_t *m, uint32_t rank, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&m->mu);
+    snprintf(out, outlen, "%s", rank < m->neps ? m->eps[rank] : "");
+    pthread_mutex_unlock(&m->mu);
 }
 
 void ps_member_counts(const ps_member_t *m, uint64_t *sent, uint64_t *answered)

@@ -14,7 +14,10 @@
  * (removed, or no table yet) holds no lease.
  *
  * The coordinator's range table reaches the server loop through
- * ps_member_table (copied under a mutex when newer than the caller's).
+ * ps_member_table (copied under a mutex when newer than the caller's), with
+ * the servers' endpoints (ps_member_endpoint: a donor reaches its joiner).
+ * A joiner reports the joins it has completed in its beats
+ * (ps_member_set_joined).
  * The lease is one atomic word, read per request.  The thread logs through
  * the server's zps_log with plain calls only (one fwrite per line). */
 #ifndef PS_MEMBER_H
@@ -36,7 +39,11 @@ typedef struct {
     int beat_ms;               /* 0: 100 */
 } ps_member_conf_t;
 
-enum { PS_MEMBER_WAITING = 0, PS_MEMBER_IN = 1, PS_MEMBER_OUT = 2 };
+/* WAITING: no answer or no table yet; CANDIDATE: a table exists and this
+ * server is not in it and never was (it may be given ranges to join); IN:
+ * in the table (serving or joining); OUT: it was in the table and was
+ * removed (declared failed): its data is stale. */
+enum { PS_MEMBER_WAITING = 0, PS_MEMBER_IN = 1, PS_MEMBER_OUT = 2, PS_MEMBER_CANDIDATE = 3 };
 
 /* Starts the thread.  NULL + err on failure. */
 ps_member_t *ps_member_new(const ps_member_conf_t *conf, zps_log_t *log, char *err, size_t errlen);
@@ -46,8 +53,14 @@ void ps_member_destroy(ps_member_t **m);
 /* 1 while the server holds a lease at now_ms (zps_now_ms). */
 int ps_member_leased(const ps_member_t *m, int64_t now_ms);
 
-/* PS_MEMBER_WAITING (no answer or no table yet), _IN, or _OUT (removed). */
+/* PS_MEMBER_WAITING, _CANDIDATE, _IN or _OUT (above). */
 int ps_member_state(const ps_member_t *m);
+
+/* From now on, beats report the joins that began at cut as complete. */
+void ps_member_set_joined(ps_member_t *m, uint64_t cut);
+
+/* Server rank's endpoint as the coordinator last sent it ("" unknown). */
+void ps_member_endpoint(ps_member_t *m, uint32_t rank, char *out, size_t outlen);
 
 /* If the coordinator's table is newer than t->version (0: none), copy it
  * into *t and return 1; else 0. */

@@ -95,6 +95,8 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->sndhwm = 4096;
     c->drain_batch = 256;
     c->admit.ids = 1u << 20;             /* admission: off, an 8 MiB sketch when count:N */
+    c->join_rate_mb = 200;               /* replication: snapshots to joiners */
+    c->join_buffer_bytes = 1024ULL << 20;
     c->admit.seed = 0x61646d6974736b31ULL;
 }
 
@@ -331,10 +333,16 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
     if (conf->coordinator[0]) {
         /* replication: the coordinator gives the lease and the range table */
-        if (conf->restore) {
-            snprintf(err, errlen, "--restore with --coordinator: a replicated server recovers by "
-                     "rejoining from its live replicas, which is not built yet; start it without "
-                     "--restore");
+        const char *no = conf->restore ? "--restore (a replicated server recovers by rejoining: "
+                                         "start it without --restore and it copies its ranges "
+                                         "from its replicas)"
+                         : conf->consistency == 2 ? "--consistency bsp (not built yet)"
+                         : conf->admit.mode != ZPS_ADMIT_OFF ? "--admit (not built yet)"
+                         : conf->curve_secret[0] ? "CURVE (--curve-secret: the coordinator and "
+                                                   "the servers' copies speak plaintext only)"
+                                                 : NULL;
+        if (no) {
+            snprintf(err, errlen, "--coordinator does not work with %s", no);
             goto fail;
         }
         s->ranges = calloc(1, sizeof *s->ranges);
@@ -386,6 +394,7 @@ void ps_server_destroy(ps_server_t **sp)
     ps_server_t *s = *sp;
     psv_prom_destroy(s); /* metrics: stops the HTTP thread first */
     ps_member_destroy(&s->member); /* its thread's socket, before the context goes */
+    psv_join_destroy(s);
     free(s->ranges);
     if (s->sock) {
         if (s->mon)
@@ -586,7 +595,8 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
     /* replication: no lease, no service (a server cut off from the
      * coordinator may already have been replaced) */
     if (s->member && (push || t == ZPS__ENVELOPE__BODY_PULL)) {
-        ps_member_table(s->member, s->ranges);
+        if (ps_member_table(s->member, s->ranges))
+            psv_join_table(s);
         if (!ps_member_leased(s->member, zps_now_ms())) {
             if (push) {
                 s->st.received_pushes++;
@@ -614,6 +624,8 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
     case ZPS__ENVELOPE__BODY_STATS: psv_on_stats(s, m); break;
     case ZPS__ENVELOPE__BODY_SHUTDOWN: psv_on_shutdown(s, m); break;
     case ZPS__ENVELOPE__BODY_DUMP: psv_on_dump(s, m); break;
+    case ZPS__ENVELOPE__BODY_FORWARD: psv_on_forward(s, m); break;
+    case ZPS__ENVELOPE__BODY_SNAP: psv_on_snap(s, m); break;
     default:
         psv_reply_error(s, m, ZPS_EPROTO, "unexpected message type %s from a client",
                         zps_msg_type_name(m->env->type));
@@ -643,6 +655,11 @@ static void s_maintenance(ps_server_t *s)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
     psv_checkpoint_tick(s);
+    if (s->member) {
+        if (ps_member_table(s->member, s->ranges))
+            psv_join_table(s);
+        psv_join_poll(s);
+    }
     psv_prom_publish(s, 0); /* metrics: at most every 100 ms */
 }
 
@@ -673,6 +690,15 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             break;
         }
         s_maintenance(s);
+        if (s->member && ps_member_state(s->member) == PS_MEMBER_OUT) {
+            /* removed from the range table (declared failed): its data is
+             * stale, it must not serve or save; a fresh start rejoins */
+            zps_error(s->log, "removed from the job's range table: this server's copy is stale; "
+                      "exiting (status 3) so that it can be started fresh and rejoin");
+            s->member_removed = 1;
+            rc = ZPS_ENOLEASE;
+            break;
+        }
         /* a bounded drain: maintenance comes round again soon whatever the load */
         for (uint32_t k = 0; k < batch && !s->shutdown && !(stop && *stop); k++) {
             zps_msg_t m;

@@ -74,6 +74,9 @@ typedef struct {
     zps_admit_conf_t admit;       /* --admit, table 0 (mode OFF: every key stored) */
     char coordinator[256];        /* --coordinator EP: a replicated job; membership, lease
                                      and range table from zps-coord (ps_member) ("": none) */
+    double join_rate_mb;          /* --join-rate-mb: a donor's snapshot, MB/s (0: no limit) */
+    uint64_t join_buffer_bytes;   /* --join-buffer-mb: pushes a joiner buffers before its
+                                     copy is complete; more are refused (retried) */
 } ps_server_conf_t;
 
 typedef struct {

@@ -120,6 +120,75 @@ typedef struct {
     size_t bytes;
 } ps_held_t;
 
+/* Joining (ps_srv_join.c). */
+#define PSJ_MAX_DONATES 64
+#define PSJ_MAX_DONORS 64
+
+/* A client's PushAck held by a donor until the joiner(s) acknowledged the
+ * forwards of its push. */
+typedef struct psj_ack {
+    zmq_msg_t ident;
+    char peer[64];
+    uint64_t request_id, seq, nkeys, nonce;
+    uint32_t table, rank;
+    int waiting;            /* forwards not acknowledged yet */
+} psj_ack_t;
+
+/* A forward not acknowledged yet by the joiner. */
+typedef struct {
+    uint64_t seq, nkeys;
+    zmq_msg_t keys, vals;
+    uint32_t table, dim, examples;
+    int mean;
+    float lr_scale;
+    int64_t sent_ms;
+    psj_ack_t *ack;
+} psj_fwd_t;
+
+/* A join this server donates ranges to. */
+typedef struct {
+    uint32_t joiner, nranges;
+    uint64_t cut;
+    uint8_t mask[ZPS_RANGES / 8];
+    void *sock;              /* DEALER to the joiner: forwards */
+    char endpoint[256];
+    uint64_t next_seq;
+    psj_fwd_t *fwd;
+    size_t nfwd, fwd_cap;
+    pid_t snap_pid;          /* the snapshot child (0: done) */
+    int completed;           /* the joiner is a replica now */
+    int64_t started_ms;
+} psj_donate_t;
+
+/* A push part a joiner keeps until its copy is complete. */
+typedef struct {
+    uint64_t *keys;
+    float *vals;
+    size_t n;
+    uint32_t table, dim;
+    float lr_scale;
+} psj_buf_t;
+
+typedef struct {
+    psj_donate_t don[PSJ_MAX_DONATES];   /* as a donor */
+    uint32_t ndon;
+    uint64_t cut;                         /* as a joiner: the join's cut (0: none) */
+    uint8_t mask[ZPS_RANGES / 8];
+    uint16_t donors[PSJ_MAX_DONORS];
+    uint8_t donor_done[PSJ_MAX_DONORS];
+    uint64_t donor_page[PSJ_MAX_DONORS];
+    uint32_t ndonors, ndone;
+    uint64_t snap_keys;
+    int caught_up;
+    int64_t started_ms;
+    psj_buf_t *buf;
+    size_t nbuf, buf_cap, buf_bytes;
+    struct { uint32_t rank; uint64_t nonce; ps_dedup_win_t win; } fwin[PSJ_MAX_DONORS];
+    uint32_t nfwin;
+    uint64_t forwarded, forwards_in, dropped_pushes;
+    uint8_t scratch[ZPS_RANGES / 8];
+} psj_state_t;
+
 /* An allowed CURVE key and the identity it speaks as (ZAP User-Id):
  * "admin", "worker-R" or "ro:NAME". */
 typedef struct {
@@ -193,6 +262,8 @@ struct ps_server {
     /* replication (--coordinator): NULL without */
     ps_member_t *member;         /* membership thread: lease and range table */
     zps_ranges_t *ranges;        /* the table this server goes by (version 0: none yet) */
+    psj_state_t join;            /* joins this server donates to or makes (ps_srv_join.c) */
+    int member_removed;          /* removed from the table: exit without saving */
 };
 
 /* What logs and STATS show of a client's process nonce: never the nonce
@@ -253,6 +324,18 @@ void psv_on_pull(ps_server_t *s, zps_msg_t *m);
 void psv_on_push(ps_server_t *s, zps_msg_t *m);
 void psv_on_shutdown(ps_server_t *s, zps_msg_t *m);
 void psv_on_stats(ps_server_t *s, zps_msg_t *m);
+
+/* ps_srv_join.c: joining a replicated job */
+void psv_join_table(ps_server_t *s);
+int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t n, uint32_t dim,
+                  const float *g, float lr_scale);
+int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_t rank,
+                     uint64_t nonce, size_t n, uint32_t dim, const float *g, float lr_scale);
+int psv_join_ack_held(const ps_server_t *s, uint32_t rank, uint64_t nonce, uint64_t seq);
+void psv_on_forward(ps_server_t *s, zps_msg_t *m);
+void psv_on_snap(ps_server_t *s, zps_msg_t *m);
+void psv_join_poll(ps_server_t *s);
+void psv_join_destroy(ps_server_t *s);
 
 /* ps_srv_prom.c: --metrics-listen */
 int psv_prom_new(ps_server_t *s, char *err, size_t errlen);

@@ -68,10 +68,13 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
         return ZPS_EPROTO;
     }
     if (s->ranges) {
-        /* replicated: any replica of a key's range takes its pushes and pulls */
+        /* replicated: any replica of a key's range takes its pushes and
+         * pulls, its joiner its pushes */
+        int push = m->env->body_case == ZPS__ENVELOPE__BODY_PUSH;
         for (uint64_t i = 0; i < nkeys; i++) {
             uint32_t r = zps_range_of(s->keys[i]);
-            if (!zps_ranges_has(s->ranges, r, s->conf.rank)) {
+            if (!(push ? zps_ranges_takes(s->ranges, r, s->conf.rank)
+                       : zps_ranges_has(s->ranges, r, s->conf.rank))) {
                 psv_reply_error(s, m, ZPS_EINVAL, "key %llu (range %u) is not held by this "
                                 "server in range table version %llu",
                                 (unsigned long long)s->keys[i], r,
@@ -397,6 +400,20 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
         rk->received = rk->applied = rk->duplicates = rk->rejected = 0;
     }
     rk->received++;
+    if (s->ranges && req->table_version > s->ranges->version) {
+        /* split by a table this server has not learnt yet: it must not
+         * apply it before it knows whom it donates to (ps_srv_join.c) */
+        if (ps_member_table(s->member, s->ranges))
+            psv_join_table(s);
+        if (req->table_version > s->ranges->version) {
+            psv_push_rejected(s, rk);
+            psv_reply_error(s, m, ZPS_ESTALE, "push split by range table version %llu; this "
+                            "server has version %llu yet: retry",
+                            (unsigned long long)req->table_version,
+                            (unsigned long long)s->ranges->version);
+            return;
+        }
+    }
     if (s_take_keys(s, m, req->table, req->nkeys, req->key_sig)) {
         psv_push_rejected(s, rk);
         return;
@@ -445,11 +462,22 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
     int duplicate = st == PS_DEDUP_DUP;
     uint32_t w;
     int of_clock = psv_worker_of(s, m, &w);
+    int held = 0; /* replicated: the ack waits for a joiner (ps_srv_join.c) */
     if (duplicate) {
+        if (s->join.ndon && psv_join_ack_held(s, rank, rec->nonce, req->seq))
+            return; /* its acknowledgement comes when the joiner has it */
         s->st.duplicate_pushes++;
         rk->duplicates++;
     } else {
-        int rc = of_clock && s->conf.consistency == 2
+        int j = s->ranges ? psv_join_push(s, m, req, n, (uint32_t)dim, g, lr_scale) : 0;
+        if (j < 0) {
+            psv_push_rejected(s, rk);
+            psv_reply_error(s, m, j, "push not taken while this server joins: %s: retry",
+                            zps_strerror(j));
+            return;
+        }
+        int rc = j ? 0
+                 : of_clock && s->conf.consistency == 2
                      ? psv_bsp_accumulate(s, m, tb, n, g, req->mean ? (float)req->examples : 1.0f,
                                           lr_scale)
                      : s_apply_table(s, m, tb, n, g, lr_scale);
@@ -457,6 +485,8 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
             psv_push_rejected(s, rk);
             return;
         }
+        if (!j && s->join.ndon)
+            held = psv_join_forward(s, m, req, rank, rec->nonce, n, (uint32_t)dim, g, lr_scale);
         if (of_clock && s->conf.consistency == 2) {
             s->acc_mean = req->mean;
             s->acc_examples += req->examples;
@@ -494,7 +524,8 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
     env.push_ack = &body;
     s->st.pushes++;
     s->st.keys_pushed += n;
-    psv_send(s, m, &env, NULL, 0, NULL, 0);
+    if (!held)
+        psv_send(s, m, &env, NULL, 0, NULL, 0);
     if (of_clock && req->tick)
         psv_finish_clock(s, w, req->clock);
 }

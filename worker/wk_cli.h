@@ -79,6 +79,7 @@ typedef struct {
     uint32_t table, dim, codec, examples, progress_epoch;
     int tick, mean;
     float lr_scale;        /* the step multiplier when it was first sent */
+    uint64_t table_version; /* replicated: the range table it was split by (kept on resends) */
 } wk_held_t;
 
 /* What a server said of itself in its hello reply. */

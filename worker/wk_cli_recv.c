@@ -113,7 +113,7 @@ static void s_on_orphan_error(wk_client_t *c, uint32_t s, const Zps__Envelope *e
         c->rs.seq_refusals++;
         return;
     }
-    if (env->error->code == ZPS_ENOLEASE)
+    if (env->error->code == ZPS_ENOLEASE || env->error->code == ZPS_ESTALE)
         return; /* the retry scan sends it again (or a failover drops it) */
     wk_retry_item_t *it = s_held_by_req(c, s, env->request_id);
     if (!it)
@@ -286,7 +286,9 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
             s_on_orphan_error(c, s, env);
         return;
     }
-    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && env->error->code == ZPS_ENOLEASE &&
+    if (env->body_case == ZPS__ENVELOPE__BODY_ERROR &&
+        (env->error->code == ZPS_ENOLEASE || env->error->code == ZPS_ESTALE ||
+         (env->error->code == ZPS_EBUSY && r->kind == RQ_PUSH)) &&
         c->ranges && c->conf.retry_ms > 0 &&
         (r->kind == RQ_PUSH || (r->kind == RQ_PULL && r->keep[s]))) {
         s_on_nolease(c, r, s);

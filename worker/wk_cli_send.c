@@ -108,6 +108,7 @@ static void s_env_push(wk_client_t *c, uint32_t s, const wk_held_t *h, uint64_t 
     push->progress_epoch = h->progress_epoch;
     push->progress_rows = h->progress_rows;
     push->lr_scale = h->lr_scale != 1.0f ? h->lr_scale : 0.0f;
+    push->table_version = h->table_version;
     env->body_case = ZPS__ENVELOPE__BODY_PUSH;
     env->push = push;
 }
@@ -189,6 +190,7 @@ static int s_send_sub(wk_client_t *c, wk_req_t *r, uint32_t s, const uint64_t *k
         h->progress_epoch = r->meta.progress_epoch;
         h->progress_rows = r->meta.progress_rows;
         h->lr_scale = c->lr_scale;
+        h->table_version = c->ranges ? c->ranges->version : 0;
         zmq_msg_init(&h->keys);
         zmq_msg_copy(&h->keys, &kmsg);
         zmq_msg_init(&h->vals);
@@ -306,7 +308,7 @@ static int s_send_parts(wk_client_t *c, wk_req_t *r, const uint64_t *keys, const
     int push = r->kind == RQ_PUSH, rc;
     if (!wkc_split_used(c))
         return s_send_sub(c, r, 0, keys, n, grads, sent);
-    size_t npos = c->ranges && push ? n * ZPS_MAX_REPLICAS : n;
+    size_t npos = c->ranges && push ? n * (ZPS_MAX_REPLICAS + 1) : n;
     if ((rc = s_grow_scratch(c, r, n, npos, push ? n * dim : 0)) != 0) {
         wkc_seterr(c, "out of memory splitting %zu keys", n);
         wkc_req_err(r, rc, "out of memory splitting %zu keys", n);

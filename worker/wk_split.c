@@ -57,6 +57,8 @@ size_t wk_split_by_table(const uint64_t *keys, size_t n, const zps_ranges_t *t, 
         unplaced += k == 0;
         for (uint32_t j = 0; j < k; j++)
             off[t->rep[r][j] + 1]++;
+        if (all && t->join[r] != ZPS_NO_RANK)
+            off[t->join[r] + 1]++;
     }
     for (uint32_t s = 0; s < S; s++)
         off[s + 1] += off[s];
@@ -65,6 +67,8 @@ size_t wk_split_by_table(const uint64_t *keys, size_t n, const zps_ranges_t *t, 
         uint32_t k = all ? t->nrep[r] : t->nrep[r] != 0;
         for (uint32_t j = 0; j < k; j++)
             pos[off[t->rep[r][j]]++] = (uint32_t)i;
+        if (all && t->join[r] != ZPS_NO_RANK)
+            pos[off[t->join[r]]++] = (uint32_t)i;
     }
     for (uint32_t s = S; s > 0; s--)
         off[s] = off[s - 1];

@@ -31,9 +31,10 @@ void wk_split_by_server(const uint64_t *keys, size_t n, uint32_t S, uint32_t *ow
                         uint32_t *pos, size_t *off);
 
 /* The same by a range table (a replicated job): each key goes to every
- * replica of its range (all = 1: a push) or to its primary (all = 0: a
- * pull).  range: scratch of n entries; pos must hold n * t->replicas
- * entries (all) or n; off has t->nservers + 1.  Keys of a range with no
+ * replica of its range and its joiner if it has one (all = 1: a push) or
+ * to its primary (all = 0: a pull).  range: scratch of n entries; pos must
+ * hold n * (ZPS_MAX_REPLICAS + 1) entries (all) or n; off has
+ * t->nservers + 1.  Keys of a range with no
  * replica left go nowhere: returns how many (0 normally). */
 size_t wk_split_by_table(const uint64_t *keys, size_t n, const zps_ranges_t *t, int all,
                          uint32_t *range, uint32_t *pos, size_t *off);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -69,6 +70,10 @@ static wk_client_t *s_client(const ctl_opts_t *o)
         if (c || zps_now_ms() >= deadline)
             break;
         fprintf(stderr, "zps-ctl: attempt %d to connect failed (%s); trying again\n", attempt, err);
+        /* at most 5 attempts a second: a failure that is not a timeout
+         * (a server listed under the wrong rank) comes back at once */
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
     }
     if (!c)
         fprintf(stderr, "zps-ctl: %s\n", err);

@@ -1,0 +1,798 @@
+/* ps_srv_join: joining a replicated job (part of ps_server, sharing
+ * ps_srv.h).  docs/architecture.md, "Joining", says why it is correct.
+ *
+ * DESIGN
+ * The coordinator starts a join by publishing table version C (the cut)
+ * in which some ranges have a joiner J and a donor D (a replica).  From
+ * then on a client that splits a push by a table of version >= C sends
+ * those ranges' keys to J as well (Push.table_version says which table a
+ * push was split by).  Every push reaches J exactly once by one of three
+ * roads:
+ *   1. split by a table older than C and applied by D before D learnt C:
+ *      it is in D's snapshot.  D forks the moment it learns C (before it
+ *      can apply any push of version >= C: a server refuses pushes newer
+ *      than its table with ZPS_ESTALE until it has learnt it), and the
+ *      child streams the ranges' rows to J (SNAP pages, one in flight,
+ *      throttled to --join-rate-mb) from the copy-on-write image;
+ *   2. split by a table older than C and applied by D after that: D
+ *      forwards its part in those ranges to J (FORWARD) and acknowledges
+ *      the client only once J has acknowledged the forward, so a push the
+ *      client saw acknowledged is at J even if D dies next;
+ *   3. split by a table of version >= C: the client sends it to J itself.
+ * J buffers what comes by roads 2 and 3 until every donor's last page is
+ * in, then applies the buffer in arrival order and from then on applies
+ * as it comes; it reports the cut in its beats (Beat.joined) and the
+ * coordinator makes it a replica.  Forwards are deduplicated per (donor,
+ * donor process, seq) with a ps_dedup window, clients' pushes by the usual
+ * per-client window; snapshot pages are counted per donor.  D keeps
+ * forwarding pushes split by tables older than C after the join completed
+ * (late retries).  If J is removed, D sends the acknowledgements it held;
+ * if D is removed mid-join, the coordinator removes J too, which then exits
+ * (a removed server's data is stale) and a supervisor starts it fresh.
+ *
+ * A joiner holds nothing but the ranges it joins (the coordinator gives
+ * joins to servers that are not members), so every key of a push it gets
+ * before its copy is complete is buffered whole. */
+#include "ps_srv.h"
+
+#include <signal.h>
+#include <time.h>
+
+#define PSJ_RESEND_MS 500
+#define PSJ_PAGE_KEYS 16384u
+#define PSJ_PAGE_ACK_MS 2000
+#define PSJ_PAGE_TRIES 15
+
+static int s_in_mask(const uint8_t *mask, uint32_t r)
+{
+    return mask[r >> 3] >> (r & 7) & 1;
+}
+
+/* ---- as a donor ------------------------------------------------------------ */
+
+/* Send every acknowledgement a finished (or dropped) forward held. */
+static void s_release_ack(ps_server_t *s, psj_ack_t *a)
+{
+    if (!a || --a->waiting > 0)
+        return;
+    Zps__Envelope env;
+    Zps__PushAck body = ZPS__PUSH_ACK__INIT;
+    body.table = a->table;
+    body.nkeys = a->nkeys;
+    body.seq = a->seq;
+    body.server_nonce = s->nonce;
+    ps_ckpt_client_t *rec = psv_client_rec(s, a->rank);
+    body.durable_seq = rec && rec->nonce == a->nonce ? rec->win.lwm : 0;
+    zps_msg_env(&env, ZPS__MSG_TYPE__PUSH_ACK, ZPS__ROLE__ROLE_SERVER, s->conf.rank, a->request_id);
+    env.body_case = ZPS__ENVELOPE__BODY_PUSH_ACK;
+    env.push_ack = &body;
+    zps_msg_t fake;
+    memset(&fake, 0, sizeof fake);
+    zmq_msg_init(&fake.ident);
+    zmq_msg_copy(&fake.ident, &a->ident);
+    fake.has_ident = 1;
+    fake.srcfd = -1;
+    snprintf(fake.peer, sizeof fake.peer, "%s", a->peer);
+    psv_send(s, &fake, &env, NULL, 0, NULL, 0);
+    zmq_msg_close(&fake.ident);
+    zmq_msg_close(&a->ident);
+    free(a);
+}
+
+static void s_fwd_free(ps_server_t *s, psj_fwd_t *f)
+{
+    zmq_msg_close(&f->keys);
+    zmq_msg_close(&f->vals);
+    s_release_ack(s, f->ack);
+    f->ack = NULL;
+}
+
+static void s_donate_drop(ps_server_t *s, psj_donate_t *d)
+{
+    for (size_t i = 0; i < d->nfwd; i++)
+        s_fwd_free(s, &d->fwd[i]);
+    free(d->fwd);
+    if (d->sock)
+        zmq_close(d->sock);
+    if (d->snap_pid > 0) {
+        kill(d->snap_pid, SIGKILL);
+        waitpid(d->snap_pid, NULL, 0);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+static void s_send_fwd(ps_server_t *s, psj_donate_t *d, psj_fwd_t *f)
+{
+    Zps__Envelope env;
+    Zps__Forward fw = ZPS__FORWARD__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__FORWARD, ZPS__ROLE__ROLE_SERVER, s->conf.rank, f->seq);
+    fw.table = f->table;
+    fw.nkeys = f->nkeys;
+    fw.dim = f->dim;
+    fw.seq = f->seq;
+    fw.donor_nonce = s->nonce;
+    fw.cut = d->cut;
+    fw.lr_scale = f->lr_scale;
+    fw.examples = f->examples;
+    fw.mean = f->mean != 0;
+    env.body_case = ZPS__ENVELOPE__BODY_FORWARD;
+    env.forward = &fw;
+    zmq_msg_t k, v;
+    zmq_msg_init(&k);
+    zmq_msg_copy(&k, &f->keys);
+    zmq_msg_init(&v);
+    zmq_msg_copy(&v, &f->vals);
+    size_t wire = 0;
+    zps_msg_send_frames(d->sock, &env, &k, &v, &wire);
+    f->sent_ms = zps_now_ms();
+}
+
+/* The snapshot child: the donated ranges' rows from the copy-on-write
+ * image, page by page to the joiner.  Never returns. */
+static void s_snap_child(ps_server_t *s, psj_donate_t *d)
+{
+    void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+    int zero = 0;
+    if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) ||
+        zmq_connect(sock, d->endpoint) != 0)
+        _exit(2);
+    double rate = s->conf.join_rate_mb > 0 ? s->conf.join_rate_mb * 1048576.0 : 0;
+    int64_t t0 = zps_now_ms();
+    uint64_t page = 0, keys_sent = 0, bytes = 0;
+    for (uint32_t t = 0; t < s->conf.ntables; t++) {
+        zps_table_t *tb = s->tabs[t].t;
+        uint32_t rf = zps_table_row_floats(tb);
+        size_t cursor = 0;
+        int more = 1;
+        uint64_t *keys = malloc(PSJ_PAGE_KEYS * sizeof *keys);
+        float *rows = malloc((size_t)PSJ_PAGE_KEYS * rf * sizeof *rows);
+        if (!keys || !rows)
+            _exit(3);
+        while (more) {
+            size_t n = 0;
+            uint64_t key;
+            float *row;
+            while (n < PSJ_PAGE_KEYS && (more = zps_table_next(tb, &cursor, &key, &row)) != 0) {
+                if (!s_in_mask(d->mask, zps_range_of(key)))
+                    continue;
+                keys[n] = key;
+                memcpy(rows + n * rf, row, rf * sizeof *rows);
+                n++;
+            }
+            int last = !more && t + 1 == s->conf.ntables;
+            if (n == 0 && !last)
+                break;
+            page++;
+            Zps__Envelope env;
+            Zps__Snap sp = ZPS__SNAP__INIT;
+            zps_msg_env(&env, ZPS__MSG_TYPE__SNAP, ZPS__ROLE__ROLE_SERVER, s->conf.rank, page);
+            sp.table = t;
+            sp.nkeys = n;
+            sp.row_floats = rf;
+            sp.cut = d->cut;
+            sp.page = page;
+            sp.last = last;
+            sp.donor_nonce = s->nonce;
+            env.body_case = ZPS__ENVELOPE__BODY_SNAP;
+            env.snap = &sp;
+            int acked = 0;
+            for (int tries = 0; tries < PSJ_PAGE_TRIES && !acked; tries++) {
+                zmq_msg_t k, v;
+                zmq_msg_init_size(&k, n * sizeof *keys);
+                memcpy(zmq_msg_data(&k), keys, n * sizeof *keys);
+                zmq_msg_init_size(&v, n * rf * sizeof *rows);
+                memcpy(zmq_msg_data(&v), rows, n * rf * sizeof *rows);
+                size_t wire = 0;
+                zps_msg_send_frames(sock, &env, &k, &v, &wire);
+                int64_t until = zps_now_ms() + PSJ_PAGE_ACK_MS;
+                while (!acked && zps_now_ms() < until) {
+                    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+                    if (zmq_poll(&it, 1, 100) <= 0)
+                        continue;
+                    zps_msg_t m;
+                    if (zps_msg_recv(sock, 0, &m, 0) == 0 &&
+                        m.env->body_case == ZPS__ENVELOPE__BODY_SNAP_ACK &&
+                        m.env->snap_ack->cut == d->cut && m.env->snap_ack->page == page)
+                        acked = 1;
+                    zps_msg_close(&m);
+                }
+            }
+            if (!acked)
+                _exit(4);
+            keys_sent += n;
+            bytes += n * (8 + (uint64_t)rf * 4);
+            if (rate > 0) {
+                /* throttle: no faster than --join-rate-mb on average */
+                double due = (double)bytes / rate * 1000.0, took = (double)(zps_now_ms() - t0);
+                if (due > took) {
+                    struct timespec ts = {(time_t)((due - took) / 1000),
+                                          (long)(fmod(due - took, 1000.0) * 1e6)};
+                    nanosleep(&ts, NULL);
+                }
+            }
+        }
+        free(keys);
+        free(rows);
+    }
+    zps_info(s->log, "join of server %u at version %llu: sent %llu keys (%.1f MB) in %lld ms from "
+             "the snapshot", d->joiner, (unsigned long long)d->cut, (unsigned long long)keys_sent,
+             (double)bytes / 1e6, (long long)(zps_now_ms() - t0));
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+static psj_donate_t *s_donate_find(ps_server_t *s, uint32_t joiner, uint64_t cut)
+{
+    for (uint32_t i = 0; i < s->join.ndon; i++)
+        if (s->join.don[i].joiner == joiner && s->join.don[i].cut == cut)
+            return &s->join.don[i];
+    return NULL;
+}
+
+/* A new join this server donates to: forward socket and snapshot child. */
+static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const uint8_t *mask,
+                           uint32_t nranges)
+{
+    if (s->join.ndon >= PSJ_MAX_DONATES) {
+        zps_error(s->log, "join of server %u: more than %d joins at once; not donating",
+                  joiner, PSJ_MAX_DONATES);
+        return;
+    }
+    psj_donate_t *d = &s->join.don[s->join.ndon];
+    memset(d, 0, sizeof *d);
+    d->joiner = joiner;
+    d->cut = cut;
+    memcpy(d->mask, mask, sizeof d->mask);
+    d->nranges = nranges;
+    d->started_ms = zps_now_ms();
+    ps_member_endpoint(s->member, joiner, d->endpoint, sizeof d->endpoint);
+    if (!d->endpoint[0]) {
+        zps_error(s->log, "join of server %u: the coordinator sent no endpoint for it", joiner);
+        return;
+    }
+    d->sock = zmq_socket(s->ctx, ZMQ_DEALER);
+    int zero = 0, ivl = 100;
+    if (!d->sock || zmq_setsockopt(d->sock, ZMQ_LINGER, &zero, sizeof zero) ||
+        zmq_setsockopt(d->sock, ZMQ_SNDTIMEO, &zero, sizeof zero) ||
+        zmq_setsockopt(d->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
+        zmq_connect(d->sock, d->endpoint) != 0) {
+        zps_error(s->log, "join of server %u: cannot connect to %s", joiner, d->endpoint);
+        if (d->sock)
+            zmq_close(d->sock);
+        return;
+    }
+    d->next_seq = 1;
+    s->join.ndon++;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        s_snap_child(s, d);
+    if (pid < 0)
+        zps_error(s->log, "join of server %u: cannot fork the snapshot: %s", joiner,
+                  strerror(errno));
+    d->snap_pid = pid > 0 ? pid : 0;
+    zps_info(s->log, "donating %u ranges to server %u at %s (join at version %llu): snapshot "
+             "in process %d, pushes split by older tables forwarded", nranges, joiner,
+             d->endpoint, (unsigned long long)cut, (int)d->snap_pid);
+}
+
+/* ---- as a joiner ------------------------------------------------------------ */
+
+static void s_buf_free(psj_buf_t *b)
+{
+    free(b->keys);
+    free(b->vals);
+}
+
+static void s_joining_clear(ps_server_t *s)
+{
+    for (size_t i = 0; i < s->join.nbuf; i++)
+        s_buf_free(&s->join.buf[i]);
+    free(s->join.buf);
+    s->join.buf = NULL;
+    s->join.nbuf = s->join.buf_cap = 0;
+    s->join.buf_bytes = 0;
+    s->join.cut = 0;
+    s->join.ndonors = s->join.ndone = 0;
+    s->join.caught_up = 0;
+}
+
+/* Apply n rows of pushes to table tb directly (a joiner's buffer, or a
+ * forward once caught up).  0 or a ZPS_E* code. */
+static int s_apply_rows(ps_server_t *s, uint32_t table, const uint64_t *keys, size_t n,
+                        const float *g, float lr_scale)
+{
+    ps_tab_t *tb = &s->tabs[table];
+    zps_shard_push_t pr;
+    int rc = zps_shard_push_begin(tb->sh, keys, n, g, lr_scale, s->conf.clip_gradient, &pr);
+    if (rc)
+        return rc;
+    return zps_shard_push_commit(tb->sh);
+}
+
+static int s_buffer(ps_server_t *s, uint32_t table, uint32_t dim, const uint64_t *keys, size_t n,
+                    const float *g, float lr_scale)
+{
+    if (s->join.buf_bytes + n * (8 + 4 * (size_t)dim) > s->conf.join_buffer_bytes) {
+        zps_log_limited(s->log, LC_REJECT, 1000, "join: %zu bytes of pushes buffered while the "
+                        "copy is not complete (--join-buffer-mb): refusing more for now",
+                        s->join.buf_bytes);
+        return ZPS_EBUSY;
+    }
+    if (s->join.nbuf == s->join.buf_cap) {
+        size_t cap = s->join.buf_cap ? 2 * s->join.buf_cap : 256;
+        psj_buf_t *b = realloc(s->join.buf, cap * sizeof *b);
+        if (!b)
+            return ZPS_ENOMEM;
+        s->join.buf = b;
+        s->join.buf_cap = cap;
+    }
+    psj_buf_t *b = &s->join.buf[s->join.nbuf];
+    b->keys = malloc((n ? n : 1) * sizeof *keys);
+    b->vals = malloc((n * dim > 0 ? n * dim : 1) * sizeof *g);
+    if (!b->keys || !b->vals) {
+        s_buf_free(b);
+        return ZPS_ENOMEM;
+    }
+    memcpy(b->keys, keys, n * sizeof *keys);
+    memcpy(b->vals, g, n * dim * sizeof *g);
+    b->n = n;
+    b->table = table;
+    b->dim = dim;
+    b->lr_scale = lr_scale;
+    s->join.nbuf++;
+    s->join.buf_bytes += n * (8 + 4 * (size_t)dim);
+    return 0;
+}
+
+/* Every donor's last page is in: apply the buffer, then serve as it comes. */
+static void s_catch_up(ps_server_t *s)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < s->join.nbuf; i++) {
+        psj_buf_t *b = &s->join.buf[i];
+        if (s_apply_rows(s, b->table, b->keys, b->n, b->vals, b->lr_scale) != 0)
+            bad++;
+    }
+    zps_info(s->log, "join at version %llu: copy complete (%llu keys from %u donor%s) in %lld ms; "
+             "applied the %zu pushes buffered meanwhile (%zu refused); applying pushes as they come",
+             (unsigned long long)s->join.cut, (unsigned long long)s->join.snap_keys,
+             s->join.ndonors, s->join.ndonors == 1 ? "" : "s",
+             (long long)(zps_now_ms() - s->join.started_ms), s->join.nbuf, bad);
+    if (bad)
+        zps_error(s->log, "join: %zu buffered pushes could not be applied (non-finite or out of "
+                  "memory): this replica differs from its donors", bad);
+    uint64_t cut = s->join.cut;
+    for (size_t i = 0; i < s->join.nbuf; i++)
+        s_buf_free(&s->join.buf[i]);
+    s->join.nbuf = 0;
+    s->join.buf_bytes = 0;
+    s->join.caught_up = 1;
+    ps_member_set_joined(s->member, cut);
+}
+
+/* ---- the table changed ------------------------------------------------------ */
+
+void psv_join_table(ps_server_t *s)
+{
+    const zps_ranges_t *t = s->ranges;
+    uint32_t me = s->conf.rank;
+    /* donor: new joins to start; joins that ended */
+    for (uint32_t i = 0; i < s->join.ndon;) {
+        psj_donate_t *d = &s->join.don[i];
+        int joining = 0, replica = 0;
+        for (uint32_t r = 0; r < ZPS_RANGES && !joining; r++) {
+            if (!s_in_mask(d->mask, r))
+                continue;
+            joining |= t->join[r] == d->joiner && t->cut[r] == d->cut;
+            replica |= zps_ranges_has(t, r, d->joiner);
+        }
+        if (!joining && !replica) {
+            zps_warn(s->log, "join of server %u at version %llu ended without it (removed): "
+                     "releasing %zu acknowledgements held for its forwards", d->joiner,
+                     (unsigned long long)d->cut, d->nfwd);
+            s_donate_drop(s, d);
+            s->join.don[i] = s->join.don[--s->join.ndon];
+            continue;
+        }
+        if (!joining && replica && !d->completed) {
+            d->completed = 1;
+            zps_info(s->log, "server %u completed its join of %u ranges (version %llu) in %lld ms; "
+                     "pushes split by tables older than %llu are still forwarded to it", d->joiner,
+                     d->nranges, (unsigned long long)t->version,
+                     (long long)(zps_now_ms() - d->started_ms), (unsigned long long)d->cut);
+        }
+        i++;
+    }
+    uint8_t *mask = s->join.scratch;
+    for (;;) {
+        /* one new (joiner, cut) this server donates to per pass */
+        uint32_t joiner = UINT32_MAX;
+        uint64_t cut = 0;
+        uint32_t n = 0;
+        memset(mask, 0, ZPS_RANGES / 8);
+        for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+            if (t->join[r] == ZPS_NO_RANK || t->donor[r] != me)
+                continue;
+            if (s_donate_find(s, t->join[r], t->cut[r]))
+                continue;
+            if (joiner == UINT32_MAX) {
+                joiner = t->join[r];
+                cut = t->cut[r];
+            }
+            if (t->join[r] != joiner || t->cut[r] != cut)
+                continue;
+            mask[r >> 3] |= (uint8_t)(1u << (r & 7));
+            n++;
+        }
+        if (joiner == UINT32_MAX)
+            break;
+        s_donate_start(s, joiner, cut, mask, n);
+        if (!s_donate_find(s, joiner, cut))
+            break; /* could not start it: logged */
+    }
+    /* joiner: the joins of this server */
+    uint64_t cut = 0;
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] == me) {
+            cut = cut > t->cut[r] ? cut : t->cut[r];
+            n++;
+        }
+    if (cut && cut != s->join.cut) {
+        s_joining_clear(s);
+        s->join.cut = cut;
+        s->join.started_ms = zps_now_ms();
+        s->join.snap_keys = 0;
+        memset(s->join.mask, 0, sizeof s->join.mask);
+        for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+            if (t->join[r] != me || t->cut[r] != cut)
+                continue;
+            s->join.mask[r >> 3] |= (uint8_t)(1u << (r & 7));
+            uint32_t dn = t->donor[r], k;
+            for (k = 0; k < s->join.ndonors && s->join.donors[k] != dn; k++)
+                ;
+            if (k == s->join.ndonors && k < PSJ_MAX_DONORS) {
+                s->join.donors[k] = (uint16_t)dn;
+                s->join.donor_done[k] = 0;
+                s->join.donor_page[k] = 0;
+                s->join.ndonors++;
+            }
+        }
+        zps_info(s->log, "joining %u ranges at version %llu from %u donor%s: buffering pushes "
+                 "until the copy is complete", n, (unsigned long long)cut, s->join.ndonors,
+                 s->join.ndonors == 1 ? "" : "s");
+    } else if (!cut && s->join.cut) {
+        /* the join is over: a replica now (or removed: the loop exits) */
+        if (!s->join.caught_up)
+            zps_warn(s->log, "join at version %llu ended before the copy was complete",
+                     (unsigned long long)s->join.cut);
+        s_joining_clear(s);
+    }
+}
+
+/* ---- pushes ------------------------------------------------------------------ */
+
+int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t n, uint32_t dim,
+                  const float *g, float lr_scale)
+{
+    if (!s->join.cut || s->join.caught_up)
+        return 0;
+    (void)m;
+    /* a joiner holds only what it joins: every key is buffered, or dropped
+     * when the push was split by a table before the cut (the donors'
+     * snapshots and forwards carry it) */
+    if (req->table_version < s->join.cut) {
+        s->join.dropped_pushes++;
+        return 1;
+    }
+    int rc = s_buffer(s, req->table, dim, s->keys, n, g, lr_scale);
+    return rc ? rc : 1;
+}
+
+int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_t rank,
+                     uint64_t nonce, size_t n, uint32_t dim, const float *g, float lr_scale)
+{
+    if (!s->join.ndon)
+        return 0;
+    psj_ack_t *ack = NULL;
+    for (uint32_t i = 0; i < s->join.ndon; i++) {
+        psj_donate_t *d = &s->join.don[i];
+        if (req->table_version >= d->cut)
+            continue;
+        size_t cnt = 0;
+        for (size_t j = 0; j < n; j++)
+            cnt += s_in_mask(d->mask, zps_range_of(s->keys[j]));
+        if (!cnt)
+            continue;
+        uint64_t *k = malloc(cnt * sizeof *k);
+        size_t kb = zps_keys_bound(cnt) + 1;
+        uint8_t *enc = malloc(kb);
+        float *v = malloc(cnt * dim * sizeof *v);
+        if (d->nfwd == d->fwd_cap) {
+            size_t cap = d->fwd_cap ? 2 * d->fwd_cap : 64;
+            psj_fwd_t *f = realloc(d->fwd, cap * sizeof *f);
+            if (f) {
+                d->fwd = f;
+                d->fwd_cap = cap;
+            }
+        }
+        if (!k || !enc || !v || d->nfwd == d->fwd_cap) {
+            free(k);
+            free(enc);
+            free(v);
+            zps_error(s->log, "join of server %u: out of memory forwarding a push", d->joiner);
+            continue;
+        }
+        size_t c = 0;
+        for (size_t j = 0; j < n; j++)
+            if (s_in_mask(d->mask, zps_range_of(s->keys[j]))) {
+                k[c] = s->keys[j];
+                memcpy(v + c * dim, g + j * dim, dim * sizeof *v);
+                c++;
+            }
+        long klen = zps_keys_encode(k, cnt, enc, kb);
+        free(k);
+        psj_fwd_t *f = &d->fwd[d->nfwd++];
+        memset(f, 0, sizeof *f);
+        f->seq = d->next_seq++;
+        f->table = req->table;
+        f->dim = dim;
+        f->nkeys = cnt;
+        f->lr_scale = lr_scale;
+        f->examples = req->examples;
+        f->mean = req->mean;
+        zmq_msg_init_size(&f->keys, klen > 0 ? (size_t)klen : 0);
+        if (klen > 0)
+            memcpy(zmq_msg_data(&f->keys), enc, (size_t)klen);
+        free(enc);
+        zmq_msg_init_size(&f->vals, cnt * dim * sizeof *v);
+        memcpy(zmq_msg_data(&f->vals), v, cnt * dim * sizeof *v);
+        free(v);
+        if (!ack) {
+            ack = calloc(1, sizeof *ack);
+            if (ack) {
+                zmq_msg_init(&ack->ident);
+                zmq_msg_copy(&ack->ident, &m->ident);
+                snprintf(ack->peer, sizeof ack->peer, "%s", m->peer);
+                ack->request_id = m->env->request_id;
+                ack->seq = req->seq;
+                ack->nkeys = n;
+                ack->table = req->table;
+                ack->rank = rank;
+                ack->nonce = nonce;
+            }
+        }
+        if (ack) {
+            ack->waiting++;
+            f->ack = ack;
+        }
+        s->join.forwarded++;
+        s_send_fwd(s, d, f);
+    }
+    return ack != NULL;
+}
+
+int psv_join_ack_held(const ps_server_t *s, uint32_t rank, uint64_t nonce, uint64_t seq)
+{
+    for (uint32_t i = 0; i < s->join.ndon; i++)
+        for (size_t j = 0; j < s->join.don[i].nfwd; j++) {
+            const psj_ack_t *a = s->join.don[i].fwd[j].ack;
+            if (a && a->rank == rank && a->nonce == nonce && a->seq == seq)
+                return 1;
+        }
+    return 0;
+}
+
+/* ---- messages from donors ----------------------------------------------------- */
+
+static int s_donor_index(ps_server_t *s, uint32_t rank)
+{
+    for (uint32_t k = 0; k < s->join.ndonors; k++)
+        if (s->join.donors[k] == rank)
+            return (int)k;
+    return -1;
+}
+
+static void s_reply_small(ps_server_t *s, zps_msg_t *m, int type, int body, void *msg)
+{
+    Zps__Envelope env;
+    zps_msg_env(&env, type, ZPS__ROLE__ROLE_SERVER, s->conf.rank, m->env->request_id);
+    env.body_case = body;
+    if (body == ZPS__ENVELOPE__BODY_FORWARD_ACK)
+        env.forward_ack = msg;
+    else
+        env.snap_ack = msg;
+    psv_send(s, m, &env, NULL, 0, NULL, 0);
+}
+
+void psv_on_forward(ps_server_t *s, zps_msg_t *m)
+{
+    const Zps__Forward *f = m->env->forward;
+    uint32_t donor = m->env->rank;
+    if (m->env->role != ZPS__ROLE__ROLE_SERVER || !s->ranges || f->table >= s->conf.ntables ||
+        f->seq == 0) {
+        psv_reply_error(s, m, ZPS_EPERM, "forward refused: not from a server of this job");
+        return;
+    }
+    ps_tab_t *tb = &s->tabs[f->table];
+    uint32_t dim = zps_optim_push_floats(&tb->o);
+    size_t klen, vlen;
+    const uint8_t *kb = zps_msg_bulk(m, 0, &klen);
+    const void *vb = zps_msg_bulk(m, 1, &vlen);
+    if (f->dim != dim || f->nkeys > s->conf.max_keys || vlen != f->nkeys * dim * sizeof(float) ||
+        (f->nkeys && !kb)) {
+        psv_reply_error(s, m, ZPS_EPROTO, "malformed forward");
+        return;
+    }
+    /* dedup per (donor, donor process) */
+    ps_dedup_win_t *w = NULL;
+    for (uint32_t i = 0; i < s->join.nfwin; i++)
+        if (s->join.fwin[i].rank == donor && s->join.fwin[i].nonce == f->donor_nonce)
+            w = &s->join.fwin[i].win;
+    if (!w) {
+        uint32_t i = s->join.nfwin < PSJ_MAX_DONORS ? s->join.nfwin++ : (uint32_t)(f->seq % PSJ_MAX_DONORS);
+        s->join.fwin[i].rank = donor;
+        s->join.fwin[i].nonce = f->donor_nonce;
+        ps_dedup_init(&s->join.fwin[i].win);
+        w = &s->join.fwin[i].win;
+    }
+    int st = ps_dedup_check(w, f->seq);
+    if (st == ZPS_ESEQ) {
+        psv_reply_error(s, m, ZPS_ESEQ, "forward seq %llu outside the window",
+                        (unsigned long long)f->seq);
+        return;
+    }
+    Zps__ForwardAck ack = ZPS__FORWARD_ACK__INIT;
+    ack.seq = f->seq;
+    if (st == PS_DEDUP_DUP) {
+        s_reply_small(s, m, ZPS__MSG_TYPE__FORWARD_ACK, ZPS__ENVELOPE__BODY_FORWARD_ACK, &ack);
+        return;
+    }
+    size_t n = f->nkeys;
+    if (n > s->keys_cap) {
+        uint64_t *k = realloc(s->keys, n * sizeof *k);
+        if (!k) {
+            psv_reply_error(s, m, ZPS_ENOMEM, "out of memory");
+            return;
+        }
+        s->keys = k;
+        s->keys_cap = n;
+    }
+    if (n && zps_keys_decode(kb, klen, n, s->keys, NULL) != 0) {
+        psv_reply_error(s, m, ZPS_EPROTO, "malformed forward keys");
+        return;
+    }
+    float *g = malloc((n * dim > 0 ? n * dim : 1) * sizeof *g);
+    if (!g) {
+        psv_reply_error(s, m, ZPS_ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(g, vb, n * dim * sizeof *g);
+    float lr = f->lr_scale > 0 ? f->lr_scale : 1.0f;
+    int rc;
+    if (s->join.cut && !s->join.caught_up)
+        rc = s_buffer(s, f->table, dim, s->keys, n, g, lr);
+    else
+        rc = s_apply_rows(s, f->table, s->keys, n, g, lr);
+    free(g);
+    if (rc) {
+        psv_reply_error(s, m, rc, "forward not applied: %s", zps_strerror(rc));
+        return;
+    }
+    ps_dedup_mark(w, f->seq);
+    s->join.forwards_in++;
+    s_reply_small(s, m, ZPS__MSG_TYPE__FORWARD_ACK, ZPS__ENVELOPE__BODY_FORWARD_ACK, &ack);
+}
+
+void psv_on_snap(ps_server_t *s, zps_msg_t *m)
+{
+    const Zps__Snap *p = m->env->snap;
+    uint32_t donor = m->env->rank;
+    int k = s_donor_index(s, donor);
+    Zps__SnapAck ack = ZPS__SNAP_ACK__INIT;
+    ack.cut = p->cut;
+    ack.page = p->page;
+    if (m->env->role != ZPS__ROLE__ROLE_SERVER || p->table >= s->conf.ntables) {
+        psv_reply_error(s, m, ZPS_EPERM, "snapshot page refused: not from a server of this job");
+        return;
+    }
+    if (p->cut != s->join.cut || k < 0 || s->join.caught_up) {
+        /* a page of a join that is over, or not ours: acknowledged, dropped */
+        s_reply_small(s, m, ZPS__MSG_TYPE__SNAP_ACK, ZPS__ENVELOPE__BODY_SNAP_ACK, &ack);
+        return;
+    }
+    if (p->page <= s->join.donor_page[k]) { /* a resend */
+        s_reply_small(s, m, ZPS__MSG_TYPE__SNAP_ACK, ZPS__ENVELOPE__BODY_SNAP_ACK, &ack);
+        return;
+    }
+    zps_table_t *t = s->tabs[p->table].t;
+    uint32_t rf = zps_table_row_floats(t);
+    size_t klen, vlen;
+    const void *kb = zps_msg_bulk(m, 0, &klen);
+    const void *vb = zps_msg_bulk(m, 1, &vlen);
+    size_t n = p->nkeys;
+    if (p->page != s->join.donor_page[k] + 1 || p->row_floats != rf || klen != n * 8 ||
+        vlen != n * rf * sizeof(float) || n > PSJ_PAGE_KEYS) {
+        psv_reply_error(s, m, ZPS_EPROTO, "malformed snapshot page %llu from server %u",
+                        (unsigned long long)p->page, donor);
+        return;
+    }
+    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    float **rows = malloc((n ? n : 1) * sizeof *rows);
+    if (!keys || !rows || (n && zps_table_upsert_batch(t, (memcpy(keys, kb, n * 8), keys), n, rows,
+                                                        NULL) != 0)) {
+        free(keys);
+        free(rows);
+        psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for a snapshot page");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(rows[i], (const char *)vb + i * rf * sizeof(float), rf * sizeof(float));
+    free(keys);
+    free(rows);
+    s->join.donor_page[k] = p->page;
+    s->join.snap_keys += n;
+    s_reply_small(s, m, ZPS__MSG_TYPE__SNAP_ACK, ZPS__ENVELOPE__BODY_SNAP_ACK, &ack);
+    if (p->last && !s->join.donor_done[k]) {
+        s->join.donor_done[k] = 1;
+        s->join.ndone++;
+        zps_info(s->log, "join at version %llu: server %u's copy is in (%llu pages)",
+                 (unsigned long long)s->join.cut, donor, (unsigned long long)p->page);
+        if (s->join.ndone == s->join.ndonors)
+            s_catch_up(s);
+    }
+}
+
+/* ---- maintenance -------------------------------------------------------------- */
+
+void psv_join_poll(ps_server_t *s)
+{
+    int64_t now = zps_now_ms();
+    for (uint32_t i = 0; i < s->join.ndon; i++) {
+        psj_donate_t *d = &s->join.don[i];
+        for (;;) {
+            zps_msg_t m;
+            int rc = zps_msg_recv(d->sock, 0, &m, ZMQ_DONTWAIT);
+            if (rc == 0 && m.env->body_case == ZPS__ENVELOPE__BODY_FORWARD_ACK) {
+                uint64_t seq = m.env->forward_ack->seq;
+                for (size_t j = 0; j < d->nfwd; j++)
+                    if (d->fwd[j].seq == seq) {
+                        s_fwd_free(s, &d->fwd[j]);
+                        d->fwd[j] = d->fwd[--d->nfwd];
+                        break;
+                    }
+            } else if (rc == 0 && m.env->body_case == ZPS__ENVELOPE__BODY_ERROR) {
+                zps_log_limited(s->log, LC_REJECT, 1000, "join of server %u: it refused a "
+                                "forward: %s", d->joiner, m.env->error->text);
+            }
+            zps_msg_close(&m);
+            if (rc == ZPS_EIO || rc == ZPS_EINTR)
+                break;
+        }
+        for (size_t j = 0; j < d->nfwd; j++)
+            if (now - d->fwd[j].sent_ms >= PSJ_RESEND_MS)
+                s_send_fwd(s, d, &d->fwd[j]);
+        if (d->snap_pid > 0) {
+            int status;
+            if (waitpid(d->snap_pid, &status, WNOHANG) == d->snap_pid) {
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                    zps_error(s->log, "join of server %u: the snapshot process failed (%s %d): "
+                              "the joiner will not complete; the coordinator replaces it when "
+                              "it is removed", d->joiner,
+                              WIFEXITED(status) ? "exit" : "signal",
+                              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                d->snap_pid = 0;
+            }
+        }
+    }
+}
+
+void psv_join_destroy(ps_server_t *s)
+{
+    for (uint32_t i = 0; i < s->join.ndon; i++)
+        s_donate_drop(s, &s->join.don[i]);
+    s->join.ndon = 0;
+    s_joining_clear(s);
+}
