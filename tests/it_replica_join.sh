@@ -1,0 +1,127 @@
+#!/bin/sh
+# Replication: servers rejoin a running job and nothing is lost or applied
+# twice.  3 servers, 2 replicas; 4 zps-ctl pushers push a known workload
+# through one zps-proxy per server (drop, duplicate and reorder 5%).  Each
+# server in turn is killed with -9, the coordinator removes it, and it is
+# started again, fresh (no checkpoint): it joins, copying its ranges from
+# the live replicas while the pushers go on (a snapshot at the join's cut,
+# then the pushes forwarded or sent to it), and the coordinator makes it a
+# replica again before the next kill.  sgd with lr 1 and integer
+# gradients: at the end every replica of every key -- the rejoined ones
+# too -- must hold exactly the independently computed sum.
+. "$(dirname "$0")/lib.sh"
+D=$TMP
+CTL="$ZPS_BIN/zps-ctl"
+P=4 LINES=${JOIN_LINES:-1500}
+S=3 R=2
+JOB="--table-dim 1 --optimizer sgd --lr 1"
+FAULTS="--drop 0.05 --dup 0.05 --reorder 0.05"
+
+p=0
+while [ $p -lt $P ]; do
+    awk -v seed=$((31 + p)) -v lines=$LINES 'BEGIN { srand(seed); for (l = 0; l < lines; l++) {
+        n = 1 + int(rand() * 12); s = "";
+        for (i = 0; i < n; i++) { k = int(rand() * 5000); if (rand() < 0.2) k = k * 2654435761 + 12345;
+            s = s (i ? " " : "") sprintf("%.0f", k) ":" (int(rand() * 17) - 8) }
+        print s } }' >"$D/push.$p.txt"
+    p=$((p + 1))
+done
+cat "$D"/push.*.txt | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, ":"); sum[kv[1]] -= kv[2] } }
+    END { for (k in sum) { v = sum[k]; if (v == 0) v = 0; printf "%s %.0f\n", k, v } }' | sort -n -k1,1 >"$D/expect.txt"
+cut -d' ' -f1 "$D/expect.txt" >"$D/keys.txt"
+
+"$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers $S --replicas $R \
+    --ready-file "$D/coord.ready" >/dev/null 2>"$D/coord.log" &
+PIDS="$PIDS $!"
+t=0; while [ ! -s "$D/coord.ready" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "coordinator not ready"; sleep 0.1; done
+COORD=$(cat "$D/coord.ready")
+
+# start_server I [BIND]: a fresh server I (on BIND: its old address)
+start_server() {
+    rm -f "$D/ready.$1"
+    "$ZPS_BIN/zps-server" --bind "${2:-tcp://127.0.0.1:0}" --rank "$1" --num-servers $S \
+        --ready-file "$D/ready.$1" $JOB --coordinator "$COORD" >/dev/null 2>>"$D/server.$1.log" &
+    eval "SPID$1=$!"; PIDS="$PIDS $!"
+    t=0; while [ ! -s "$D/ready.$1" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "server $1 not ready"; sleep 0.1; done
+    eval "EP$1=$(cat "$D/ready.$1")"
+}
+for i in 0 1 2; do start_server $i; done
+PX=""
+for i in 0 1 2; do
+    eval "up=\$EP$i"
+    "$ZPS_BIN/zps-proxy" --listen tcp://127.0.0.1:0 --upstream "$up" --seed $((200 + i)) \
+        $FAULTS --reorder-k 3 --max-hold-ms 300 \
+        --ready-file "$D/px$i.ready" --stats-file "$D/px$i.stats" >/dev/null 2>&1 &
+    PIDS="$PIDS $!"
+done
+for i in 0 1 2; do
+    t=0; while [ ! -s "$D/px$i.ready" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "proxy $i not ready"; sleep 0.1; done
+    PX="${PX:+$PX,}$(cat "$D/px$i.ready")"
+done
+
+PP=""
+p=0
+while [ $p -lt $P ]; do
+    "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.5 --server-timeout 60 \
+        push --file "$D/push.$p.txt" --window 8 >"$D/pusher.$p.out" 2>"$D/pusher.$p.log" &
+    PP="$PP $!"
+    p=$((p + 1))
+done
+c2s() { cat "$D"/px*.stats 2>/dev/null | sed -n 's/^c2s_in=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
+running() { for q in $PP; do kill -0 "$q" 2>/dev/null && return 0; done; return 1; }
+wait_log() { # FILE PATTERN WHAT
+    t=0
+    until grep -q "$2" "$1"; do
+        t=$((t + 1)); [ $t -gt 300 ] && fail "no '$2' in $1 after 30 s ($3)"
+        sleep 0.1
+    done
+}
+
+n=600
+for i in 1 2 0; do
+    t=0
+    while [ "$(c2s)" -lt "$n" ]; do
+        running || fail "the pushers finished before $n client messages: make the workload larger"
+        t=$((t + 1)); [ $t -gt 1200 ] && fail "no progress: $(c2s) client messages"
+        sleep 0.05
+    done
+    echo "killing server $i after $(c2s) client messages"
+    eval "kill -9 \$SPID$i; bind=\$EP$i"
+    wait_log "$D/coord.log" "removed server $i" "server $i removed"
+    start_server $i "$bind"
+    wait_log "$D/coord.log" "server $i completed its join" "server $i rejoined"
+    echo "server $i rejoined: $(grep "server $i completed its join" "$D/coord.log" | tail -1 | sed 's/.*info: //')"
+    running || fail "the pushers finished before server $i had rejoined: make the workload larger"
+    n=$(($(c2s) + 400))
+done
+
+p=0
+for q in $PP; do
+    wait "$q" || fail "pusher $p failed: $(tail -3 "$D/pusher.$p.log")"
+    grep -q "^pushed $LINES lines" "$D/pusher.$p.out" || fail "pusher $p: $(cat "$D/pusher.$p.out")"
+    p=$((p + 1))
+done
+echo "all $P pushers acknowledged all $LINES lines each"
+
+"$CTL" --coordinator "$COORD" table >"$D/table.txt" || fail "table failed"
+grep -q " lost 0$" "$D/table.txt" || fail "ranges lost: $(head -1 "$D/table.txt")"
+"$CTL" --coordinator "$COORD" table --file "$D/keys.txt" >"$D/map.txt" || fail "table --file failed"
+awk 'NF != 4 { bad++ } END { exit bad > 0 }' "$D/map.txt" || fail "keys without 2 replicas: $(awk 'NF != 4' "$D/map.txt" | head -3)"
+for i in 0 1 2; do
+    eval "ep=\$EP$i"
+    "$CTL" --servers "$ep" dump --out "$D/dump.$i" 2>/dev/null || fail "dump of server $i failed"
+    awk -v me=$i 'NR == FNR { e[$1] = $2; next } { for (j = 3; j <= NF; j++) if ($j == me) print $1, e[$1] }' \
+        "$D/expect.txt" "$D/map.txt" | sort -n -k1,1 >"$D/want.$i"
+    if ! cmp -s "$D/want.$i" "$D/dump.$i"; then
+        awk 'NR == FNR { e[$1] = $2; next } { d[$1] = $2 }
+             END { for (k in e) if (!(k in d) || d[k] != e[k]) print k, e[k], (k in d) ? d[k] : "missing";
+                   for (k in d) if (!(k in e)) print k, "none", d[k] }' "$D/want.$i" "$D/dump.$i" >"$D/diff.$i"
+        head -5 "$D/diff.$i" | sed 's/^/  key, expected, stored: /'
+        fail "server $i: $(wc -l <"$D/diff.$i") of its $(wc -l <"$D/want.$i") keys differ from the exact sums"
+    fi
+    echo "  server $i (rejoined): all $(wc -l <"$D/want.$i") keys it replicates hold the exact sums"
+done
+sed 's/^/  table: /' "$D/table.txt"
+grep -h "join at version .* copy complete" "$D"/server.*.log | sed 's/.*info: /  /'
+echo "ok: every server killed and rejoined in turn under load; every replica exact ($(wc -l <"$D/expect.txt") keys, $((P * LINES)) lines, faults: $FAULTS)"
+echo "it_replica_join: ok"
