@@ -44,7 +44,7 @@ static void s_on_signal(int sig)
 /* log classes of this file (ps_coord uses 0..7) */
 enum { LC_REJECT = 8, LC_DROPPED = 9 };
 
-#define S_MAX_FRAME (1 << 20) /* a beat with a table is under 30 KB */
+#define S_MAX_FRAME (1 << 20) /* a beat with a table is under 70 KB */
 #define S_DRAIN 256           /* messages per pass before ticking */
 
 typedef struct {
@@ -229,7 +229,7 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
     const char *ep = b->endpoint ? b->endpoint : "";
     int rc = ps_coord_beat(d->coord, zps_now_ms(), b->rank, b->server_nonce, ep, strlen(ep),
                            b->table_version, b->table.len ? b->table.data : NULL, b->table.len,
-                           &r);
+                           b->joined, &r);
     if (rc == ZPS_EINVAL) {
         s_error(d, m, rc, "BEAT from server rank %u, but the job has %u servers (--num-servers)",
                 b->rank, ps_coord_nservers(d->coord));
@@ -248,13 +248,34 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
     body.send_table = r.send_table != 0;
     body.table.data = (uint8_t *)r.table;
     body.table.len = r.table_len;
+    /* with the table, every server's endpoint: a donor reaches its joiner
+     * there (ps_coord caps them so that this fits, as TABLE_REPLY) */
+    uint32_t ns = ps_coord_nservers(d->coord);
+    char **eps = NULL;
+    if (r.table) {
+        eps = malloc(ns * sizeof *eps);
+        if (!eps) {
+            s_error(d, m, ZPS_ENOMEM, "out of memory");
+            return;
+        }
+        for (uint32_t i = 0; i < ns; i++)
+            eps[i] = (char *)ps_coord_endpoint(d->coord, i);
+        body.n_endpoints = ns;
+        body.endpoints = eps;
+    }
     env.body_case = ZPS__ENVELOPE__BODY_BEAT_REPLY;
     env.beat_reply = &body;
     zps_debug(d->log, "beat of server %u from %s holding version %llu: member %d, lease %u ms, "
               "version %llu%s%s", b->rank, m->peer, (unsigned long long)b->table_version, r.member,
               r.lease_ms, (unsigned long long)r.table_version, r.table ? ", with the table" : "",
               r.send_table ? ", asked for its table" : "");
-    s_send(d, m, &env);
+    size_t packed = zps__envelope__get_packed_size(&env);
+    if (packed > ZPS_MSG_MAX_ENVELOPE)
+        s_error(d, m, ZPS_ETOOBIG, "the beat reply would take %zu bytes, over the %u a server "
+                "reads: shorter endpoints or fewer servers", packed, ZPS_MSG_MAX_ENVELOPE);
+    else
+        s_send(d, m, &env);
+    free(eps);
 }
 
 static void s_table_get(s_daemon_t *d, zps_msg_t *m)
@@ -387,9 +408,12 @@ static int s_serve(const s_conf_t *conf, zps_log_t *log)
     ps_coord_get_stats(coord, &st);
     zps_info(log, "signal received, exiting: table version %llu, %u of %u servers in the table, "
              "%u ranges with no replica; %llu beats, %llu table requests, %llu removals, %llu "
+             "ranges given to joiners, %llu joined, %llu joiners removed with their donor, %llu "
              "errors, %llu bad tables, %llu replies dropped", (unsigned long long)st.version,
              st.members, ps_coord_nservers(coord), st.lost, (unsigned long long)st.beats,
              (unsigned long long)d.table_gets, (unsigned long long)st.removals,
+             (unsigned long long)st.joins_started, (unsigned long long)st.joins_completed,
+             (unsigned long long)st.joiners_removed,
              (unsigned long long)(d.errors), (unsigned long long)st.bad_tables,
              (unsigned long long)d.dropped);
 out:

@@ -7,6 +7,12 @@
  * encoded as well (re-encoded on every change), since most beats of a
  * changed table carry it.
  *
+ * Joining (ps_coord.h): per rank also the nonce of the process that was
+ * last removed (a beat with that nonce is not a candidate: that process
+ * may hold a partial or stale copy and must reset itself first), when its
+ * joins began (for the completion line) and whether "ready to join" was
+ * said already.
+ *
  * Log classes 0..7 of the log are this module's (rate-limited events that
  * peers can cause); zps-coord's main uses 8 and up. */
 #include "ps_coord.h"
@@ -18,18 +24,27 @@
 #include "zps_err.h"
 #include "zps_msg.h"
 
-enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 };
+enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4, LC_WAIT = 5 };
 
 #define S_MAX_FAILURE_MS 86400000u
-/* the largest encoding: header, then 1 + 2 x 3 bytes per range */
-#define S_ENC_MAX (24u + ZPS_RANGES * (1u + 2u * ZPS_MAX_REPLICAS))
+/* the largest encoding (format 2): header, then per range nrep, its ranks
+ * and the joiner, plus donor and cut with a join, which needs a free slot
+ * in the chain: at most 1 + 2 x (3 - 1) + 2 + 10 = 17 bytes (a full chain
+ * without a join takes 9) */
+#define S_ENC_RANGE_MAX (1u + 2u * (ZPS_MAX_REPLICAS - 1u) + 2u + 10u)
+#define S_ENC_MAX (24u + ZPS_RANGES * S_ENC_RANGE_MAX)
+_Static_assert(S_ENC_RANGE_MAX >= 1u + 2u * ZPS_MAX_REPLICAS + 2u, "a full chain fits");
 
 typedef struct {
     uint64_t nonce;       /* 0: not heard since start */
     int64_t last_ms;
     uint64_t reported;    /* table version of its last beat */
     int heard;
-    int member;           /* in some chain of the table (valid with c->have) */
+    int member;           /* in some chain or joining (valid with c->have) */
+    uint64_t stale_nonce; /* the process last removed (0: none known) */
+    int64_t join_ms;      /* when its joins began (or the table was adopted) */
+    int join_known;       /* join_ms is the start, not the adoption */
+    int ready_said;       /* "ready to join" logged for this process */
     char endpoint[PS_COORD_MAX_ENDPOINT + 1];
 } s_rank_t;
 
@@ -114,12 +129,18 @@ static void s_changed(ps_coord_t *c)
     for (uint32_t i = 0; i < c->conf.nservers; i++)
         c->ranks[i].member = 0;
     uint32_t members = 0;
-    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         for (uint32_t i = 0; i < c->table.nrep[r]; i++) {
             s_rank_t *k = &c->ranks[c->table.rep[r][i]];
             members += !k->member;
             k->member = 1;
         }
+        if (c->table.join[r] != ZPS_NO_RANK && c->table.join[r] < c->conf.nservers) {
+            s_rank_t *k = &c->ranks[c->table.join[r]];
+            members += !k->member;
+            k->member = 1;
+        }
+    }
     c->st.members = members;
     c->st.version = c->table.version;
     c->st.lost = zps_ranges_lost(&c->table);
@@ -133,20 +154,52 @@ static const char *s_ep(const ps_coord_t *c, uint32_t rank, char *buf, size_t le
     return zps_log_escape(e, strlen(e), buf, len, ZPS_LOG_WIRE_CHARS);
 }
 
-/* Take rank out of every chain, with the log lines an operator needs. */
-static void s_remove(ps_coord_t *c, uint32_t rank, const char *why)
+/* Take rank out of every chain and join, with the log lines an operator
+ * needs.  Its process (nonce) may not be a candidate any more. */
+static void s_remove_one(ps_coord_t *c, uint32_t rank, const char *why)
 {
     uint32_t lost = 0;
     char ep[ZPS_LOG_WIRE_BUF];
     zps_ranges_remove(&c->table, rank, &lost);
     s_changed(c);
     c->st.removals++;
+    c->ranks[rank].stale_nonce = c->ranks[rank].nonce;
+    c->ranks[rank].ready_said = 0;
     zps_warn(c->log, "removed server %u (%s): %s; table version %llu, %u of %u servers left, "
              "%u ranges with no replica", rank, s_ep(c, rank, ep, sizeof ep), why,
              (unsigned long long)c->table.version, c->st.members, c->conf.nservers, lost);
     if (lost)
         zps_error(c->log, "%u of %u ranges have lost every replica: the job cannot continue "
                   "without restoring checkpoints", lost, ZPS_RANGES);
+}
+
+/* Remove rank; when it was a donor, also every joiner copying from it:
+ * zps_ranges_remove drops those joins, and a joiner's copy of the other
+ * ranges it joins was begun at the same cut and is of no use alone (it
+ * resets itself when it sees it is out, and joins afresh).  Returns the
+ * ranks removed. */
+static uint32_t s_remove(ps_coord_t *c, uint32_t rank, const char *why)
+{
+    uint8_t *joiner = calloc(c->conf.nservers, 1);
+    uint32_t n = 1;
+    for (uint32_t r = 0; joiner && r < ZPS_RANGES; r++)
+        if (c->table.join[r] != ZPS_NO_RANK && c->table.donor[r] == rank &&
+            c->table.join[r] < c->conf.nservers)
+            joiner[c->table.join[r]] = 1;
+    s_remove_one(c, rank, why);
+    char why2[96];
+    snprintf(why2, sizeof why2, "its donor server %u was removed: its copy is incomplete", rank);
+    for (uint32_t j = 0; joiner && j < c->conf.nservers; j++) {
+        if (!joiner[j] || j == rank || !c->ranks[j].member)
+            continue;
+        s_remove_one(c, j, why2);
+        c->st.joiners_removed++;
+        n++;
+    }
+    if (!joiner)
+        zps_warn(c->log, "out of memory finding the joiners of server %u", rank);
+    free(joiner);
+    return n;
 }
 
 static void s_build(ps_coord_t *c)
@@ -194,6 +247,11 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
     c->have = 1;
     c->recovering = 0;
     s_changed(c);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (c->table.join[r] != ZPS_NO_RANK) {
+            c->ranks[c->table.join[r]].join_ms = now_ms;
+            c->ranks[c->table.join[r]].join_known = 0;
+        }
     zps_info(c->log, "adopted table version %llu reported by server %u after a grace of %u ms: "
              "%u servers, %u replicas, %u servers in the table, %u ranges with no replica",
              (unsigned long long)c->table.version, c->best_rank, c->conf.failure_ms,
@@ -206,12 +264,10 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
         if (!c->ranks[i].heard) {
             snprintf(why, sizeof why, "not heard during the grace of %u ms after the "
                      "coordinator's restart", c->conf.failure_ms);
-            s_remove(c, i, why);
-            removed++;
+            removed += s_remove(c, i, why);
         } else if (c->ranks[i].reported == 0) {
-            s_remove(c, i, "it beats without a table: a new process, the data of its replicas "
-                     "is gone");
-            removed++;
+            removed += s_remove(c, i, "it beats without a table: a new process, the data of its "
+                                "replicas is gone");
         }
     }
     return removed;
@@ -279,9 +335,114 @@ static void s_endpoint(ps_coord_t *c, uint32_t rank, const char *ep, size_t len)
     k->endpoint[len] = 0;
 }
 
+/* Is rank, not a member, a candidate to join: heard within failure_ms
+ * from a process that was not removed? */
+static int s_candidate(const ps_coord_t *c, uint32_t rank, int64_t now_ms)
+{
+    const s_rank_t *k = &c->ranks[rank];
+    return k->heard && !k->member && k->nonce != k->stale_nonce &&
+           now_ms - k->last_ms <= (int64_t)c->conf.failure_ms;
+}
+
+/* Candidate rank beats: give it a join of every range that has fewer than
+ * min(R, members + candidates) replicas, no join in progress and a
+ * replica to copy from (the primary donates), all at one cut, one new
+ * version.  Else it stays out, and says why once. */
+static void s_offer(ps_coord_t *c, uint32_t rank, int64_t now_ms)
+{
+    zps_ranges_t *t = &c->table;
+    s_rank_t *k = &c->ranks[rank];
+    uint32_t cands = 0;
+    for (uint32_t i = 0; i < c->conf.nservers; i++)
+        cands += s_candidate(c, i, now_ms);
+    uint32_t want = c->st.members + cands < c->conf.replicas ? c->st.members + cands
+                                                             : c->conf.replicas;
+    uint32_t *per = calloc(c->conf.nservers, sizeof *per);
+    if (!per) {
+        zps_warn(c->log, "out of memory offering ranges to server %u", rank);
+        return;
+    }
+    uint64_t cut = t->version + 1;
+    uint32_t n = 0, busy = 0, under = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        if (t->nrep[r] == 0 || t->nrep[r] >= want || zps_ranges_has(t, r, rank))
+            continue;
+        under++;
+        if (t->join[r] != ZPS_NO_RANK) {
+            busy++;
+            continue;
+        }
+        if (zps_ranges_join(t, r, rank, t->rep[r][0], cut) == 0) {
+            per[t->rep[r][0]]++;
+            n++;
+        }
+    }
+    char ep[ZPS_LOG_WIRE_BUF];
+    if (n == 0) {
+        if (!k->ready_said) {
+            if (under == 0)
+                zps_info(c->log, "server %u (%s) is ready to join, but every range has %u "
+                         "replicas%s", rank, s_ep(c, rank, ep, sizeof ep), want,
+                         want < c->conf.replicas ? " (as many as there are servers)" : "");
+            else
+                zps_info(c->log, "server %u (%s) is ready to join: %u ranges lack a replica, "
+                         "all with a join in progress; it waits for them", rank,
+                         s_ep(c, rank, ep, sizeof ep), busy);
+        }
+        k->ready_said = 1;
+        free(per);
+        return;
+    }
+    t->version = cut;
+    s_changed(c);
+    k->join_ms = now_ms;
+    k->join_known = 1;
+    k->ready_said = 0;
+    c->st.joins_started += n;
+    char donors[400];
+    size_t off = 0;
+    uint32_t listed = 0, more = 0;
+    for (uint32_t d = 0; d < c->conf.nservers; d++) {
+        if (!per[d])
+            continue;
+        if (listed == 8) {
+            more++;
+            continue;
+        }
+        int w = snprintf(donors + off, sizeof donors - off, "%sserver %u: %u ranges",
+                         listed ? ", " : "", d, per[d]);
+        if (w > 0 && (size_t)w < sizeof donors - off)
+            off += (size_t)w;
+        listed++;
+    }
+    if (more)
+        snprintf(donors + off, sizeof donors - off, " and %u more servers", more);
+    zps_info(c->log, "server %u (%s) joins %u ranges at version %llu (donors: %s)", rank,
+             s_ep(c, rank, ep, sizeof ep), n, (unsigned long long)cut, donors);
+    free(per);
+}
+
+/* rank reports it has copied every range it joins at cut joined. */
+static void s_joined(ps_coord_t *c, uint32_t rank, uint64_t joined, int64_t now_ms)
+{
+    s_rank_t *k = &c->ranks[rank];
+    uint32_t n = zps_ranges_complete(&c->table, rank, joined);
+    if (n == 0) {
+        zps_debug(c->log, "server %u reports its joins at version %llu done, but it has none "
+                  "there: ignored", rank, (unsigned long long)joined);
+        return;
+    }
+    s_changed(c);
+    c->st.joins_completed += n;
+    zps_info(c->log, "server %u completed its join of %u ranges (version %llu, took %s%lld ms "
+             "since the join began)", rank, n, (unsigned long long)c->table.version,
+             k->join_known ? "" : "over ", (long long)(now_ms - k->join_ms));
+}
+
 int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                   const char *endpoint, size_t endpoint_len, uint64_t table_version,
-                  const uint8_t *table, size_t table_len, ps_coord_reply_t *reply)
+                  const uint8_t *table, size_t table_len, uint64_t joined,
+                  ps_coord_reply_t *reply)
 {
     memset(reply, 0, sizeof *reply);
     if (rank >= c->conf.nservers) {
@@ -297,10 +458,13 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
     s_rank_t *k = &c->ranks[rank];
     s_endpoint(c, rank, endpoint ? endpoint : "", endpoint ? endpoint_len : 0);
     char ep[ZPS_LOG_WIRE_BUF];
+    int restarted = 0; /* this beat removed the rank: its next one may join */
     if (k->heard && k->nonce != nonce) {
-        if (c->have && k->member)
+        k->ready_said = 0;
+        if (c->have && k->member) {
             s_remove(c, rank, "its process restarted (new nonce): the data of its replicas is gone");
-        else
+            restarted = 1;
+        } else
             zps_log_burst(c->log, ZPS_LOG_INFO, LC_NONCE, 20, 10000,
                           "server %u (%s) is a new process (not in the table)", rank,
                           s_ep(c, rank, ep, sizeof ep));
@@ -336,6 +500,13 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
         s_build(c);
     if (!c->have)
         return 0;
+    if (joined && k->member)
+        s_joined(c, rank, joined, now_ms);
+    else if (joined)
+        zps_debug(c->log, "server %u reports joins at version %llu done, but it is not in the "
+                  "table: ignored", rank, (unsigned long long)joined);
+    if (!restarted && s_candidate(c, rank, now_ms))
+        s_offer(c, rank, now_ms);
     if (table_version > c->table.version)
         zps_log_limited(c->log, LC_NEWER, 1000, "server %u holds table version %llu, newer than "
                         "this coordinator's %llu", rank, (unsigned long long)table_version,
@@ -377,8 +548,7 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
             continue;
         snprintf(why, sizeof why, "silent for %lld ms (failure timeout %u ms)",
                  (long long)(now_ms - k->last_ms), c->conf.failure_ms);
-        s_remove(c, i, why);
-        removed++;
+        removed += s_remove(c, i, why);
     }
     return removed;
 }

@@ -32,15 +32,29 @@
  *     grace and every server now beats with version 0, a new table is built
  *     as at a fresh start.  Until a table exists every beat gets member 0,
  *     lease 0.
- * Rejoining (a restarted or new server getting ranges back) is not done
- * here yet: a removed rank stays out.
+ *   - joining: a server that beats while not in the table (a restarted
+ *     process from its second beat on, a removed server that has reset
+ *     itself, i.e. beats with a new nonce, a rank never in the table) is a
+ *     candidate.  When ranges have fewer than min(R, members + candidates)
+ *     replicas and no join in progress, its beat starts a join of all of
+ *     them in one new version (cut = version + 1; donor: the primary); it
+ *     is a member from then on (lease, failure timeout).  Its beat with
+ *     joined == cut completes them: it is appended to their chains
+ *     (version + 1).  A donor removed takes its joiners out with it (their
+ *     copies are partial; they reset and join afresh).  A candidate with
+ *     nothing to take stays out (member 0, lease 0).  Ranges with a join in
+ *     progress are not offered to another candidate: a second candidate
+ *     gets them after the first one's join completes.
+ *     The process that was removed (its nonce) is never a candidate: it
+ *     must reset itself (new nonce) first.  After a coordinator restart
+ *     that is not known, so any non-member is a candidate.
  *
  * Ownership: the table and its encoding returned by ps_coord_table,
  * ps_coord_encoded and in a reply stay valid until the next ps_coord_beat
  * or ps_coord_tick.  Endpoints are kept as given when printable and at
  * most PS_COORD_MAX_ENDPOINT bytes, or fewer with many servers so that one
- * TABLE_REPLY holding all of them and the table fits a client's envelope
- * limit (52 bytes for 4096 servers); else they are kept empty.  They are
+ * TABLE_REPLY (or BEAT_REPLY) holding all of them and the table fits a client's envelope
+ * limit (42 bytes for 4096 servers); else they are kept empty.  They are
  * escaped whenever logged. */
 #ifndef PS_COORD_H
 #define PS_COORD_H
@@ -66,7 +80,7 @@ typedef struct ps_coord ps_coord_t;
 
 /* The answer to one beat. */
 typedef struct {
-    int member;             /* the rank is in the table: it may serve */
+    int member;             /* the rank is in the table (a replica or joining) */
     uint32_t lease_ms;      /* failure_ms / 2 for a member, else 0 */
     uint64_t table_version; /* the current table (0: none yet) */
     int send_table;         /* no table here yet: send yours in the next beat */
@@ -80,6 +94,9 @@ typedef struct {
     uint64_t removals;     /* ranks removed from the table */
     uint64_t bad_tables;   /* tables reported that did not decode or fit */
     uint64_t stalls;       /* ticks after a gap of over failure_ms / 2 */
+    uint64_t joins_started;   /* ranges given to a joiner */
+    uint64_t joins_completed; /* ranges whose joiner completed */
+    uint64_t joiners_removed; /* joiners removed with their donor */
     uint64_t version;      /* current table version (0: none) */
     uint32_t members;      /* ranks in the table */
     uint32_t lost;         /* ranges with no replica left */
@@ -95,12 +112,15 @@ void ps_coord_destroy(ps_coord_t **c);
 
 /* One beat of server rank (its process nonce, announced endpoint of
  * endpoint_len bytes, the table version it holds and, when it was asked
- * to, that table's bytes: table may be NULL).  Fills *reply and returns 0;
+ * to, that table's bytes: table may be NULL; joined: Beat.joined, the cut
+ * of the joins it has finished copying, 0 for none).  Fills *reply and
+ * returns 0;
  * ZPS_EINVAL for rank >= S, ZPS_EPROTO for nonce 0 (nothing recorded; the
  * caller answers ERROR naming the peer). */
 int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                   const char *endpoint, size_t endpoint_len, uint64_t table_version,
-                  const uint8_t *table, size_t table_len, ps_coord_reply_t *reply);
+                  const uint8_t *table, size_t table_len, uint64_t joined,
+                  ps_coord_reply_t *reply);
 
 /* Time passes: adopt a restarted coordinator's table once the grace is
  * over, and remove every member silent for more than failure_ms.  Returns

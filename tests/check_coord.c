@@ -69,7 +69,7 @@ static int s_beat(s_fix_t *x, int64_t now, uint32_t rank, uint64_t version, ps_c
 {
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 7000 + rank);
-    return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, NULL, 0, rep);
+    return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, NULL, 0, 0, rep);
 }
 
 /* Ticks every 50 ms after from, then at to, as zps-coord does: the
@@ -271,15 +271,15 @@ START_TEST(restarted_process_removed)
     s_all(&x, 3, 100, 1);
     /* rank 1's process restarted: a new nonce, version 0 */
     const char *ep = "tcp://127.0.0.1:7001";
-    ck_assert_int_eq(ps_coord_beat(x.c, 150, 1, 555, ep, strlen(ep), 0, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 150, 1, 555, ep, strlen(ep), 0, NULL, 0, 0, &rep), 0);
     ck_assert(!rep.member && rep.lease_ms == 0);
     ck_assert_uint_eq(rep.table_version, 2);
     ck_assert(!zps_ranges_member(ps_coord_table(x.c), 1));
     ck_assert_uint_eq(s_lines(&x, "removed server 1", "process restarted"), 1);
     /* the new process stays out, and is not removed twice */
-    ck_assert_int_eq(ps_coord_beat(x.c, 200, 1, 555, ep, strlen(ep), 2, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 200, 1, 555, ep, strlen(ep), 2, NULL, 0, 0, &rep), 0);
     ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 2);
-    ck_assert_int_eq(ps_coord_beat(x.c, 300, 1, 777, ep, strlen(ep), 2, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 300, 1, 777, ep, strlen(ep), 2, NULL, 0, 0, &rep), 0);
     ck_assert(!rep.member);
     ck_assert_uint_eq(ps_coord_table(x.c)->version, 2);
     ck_assert_uint_eq(s_lines(&x, "removed server", NULL), 1);
@@ -317,7 +317,7 @@ static int s_beat_table(s_fix_t *x, int64_t now, uint32_t rank, uint64_t version
 {
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 7000 + rank);
-    return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, b, len, rep);
+    return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, b, len, 0, rep);
 }
 
 /* The coordinator restarted: the servers report their tables, the highest
@@ -506,9 +506,9 @@ START_TEST(bad_beats_refused)
     s_fix_t x;
     ps_coord_reply_t rep;
     s_open(&x, 2, 2, 1000, 0);
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 2, 1, "e", 1, 0, NULL, 0, &rep), ZPS_EINVAL);
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, UINT32_MAX, 1, "e", 1, 0, NULL, 0, &rep), ZPS_EINVAL);
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 0, 0, "e", 1, 0, NULL, 0, &rep), ZPS_EPROTO);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 2, 1, "e", 1, 0, NULL, 0, 0, &rep), ZPS_EINVAL);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, UINT32_MAX, 1, "e", 1, 0, NULL, 0, 0, &rep), ZPS_EINVAL);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 0, 0, "e", 1, 0, NULL, 0, 0, &rep), ZPS_EPROTO);
     ck_assert(!rep.member && rep.lease_ms == 0);
     ps_coord_stats_t st;
     ps_coord_get_stats(x.c, &st);
@@ -520,18 +520,18 @@ START_TEST(bad_beats_refused)
     /* endpoints: kept as given when printable and short, else empty */
     char big[PS_COORD_MAX_ENDPOINT + 2];
     memset(big, 'a', sizeof big);
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, big, sizeof big, 0, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, big, sizeof big, 0, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
     ck_assert_ptr_nonnull(ps_coord_table(x.c)); /* still counts as a beat */
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, big, PS_COORD_MAX_ENDPOINT, 1, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, big, PS_COORD_MAX_ENDPOINT, 1, NULL, 0, 0, &rep), 0);
     ck_assert_uint_eq(strlen(ps_coord_endpoint(x.c, 1)), PS_COORD_MAX_ENDPOINT);
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "tcp://x\n:1", 10, 1, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "tcp://x\n:1", 10, 1, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "a\0b", 3, 1, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "a\0b", 3, 1, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, NULL, 5, 1, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, NULL, 5, 1, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "");
-    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "tcp://h:1", 9, 1, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 0, 1, 9, "tcp://h:1", 9, 1, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(x.c, 1), "tcp://h:1");
     ck_assert(rep.member);
     /* the refusal is logged (rate-limited), escaped: every line is one
@@ -548,13 +548,13 @@ START_TEST(bad_beats_refused)
     char err[200];
     c2 = ps_coord_new(&conf, x.log, 0, err, sizeof err);
     ck_assert_ptr_nonnull(c2);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 52, 0, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 52, 0, NULL, 0, 0, &rep), 0);
     ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 52);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 53, 0, NULL, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 53, 0, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(c2, 4095), "");
     ps_coord_destroy(&c2);
     /* a table reported while running is not needed: ignored */
-    ck_assert_int_eq(ps_coord_beat(x.c, 10, 1, 9, "tcp://h:1", 9, 1, (const uint8_t *)"x", 1, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(x.c, 10, 1, 9, "tcp://h:1", 9, 1, (const uint8_t *)"x", 1, 0, &rep), 0);
     ck_assert(rep.member && !rep.send_table);
     s_close(&x);
 }

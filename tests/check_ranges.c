@@ -1,6 +1,7 @@
 /* check_ranges: the range table (common/zps_ranges): the default table's
- * spread and chains, its agreement with zps_place, removal, and the wire
- * form's round trip and refusals. */
+ * spread and chains, its agreement with zps_place, removal, joins (start,
+ * completion, removal of a joiner or a donor), and the wire form's round
+ * trip (with joins) and refusals (invalid joins too). */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ static zps_ranges_t *s_new(uint32_t ns, uint32_t r)
     return t;
 }
 
-/* The valid parts of two tables are equal (slots past nrep are not). */
+/* The valid parts of two tables are equal (slots past nrep, and donor and
+ * cut without a join, are not). */
 static int s_same(const zps_ranges_t *a, const zps_ranges_t *b)
 {
     if (a->version != b->version || a->nservers != b->nservers || a->replicas != b->replicas)
@@ -38,6 +40,10 @@ static int s_same(const zps_ranges_t *a, const zps_ranges_t *b)
         for (uint32_t i = 0; i < a->nrep[r]; i++)
             if (a->rep[r][i] != b->rep[r][i])
                 return 0;
+        if (a->join[r] != b->join[r])
+            return 0;
+        if (a->join[r] != ZPS_NO_RANK && (a->donor[r] != b->donor[r] || a->cut[r] != b->cut[r]))
+            return 0;
     }
     return 1;
 }
@@ -191,6 +197,120 @@ START_TEST(encode_decode_round_trip)
 }
 END_TEST
 
+/* Joins: started only for a non-replica joiner from a replica donor into
+ * a free slot; completion appends the joiner last (version + 1) for the
+ * joins of that cut only; removing the joiner or the donor drops the join,
+ * removing another replica keeps it; member and takes count joins. */
+START_TEST(join_complete_remove)
+{
+    zps_ranges_t *t = s_new(4, 3);
+    /* range 0: (0, 1, 2), full */
+    ck_assert_uint_eq(t->join[0], ZPS_NO_RANK);
+    ck_assert_int_eq(zps_ranges_join(t, 0, 3, 0, 2), ZPS_EINVAL); /* full chain */
+    zps_ranges_remove(t, 3, NULL);                                 /* version 2 */
+    ck_assert_uint_eq(t->version, 2);
+    ck_assert(!zps_ranges_member(t, 3));
+    /* range 0 is still full; range 1100 (home 1: 1, 2, 3) is (1, 2) now */
+    ck_assert_uint_eq(zps_range_home(1100, 4), 1);
+    ck_assert_uint_eq(t->nrep[1100], 2);
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 1, 1, 3), ZPS_EINVAL); /* joiner a replica */
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 3, 0, 3), ZPS_EINVAL); /* donor not one */
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 3, 1, 0), ZPS_EINVAL); /* cut 0 */
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 4, 1, 3), ZPS_EINVAL); /* joiner >= S */
+    ck_assert_int_eq(zps_ranges_join(t, ZPS_RANGES, 3, 1, 3), ZPS_EINVAL);
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 3, 1, 3), 0);
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 0, 1, 3), ZPS_EINVAL); /* has a join */
+    ck_assert_uint_eq(t->version, 2); /* the caller bumps it */
+    t->version = 3;
+    ck_assert(zps_ranges_member(t, 3));
+    ck_assert(zps_ranges_takes(t, 1100, 3) && !zps_ranges_has(t, 1100, 3));
+    ck_assert(zps_ranges_takes(t, 1100, 1) && !zps_ranges_takes(t, 1100, 0));
+    ck_assert_uint_eq(zps_ranges_count(t, 3, NULL), 0);
+    /* a second join of 3 at another cut (range 2100: home 2: (2, 0)) */
+    ck_assert_int_eq(zps_ranges_join(t, 2100, 3, 0, 4), 0);
+    t->version = 4;
+    /* completion: another cut or another joiner changes nothing */
+    ck_assert_uint_eq(zps_ranges_complete(t, 3, 2), 0);
+    ck_assert_uint_eq(zps_ranges_complete(t, 0, 3), 0);
+    ck_assert_uint_eq(t->version, 4);
+    ck_assert_uint_eq(zps_ranges_complete(t, 3, 3), 1);
+    ck_assert_uint_eq(t->version, 5);
+    ck_assert_uint_eq(t->nrep[1100], 3);
+    ck_assert_uint_eq(t->rep[1100][0], 1);
+    ck_assert_uint_eq(t->rep[1100][1], 2);
+    ck_assert_uint_eq(t->rep[1100][2], 3);
+    ck_assert_uint_eq(t->join[1100], ZPS_NO_RANK);
+    ck_assert_uint_eq(t->join[2100], 3); /* the other cut's join stays */
+    ck_assert_uint_eq(zps_ranges_count(t, 3, NULL), 1);
+    /* removing another replica (1) keeps the join of 2100 (donor 0) */
+    zps_ranges_remove(t, 1, NULL);
+    ck_assert_uint_eq(t->join[2100], 3);
+    ck_assert_uint_eq(t->donor[2100], 0);
+    /* removing the donor drops the join (and only its) */
+    ck_assert_int_eq(zps_ranges_join(t, 1100, 0, 2, t->version + 1), 0); /* (2, 3) <- 0 */
+    t->version++;
+    uint64_t v = t->version;
+    /* 2 is in the chains of homes 0, 1 (1100 too) and 2: 3 x 1024 ranges */
+    ck_assert_uint_eq(zps_ranges_remove(t, 2, NULL), 3 * 1024);
+    ck_assert_uint_eq(t->version, v + 1);
+    ck_assert_uint_eq(t->join[1100], ZPS_NO_RANK);
+    ck_assert_uint_eq(t->join[2100], 3);
+    /* removing the joiner drops its join; a rank with only joins changes
+     * the ranges it joined */
+    zps_ranges_t *u = s_new(3, 2);
+    zps_ranges_remove(u, 1, NULL);
+    ck_assert_int_eq(zps_ranges_join(u, 0, 1, 0, 3), 0);
+    u->version = 3;
+    ck_assert_uint_eq(zps_ranges_remove(u, 1, NULL), 1);
+    ck_assert_uint_eq(u->join[0], ZPS_NO_RANK);
+    ck_assert_uint_eq(u->version, 4);
+    ck_assert(!zps_ranges_member(u, 1));
+    free(u);
+    free(t);
+}
+END_TEST
+
+/* Tables with joins (from every shape's first replica into the first free
+ * slot) survive the wire. */
+START_TEST(encode_decode_with_joins)
+{
+    zps_ranges_t *t = malloc(sizeof *t), *u = malloc(sizeof *u);
+    uint8_t *buf = malloc(1 << 17);
+    char err[200];
+    ck_assert(t && u && buf);
+    const uint32_t shapes[][2] = {{3, 2}, {4, 3}, {4096, 3}};
+    for (size_t s = 0; s < 3; s++) {
+        ck_assert_int_eq(zps_ranges_init(t, shapes[s][0], shapes[s][1]), 0);
+        uint32_t out = t->nservers - 1;
+        zps_ranges_remove(t, out, NULL);
+        uint32_t joins = 0;
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            if (t->nrep[r] < t->replicas)
+                joins += zps_ranges_join(t, r, out, t->rep[r][0], t->version + 1) == 0;
+        S_REQUIRE(joins > 0, "shape %zu: no joins", s);
+        t->version++;
+        size_t need = zps_ranges_encoded_size(t);
+        ck_assert_uint_eq(zps_ranges_encode(t, buf, need - 1), 0);
+        ck_assert_uint_eq(zps_ranges_encode(t, buf, 1 << 17), need);
+        memset(u, 0x5a, sizeof *u);
+        ck_assert_int_eq(zps_ranges_decode(u, buf, need, err, sizeof err), 0);
+        ck_assert_msg(s_same(t, u), "shape %zu", s);
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            S_REQUIRE(u->join[r] == ZPS_NO_RANK || (u->join[r] == out && u->cut[r] == t->version),
+                      "shape %zu range %u", s, r);
+        /* and completed */
+        ck_assert_uint_eq(zps_ranges_complete(t, out, t->version), joins);
+        need = zps_ranges_encoded_size(t);
+        ck_assert_uint_eq(zps_ranges_encode(t, buf, 1 << 17), need);
+        ck_assert_int_eq(zps_ranges_decode(u, buf, need, err, sizeof err), 0);
+        ck_assert(s_same(t, u));
+    }
+    free(t);
+    free(u);
+    free(buf);
+}
+END_TEST
+
 /* Decode err and leave the output exactly as it was. */
 static void s_refused(const uint8_t *buf, size_t len, const char *want, const char *what)
 {
@@ -267,9 +387,67 @@ START_TEST(decode_refuses)
     s_refused(b, n, "range 0 has 3 replicas", "nrep > replicas");
     b[24] = 255;
     s_refused(b, n, "range 0 has 255", "nrep 255");
-    /* the good one still decodes */
+    /* joins: range 0's u16 joiner follows its chain (offset 29); make it
+     * a join of 2 from 0 at cut 1 (the version): 10 more bytes */
+    ck_assert_uint_eq(good[29], 0xff);
+    ck_assert_uint_eq(good[30], 0xff);
+    uint8_t *j = malloc(n + 10);
+    ck_assert_ptr_nonnull(j);
+    memcpy(j, good, 29);
+    s_put16(j + 29, 2);
+    s_put16(j + 31, 0);
+    memset(j + 33, 0, 8);
+    j[33] = 1;
+    memcpy(j + 41, good + 31, n - 31);
     zps_ranges_t *u = malloc(sizeof *u);
     char err[200];
+    ck_assert_int_eq(zps_ranges_decode(u, j, n + 10, err, sizeof err), 0);
+    ck_assert_uint_eq(u->join[0], 2);
+    ck_assert_uint_eq(u->donor[0], 0);
+    ck_assert_uint_eq(u->cut[0], 1);
+    ck_assert_uint_eq(u->join[1], ZPS_NO_RANK);
+    memcpy(b, j, n + 10);
+    s_put16(b + 29, 1);
+    s_refused(b, n + 10, "invalid join (server 1 from 0", "joiner is a replica");
+    memcpy(b, j, n + 10);
+    s_put16(b + 31, 2);
+    s_refused(b, n + 10, "invalid join (server 2 from 2", "donor not a replica");
+    memcpy(b, j, n + 10);
+    s_put16(b + 31, 0xfffe);
+    s_refused(b, n + 10, "invalid join", "donor beyond the servers");
+    memcpy(b, j, n + 10);
+    b[33] = 0;
+    s_refused(b, n + 10, "at version 0", "cut 0");
+    memcpy(b, j, n + 10);
+    b[33] = 2;
+    s_refused(b, n + 10, "at version 2", "cut > version");
+    memcpy(b, j, n + 10);
+    s_put16(b + 29, 3);
+    s_refused(b, n + 10, "invalid join (server 3", "joiner >= S");
+    memcpy(b, j, n + 10);
+    s_put16(b + 29, 0xfffe);
+    s_refused(b, n + 10, "invalid join", "joiner 65534");
+    s_refused(j, n + 9, "truncated", "join cut short");
+    s_refused(j, 35, "truncated at range 0", "join's donor and cut cut short");
+    free(j);
+    /* full chain: a 3-replica table whose range 0 (0, 1, 2) has a join */
+    zps_ranges_t *f = s_new(4, 3);
+    size_t fn = zps_ranges_encoded_size(f);
+    uint8_t *fg = malloc(fn + 10), *fb = malloc(fn + 10);
+    ck_assert(fg && fb);
+    ck_assert_uint_eq(zps_ranges_encode(f, fg, fn), fn);
+    ck_assert_uint_eq(fg[24], 3);
+    memcpy(fb, fg, 31);
+    s_put16(fb + 31, 3);
+    s_put16(fb + 33, 0);
+    memset(fb + 35, 0, 8);
+    fb[35] = 1;
+    memcpy(fb + 43, fg + 33, fn - 33);
+    s_refused(fb, fn + 10, "invalid join (server 3 from 0", "full chain");
+    free(f);
+    free(fg);
+    free(fb);
+    /* the good one still decodes */
     ck_assert_int_eq(zps_ranges_decode(u, good, n, err, sizeof err), 0);
     ck_assert(s_same(t, u));
     free(u);
@@ -289,6 +467,8 @@ Suite *suite_ranges(void)
     tcase_add_test(tc, remove_keeps_order);
     tcase_add_test(tc, encode_decode_round_trip);
     tcase_add_test(tc, decode_refuses);
+    tcase_add_test(tc, join_complete_remove);
+    tcase_add_test(tc, encode_decode_with_joins);
     suite_add_tcase(s, tc);
     return s;
 }
