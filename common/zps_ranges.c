@@ -3,7 +3,8 @@
  * Wire form, little-endian:
  *   "ZPSR" u32 format (2) u64 version u32 nservers u32 replicas
  *   then per range: u8 nrep, nrep x u16 rank, u16 joiner (0xffff: none)
- *   and, with a joiner, u16 donor and u64 cut */
+ *   and, with a joiner, u16 donor and u64 cut;
+ *   then per server rank: u32 incarnation */
 #include "zps_ranges.h"
 
 #include <stdio.h>
@@ -67,6 +68,8 @@ int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t d
         zps_ranges_has(t, range, joiner) || !zps_ranges_has(t, range, donor) ||
         t->nrep[range] >= ZPS_MAX_REPLICAS || cut == 0)
         return ZPS_EINVAL;
+    if (!zps_ranges_member(t, joiner))
+        t->inc[joiner]++;
     t->join[range] = (uint16_t)joiner;
     t->donor[range] = (uint16_t)donor;
     t->cut[range] = cut;
@@ -79,7 +82,14 @@ uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut)
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         if (t->join[r] != joiner || t->cut[r] != cut || t->nrep[r] >= ZPS_MAX_REPLICAS)
             continue;
-        t->rep[r][t->nrep[r]++] = (uint16_t)joiner;
+        if (zps_range_home(r, t->nservers) == joiner) {
+            /* its home: primary again, as in the default table */
+            memmove(&t->rep[r][1], &t->rep[r][0], t->nrep[r] * sizeof t->rep[r][0]);
+            t->rep[r][0] = (uint16_t)joiner;
+            t->nrep[r]++;
+        } else {
+            t->rep[r][t->nrep[r]++] = (uint16_t)joiner;
+        }
         t->join[r] = ZPS_NO_RANK;
         t->donor[r] = 0;
         t->cut[r] = 0;
@@ -148,7 +158,7 @@ static uint64_t s_get64(const uint8_t *p)
 
 size_t zps_ranges_encoded_size(const zps_ranges_t *t)
 {
-    size_t n = S_HEAD + 3u * ZPS_RANGES;
+    size_t n = S_HEAD + 3u * ZPS_RANGES + 4u * t->nservers;
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
         n += 2u * t->nrep[r] + (t->join[r] != ZPS_NO_RANK ? 10u : 0u);
     return n;
@@ -181,6 +191,8 @@ size_t zps_ranges_encode(const zps_ranges_t *t, uint8_t *buf, size_t cap)
             p += 10;
         }
     }
+    for (uint32_t s = 0; s < t->nservers; s++, p += 4)
+        s_put32(p, t->inc[s]);
     return need;
 }
 
@@ -253,6 +265,12 @@ int zps_ranges_decode(zps_ranges_t *out, const uint8_t *buf, size_t len, char *e
             tmp.cut[r] = cut;
         }
     }
+    if ((size_t)(end - p) < 4u * tmp.nservers) {
+        snprintf(err, errlen, "range table: truncated in the incarnations");
+        return ZPS_EPROTO;
+    }
+    for (uint32_t s = 0; s < tmp.nservers; s++, p += 4)
+        tmp.inc[s] = s_get32(p);
     if (p != end) {
         snprintf(err, errlen, "range table: %zu bytes after the last range", (size_t)(end - p));
         return ZPS_EPROTO;

@@ -56,6 +56,10 @@ typedef struct {
     uint16_t join[ZPS_RANGES];                     /* joining replica, or ZPS_NO_RANK */
     uint16_t donor[ZPS_RANGES];                    /* its donor (a replica of the range) */
     uint64_t cut[ZPS_RANGES];                      /* the version its join began at */
+    uint32_t inc[ZPS_RANGES_MAX_SERVERS];          /* per rank: its incarnation, raised when
+                                                      a new process of it starts joining (a
+                                                      client then forgets what it sent the
+                                                      old one: sequence numbers, key lists) */
 } zps_ranges_t;
 
 /* The range of a key. */
@@ -83,14 +87,17 @@ int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas);
 uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost);
 
 /* Start a join: joiner copies range from donor (a replica of it, not the
- * joiner) as of cut (the version the caller is about to publish).  0, or
+ * joiner) as of cut (the version the caller is about to publish).  The
+ * joiner's incarnation is raised if it held nothing so far (a new process).  0, or
  * ZPS_EINVAL (the range has a join already, the joiner is a replica, the
  * donor is not).  The caller bumps the version (to cut). */
 int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
                     uint64_t cut);
 
-/* The joins of joiner that began at cut are done: it becomes the last
- * replica of each of their ranges.  Returns how many; the version grows by
+/* The joins of joiner that began at cut are done: it becomes a replica of
+ * each of their ranges, the primary of those whose home it is (so a server
+ * that failed and rejoined serves the pulls it served before), else the
+ * last.  Returns how many; the version grows by
  * one if that is not 0. */
 uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut);
 

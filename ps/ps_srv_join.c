@@ -40,8 +40,8 @@
 
 #define PSJ_RESEND_MS 500
 #define PSJ_PAGE_KEYS 16384u
-#define PSJ_PAGE_ACK_MS 2000
-#define PSJ_PAGE_TRIES 15
+#define PSJ_PAGE_ACK_MS 500
+#define PSJ_PAGE_TRIES 60
 
 static int s_in_mask(const uint8_t *mask, uint32_t r)
 {
@@ -443,6 +443,8 @@ void psv_join_table(ps_server_t *s)
     if (cut && cut != s->join.cut) {
         s_joining_clear(s);
         s->join.cut = cut;
+        if (!s->join.floor)
+            s->join.floor = cut;
         s->join.started_ms = zps_now_ms();
         s->join.snap_keys = 0;
         memset(s->join.mask, 0, sizeof s->join.mask);
@@ -477,16 +479,21 @@ void psv_join_table(ps_server_t *s)
 int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t n, uint32_t dim,
                   const float *g, float lr_scale)
 {
+    (void)m;
+    /* a process that joined holds only what it joined: a push split by a
+     * table before its cut (a client that has not learnt the join yet, or
+     * resends what it sent this rank's previous process) reaches it through
+     * its donors' snapshots and forwards, so it is dropped, during the
+     * join and forever after */
+    if (s->join.floor && req->table_version < s->join.floor) {
+        /* (2: acknowledged but not recorded: its sequence number belongs
+         * to the numbering the client used with this rank's previous
+         * process, and must not shadow the same number used anew) */
+        s->join.dropped_pushes++;
+        return 2;
+    }
     if (!s->join.cut || s->join.caught_up)
         return 0;
-    (void)m;
-    /* a joiner holds only what it joins: every key is buffered, or dropped
-     * when the push was split by a table before the cut (the donors'
-     * snapshots and forwards carry it) */
-    if (req->table_version < s->join.cut) {
-        s->join.dropped_pushes++;
-        return 1;
-    }
     int rc = s_buffer(s, req->table, dim, s->keys, n, g, lr_scale);
     return rc ? rc : 1;
 }
@@ -607,6 +614,15 @@ static void s_reply_small(ps_server_t *s, zps_msg_t *m, int type, int body, void
     psv_send(s, m, &env, NULL, 0, NULL, 0);
 }
 
+/* A donor's message for a join at cut: 1 if this server knows that join
+ * (its table is refreshed first: the donor may have learnt it sooner). */
+static int s_knows_cut(ps_server_t *s, uint64_t cut)
+{
+    if (s->ranges && s->ranges->version < cut && ps_member_table(s->member, s->ranges))
+        psv_join_table(s);
+    return s->ranges && s->ranges->version >= cut;
+}
+
 void psv_on_forward(ps_server_t *s, zps_msg_t *m)
 {
     const Zps__Forward *f = m->env->forward;
@@ -614,6 +630,13 @@ void psv_on_forward(ps_server_t *s, zps_msg_t *m)
     if (m->env->role != ZPS__ROLE__ROLE_SERVER || !s->ranges || f->table >= s->conf.ntables ||
         f->seq == 0) {
         psv_reply_error(s, m, ZPS_EPERM, "forward refused: not from a server of this job");
+        return;
+    }
+    if (!s_knows_cut(s, f->cut)) {
+        /* not learnt yet: the donor sends it again */
+        psv_reply_error(s, m, ZPS_ESTALE, "forward for the join at version %llu: this server "
+                        "has version %llu yet", (unsigned long long)f->cut,
+                        (unsigned long long)s->ranges->version);
         return;
     }
     ps_tab_t *tb = &s->tabs[f->table];
@@ -690,7 +713,7 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
 {
     const Zps__Snap *p = m->env->snap;
     uint32_t donor = m->env->rank;
-    int k = s_donor_index(s, donor);
+    int k;
     Zps__SnapAck ack = ZPS__SNAP_ACK__INIT;
     ack.cut = p->cut;
     ack.page = p->page;
@@ -698,6 +721,9 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
         psv_reply_error(s, m, ZPS_EPERM, "snapshot page refused: not from a server of this job");
         return;
     }
+    if (!s_knows_cut(s, p->cut))
+        return; /* not learnt yet: unanswered, the donor sends the page again */
+    k = s_donor_index(s, donor);
     if (p->cut != s->join.cut || k < 0 || s->join.caught_up) {
         /* a page of a join that is over, or not ours: acknowledged, dropped */
         s_reply_small(s, m, ZPS__MSG_TYPE__SNAP_ACK, ZPS__ENVELOPE__BODY_SNAP_ACK, &ack);

@@ -491,8 +491,10 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
             s->acc_mean = req->mean;
             s->acc_examples += req->examples;
         }
-        /* applied: only now is the seq recorded */
-        ps_dedup_mark(&rec->win, req->seq);
+        /* applied: only now is the seq recorded (not for a stale push a
+         * joiner dropped: ps_srv_join.c) */
+        if (j != 2)
+            ps_dedup_mark(&rec->win, req->seq);
         rec->last_seq = rec->win.hwm;
         rec->applied++;
         rk->applied++;

@@ -15,7 +15,7 @@ CTL="$ZPS_BIN/zps-ctl"
 P=4 LINES=${JOIN_LINES:-1500}
 S=3 R=2
 JOB="--table-dim 1 --optimizer sgd --lr 1"
-FAULTS="--drop 0.05 --dup 0.05 --reorder 0.05"
+FAULTS=${JOIN_FAULTS-"--drop 0.05 --dup 0.05 --reorder 0.05"}
 
 p=0
 while [ $p -lt $P ]; do
@@ -78,7 +78,7 @@ wait_log() { # FILE PATTERN WHAT
 }
 
 n=600
-for i in 1 2 0; do
+for i in ${JOIN_KILLS:-1 2 0}; do
     t=0
     while [ "$(c2s)" -lt "$n" ]; do
         running || fail "the pushers finished before $n client messages: make the workload larger"
@@ -107,6 +107,7 @@ echo "all $P pushers acknowledged all $LINES lines each"
 grep -q " lost 0$" "$D/table.txt" || fail "ranges lost: $(head -1 "$D/table.txt")"
 "$CTL" --coordinator "$COORD" table --file "$D/keys.txt" >"$D/map.txt" || fail "table --file failed"
 awk 'NF != 4 { bad++ } END { exit bad > 0 }' "$D/map.txt" || fail "keys without 2 replicas: $(awk 'NF != 4' "$D/map.txt" | head -3)"
+bad=""
 for i in 0 1 2; do
     eval "ep=\$EP$i"
     "$CTL" --servers "$ep" dump --out "$D/dump.$i" 2>/dev/null || fail "dump of server $i failed"
@@ -117,10 +118,13 @@ for i in 0 1 2; do
              END { for (k in e) if (!(k in d) || d[k] != e[k]) print k, e[k], (k in d) ? d[k] : "missing";
                    for (k in d) if (!(k in e)) print k, "none", d[k] }' "$D/want.$i" "$D/dump.$i" >"$D/diff.$i"
         head -5 "$D/diff.$i" | sed 's/^/  key, expected, stored: /'
-        fail "server $i: $(wc -l <"$D/diff.$i") of its $(wc -l <"$D/want.$i") keys differ from the exact sums"
+        echo "  server $i: $(wc -l <"$D/diff.$i") of its $(wc -l <"$D/want.$i") keys differ from the exact sums"
+        bad="$bad $i"
+        continue
     fi
-    echo "  server $i (rejoined): all $(wc -l <"$D/want.$i") keys it replicates hold the exact sums"
+    echo "  server $i: all $(wc -l <"$D/want.$i") keys it replicates hold the exact sums"
 done
+[ -z "$bad" ] || fail "servers$bad do not hold the exact sums"
 sed 's/^/  table: /' "$D/table.txt"
 grep -h "join at version .* copy complete" "$D"/server.*.log | sed 's/.*info: /  /'
 echo "ok: every server killed and rejoined in turn under load; every replica exact ($(wc -l <"$D/expect.txt") keys, $((P * LINES)) lines, faults: $FAULTS)"

@@ -63,6 +63,25 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t)
     int any = 0;
     uint64_t old = c->ranges->version;
     for (uint32_t s = 0; s < S; s++) {
+        removed[s] = 0;
+        if (c->ranges->version && t->inc[s] != c->ranges->inc[s]) {
+            /* a new process of rank s joins: it knows nothing of this
+             * client (sequence numbers from 1, empty key cache); what was
+             * held for the old one lives on the other replicas */
+            c->dead[s] = 0;
+            wk_retry_reset(c->retry, s);
+            c->seq_next[s] = 0;
+            c->acked[s] = 0;
+            c->snonce[s] = 0;
+            c->retry_at_ms[s] = c->conf.retry_ms;
+            wk_keysig_forget(c->sigs, s);
+            wkc_notice(c, "server %u at %s is in the range table again (version %llu): a new "
+                       "process joining", s, c->servers[s], (unsigned long long)t->version);
+            removed[s] = 1; /* requests waiting for the old process stop waiting */
+            any = 1;
+            c->failovers++;
+            continue;
+        }
         removed[s] = !c->dead[s] && !zps_ranges_member(t, s);
         if (removed[s]) {
             c->dead[s] = 1;

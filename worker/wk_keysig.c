@@ -8,6 +8,7 @@
 #include "wk_keysig.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct wk_keysig {
     uint32_t nservers, per;
@@ -50,4 +51,12 @@ int wk_keysig_seen(wk_keysig_t *k, uint32_t s, uint64_t sig)
     ring[k->next[s]] = sig;
     k->next[s] = k->next[s] + 1 == k->per ? 0 : k->next[s] + 1;
     return 0;
+}
+
+void wk_keysig_forget(wk_keysig_t *k, uint32_t s)
+{
+    if (s >= k->nservers)
+        return;
+    memset(k->sigs + (size_t)s * k->per, 0, k->per * sizeof *k->sigs);
+    k->next[s] = 0;
 }

@@ -24,4 +24,8 @@ void wk_keysig_destroy(wk_keysig_t **k);
  * with probability 2^-64, and the server's answer covers that case too. */
 int wk_keysig_seen(wk_keysig_t *k, uint32_t s, uint64_t sig);
 
+/* Forget every signature sent to server s (a new process: its key cache
+ * is empty). */
+void wk_keysig_forget(wk_keysig_t *k, uint32_t s);
+
 #endif

@@ -237,6 +237,17 @@ void wk_retry_drop(wk_retry_t *r, uint32_t s, uint64_t seq)
         s_release(r, &r->srv[s], sl);
 }
 
+void wk_retry_reset(wk_retry_t *r, uint32_t s)
+{
+    if (s >= r->n)
+        return;
+    wk_retry_item_t *it;
+    while ((it = wk_retry_first(r, s)) != NULL)
+        wk_retry_drop(r, s, it->seq);
+    r->srv[s].last_seq = 0;
+    r->srv[s].durable = 0;
+}
+
 void wk_retry_restart(wk_retry_t *r, uint32_t s)
 {
     if (s >= r->n)

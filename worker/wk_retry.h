@@ -63,6 +63,11 @@ void wk_retry_durable(wk_retry_t *r, uint32_t s, uint64_t durable);
 /* Forget seq whatever its state (the server refused it for good). */
 void wk_retry_drop(wk_retry_t *r, uint32_t s, uint64_t seq);
 
+/* Forget server s entirely: every held push is dropped and its sequence
+ * numbers start again from 1 (a replicated job's server that was removed,
+ * whose new process joins: its pushes live on the other replicas). */
+void wk_retry_reset(wk_retry_t *r, uint32_t s);
+
 /* Server s restarted (its state may be older than what it acknowledged):
  * its durable mark goes back to 0 and every held item becomes unacked; the
  * caller resends them all, oldest first (wk_retry_first_unacked/next). */
