@@ -24,7 +24,7 @@
 #include "zps_err.h"
 #include "zps_msg.h"
 
-enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4, LC_WAIT = 5 };
+enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 };
 
 #define S_MAX_FAILURE_MS 86400000u
 /* the largest encoding (format 2): header, then per range nrep, its ranks

@@ -2,8 +2,10 @@
  * the table is built once every server has beaten, members get leases and
  * the table only when theirs is older, silence and restarted processes
  * remove a member, a restarted coordinator rebuilds its state from the
- * servers' reports, and bad input is refused.  Log lines are read back
- * from a temporary file and counted. */
+ * servers' reports, servers join (candidates get the under-replicated
+ * ranges from their primaries and complete with Beat.joined; donors take
+ * their joiners out with them), and bad input is refused.  Log lines are
+ * read back from a temporary file and counted. */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "ps_coord.h"
 #include "zps_err.h"
 #include "zps_log.h"
+#include "zps_msg.h"
 #include "zps_ranges.h"
 
 typedef struct {
@@ -70,6 +73,15 @@ static int s_beat(s_fix_t *x, int64_t now, uint32_t rank, uint64_t version, ps_c
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 7000 + rank);
     return ps_coord_beat(x->c, now, rank, s_nonce(rank), ep, strlen(ep), version, NULL, 0, 0, rep);
+}
+
+/* A beat of rank's process nonce, with joined. */
+static int s_beatj(s_fix_t *x, int64_t now, uint32_t rank, uint64_t nonce, uint64_t version,
+                   uint64_t joined, ps_coord_reply_t *rep)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 7000 + rank);
+    return ps_coord_beat(x->c, now, rank, nonce, ep, strlen(ep), version, NULL, 0, joined, rep);
 }
 
 /* Ticks every 50 ms after from, then at to, as zps-coord does: the
@@ -276,21 +288,29 @@ START_TEST(restarted_process_removed)
     ck_assert_uint_eq(rep.table_version, 2);
     ck_assert(!zps_ranges_member(ps_coord_table(x.c), 1));
     ck_assert_uint_eq(s_lines(&x, "removed server 1", "process restarted"), 1);
-    /* the new process stays out, and is not removed twice */
+    /* its next beat: a candidate, joining every range (test join_after_restart) */
     ck_assert_int_eq(ps_coord_beat(x.c, 200, 1, 555, ep, strlen(ep), 2, NULL, 0, 0, &rep), 0);
-    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 2);
-    ck_assert_int_eq(ps_coord_beat(x.c, 300, 1, 777, ep, strlen(ep), 2, NULL, 0, 0, &rep), 0);
-    ck_assert(!rep.member);
-    ck_assert_uint_eq(ps_coord_table(x.c)->version, 2);
-    ck_assert_uint_eq(s_lines(&x, "removed server", NULL), 1);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 3);
+    ck_assert_uint_eq(s_lines(&x, "server 1 (tcp://127.0.0.1:7001) joins 4096 ranges", NULL), 1);
+    /* restarted again while joining: removed again, its joins dropped */
+    ck_assert_int_eq(ps_coord_beat(x.c, 300, 1, 777, ep, strlen(ep), 3, NULL, 0, 0, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 4);
+    ck_assert_uint_eq(ps_coord_table(x.c)->join[0], ZPS_NO_RANK);
+    ck_assert_uint_eq(s_lines(&x, "removed server", NULL), 2);
+    /* a non-member with a new nonce: logged, and a candidate at once */
+    ck_assert_int_eq(ps_coord_beat(x.c, 350, 1, 888, ep, strlen(ep), 4, NULL, 0, 0, &rep), 0);
     ck_assert_uint_eq(s_lines(&x, "server 1 (tcp://127.0.0.1:7001) is a new process", NULL), 1);
+    ck_assert(rep.member && rep.table_version == 5);
     /* the others are untouched */
-    ck_assert_int_eq(s_beat(&x, 300, 0, 2, &rep), 0);
+    ck_assert_int_eq(s_beat(&x, 350, 0, 2, &rep), 0);
     ck_assert(rep.member && rep.lease_ms == 500);
     ps_coord_stats_t st;
     ps_coord_get_stats(x.c, &st);
-    ck_assert_uint_eq(st.removals, 1);
-    ck_assert_uint_eq(st.members, 2);
+    ck_assert_uint_eq(st.removals, 2);
+    ck_assert_uint_eq(st.members, 3);
+    ck_assert_uint_eq(st.joins_started, 2 * 4096);
+    ck_assert_uint_eq(st.joins_completed, 0);
     s_close(&x);
 }
 END_TEST
@@ -376,19 +396,26 @@ START_TEST(coordinator_restart_adopts_highest)
     ck_assert_uint_eq(s_lines(&x, "removed server 1 (no endpoint): not heard during the grace",
                               "table version 3"), 1);
     ck_assert_uint_eq(s_lines(&x, "table version 1:", NULL), 0); /* never built one */
-    /* members get leases and the table; rank 3 does not */
+    /* members get leases and the table; rank 3, never in this table, is a
+     * candidate: it joins every range (each lacks a replica), with donors
+     * 0 and 2, the primaries */
     ck_assert_int_eq(s_beat(&x, 11050, 2, 1, &rep), 0);
     ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 3 && !rep.send_table);
     ck_assert_ptr_nonnull(rep.table);
     ck_assert_int_eq(s_beat(&x, 11050, 3, 0, &rep), 0);
-    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 3);
-    /* 0 beat last at 10900: removed 1000 ms later, as any member */
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 4);
+    ck_assert_uint_eq(s_lines(&x, "server 3 (tcp://127.0.0.1:7003) joins 4096 ranges at version 4",
+                              "(donors: server 0: 2048 ranges, server 2: 2048 ranges)"), 1);
+    /* 0 beat last at 10900: removed 1000 ms later, as any member, and
+     * the joiner 3 with it (0 was its donor) */
     ck_assert_uint_eq(s_tick_to(&x, 11010, 11900), 0);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 11901), 1);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 11901), 2);
+    ck_assert_uint_eq(s_lines(&x, "removed server 3", "its donor server 0 was removed"), 1);
     ps_coord_get_stats(x.c, &st);
     ck_assert(!st.recovering);
-    ck_assert_uint_eq(st.version, 4);
-    ck_assert_uint_eq(st.removals, 2);
+    ck_assert_uint_eq(st.version, 6);
+    ck_assert_uint_eq(st.removals, 3);
+    ck_assert_uint_eq(st.joiners_removed, 1);
     s_close(&x);
     free(t1);
     free(t2);
@@ -538,8 +565,9 @@ START_TEST(bad_beats_refused)
      * timestamped line, none cut by a raw newline */
     ck_assert_uint_ge(s_lines(&x, "server 1 announced an endpoint of 257 bytes", "aaaa..."), 1);
     ck_assert_uint_eq(s_lines(&x, "", NULL), s_lines(&x, "Z coord/0 ", NULL));
-    /* with 4096 servers endpoints are kept up to 52 bytes, so that a
-     * TABLE_REPLY with every one fits a client's envelope limit */
+    /* with 4096 servers endpoints are kept up to 42 bytes, so that a
+     * TABLE_REPLY or BEAT_REPLY with every one and the largest table (with
+     * joins) fits a client's envelope limit (test reply_fits) */
     ps_coord_t *c2;
     ps_coord_conf_t conf;
     ps_coord_conf_defaults(&conf);
@@ -548,14 +576,402 @@ START_TEST(bad_beats_refused)
     char err[200];
     c2 = ps_coord_new(&conf, x.log, 0, err, sizeof err);
     ck_assert_ptr_nonnull(c2);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 52, 0, NULL, 0, 0, &rep), 0);
-    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 52);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 53, 0, NULL, 0, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 42, 0, NULL, 0, 0, &rep), 0);
+    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 42);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 43, 0, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(c2, 4095), "");
     ps_coord_destroy(&c2);
     /* a table reported while running is not needed: ignored */
     ck_assert_int_eq(ps_coord_beat(x.c, 10, 1, 9, "tcp://h:1", 9, 1, (const uint8_t *)"x", 1, 0, &rep), 0);
     ck_assert(rep.member && !rep.send_table);
+    s_close(&x);
+}
+END_TEST
+
+/* R = 2, S = 3: a member restarts, is removed, and its next beat makes it
+ * a candidate: it joins exactly the ranges it lost (2/3 of them), from
+ * their primaries, in one version; it is a member with a lease from then
+ * on; its joined report completes them (appended last, one version). */
+START_TEST(join_after_restart)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    zps_ranges_t *t = malloc(sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    s_open(&x, 3, 2, 1000, 0);
+    s_all(&x, 3, 0, 0);
+    s_all(&x, 3, 100, 1);
+    ck_assert_int_eq(s_beatj(&x, 150, 1, 555, 0, 0, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 2);
+    ck_assert_uint_eq(s_lines(&x, "joins", NULL), 0);
+    /* its next beat (it holds version 2 now): joins at cut 3 */
+    ck_assert_int_eq(s_beatj(&x, 200, 1, 555, 2, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 3);
+    s_decode(&rep, t);
+    ck_assert_uint_eq(t->version, 3);
+    uint32_t joins = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        uint32_t h = zps_range_home(r, 3);
+        if (h == 2) { /* (2, 0): never held 1 */
+            if (t->join[r] != ZPS_NO_RANK || t->nrep[r] != 2)
+                ck_abort_msg("range %u: a join", r);
+            continue;
+        }
+        /* (0, 1) -> (0) and (1, 2) -> (2): joined by 1 from the primary */
+        if (t->nrep[r] != 1 || t->join[r] != 1 || t->donor[r] != (h == 0 ? 0 : 2) ||
+            t->cut[r] != 3 || t->rep[r][0] != t->donor[r])
+            ck_abort_msg("range %u: join %u donor %u cut %llu", r, t->join[r], t->donor[r],
+                         (unsigned long long)t->cut[r]);
+        joins++;
+    }
+    ck_assert_uint_eq(joins, 2731);
+    ck_assert_uint_eq(s_lines(&x, "server 1 (tcp://127.0.0.1:7001) joins 2731 ranges at version 3 "
+                              "(donors: server 0: 1366 ranges, server 2: 1365 ranges)", NULL), 1);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.joins_started, 2731);
+    ck_assert_uint_eq(st.members, 3);
+    ck_assert_uint_eq(st.version, 3);
+    /* a member now: lease, no table when current, removed if silent */
+    ck_assert_int_eq(s_beatj(&x, 250, 1, 555, 3, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 3);
+    ck_assert_ptr_null(rep.table);
+    /* joined values that match nothing are ignored: another cut, another rank */
+    ck_assert_int_eq(s_beatj(&x, 300, 1, 555, 3, 2, &rep), 0);
+    ck_assert_int_eq(s_beatj(&x, 300, 0, s_nonce(0), 3, 3, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 3);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 3);
+    /* done: appended last, version 4, sent in the reply */
+    ck_assert_int_eq(s_beatj(&x, 350, 1, 555, 3, 3, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 4);
+    s_decode(&rep, t);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        uint32_t h = zps_range_home(r, 3);
+        uint32_t want0 = h == 1 ? 2 : h == 0 ? 0 : 2, want1 = h == 2 ? 0 : 1;
+        if (t->join[r] != ZPS_NO_RANK || t->nrep[r] != 2 || t->rep[r][0] != want0 ||
+            t->rep[r][1] != want1)
+            ck_abort_msg("range %u: (%u, %u)", r, t->rep[r][0], t->rep[r][1]);
+    }
+    ck_assert_uint_eq(s_lines(&x, "server 1 completed its join of 2731 ranges (version 4, took "
+                              "150 ms since the join began)", NULL), 1);
+    /* reported again (it has not seen version 4 yet): nothing */
+    ck_assert_int_eq(s_beatj(&x, 400, 1, 555, 3, 3, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 4 && rep.table);
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.joins_completed, 2731);
+    ck_assert_uint_eq(st.version, 4);
+    ck_assert_uint_eq(st.members, 3);
+    ck_assert_uint_eq(st.removals, 1);
+    ck_assert_uint_eq(s_lines(&x, "completed its join", NULL), 1);
+    s_close(&x);
+    free(t);
+}
+END_TEST
+
+/* R = 3, S = 4: a donor failing mid-join takes its joiner out too; the
+ * joiner's old process stays out, its reset (new nonce) joins afresh. */
+START_TEST(join_donor_fails)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 4, 3, 1000, 0);
+    s_all(&x, 4, 0, 0);
+    s_all(&x, 4, 100, 1);
+    ck_assert_int_eq(s_beatj(&x, 150, 3, 555, 0, 0, &rep), 0);
+    ck_assert(!rep.member);
+    ck_assert_int_eq(s_beatj(&x, 200, 3, 555, 2, 0, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 3);
+    ck_assert_uint_eq(s_lines(&x, "server 3 (tcp://127.0.0.1:7003) joins 3072 ranges at version 3 "
+                              "(donors: server 0: 1024 ranges, server 1: 1024 ranges, server 2: "
+                              "1024 ranges)", NULL), 1);
+    /* 2 falls silent after 100 */
+    for (int64_t now = 300; now <= 1100; now += 100) {
+        s_beat(&x, now, 0, 3, &rep);
+        s_beat(&x, now, 1, 3, &rep);
+        s_beatj(&x, now, 3, 555, 3, 0, &rep);
+        ck_assert(rep.member);
+        ck_assert_uint_eq(ps_coord_tick(x.c, now), 0);
+    }
+    ck_assert_uint_eq(ps_coord_tick(x.c, 1101), 2);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    ck_assert_uint_eq(t->version, 5);
+    ck_assert(!zps_ranges_member(t, 2) && !zps_ranges_member(t, 3));
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] != ZPS_NO_RANK || t->nrep[r] == 0)
+            ck_abort_msg("range %u: join %u, %u replicas", r, t->join[r], t->nrep[r]);
+    ck_assert_uint_eq(s_lines(&x, "removed server 2", "silent for 1001 ms"), 1);
+    ck_assert_uint_eq(s_lines(&x, "removed server 3 (tcp://127.0.0.1:7003): its donor server 2 "
+                              "was removed: its copy is incomplete", "table version 5"), 1);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.joiners_removed, 1);
+    ck_assert_uint_eq(st.removals, 3);
+    ck_assert_uint_eq(st.members, 2);
+    ck_assert_uint_eq(st.lost, 0);
+    /* its process (555) beats on: not a candidate, it must reset first */
+    ck_assert_int_eq(s_beatj(&x, 1150, 3, 555, 3, 3, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 5 && rep.table);
+    ck_assert_int_eq(s_beatj(&x, 1160, 3, 555, 5, 0, &rep), 0);
+    ck_assert(!rep.member);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 5);
+    /* reset (nonce 556): joins every range, all lacking a replica */
+    ck_assert_int_eq(s_beatj(&x, 1200, 3, 556, 0, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 6);
+    ck_assert_uint_eq(s_lines(&x, "server 3 (tcp://127.0.0.1:7003) joins 4096 ranges at version 6 "
+                              "(donors: server 0: 3072 ranges, server 1: 1024 ranges)", NULL), 1);
+    s_close(&x);
+}
+END_TEST
+
+/* A joiner silent past the failure timeout is removed like any member: its
+ * joins are dropped, the chains are as before. */
+START_TEST(join_joiner_fails)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 3, 2, 1000, 0);
+    s_all(&x, 3, 0, 0);
+    s_all(&x, 3, 100, 1);
+    s_beatj(&x, 150, 1, 555, 0, 0, &rep);
+    s_beatj(&x, 200, 1, 555, 2, 0, &rep);
+    ck_assert(rep.member && rep.table_version == 3);
+    zps_ranges_t *before = malloc(sizeof *before);
+    ck_assert_ptr_nonnull(before);
+    *before = *ps_coord_table(x.c);
+    for (int64_t now = 300; now <= 1200; now += 100) {
+        s_beat(&x, now, 0, 3, &rep);
+        s_beat(&x, now, 2, 3, &rep);
+        ck_assert_uint_eq(ps_coord_tick(x.c, now), 0);
+    }
+    ck_assert_uint_eq(ps_coord_tick(x.c, 1201), 1);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    ck_assert_uint_eq(t->version, 4);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] != ZPS_NO_RANK || t->nrep[r] != before->nrep[r] ||
+            memcmp(t->rep[r], before->rep[r], sizeof t->rep[r]) != 0)
+            ck_abort_msg("range %u changed", r);
+    ck_assert_uint_eq(s_lines(&x, "removed server 1", "silent for 1001 ms"), 1);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.joiners_removed, 0);
+    ck_assert_uint_eq(st.members, 2);
+    ck_assert_uint_eq(st.joins_completed, 0);
+    /* its late report changes nothing; its process stays out */
+    ck_assert_int_eq(s_beatj(&x, 1250, 1, 555, 3, 3, &rep), 0);
+    ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 4);
+    ck_assert_uint_eq(ps_coord_table(x.c)->version, 4);
+    s_close(&x);
+    free(before);
+}
+END_TEST
+
+/* A table as the servers hold it: S = 3, R = 2, every range on (0, 1),
+ * version v; with joins_of 1 (mid-join, see join_survives_restart) range
+ * r's chain is (0) and 1 joins it from 0 at cut v. */
+static uint8_t *s_custom(uint64_t v, int joining, size_t *len)
+{
+    zps_ranges_t *t = malloc(sizeof *t);
+    zps_ranges_init(t, 3, 2);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        t->nrep[r] = joining ? 1 : 2;
+        t->rep[r][0] = 0;
+        t->rep[r][1] = 1;
+        if (joining)
+            ck_assert_int_eq(zps_ranges_join(t, r, 1, 0, v), 0);
+    }
+    t->version = v;
+    *len = zps_ranges_encoded_size(t);
+    uint8_t *b = malloc(*len);
+    ck_assert_uint_eq(zps_ranges_encode(t, b, *len), *len);
+    free(t);
+    return b;
+}
+
+/* A candidate with nothing to take stays out and says so once; when a
+ * member fails, its next beat joins.  (Here after a coordinator restart:
+ * rank 2 was never in the adopted table.) */
+START_TEST(join_nothing_to_take)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    size_t len;
+    uint8_t *b = s_custom(5, 0, &len);
+    s_open(&x, 3, 2, 1000, 0);
+    ck_assert_int_eq(s_beat_table(&x, 10, 0, 5, b, len, &rep), 0);
+    ck_assert_int_eq(s_beat(&x, 10, 1, 5, &rep), 0);
+    ck_assert_int_eq(s_beat(&x, 10, 2, 0, &rep), 0);
+    ck_assert_uint_eq(s_tick_to(&x, 0, 1010), 0);
+    ck_assert_uint_eq(s_lines(&x, "adopted table version 5", NULL), 1);
+    s_beat(&x, 1000, 0, 5, &rep);
+    s_beat(&x, 1000, 1, 5, &rep);
+    for (int64_t now = 1020; now <= 1100; now += 40) {
+        ck_assert_int_eq(s_beat(&x, now, 2, 5, &rep), 0);
+        ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 5);
+    }
+    ck_assert_uint_eq(s_lines(&x, "server 2 (tcp://127.0.0.1:7002) is ready to join, but every "
+                              "range has 2 replicas", NULL), 1);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.joins_started, 0);
+    ck_assert_uint_eq(st.members, 2);
+    /* 0 falls silent (last beat at 1000): removed at 2001; then 2 joins
+     * every range, from 1 */
+    for (int64_t now = 1100; now <= 2000; now += 100) {
+        s_beat(&x, now, 1, 5, &rep);
+        s_beat(&x, now, 2, 5, &rep);
+        ck_assert(!rep.member);
+        ck_assert_uint_eq(ps_coord_tick(x.c, now), 0);
+    }
+    ck_assert_uint_eq(ps_coord_tick(x.c, 2001), 1);
+    ck_assert_int_eq(s_beat(&x, 2050, 2, 6, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 7);
+    ck_assert_uint_eq(s_lines(&x, "server 2 (tcp://127.0.0.1:7002) joins 4096 ranges at version 7 "
+                              "(donors: server 1: 4096 ranges)", NULL), 1);
+    ck_assert_uint_eq(s_lines(&x, "ready to join", NULL), 1);
+    s_close(&x);
+    free(b);
+}
+END_TEST
+
+/* Joins are in the table: a restarted coordinator adopts them, and the
+ * joiner's report completes them. */
+START_TEST(join_survives_restart)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    size_t len;
+    uint8_t *b = s_custom(4, 1, &len);
+    s_open(&x, 3, 2, 1000, 0);
+    ck_assert_int_eq(s_beat_table(&x, 10, 0, 4, b, len, &rep), 0);
+    ck_assert_int_eq(s_beat(&x, 10, 1, 4, &rep), 0);
+    ck_assert_int_eq(s_beat(&x, 10, 2, 0, &rep), 0);
+    ck_assert_uint_eq(s_tick_to(&x, 0, 1010), 0);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.version, 4);
+    ck_assert_uint_eq(st.members, 2); /* 0 and the joiner 1 */
+    ck_assert_int_eq(s_beatj(&x, 1020, 1, s_nonce(1), 4, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 4);
+    ck_assert_int_eq(s_beatj(&x, 1030, 1, s_nonce(1), 4, 4, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 5 && rep.table);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->nrep[r] != 2 || t->rep[r][1] != 1 || t->join[r] != ZPS_NO_RANK)
+            ck_abort_msg("range %u not completed", r);
+    ck_assert_uint_eq(s_lines(&x, "server 1 completed its join of 4096 ranges (version 5, took "
+                              "over 20 ms", NULL), 1);
+    s_close(&x);
+    free(b);
+}
+END_TEST
+
+/* R = 3, S = 3, two servers restart: the first to beat joins every range;
+ * the second waits (the ranges have a join in progress) and joins them
+ * once the first has completed. */
+START_TEST(join_two_candidates)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 3, 3, 1000, 0);
+    s_all(&x, 3, 0, 0);
+    s_all(&x, 3, 100, 1);
+    ck_assert_int_eq(s_beatj(&x, 150, 1, 555, 0, 0, &rep), 0);
+    ck_assert_int_eq(s_beatj(&x, 150, 2, 666, 0, 0, &rep), 0);
+    ck_assert(!rep.member && rep.table_version == 3);
+    ck_assert_int_eq(s_beatj(&x, 200, 1, 555, 3, 0, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 4);
+    ck_assert_uint_eq(s_lines(&x, "server 1 (tcp://127.0.0.1:7001) joins 4096 ranges at version 4 "
+                              "(donors: server 0: 4096 ranges)", NULL), 1);
+    for (int64_t now = 200; now <= 260; now += 30) {
+        ck_assert_int_eq(s_beatj(&x, now, 2, 666, 3, 0, &rep), 0);
+        ck_assert(!rep.member && rep.lease_ms == 0 && rep.table_version == 4);
+    }
+    ck_assert_uint_eq(s_lines(&x, "server 2 (tcp://127.0.0.1:7002) is ready to join: 4096 ranges "
+                              "lack a replica, all with a join in progress", NULL), 1);
+    ck_assert_int_eq(s_beatj(&x, 300, 1, 555, 4, 4, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 5);
+    ck_assert_int_eq(s_beatj(&x, 350, 2, 666, 4, 0, &rep), 0);
+    ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 6);
+    ck_assert_uint_eq(s_lines(&x, "server 2 (tcp://127.0.0.1:7002) joins 4096 ranges at version 6 "
+                              "(donors: server 0: 4096 ranges)", NULL), 1);
+    ck_assert_int_eq(s_beatj(&x, 400, 2, 666, 6, 6, &rep), 0);
+    ck_assert(rep.member && rep.table_version == 7);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->nrep[r] != 3 || t->rep[r][0] != 0 || t->rep[r][1] != 1 || t->rep[r][2] != 2)
+            ck_abort_msg("range %u", r);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.joins_started, 8192);
+    ck_assert_uint_eq(st.joins_completed, 8192);
+    ck_assert_uint_eq(st.members, 3);
+    ck_assert_uint_eq(st.removals, 2);
+    s_close(&x);
+}
+END_TEST
+
+/* The largest BEAT_REPLY and TABLE_REPLY (4096 servers, every endpoint at
+ * the cap, the largest table: every range with two replicas and a join)
+ * fit the envelope limit. */
+START_TEST(reply_fits)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    s_open(&x, 4096, 3, 1000, 0);
+    char ep[PS_COORD_MAX_ENDPOINT + 1];
+    size_t cap = 0;
+    memset(ep, 'e', sizeof ep);
+    for (size_t n = 1; n <= PS_COORD_MAX_ENDPOINT; n++) {
+        ps_coord_beat(x.c, 0, 0, 1, ep, n, 0, NULL, 0, 0, &rep);
+        if (strlen(ps_coord_endpoint(x.c, 0)) == n)
+            cap = n;
+    }
+    ck_assert_uint_eq(cap, 42);
+    zps_ranges_t *t = malloc(sizeof *t);
+    ck_assert_int_eq(zps_ranges_init(t, 4096, 3), 0);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        t->nrep[r] = 2;
+        ck_assert_int_eq(zps_ranges_join(t, r, t->rep[r][2], t->rep[r][0], 1), 0);
+    }
+    t->version = UINT64_MAX;
+    size_t len = zps_ranges_encoded_size(t);
+    ck_assert_uint_eq(len, 24 + ZPS_RANGES * 17);
+    uint8_t *enc = malloc(len);
+    ck_assert_uint_eq(zps_ranges_encode(t, enc, len), len);
+    char **eps = malloc(4096 * sizeof *eps);
+    ck_assert(enc && eps);
+    ep[cap] = 0;
+    for (uint32_t i = 0; i < 4096; i++)
+        eps[i] = ep;
+    Zps__Envelope env;
+    Zps__BeatReply br = ZPS__BEAT_REPLY__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__BEAT_REPLY, ZPS__ROLE__ROLE_SERVER, UINT32_MAX, UINT64_MAX);
+    br.member = 1;
+    br.lease_ms = UINT32_MAX;
+    br.table_version = UINT64_MAX;
+    br.send_table = 1;
+    br.table.data = enc;
+    br.table.len = len;
+    br.n_endpoints = 4096;
+    br.endpoints = eps;
+    env.body_case = ZPS__ENVELOPE__BODY_BEAT_REPLY;
+    env.beat_reply = &br;
+    size_t packed = zps__envelope__get_packed_size(&env);
+    ck_assert_msg(packed <= ZPS_MSG_MAX_ENVELOPE, "%zu", packed);
+    Zps__TableReply tr = ZPS__TABLE_REPLY__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__TABLE_REPLY, ZPS__ROLE__ROLE_SERVER, UINT32_MAX, UINT64_MAX);
+    tr.version = UINT64_MAX;
+    tr.table.data = enc;
+    tr.table.len = len;
+    tr.n_endpoints = 4096;
+    tr.endpoints = eps;
+    env.body_case = ZPS__ENVELOPE__BODY_TABLE_REPLY;
+    env.table_reply = &tr;
+    packed = zps__envelope__get_packed_size(&env);
+    ck_assert_msg(packed <= ZPS_MSG_MAX_ENVELOPE, "%zu", packed);
+    free(eps);
+    free(enc);
+    free(t);
     s_close(&x);
 }
 END_TEST
@@ -572,6 +988,13 @@ Suite *suite_coord(void)
     tcase_add_test(tc, coordinator_restart_removes_new_processes);
     tcase_add_test(tc, stall_not_counted);
     tcase_add_test(tc, bad_beats_refused);
+    tcase_add_test(tc, join_after_restart);
+    tcase_add_test(tc, join_donor_fails);
+    tcase_add_test(tc, join_joiner_fails);
+    tcase_add_test(tc, join_nothing_to_take);
+    tcase_add_test(tc, join_survives_restart);
+    tcase_add_test(tc, join_two_candidates);
+    tcase_add_test(tc, reply_fits);
     suite_add_tcase(s, tc);
     return s;
 }
