@@ -30,9 +30,9 @@ enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 }
 /* the largest encoding (format 2): header, then per range nrep, its ranks
  * and the joiner, plus donor and cut with a join, which needs a free slot
  * in the chain: at most 1 + 2 x (3 - 1) + 2 + 10 = 17 bytes (a full chain
- * without a join takes 9) */
+ * without a join takes 9); then 4 bytes of incarnation per server */
 #define S_ENC_RANGE_MAX (1u + 2u * (ZPS_MAX_REPLICAS - 1u) + 2u + 10u)
-#define S_ENC_MAX (24u + ZPS_RANGES * S_ENC_RANGE_MAX)
+#define S_ENC_MAX (24u + ZPS_RANGES * S_ENC_RANGE_MAX + 4u * ZPS_RANGES_MAX_SERVERS)
 _Static_assert(S_ENC_RANGE_MAX >= 1u + 2u * ZPS_MAX_REPLICAS + 2u, "a full chain fits");
 
 typedef struct {

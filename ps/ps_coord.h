@@ -54,7 +54,7 @@
  * or ps_coord_tick.  Endpoints are kept as given when printable and at
  * most PS_COORD_MAX_ENDPOINT bytes, or fewer with many servers so that one
  * TABLE_REPLY (or BEAT_REPLY) holding all of them and the table fits a client's envelope
- * limit (42 bytes for 4096 servers); else they are kept empty.  They are
+ * limit (38 bytes for 4096 servers); else they are kept empty.  They are
  * escaped whenever logged. */
 #ifndef PS_COORD_H
 #define PS_COORD_H

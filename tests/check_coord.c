@@ -576,9 +576,9 @@ START_TEST(bad_beats_refused)
     char err[200];
     c2 = ps_coord_new(&conf, x.log, 0, err, sizeof err);
     ck_assert_ptr_nonnull(c2);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 42, 0, NULL, 0, 0, &rep), 0);
-    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 42);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 43, 0, NULL, 0, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 38, 0, NULL, 0, 0, &rep), 0);
+    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 38);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 39, 0, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(c2, 4095), "");
     ps_coord_destroy(&c2);
     /* a table reported while running is not needed: ignored */
@@ -641,13 +641,14 @@ START_TEST(join_after_restart)
     ck_assert_int_eq(s_beatj(&x, 300, 0, s_nonce(0), 3, 3, &rep), 0);
     ck_assert(rep.member && rep.table_version == 3);
     ck_assert_uint_eq(ps_coord_table(x.c)->version, 3);
-    /* done: appended last, version 4, sent in the reply */
+    /* done: version 4, sent in the reply; primary again of its home
+     * ranges, last in the others */
     ck_assert_int_eq(s_beatj(&x, 350, 1, 555, 3, 3, &rep), 0);
     ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 4);
     s_decode(&rep, t);
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         uint32_t h = zps_range_home(r, 3);
-        uint32_t want0 = h == 1 ? 2 : h == 0 ? 0 : 2, want1 = h == 2 ? 0 : 1;
+        uint32_t want0 = h, want1 = (h + 1) % 3;
         if (t->join[r] != ZPS_NO_RANK || t->nrep[r] != 2 || t->rep[r][0] != want0 ||
             t->rep[r][1] != want1)
             ck_abort_msg("range %u: (%u, %u)", r, t->rep[r][0], t->rep[r][1]);
@@ -856,7 +857,8 @@ START_TEST(join_survives_restart)
     ck_assert(rep.member && rep.table_version == 5 && rep.table);
     const zps_ranges_t *t = ps_coord_table(x.c);
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
-        if (t->nrep[r] != 2 || t->rep[r][1] != 1 || t->join[r] != ZPS_NO_RANK)
+        if (t->nrep[r] != 2 || t->rep[r][zps_range_home(r, t->nservers) == 1 ? 0 : 1] != 1 ||
+            t->join[r] != ZPS_NO_RANK)
             ck_abort_msg("range %u not completed", r);
     ck_assert_uint_eq(s_lines(&x, "server 1 completed its join of 4096 ranges (version 5, took "
                               "over 20 ms", NULL), 1);
@@ -892,14 +894,17 @@ START_TEST(join_two_candidates)
     ck_assert(rep.member && rep.table_version == 5);
     ck_assert_int_eq(s_beatj(&x, 350, 2, 666, 4, 0, &rep), 0);
     ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 6);
+    /* server 1 is primary again of its home ranges (zps_ranges_complete) */
     ck_assert_uint_eq(s_lines(&x, "server 2 (tcp://127.0.0.1:7002) joins 4096 ranges at version 6 "
-                              "(donors: server 0: 4096 ranges)", NULL), 1);
+                              "(donors: server 0: 2731 ranges, server 1: 1365 ranges)", NULL), 1);
     ck_assert_int_eq(s_beatj(&x, 400, 2, 666, 6, 6, &rep), 0);
     ck_assert(rep.member && rep.table_version == 7);
     const zps_ranges_t *t = ps_coord_table(x.c);
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
-        if (t->nrep[r] != 3 || t->rep[r][0] != 0 || t->rep[r][1] != 1 || t->rep[r][2] != 2)
-            ck_abort_msg("range %u", r);
+        if (t->nrep[r] != 3 || t->rep[r][0] != zps_range_home(r, 3) ||
+            t->rep[r][0] + t->rep[r][1] + t->rep[r][2] != 3 || t->rep[r][1] == t->rep[r][2])
+            ck_abort_msg("range %u: home %u, chain %u %u %u", r, zps_range_home(r, 3),
+                         t->rep[r][0], t->rep[r][1], t->rep[r][2]);
     ps_coord_stats_t st;
     ps_coord_get_stats(x.c, &st);
     ck_assert_uint_eq(st.joins_started, 8192);
@@ -926,7 +931,7 @@ START_TEST(reply_fits)
         if (strlen(ps_coord_endpoint(x.c, 0)) == n)
             cap = n;
     }
-    ck_assert_uint_eq(cap, 42);
+    ck_assert_uint_eq(cap, 38);
     zps_ranges_t *t = malloc(sizeof *t);
     ck_assert_int_eq(zps_ranges_init(t, 4096, 3), 0);
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
@@ -935,7 +940,7 @@ START_TEST(reply_fits)
     }
     t->version = UINT64_MAX;
     size_t len = zps_ranges_encoded_size(t);
-    ck_assert_uint_eq(len, 24 + ZPS_RANGES * 17);
+    ck_assert_uint_eq(len, 24 + ZPS_RANGES * 17 + 4 * 4096);
     uint8_t *enc = malloc(len);
     ck_assert_uint_eq(zps_ranges_encode(t, enc, len), len);
     char **eps = malloc(4096 * sizeof *eps);
