@@ -45,6 +45,7 @@ typedef struct {
     int64_t join_ms;      /* when its joins began (or the table was adopted) */
     int join_known;       /* join_ms is the start, not the adoption */
     int ready_said;       /* "ready to join" logged for this process */
+    int kept_said;        /* "kept: last replica" logged for this silence */
     char endpoint[PS_COORD_MAX_ENDPOINT + 1];
 } s_rank_t;
 
@@ -544,8 +545,29 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
     char why[96];
     for (uint32_t i = 0; i < c->conf.nservers; i++) {
         s_rank_t *k = &c->ranks[i];
-        if (!k->member || now_ms - k->last_ms <= (int64_t)c->conf.failure_ms)
+        if (!k->member || now_ms - k->last_ms <= (int64_t)c->conf.failure_ms) {
+            k->kept_said = 0;
             continue;
+        }
+        /* the last replica of a range is never removed for silence: that
+         * would lose the range for good, and silence is not proof of death
+         * (this coordinator may be the one cut off: every server goes
+         * silent at once).  It holds no lease, so it serves nothing; the
+         * job waits for it (clients give up after --server-timeout) */
+        uint32_t sole = 0;
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            sole += c->table.nrep[r] == 1 && c->table.rep[r][0] == i;
+        if (sole) {
+            if (!k->kept_said) {
+                char ep[ZPS_LOG_WIRE_BUF];
+                zps_error(c->log, "server %u (%s) is silent for %lld ms, but it holds the last "
+                          "replica of %u ranges: kept in the table (without a lease it serves "
+                          "nothing; the job waits for it to come back)", i,
+                          s_ep(c, i, ep, sizeof ep), (long long)(now_ms - k->last_ms), sole);
+                k->kept_said = 1;
+            }
+            continue;
+        }
         snprintf(why, sizeof why, "silent for %lld ms (failure timeout %u ms)",
                  (long long)(now_ms - k->last_ms), c->conf.failure_ms);
         removed += s_remove(c, i, why);

@@ -246,29 +246,33 @@ START_TEST(failure_removes_after_timeout)
     ck_assert_int_eq(s_beat(&x, 1300, 2, 2, &rep), 0);
     ck_assert(!rep.member && rep.lease_ms == 0);
     ck_assert_ptr_null(rep.table);
-    ck_assert_uint_eq(s_tick_to(&x, 1300, 5000), 2); /* 0 and 1 silent now */
+    /* 0 and 1 silent now: each holds the last replica of some ranges (2's
+     * home ranges are on 0 alone, 1's on 1 alone), so neither is removed
+     * for silence: that would lose ranges for good */
+    ck_assert_uint_eq(s_tick_to(&x, 1300, 5000), 0);
     ps_coord_stats_t st;
     ps_coord_get_stats(x.c, &st);
-    ck_assert_uint_eq(st.removals, 3);
-    ck_assert_uint_eq(st.version, 4);
-    ck_assert_uint_eq(st.members, 0);
-    ck_assert_uint_eq(st.lost, ZPS_RANGES);
-    ck_assert_uint_eq(s_lines(&x, "4096 of 4096 ranges have lost every replica", "cannot continue"), 1);
+    ck_assert_uint_eq(st.removals, 1);
+    ck_assert_uint_eq(st.version, 2);
+    ck_assert_uint_eq(st.members, 2);
+    ck_assert_uint_eq(st.lost, 0);
+    ck_assert_uint_eq(s_lines(&x, "holds the last replica of", "kept in the table"), 2);
+    ck_assert_uint_eq(s_lines(&x, "cannot continue", NULL), 0);
     s_close(&x);
 
-    /* R = 1: the first failure loses ranges, and says so */
+    /* R = 1: every server holds the last replica of its ranges, so a silent
+     * one is kept (the job waits for it) rather than its ranges lost */
     s_open(&x, 4, 1, 300, 0);
     s_all(&x, 4, 0, 0);
     s_beat(&x, 250, 0, 1, &rep);
     s_beat(&x, 250, 1, 1, &rep);
     s_beat(&x, 250, 2, 1, &rep);
     ck_assert_uint_eq(s_tick_to(&x, 0, 300), 0);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 301), 1);
-    ck_assert_uint_eq(s_lines(&x, "removed server 3", "1024 ranges with no replica"), 1);
-    ck_assert_uint_eq(s_lines(&x, "1024 of 4096 ranges have lost every replica",
-                              "without restoring checkpoints"), 1);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 301), 0);
+    ck_assert_uint_eq(s_lines(&x, "server 3 (", "holds the last replica of 1024 ranges"), 1);
+    ck_assert_uint_eq(s_lines(&x, "lost every replica", NULL), 0);
     ck_assert_int_eq(s_beat(&x, 310, 1, 1, &rep), 0);
-    ck_assert(rep.member && rep.lease_ms == 150 && rep.table_version == 2);
+    ck_assert(rep.member && rep.lease_ms == 150 && rep.table_version == 1);
     s_close(&x);
     free(t);
 }
@@ -406,16 +410,16 @@ START_TEST(coordinator_restart_adopts_highest)
     ck_assert(rep.member && rep.lease_ms == 500 && rep.table_version == 4);
     ck_assert_uint_eq(s_lines(&x, "server 3 (tcp://127.0.0.1:7003) joins 4096 ranges at version 4",
                               "(donors: server 0: 2048 ranges, server 2: 2048 ranges)"), 1);
-    /* 0 beat last at 10900: removed 1000 ms later, as any member, and
-     * the joiner 3 with it (0 was its donor) */
+    /* 0 beat last at 10900: silent 1000 ms later, but it holds the last
+     * replica of its ranges (R = 1): kept, and its joiner with it */
     ck_assert_uint_eq(s_tick_to(&x, 11010, 11900), 0);
-    ck_assert_uint_eq(ps_coord_tick(x.c, 11901), 2);
-    ck_assert_uint_eq(s_lines(&x, "removed server 3", "its donor server 0 was removed"), 1);
+    ck_assert_uint_eq(ps_coord_tick(x.c, 11901), 0);
+    ck_assert_uint_eq(s_lines(&x, "server 0 (", "holds the last replica of"), 1);
     ps_coord_get_stats(x.c, &st);
     ck_assert(!st.recovering);
-    ck_assert_uint_eq(st.version, 6);
-    ck_assert_uint_eq(st.removals, 3);
-    ck_assert_uint_eq(st.joiners_removed, 1);
+    ck_assert_uint_eq(st.version, 4);
+    ck_assert_uint_eq(st.removals, 1);
+    ck_assert_uint_eq(st.joiners_removed, 0);
     s_close(&x);
     free(t1);
     free(t2);

@@ -14,9 +14,10 @@
 #           refusing" while cut off; the coordinator removes it; the pushers
 #           fail over and all finish (nothing acknowledged is lost); the
 #           live replicas hold the exact sums.  Then the link comes back:
-#           server 1 learns it was removed ("not in the range table") and a
-#           pull sent straight to it (no --coordinator) is refused with "no
-#           lease": no stale answers, no second primary.
+#           server 1 learns it was removed and exits with status 3 (its copy
+#           is stale: no stale answers, no second primary); started fresh,
+#           it rejoins (copies its ranges from the live replicas) and all
+#           three hold the exact sums.
 #   case 2: only server 1's path to the COORDINATOR is cut (a blackhole
 #           route each way between hosts 3 and 1), the clients still reach
 #           it: no split brain -- once its lease ran out, server 1 refuses
@@ -26,14 +27,13 @@
 #           the coordinator's failure timeout is twice the lease, 4 s here
 #           so that a loaded machine has the 2 s between them).  Then as in
 #           case 1: removal, failover, exact sums; the path returns, server
-#           1 learns it was removed and refuses.
-# TODO(rejoin): once a removed server can rejoin, assert here that after
-# the link returns server 1 is back in the table and holds the exact sums
-# of its ranges.  Not built yet: this test only shows that it refuses.
+#           1 learns it was removed, exits, and a fresh process rejoins.
 # Not a case here: the COORDINATOR's link cut for longer than the failure
-# timeout.  The servers stop serving (no lease), which is right, but the
-# coordinator then removes all of them (every range lost) and when the link
-# returns they all refuse for good: the job cannot go on.
+# timeout.  The servers stop serving (no lease); the coordinator removes
+# servers for silence only while that loses no range (it never removes a
+# range's last replica), so the job stops but nothing is declared lost; when
+# the link returns, the servers it removed exit and must be started again
+# (zps-launch --restart-servers) to rejoin.
 # Needs root and `ip netns`; without them it is skipped (exit 77).  Every
 # namespace, link and process is removed at exit, also when a check fails.
 . "$(dirname "$0")/lib.sh"
@@ -188,16 +188,30 @@ check_replicas() {
     done
 }
 
-# refuses_after_return: server 1, back on the network, learns it was
-# removed and refuses a pull of its old primary keys sent straight to it
-refuses_after_return() {
-    wait_log "$D/server.$C.1.log" "not in the range table" 10 \
+# rejoin_after_return: server 1, back on the network, learns it was removed
+# and exits with status 3 (its copy is stale, it must not serve); started
+# fresh in its host (as zps-launch --restart-servers does), it joins, copies
+# its ranges from the live replicas, and holds the exact sums
+rejoin_after_return() {
+    wait_log "$D/server.$C.1.log" "removed from the job's range table" 10 \
         "server 1 did not learn it was removed after its link returned: $(tail -2 "$D/server.$C.1.log")"
-    out=$("$CTL" --servers "$ALL" --retry 0.2 --server-timeout 3 pull "$K1" 2>&1) &&
-        fail "case $C: server 1 answered a pull after it was removed: $(echo "$out" | head -2)"
-    echo "$out" | grep -q "no lease" || fail "case $C: the pull failed, but not for want of a lease: $out"
-    echo "case $C: back on the network, server 1 knows it was removed and refuses: $(echo "$out" | grep "no lease" | head -1)"
-    # TODO(rejoin): here server 1 must rejoin (in_table 1) and serve again.
+    t=0
+    while kill -0 "$SPID1" 2>/dev/null; do
+        t=$((t + 1)); [ $t -gt 100 ] && fail "case $C: server 1 still runs 10 s after it learnt it was removed"
+        sleep 0.1
+    done
+    wait "$SPID1"; st=$?
+    [ "$st" = 3 ] || fail "case $C: server 1 exited with $st, not 3"
+    echo "case $C: back on the network, server 1 learnt it was removed and exited (status 3)"
+    rm -f "$D/ready.1"
+    ip netns exec "$(hns 1)" "$ZPS_BIN/zps-server" --bind "tcp://$(hip 1):7200" --rank 1 --num-servers $S \
+        --ready-file "$D/ready.1" $JOB --coordinator "$COORD" >/dev/null 2>>"$D/server.$C.1.log" &
+    SPID1=$!; PIDS="$PIDS $!"
+    wait_log "$D/coord.$C.log" "server 1 completed its join" 20 "server 1 did not rejoin"
+    in_table 1 || fail "case $C: server 1 completed its join but is not in the table"
+    DEAD=""
+    check_replicas
+    echo "case $C: server 1 rejoined: $(grep "server 1 completed its join" "$D/coord.$C.log" | sed 's/.*info: //')"
 }
 
 stop_job() {
@@ -224,7 +238,7 @@ wait_pushers
 echo "case 1: all $P pushers acknowledged all $LINES lines each; server 1 removed, clients failed over"
 check_replicas
 ip link set "$(hveth 1)" up || fail "case 1: cannot set $(hveth 1) up"
-refuses_after_return
+rejoin_after_return
 stop_job
 
 # ---- case 2: only server 1's path to the coordinator cut ---------------------------------
@@ -262,10 +276,10 @@ echo "case 2: all $P pushers acknowledged all $LINES lines each; server 1 remove
 check_replicas
 ip -n "$(hns 1)" route del blackhole "$COORD_IP/32" && ip -n "$H_COORD" route del blackhole "$(hip 1)/32" ||
     fail "case 2: cannot remove the blackhole routes"
-refuses_after_return
+rejoin_after_return
 stop_job
 
 left=$(netns_procs_left)
 [ -z "$left" ] || fail "processes left on the test hosts: $left"
-echo "ok: $NK keys, $((P * LINES)) lines; a cut link and a cut coordinator path: exact on the live replicas, the cut server refuses (no split brain)"
+echo "ok: $NK keys, $((P * LINES)) lines; a cut link and a cut coordinator path: exact on the live replicas, the cut server refuses (no split brain), exits when back and rejoins exactly"
 echo "it_replica_netns: ok"
