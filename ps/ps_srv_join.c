@@ -39,7 +39,7 @@
 #include <time.h>
 
 #define PSJ_RESEND_MS 500
-#define PSJ_PAGE_KEYS 16384u
+#define PSJ_PAGE_KEYS 65536u
 #define PSJ_PAGE_ACK_MS 500
 #define PSJ_PAGE_TRIES 60
 
