@@ -39,8 +39,8 @@
  *     replicas and no join in progress, its beat starts a join of all of
  *     them in one new version (cut = version + 1; donor: the primary); it
  *     is a member from then on (lease, failure timeout).  Its beat with
- *     joined == cut completes them: it is appended to their chains
- *     (version + 1).  A donor removed takes its joiners out with it (their
+ *     joined == cut completes them (zps_ranges_complete, version + 1): it
+ *     becomes primary of its home ranges, last in the others' chains.  A donor removed takes its joiners out with it (their
  *     copies are partial; they reset and join afresh).  A candidate with
  *     nothing to take stays out (member 0, lease 0).  Ranges with a join in
  *     progress are not offered to another candidate: a second candidate

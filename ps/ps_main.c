@@ -63,6 +63,9 @@ static void s_usage(FILE *f)
             "  --max-connections N      peers served at once; more are answered ZPS_ELIMIT\n"
             "                                                                    [1000, < fd limit]\n"
             "  --clip-gradient X        clip every gradient value into [-X, X] before applying\n"
+            "  --announce EP            replicated job: the endpoint the coordinator publishes\n"
+            "                           for this server (what other servers connect to when it\n"
+            "                           joins: a proxy, a NAT address)       [the bound one]\n"
             "  --join-rate-mb M         replicated job: a donor streams its snapshot to a\n"
             "                           joining server at most M MB/s (0: no limit)   [200]\n"
             "  --join-buffer-mb M       a joining server buffers at most M MiB of pushes until\n"
@@ -91,7 +94,7 @@ static void s_usage(FILE *f)
 enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
-    O_JOIN_RATE_MB, O_JOIN_BUFFER_MB,
+    O_JOIN_RATE_MB, O_JOIN_BUFFER_MB, O_ANNOUNCE,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
     O_EXIT_WHEN_DONE,
     O_METRICS_LISTEN, /* metrics */
@@ -116,6 +119,7 @@ static const struct option s_server_options[] = {
     {"clip-gradient", required_argument, 0, O_CLIP_GRADIENT},
     {"join-rate-mb", required_argument, 0, O_JOIN_RATE_MB},
     {"join-buffer-mb", required_argument, 0, O_JOIN_BUFFER_MB},
+    {"announce", required_argument, 0, O_ANNOUNCE},
     {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
     {"max-reply-total-mb", required_argument, 0, O_MAX_REPLY_TOTAL_MB},
     {"restore", no_argument, 0, O_RESTORE},
@@ -199,6 +203,11 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
         return zps_parse_u64(v, &sc->admit.ids) || sc->admit.ids == 0 ||
                sc->admit.ids > (1ULL << 32) ? ZPS_EINVAL : 0;
     case O_JOIN_BUFFER_MB: return s_mib(v, 1ULL << 30, &sc->join_buffer_bytes);
+    case O_ANNOUNCE:
+        if (strncmp(v, "tcp://", 6) != 0 || strlen(v) >= sizeof sc->announce)
+            return ZPS_EINVAL;
+        snprintf(sc->announce, sizeof sc->announce, "%s", v);
+        return 0;
     case O_JOIN_RATE_MB: {
         double x;
         if (zps_parse_double(v, &x) || !(x >= 0) || x > 1e9)
@@ -286,7 +295,7 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
         }
         if (o != O_ADMIT && s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
             const int text = o == O_BIND || o == O_READY_FILE || o == O_SAVE_MODEL ||
-                             o == O_ADMIN_TOKEN_FILE || o == O_METRICS_LISTEN;
+                             o == O_ADMIN_TOKEN_FILE || o == O_METRICS_LISTEN || o == O_ANNOUNCE;
             fprintf(stderr, "zps-server: invalid value '%s' for --%s%s%s\n", optarg, opts[li].name,
                     text ? "" : ": ",
                     text ? "" : zps_args_why(optarg, o == O_CLIP_GRADIENT || o == O_JOIN_RATE_MB ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));

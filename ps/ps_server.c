@@ -347,7 +347,9 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
         s->ranges = calloc(1, sizeof *s->ranges);
         ps_member_conf_t mc = {.coordinator = conf->coordinator, .rank = conf->rank,
-                               .nonce = s->nonce, .endpoint = s->endpoint, .zmq_ctx = s->ctx};
+                               .nonce = s->nonce,
+                               .endpoint = conf->announce[0] ? conf->announce : s->endpoint,
+                               .zmq_ctx = s->ctx};
         char why[300];
         if (!s->ranges || !(s->member = ps_member_new(&mc, s->log, why, sizeof why))) {
             snprintf(err, errlen, "--coordinator %s: %s", conf->coordinator,
@@ -690,7 +692,7 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             break;
         }
         s_maintenance(s);
-        if (s->member && ps_member_state(s->member) == PS_MEMBER_OUT) {
+        if (s->member && (ps_member_state(s->member) == PS_MEMBER_OUT || s->join.stale)) {
             /* removed from the range table (declared failed): its data is
              * stale, it must not serve or save; a fresh start rejoins */
             zps_error(s->log, "removed from the job's range table: this server's copy is stale; "
@@ -763,6 +765,11 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
                  (unsigned long long)s->ranks[r].received,
                  (unsigned long long)s->ranks[r].applied, (unsigned long long)s->ranks[r].duplicates,
                  (unsigned long long)s->ranks[r].rejected, (unsigned long long)c->win.lwm);
+    }
+    if (s->member_removed) {
+        zps_warn(s->log, "removed from the range table: no final checkpoint, no model saved "
+                 "(this server's copy is stale)");
+        return rc;
     }
     if (s->conf.checkpoint_dir[0] && psv_checkpoint_inproc(s, "final") != 0)
         rc = rc ? rc : ZPS_EIO;

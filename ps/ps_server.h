@@ -75,6 +75,8 @@ typedef struct {
     char coordinator[256];        /* --coordinator EP: a replicated job; membership, lease
                                      and range table from zps-coord (ps_member) ("": none) */
     double join_rate_mb;          /* --join-rate-mb: a donor's snapshot, MB/s (0: no limit) */
+    char announce[256];           /* --announce EP: the endpoint published for this server
+                                     ("": the bound one) */
     uint64_t join_buffer_bytes;   /* --join-buffer-mb: pushes a joiner buffers before its
                                      copy is complete; more are refused (retried) */
 } ps_server_conf_t;

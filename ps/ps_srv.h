@@ -188,6 +188,10 @@ typedef struct {
     struct { uint32_t rank; uint64_t nonce; ps_dedup_win_t win; } fwin[PSJ_MAX_DONORS];
     uint32_t nfwin;
     uint64_t forwarded, forwards_in, dropped_pushes;
+    int ever_replica;                     /* this process held ranges as a replica */
+    int stale;                            /* it was given a join after that: its copy
+                                             is stale (a restarted coordinator took it
+                                             for a new process): it must exit */
     uint8_t scratch[ZPS_RANGES / 8];
 } psj_state_t;
 

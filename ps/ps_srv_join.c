@@ -435,11 +435,24 @@ void psv_join_table(ps_server_t *s)
     /* joiner: the joins of this server */
     uint64_t cut = 0;
     uint32_t n = 0;
-    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         if (t->join[r] == me) {
             cut = cut > t->cut[r] ? cut : t->cut[r];
             n++;
         }
+        if (zps_ranges_has(t, r, me))
+            s->join.ever_replica = 1;
+    }
+    if (cut && s->join.ever_replica && cut != s->join.cut && !s->join.stale) {
+        /* only a new process joins: this one held ranges before and was
+         * removed without learning it (a coordinator that restarted in
+         * between took it for a new process); what it holds is stale */
+        zps_error(s->log, "given ranges to join at version %llu although this process held "
+                  "ranges before (it was removed meanwhile): its copy is stale",
+                  (unsigned long long)cut);
+        s->join.stale = 1;
+        return;
+    }
     if (cut && cut != s->join.cut) {
         s_joining_clear(s);
         s->join.cut = cut;

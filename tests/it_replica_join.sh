@@ -1,7 +1,10 @@
 #!/bin/sh
 # Replication: servers rejoin a running job and nothing is lost or applied
 # twice.  3 servers, 2 replicas; 4 zps-ctl pushers push a known workload
-# through one zps-proxy per server (drop, duplicate and reorder 5%).  Each
+# through one zps-proxy per server (drop, duplicate and reorder 5%), and
+# the servers' own links (a donor's snapshot pages and forwards to a
+# joiner) go through a second faulty proxy per server: each server
+# announces that proxy to the coordinator (--announce).  Each
 # server in turn is killed with -9, the coordinator removes it, and it is
 # started again, fresh (no checkpoint): it joins, copying its ranges from
 # the live replicas while the pushers go on (a snapshot at the join's cut,
@@ -36,11 +39,24 @@ PIDS="$PIDS $!"
 t=0; while [ ! -s "$D/coord.ready" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "coordinator not ready"; sleep 0.1; done
 COORD=$(cat "$D/coord.ready")
 
-# start_server I [BIND]: a fresh server I (on BIND: its old address)
+# the servers' own ports (the peer proxies point at them before they start)
+PORT0=$((30000 + $$ % 25000))
+for i in 0 1 2; do
+    "$ZPS_BIN/zps-proxy" --listen tcp://127.0.0.1:0 --upstream "tcp://127.0.0.1:$((PORT0 + i))" \
+        --seed $((300 + i)) ${JOIN_PEER_FAULTS-$FAULTS} --reorder-k 3 --max-hold-ms 300 \
+        --ready-file "$D/peer$i.ready" --stats-file "$D/peer$i.stats" >/dev/null 2>&1 &
+    PIDS="$PIDS $!"
+done
+for i in 0 1 2; do
+    t=0; while [ ! -s "$D/peer$i.ready" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "peer proxy $i not ready"; sleep 0.1; done
+    eval "PEER$i=$(cat "$D/peer$i.ready")"
+done
+# start_server I: a fresh server I on its port, announcing its peer proxy
 start_server() {
     rm -f "$D/ready.$1"
-    "$ZPS_BIN/zps-server" --bind "${2:-tcp://127.0.0.1:0}" --rank "$1" --num-servers $S \
-        --ready-file "$D/ready.$1" $JOB --coordinator "$COORD" >/dev/null 2>>"$D/server.$1.log" &
+    eval "peer=\$PEER$1"
+    "$ZPS_BIN/zps-server" --bind "tcp://127.0.0.1:$((PORT0 + $1))" --announce "$peer" --rank "$1" \
+        --num-servers $S --ready-file "$D/ready.$1" $JOB --coordinator "$COORD" >/dev/null 2>>"$D/server.$1.log" &
     eval "SPID$1=$!"; PIDS="$PIDS $!"
     t=0; while [ ! -s "$D/ready.$1" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "server $1 not ready"; sleep 0.1; done
     eval "EP$1=$(cat "$D/ready.$1")"
@@ -86,9 +102,9 @@ for i in ${JOIN_KILLS:-1 2 0}; do
         sleep 0.05
     done
     echo "killing server $i after $(c2s) client messages"
-    eval "kill -9 \$SPID$i; bind=\$EP$i"
+    eval "kill -9 \$SPID$i"
     wait_log "$D/coord.log" "removed server $i" "server $i removed"
-    start_server $i "$bind"
+    start_server $i
     wait_log "$D/coord.log" "server $i completed its join" "server $i rejoined"
     echo "server $i rejoined: $(grep "server $i completed its join" "$D/coord.log" | tail -1 | sed 's/.*info: //')"
     running || fail "the pushers finished before server $i had rejoined: make the workload larger"
@@ -127,5 +143,6 @@ done
 [ -z "$bad" ] || fail "servers$bad do not hold the exact sums"
 sed 's/^/  table: /' "$D/table.txt"
 grep -h "join at version .* copy complete" "$D"/server.*.log | sed 's/.*info: /  /'
+echo "  peer links (donors to joiners): $(cat "$D"/peer*.stats | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /dropped|duplicated/) s[kv[1]] += kv[2] } } END { for (k in s) printf "%s %d ", k, s[k] }')"
 echo "ok: every server killed and rejoined in turn under load; every replica exact ($(wc -l <"$D/expect.txt") keys, $((P * LINES)) lines, faults: $FAULTS)"
 echo "it_replica_join: ok"
