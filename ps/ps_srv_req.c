@@ -75,11 +75,14 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
             uint32_t r = zps_range_of(s->keys[i]);
             if (!(push ? zps_ranges_takes(s->ranges, r, s->conf.rank)
                        : zps_ranges_has(s->ranges, r, s->conf.rank))) {
-                psv_reply_error(s, m, ZPS_EINVAL, "key %llu (range %u) is not held by this "
-                                "server in range table version %llu",
+                /* the client's table is older (this rank's previous
+                 * process held it, say): retried, and moved when the
+                 * client learns the table */
+                psv_reply_error(s, m, ZPS_ESTALE, "key %llu (range %u) is not held by this "
+                                "server in range table version %llu: use a newer table",
                                 (unsigned long long)s->keys[i], r,
                                 (unsigned long long)s->ranges->version);
-                return ZPS_EINVAL;
+                return ZPS_ESTALE;
             }
         }
     } else if (s->conf.nservers > 1) {
