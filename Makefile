@@ -237,6 +237,7 @@ bench: deps
 	$(Q)scripts/bench-compress
 	$(Q)scripts/bench-exact
 	$(Q)scripts/bench-metrics
+	$(Q)scripts/bench-replica
 	$(Q)scripts/bench-quality
 
 clean:

@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 D=$TMP
 CTL="$ZPS_BIN/zps-ctl"
-P=4 LINES=${JOIN_LINES:-1500}
+P=4 LINES=${JOIN_LINES:-800}
 S=3 R=2
 JOB="--table-dim 1 --optimizer sgd --lr 1"
 FAULTS=${JOIN_FAULTS-"--drop 0.05 --dup 0.05 --reorder 0.05"}
