@@ -179,12 +179,21 @@ grep -q "^env -u SLURM_NTASKS_PER_NODE srun --overlap .*--job-name zps-servers-.
     fail "--slurm --dry-run: no server and worker srun lines: $(cat "$D/dry.out")"
 [ -z "$(procs_left)" ] || fail "--dry-run left processes: $(procs_left)"
 echo "ok: zps-launch --slurm --dry-run in an allocation prints the two srun steps and runs nothing"
-if ZJOB_OPTS="--model lr --capacity x" ZJOB_PORT_BASE=7730 submit j0 --wait --time 2 >"$D/j0.sbatch" 2>&1; then
-    fail "a job whose servers cannot start succeeded: $(tail -10 "$D/j0.out")"
-fi
-grep -q "launcher: the server step ended (exit status [1-9][0-9]*) before server/[01] reported its address" "$D/j0.out" ||
-    fail "no clear message for servers that cannot start: $(tail -15 "$D/j0.out")"
-grep -q "invalid value 'x' for --capacity" "$D/j0.out" || fail "the server's own error is not shown: $(tail -15 "$D/j0.out")"
+# (twice at most: when one task exits 2, --kill-on-bad-exit ends the step,
+# and Slurm's I/O forwarding once dropped the failing task's last line --
+# the error -- before srun printed it: 1 run in about 20; the launcher's
+# part, tested here, is to show whatever srun prints)
+for try in 1 2; do
+    if ZJOB_OPTS="--model lr --capacity x" ZJOB_PORT_BASE=7730 submit j0 --wait --time 2 >"$D/j0.sbatch" 2>&1; then
+        fail "a job whose servers cannot start succeeded: $(tail -10 "$D/j0.out")"
+    fi
+    grep -q "launcher: the server step ended (exit status [1-9][0-9]*) before server/[01] reported its address" "$D/j0.out" ||
+        fail "no clear message for servers that cannot start: $(tail -15 "$D/j0.out")"
+    grep -q "invalid value 'x' for --capacity" "$D/j0.out" && break
+    [ $try = 2 ] && fail "the server's own error is not shown (twice): $(tail -15 "$D/j0.out")"
+    echo "note: srun did not forward the failing server's error line; submitting once more"
+    nothing_left "after servers that could not start (first try)"
+done
 nothing_left "after servers that could not start"
 
 # ---- 1. the documented batch script, sbatch --wait ----------------------------------------------
