@@ -188,8 +188,16 @@ deps:
 #    and give finite figures (nothing about speed is asserted)
 # it_install runs make install (it builds build/pic and build/man, not ASan);
 # it_mpi, it_slurm and it_k8s exercise external
-# engines and tools (Open MPI, Slurm, python/npm checks of the manifests)
-ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s it_replica_train
+# engines and tools (Open MPI, Slurm, python/npm checks of the manifests);
+# it_replica_train is training choreography; it_replica_join and
+# it_replica_netns make servers join, and a joining server's donor forks its
+# snapshot, which under libasan can deadlock in the child (GCC 12's libasan
+# takes no allocator locks around fork: see PS_CKPT_FORK in
+# ps/ps_srv_exact.c; a sanitizer build of the donor should copy and send from
+# a thread instead: not built yet).  it_replica and it_replica_coord (no
+# joins) run under ASan.
+ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s \
+                it_replica_train it_replica_join it_replica_netns
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take
