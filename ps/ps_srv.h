@@ -152,7 +152,6 @@ typedef struct {
     uint8_t mask[ZPS_RANGES / 8];
     void *sock;              /* DEALER to the joiner: forwards */
     char endpoint[256];
-    uint64_t next_seq;
     psj_fwd_t *fwd;
     size_t nfwd, fwd_cap;
     pid_t snap_pid;          /* the snapshot child (0: done) */
@@ -200,6 +199,11 @@ typedef struct {
     uint64_t rfloor[ZPS_RANGES];          /* the cut at which it last joined r: pushes
                                              split by older tables skip r's keys */
     uint32_t my_inc;                      /* its incarnation in the table, once a member */
+    /* as a donor: one sequence of forwards per joiner process (rank and
+     * incarnation), whatever joins it takes from this server: the joiner
+     * deduplicates per (donor, donor process) */
+    uint64_t fwd_next[ZPS_RANGES_MAX_SERVERS];
+    uint32_t fwd_inc[ZPS_RANGES_MAX_SERVERS];
     int inc_known;
     float *gbuf;                          /* a push's values, compacted */
     size_t gbuf_cap;

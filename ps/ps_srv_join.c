@@ -262,7 +262,14 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
             zmq_close(d->sock);
         return;
     }
-    d->next_seq = 1;
+    /* forwards continue this joiner process's sequence (a second join of the
+     * same process from this donor must not reuse the numbers of the first:
+     * the joiner would take them for duplicates) */
+    uint32_t inc = s->ranges->inc[joiner];
+    if (!s->join.fwd_next[joiner] || s->join.fwd_inc[joiner] != inc) {
+        s->join.fwd_next[joiner] = 1;
+        s->join.fwd_inc[joiner] = inc;
+    }
     s->join.ndon++;
     fflush(NULL);
     pid_t pid = fork();
@@ -652,7 +659,7 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
         free(k);
         psj_fwd_t *f = &d->fwd[d->nfwd++];
         memset(f, 0, sizeof *f);
-        f->seq = d->next_seq++;
+        f->seq = s->join.fwd_next[d->joiner]++;
         f->table = req->table;
         f->dim = dim;
         f->nkeys = cnt;
