@@ -23,7 +23,7 @@
 . "$(dirname "$0")/lib.sh"
 D=$TMP
 CTL="$ZPS_BIN/zps-ctl"
-P=4 LINES=${ELASTIC_LINES:-700}
+P=4 LINES=${ELASTIC_LINES:-300}
 JOB="--table-dim 1 --optimizer sgd --lr 1"
 FAULTS=${ELASTIC_FAULTS-"--drop 0.05 --dup 0.05 --reorder 0.05"}
 
@@ -71,7 +71,7 @@ server() {
 # elastic CASE S R ADD REMOVE
 elastic() {
     C=$1 S=$2 R=$3 ADD=$4 REM=$5
-    PORT0=$((20000 + ($$ * 7 + C * 10) % 30000))
+    PORT0=$((10000 + ($$ * 7 + C * 10) % 20000)) # below the ephemeral ports (32768..)
     rm -f "$D/coord.$C.ready"
     "$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers "$S" --replicas "$R" \
         --ready-file "$D/coord.$C.ready" >/dev/null 2>"$D/coord.$C.log" &
@@ -92,14 +92,14 @@ elastic() {
         PP="$PP $!"; PIDS="$PIDS $!"
         p=$((p + 1))
     done
-    wait_msgs 500
+    wait_msgs 400
     server "$C" "$ADD"
     eval "ep=\$PX$ADD"
     "$CTL" --coordinator "$COORD" --server-timeout 60 add-server "$ep" >"$D/add.$C.out" 2>&1 ||
         fail "case $C: add-server failed: $(cat "$D/add.$C.out")"
     echo "case $C: $(grep 'takes' "$D/add.$C.out"); $(tail -1 "$D/add.$C.out")"
     running || fail "case $C: the pushers finished before server $ADD had joined: make the workload larger"
-    wait_msgs $(($(c2s) + 300))
+    wait_msgs $(($(c2s) + 250))
     "$CTL" --coordinator "$COORD" --server-timeout 60 remove-server "$REM" >"$D/remove.$C.out" 2>&1 ||
         fail "case $C: remove-server failed: $(cat "$D/remove.$C.out")"
     echo "case $C: $(grep 'move' "$D/remove.$C.out" | head -1); $(tail -1 "$D/remove.$C.out")"
@@ -199,7 +199,9 @@ kill -0 $LP 2>/dev/null || fail "B: the job ended before server 2 had joined: ma
 kill -0 $LP 2>/dev/null || fail "B: the job ended before server 0 was drained: make it longer"
 echo "B: $(grep takes "$D/B.add.out"); $(tail -1 "$D/B.remove.out")"
 wait "$LP" || fail "B: the job failed: $(tail -5 "$D/B.out")"
-grep -q "server/0 left the job" "$D/B.out" || fail "B: the launcher did not report server 0 leaving: $(tail -5 "$D/B.out")"
+grep -q "server 0 retired" "$D/B/coord.log" || fail "B: the coordinator did not retire server 0"
+# (server 0 lingers a few seconds for late pushes: the launcher reports it
+# leaving if that ends before the job does)
 kill -TERM $S2
 wait_exit "$S2" 30; rc=$?
 [ "$rc" = 0 ] || fail "B: the added server exited with status $rc"
