@@ -155,6 +155,7 @@ typedef struct {
     psj_fwd_t *fwd;
     size_t nfwd, fwd_cap;
     pid_t snap_pid;          /* the snapshot child (0: done) */
+    struct psj_snap *snap_thread; /* or (sanitizer builds) the snapshot thread */
     int completed;           /* the joiner is a replica now */
     int64_t started_ms;
 } psj_donate_t;
