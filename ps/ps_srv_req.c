@@ -122,7 +122,7 @@ void psv_on_hello(ps_server_t *s, zps_msg_t *m)
         infop[i] = &info[i];
     }
     body.server_rank = s->conf.rank;
-    body.num_servers = s->ranges && s->ranges->version ? s->ranges->nservers : s->conf.nservers;
+    body.num_servers = s->conf.nservers; /* (replicated clients go by the table) */
     body.n_tables = s->conf.ntables;
     body.tables = infop;
     body.server_version = ZPS_VERSION;
