@@ -353,6 +353,9 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m);
 
 /* ps_srv_join.c: joining a replicated job */
 void psv_join_table(ps_server_t *s);
+/* The coordinator's table, if the membership thread has a newer one, with
+ * what it changes (psv_join_table). */
+void psv_table_refresh(ps_server_t *s);
 int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *n, uint32_t dim,
                   const float **g, float lr_scale);
 /* May a push split by table version v carry a key of range r here?  (It

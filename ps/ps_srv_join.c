@@ -705,6 +705,12 @@ void psv_join_table(ps_server_t *s)
     }
 }
 
+void psv_table_refresh(ps_server_t *s)
+{
+    if (ps_member_table(s->member, s->ranges))
+        psv_join_table(s);
+}
+
 int psv_join_forwards_waiting(const ps_server_t *s)
 {
     for (uint32_t i = 0; i < s->join.ndon; i++)
@@ -915,8 +921,8 @@ static void s_reply_small(ps_server_t *s, zps_msg_t *m, int type, int body, void
  * (its table is refreshed first: the donor may have learnt it sooner). */
 static int s_knows_cut(ps_server_t *s, uint64_t cut)
 {
-    if (s->ranges && s->ranges->version < cut && ps_member_table(s->member, s->ranges))
-        psv_join_table(s);
+    if (s->ranges && s->ranges->version < cut)
+        psv_table_refresh(s);
     return s->ranges && s->ranges->version >= cut;
 }
 
