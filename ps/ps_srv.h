@@ -158,6 +158,8 @@ typedef struct {
     struct psj_snap *snap_thread; /* or (sanitizer builds) the snapshot thread */
     int completed;           /* the joiner is a replica now */
     int64_t started_ms;
+    int64_t quiet_ms;        /* completion, then each forward: the record is dropped
+                                PSJ_DONATE_KEEP_MS after the later of them */
 } psj_donate_t;
 
 /* A push part a joiner keeps until its copy is complete. */

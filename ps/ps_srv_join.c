@@ -44,6 +44,12 @@
 #define PSJ_PAGE_KEYS 65536u
 #define PSJ_PAGE_ACK_MS 500
 #define PSJ_PAGE_TRIES 60
+/* A completed join's record (it forwards late pushes split before the
+ * cut) is kept this long after its completion and its last forward: a
+ * client gives up on a push after --server-timeout (120 s by default), so
+ * none comes later; records are few (PSJ_MAX_DONATES) and every join on
+ * this donor needs one */
+#define PSJ_DONATE_KEEP_MS 600000
 
 /* The snapshot: a forked child streams the donated ranges' rows from its
  * copy-on-write image.  A sanitizer build copies them at the cut instead
@@ -586,6 +592,7 @@ void psv_join_table(ps_server_t *s)
         }
         if (!joining && replica && !d->completed) {
             d->completed = 1;
+            d->quiet_ms = zps_now_ms();
             zps_info(s->log, "server %u completed its join of %u ranges (version %llu) in %lld ms; "
                      "pushes split by tables older than %llu are still forwarded to it", d->joiner,
                      d->nranges, (unsigned long long)t->version,
@@ -847,6 +854,7 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
         psj_fwd_t *f = &d->fwd[d->nfwd++];
         memset(f, 0, sizeof *f);
         f->seq = s->join.fwd_next[d->joiner]++;
+        d->quiet_ms = zps_now_ms();
         f->table = req->table;
         f->dim = dim;
         f->nkeys = cnt;
@@ -1079,6 +1087,19 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
 void psv_join_poll(ps_server_t *s)
 {
     int64_t now = zps_now_ms();
+    for (uint32_t i = 0; i < s->join.ndon;) {
+        psj_donate_t *d = &s->join.don[i];
+        if (d->completed && !d->nfwd && !d->snap_pid && !d->snap_thread &&
+            now - d->quiet_ms > PSJ_DONATE_KEEP_MS) {
+            zps_info(s->log, "join of server %u at version %llu: no push split before it for "
+                     "%d s: its record is dropped", d->joiner, (unsigned long long)d->cut,
+                     PSJ_DONATE_KEEP_MS / 1000);
+            s_donate_drop(s, d);
+            s->join.don[i] = s->join.don[--s->join.ndon];
+            continue;
+        }
+        i++;
+    }
     for (uint32_t i = 0; i < s->join.ndon; i++) {
         psj_donate_t *d = &s->join.don[i];
         for (;;) {
