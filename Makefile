@@ -200,7 +200,7 @@ deps:
 # a thread instead: not built yet).  it_replica and it_replica_coord (no
 # joins) run under ASan.
 ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s \
-                it_replica_train it_replica_join it_replica_netns
+                it_replica_train it_replica_join it_replica_netns it_replica_elastic
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take

@@ -178,6 +178,8 @@ static int s_body_for_type(int type)
     case ZPS__MSG_TYPE__FORWARD_ACK: return ZPS__ENVELOPE__BODY_FORWARD_ACK;
     case ZPS__MSG_TYPE__SNAP: return ZPS__ENVELOPE__BODY_SNAP;
     case ZPS__MSG_TYPE__SNAP_ACK: return ZPS__ENVELOPE__BODY_SNAP_ACK;
+    case ZPS__MSG_TYPE__RECONFIG: return ZPS__ENVELOPE__BODY_RECONFIG;
+    case ZPS__MSG_TYPE__RECONFIG_REPLY: return ZPS__ENVELOPE__BODY_RECONFIG_REPLY;
     default: return -1;
     }
 }
@@ -200,6 +202,8 @@ const char *zps_msg_type_name(int type)
     case ZPS__MSG_TYPE__FORWARD_ACK: return "forward-ack";
     case ZPS__MSG_TYPE__SNAP: return "snap";
     case ZPS__MSG_TYPE__SNAP_ACK: return "snap-ack";
+    case ZPS__MSG_TYPE__RECONFIG: return "reconfig";
+    case ZPS__MSG_TYPE__RECONFIG_REPLY: return "reconfig-reply";
     default: return "unknown";
     }
 }

@@ -1,9 +1,10 @@
 /* zps_ranges: the range table (see zps_ranges.h).
  *
  * Wire form, little-endian:
- *   "ZPSR" u32 format (2) u64 version u32 nservers u32 replicas
+ *   "ZPSR" u32 format (3) u64 version u32 nservers (slots) u32 replicas
+ *   u32 home (servers of the default table)
  *   then per range: u8 nrep, nrep x u16 rank, u16 joiner (0xffff: none)
- *   and, with a joiner, u16 donor and u64 cut;
+ *   and, with a joiner, u16 donor, u64 cut and u16 out (0xffff: none);
  *   then per server rank: u32 incarnation */
 #include "zps_ranges.h"
 
@@ -12,8 +13,9 @@
 
 #include "zps_err.h"
 
-#define S_FORMAT 2u
-#define S_HEAD 24u
+#define S_FORMAT 3u
+#define S_HEAD 28u
+#define S_JOIN_BYTES 12u
 
 int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas)
 {
@@ -23,16 +25,34 @@ int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas)
     memset(t, 0, sizeof *t);
     t->version = 1;
     t->nservers = nservers;
+    t->home = nservers;
     t->replicas = replicas;
     uint32_t n = replicas < nservers ? replicas : nservers;
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         uint32_t h = zps_range_home(r, nservers);
         t->join[r] = ZPS_NO_RANK;
+        t->out[r] = ZPS_NO_RANK;
         t->nrep[r] = (uint8_t)n;
         for (uint32_t i = 0; i < n; i++)
             t->rep[r][i] = (uint16_t)((h + i) % nservers);
     }
     return 0;
+}
+
+int zps_ranges_set_slots(zps_ranges_t *t, uint32_t slots)
+{
+    if (slots < t->nservers || slots > ZPS_RANGES_MAX_SERVERS)
+        return ZPS_EINVAL;
+    t->nservers = slots;
+    return 0;
+}
+
+static void s_join_clear(zps_ranges_t *t, uint32_t r)
+{
+    t->join[r] = ZPS_NO_RANK;
+    t->donor[r] = 0;
+    t->cut[r] = 0;
+    t->out[r] = ZPS_NO_RANK;
 }
 
 uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost)
@@ -48,11 +68,10 @@ uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost)
             changed++;
             t->nrep[r] = (uint8_t)k;
         }
-        if (drop) {
-            t->join[r] = ZPS_NO_RANK;
-            t->donor[r] = 0;
-            t->cut[r] = 0;
-        }
+        if (drop)
+            s_join_clear(t, r);
+        else if (t->join[r] != ZPS_NO_RANK && t->out[r] == rank)
+            t->out[r] = ZPS_NO_RANK; /* the move's out is gone: a plain join now */
     }
     if (changed)
         t->version++;
@@ -61,28 +80,44 @@ uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost)
     return changed;
 }
 
-int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
-                    uint64_t cut)
+int zps_ranges_move(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
+                    uint32_t out, uint64_t cut)
 {
     if (range >= ZPS_RANGES || joiner >= t->nservers || t->join[range] != ZPS_NO_RANK ||
-        zps_ranges_has(t, range, joiner) || !zps_ranges_has(t, range, donor) ||
-        t->nrep[range] >= ZPS_MAX_REPLICAS || cut == 0)
+        zps_ranges_has(t, range, joiner) || !zps_ranges_has(t, range, donor) || cut == 0)
+        return ZPS_EINVAL;
+    if (out == ZPS_NO_RANK ? t->nrep[range] >= ZPS_MAX_REPLICAS
+                           : !zps_ranges_has(t, range, out))
         return ZPS_EINVAL;
     if (!zps_ranges_member(t, joiner))
         t->inc[joiner]++;
     t->join[range] = (uint16_t)joiner;
     t->donor[range] = (uint16_t)donor;
     t->cut[range] = cut;
+    t->out[range] = (uint16_t)out;
     return 0;
+}
+
+int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
+                    uint64_t cut)
+{
+    return zps_ranges_move(t, range, joiner, donor, ZPS_NO_RANK, cut);
 }
 
 uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut)
 {
     uint32_t n = 0;
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
-        if (t->join[r] != joiner || t->cut[r] != cut || t->nrep[r] >= ZPS_MAX_REPLICAS)
+        if (t->join[r] != joiner || t->cut[r] != cut)
             continue;
-        if (zps_range_home(r, t->nservers) == joiner) {
+        if (t->out[r] != ZPS_NO_RANK) {
+            /* a move: the joiner takes the leaving replica's place */
+            for (uint32_t i = 0; i < t->nrep[r]; i++)
+                if (t->rep[r][i] == t->out[r])
+                    t->rep[r][i] = (uint16_t)joiner;
+        } else if (t->nrep[r] >= ZPS_MAX_REPLICAS) {
+            continue;
+        } else if (zps_range_home(r, t->home) == joiner) {
             /* its home: primary again, as in the default table */
             memmove(&t->rep[r][1], &t->rep[r][0], t->nrep[r] * sizeof t->rep[r][0]);
             t->rep[r][0] = (uint16_t)joiner;
@@ -90,9 +125,7 @@ uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut)
         } else {
             t->rep[r][t->nrep[r]++] = (uint16_t)joiner;
         }
-        t->join[r] = ZPS_NO_RANK;
-        t->donor[r] = 0;
-        t->cut[r] = 0;
+        s_join_clear(t, r);
         n++;
     }
     if (n)
@@ -160,7 +193,7 @@ size_t zps_ranges_encoded_size(const zps_ranges_t *t)
 {
     size_t n = S_HEAD + 3u * ZPS_RANGES + 4u * t->nservers;
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
-        n += 2u * t->nrep[r] + (t->join[r] != ZPS_NO_RANK ? 10u : 0u);
+        n += 2u * t->nrep[r] + (t->join[r] != ZPS_NO_RANK ? S_JOIN_BYTES : 0u);
     return n;
 }
 
@@ -174,6 +207,7 @@ size_t zps_ranges_encode(const zps_ranges_t *t, uint8_t *buf, size_t cap)
     s_put64(buf + 8, t->version);
     s_put32(buf + 16, t->nservers);
     s_put32(buf + 20, t->replicas);
+    s_put32(buf + 24, t->home);
     uint8_t *p = buf + S_HEAD;
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         *p++ = t->nrep[r];
@@ -188,7 +222,9 @@ size_t zps_ranges_encode(const zps_ranges_t *t, uint8_t *buf, size_t cap)
             p[0] = (uint8_t)t->donor[r];
             p[1] = (uint8_t)(t->donor[r] >> 8);
             s_put64(p + 2, t->cut[r]);
-            p += 10;
+            p[10] = (uint8_t)t->out[r];
+            p[11] = (uint8_t)(t->out[r] >> 8);
+            p += S_JOIN_BYTES;
         }
     }
     for (uint32_t s = 0; s < t->nservers; s++, p += 4)
@@ -212,10 +248,13 @@ int zps_ranges_decode(zps_ranges_t *out, const uint8_t *buf, size_t len, char *e
     tmp.version = s_get64(buf + 8);
     tmp.nservers = s_get32(buf + 16);
     tmp.replicas = s_get32(buf + 20);
+    tmp.home = s_get32(buf + 24);
     if (tmp.version == 0 || tmp.nservers == 0 || tmp.nservers > ZPS_RANGES_MAX_SERVERS ||
-        tmp.replicas == 0 || tmp.replicas > ZPS_MAX_REPLICAS) {
-        snprintf(err, errlen, "range table: version %llu, %u servers, %u replicas is invalid",
-                 (unsigned long long)tmp.version, tmp.nservers, tmp.replicas);
+        tmp.replicas == 0 || tmp.replicas > ZPS_MAX_REPLICAS || tmp.home == 0 ||
+        tmp.home > tmp.nservers) {
+        snprintf(err, errlen, "range table: version %llu, %u servers (%u at first), %u replicas "
+                 "is invalid", (unsigned long long)tmp.version, tmp.nservers, tmp.home,
+                 tmp.replicas);
         return ZPS_EPROTO;
     }
     const uint8_t *p = buf + S_HEAD, *end = buf + len;
@@ -247,22 +286,26 @@ int zps_ranges_decode(zps_ranges_t *out, const uint8_t *buf, size_t len, char *e
         uint32_t j = (uint32_t)p[0] | (uint32_t)p[1] << 8;
         p += 2;
         tmp.join[r] = (uint16_t)j;
+        tmp.out[r] = ZPS_NO_RANK;
         if (j != ZPS_NO_RANK) {
-            if ((size_t)(end - p) < 10) {
+            if ((size_t)(end - p) < S_JOIN_BYTES) {
                 snprintf(err, errlen, "range table: truncated at range %u", r);
                 return ZPS_EPROTO;
             }
             uint32_t d = (uint32_t)p[0] | (uint32_t)p[1] << 8;
             uint64_t cut = s_get64(p + 2);
-            p += 10;
+            uint32_t o = (uint32_t)p[10] | (uint32_t)p[11] << 8;
+            p += S_JOIN_BYTES;
             if (j >= tmp.nservers || zps_ranges_has(&tmp, r, j) || !zps_ranges_has(&tmp, r, d) ||
-                cut == 0 || cut > tmp.version || n >= ZPS_MAX_REPLICAS) {
+                cut == 0 || cut > tmp.version ||
+                (o == ZPS_NO_RANK ? n >= ZPS_MAX_REPLICAS : !zps_ranges_has(&tmp, r, o))) {
                 snprintf(err, errlen, "range table: range %u has an invalid join (server %u from "
                          "%u at version %llu)", r, j, d, (unsigned long long)cut);
                 return ZPS_EPROTO;
             }
             tmp.donor[r] = (uint16_t)d;
             tmp.cut[r] = cut;
+            tmp.out[r] = (uint16_t)o;
         }
     }
     if ((size_t)(end - p) < 4u * tmp.nservers) {

@@ -49,13 +49,16 @@
 
 typedef struct {
     uint64_t version;                              /* >= 1 once built */
-    uint32_t nservers;                             /* ranks 0..nservers-1 */
+    uint32_t nservers;                             /* rank slots 0..nservers-1 */
+    uint32_t home;                                 /* servers of the default table (homes) */
     uint32_t replicas;                             /* R wanted (1..ZPS_MAX_REPLICAS) */
     uint8_t nrep[ZPS_RANGES];                      /* live replicas of each range */
     uint16_t rep[ZPS_RANGES][ZPS_MAX_REPLICAS];    /* their ranks, primary first */
     uint16_t join[ZPS_RANGES];                     /* joining replica, or ZPS_NO_RANK */
     uint16_t donor[ZPS_RANGES];                    /* its donor (a replica of the range) */
     uint64_t cut[ZPS_RANGES];                      /* the version its join began at */
+    uint16_t out[ZPS_RANGES];                      /* a move: the replica the joiner replaces
+                                                      when it completes (ZPS_NO_RANK: none) */
     uint32_t inc[ZPS_RANGES_MAX_SERVERS];          /* per rank: its incarnation, raised when
                                                       a new process of it starts joining (a
                                                       client then forgets what it sent the
@@ -79,6 +82,12 @@ static inline uint32_t zps_range_home(uint32_t range, uint32_t nservers)
  * or R outside 1..ZPS_MAX_REPLICAS. */
 int zps_ranges_init(zps_ranges_t *t, uint32_t nservers, uint32_t replicas);
 
+/* Room for servers that join later (zps-ctl add-server): rank slots
+ * 0..slots-1, slots >= the servers the table was built with.  ZPS_EINVAL
+ * if out of range.  The caller bumps the version if the table was
+ * published already. */
+int zps_ranges_set_slots(zps_ranges_t *t, uint32_t slots);
+
 /* Take rank out of every chain (others keep their order), and out of every
  * join, as joiner (the join is dropped) or as donor (the join is dropped
  * too: the joiner's copy is incomplete).  Returns the number of ranges it
@@ -94,11 +103,19 @@ uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost);
 int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
                     uint64_t cut);
 
-/* The joins of joiner that began at cut are done: it becomes a replica of
- * each of their ranges, the primary of those whose home it is (so a server
- * that failed and rejoined serves the pulls it served before), else the
- * last.  Returns how many; the version grows by
- * one if that is not 0. */
+/* Start a move: as zps_ranges_join, but at completion the joiner takes the
+ * place of out (a replica of the range, not the donor's requirement) in the
+ * chain, so the chain may be full.  Used to rebalance onto an added server
+ * and to drain a server being removed (ps/ps_coord).  If out is removed
+ * before completion, the move becomes a plain join. */
+int zps_ranges_move(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
+                    uint32_t out, uint64_t cut);
+
+/* The joins of joiner that began at cut are done: a move's joiner takes its
+ * out's place in the chain; any other joiner becomes a replica, the primary
+ * of the ranges whose home it is (so a server that failed and rejoined
+ * serves the pulls it served before), else the last.  Returns how many;
+ * the version grows by one if that is not 0. */
 uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut);
 
 /* Does rank take pushes of range: a replica, or its joiner? */

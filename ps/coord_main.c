@@ -74,6 +74,9 @@ static void s_usage(FILE *f)
             "                           tcp://*:7400 (port 0: pick a free one)  [required]\n"
             "  --num-servers S          servers in the job, 1..%u               [1]\n"
             "  --replicas R             servers holding each key range, 1..%u (capped at S) [1]\n"
+            "  --max-servers M          rank slots, so that servers can be added to the job\n"
+            "                           later (zps-ctl add-server); M >= S    [2S, at least\n"
+            "                           S + 2, at most 1024 unless S is more]\n"
             "  --failure-timeout-ms MS  a server silent this long is removed from the table;\n"
             "                           servers hold leases of MS / 2             [%u]\n"
             "  --ready-file FILE        write the bound endpoint to FILE once listening\n"
@@ -84,12 +87,13 @@ static void s_usage(FILE *f)
 }
 
 enum { O_LISTEN = 1, O_NUM_SERVERS, O_REPLICAS, O_FAILURE_MS, O_LOG_LEVEL, O_QUIET, O_HELP, O_VERSION,
-       O_READY_FILE };
+       O_READY_FILE, O_MAX_SERVERS };
 
 static const struct option s_options[] = {
     {"listen", required_argument, 0, O_LISTEN},
     {"num-servers", required_argument, 0, O_NUM_SERVERS},
     {"replicas", required_argument, 0, O_REPLICAS},
+    {"max-servers", required_argument, 0, O_MAX_SERVERS},
     {"failure-timeout-ms", required_argument, 0, O_FAILURE_MS},
     {"log-level", required_argument, 0, O_LOG_LEVEL},
     {"ready-file", required_argument, 0, O_READY_FILE},
@@ -115,15 +119,20 @@ static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
     case O_NUM_SERVERS:
     case O_REPLICAS:
     case O_FAILURE_MS:
-        if (zps_parse_u32(v, &u) != 0) {
+    case O_MAX_SERVERS:
+        if (zps_parse_u32(v, &u) != 0 || (o == O_MAX_SERVERS && u == 0)) {
             snprintf(err, errlen, "invalid value '%s' for --%s: %s", v,
-                     o == O_NUM_SERVERS ? "num-servers" : o == O_REPLICAS ? "replicas"
-                                                                          : "failure-timeout-ms",
-                     zps_args_why(v, ZPS_ARGS_UINT));
+                     o == O_NUM_SERVERS  ? "num-servers"
+                     : o == O_REPLICAS   ? "replicas"
+                     : o == O_MAX_SERVERS ? "max-servers"
+                                          : "failure-timeout-ms",
+                     u == 0 ? "expected at least 1" : zps_args_why(v, ZPS_ARGS_UINT));
             return ZPS_EINVAL;
         }
         if (o == O_NUM_SERVERS)
             conf->coord.nservers = u;
+        else if (o == O_MAX_SERVERS)
+            conf->coord.max_servers = u;
         else if (o == O_REPLICAS)
             conf->coord.replicas = u;
         else
@@ -231,8 +240,8 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
                            b->table_version, b->table.len ? b->table.data : NULL, b->table.len,
                            b->joined, &r);
     if (rc == ZPS_EINVAL) {
-        s_error(d, m, rc, "BEAT from server rank %u, but the job has %u servers (--num-servers)",
-                b->rank, ps_coord_nservers(d->coord));
+        s_error(d, m, rc, "BEAT from server rank %u, but the job has %u rank slots (zps-coord "
+                "--max-servers)", b->rank, ps_coord_nservers(d->coord));
         return;
     }
     if (rc != 0) {
@@ -246,6 +255,7 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
     body.lease_ms = r.lease_ms;
     body.table_version = r.table_version;
     body.send_table = r.send_table != 0;
+    body.retired = r.retired != 0;
     body.table.data = (uint8_t *)r.table;
     body.table.len = r.table_len;
     /* with the table, every server's endpoint: a donor reaches its joiner
@@ -301,6 +311,13 @@ static void s_table_get(s_daemon_t *d, zps_msg_t *m)
     }
     body.n_endpoints = ns;
     body.endpoints = eps;
+    uint32_t retired[64];
+    size_t nret = 0;
+    for (uint32_t i = 0; i < ns && nret < 64; i++)
+        if (ps_coord_retired(d->coord, i))
+            retired[nret++] = i;
+    body.n_retired = nret;
+    body.retired = retired;
     env.body_case = ZPS__ENVELOPE__BODY_TABLE_REPLY;
     env.table_reply = &body;
     d->table_gets++;
@@ -311,6 +328,47 @@ static void s_table_get(s_daemon_t *d, zps_msg_t *m)
     else
         s_send(d, m, &env);
     free(eps);
+}
+
+/* zps-ctl add-server / remove-server.  The coordinator has no
+ * authentication (docs/operations.md): bind it where only the job's hosts
+ * reach it. */
+static void s_reconfig(s_daemon_t *d, zps_msg_t *m)
+{
+    const Zps__Reconfig *q = m->env->reconfig;
+    char text[600];
+    int rc;
+    if (m->env->role != ZPS__ROLE__ROLE_TOOL) {
+        s_error(d, m, ZPS_EPROTO, "RECONFIG from a %s: only zps-ctl reconfigures", s_role(m));
+        return;
+    }
+    const char *op = q->op ? q->op : "";
+    if (!strcmp(op, "add-server")) {
+        const char *ep = q->endpoint ? q->endpoint : "";
+        rc = ps_coord_add_server(d->coord, zps_now_ms(), ep, text, sizeof text);
+    } else if (!strcmp(op, "remove-server")) {
+        rc = ps_coord_remove_server(d->coord, zps_now_ms(), q->rank, text, sizeof text);
+    } else {
+        char esc[ZPS_LOG_WIRE_BUF];
+        s_error(d, m, ZPS_EINVAL, "RECONFIG '%s': expected add-server or remove-server",
+                zps_log_escape(op, strlen(op), esc, sizeof esc, ZPS_LOG_WIRE_CHARS));
+        return;
+    }
+    zps_info(d->log, "%s from %s: %s%s", op, m->peer, rc ? "refused: " : "", text);
+    if (rc) {
+        s_error(d, m, rc, "%s: %s", op, text);
+        return;
+    }
+    const zps_ranges_t *t = ps_coord_table(d->coord);
+    Zps__Envelope env;
+    Zps__ReconfigReply body = ZPS__RECONFIG_REPLY__INIT;
+    zps_msg_env(&env, ZPS__MSG_TYPE__RECONFIG_REPLY, ZPS__ROLE__ROLE_SERVER, 0,
+                m->env->request_id);
+    body.text = text;
+    body.table_version = t ? t->version : 0;
+    env.body_case = ZPS__ENVELOPE__BODY_RECONFIG_REPLY;
+    env.reconfig_reply = &body;
+    s_send(d, m, &env);
 }
 
 static void s_handle(s_daemon_t *d, zps_msg_t *m)
@@ -325,8 +383,11 @@ static void s_handle(s_daemon_t *d, zps_msg_t *m)
     else if (m->env->body_case == ZPS__ENVELOPE__BODY_TABLE_GET &&
              m->env->type == ZPS__MSG_TYPE__TABLE_GET)
         s_table_get(d, m);
+    else if (m->env->body_case == ZPS__ENVELOPE__BODY_RECONFIG &&
+             m->env->type == ZPS__MSG_TYPE__RECONFIG)
+        s_reconfig(d, m);
     else
-        s_error(d, m, ZPS_EPROTO, "zps-coord answers BEAT and TABLE_GET, not %s",
+        s_error(d, m, ZPS_EPROTO, "zps-coord answers BEAT, TABLE_GET and RECONFIG, not %s",
                 zps_msg_type_name(m->env->type));
 }
 
@@ -363,8 +424,9 @@ static int s_serve(const s_conf_t *conf, zps_log_t *log)
     size_t elen = sizeof endpoint;
     if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &elen) != 0)
         snprintf(endpoint, sizeof endpoint, "%s", conf->listen);
-    zps_info(log, "listening on %s: %u servers, %u replicas, failure timeout %u ms (leases of "
-             "%u ms)", endpoint, ps_coord_nservers(coord), ps_coord_replicas(coord),
+    zps_info(log, "listening on %s: %u servers (%u rank slots), %u replicas, failure timeout %u "
+             "ms (leases of %u ms)", endpoint, conf->coord.nservers, ps_coord_nservers(coord),
+             ps_coord_replicas(coord),
              conf->coord.failure_ms, conf->coord.failure_ms / 2);
     printf("zps-coord listening on %s\n", endpoint);
     fflush(stdout);
@@ -446,6 +508,14 @@ static int s_run(int argc, char **argv, const zps_env_t *env)
             fprintf(stderr, "zps-coord: %s (see --help)\n", err);
             return 2;
         }
+    }
+    if (conf.coord.max_servers == 0) {
+        uint32_t S = conf.coord.nservers, m2 = 2 * S < S + 2 ? S + 2 : 2 * S;
+        if (m2 > 1024)
+            m2 = S > 1024 ? S : 1024;
+        if (m2 > ZPS_RANGES_MAX_SERVERS)
+            m2 = ZPS_RANGES_MAX_SERVERS;
+        conf.coord.max_servers = m2 < S ? S : m2;
     }
     if (optind < argc) {
         fprintf(stderr, "zps-coord: unexpected argument '%s' (see --help)\n", argv[optind]);

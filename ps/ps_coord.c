@@ -27,13 +27,12 @@
 enum { LC_ENDPOINT = 0, LC_NONCE = 1, LC_TABLE = 2, LC_NEWER = 3, LC_STALL = 4 };
 
 #define S_MAX_FAILURE_MS 86400000u
-/* the largest encoding (format 2): header, then per range nrep, its ranks
- * and the joiner, plus donor and cut with a join, which needs a free slot
- * in the chain: at most 1 + 2 x (3 - 1) + 2 + 10 = 17 bytes (a full chain
- * without a join takes 9); then 4 bytes of incarnation per server */
-#define S_ENC_RANGE_MAX (1u + 2u * (ZPS_MAX_REPLICAS - 1u) + 2u + 10u)
-#define S_ENC_MAX (24u + ZPS_RANGES * S_ENC_RANGE_MAX + 4u * ZPS_RANGES_MAX_SERVERS)
-_Static_assert(S_ENC_RANGE_MAX >= 1u + 2u * ZPS_MAX_REPLICAS + 2u, "a full chain fits");
+/* the largest encoding (format 3): header, then per range nrep, its ranks
+ * and the joiner, plus donor, cut and out with a join (a move may have a
+ * full chain): at most 1 + 2 x 3 + 2 + 12 = 21 bytes; then 4 bytes of
+ * incarnation per rank slot */
+#define S_ENC_RANGE_MAX (1u + 2u * ZPS_MAX_REPLICAS + 2u + 12u)
+#define S_ENC_MAX (28u + ZPS_RANGES * S_ENC_RANGE_MAX + 4u * ZPS_RANGES_MAX_SERVERS)
 
 typedef struct {
     uint64_t nonce;       /* 0: not heard since start */
@@ -46,6 +45,9 @@ typedef struct {
     int join_known;       /* join_ms is the start, not the adoption */
     int ready_said;       /* "ready to join" logged for this process */
     int kept_said;        /* "kept: last replica" logged for this silence */
+    int retiring;         /* remove-server: being drained */
+    uint64_t retired_nonce; /* the process drained (its beats are answered retired) */
+    int stuck_said;       /* "cannot drain: no server to take" logged */
     char endpoint[PS_COORD_MAX_ENDPOINT + 1];
 } s_rank_t;
 
@@ -66,6 +68,7 @@ struct ps_coord {
     int grace_warned;
     int64_t last_tick_ms;
     uint32_t nheard;
+    uint32_t nheard0;         /* of the first nservers ranks (the table is built when all are) */
     s_rank_t *ranks;
     ps_coord_stats_t st;
 };
@@ -86,6 +89,12 @@ ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t no
                  ZPS_RANGES_MAX_SERVERS);
         return NULL;
     }
+    if (conf->max_servers && (conf->max_servers < conf->nservers ||
+                              conf->max_servers > ZPS_RANGES_MAX_SERVERS)) {
+        snprintf(err, errlen, "--max-servers %u: expected %u..%u (at least --num-servers)",
+                 conf->max_servers, conf->nservers, ZPS_RANGES_MAX_SERVERS);
+        return NULL;
+    }
     if (conf->replicas == 0 || conf->replicas > ZPS_MAX_REPLICAS) {
         snprintf(err, errlen, "--replicas %u: expected 1..%u", conf->replicas, ZPS_MAX_REPLICAS);
         return NULL;
@@ -95,13 +104,15 @@ ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t no
                  S_MAX_FAILURE_MS);
         return NULL;
     }
+    uint32_t slots = conf->max_servers ? conf->max_servers : conf->nservers;
     ps_coord_t *c = calloc(1, sizeof *c);
-    if (!c || !(c->ranks = calloc(conf->nservers, sizeof *c->ranks))) {
+    if (!c || !(c->ranks = calloc(slots, sizeof *c->ranks))) {
         free(c);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     c->conf = *conf;
+    c->conf.max_servers = slots;
     if (c->conf.replicas > c->conf.nservers)
         c->conf.replicas = c->conf.nservers;
     c->log = log;
@@ -109,7 +120,7 @@ ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t no
     c->last_tick_ms = now_ms;
     /* every endpoint fits one TABLE_REPLY with the largest table: an
      * endpoint takes its length + 3 bytes there */
-    size_t room = (ZPS_MSG_MAX_ENVELOPE - S_ENC_MAX - 4096) / c->conf.nservers;
+    size_t room = (ZPS_MSG_MAX_ENVELOPE - S_ENC_MAX - 4096) / c->conf.max_servers;
     c->max_endpoint = room - 3 < PS_COORD_MAX_ENDPOINT ? room - 3 : PS_COORD_MAX_ENDPOINT;
     return c;
 }
@@ -127,7 +138,7 @@ void ps_coord_destroy(ps_coord_t **cp)
 static void s_changed(ps_coord_t *c)
 {
     c->enc_len = zps_ranges_encode(&c->table, c->enc, sizeof c->enc);
-    for (uint32_t i = 0; i < c->conf.nservers; i++)
+    for (uint32_t i = 0; i < c->conf.max_servers; i++)
         c->ranks[i].member = 0;
     uint32_t members = 0;
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
@@ -136,7 +147,7 @@ static void s_changed(ps_coord_t *c)
             members += !k->member;
             k->member = 1;
         }
-        if (c->table.join[r] != ZPS_NO_RANK && c->table.join[r] < c->conf.nservers) {
+        if (c->table.join[r] != ZPS_NO_RANK && c->table.join[r] < c->conf.max_servers) {
             s_rank_t *k = &c->ranks[c->table.join[r]];
             members += !k->member;
             k->member = 1;
@@ -145,6 +156,19 @@ static void s_changed(ps_coord_t *c)
     c->st.members = members;
     c->st.version = c->table.version;
     c->st.lost = zps_ranges_lost(&c->table);
+    for (uint32_t i = 0; i < c->conf.max_servers; i++) {
+        s_rank_t *k = &c->ranks[i];
+        if (!k->retiring || k->member)
+            continue;
+        /* drained: every range it held has moved */
+        k->retiring = 0;
+        k->retired_nonce = k->nonce;
+        k->stale_nonce = k->nonce; /* not a candidate: it exits */
+        c->st.retired++;
+        zps_info(c->log, "server %u retired: every range it held has moved (table version %llu, "
+                 "%u servers in the table); it stops", i, (unsigned long long)c->table.version,
+                 members);
+    }
 }
 
 static const char *s_ep(const ps_coord_t *c, uint32_t rank, char *buf, size_t len)
@@ -164,6 +188,7 @@ static void s_remove_one(ps_coord_t *c, uint32_t rank, const char *why)
     zps_ranges_remove(&c->table, rank, &lost);
     s_changed(c);
     c->st.removals++;
+    c->ranks[rank].retiring = 0;
     c->ranks[rank].stale_nonce = c->ranks[rank].nonce;
     c->ranks[rank].ready_said = 0;
     zps_warn(c->log, "removed server %u (%s): %s; table version %llu, %u of %u servers left, "
@@ -181,16 +206,16 @@ static void s_remove_one(ps_coord_t *c, uint32_t rank, const char *why)
  * ranks removed. */
 static uint32_t s_remove(ps_coord_t *c, uint32_t rank, const char *why)
 {
-    uint8_t *joiner = calloc(c->conf.nservers, 1);
+    uint8_t *joiner = calloc(c->conf.max_servers, 1);
     uint32_t n = 1;
     for (uint32_t r = 0; joiner && r < ZPS_RANGES; r++)
         if (c->table.join[r] != ZPS_NO_RANK && c->table.donor[r] == rank &&
-            c->table.join[r] < c->conf.nservers)
+            c->table.join[r] < c->conf.max_servers)
             joiner[c->table.join[r]] = 1;
     s_remove_one(c, rank, why);
     char why2[96];
     snprintf(why2, sizeof why2, "its donor server %u was removed: its copy is incomplete", rank);
-    for (uint32_t j = 0; joiner && j < c->conf.nservers; j++) {
+    for (uint32_t j = 0; joiner && j < c->conf.max_servers; j++) {
         if (!joiner[j] || j == rank || !c->ranks[j].member)
             continue;
         s_remove_one(c, j, why2);
@@ -206,6 +231,7 @@ static uint32_t s_remove(ps_coord_t *c, uint32_t rank, const char *why)
 static void s_build(ps_coord_t *c)
 {
     zps_ranges_init(&c->table, c->conf.nservers, c->conf.replicas); /* conf checked in _new */
+    zps_ranges_set_slots(&c->table, c->conf.max_servers);
     c->have = 1;
     s_changed(c);
     uint32_t lo = ZPS_RANGES / c->conf.nservers, hi = lo + (ZPS_RANGES % c->conf.nservers != 0);
@@ -229,9 +255,9 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
         return 0;
     if (!c->have_best) {
         uint32_t fresh = 0;
-        for (uint32_t i = 0; i < c->conf.nservers; i++)
+        for (uint32_t i = 0; i < c->conf.max_servers; i++)
             fresh += c->ranks[i].heard && c->ranks[i].reported == 0;
-        if (fresh == c->conf.nservers) {
+        if (fresh == c->nheard && c->nheard0 == c->conf.nservers) {
             zps_warn(c->log, "no valid table was reported and every server now beats without "
                      "one: starting afresh");
             c->recovering = 0;
@@ -259,7 +285,7 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
              c->table.nservers, c->table.replicas, c->st.members, c->st.lost);
     uint32_t removed = 0;
     char why[160];
-    for (uint32_t i = 0; i < c->conf.nservers; i++) {
+    for (uint32_t i = 0; i < c->conf.max_servers; i++) {
         if (!c->ranks[i].member)
             continue;
         if (!c->ranks[i].heard) {
@@ -290,9 +316,9 @@ static void s_report(ps_coord_t *c, uint32_t rank, uint64_t version, const uint8
                  (unsigned long long)t->version, (unsigned long long)version);
         rc = ZPS_EPROTO;
     }
-    if (rc == 0 && (t->nservers != c->conf.nservers || t->replicas != c->conf.replicas)) {
-        snprintf(err, sizeof err, "it has %u servers and %u replicas, this coordinator %u and %u",
-                 t->nservers, t->replicas, c->conf.nservers, c->conf.replicas);
+    if (rc == 0 && (t->nservers != c->conf.max_servers || t->replicas != c->conf.replicas)) {
+        snprintf(err, sizeof err, "it has %u server slots and %u replicas, this coordinator %u "
+                 "and %u", t->nservers, t->replicas, c->conf.max_servers, c->conf.replicas);
         rc = ZPS_EPROTO;
     }
     if (rc != 0) {
@@ -354,11 +380,11 @@ static void s_offer(ps_coord_t *c, uint32_t rank, int64_t now_ms)
     zps_ranges_t *t = &c->table;
     s_rank_t *k = &c->ranks[rank];
     uint32_t cands = 0;
-    for (uint32_t i = 0; i < c->conf.nservers; i++)
+    for (uint32_t i = 0; i < c->conf.max_servers; i++)
         cands += s_candidate(c, i, now_ms);
     uint32_t want = c->st.members + cands < c->conf.replicas ? c->st.members + cands
                                                              : c->conf.replicas;
-    uint32_t *per = calloc(c->conf.nservers, sizeof *per);
+    uint32_t *per = calloc(c->conf.max_servers, sizeof *per);
     if (!per) {
         zps_warn(c->log, "out of memory offering ranges to server %u", rank);
         return;
@@ -403,7 +429,7 @@ static void s_offer(ps_coord_t *c, uint32_t rank, int64_t now_ms)
     char donors[400];
     size_t off = 0;
     uint32_t listed = 0, more = 0;
-    for (uint32_t d = 0; d < c->conf.nservers; d++) {
+    for (uint32_t d = 0; d < c->conf.max_servers; d++) {
         if (!per[d])
             continue;
         if (listed == 8) {
@@ -446,7 +472,7 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                   ps_coord_reply_t *reply)
 {
     memset(reply, 0, sizeof *reply);
-    if (rank >= c->conf.nservers) {
+    if (rank >= c->conf.max_servers) {
         c->st.refused++;
         return ZPS_EINVAL;
     }
@@ -472,9 +498,10 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
     }
     if (!k->heard) {
         c->nheard++;
-        zps_info(c->log, "server %u registered at %s holding table version %llu (%u of %u "
-                 "servers heard)", rank, s_ep(c, rank, ep, sizeof ep),
-                 (unsigned long long)table_version, c->nheard, c->conf.nservers);
+        c->nheard0 += rank < c->conf.nservers;
+        zps_info(c->log, "server %u registered at %s holding table version %llu (%u servers "
+                 "heard, %u of the first %u)", rank, s_ep(c, rank, ep, sizeof ep),
+                 (unsigned long long)table_version, c->nheard, c->nheard0, c->conf.nservers);
     }
     k->heard = 1;
     k->nonce = nonce;
@@ -497,7 +524,7 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
         reply->send_table = !c->have_best || table_version > c->best.version;
         s_maybe_adopt(c, now_ms);
     }
-    if (!c->have && !c->recovering && c->nheard == c->conf.nservers)
+    if (!c->have && !c->recovering && c->nheard0 == c->conf.nservers)
         s_build(c);
     if (!c->have)
         return 0;
@@ -513,12 +540,272 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                         "this coordinator's %llu", rank, (unsigned long long)table_version,
                         (unsigned long long)c->table.version);
     reply->member = k->member;
+    reply->retired = !k->member && k->retired_nonce == nonce && nonce != 0;
     reply->lease_ms = k->member ? c->conf.failure_ms / 2 : 0;
     reply->table_version = c->table.version;
     if (table_version < c->table.version) {
         reply->table = c->enc;
         reply->table_len = c->enc_len;
     }
+    return 0;
+}
+
+/* ---- add-server, remove-server --------------------------------------------- */
+
+static int s_alive(const ps_coord_t *c, uint32_t rank, int64_t now_ms)
+{
+    const s_rank_t *k = &c->ranks[rank];
+    return k->heard && now_ms - k->last_ms <= (int64_t)c->conf.failure_ms;
+}
+
+/* Is rank joining some range (a join in progress)? */
+static int s_joining(const ps_coord_t *c, uint32_t rank)
+{
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (c->table.join[r] == rank)
+            return 1;
+    return 0;
+}
+
+/* Ranges each rank holds (held) and heads (prim), moves counted as done. */
+static void s_loads(const ps_coord_t *c, uint32_t *held, uint32_t *prim)
+{
+    const zps_ranges_t *t = &c->table;
+    memset(held, 0, c->conf.max_servers * sizeof *held);
+    memset(prim, 0, c->conf.max_servers * sizeof *prim);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        for (uint32_t i = 0; i < t->nrep[r]; i++) {
+            uint32_t k = t->rep[r][i];
+            if (t->join[r] != ZPS_NO_RANK && t->out[r] == k)
+                k = t->join[r];
+            held[k]++;
+            prim[k] += i == 0;
+        }
+        if (t->join[r] != ZPS_NO_RANK && t->out[r] == ZPS_NO_RANK)
+            held[t->join[r]]++;
+    }
+}
+
+int ps_coord_add_server(ps_coord_t *c, int64_t now_ms, const char *endpoint, char *msg,
+                        size_t msglen)
+{
+    zps_ranges_t *t = &c->table;
+    uint32_t n = UINT32_MAX, M = c->conf.max_servers;
+    char *end = NULL;
+    unsigned long v = endpoint[0] >= '0' && endpoint[0] <= '9' ? strtoul(endpoint, &end, 10) : 0;
+    if (end && !*end && v < M)
+        n = (uint32_t)v;
+    for (uint32_t i = 0; n == UINT32_MAX && i < M; i++)
+        if (c->ranks[i].heard && strcmp(c->ranks[i].endpoint, endpoint) == 0 &&
+            c->ranks[i].nonce != c->ranks[i].stale_nonce)
+            n = i;
+    if (!c->have) {
+        snprintf(msg, msglen, "no range table yet (the servers have not all started)");
+        return ZPS_EBUSY;
+    }
+    if (n == UINT32_MAX || !s_alive(c, n, now_ms) || c->ranks[n].nonce == c->ranks[n].stale_nonce) {
+        snprintf(msg, msglen, "no live server announces '%s' to this coordinator (start it with "
+                 "--coordinator, a free --rank below %u and --announce %s first)", endpoint, M,
+                 endpoint);
+        return ZPS_EINVAL;
+    }
+    if (c->ranks[n].retiring || s_joining(c, n)) {
+        snprintf(msg, msglen, "server %u is %s", n,
+                 c->ranks[n].retiring ? "being removed" : "joining already: try again later");
+        return ZPS_EBUSY;
+    }
+    uint32_t *held = calloc(M, sizeof *held), *prim = calloc(M, sizeof *prim);
+    uint32_t *from = calloc(M, sizeof *from);
+    if (!held || !prim || !from) {
+        free(held);
+        free(prim);
+        free(from);
+        snprintf(msg, msglen, "out of memory");
+        return ZPS_ENOMEM;
+    }
+    s_loads(c, held, prim);
+    uint32_t members = 0, slots = 0;
+    for (uint32_t i = 0; i < M; i++) {
+        members += c->ranks[i].member && i != n;
+        slots += held[i];
+    }
+    uint64_t cut = t->version + 1;
+    uint32_t want_p = ZPS_RANGES / (members + 1), want_h = slots / (members + 1);
+    uint32_t got_p = prim[n], got_h = held[n], moved = 0, p0 = prim[n];
+    /* primaries first (pulls follow them), then backups; each from the
+     * server with most, a range without a join that n does not hold */
+    for (int pass = 0; pass < 2; pass++) {
+        for (;;) {
+            if (pass == 0 ? got_p >= want_p : got_h >= want_h)
+                break;
+            uint32_t f = UINT32_MAX;
+            for (uint32_t i = 0; i < M; i++) {
+                uint32_t load = pass == 0 ? prim[i] : held[i] - prim[i];
+                if (i != n && c->ranks[i].member && load > 0 &&
+                    (f == UINT32_MAX || load > (pass == 0 ? prim[f] : held[f] - prim[f])))
+                    f = i;
+            }
+            if (f == UINT32_MAX)
+                break;
+            uint32_t r;
+            for (r = 0; r < ZPS_RANGES; r++) {
+                if (t->join[r] != ZPS_NO_RANK || zps_ranges_has(t, r, n) || t->nrep[r] == 0)
+                    continue;
+                int at = -1;
+                for (uint32_t i = 0; i < t->nrep[r]; i++)
+                    if (t->rep[r][i] == f)
+                        at = (int)i;
+                if (pass == 0 ? at == 0 : at > 0)
+                    break;
+            }
+            if (r == ZPS_RANGES || zps_ranges_move(t, r, n, t->rep[r][0], f, cut) != 0) {
+                /* nothing movable left at f: take it out of the count */
+                if (pass == 0)
+                    prim[f] = 0;
+                else
+                    held[f] = prim[f];
+                continue;
+            }
+            if (pass == 0) {
+                prim[f]--;
+                got_p++;
+            }
+            held[f]--;
+            got_h++;
+            from[f]++;
+            moved++;
+        }
+    }
+    if (!moved) {
+        free(held);
+        free(prim);
+        free(from);
+        snprintf(msg, msglen, "server %u holds its share already (%u ranges, %u as primary, of "
+                 "%u servers): nothing to move", n, got_h, got_p, members + 1);
+        return ZPS_EINVAL;
+    }
+    t->version = cut;
+    s_changed(c);
+    c->ranks[n].join_ms = now_ms;
+    c->ranks[n].join_known = 1;
+    c->ranks[n].ready_said = 0;
+    c->st.moves_started += moved;
+    c->st.joins_started += moved;
+    size_t off = (size_t)snprintf(msg, msglen, "server %u takes %u ranges (%u as primary) at "
+                                  "version %llu, from", n, moved, got_p - p0,
+                                  (unsigned long long)cut);
+    for (uint32_t i = 0; i < M && off < msglen; i++)
+        if (from[i])
+            off += (size_t)snprintf(msg + off, msglen - off, " server %u: %u", i, from[i]);
+    zps_info(c->log, "add-server: %s", msg);
+    free(held);
+    free(prim);
+    free(from);
+    return 0;
+}
+
+/* Plan a move for every range rank holds without a join: to the live
+ * member holding fewest ranges that does not hold it, is not being
+ * removed and joins nothing at another cut.  Returns the ranges planned
+ * or dropped; *stuck the ranges that found nobody (left to a later tick). */
+static uint32_t s_drain(ps_coord_t *c, uint32_t rank, int64_t now_ms, uint32_t *stuck)
+{
+    zps_ranges_t *t = &c->table;
+    uint32_t M = c->conf.max_servers;
+    uint32_t *held = calloc(M, sizeof *held), *prim = calloc(M, sizeof *prim);
+    uint8_t *ok = calloc(M, 1);
+    *stuck = 0;
+    if (!held || !prim || !ok) {
+        free(held);
+        free(prim);
+        free(ok);
+        return 0;
+    }
+    s_loads(c, held, prim);
+    for (uint32_t i = 0; i < M; i++)
+        ok[i] = i != rank && c->ranks[i].member && !c->ranks[i].retiring && s_alive(c, i, now_ms) &&
+                !s_joining(c, i);
+    uint64_t cut = t->version + 1;
+    uint32_t n = 0, dropped = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        if (!zps_ranges_has(t, r, rank) || t->join[r] != ZPS_NO_RANK)
+            continue;
+        uint32_t j = UINT32_MAX;
+        for (uint32_t i = 0; i < M; i++)
+            if (ok[i] && !zps_ranges_has(t, r, i) && (j == UINT32_MAX || held[i] < held[j]))
+                j = i;
+        if (j != UINT32_MAX && zps_ranges_move(t, r, j, t->rep[r][0], rank, cut) == 0) {
+            held[j]++;
+            n++;
+        } else if (t->nrep[r] > 1) {
+            /* every other server holds it already: one replica fewer */
+            uint32_t k = 0;
+            for (uint32_t i = 0; i < t->nrep[r]; i++)
+                if (t->rep[r][i] != rank)
+                    t->rep[r][k++] = t->rep[r][i];
+            t->nrep[r] = (uint8_t)k;
+            dropped++;
+        } else {
+            (*stuck)++;
+        }
+    }
+    if (n || dropped) {
+        t->version = cut;
+        for (uint32_t i = 0; i < M; i++)
+            if (ok[i] && held[i] && s_joining(c, i)) {
+                c->ranks[i].join_ms = now_ms;
+                c->ranks[i].join_known = 1;
+            }
+        c->st.moves_started += n;
+        c->st.joins_started += n;
+        s_changed(c);
+    }
+    free(held);
+    free(prim);
+    free(ok);
+    return n + dropped;
+}
+
+int ps_coord_remove_server(ps_coord_t *c, int64_t now_ms, uint32_t rank, char *msg,
+                           size_t msglen)
+{
+    if (!c->have) {
+        snprintf(msg, msglen, "no range table yet (the servers have not all started)");
+        return ZPS_EBUSY;
+    }
+    if (rank >= c->conf.max_servers || !c->ranks[rank].member) {
+        snprintf(msg, msglen, "server %u is not in the range table", rank);
+        return ZPS_EINVAL;
+    }
+    if (!s_alive(c, rank, now_ms)) {
+        snprintf(msg, msglen, "server %u is silent: the failure detector removes it (or keeps it "
+                 "while it holds a range's last replica)", rank);
+        return ZPS_EINVAL;
+    }
+    if (c->ranks[rank].retiring) {
+        snprintf(msg, msglen, "server %u is being removed already", rank);
+        return ZPS_EBUSY;
+    }
+    if (s_joining(c, rank)) {
+        snprintf(msg, msglen, "server %u is joining ranges: try again when its join is done", rank);
+        return ZPS_EBUSY;
+    }
+    uint32_t others = 0;
+    for (uint32_t i = 0; i < c->conf.max_servers; i++)
+        others += i != rank && c->ranks[i].member && !c->ranks[i].retiring && s_alive(c, i, now_ms);
+    if (!others) {
+        snprintf(msg, msglen, "server %u is the only live server: nobody could take its ranges",
+                 rank);
+        return ZPS_EINVAL;
+    }
+    uint32_t held = zps_ranges_count(&c->table, rank, NULL), stuck = 0;
+    c->ranks[rank].retiring = 1;
+    c->ranks[rank].stuck_said = 0;
+    uint32_t planned = s_drain(c, rank, now_ms, &stuck);
+    snprintf(msg, msglen, "server %u: %u of its %u ranges move or drop a replica at version "
+             "%llu%s", rank, planned, held, (unsigned long long)c->table.version,
+             stuck ? "; the others wait for a server that is not joining" : "");
+    zps_info(c->log, "remove-server: %s", msg);
     return 0;
 }
 
@@ -530,7 +817,7 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
     int64_t gap = now_ms - c->last_tick_ms;
     if (gap > (int64_t)c->conf.failure_ms / 2) {
         c->st.stalls++;
-        for (uint32_t i = 0; i < c->conf.nservers; i++) {
+        for (uint32_t i = 0; i < c->conf.max_servers; i++) {
             int64_t t = c->ranks[i].last_ms + gap;
             c->ranks[i].last_ms = t < now_ms ? t : now_ms;
         }
@@ -543,7 +830,7 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
     if (!c->have)
         return removed;
     char why[96];
-    for (uint32_t i = 0; i < c->conf.nservers; i++) {
+    for (uint32_t i = 0; i < c->conf.max_servers; i++) {
         s_rank_t *k = &c->ranks[i];
         if (!k->member || now_ms - k->last_ms <= (int64_t)c->conf.failure_ms) {
             k->kept_said = 0;
@@ -572,6 +859,25 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
                  (long long)(now_ms - k->last_ms), c->conf.failure_ms);
         removed += s_remove(c, i, why);
     }
+    /* a server being removed whose ranges lost their joiner: plan again */
+    for (uint32_t i = 0; i < c->conf.max_servers; i++) {
+        s_rank_t *k = &c->ranks[i];
+        if (!k->retiring || !s_alive(c, i, now_ms))
+            continue;
+        uint32_t waiting = 0;
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            waiting += zps_ranges_has(&c->table, r, i) && c->table.join[r] == ZPS_NO_RANK;
+        if (!waiting)
+            continue;
+        uint32_t stuck = 0, n = s_drain(c, i, now_ms, &stuck);
+        if (n)
+            zps_info(c->log, "remove-server %u: %u more ranges move (version %llu)", i, n,
+                     (unsigned long long)c->table.version);
+        if (stuck && !k->stuck_said)
+            zps_warn(c->log, "remove-server %u: %u ranges wait for a live server that joins "
+                     "nothing else", i, stuck);
+        k->stuck_said = stuck != 0;
+    }
     return removed;
 }
 
@@ -588,12 +894,20 @@ const uint8_t *ps_coord_encoded(const ps_coord_t *c, size_t *len)
 
 const char *ps_coord_endpoint(const ps_coord_t *c, uint32_t rank)
 {
-    return rank < c->conf.nservers ? c->ranks[rank].endpoint : NULL;
+    return rank < c->conf.max_servers ? c->ranks[rank].endpoint : NULL;
 }
 
 uint32_t ps_coord_nservers(const ps_coord_t *c)
 {
-    return c->conf.nservers;
+    return c->conf.max_servers;
+}
+
+int ps_coord_retired(const ps_coord_t *c, uint32_t rank)
+{
+    if (rank >= c->conf.max_servers)
+        return 0;
+    const s_rank_t *k = &c->ranks[rank];
+    return !k->member && k->retired_nonce && k->retired_nonce == k->nonce;
 }
 
 uint32_t ps_coord_replicas(const ps_coord_t *c)

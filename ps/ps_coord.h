@@ -54,7 +54,7 @@
  * or ps_coord_tick.  Endpoints are kept as given when printable and at
  * most PS_COORD_MAX_ENDPOINT bytes, or fewer with many servers so that one
  * TABLE_REPLY (or BEAT_REPLY) holding all of them and the table fits a client's envelope
- * limit (38 bytes for 4096 servers); else they are kept empty.  They are
+ * limit (34 bytes for 4096 servers); else they are kept empty.  They are
  * escaped whenever logged. */
 #ifndef PS_COORD_H
 #define PS_COORD_H
@@ -69,7 +69,8 @@
 #define PS_COORD_FAILURE_MS_DEFAULT 1000u
 
 typedef struct {
-    uint32_t nservers;   /* S, 1..ZPS_RANGES_MAX_SERVERS */
+    uint32_t nservers;   /* S, 1..ZPS_RANGES_MAX_SERVERS: the table is built once all beat */
+    uint32_t max_servers; /* rank slots, >= S (0: S): servers added later take ranks S.. */
     uint32_t replicas;   /* R, 1..ZPS_MAX_REPLICAS; capped at S */
     uint32_t failure_ms; /* silence after which a member is removed, >= 2 */
 } ps_coord_conf_t;
@@ -84,6 +85,8 @@ typedef struct {
     uint32_t lease_ms;      /* failure_ms / 2 for a member, else 0 */
     uint64_t table_version; /* the current table (0: none yet) */
     int send_table;         /* no table here yet: send yours in the next beat */
+    int retired;            /* this process was drained by ps_coord_remove_server: it
+                               holds nothing and may exit */
     const uint8_t *table;   /* the encoded table when the beat's version is older */
     size_t table_len;       /* (NULL, 0 otherwise) */
 } ps_coord_reply_t;
@@ -97,6 +100,8 @@ typedef struct {
     uint64_t joins_started;   /* ranges given to a joiner */
     uint64_t joins_completed; /* ranges whose joiner completed */
     uint64_t joiners_removed; /* joiners removed with their donor */
+    uint64_t moves_started;   /* ranges moved (add-server, remove-server) */
+    uint64_t retired;         /* servers drained by remove-server */
     uint64_t version;      /* current table version (0: none) */
     uint32_t members;      /* ranks in the table */
     uint32_t lost;         /* ranges with no replica left */
@@ -130,14 +135,39 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
  * as the servers' silence (their beats may be queued, unread). */
 uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms);
 
+/* zps-ctl add-server: give the live server that announced endpoint (or,
+ * when endpoint is a decimal number, that rank), a member or a candidate
+ * with no join in progress, a fair share of the ranges: as many primaries
+ * as each server heads on average, taken from those heading the most, and
+ * as many backup replicas, taken from those holding the most, each as a
+ * move (zps_ranges_move) at one new version: it copies them while serving,
+ * then replaces the server each came from.  Only ranges without a join are
+ * moved.  0 with msg saying what moves, or ZPS_EINVAL / ZPS_EBUSY (no
+ * table yet, a join in progress, nothing to move) with msg saying why. */
+int ps_coord_add_server(ps_coord_t *c, int64_t now_ms, const char *endpoint, char *msg,
+                        size_t msglen);
+
+/* zps-ctl remove-server: drain live member rank: every range it holds
+ * moves to the live member holding fewest ranges that does not hold it and
+ * joins nothing else (one new version); a range with no such member but
+ * another replica just loses rank from its chain.  When it holds nothing
+ * it is retired (its beats are answered retired: it exits).  A move whose
+ * joiner fails is planned again (ps_coord_tick).  0 with msg, or
+ * ZPS_EINVAL / ZPS_EBUSY with msg (not a live member, the only server, a
+ * join in progress). */
+int ps_coord_remove_server(ps_coord_t *c, int64_t now_ms, uint32_t rank, char *msg,
+                           size_t msglen);
+
 /* The current table, NULL until one is built or adopted. */
 const zps_ranges_t *ps_coord_table(const ps_coord_t *c);
 /* Its encoding (NULL, *len 0 without a table). */
 const uint8_t *ps_coord_encoded(const ps_coord_t *c, size_t *len);
 /* The endpoint rank announced ("" before its first beat); NULL for
- * rank >= S. */
+ * rank >= the slots. */
 const char *ps_coord_endpoint(const ps_coord_t *c, uint32_t rank);
-uint32_t ps_coord_nservers(const ps_coord_t *c);
+uint32_t ps_coord_nservers(const ps_coord_t *c); /* the rank slots */
+/* Was rank drained by remove-server, and does that process still beat? */
+int ps_coord_retired(const ps_coord_t *c, uint32_t rank);
 uint32_t ps_coord_replicas(const ps_coord_t *c);
 void ps_coord_get_stats(const ps_coord_t *c, ps_coord_stats_t *st);
 

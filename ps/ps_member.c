@@ -79,6 +79,10 @@ static void s_set_state(ps_member_t *m, int st, uint64_t version)
         zps_warn(m->log, "coordinator %s: this server is not in the range table (version %llu): "
                  "it was removed (declared failed, or restarted); refusing pushes and pulls",
                  m->coord, (unsigned long long)version);
+    else if (st == PS_MEMBER_RETIRED)
+        zps_info(m->log, "coordinator %s: this server was removed from the job by request (table "
+                 "version %llu): every range it held has moved", m->coord,
+                 (unsigned long long)version);
     else if (st == PS_MEMBER_CANDIDATE)
         zps_info(m->log, "coordinator %s: the job runs (table version %llu) without this server: "
                  "waiting to be given key ranges to join", m->coord, (unsigned long long)version);
@@ -136,6 +140,7 @@ static void s_on_reply(ps_member_t *m, const Zps__Envelope *env)
     } else {
         atomic_store(&m->lease_until, 0);
         s_set_state(m, !br->table_version ? PS_MEMBER_WAITING
+                       : br->retired     ? PS_MEMBER_RETIRED
                        : m->was_in       ? PS_MEMBER_OUT
                                          : PS_MEMBER_CANDIDATE,
                     br->table_version);

@@ -42,8 +42,11 @@ typedef struct {
 /* WAITING: no answer or no table yet; CANDIDATE: a table exists and this
  * server is not in it and never was (it may be given ranges to join); IN:
  * in the table (serving or joining); OUT: it was in the table and was
- * removed (declared failed): its data is stale. */
-enum { PS_MEMBER_WAITING = 0, PS_MEMBER_IN = 1, PS_MEMBER_OUT = 2, PS_MEMBER_CANDIDATE = 3 };
+ * removed (declared failed): its data is stale; RETIRED: zps-ctl
+ * remove-server moved every range it held elsewhere (it answers late pushes
+ * for a moment, then exits 0). */
+enum { PS_MEMBER_WAITING = 0, PS_MEMBER_IN = 1, PS_MEMBER_OUT = 2, PS_MEMBER_CANDIDATE = 3,
+       PS_MEMBER_RETIRED = 4 };
 
 /* Starts the thread.  NULL + err on failure. */
 ps_member_t *ps_member_new(const ps_member_conf_t *conf, zps_log_t *log, char *err, size_t errlen);

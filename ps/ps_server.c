@@ -140,7 +140,10 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     s->conf = *conf;
     s->log = log;
     s->start_ms = zps_now_ms();
-    if (conf->nservers == 0 || conf->rank >= conf->nservers) {
+    /* (replicated: a server added to a running job takes a rank past the
+     * first --num-servers, up to the coordinator's slots, which checks it) */
+    if (conf->nservers == 0 || (conf->rank >= conf->nservers && !conf->coordinator[0]) ||
+        conf->rank >= ZPS_RANGES_MAX_SERVERS) {
         snprintf(err, errlen, "rank %u is not within %u servers", conf->rank, conf->nservers);
         goto fail;
     }
@@ -475,7 +478,9 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
 {
     ps_tab_t *tb = &s->tabs[0];
     int64_t t0 = zps_now_ms();
-    zps_mf_writer_t *w = zps_mf_writer_new(dir, s->conf.rank, s->conf.nservers, tb->dim, err, errlen);
+    /* replicated: shards are numbered by the table's rank slots */
+    uint32_t nsv = s->ranges && s->ranges->version ? s->ranges->nservers : s->conf.nservers;
+    zps_mf_writer_t *w = zps_mf_writer_new(dir, s->conf.rank, nsv, tb->dim, err, errlen);
     if (!w)
         return ZPS_EIO;
     float wbuf[1024];
@@ -502,13 +507,13 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     uint8_t *present = NULL;
     uint32_t writer = 0;
     if (!rc && s->ranges) {
-        present = calloc(s->conf.nservers, 1);
+        present = calloc(nsv, 1);
         if (!present) {
             snprintf(err, errlen, "out of memory");
             rc = ZPS_ENOMEM;
         }
         writer = UINT32_MAX;
-        for (uint32_t r = 0; present && r < s->conf.nservers; r++) {
+        for (uint32_t r = 0; present && r < nsv; r++) {
             present[r] = (uint8_t)zps_ranges_member(s->ranges, r);
             if (present[r] && writer == UINT32_MAX)
                 writer = r;
@@ -516,7 +521,7 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     }
     if (!rc && s->conf.rank == writer)
         rc = zps_mf_write_manifest(dir, s->conf.model_name[0] ? s->conf.model_name : "kv",
-                                   tb->dim, s->conf.nservers, tb->desc, s->conf.options, present,
+                                   tb->dim, nsv, tb->desc, s->conf.options, present,
                                    err, errlen);
     free(present);
     if (!rc)
@@ -524,6 +529,26 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
                  s->ranges ? " (the ranges this server is primary of)" : "", dir,
                  (long long)(zps_now_ms() - t0));
     return rc;
+}
+
+/* Drained by remove-server: it answers the late pushes of the ranges it
+ * held (a client's retry of one it had not acknowledged: possibly the only
+ * copy with one replica) until none came for PS_RETIRE_QUIET_MS, at least
+ * PS_RETIRE_MIN_MS after it learnt it, and no forward to a joiner waits
+ * for its acknowledgement; then it may exit. */
+#define PS_RETIRE_MIN_MS 3000
+#define PS_RETIRE_QUIET_MS 1500
+static int s_retire_done(ps_server_t *s)
+{
+    int64_t now = zps_now_ms();
+    if (!s->retired_ms) {
+        s->retired_ms = now;
+        zps_info(s->log, "drained: answering late pushes for at least %d ms, then exiting",
+                 PS_RETIRE_MIN_MS);
+    }
+    if (now - s->retired_ms < PS_RETIRE_MIN_MS || now - s->retired_push_ms < PS_RETIRE_QUIET_MS)
+        return 0;
+    return !psv_join_forwards_waiting(s);
 }
 
 /* Give back scratch memory a big request grew (a 2^26-key request must not
@@ -599,7 +624,12 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
     if (s->member && (push || t == ZPS__ENVELOPE__BODY_PULL)) {
         if (ps_member_table(s->member, s->ranges))
             psv_join_table(s);
-        if (!ps_member_leased(s->member, zps_now_ms())) {
+        /* (drained by remove-server: it holds nothing, and takes only the
+         * late pushes of ranges it held, psv_join_accepts) */
+        int retired = push && ps_member_state(s->member) == PS_MEMBER_RETIRED;
+        if (retired)
+            s->retired_push_ms = zps_now_ms();
+        if (!retired && !ps_member_leased(s->member, zps_now_ms())) {
             if (push) {
                 s->st.received_pushes++;
                 psv_push_rejected(s, NULL);
@@ -692,6 +722,12 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
             break;
         }
         s_maintenance(s);
+        if (s->member && ps_member_state(s->member) == PS_MEMBER_RETIRED && s_retire_done(s)) {
+            s->member_removed = 1;
+            s->member_retired = 1;
+            rc = 0;
+            break;
+        }
         if (s->member && (ps_member_state(s->member) == PS_MEMBER_OUT || s->join.stale)) {
             /* removed from the range table (declared failed): its data is
              * stale, it must not serve or save; a fresh start rejoins */
@@ -765,6 +801,11 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
                  (unsigned long long)s->ranks[r].received,
                  (unsigned long long)s->ranks[r].applied, (unsigned long long)s->ranks[r].duplicates,
                  (unsigned long long)s->ranks[r].rejected, (unsigned long long)c->win.lwm);
+    }
+    if (s->member_retired) {
+        zps_info(s->log, "removed from the job by request: its ranges live on other servers; "
+                 "no checkpoint, no model saved here; exiting");
+        return rc;
     }
     if (s->member_removed) {
         zps_warn(s->log, "removed from the range table: no final checkpoint, no model saved "

@@ -152,7 +152,6 @@ typedef struct {
     uint8_t mask[ZPS_RANGES / 8];
     void *sock;              /* DEALER to the joiner: forwards */
     char endpoint[256];
-    uint64_t next_seq;
     psj_fwd_t *fwd;
     size_t nfwd, fwd_cap;
     pid_t snap_pid;          /* the snapshot child (0: done) */
@@ -193,6 +192,23 @@ typedef struct {
                                              is stale (a restarted coordinator took it
                                              for a new process): it must exit */
     uint8_t scratch[ZPS_RANGES / 8];
+    /* ranges moving (zps-ctl add-server / remove-server): a live server
+     * joins some ranges while it serves others, and leaves ranges */
+    uint8_t held[ZPS_RANGES / 8];         /* ranges it took pushes of in its last table */
+    uint64_t left[ZPS_RANGES];            /* version from which it no longer took r (0) */
+    uint64_t rfloor[ZPS_RANGES];          /* the cut at which it last joined r: pushes
+                                             split by older tables skip r's keys */
+    uint32_t my_inc;                      /* its incarnation in the table, once a member */
+    /* as a donor: one sequence of forwards per joiner process (rank and
+     * incarnation), whatever joins it takes from this server: the joiner
+     * deduplicates per (donor, donor process) */
+    uint64_t fwd_next[ZPS_RANGES_MAX_SERVERS];
+    uint32_t fwd_inc[ZPS_RANGES_MAX_SERVERS];
+    int inc_known;
+    float *gbuf;                          /* a push's values, compacted */
+    size_t gbuf_cap;
+    uint64_t *kbuf;                       /* a push's keys to buffer */
+    size_t kbuf_cap;
 } psj_state_t;
 
 /* An allowed CURVE key and the identity it speaks as (ZAP User-Id):
@@ -270,6 +286,9 @@ struct ps_server {
     zps_ranges_t *ranges;        /* the table this server goes by (version 0: none yet) */
     psj_state_t join;            /* joins this server donates to or makes (ps_srv_join.c) */
     int member_removed;          /* removed from the table: exit without saving */
+    int member_retired;          /* drained by remove-server: exit 0 without saving */
+    int64_t retired_ms;          /* when it learnt it was drained (0: not) */
+    int64_t retired_push_ms;     /* its last late push */
 };
 
 /* What logs and STATS show of a client's process nonce: never the nonce
@@ -333,8 +352,13 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m);
 
 /* ps_srv_join.c: joining a replicated job */
 void psv_join_table(ps_server_t *s);
-int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t n, uint32_t dim,
-                  const float *g, float lr_scale);
+int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *n, uint32_t dim,
+                  const float **g, float lr_scale);
+/* May a push split by table version v carry a key of range r here?  (It
+ * takes r now, or took it until a version after v: a late retry.) */
+int psv_join_accepts(const ps_server_t *s, uint32_t r, uint64_t v);
+/* Forwards to a joiner not acknowledged yet? */
+int psv_join_forwards_waiting(const ps_server_t *s);
 int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_t rank,
                      uint64_t nonce, size_t n, uint32_t dim, const float *g, float lr_scale);
 int psv_join_ack_held(const ps_server_t *s, uint32_t rank, uint64_t nonce, uint64_t seq);

@@ -262,7 +262,14 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
             zmq_close(d->sock);
         return;
     }
-    d->next_seq = 1;
+    /* forwards continue this joiner process's sequence (a second join of the
+     * same process from this donor must not reuse the numbers of the first:
+     * the joiner would take them for duplicates) */
+    uint32_t inc = s->ranges->inc[joiner];
+    if (!s->join.fwd_next[joiner] || s->join.fwd_inc[joiner] != inc) {
+        s->join.fwd_next[joiner] = 1;
+        s->join.fwd_inc[joiner] = inc;
+    }
     s->join.ndon++;
     fflush(NULL);
     pid_t pid = fork();
@@ -434,7 +441,7 @@ void psv_join_table(ps_server_t *s)
     }
     /* joiner: the joins of this server */
     uint64_t cut = 0;
-    uint32_t n = 0;
+    uint32_t n = 0, member = 0;
     for (uint32_t r = 0; r < ZPS_RANGES; r++) {
         if (t->join[r] == me) {
             cut = cut > t->cut[r] ? cut : t->cut[r];
@@ -442,22 +449,35 @@ void psv_join_table(ps_server_t *s)
         }
         if (zps_ranges_has(t, r, me))
             s->join.ever_replica = 1;
+        /* ranges left (moved away): pushes split before this version may
+         * still come (late retries); ranges taken again */
+        int now = zps_ranges_takes(t, r, me), was = s_in_mask(s->join.held, r);
+        member |= now;
+        if (was && !now)
+            s->join.left[r] = t->version;
+        if (now != was)
+            s->join.held[r >> 3] ^= (uint8_t)(1u << (r & 7));
     }
-    if (cut && s->join.ever_replica && cut != s->join.cut && !s->join.stale) {
-        /* only a new process joins: this one held ranges before and was
-         * removed without learning it (a coordinator that restarted in
-         * between took it for a new process); what it holds is stale */
-        zps_error(s->log, "given ranges to join at version %llu although this process held "
-                  "ranges before (it was removed meanwhile): its copy is stale",
-                  (unsigned long long)cut);
+    if (member && !s->join.inc_known) {
+        s->join.my_inc = t->inc[me];
+        s->join.inc_known = 1;
+    }
+    if (s->join.inc_known && t->inc[me] != s->join.my_inc && !s->join.stale) {
+        /* the coordinator gave this rank a new incarnation: it took this
+         * process for a new one (it was removed without learning it, and a
+         * coordinator that restarted in between offered it ranges as to a
+         * new process); what it holds is stale */
+        zps_error(s->log, "the range table gives this rank a new incarnation (%u, this process "
+                  "has %u): it was removed meanwhile, its copy is stale", t->inc[me],
+                  s->join.my_inc);
         s->join.stale = 1;
         return;
     }
     if (cut && cut != s->join.cut) {
         s_joining_clear(s);
         s->join.cut = cut;
-        if (!s->join.floor)
-            s->join.floor = cut;
+        if (!s->join.floor && !s->join.ever_replica)
+            s->join.floor = cut; /* a new process: its first join */
         s->join.started_ms = zps_now_ms();
         s->join.snap_keys = 0;
         memset(s->join.mask, 0, sizeof s->join.mask);
@@ -465,6 +485,7 @@ void psv_join_table(ps_server_t *s)
             if (t->join[r] != me || t->cut[r] != cut)
                 continue;
             s->join.mask[r >> 3] |= (uint8_t)(1u << (r & 7));
+            s->join.rfloor[r] = cut;
             uint32_t dn = t->donor[r], k;
             for (k = 0; k < s->join.ndonors && s->join.donors[k] != dn; k++)
                 ;
@@ -475,9 +496,25 @@ void psv_join_table(ps_server_t *s)
                 s->join.ndonors++;
             }
         }
-        zps_info(s->log, "joining %u ranges at version %llu from %u donor%s: buffering pushes "
-                 "until the copy is complete", n, (unsigned long long)cut, s->join.ndonors,
-                 s->join.ndonors == 1 ? "" : "s");
+        /* rows it kept of ranges it held before (moved away, now back)
+         * start afresh: the donors' copy replaces them */
+        size_t reset = 0;
+        for (uint32_t tbi = 0; tbi < s->conf.ntables; tbi++) {
+            ps_tab_t *tb = &s->tabs[tbi];
+            size_t cursor = 0;
+            uint64_t key;
+            float *row;
+            while (zps_table_next(tb->t, &cursor, &key, &row))
+                if (s_in_mask(s->join.mask, zps_range_of(key))) {
+                    zps_optim_init_row(&tb->o, key, row);
+                    reset++;
+                }
+        }
+        zps_info(s->log, "joining %u ranges at version %llu from %u donor%s%s: buffering their "
+                 "pushes until the copy is complete%s", n, (unsigned long long)cut,
+                 s->join.ndonors, s->join.ndonors == 1 ? "" : "s",
+                 s->join.ever_replica ? " while serving the ranges it holds" : "",
+                 reset ? " (rows kept from before reset)" : "");
     } else if (!cut && s->join.cut) {
         /* the join is over: a replica now (or removed: the loop exits) */
         if (!s->join.caught_up)
@@ -487,28 +524,94 @@ void psv_join_table(ps_server_t *s)
     }
 }
 
+int psv_join_forwards_waiting(const ps_server_t *s)
+{
+    for (uint32_t i = 0; i < s->join.ndon; i++)
+        if (s->join.don[i].nfwd)
+            return 1;
+    return 0;
+}
+
+int psv_join_accepts(const ps_server_t *s, uint32_t r, uint64_t v)
+{
+    return zps_ranges_takes(s->ranges, r, s->conf.rank) || v < s->join.left[r];
+}
+
 /* ---- pushes ------------------------------------------------------------------ */
 
-int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t n, uint32_t dim,
-                  const float *g, float lr_scale)
+int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *np, uint32_t dim,
+                  const float **gp, float lr_scale)
 {
     (void)m;
-    /* a process that joined holds only what it joined: a push split by a
-     * table before its cut (a client that has not learnt the join yet, or
-     * resends what it sent this rank's previous process) reaches it through
-     * its donors' snapshots and forwards, so it is dropped, during the
-     * join and forever after */
-    if (s->join.floor && req->table_version < s->join.floor) {
+    uint64_t v = req->table_version;
+    /* a new process that joined holds only what it joined: a push split by
+     * a table before its first cut (a client that has not learnt the join
+     * yet, or resends what it sent this rank's previous process) reaches it
+     * through its donors' snapshots and forwards, so it is dropped, during
+     * the join and forever after */
+    if (s->join.floor && v < s->join.floor) {
         /* (2: acknowledged but not recorded: its sequence number belongs
          * to the numbering the client used with this rank's previous
          * process, and must not shadow the same number used anew) */
         s->join.dropped_pushes++;
         return 2;
     }
-    if (!s->join.cut || s->join.caught_up)
+    /* per key: a range it is joining buffers its keys until the copy is
+     * complete (and skips them if split before the cut: the donor's copy
+     * or forward carries them); a range joined at a cut after v skips
+     * them; the others apply now */
+    size_t n = *np, need = 0;
+    int joining = s->join.cut && !s->join.caught_up;
+    for (size_t i = 0; i < n && !need; i++) {
+        uint32_t r = zps_range_of(s->keys[i]);
+        need = (joining && s_in_mask(s->join.mask, r)) || v < s->join.rfloor[r];
+    }
+    if (!need)
         return 0;
-    int rc = s_buffer(s, req->table, dim, s->keys, n, g, lr_scale);
-    return rc ? rc : 1;
+    if (n > s->join.gbuf_cap / (dim ? dim : 1) || n > s->join.kbuf_cap) {
+        float *g2 = realloc(s->join.gbuf, (n * dim > 0 ? n * dim : 1) * sizeof *g2);
+        if (g2) {
+            s->join.gbuf = g2;
+            s->join.gbuf_cap = n * dim;
+        }
+        uint64_t *k2 = realloc(s->join.kbuf, (n ? n : 1) * sizeof *k2);
+        if (k2) {
+            s->join.kbuf = k2;
+            s->join.kbuf_cap = n;
+        }
+        if (!g2 || !k2)
+            return ZPS_ENOMEM;
+    }
+    const float *g = *gp;
+    size_t a = 0, nb = 0;
+    float *bvals = NULL;
+    if (joining) {
+        bvals = malloc((n * dim > 0 ? n * dim : 1) * sizeof *bvals);
+        if (!bvals)
+            return ZPS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = s->keys[i];
+        uint32_t r = zps_range_of(key);
+        if (joining && s_in_mask(s->join.mask, r)) {
+            if (v >= s->join.cut) {
+                s->join.kbuf[nb] = key;
+                memcpy(bvals + nb * dim, g + i * dim, dim * sizeof *g);
+                nb++;
+            }
+        } else if (v >= s->join.rfloor[r]) {
+            s->keys[a] = key;
+            memcpy(s->join.gbuf + a * dim, g + i * dim, dim * sizeof *g);
+            a++;
+        }
+    }
+    int rc = nb ? s_buffer(s, req->table, dim, s->join.kbuf, nb, bvals, lr_scale) : 0;
+    free(bvals);
+    if (rc)
+        return rc; /* nothing applied: the client retries it whole */
+    *np = a;
+    *gp = s->join.gbuf;
+    return a ? 0 : 1;
 }
 
 int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_t rank,
@@ -556,7 +659,7 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
         free(k);
         psj_fwd_t *f = &d->fwd[d->nfwd++];
         memset(f, 0, sizeof *f);
-        f->seq = d->next_seq++;
+        f->seq = s->join.fwd_next[d->joiner]++;
         f->table = req->table;
         f->dim = dim;
         f->nkeys = cnt;
@@ -834,4 +937,8 @@ void psv_join_destroy(ps_server_t *s)
         s_donate_drop(s, &s->join.don[i]);
     s->join.ndon = 0;
     s_joining_clear(s);
+    free(s->join.gbuf);
+    free(s->join.kbuf);
+    s->join.gbuf = NULL;
+    s->join.kbuf = NULL;
 }

@@ -73,7 +73,7 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
         int push = m->env->body_case == ZPS__ENVELOPE__BODY_PUSH;
         for (uint64_t i = 0; i < nkeys; i++) {
             uint32_t r = zps_range_of(s->keys[i]);
-            if (!(push ? zps_ranges_takes(s->ranges, r, s->conf.rank)
+            if (!(push ? psv_join_accepts(s, r, m->env->push->table_version)
                        : zps_ranges_has(s->ranges, r, s->conf.rank))) {
                 /* the client's table is older (this rank's previous
                  * process held it, say): retried, and moved when the
@@ -122,7 +122,7 @@ void psv_on_hello(ps_server_t *s, zps_msg_t *m)
         infop[i] = &info[i];
     }
     body.server_rank = s->conf.rank;
-    body.num_servers = s->conf.nservers;
+    body.num_servers = s->ranges && s->ranges->version ? s->ranges->nservers : s->conf.nservers;
     body.n_tables = s->conf.ntables;
     body.tables = infop;
     body.server_version = ZPS_VERSION;
@@ -472,7 +472,11 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
         s->st.duplicate_pushes++;
         rk->duplicates++;
     } else {
-        int j = s->ranges ? psv_join_push(s, m, req, n, (uint32_t)dim, g, lr_scale) : 0;
+        /* replicated: the keys to apply now (a joining server buffers or
+         * skips some: ps_srv_join.c) */
+        size_t an = n;
+        const float *ag = g;
+        int j = s->ranges ? psv_join_push(s, m, req, &an, (uint32_t)dim, &ag, lr_scale) : 0;
         if (j < 0) {
             psv_push_rejected(s, rk);
             psv_reply_error(s, m, j, "push not taken while this server joins: %s: retry",
@@ -481,15 +485,15 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
         }
         int rc = j ? 0
                  : of_clock && s->conf.consistency == 2
-                     ? psv_bsp_accumulate(s, m, tb, n, g, req->mean ? (float)req->examples : 1.0f,
+                     ? psv_bsp_accumulate(s, m, tb, an, ag, req->mean ? (float)req->examples : 1.0f,
                                           lr_scale)
-                     : s_apply_table(s, m, tb, n, g, lr_scale);
+                     : s_apply_table(s, m, tb, an, ag, lr_scale);
         if (rc) {
             psv_push_rejected(s, rk);
             return;
         }
         if (!j && s->join.ndon)
-            held = psv_join_forward(s, m, req, rank, rec->nonce, n, (uint32_t)dim, g, lr_scale);
+            held = psv_join_forward(s, m, req, rank, rec->nonce, an, (uint32_t)dim, ag, lr_scale);
         if (of_clock && s->conf.consistency == 2) {
             s->acc_mean = req->mean;
             s->acc_examples += req->examples;

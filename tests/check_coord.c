@@ -439,7 +439,7 @@ START_TEST(coordinator_restart_removes_new_processes)
     s_open(&x, 3, 2, 400, 0);
     ck_assert_int_eq(s_beat_table(&x, 10, 1, 1, tx, lx, &rep), 0);
     ck_assert(rep.send_table);
-    ck_assert_uint_eq(s_lines(&x, "table from server 1 ignored", "5 servers and 2 replicas"), 1);
+    ck_assert_uint_eq(s_lines(&x, "table from server 1 ignored", "5 server slots and 2 replicas"), 1);
     /* the version must be the one beaten */
     ck_assert_int_eq(s_beat_table(&x, 20, 1, 7, t1, l1, &rep), 0);
     ck_assert(rep.send_table);
@@ -569,7 +569,7 @@ START_TEST(bad_beats_refused)
      * timestamped line, none cut by a raw newline */
     ck_assert_uint_ge(s_lines(&x, "server 1 announced an endpoint of 257 bytes", "aaaa..."), 1);
     ck_assert_uint_eq(s_lines(&x, "", NULL), s_lines(&x, "Z coord/0 ", NULL));
-    /* with 4096 servers endpoints are kept up to 42 bytes, so that a
+    /* with 4096 servers endpoints are kept up to 34 bytes, so that a
      * TABLE_REPLY or BEAT_REPLY with every one and the largest table (with
      * joins) fits a client's envelope limit (test reply_fits) */
     ps_coord_t *c2;
@@ -580,9 +580,9 @@ START_TEST(bad_beats_refused)
     char err[200];
     c2 = ps_coord_new(&conf, x.log, 0, err, sizeof err);
     ck_assert_ptr_nonnull(c2);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 38, 0, NULL, 0, 0, &rep), 0);
-    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 38);
-    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 39, 0, NULL, 0, 0, &rep), 0);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 34, 0, NULL, 0, 0, &rep), 0);
+    ck_assert_uint_eq(strlen(ps_coord_endpoint(c2, 4095)), 34);
+    ck_assert_int_eq(ps_coord_beat(c2, 0, 4095, 9, big, 35, 0, NULL, 0, 0, &rep), 0);
     ck_assert_str_eq(ps_coord_endpoint(c2, 4095), "");
     ps_coord_destroy(&c2);
     /* a table reported while running is not needed: ignored */
@@ -920,8 +920,8 @@ START_TEST(join_two_candidates)
 END_TEST
 
 /* The largest BEAT_REPLY and TABLE_REPLY (4096 servers, every endpoint at
- * the cap, the largest table: every range with two replicas and a join)
- * fit the envelope limit. */
+ * the cap, the largest table: every range with a full chain and a move,
+ * 64 retired ranks) fit the envelope limit. */
 START_TEST(reply_fits)
 {
     s_fix_t x;
@@ -935,16 +935,15 @@ START_TEST(reply_fits)
         if (strlen(ps_coord_endpoint(x.c, 0)) == n)
             cap = n;
     }
-    ck_assert_uint_eq(cap, 38);
+    ck_assert_uint_eq(cap, 34);
     zps_ranges_t *t = malloc(sizeof *t);
     ck_assert_int_eq(zps_ranges_init(t, 4096, 3), 0);
-    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
-        t->nrep[r] = 2;
-        ck_assert_int_eq(zps_ranges_join(t, r, t->rep[r][2], t->rep[r][0], 1), 0);
-    }
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        ck_assert_int_eq(zps_ranges_move(t, r, (t->rep[r][2] + 1) % 4096, t->rep[r][0],
+                                         t->rep[r][1], 1), 0);
     t->version = UINT64_MAX;
     size_t len = zps_ranges_encoded_size(t);
-    ck_assert_uint_eq(len, 24 + ZPS_RANGES * 17 + 4 * 4096);
+    ck_assert_uint_eq(len, 28 + ZPS_RANGES * 21 + 4 * 4096);
     uint8_t *enc = malloc(len);
     ck_assert_uint_eq(zps_ranges_encode(t, enc, len), len);
     char **eps = malloc(4096 * sizeof *eps);
@@ -974,6 +973,11 @@ START_TEST(reply_fits)
     tr.table.len = len;
     tr.n_endpoints = 4096;
     tr.endpoints = eps;
+    uint32_t retired[64];
+    for (int i = 0; i < 64; i++)
+        retired[i] = UINT32_MAX;
+    tr.n_retired = 64;
+    tr.retired = retired;
     env.body_case = ZPS__ENVELOPE__BODY_TABLE_REPLY;
     env.table_reply = &tr;
     packed = zps__envelope__get_packed_size(&env);
@@ -981,6 +985,178 @@ START_TEST(reply_fits)
     free(eps);
     free(enc);
     free(t);
+    s_close(&x);
+}
+END_TEST
+
+/* A coordinator of ns servers (+ slots) at time 0, every server beaten. */
+static void s_open_slots(s_fix_t *x, uint32_t ns, uint32_t r, uint32_t slots)
+{
+    ps_coord_conf_t conf;
+    ps_coord_conf_defaults(&conf);
+    conf.nservers = ns;
+    conf.replicas = r;
+    conf.max_servers = slots;
+    conf.failure_ms = 1000;
+    char err[200];
+    x->f = tmpfile();
+    ck_assert_ptr_nonnull(x->f);
+    x->log = zps_log_new("coord", 0, x->f);
+    ck_assert_ptr_nonnull(x->log);
+    x->c = ps_coord_new(&conf, x->log, 0, err, sizeof err);
+    ck_assert_msg(x->c != NULL, "%s", err);
+    ps_coord_reply_t rep;
+    for (uint32_t i = 0; i < ns; i++)
+        ck_assert_int_eq(s_beat(x, 0, i, 0, &rep), 0);
+    ck_assert_ptr_nonnull(ps_coord_table(x->c));
+    ck_assert_uint_eq(ps_coord_table(x->c)->nservers, slots);
+}
+
+/* Every range: nrep replicas, none lost, no join. */
+static void s_settled(const zps_ranges_t *t, uint32_t nrep)
+{
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        ck_assert_uint_eq(t->nrep[r], nrep);
+        ck_assert_uint_eq(t->join[r], ZPS_NO_RANK);
+    }
+}
+
+/* add-server: a spare in rank slot 2 of a 2-server job takes a third of
+ * the primaries, as moves out of the servers with most; remove-server 0
+ * moves all of 0's ranges to 1 and 2 (fewest first), then 0 is retired:
+ * its beats say so, and it is no candidate.  Refusals name the reason. */
+START_TEST(add_and_remove_server)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    char msg[600];
+    s_open_slots(&x, 2, 1, 4);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    /* refused: unknown endpoint, a slot never heard, a busy or only server */
+    ck_assert_int_eq(ps_coord_add_server(x.c, 10, "tcp://127.0.0.1:7002", msg, sizeof msg),
+                     ZPS_EINVAL);
+    ck_assert_msg(strstr(msg, "no live server announces"), "%s", msg);
+    ck_assert_int_eq(ps_coord_remove_server(x.c, 10, 3, msg, sizeof msg), ZPS_EINVAL);
+    ck_assert_msg(strstr(msg, "not in the range table"), "%s", msg);
+    /* the spare beats: no range lacks a replica, so it waits */
+    ck_assert_int_eq(s_beat(&x, 100, 2, 0, &rep), 0);
+    ck_assert(!rep.member);
+    ck_assert_uint_eq(s_lines(&x, "server 2", "is ready to join, but every range has 1"), 1);
+    ck_assert_int_eq(ps_coord_add_server(x.c, 150, "tcp://127.0.0.1:7002", msg, sizeof msg), 0);
+    ck_assert_msg(strstr(msg, "server 2 takes 1365 ranges (1365 as primary)"), "%s", msg);
+    ck_assert_uint_eq(t->version, 2);
+    uint32_t from[3] = {0, 0, 0};
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] != ZPS_NO_RANK) {
+            ck_assert_uint_eq(t->join[r], 2);
+            ck_assert_uint_eq(t->out[r], t->rep[r][0]);
+            ck_assert_uint_eq(t->donor[r], t->rep[r][0]);
+            from[t->out[r]]++;
+        }
+    ck_assert(from[0] >= 682 && from[0] <= 683 && from[1] >= 682 && from[1] <= 683);
+    ck_assert_uint_eq(t->inc[2], 1); /* a new process: clients start its numbering afresh */
+    ck_assert_int_eq(ps_coord_add_server(x.c, 160, "2", msg, sizeof msg), ZPS_EBUSY);
+    ck_assert_int_eq(s_beat(&x, 200, 2, 2, &rep), 0);
+    ck_assert(rep.member);
+    ck_assert_int_eq(s_beatj(&x, 250, 2, s_nonce(2), 2, 2, &rep), 0);
+    s_settled(t, 1);
+    uint32_t p;
+    for (uint32_t i = 0; i < 3; i++) {
+        ck_assert_uint_le(zps_ranges_count(t, i, &p), 1366);
+        ck_assert_uint_ge(p, 1365);
+    }
+    /* added again: it holds its share already */
+    ck_assert_int_eq(ps_coord_add_server(x.c, 300, "2", msg, sizeof msg), ZPS_EINVAL);
+    ck_assert_msg(strstr(msg, "nothing to move"), "%s", msg);
+    /* remove 0: its ranges go to 1 and 2 */
+    uint64_t v = t->version;
+    ck_assert_int_eq(ps_coord_remove_server(x.c, 300, 0, msg, sizeof msg), 0);
+    ck_assert_uint_eq(t->version, v + 1);
+    uint32_t to[3] = {0, 0, 0};
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] != ZPS_NO_RANK) {
+            ck_assert_uint_eq(t->out[r], 0);
+            to[t->join[r]]++;
+        }
+    ck_assert_uint_eq(to[0], 0);
+    ck_assert_uint_eq(to[1] + to[2], 1365);
+    ck_assert(to[1] >= 682 && to[2] >= 682);
+    ck_assert_int_eq(ps_coord_remove_server(x.c, 310, 0, msg, sizeof msg), ZPS_EBUSY);
+    ck_assert_int_eq(ps_coord_remove_server(x.c, 310, 1, msg, sizeof msg), ZPS_EBUSY);
+    ck_assert_msg(strstr(msg, "joining"), "%s", msg);
+    /* 0 still serves until the moves complete */
+    ck_assert_int_eq(s_beat(&x, 350, 0, t->version, &rep), 0);
+    ck_assert(rep.member && !rep.retired);
+    ck_assert_int_eq(s_beatj(&x, 400, 1, s_nonce(1), t->version, v + 1, &rep), 0);
+    ck_assert_int_eq(s_beatj(&x, 400, 2, s_nonce(2), t->version, v + 1, &rep), 0);
+    s_settled(t, 1);
+    ck_assert_uint_eq(zps_ranges_count(t, 0, NULL), 0);
+    ck_assert_uint_eq(zps_ranges_count(t, 1, NULL) + zps_ranges_count(t, 2, NULL), 4096);
+    ck_assert_uint_eq(s_lines(&x, "server 0 retired", NULL), 1);
+    ck_assert_int_eq(s_beat(&x, 450, 0, t->version, &rep), 0);
+    ck_assert(!rep.member && rep.retired && rep.lease_ms == 0);
+    ck_assert(ps_coord_retired(x.c, 0));
+    /* no candidate: nothing is offered to it when a range lacks replicas */
+    ck_assert_uint_eq(s_lines(&x, "server 0", "joins"), 0);
+    /* the only live server left is not removed */
+    s_tick_to(&x, 450, 1600); /* 1 falls silent: kept (last replicas), not live */
+    ck_assert_int_eq(s_beat(&x, 1600, 2, t->version, &rep), 0);
+    ck_assert_int_eq(ps_coord_remove_server(x.c, 1600, 2, msg, sizeof msg), ZPS_EINVAL);
+    ck_assert_msg(strstr(msg, "only live server"), "%s", msg);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.moves_started, 2730);
+    ck_assert_uint_eq(st.retired, 1);
+    s_close(&x);
+}
+END_TEST
+
+/* remove-server with 2 replicas of 3 servers: each range of 0 moves to the
+ * one server not holding it; that joiner fails: its moves are dropped, and
+ * the coordinator plans again -- to the survivor where it does not hold
+ * the range, else 0 just leaves the chain (one replica fewer).  In the end
+ * 0 is retired and nothing is lost. */
+START_TEST(remove_server_replans)
+{
+    s_fix_t x;
+    ps_coord_reply_t rep;
+    char msg[600];
+    s_open_slots(&x, 3, 2, 3);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    ck_assert_int_eq(ps_coord_remove_server(x.c, 10, 0, msg, sizeof msg), 0);
+    uint32_t moving = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] != ZPS_NO_RANK) {
+            ck_assert(!zps_ranges_has(t, r, t->join[r]));
+            moving++;
+        }
+    ck_assert_uint_eq(moving, zps_ranges_count(t, 0, NULL));
+    /* 1 falls silent (a joiner of some, replica of others): removed */
+    int64_t now = 10;
+    for (; now <= 1200; now += 50) {
+        s_beat(&x, now, 0, t->version, &rep);
+        s_beat(&x, now, 2, t->version, &rep);
+        ps_coord_tick(x.c, now);
+    }
+    ck_assert_uint_eq(s_lines(&x, "removed server 1", NULL), 1);
+    ck_assert_uint_eq(zps_ranges_lost(t), 0);
+    /* replanned: every range 0 still holds moves to 2, or 2 holds it */
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (zps_ranges_has(t, r, 0)) {
+            ck_assert_msg(t->join[r] == 2 || zps_ranges_has(t, r, 2), "range %u", r);
+            ck_assert(t->join[r] == ZPS_NO_RANK || t->out[r] == 0);
+        }
+    uint64_t cut = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t->join[r] == 2)
+            cut = t->cut[r];
+    ck_assert_uint_ne(cut, 0);
+    ck_assert_int_eq(s_beatj(&x, now, 2, s_nonce(2), t->version, cut, &rep), 0);
+    ck_assert_uint_eq(zps_ranges_count(t, 0, NULL), 0);
+    ck_assert_uint_eq(zps_ranges_count(t, 2, NULL), 4096);
+    ck_assert_uint_eq(zps_ranges_lost(t), 0);
+    ck_assert_int_eq(s_beat(&x, now + 50, 0, t->version, &rep), 0);
+    ck_assert(rep.retired);
     s_close(&x);
 }
 END_TEST
@@ -1004,6 +1180,8 @@ Suite *suite_coord(void)
     tcase_add_test(tc, join_survives_restart);
     tcase_add_test(tc, join_two_candidates);
     tcase_add_test(tc, reply_fits);
+    tcase_add_test(tc, add_and_remove_server);
+    tcase_add_test(tc, remove_server_replans);
     suite_add_tcase(s, tc);
     return s;
 }

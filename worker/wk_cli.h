@@ -137,6 +137,11 @@ struct wk_client {
     void *coord;                /* DEALER to zps-coord */
     zps_ranges_t *ranges;       /* the range table requests are split by */
     uint8_t *dead;              /* per server: removed from the table */
+    uint8_t *connected;         /* per server: its socket is connected (a slot of a server
+                                   added later is connected when the table names it) */
+    char **eps;                 /* per rank slot: endpoint as announced to the coordinator */
+    uint32_t neps;
+    uint32_t ngiven;            /* servers given (--servers): their endpoints are kept */
     uint32_t nitems;            /* poll items: the servers, then the coordinator */
     int64_t coord_next_ms;      /* next TABLE_GET */
     uint64_t coord_asked;       /* request id of the TABLE_GET in flight (0: none) */
@@ -204,7 +209,13 @@ int wkc_pump(wk_client_t *c, long slice_ms);
 int wkc_wait_retained(wk_client_t *c);
 
 /* ---- wk_cli_repl.c ----------------------------------------------------- */
-/* Connect to conf.coordinator and wait for its first range table. */
+/* Connect to conf.coordinator (c->ctx must exist) and wait for its first
+ * range table: c->ranges, and the servers' announced endpoints (c->eps),
+ * before the per-server arrays exist (their size is the table's rank
+ * slots). */
+int wkc_repl_connect(wk_client_t *c, char *err, size_t errlen);
+/* Then, with the per-server arrays: the coordinator's poll item, every
+ * rank not in the table dead. */
 int wkc_repl_start(wk_client_t *c, char *err, size_t errlen);
 void wkc_repl_free(wk_client_t *c);
 /* Ask the coordinator for a newer table (at most every 200 ms), take in

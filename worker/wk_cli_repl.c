@@ -55,8 +55,40 @@ static int s_ask(wk_client_t *c)
     return rc;
 }
 
-/* A newer table: fail over from every server it no longer names. */
-static void s_apply(wk_client_t *c, const zps_ranges_t *t)
+static int s_listed(const uint32_t *list, size_t n, uint32_t s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == s)
+            return 1;
+    return 0;
+}
+
+/* Connect slot s to the endpoint its server announced, if it has none yet
+ * (a server added to the job) or another one (a new process in that slot). */
+static void s_connect_slot(wk_client_t *c, uint32_t s)
+{
+    const char *ep = s < c->neps && c->eps[s] ? c->eps[s] : "";
+    if (s < c->ngiven || !ep[0] || (c->connected[s] && !strcmp(ep, c->servers[s])))
+        return;
+    char *copy = strdup(ep);
+    if (!copy)
+        return;
+    if (c->connected[s])
+        zmq_disconnect(c->socks[s], c->servers[s]);
+    c->connected[s] = 0;
+    free(c->servers[s]);
+    c->servers[s] = copy;
+    if (zmq_connect(c->socks[s], copy) == 0)
+        c->connected[s] = 1;
+    else
+        wkc_notice(c, "server %u: cannot connect to '%s': %s", s, copy, zmq_strerror(errno));
+}
+
+/* A newer table: fail over from every server it no longer names (a
+ * server drained by remove-server, listed in retired, keeps its held
+ * pushes: it still answers them). */
+static void s_apply(wk_client_t *c, const zps_ranges_t *t, const uint32_t *retired,
+                    size_t nretired)
 {
     uint32_t S = c->conf.nservers;
     uint8_t removed[WK_MAX_SERVERS];
@@ -64,6 +96,8 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t)
     uint64_t old = c->ranges->version;
     for (uint32_t s = 0; s < S; s++) {
         removed[s] = 0;
+        if (t->inc[s] != c->ranges->inc[s] || (c->dead[s] && zps_ranges_member(t, s)))
+            s_connect_slot(c, s);
         if (c->ranges->version && t->inc[s] != c->ranges->inc[s]) {
             /* a new process of rank s joins: it knows nothing of this
              * client (sequence numbers from 1, empty key cache); what was
@@ -83,12 +117,25 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t)
             continue;
         }
         removed[s] = !c->dead[s] && !zps_ranges_member(t, s);
-        if (removed[s]) {
+        if (removed[s] && s_listed(retired, nretired, s)) {
+            /* drained: its ranges moved; what it has not acknowledged yet
+             * is still retried to it (it may be the only copy), pulls move */
+            c->dead[s] = 1;
+            removed[s] = 2;
+            any = 1;
+            wkc_notice(c, "server %u at %s was removed from the job (range table version %llu): "
+                       "its ranges moved", s, c->servers[s], (unsigned long long)t->version);
+        } else if (removed[s]) {
             c->dead[s] = 1;
             any = 1;
             c->failovers++;
             wkc_notice(c, "server %u at %s is not in the range table (version %llu): failing "
                        "over to its replicas", s, c->servers[s], (unsigned long long)t->version);
+        } else if (c->dead[s] && zps_ranges_member(t, s)) {
+            /* a server added to the job (same incarnation: nothing to forget) */
+            c->dead[s] = 0;
+            wkc_notice(c, "server %u at %s is in the range table (version %llu)", s,
+                       c->servers[s], (unsigned long long)t->version);
         }
     }
     *c->ranges = *t;
@@ -105,7 +152,7 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t)
     if (!any)
         return;
     for (uint32_t s = 0; s < S; s++) {
-        if (!removed[s])
+        if (removed[s] != 1)
             continue;
         wk_retry_item_t *it;
         while ((it = wk_retry_first(c->retry, s)) != NULL)
@@ -126,7 +173,7 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t)
             continue;
         }
         for (uint32_t s = 0; s < S; s++) {
-            if (!removed[s] || !r->waiting[s])
+            if (removed[s] != 1 || !r->waiting[s])
                 continue;
             r->waiting[s] = 0;
             r->pending--;
@@ -137,6 +184,8 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t)
     }
 }
 
+static void s_endpoints(wk_client_t *c, const Zps__TableReply *tr);
+
 static void s_on_reply(wk_client_t *c, const Zps__Envelope *env)
 {
     if (env->request_id == c->coord_asked)
@@ -145,7 +194,10 @@ static void s_on_reply(wk_client_t *c, const Zps__Envelope *env)
         wkc_notice(c, "coordinator %s: %s", c->conf.coordinator, env->error->text);
         return;
     }
-    if (env->body_case != ZPS__ENVELOPE__BODY_TABLE_REPLY || env->table_reply->table.len == 0)
+    if (env->body_case != ZPS__ENVELOPE__BODY_TABLE_REPLY)
+        return;
+    s_endpoints(c, env->table_reply);
+    if (env->table_reply->table.len == 0)
         return;
     zps_ranges_t *t = malloc(sizeof *t);
     char err[200];
@@ -154,16 +206,45 @@ static void s_on_reply(wk_client_t *c, const Zps__Envelope *env)
     if (zps_ranges_decode(t, env->table_reply->table.data, env->table_reply->table.len, err,
                           sizeof err) != 0) {
         wkc_notice(c, "coordinator %s sent a bad table: %s", c->conf.coordinator, err);
+    } else if (!c->dead) {
+        /* before the per-server arrays exist (wkc_repl_connect) */
+        if (t->version > c->ranges->version)
+            *c->ranges = *t;
     } else if (t->nservers != c->conf.nservers) {
         if (!c->sticky) {
             c->sticky = ZPS_EMISMATCH;
-            wkc_seterr(c, "coordinator %s has a range table of %u servers, this client was given "
-                       "%u (--servers)", c->conf.coordinator, t->nservers, c->conf.nservers);
+            wkc_seterr(c, "coordinator %s has a range table of %u rank slots, this client "
+                       "started with %u", c->conf.coordinator, t->nservers, c->conf.nservers);
         }
     } else if (t->version > c->ranges->version) {
-        s_apply(c, t);
+        s_apply(c, t, env->table_reply->retired, env->table_reply->n_retired);
     }
     free(t);
+}
+
+/* Every reply's endpoints (as the servers announced them). */
+static void s_endpoints(wk_client_t *c, const Zps__TableReply *tr)
+{
+    size_t n = tr->n_endpoints < WK_MAX_SERVERS ? tr->n_endpoints : WK_MAX_SERVERS;
+    if (n > c->neps) {
+        char **e = realloc(c->eps, n * sizeof *e);
+        if (!e)
+            return;
+        for (size_t i = c->neps; i < n; i++)
+            e[i] = NULL;
+        c->eps = e;
+        c->neps = (uint32_t)n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *ep = tr->endpoints[i] ? tr->endpoints[i] : "";
+        if (c->eps[i] && !strcmp(c->eps[i], ep))
+            continue;
+        char *copy = strdup(ep);
+        if (!copy)
+            continue;
+        free(c->eps[i]);
+        c->eps[i] = copy;
+    }
 }
 
 void wkc_repl_poll(wk_client_t *c)
@@ -186,13 +267,12 @@ void wkc_repl_poll(wk_client_t *c)
     s_ask(c);
 }
 
-int wkc_repl_start(wk_client_t *c, char *err, size_t errlen)
+int wkc_repl_connect(wk_client_t *c, char *err, size_t errlen)
 {
-    uint32_t S = c->conf.nservers;
     c->ranges = calloc(1, sizeof *c->ranges);
-    c->dead = calloc(S, 1);
     c->coord = zmq_socket(c->ctx, ZMQ_DEALER);
-    if (!c->ranges || !c->dead || !c->coord) {
+    c->ngiven = c->conf.nservers;
+    if (!c->ranges || !c->coord) {
         snprintf(err, errlen, "out of memory");
         return ZPS_ENOMEM;
     }
@@ -206,9 +286,6 @@ int wkc_repl_start(wk_client_t *c, char *err, size_t errlen)
                  zmq_strerror(errno));
         return ZPS_EINVAL;
     }
-    c->items[S].socket = c->coord;
-    c->items[S].events = ZMQ_POLLIN;
-    c->nitems = S + 1;
     /* the first table: the coordinator builds it once every server beat */
     int wait_ms = c->conf.connect_timeout_ms > 0 ? c->conf.connect_timeout_ms : 10000;
     int64_t deadline = zps_now_ms() + wait_ms;
@@ -217,7 +294,7 @@ int wkc_repl_start(wk_client_t *c, char *err, size_t errlen)
         if (left <= 0) {
             snprintf(err, errlen, "no range table from the coordinator %s within %d ms (is "
                      "zps-coord running there, and have all %u servers started?)",
-                     c->conf.coordinator, wait_ms, S);
+                     c->conf.coordinator, wait_ms, c->conf.nservers);
             return ZPS_ETIMEDOUT;
         }
         wkc_repl_poll(c);
@@ -227,6 +304,32 @@ int wkc_repl_start(wk_client_t *c, char *err, size_t errlen)
     if (c->sticky) {
         snprintf(err, errlen, "%s", c->err);
         return c->sticky;
+    }
+    return 0;
+}
+
+int wkc_repl_start(wk_client_t *c, char *err, size_t errlen)
+{
+    uint32_t S = c->conf.nservers;
+    c->dead = calloc(S, 1);
+    if (!c->dead) {
+        snprintf(err, errlen, "out of memory");
+        return ZPS_ENOMEM;
+    }
+    /* ranks not in the table are not asked (failed, or slots for servers
+     * added later) */
+    for (uint32_t s = 0; s < S; s++)
+        c->dead[s] = !zps_ranges_member(c->ranges, s);
+    c->items[S].socket = c->coord;
+    c->items[S].events = ZMQ_POLLIN;
+    c->nitems = S + 1;
+    uint32_t lost = zps_ranges_lost(c->ranges);
+    if (lost) {
+        c->sticky = ZPS_ELOST;
+        snprintf(err, errlen, "%u of the %u key ranges have no replica left (range table version "
+                 "%llu): the job cannot go on without restoring checkpoints", lost, ZPS_RANGES,
+                 (unsigned long long)c->ranges->version);
+        return ZPS_ELOST;
     }
     c->retain = 0; /* acknowledged by every replica: durable */
     return 0;
@@ -241,4 +344,9 @@ void wkc_repl_free(wk_client_t *c)
     c->ranges = NULL;
     free(c->dead);
     c->dead = NULL;
+    for (uint32_t i = 0; i < c->neps; i++)
+        free(c->eps[i]);
+    free(c->eps);
+    c->eps = NULL;
+    c->neps = 0;
 }

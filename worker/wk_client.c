@@ -260,7 +260,7 @@ static int s_check_hello(wk_client_t *c, char *err, size_t errlen)
         const wk_hello_t *h = &c->hello[s];
         if (c->dead && c->dead[s])
             continue;
-        if (h->rank != s || h->nservers != S) {
+        if (h->rank != s || (!c->coord && h->nservers != S)) {
             snprintf(err, errlen,
                      "server at %s says it is rank %u of %u servers, but it is listed as server "
                      "%u of %u",
@@ -300,7 +300,9 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
 {
     if (conf->local)
         return wkc_local_new(conf, err, errlen);
-    if (!conf->servers || conf->nservers == 0 || conf->nservers > WK_MAX_SERVERS) {
+    int replicated = conf->coordinator && conf->coordinator[0];
+    if ((!replicated && (!conf->servers || conf->nservers == 0)) ||
+        conf->nservers > WK_MAX_SERVERS) {
         snprintf(err, errlen, "need 1..%d servers", WK_MAX_SERVERS);
         return NULL;
     }
@@ -311,7 +313,26 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     }
     c->lr_scale = 1.0f;
     c->conf = *conf;
-    uint32_t S = conf->nservers;
+    c->ctx = zmq_ctx_new();
+    if (!c->ctx) {
+        snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        free(c);
+        return NULL;
+    }
+    /* replicated: the table first; its rank slots size the per-server
+     * arrays (servers added later take the slots past --servers) */
+    if (conf->coordinator && conf->coordinator[0]) {
+        if (wkc_repl_connect(c, err, errlen) != 0)
+            goto fail;
+        if (c->ranges->nservers < conf->nservers || c->ranges->nservers > WK_MAX_SERVERS) {
+            snprintf(err, errlen, "the coordinator %s has %u rank slots, but %u servers were "
+                     "given (--servers)%s", conf->coordinator, c->ranges->nservers,
+                     conf->nservers, c->ranges->nservers > WK_MAX_SERVERS ? " (or over 1024)" : "");
+            goto fail;
+        }
+        c->conf.nservers = c->ranges->nservers;
+    }
+    uint32_t S = c->conf.nservers;
     uint32_t cap = 1;
     while (cap < (conf->max_inflight ? conf->max_inflight : 256))
         cap <<= 1;
@@ -336,9 +357,9 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
     c->warned_ms = calloc(S, sizeof *c->warned_ms);
     for (uint32_t s = 0; c->retry_at_ms && s < S; s++)
         c->retry_at_ms[s] = conf->retry_ms;
-    c->ctx = zmq_ctx_new();
-    if (!c->servers || !c->socks || !c->items || !c->hello || !c->last_sent ||
-        !c->sigs || !c->acked || !c->retry_at_ms || !c->warned_ms || !c->ctx ||
+    c->connected = calloc(S, 1);
+    if (!c->servers || !c->socks || !c->items || !c->hello || !c->last_sent || !c->connected ||
+        !c->sigs || !c->acked || !c->retry_at_ms || !c->warned_ms ||
         !c->seq_next || !c->snonce || !c->old_nonces || !c->last_recv_ms || !c->retry) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -348,7 +369,10 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
         goto fail;
     }
     for (uint32_t s = 0; s < S; s++) {
-        c->servers[s] = strdup(conf->servers[s]);
+        /* the given list, then (replicated) what the servers announced */
+        const char *ep = s < conf->nservers ? conf->servers[s]
+                         : s < c->neps && c->eps[s] ? c->eps[s] : "";
+        c->servers[s] = strdup(ep);
         c->socks[s] = zmq_socket(c->ctx, ZMQ_DEALER);
         if (!c->servers[s] || !c->socks[s]) {
             snprintf(err, errlen, "cannot create socket for server %u: %s", s,
@@ -374,15 +398,19 @@ wk_client_t *wk_client_new(const wk_client_conf_t *conf, char *err, size_t errle
             snprintf(err, errlen, "cannot set CURVE keys: %s", zmq_strerror(errno));
             goto fail;
         }
-        if (zmq_connect(c->socks[s], c->servers[s]) != 0) {
+        if (!c->servers[s][0] && s >= conf->nservers) {
+            /* an empty slot: connected when a table names it (wk_cli_repl.c) */
+        } else if (zmq_connect(c->socks[s], c->servers[s]) != 0) {
             snprintf(err, errlen, "server %u: cannot connect to '%s': %s", s, c->servers[s],
                      zmq_strerror(errno));
             goto fail;
+        } else {
+            c->connected[s] = 1;
         }
         c->items[s].socket = c->socks[s];
         c->items[s].events = ZMQ_POLLIN;
     }
-    /* replicated: the table first, so servers already removed are not asked */
+    /* replicated: servers not in the table are not asked */
     if (conf->coordinator && conf->coordinator[0] && wkc_repl_start(c, err, errlen) != 0)
         goto fail;
     int rc = s_control(c, RQ_HELLO, UINT32_MAX, NULL, NULL,
@@ -430,6 +458,7 @@ void wk_client_destroy(wk_client_t **cp)
     free(c->snonce);
     free(c->old_nonces);
     free(c->last_recv_ms);
+    free(c->connected);
     free(c->retry_at_ms);
     free(c->warned_ms);
     free(c->vscratch);

@@ -521,6 +521,12 @@ void bench_cli_child(const bench_job_t *job, uint32_t idx, int rfd, int wfd)
     conf.rank = idx;
     conf.timeout_ms = BENCH_CLIENT_TIMEOUT_MS;
     conf.max_inflight = 2 * BENCH_MAX_WINDOW;
+    if (job->coord_ep[0]) {
+        /* replicated: a server refuses until its first lease (ENOLEASE),
+         * answered by a resend: the retry machinery is needed */
+        conf.coordinator = job->coord_ep;
+        conf.retry_ms = 1000;
+    }
     char err[512];
     c.wk = wk_client_new(&conf, err, sizeof err);
     if (!c.wk) {

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,14 +70,71 @@ void bench_job_put_cmd(const bench_job_t *job, uint32_t i, const bench_cmd_t *cm
         bench_super_die(job->sup, "[%s] client %u is gone", job->name, i);
 }
 
+/* zps-coord beside this binary, --listen on a free port; its endpoint
+ * from its --ready-file. */
+static void s_start_coord(bench_job_t *job)
+{
+    char exe[4096], path[4200], ready[256], ns[16], rs[16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        bench_super_die(job->sup, "cannot find zps-bench's own path: %s", strerror(errno));
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(path, sizeof path, "%s/zps-coord", exe);
+    snprintf(ready, sizeof ready, "%s/zps-bench-coord.%ld.ready",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    unlink(ready);
+    snprintf(ns, sizeof ns, "%u", job->S);
+    snprintf(rs, sizeof rs, "%u", job->R);
+    pid_t pid = bench_super_spawn(job->sup);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(127);
+        execl(path, path, "--listen", "tcp://127.0.0.1:0", "--num-servers", ns, "--replicas", rs,
+              "--ready-file", ready, "--quiet", (char *)NULL);
+        fprintf(stderr, "zps-bench: cannot run %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    job->coord = pid;
+    int64_t end = zps_now_ms() + BENCH_PARENT_TIMEOUT_MS;
+    for (;;) {
+        FILE *f = fopen(ready, "r");
+        if (f) {
+            int ok = fgets(job->coord_ep, sizeof job->coord_ep, f) != NULL;
+            fclose(f);
+            if (ok) {
+                job->coord_ep[strcspn(job->coord_ep, "\n")] = 0;
+                break;
+            }
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            bench_super_forget(job->sup, pid);
+            bench_super_die(job->sup, "[%s] zps-coord (%s) exited at start", job->name, path);
+        }
+        if (zps_now_ms() > end)
+            bench_super_die(job->sup, "[%s] zps-coord did not start", job->name);
+        usleep(20000);
+    }
+    unlink(ready);
+}
+
 void bench_job_start(bench_job_t *job, bench_super_t *sup, uint32_t S, uint32_t W,
-                     uint64_t table_keys)
+                     uint64_t table_keys, uint32_t R)
 {
     memset(job, 0, sizeof *job);
     job->sup = sup;
     job->S = S;
     job->W = W;
-    snprintf(job->name, sizeof job->name, "%ux%u", S, W);
+    job->R = R;
+    if (R)
+        snprintf(job->name, sizeof job->name, "%ux%u R=%u", S, W, R);
+    else
+        snprintf(job->name, sizeof job->name, "%ux%u", S, W);
+    if (R)
+        s_start_coord(job);
     for (int kind = 0; kind < 2; kind++) {
         for (uint32_t s = 0; s < S; s++) {
             int p[2];
@@ -86,7 +144,7 @@ void bench_job_start(bench_job_t *job, bench_super_t *sup, uint32_t S, uint32_t 
             pid_t pid = bench_super_spawn(job->sup);
             if (pid == 0) { /* bench_super_spawn closed p[0] */
                 if (kind == 0)
-                    bench_srv_child(p[1], s, S, table_keys);
+                    bench_srv_child(p[1], s, S, table_keys, job->coord_ep);
                 else
                     bench_srv_raw_child(p[1]);
             }
@@ -155,6 +213,13 @@ void bench_job_stop(bench_job_t *job)
                 kill(pp[i], SIGKILL);
                 bench_super_reap(job->sup, pp[i], 5000, NULL);
             }
+        }
+    }
+    if (job->coord > 0) {
+        kill(job->coord, SIGTERM);
+        if (!bench_super_reap(job->sup, job->coord, 5000, NULL)) {
+            kill(job->coord, SIGKILL);
+            bench_super_reap(job->sup, job->coord, 5000, NULL);
         }
     }
 }

@@ -1,7 +1,8 @@
 /* bench_job: the processes of one zps-bench configuration (S servers x W
  * clients), seen from the parent.
  *
- * bench_job_start forks S ps servers and S raw echo servers (bench_srv),
+ * bench_job_start forks (with replicas: zps-coord, exec'd, first) S ps
+ * servers and S raw echo servers (bench_srv),
  * reading each one's endpoint before the next starts, then W clients
  * (bench_cli) on a command pipe and a result pipe each, and waits until
  * every client has connected.  bench_job_measure is one barrier-released
@@ -29,11 +30,16 @@ typedef struct {
     int cmd_fd[BENCH_MAX_CLI], res_fd[BENCH_MAX_CLI];
     char eps[BENCH_MAX_SRV][256], raw_eps[BENCH_MAX_SRV][256];
     char name[32];   /* "SxW", in messages */
+    uint32_t R;      /* replicas: 0 without a coordinator */
+    pid_t coord;     /* zps-coord (exec'd from zps-bench's directory) */
+    char coord_ep[256];
 } bench_job_t;
 
-/* Starts the configuration S x W (servers sized for table_keys keys). */
+/* Starts the configuration S x W (servers sized for table_keys keys); with
+ * R > 0 a replicated job: zps-coord --replicas R first (the binary beside
+ * zps-bench), servers and clients given --coordinator. */
 void bench_job_start(bench_job_t *job, bench_super_t *sup, uint32_t S, uint32_t W,
-                     uint64_t table_keys);
+                     uint64_t table_keys, uint32_t R);
 void bench_job_stop(bench_job_t *job);
 
 /* Sends cmd to client i / reads its result (what names the step in

@@ -31,6 +31,7 @@ typedef struct {
     int nsizes;
     uint32_t runs;
     uint64_t table_keys;
+    uint32_t replicas;       /* 0: no coordinator */
     uint32_t window;
     double min_s, max_s;
     uint64_t target_pairs;
@@ -136,6 +137,9 @@ void bench_kv_usage(FILE *f)
             "  --lat-iters N         latency iterations (+10%% warm-up)     [3000]\n"
             "  --quick               smoke test: sizes 1000,100000, table-keys 1000000,\n"
             "                        runs 1 (explicit options still win)\n"
+            "  --replicas R          a replicated job: zps-coord (beside zps-bench) with R\n"
+            "                        replicas; pairs/s count each key once, however many\n"
+            "                        servers it went to (0: no coordinator)  [0]\n"
             "  --json FILE           also write the figures as JSON\n"
             "  --help, --version\n");
 }
@@ -194,12 +198,13 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     o.target_pairs = 8000000;
     o.lat_iters = 3000;
     enum { O_CFG = 1, O_SIZES, O_RUNS, O_TK, O_WIN, O_MIN, O_MAX, O_TP, O_LAT, O_QUICK, O_JSON,
-           O_HELP };
+           O_HELP, O_REPL };
     static const struct option opts[] = {
         {"configs", 1, 0, O_CFG}, {"sizes", 1, 0, O_SIZES}, {"runs", 1, 0, O_RUNS},
         {"table-keys", 1, 0, O_TK}, {"window", 1, 0, O_WIN}, {"min-time", 1, 0, O_MIN},
         {"max-time", 1, 0, O_MAX}, {"target-pairs", 1, 0, O_TP}, {"lat-iters", 1, 0, O_LAT},
         {"quick", 0, 0, O_QUICK}, {"json", 1, 0, O_JSON}, {"help", 0, 0, O_HELP},
+        {"replicas", 1, 0, O_REPL},
         {0, 0, 0, 0}};
     int c, li, bad = 0;
     char oerr[300];
@@ -226,6 +231,7 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         case O_TP: r = zps_parse_u64(optarg, &o.target_pairs); break;
         case O_LAT: r = zps_parse_u32(optarg, &o.lat_iters) || o.lat_iters < 10; break;
         case O_QUICK: quick = 1; break;
+        case O_REPL: r = zps_parse_u32(optarg, &o.replicas) || o.replicas > 3; break;
         case O_JSON: o.json = optarg; break;
         case O_HELP: bench_kv_usage(stdout); return 0;
         default:
@@ -293,9 +299,13 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     printf("machine: %s, nproc %ld, MemTotal %llu kB (%.1f GiB)\n", cpu, nproc, mem_kb,
            (double)mem_kb / 1048576.0);
     printf("table: %llu keys (ids 0..N-1, SGD lr 0.01, dim 1); window %u per client; "
-           "median of %u run%s; %.1f-%.1f s per run\n\n",
+           "median of %u run%s; %.1f-%.1f s per run",
            (unsigned long long)o.table_keys, o.window, o.runs, o.runs == 1 ? "" : "s", o.min_s,
            o.max_s);
+    if (o.replicas)
+        printf("; replicated: zps-coord, %u replica%s per key range (a push goes to each; "
+               "pairs count each key once)", o.replicas, o.replicas == 1 ? "" : "s");
+    printf("\n\n");
     fflush(stdout);
 
     row_t(*rows)[MAX_SIZES][BENCH_NOPS] = calloc((size_t)o.ncfg, sizeof *rows);
@@ -309,7 +319,7 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         bench_job_t job;
         fprintf(stderr, "zps-bench: [%ux%u] starting %u server(s), %u raw echo server(s), "
                 "%u client(s)\n", S, W, S, S, W);
-        bench_job_start(&job, sup, S, W, o.table_keys);
+        bench_job_start(&job, sup, S, W, o.table_keys, o.replicas);
 
         bench_cmd_t cmd;
         memset(&cmd, 0, sizeof cmd);
@@ -334,9 +344,11 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         bench_super_midline(sup, 0);
         lats[ci].pop_s = r.elapsed;
         lats[ci].stored = r.keys_stored;
-        if (r.keys_stored != o.table_keys)
+        /* (replicated: every key on min(R, S) servers) */
+        uint64_t want = o.table_keys * (o.replicas ? (o.replicas < S ? o.replicas : S) : 1);
+        if (r.keys_stored != want)
             bench_super_die(sup, "[%s] the servers hold %llu keys, expected %llu", job.name,
-                            (unsigned long long)r.keys_stored, (unsigned long long)o.table_keys);
+                            (unsigned long long)r.keys_stored, (unsigned long long)want);
 
         /* latency: client 0 alone */
         fprintf(stderr, "zps-bench: [%s] latency, %u iterations ... ", job.name, o.lat_iters);

@@ -14,7 +14,7 @@
 #include "zps_log.h"
 #include "zps_optim.h"
 
-void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys)
+void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, const char *coord)
 {
     bench_super_child_signals();
     bench_hello_t h;
@@ -36,6 +36,8 @@ void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys)
     zps_optim_defaults(&conf.tables[0], ZPS_OPT_SGD);
     conf.tables[0].lr = 0.01f;
     conf.capacity_hint = (uint64_t)((double)table_keys / S * 1.3) + 1024;
+    if (coord && coord[0]) /* replicated: each server holds R of S shares */
+        snprintf(conf.coordinator, sizeof conf.coordinator, "%s", coord);
     char err[512];
     ps_server_t *srv = ps_server_new(&conf, log, err, sizeof err);
     if (!srv) {

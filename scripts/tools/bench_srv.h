@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /* Server rank of S, for a table of table_keys keys in all. */
-void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys)
+void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, const char *coord)
     __attribute__((noreturn));
 
 void bench_srv_raw_child(int wfd) __attribute__((noreturn));

@@ -7,6 +7,9 @@
  *     dump [--out F]                every stored key and row, in key order
  *     health                        exit 0 iff every server answers
  *     shutdown [--server R]         asks the servers to exit (needs the admin token)
+ *   zps-ctl --coordinator EP table | add-server ENDPOINT | remove-server RANK
+ *                                   a replicated job's range table, growing and
+ *                                   shrinking it (ctl_table)
  *   zps-ctl top --metrics HOST:PORT,... [--once]   a live view from /metrics
  *                                     (ctl_top; no --servers: it reads HTTP only)
  *
@@ -66,6 +69,8 @@ int main(int argc, char **argv)
             rc = ctl_health(&o);
         else if (!strcmp(cmd, "table"))
             rc = ctl_table(&o);
+        else if (!strcmp(cmd, "add-server") || !strcmp(cmd, "remove-server"))
+            rc = ctl_reconfig(&o, cmd, arg);
         else
             rc = ctl_shutdown(&o);
     }

@@ -50,6 +50,15 @@ static void s_usage(void)
            "                               job's range table: version, per server the ranges it\n"
            "                               holds and heads; with --file (one key per line): each\n"
            "                               key's range and replicas, primary first\n"
+           "  add-server ENDPOINT          (with --coordinator) give the server that announced\n"
+           "                               ENDPOINT (started with --coordinator, a free --rank and\n"
+           "                               --announce ENDPOINT; or give its rank) a fair share of\n"
+           "                               the ranges: they are copied to it while the job runs,\n"
+           "                               then it replaces the servers they came from\n"
+           "  remove-server RANK           (with --coordinator) move every range of server RANK to\n"
+           "                               the other servers, then it exits; both wait until done\n"
+           "                               (--no-wait: return once started; at most\n"
+           "                               --server-timeout seconds)\n"
            "  shutdown [--server R] [--reason TEXT]\n"
            "                               ask the servers to exit (needs --admin-token-file)\n"
            "  top --metrics HOST:PORT,...  (first, without --servers) a live view of servers and\n"
@@ -57,7 +66,8 @@ static void s_usage(void)
            "options:\n"
            "  --servers A,B,...            server endpoints, in rank order\n"
            "  --coordinator EP             pull/push in a replicated job: take the range table\n"
-           "                               from zps-coord at EP (push to every replica, fail over)\n"
+           "                               from zps-coord at EP (push to every replica, fail over;\n"
+           "                               --servers may then be left out)\n"
            "  --curve-secret FILE          CURVE key pair of this client (zps-keygen NAME.key)\n"
            "  --server-public FILE         the servers' public key (NAME.pub)\n"
            "  --admin-token-file FILE      the job's admin token (mode 0600), for shutdown\n"
@@ -81,7 +91,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
     o->server = -1;
     const char *servers = NULL;
     enum { O_SERVERS = 256, O_CSEC, O_SPUB, O_STO, O_TOKEN, O_TIMEOUT, O_RANK, O_TABLE, O_JSON,
-           O_FILE, O_WINDOW, O_OUT, O_REASON, O_SERVER, O_HELP, O_VERSION, O_RETRY, O_COORD };
+           O_FILE, O_WINDOW, O_OUT, O_REASON, O_SERVER, O_HELP, O_VERSION, O_RETRY, O_COORD, O_NO_WAIT };
     static const struct option lo[] = {
         {"servers", required_argument, 0, O_SERVERS},
         {"curve-secret", required_argument, 0, O_CSEC},
@@ -99,6 +109,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
         {"server", required_argument, 0, O_SERVER},
         {"retry", required_argument, 0, O_RETRY},
         {"coordinator", required_argument, 0, O_COORD},
+        {"no-wait", no_argument, 0, O_NO_WAIT},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
@@ -134,6 +145,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
             break;
         case O_JSON: o->json = 1; break;
         case O_FILE: o->file = optarg; break;
+        case O_NO_WAIT: o->no_wait = 1; break;
         case O_WINDOW:
             if (zps_parse_u32(optarg, &o->window) || o->window == 0 || o->window > 65536)
                 ctl_die_usage("--window needs 1..65536, got '%s'", optarg);
@@ -157,17 +169,26 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts_t *o, const char **cmd, const
     const char *a = optind < argc ? argv[optind++] : NULL;
     if (optind < argc)
         ctl_die_usage("unexpected argument '%s'", argv[optind]);
-    int needs_arg = !strcmp(c, "pull");
+    int coord_cmd = !strcmp(c, "table") || !strcmp(c, "add-server") || !strcmp(c, "remove-server");
+    int needs_arg = !strcmp(c, "pull") || (coord_cmd && strcmp(c, "table"));
     if (strcmp(c, "stats") && strcmp(c, "pull") && strcmp(c, "push") && strcmp(c, "dump") &&
-        strcmp(c, "health") && strcmp(c, "shutdown") && strcmp(c, "table"))
+        strcmp(c, "health") && strcmp(c, "shutdown") && !coord_cmd)
         ctl_die_usage("unknown command '%s'", c);
     if (needs_arg && !a)
         ctl_die_usage("%s needs an argument", c);
     if (!needs_arg && a)
         ctl_die_usage("unexpected argument '%s' for %s", a, c);
-    if (!strcmp(c, "table")) {
+    if (coord_cmd) {
         if (!o->coordinator)
-            ctl_die_usage("table needs --coordinator EP");
+            ctl_die_usage("%s needs --coordinator EP", c);
+        if (!strcmp(c, "remove-server") && zps_parse_u32(a, &(uint32_t){0}) != 0)
+            ctl_die_usage("remove-server needs a base-10 rank, got '%s'", a);
+        *cmd = c;
+        *arg = a;
+        return -1;
+    }
+    if ((!servers || !*servers) && o->coordinator && (!strcmp(c, "pull") || !strcmp(c, "push"))) {
+        /* replicated: the coordinator names the servers */
         *cmd = c;
         *arg = a;
         return -1;

@@ -2,8 +2,8 @@
  *
  * Connection options come before the command, command options anywhere
  * (getopt_long through zps_getopt: exact names, no abbreviations); the
- * command is the first argument that is not an option, pull takes one
- * more (its key list).  Numbers are base 10 (zps_args: "010" is ten),
+ * command is the first argument that is not an option, pull, add-server and
+ * remove-server take one more (the key list, the endpoint, the rank).  Numbers are base 10 (zps_args: "010" is ten),
  * seconds may have fractions.  --servers is split in place into the
  * endpoint list; --curve-secret and --server-public are read here, so a
  * command starts with its keys loaded.  A usage error prints one line
@@ -29,6 +29,7 @@ typedef struct {
     int64_t server;          /* -1: all */
     zps_curve_pair_t mine, theirs;
     int curve;
+    int no_wait;             /* add-server, remove-server: return once started */
 } ctl_opts_t;
 
 /* Prints "zps-ctl: <message> (see zps-ctl --help)" and exits with status 2. */
