@@ -104,7 +104,10 @@ all: $(BINS) $(ITEST_BINS) $(TOOL_BINS)
 build: all $(CHECK_BIN)
 
 # ---- generated protobuf-c -------------------------------------------------
-$(GENDIR)/zps.pb-c.c $(GENDIR)/zps.pb-c.h: proto/zps.proto
+# (a grouped target, &:, one protoc-c run makes both: with ":" a serial make
+# ran it twice, the second time after some objects were compiled, so the
+# next make compiled them again)
+$(GENDIR)/zps.pb-c.c $(GENDIR)/zps.pb-c.h &: proto/zps.proto
 	@mkdir -p $(GENDIR)
 	$(Q)protoc-c --proto_path=proto --c_out=$(GENDIR) proto/zps.proto
 
@@ -203,14 +206,19 @@ ASAN_ELASTIC_CASES ?= 1 2
 # several times their release time
 ASAN_IT_TIMEOUT ?= 900
 TEST_FUZZ_SECONDS ?= 10
+# make test's builds (release, ASan, fuzz) and its fuzzing (two harnesses at
+# a time, each still TEST_FUZZ_SECONDS) use TEST_JOBS jobs; the tests
+# themselves run one after the other
+TEST_JOBS ?= 2
 test: deps
 	$(Q)scripts/check-layers
-	$(Q)$(MAKE) --no-print-directory build
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) build
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
-	$(Q)$(MAKE) --no-print-directory VARIANT=asan build
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) VARIANT=asan build
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit
 	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" $(MAKE) --no-print-directory VARIANT=asan test-int
-	$(Q)$(MAKE) --no-print-directory fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) fuzz-build
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory test-bench
 	@echo "make test: all passed (unit + integration in release and ASan+UBSan, fuzzing, benchmark smoke run)"
 

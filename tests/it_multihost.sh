@@ -10,10 +10,12 @@
 #      exits non-zero within its --timeout, and nothing is left running on
 #      any host; the same after SIGTERM to the launcher, and after a lost
 #      ssh connection (the worker's sshd session killed);
-#   4. the same job with --max-delay 1 and 8 over links without and with a
-#      5 ms delay each way (tc netem, or tests/netdelay.c where the kernel
-#      has no sch_netem): all converge; the throughputs are printed
-#      (ZPS_BENCH_RECORD=1 also writes them to docs/benchmark.md).
+#   4. the same job with --max-delay 1 and 8 over links with a 5 ms delay
+#      each way (tc netem, or tests/netdelay.c where the kernel has no
+#      sch_netem): both converge; the throughputs are printed.  The same
+#      links without delay (the figures' baseline, ~11 s) only with
+#      ZPS_BENCH_RECORD=1, which also writes the figures to
+#      docs/benchmark.md, or ZPS_MH_BASELINE=1.
 # Needs root and `ip netns`; without them it is skipped (exit 77).  Every
 # namespace, link and process is removed at exit, also when a check fails.
 . "$(dirname "$0")/lib.sh"
@@ -243,7 +245,12 @@ set_delay() {
 rtt_ms() {
     ip netns exec "zps${N}h1" bash -c "m=999999999999; for i in 1 2 3 4 5; do s=\$(date +%s%N); (exec 3<>/dev/tcp/$DSUB.12/22) 2>/dev/null; e=\$(date +%s%N); [ \$((e - s)) -lt \$m ] && m=\$((e - s)); done; echo \$((m / 1000000))"
 }
-for ms in 0 5; do
+# the links without delay: the figures' baseline (that the job converges
+# without delay is checked over the bridge in part 2)
+MS_LIST=5
+if [ "${ZPS_BENCH_RECORD:-0}" = 1 ] || [ "${ZPS_MH_BASELINE:-0}" = 1 ]; then MS_LIST="0 5"; fi
+ex_0_1=- ex_0_8=- auc_0_1=- auc_0_8=- secs_0_1=- secs_0_8=- rtt_0=-
+for ms in $MS_LIST; do
     set_delay $ms
     rtt=$(rtt_ms)
     echo "round trip host 1 -> host 2 with $ms ms links: $rtt ms"
@@ -270,7 +277,7 @@ for ms in 0 5; do
 done
 nothing_left "after the delayed jobs"
 
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf("%.0f%%", (b > 0) ? 100 * a / b : 0) }'; }
+pct() { [ "$2" = - ] && { echo -; return; }; awk -v a="$1" -v b="$2" 'BEGIN { printf("%.0f%%", (b > 0) ? 100 * a / b : 0) }'; }
 cat >"$TMP/bench.md" <<EOF
 <!-- multihost:begin (written by ZPS_BENCH_RECORD=1 sh tests/it_multihost.sh) -->
 Measured $(date -u +%Y-%m-%d) by \`tests/it_multihost.sh\` with the binaries in

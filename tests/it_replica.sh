@@ -85,7 +85,7 @@ start_pushers() {
     PP=""
     p=0
     while [ $p -lt $P ]; do
-        "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.5 --server-timeout 60 \
+        "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.2 --server-timeout 60 \
             push --file "$D/push.$p.txt" --window 16 >"$D/pusher.$C.$p.out" 2>"$D/pusher.$C.$p.log" &
         PP="$PP $!"
         p=$((p + 1))
@@ -208,7 +208,7 @@ start_job 4 3 2
 PP=""
 p=0
 while [ $p -lt $P ]; do
-    "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.5 --server-timeout 5 \
+    "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.2 --server-timeout 5 \
         push --file "$D/push.$p.txt" --window 16 >"$D/pusher.4.$p.out" 2>"$D/pusher.4.$p.log" &
     PP="$PP $!"
     p=$((p + 1))

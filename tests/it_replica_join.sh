@@ -78,7 +78,7 @@ done
 PP=""
 p=0
 while [ $p -lt $P ]; do
-    "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.5 --server-timeout 60 \
+    "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.2 --server-timeout 60 \
         push --file "$D/push.$p.txt" --window 8 >"$D/pusher.$p.out" 2>"$D/pusher.$p.log" &
     PP="$PP $!"
     p=$((p + 1))

@@ -129,7 +129,7 @@ start_pushers() {
     PP=""
     p=0
     while [ $p -lt $P ]; do
-        "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.5 --server-timeout 60 \
+        "$CTL" --servers "$PX" --coordinator "$COORD" --rank $((p + 1)) --retry 0.2 --server-timeout 60 \
             push --file "$D/push.$p.txt" --window 4 >"$D/pusher.$C.$p.out" 2>"$D/pusher.$C.$p.log" &
         PP="$PP $!"
         p=$((p + 1))

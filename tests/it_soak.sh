@@ -5,6 +5,9 @@
 # scripts/soak-hostile (SOAK_SECONDS, default 15; the full soak is an hour,
 # see docs/security.md).  Passes only if the job succeeds, no attack is ever
 # judged VULNERABLE, the model's quality is unchanged and server memory flat.
+# The job trains SOAK_AFTER (30) seconds past the attacks' end, the full
+# soak's 60 halved: enough for the last round (about 7 s) on a loaded machine.
 . "$(dirname "$0")/lib.sh"
-"$(pwd)/scripts/soak-hostile" --duration "${SOAK_SECONDS:-15}" --out "$TMP/soak" || fail "soak failed"
+"$(pwd)/scripts/soak-hostile" --duration "${SOAK_SECONDS:-15}" --after "${SOAK_AFTER:-30}" --out "$TMP/soak" ||
+    fail "soak failed"
 echo "it_soak: ok"

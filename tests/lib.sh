@@ -27,16 +27,19 @@ fail() {
 }
 
 # start_servers S [server options...]: starts S servers on free ports;
-# sets SERVERS (comma list) and SERVER_PIDS.
+# sets SERVERS (comma list) and SERVER_PIDS.  Their files are
+# $TMP/${SRV_TAG}ready.I, ${SRV_TAG}server.I.out and .log (SRV_TAG: empty
+# unless set, to keep several groups' logs apart).
 start_servers() {
     n=$1; shift
     SERVERS=""
     SERVER_PIDS=""
     i=0
     while [ "$i" -lt "$n" ]; do
-        rm -f "$TMP/ready.$i"
+        rm -f "$TMP/${SRV_TAG:-}ready.$i"
         "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 --rank "$i" --num-servers "$n" \
-            --ready-file "$TMP/ready.$i" "$@" >"$TMP/server.$i.out" 2>"$TMP/server.$i.log" &
+            --ready-file "$TMP/${SRV_TAG:-}ready.$i" "$@" >"$TMP/${SRV_TAG:-}server.$i.out" \
+            2>"$TMP/${SRV_TAG:-}server.$i.log" &
         pid=$!
         PIDS="$PIDS $pid"
         SERVER_PIDS="$SERVER_PIDS $pid"
@@ -45,12 +48,12 @@ start_servers() {
     i=0
     while [ "$i" -lt "$n" ]; do
         t=0
-        while [ ! -s "$TMP/ready.$i" ]; do
+        while [ ! -s "$TMP/${SRV_TAG:-}ready.$i" ]; do
             t=$((t + 1))
             [ "$t" -gt 300 ] && fail "server $i did not become ready in 30 s"
             sleep 0.1
         done
-        ep=$(cat "$TMP/ready.$i")
+        ep=$(cat "$TMP/${SRV_TAG:-}ready.$i")
         SERVERS="${SERVERS:+$SERVERS,}$ep"
         i=$((i + 1))
     done

@@ -2,7 +2,7 @@
 # Included from the top-level Makefile (`include tests/fuzz/fuzz.mk`).
 #
 #   make fuzz           build every harness, then run each for FUZZ_SECONDS (60)
-#   make fuzz-quick     the same for FUZZ_QUICK_SECONDS (30) each (what `make test` runs)
+#   make fuzz-quick     the same for FUZZ_QUICK_SECONDS (30) each (make test: 10 s, make -j2: two at a time)
 #   make fuzz-build     only build build/fuzz/fuzz_<name>
 #   make fuzz-regress   run each harness once over its seed corpus (no fuzzing)
 #   make fuzz-<name>    build and run one harness (FUZZ_SECONDS as above)
@@ -101,8 +101,15 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 	$(foreach t,$(FUZZ_TARGETS),$(call FUZZ_RUN,$(t)))
 	@echo "make fuzz: $(words $(FUZZ_TARGETS)) harnesses, $(FUZZ_SECONDS) s each, no crash"
 
+# fuzz-quick: one target per harness, so that make -j2 (make test) runs two
+# harnesses at a time (each for its FUZZ_QUICK_SECONDS, on its own core)
+FUZZ_QUICK_RUNS := $(FUZZ_TARGETS:%=fuzz-quick-run-%)
+.PHONY: $(FUZZ_QUICK_RUNS)
+$(FUZZ_QUICK_RUNS): fuzz-quick-run-%: $(FUZZ_DIR)/fuzz_%
+	$(call FUZZ_RUN,$*)
 fuzz-quick: FUZZ_SECONDS = $(FUZZ_QUICK_SECONDS)
-fuzz-quick: fuzz
+fuzz-quick: $(FUZZ_QUICK_RUNS)
+	@echo "make fuzz-quick: $(words $(FUZZ_TARGETS)) harnesses, $(FUZZ_SECONDS) s each, no crash"
 
 # Every seed and regression input once, no mutation (a few seconds).
 define FUZZ_REGRESS
