@@ -71,7 +71,7 @@ server() {
 # elastic CASE S R ADD REMOVE
 elastic() {
     C=$1 S=$2 R=$3 ADD=$4 REM=$5
-    PORT0=$((10000 + ($$ * 7 + C * 10) % 20000)) # below the ephemeral ports (32768..)
+    PORT0=$((18000 + ($$ * 7 + C * 10) % 14000)) # as it_replica_join: 18000..31999
     rm -f "$D/coord.$C.ready"
     "$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers "$S" --replicas "$R" \
         --ready-file "$D/coord.$C.ready" >/dev/null 2>"$D/coord.$C.log" &

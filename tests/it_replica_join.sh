@@ -40,7 +40,7 @@ t=0; while [ ! -s "$D/coord.ready" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "c
 COORD=$(cat "$D/coord.ready")
 
 # the servers' own ports (the peer proxies point at them before they start)
-PORT0=$((10000 + ($$ * 3) % 20000)) # below the ephemeral ports (32768..): a connection cannot hold them
+PORT0=$((18000 + ($$ * 3) % 14000)) # 18000..31999: below the ephemeral ports (32768..), which a connection may hold, and above it_slurm's (16817..17015)
 for i in 0 1 2; do
     "$ZPS_BIN/zps-proxy" --listen tcp://127.0.0.1:0 --upstream "tcp://127.0.0.1:$((PORT0 + i))" \
         --seed $((300 + i)) ${JOIN_PEER_FAULTS-$FAULTS} --reorder-k 3 --max-hold-ms 300 \

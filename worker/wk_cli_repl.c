@@ -23,7 +23,9 @@
  *   - every pull still waiting for s is split again by the new table and
  *     sent again under the same ticket with a new generation in the top
  *     bits of its request id (WK_GEN_SHIFT), so a late answer to the old
- *     split is told apart and dropped;
+ *     split is told apart and dropped; so is every pull waiting for a
+ *     server that no longer holds some range it held (the range moved:
+ *     zps-ctl add-server / remove-server);
  *   - s gets no further requests, heartbeats or control messages.
  * A table with a range that has no replica left fails the client with
  * ZPS_ELOST (sticky): those weights exist nowhere now. */
@@ -138,6 +140,21 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t, const uint32_t *retir
                        c->servers[s], (unsigned long long)t->version);
         }
     }
+    /* servers that no longer hold a range they held (it moved): a pull
+     * waiting for one of them is split again too (the server answers
+     * ZPS_ESTALE for keys it does not hold; a push part is still taken:
+     * psv_join_accepts) */
+    uint8_t shrunk[WK_MAX_SERVERS];
+    memset(shrunk, 0, S);
+    if (old)
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            for (uint32_t i = 0; i < c->ranges->nrep[r]; i++) {
+                uint32_t s = c->ranges->rep[r][i];
+                if (s < S && !shrunk[s] && !zps_ranges_has(t, r, s)) {
+                    shrunk[s] = 1;
+                    any = 1;
+                }
+            }
     *c->ranges = *t;
     if (old)
         wkc_notice(c, "range table version %llu (was %llu)", (unsigned long long)t->version,
@@ -162,16 +179,18 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t, const uint32_t *retir
         wk_req_t *r = &c->reqs[i];
         if (r->kind == RQ_FREE)
             continue;
-        int hit = 0;
-        for (uint32_t s = 0; s < S; s++)
+        int hit = 0, moved = 0;
+        for (uint32_t s = 0; s < S; s++) {
             hit |= removed[s] && r->waiting[s];
-        if (!hit)
-            continue;
-        if (r->kind == RQ_PULL) {
+            moved |= shrunk[s] && r->waiting[s];
+        }
+        if (r->kind == RQ_PULL && (hit || moved)) {
             wkc_repull(c, r);
             c->rs.pull_retried++;
             continue;
         }
+        if (!hit)
+            continue;
         for (uint32_t s = 0; s < S; s++) {
             if (removed[s] != 1 || !r->waiting[s])
                 continue;
