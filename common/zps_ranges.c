@@ -86,7 +86,7 @@ int zps_ranges_move(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t d
     if (range >= ZPS_RANGES || joiner >= t->nservers || t->join[range] != ZPS_NO_RANK ||
         zps_ranges_has(t, range, joiner) || !zps_ranges_has(t, range, donor) || cut == 0)
         return ZPS_EINVAL;
-    if (out == ZPS_NO_RANK ? t->nrep[range] >= ZPS_MAX_REPLICAS
+    if (out == ZPS_NO_RANK ? t->nrep[range] >= t->replicas
                            : !zps_ranges_has(t, range, out))
         return ZPS_EINVAL;
     if (!zps_ranges_member(t, joiner))
@@ -115,7 +115,7 @@ uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut)
             for (uint32_t i = 0; i < t->nrep[r]; i++)
                 if (t->rep[r][i] == t->out[r])
                     t->rep[r][i] = (uint16_t)joiner;
-        } else if (t->nrep[r] >= ZPS_MAX_REPLICAS) {
+        } else if (t->nrep[r] >= t->replicas) {
             continue;
         } else if (zps_range_home(r, t->home) == joiner) {
             /* its home: primary again, as in the default table */
@@ -298,7 +298,7 @@ int zps_ranges_decode(zps_ranges_t *out, const uint8_t *buf, size_t len, char *e
             p += S_JOIN_BYTES;
             if (j >= tmp.nservers || zps_ranges_has(&tmp, r, j) || !zps_ranges_has(&tmp, r, d) ||
                 cut == 0 || cut > tmp.version ||
-                (o == ZPS_NO_RANK ? n >= ZPS_MAX_REPLICAS : !zps_ranges_has(&tmp, r, o))) {
+                (o == ZPS_NO_RANK ? n >= tmp.replicas : !zps_ranges_has(&tmp, r, o))) {
                 snprintf(err, errlen, "range table: range %u has an invalid join (server %u from "
                          "%u at version %llu)", r, j, d, (unsigned long long)cut);
                 return ZPS_EPROTO;

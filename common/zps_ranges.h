@@ -99,7 +99,8 @@ uint32_t zps_ranges_remove(zps_ranges_t *t, uint32_t rank, uint32_t *lost);
  * joiner) as of cut (the version the caller is about to publish).  The
  * joiner's incarnation is raised if it held nothing so far (a new process).  0, or
  * ZPS_EINVAL (the range has a join already, the joiner is a replica, the
- * donor is not).  The caller bumps the version (to cut). */
+ * donor is not, the chain has R replicas already).  The caller bumps the
+ * version (to cut). */
 int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t donor,
                     uint64_t cut);
 

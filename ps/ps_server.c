@@ -622,8 +622,7 @@ void psv_handle(ps_server_t *s, zps_msg_t *m)
     /* replication: no lease, no service (a server cut off from the
      * coordinator may already have been replaced) */
     if (s->member && (push || t == ZPS__ENVELOPE__BODY_PULL)) {
-        if (ps_member_table(s->member, s->ranges))
-            psv_join_table(s);
+        psv_table_refresh(s);
         /* (drained by remove-server: it holds nothing, and takes only the
          * late pushes of ranges it held, psv_join_accepts) */
         int retired = push && ps_member_state(s->member) == PS_MEMBER_RETIRED;
@@ -688,8 +687,7 @@ static void s_maintenance(ps_server_t *s)
     psv_check_heartbeats(s);
     psv_checkpoint_tick(s);
     if (s->member) {
-        if (ps_member_table(s->member, s->ranges))
-            psv_join_table(s);
+        psv_table_refresh(s);
         psv_join_poll(s);
     }
     psv_prom_publish(s, 0); /* metrics: at most every 100 ms */

@@ -155,8 +155,11 @@ typedef struct {
     psj_fwd_t *fwd;
     size_t nfwd, fwd_cap;
     pid_t snap_pid;          /* the snapshot child (0: done) */
+    struct psj_snap *snap_thread; /* or (sanitizer builds) the snapshot thread */
     int completed;           /* the joiner is a replica now */
     int64_t started_ms;
+    int64_t quiet_ms;        /* completion, then each forward: the record is dropped
+                                PSJ_DONATE_KEEP_MS after the later of them */
 } psj_donate_t;
 
 /* A push part a joiner keeps until its copy is complete. */
@@ -352,6 +355,9 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m);
 
 /* ps_srv_join.c: joining a replicated job */
 void psv_join_table(ps_server_t *s);
+/* The coordinator's table, if the membership thread has a newer one, with
+ * what it changes (psv_join_table). */
+void psv_table_refresh(ps_server_t *s);
 int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *n, uint32_t dim,
                   const float **g, float lr_scale);
 /* May a push split by table version v carry a key of range r here?  (It

@@ -35,13 +35,60 @@
  * before its copy is complete is buffered whole. */
 #include "ps_srv.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #define PSJ_RESEND_MS 500
 #define PSJ_PAGE_KEYS 65536u
 #define PSJ_PAGE_ACK_MS 500
 #define PSJ_PAGE_TRIES 60
+/* A completed join's record (it forwards late pushes split before the
+ * cut) is kept this long after its completion and its last forward: a
+ * client gives up on a push after --server-timeout (120 s by default), so
+ * none comes later; records are few (PSJ_MAX_DONATES) and every join on
+ * this donor needs one */
+#define PSJ_DONATE_KEEP_MS 600000
+
+/* The snapshot: a forked child streams the donated ranges' rows from its
+ * copy-on-write image.  A sanitizer build copies them at the cut instead
+ * and streams the copy from a thread: a child forked from this
+ * multithreaded process can deadlock in GCC 12's libasan allocator (see
+ * PS_CKPT_FORK in ps_srv_exact.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define PSJ_SNAP_FORK 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PSJ_SNAP_FORK 0
+#endif
+#endif
+#ifndef PSJ_SNAP_FORK
+#define PSJ_SNAP_FORK 1
+#endif
+
+/* What the snapshot sender needs, copied (the donor's join state moves
+ * while it runs): per table either the live table (the forked child's
+ * image) or a copy of the donated rows (the thread). */
+typedef struct psj_snap {
+    const ps_server_t *s;     /* only conf, nonce and log are read */
+    uint32_t joiner;
+    uint64_t cut;
+    char endpoint[256];
+    uint8_t mask[ZPS_RANGES / 8];
+    void *ctx;
+    uint32_t ntables;
+    zps_table_t *live[PS_MAX_TABLES];
+    uint64_t *ckeys[PS_MAX_TABLES];
+    float *crows[PS_MAX_TABLES];
+    size_t cn[PS_MAX_TABLES];
+    uint32_t rf[PS_MAX_TABLES];
+    pthread_t tid;
+    atomic_int stop, done;
+    int status;
+} psj_snap_t;
+
+static int s_snap_thread_end(psj_snap_t *p, int stop);
 
 static int s_in_mask(const uint8_t *mask, uint32_t r)
 {
@@ -98,6 +145,8 @@ static void s_donate_drop(ps_server_t *s, psj_donate_t *d)
         kill(d->snap_pid, SIGKILL);
         waitpid(d->snap_pid, NULL, 0);
     }
+    if (d->snap_thread)
+        s_snap_thread_end(d->snap_thread, 1);
     memset(d, 0, sizeof *d);
 }
 
@@ -127,39 +176,63 @@ static void s_send_fwd(ps_server_t *s, psj_donate_t *d, psj_fwd_t *f)
     f->sent_ms = zps_now_ms();
 }
 
-/* The snapshot child: the donated ranges' rows from the copy-on-write
- * image, page by page to the joiner.  Never returns. */
-static void s_snap_child(ps_server_t *s, psj_donate_t *d)
+/* The next donated row of table t: from the live table (cursor) or the
+ * copy (index). */
+static int s_snap_next(const psj_snap_t *p, uint32_t t, size_t *cursor, uint64_t *key,
+                       const float **row)
 {
-    void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
-    int zero = 0;
+    if (p->live[t]) {
+        float *r;
+        while (zps_table_next(p->live[t], cursor, key, &r))
+            if (s_in_mask(p->mask, zps_range_of(*key))) {
+                *row = r;
+                return 1;
+            }
+        return 0;
+    }
+    if (*cursor >= p->cn[t])
+        return 0;
+    *key = p->ckeys[t][*cursor];
+    *row = p->crows[t] + *cursor * p->rf[t];
+    (*cursor)++;
+    return 1;
+}
+
+/* Stream the donated rows to the joiner, page by page, one in flight,
+ * throttled.  0, or 2 (no socket), 3 (no memory), 4 (a page never
+ * acknowledged), 5 (stopped). */
+static int s_snap_send(psj_snap_t *p)
+{
+    const ps_server_t *s = p->s;
+    void *sock = p->ctx ? zmq_socket(p->ctx, ZMQ_DEALER) : NULL;
+    int zero = 0, rc = 0;
     if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) ||
-        zmq_connect(sock, d->endpoint) != 0)
-        _exit(2);
+        zmq_connect(sock, p->endpoint) != 0) {
+        if (sock)
+            zmq_close(sock);
+        return 2;
+    }
     double rate = s->conf.join_rate_mb > 0 ? s->conf.join_rate_mb * 1048576.0 : 0;
     int64_t t0 = zps_now_ms();
     uint64_t page = 0, keys_sent = 0, bytes = 0;
-    for (uint32_t t = 0; t < s->conf.ntables; t++) {
-        zps_table_t *tb = s->tabs[t].t;
-        uint32_t rf = zps_table_row_floats(tb);
+    for (uint32_t t = 0; t < p->ntables && !rc; t++) {
+        uint32_t rf = p->rf[t];
         size_t cursor = 0;
         int more = 1;
         uint64_t *keys = malloc(PSJ_PAGE_KEYS * sizeof *keys);
         float *rows = malloc((size_t)PSJ_PAGE_KEYS * rf * sizeof *rows);
         if (!keys || !rows)
-            _exit(3);
-        while (more) {
+            rc = 3;
+        while (more && !rc) {
             size_t n = 0;
             uint64_t key;
-            float *row;
-            while (n < PSJ_PAGE_KEYS && (more = zps_table_next(tb, &cursor, &key, &row)) != 0) {
-                if (!s_in_mask(d->mask, zps_range_of(key)))
-                    continue;
+            const float *row;
+            while (n < PSJ_PAGE_KEYS && (more = s_snap_next(p, t, &cursor, &key, &row)) != 0) {
                 keys[n] = key;
                 memcpy(rows + n * rf, row, rf * sizeof *rows);
                 n++;
             }
-            int last = !more && t + 1 == s->conf.ntables;
+            int last = !more && t + 1 == p->ntables;
             if (n == 0 && !last)
                 break;
             page++;
@@ -169,14 +242,15 @@ static void s_snap_child(ps_server_t *s, psj_donate_t *d)
             sp.table = t;
             sp.nkeys = n;
             sp.row_floats = rf;
-            sp.cut = d->cut;
+            sp.cut = p->cut;
             sp.page = page;
             sp.last = last;
             sp.donor_nonce = s->nonce;
             env.body_case = ZPS__ENVELOPE__BODY_SNAP;
             env.snap = &sp;
             int acked = 0;
-            for (int tries = 0; tries < PSJ_PAGE_TRIES && !acked; tries++) {
+            for (int tries = 0; tries < PSJ_PAGE_TRIES && !acked && !atomic_load(&p->stop);
+                 tries++) {
                 zmq_msg_t k, v;
                 zmq_msg_init_size(&k, n * sizeof *keys);
                 memcpy(zmq_msg_data(&k), keys, n * sizeof *keys);
@@ -185,20 +259,24 @@ static void s_snap_child(ps_server_t *s, psj_donate_t *d)
                 size_t wire = 0;
                 zps_msg_send_frames(sock, &env, &k, &v, &wire);
                 int64_t until = zps_now_ms() + PSJ_PAGE_ACK_MS;
-                while (!acked && zps_now_ms() < until) {
+                while (!acked && zps_now_ms() < until && !atomic_load(&p->stop)) {
                     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
                     if (zmq_poll(&it, 1, 100) <= 0)
                         continue;
                     zps_msg_t m;
                     if (zps_msg_recv(sock, 0, &m, 0) == 0 &&
                         m.env->body_case == ZPS__ENVELOPE__BODY_SNAP_ACK &&
-                        m.env->snap_ack->cut == d->cut && m.env->snap_ack->page == page)
+                        m.env->snap_ack->cut == p->cut && m.env->snap_ack->page == page)
                         acked = 1;
                     zps_msg_close(&m);
                 }
             }
-            if (!acked)
-                _exit(4);
+            if (atomic_load(&p->stop))
+                rc = 5;
+            else if (!acked)
+                rc = 4;
+            if (rc)
+                break;
             keys_sent += n;
             bytes += n * (8 + (uint64_t)rf * 4);
             if (rate > 0) {
@@ -214,12 +292,84 @@ static void s_snap_child(ps_server_t *s, psj_donate_t *d)
         free(keys);
         free(rows);
     }
-    zps_info(s->log, "join of server %u at version %llu: sent %llu keys (%.1f MB) in %lld ms from "
-             "the snapshot", d->joiner, (unsigned long long)d->cut, (unsigned long long)keys_sent,
-             (double)bytes / 1e6, (long long)(zps_now_ms() - t0));
+    if (!rc)
+        zps_info(s->log, "join of server %u at version %llu: sent %llu keys (%.1f MB) in %lld ms "
+                 "from the snapshot", p->joiner, (unsigned long long)p->cut,
+                 (unsigned long long)keys_sent, (double)bytes / 1e6,
+                 (long long)(zps_now_ms() - t0));
     zmq_close(sock);
-    zmq_ctx_term(ctx);
-    _exit(0);
+    return rc;
+}
+
+/* The snapshot child: the copy-on-write image.  Never returns. */
+static void s_snap_child(psj_snap_t *p)
+{
+    p->ctx = zmq_ctx_new();
+    int rc = s_snap_send(p);
+    zmq_ctx_term(p->ctx);
+    _exit(rc);
+}
+
+static void *s_snap_thread(void *arg)
+{
+    psj_snap_t *p = arg;
+    p->status = s_snap_send(p);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void s_snap_free(psj_snap_t *p)
+{
+    for (uint32_t t = 0; t < p->ntables; t++) {
+        free(p->ckeys[t]);
+        free(p->crows[t]);
+    }
+    free(p);
+}
+
+/* Wait for the snapshot thread (stop: ask it to stop first) and free it;
+ * its status. */
+static int s_snap_thread_end(psj_snap_t *p, int stop)
+{
+    if (stop)
+        atomic_store(&p->stop, 1);
+    pthread_join(p->tid, NULL);
+    int rc = p->status;
+    s_snap_free(p);
+    return rc;
+}
+
+/* The donated rows copied at the cut (the thread's snapshot).  0 or
+ * ZPS_ENOMEM. */
+static int s_snap_copy(const ps_server_t *s, psj_snap_t *p)
+{
+    for (uint32_t t = 0; t < p->ntables; t++) {
+        zps_table_t *tb = s->tabs[t].t;
+        uint32_t rf = p->rf[t];
+        size_t cursor = 0, n = 0, cap = 0;
+        uint64_t key;
+        float *row;
+        while (zps_table_next(tb, &cursor, &key, &row)) {
+            if (!s_in_mask(p->mask, zps_range_of(key)))
+                continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 4096;
+                uint64_t *k = realloc(p->ckeys[t], cap * sizeof *k);
+                if (k)
+                    p->ckeys[t] = k;
+                float *r = realloc(p->crows[t], cap * rf * sizeof *r);
+                if (r)
+                    p->crows[t] = r;
+                if (!k || !r)
+                    return ZPS_ENOMEM;
+            }
+            p->ckeys[t][n] = key;
+            memcpy(p->crows[t] + n * rf, row, rf * sizeof *row);
+            n++;
+        }
+        p->cn[t] = n;
+    }
+    return 0;
 }
 
 static psj_donate_t *s_donate_find(ps_server_t *s, uint32_t joiner, uint64_t cut)
@@ -271,17 +421,54 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
         s->join.fwd_inc[joiner] = inc;
     }
     s->join.ndon++;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        s_snap_child(s, d);
-    if (pid < 0)
-        zps_error(s->log, "join of server %u: cannot fork the snapshot: %s", joiner,
-                  strerror(errno));
-    d->snap_pid = pid > 0 ? pid : 0;
-    zps_info(s->log, "donating %u ranges to server %u at %s (join at version %llu): snapshot "
-             "in process %d, pushes split by older tables forwarded", nranges, joiner,
-             d->endpoint, (unsigned long long)cut, (int)d->snap_pid);
+    psj_snap_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        zps_error(s->log, "join of server %u: out of memory for the snapshot", joiner);
+        return;
+    }
+    p->s = s;
+    p->joiner = joiner;
+    p->cut = cut;
+    snprintf(p->endpoint, sizeof p->endpoint, "%s", d->endpoint);
+    memcpy(p->mask, mask, sizeof p->mask);
+    p->ntables = s->conf.ntables;
+    for (uint32_t t = 0; t < p->ntables; t++)
+        p->rf[t] = zps_table_row_floats(s->tabs[t].t);
+    if (PSJ_SNAP_FORK) {
+        for (uint32_t t = 0; t < p->ntables; t++)
+            p->live[t] = s->tabs[t].t;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            s_snap_child(p);
+        if (pid < 0)
+            zps_error(s->log, "join of server %u: cannot fork the snapshot: %s", joiner,
+                      strerror(errno));
+        d->snap_pid = pid > 0 ? pid : 0;
+        free(p);
+        zps_info(s->log, "donating %u ranges to server %u at %s (join at version %llu): "
+                 "snapshot in process %d, pushes split by older tables forwarded", nranges,
+                 joiner, d->endpoint, (unsigned long long)cut, (int)d->snap_pid);
+        return;
+    }
+    /* sanitizer build: copy now (nothing of the cut's version is applied
+     * yet), send from a thread */
+    int64_t t0 = zps_now_ms();
+    p->ctx = s->ctx;
+    if (s_snap_copy(s, p) != 0 || pthread_create(&p->tid, NULL, s_snap_thread, p) != 0) {
+        zps_error(s->log, "join of server %u: cannot copy the snapshot or start its thread",
+                  joiner);
+        s_snap_free(p);
+        return;
+    }
+    d->snap_thread = p;
+    size_t n = 0;
+    for (uint32_t t = 0; t < p->ntables; t++)
+        n += p->cn[t];
+    zps_info(s->log, "donating %u ranges to server %u at %s (join at version %llu): %zu rows "
+             "copied in %lld ms, sent from a thread; pushes split by older tables forwarded",
+             nranges, joiner, d->endpoint, (unsigned long long)cut, n,
+             (long long)(zps_now_ms() - t0));
 }
 
 /* ---- as a joiner ------------------------------------------------------------ */
@@ -405,6 +592,7 @@ void psv_join_table(ps_server_t *s)
         }
         if (!joining && replica && !d->completed) {
             d->completed = 1;
+            d->quiet_ms = zps_now_ms();
             zps_info(s->log, "server %u completed its join of %u ranges (version %llu) in %lld ms; "
                      "pushes split by tables older than %llu are still forwarded to it", d->joiner,
                      d->nranges, (unsigned long long)t->version,
@@ -522,6 +710,12 @@ void psv_join_table(ps_server_t *s)
                      (unsigned long long)s->join.cut);
         s_joining_clear(s);
     }
+}
+
+void psv_table_refresh(ps_server_t *s)
+{
+    if (ps_member_table(s->member, s->ranges))
+        psv_join_table(s);
 }
 
 int psv_join_forwards_waiting(const ps_server_t *s)
@@ -660,6 +854,7 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
         psj_fwd_t *f = &d->fwd[d->nfwd++];
         memset(f, 0, sizeof *f);
         f->seq = s->join.fwd_next[d->joiner]++;
+        d->quiet_ms = zps_now_ms();
         f->table = req->table;
         f->dim = dim;
         f->nkeys = cnt;
@@ -734,8 +929,8 @@ static void s_reply_small(ps_server_t *s, zps_msg_t *m, int type, int body, void
  * (its table is refreshed first: the donor may have learnt it sooner). */
 static int s_knows_cut(ps_server_t *s, uint64_t cut)
 {
-    if (s->ranges && s->ranges->version < cut && ps_member_table(s->member, s->ranges))
-        psv_join_table(s);
+    if (s->ranges && s->ranges->version < cut)
+        psv_table_refresh(s);
     return s->ranges && s->ranges->version >= cut;
 }
 
@@ -892,6 +1087,19 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
 void psv_join_poll(ps_server_t *s)
 {
     int64_t now = zps_now_ms();
+    for (uint32_t i = 0; i < s->join.ndon;) {
+        psj_donate_t *d = &s->join.don[i];
+        if (d->completed && !d->nfwd && !d->snap_pid && !d->snap_thread &&
+            now - d->quiet_ms > PSJ_DONATE_KEEP_MS) {
+            zps_info(s->log, "join of server %u at version %llu: no push split before it for "
+                     "%d s: its record is dropped", d->joiner, (unsigned long long)d->cut,
+                     PSJ_DONATE_KEEP_MS / 1000);
+            s_donate_drop(s, d);
+            s->join.don[i] = s->join.don[--s->join.ndon];
+            continue;
+        }
+        i++;
+    }
     for (uint32_t i = 0; i < s->join.ndon; i++) {
         psj_donate_t *d = &s->join.don[i];
         for (;;) {
@@ -916,6 +1124,14 @@ void psv_join_poll(ps_server_t *s)
         for (size_t j = 0; j < d->nfwd; j++)
             if (now - d->fwd[j].sent_ms >= PSJ_RESEND_MS)
                 s_send_fwd(s, d, &d->fwd[j]);
+        if (d->snap_thread && atomic_load(&d->snap_thread->done)) {
+            int st = s_snap_thread_end(d->snap_thread, 0);
+            d->snap_thread = NULL;
+            if (st)
+                zps_error(s->log, "join of server %u: the snapshot thread failed (status %d): "
+                          "the joiner will not complete; the coordinator replaces it when it "
+                          "is removed", d->joiner, st);
+        }
         if (d->snap_pid > 0) {
             int status;
             if (waitpid(d->snap_pid, &status, WNOHANG) == d->snap_pid) {

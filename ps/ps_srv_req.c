@@ -122,7 +122,7 @@ void psv_on_hello(ps_server_t *s, zps_msg_t *m)
         infop[i] = &info[i];
     }
     body.server_rank = s->conf.rank;
-    body.num_servers = s->ranges && s->ranges->version ? s->ranges->nservers : s->conf.nservers;
+    body.num_servers = s->conf.nservers; /* (replicated clients go by the table) */
     body.n_tables = s->conf.ntables;
     body.tables = infop;
     body.server_version = ZPS_VERSION;
@@ -406,8 +406,7 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
     if (s->ranges && req->table_version > s->ranges->version) {
         /* split by a table this server has not learnt yet: it must not
          * apply it before it knows whom it donates to (ps_srv_join.c) */
-        if (ps_member_table(s->member, s->ranges))
-            psv_join_table(s);
+        psv_table_refresh(s);
         if (req->table_version > s->ranges->version) {
             psv_push_rejected(s, rk);
             psv_reply_error(s, m, ZPS_ESTALE, "push split by range table version %llu; this "

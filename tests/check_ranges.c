@@ -394,7 +394,8 @@ START_TEST(decode_refuses)
     b[28] = 255;
     s_refused(b, n, "range 0 has 255", "nrep 255");
     /* joins: range 0's u16 joiner follows its chain (offset 33); make it
-     * a join of 2 from 0 at cut 1 (the version), no out: 12 more bytes */
+     * a move of 2 from 0 at cut 1 (the version), out 1 (the chain is full
+     * for R = 2: a plain join would be refused): 12 more bytes */
     ck_assert_uint_eq(good[33], 0xff);
     ck_assert_uint_eq(good[34], 0xff);
     uint8_t *j = malloc(n + 12);
@@ -404,7 +405,7 @@ START_TEST(decode_refuses)
     s_put16(j + 35, 0);
     memset(j + 37, 0, 8);
     j[37] = 1;
-    s_put16(j + 45, 0xffff);
+    s_put16(j + 45, 1);
     memcpy(j + 47, good + 35, n - 35);
     zps_ranges_t *u = malloc(sizeof *u);
     char err[200];
@@ -412,7 +413,7 @@ START_TEST(decode_refuses)
     ck_assert_uint_eq(u->join[0], 2);
     ck_assert_uint_eq(u->donor[0], 0);
     ck_assert_uint_eq(u->cut[0], 1);
-    ck_assert_uint_eq(u->out[0], ZPS_NO_RANK);
+    ck_assert_uint_eq(u->out[0], 1);
     ck_assert_uint_eq(u->join[1], ZPS_NO_RANK);
     memcpy(b, j, n + 12);
     s_put16(b + 33, 1);
@@ -435,13 +436,15 @@ START_TEST(decode_refuses)
     memcpy(b, j, n + 12);
     s_put16(b + 33, 0xfffe);
     s_refused(b, n + 12, "invalid join", "joiner 65534");
-    /* a move's out must be a replica */
+    /* a move's out must be a replica; a plain join needs a free place */
     memcpy(b, j, n + 12);
-    s_put16(b + 45, 1);
+    s_put16(b + 45, 0);
     ck_assert_int_eq(zps_ranges_decode(u, b, n + 12, err, sizeof err), 0);
-    ck_assert_uint_eq(u->out[0], 1);
+    ck_assert_uint_eq(u->out[0], 0);
     s_put16(b + 45, 2);
     s_refused(b, n + 12, "invalid join", "out not a replica");
+    s_put16(b + 45, 0xffff);
+    s_refused(b, n + 12, "invalid join", "plain join into a chain of R replicas");
     s_refused(j, n + 11, "truncated", "join cut short");
     s_refused(j, 39, "truncated at range 0", "join's donor and cut cut short");
     free(j);

@@ -86,7 +86,8 @@ grep -q "removed server 0" "$D/C/coord.log" && grep -q "removed server 2" "$D/C/
 check_model() {
     m=$D/model.$1
     grep -q "^shards $2\$" "$m/manifest" || fail "$1: manifest does not list shards '$2': $(grep shards "$m/manifest")"
-    for k in $3; do [ ! -e "$m/shard-$k-of-3.bin" ] || fail "$1: a shard of dead server $k"; done
+    for k in $3; do ls "$m"/shard-$k-of-*.bin >/dev/null 2>&1 && fail "$1: a shard of dead server $k"; done
+    ls "$m"/shard-*-of-*.bin >/dev/null 2>&1 || fail "$1: no shard files in $m"
     "$ZPS_BIN/zps-predict" --model "$m" --export --out "$D/export.$1" 2>"$D/export.$1.log" ||
         fail "$1: zps-predict --export: $(cat "$D/export.$1.log")"
     dups=$(grep -v '^#' "$D/export.$1" | awk '{ print $1 }' | sort | uniq -d | wc -l)
