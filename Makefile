@@ -210,8 +210,9 @@ ASAN_IT_PAIRED_EXTRA ?= it_replica_elastic
 ASAN_IT_TIMEOUT ?= 900
 TEST_FUZZ_SECONDS ?= 10
 # make test's builds (release, ASan, fuzz) and its fuzzing (two harnesses at
-# a time, each still TEST_FUZZ_SECONDS) use TEST_JOBS jobs; the tests
-# themselves run one after the other
+# a time, each still TEST_FUZZ_SECONDS) use TEST_JOBS jobs; the integration
+# scripts run one after the other, but for those that mostly wait
+# (tests/run-integration: IT_PAIRED, IT_JOBS at a time)
 TEST_JOBS ?= 2
 test: deps
 	$(Q)scripts/check-layers
