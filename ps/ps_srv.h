@@ -175,8 +175,9 @@ typedef struct {
     psj_donate_t don[PSJ_MAX_DONATES];   /* as a donor */
     uint32_t ndon;
     uint64_t cut;                         /* as a joiner: the join's cut (0: none) */
-    uint64_t floor;                       /* the cut of this process's join: pushes
-                                             split by older tables are dropped (0: none) */
+    uint64_t floor;                       /* the cut of this process's first join: pushes
+                                             split by older tables are refused (ZPS_ESTALE,
+                                             psv_on_push; 0: none) */
     uint8_t mask[ZPS_RANGES / 8];
     uint16_t donors[PSJ_MAX_DONORS];
     uint8_t donor_done[PSJ_MAX_DONORS];

@@ -738,19 +738,8 @@ int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *np
 {
     (void)m;
     uint64_t v = req->table_version;
-    /* a new process that joined holds only what it joined: a push split by
-     * a table before its first cut (a client that has not learnt the join
-     * yet, or resends what it sent this rank's previous process) reaches it
-     * through its donors' snapshots and forwards, so it is dropped, during
-     * the join and forever after */
-    if (s->join.floor && v < s->join.floor) {
-        /* (2: acknowledged but not recorded: its sequence number belongs
-         * to the numbering the client used with this rank's previous
-         * process, and must not shadow the same number used anew) */
-        s->join.dropped_pushes++;
-        return 2;
-    }
-    /* per key: a range it is joining buffers its keys until the copy is
+    /* (a push split before this process's first join never comes here:
+     * psv_on_push refuses it, ZPS_ESTALE) per key: a range it is joining buffers its keys until the copy is
      * complete (and skips them if split before the cut: the donor's copy
      * or forward carries them); a range joined at a cut after v skips
      * them; the others apply now */

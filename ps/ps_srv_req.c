@@ -416,6 +416,21 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
             return;
         }
     }
+    if (s->ranges && s->join.floor && req->table_version < s->join.floor) {
+        /* split before this process joined: its sequence number is of the
+         * client's numbering with this rank's previous process, and its
+         * keys reach this one through its donors (ps_srv_join.c).  Refused,
+         * not acknowledged: an ack would carry a seq of the client's new
+         * numbering for this process and could acknowledge a push it never
+         * received.  The client drops it when it learns the new table. */
+        s->join.dropped_pushes++;
+        psv_push_rejected(s, rk);
+        psv_reply_error(s, m, ZPS_ESTALE, "push split by range table version %llu, before this "
+                        "server process joined at version %llu: use the current table",
+                        (unsigned long long)req->table_version,
+                        (unsigned long long)s->join.floor);
+        return;
+    }
     if (s_take_keys(s, m, req->table, req->nkeys, req->key_sig)) {
         psv_push_rejected(s, rk);
         return;
@@ -497,10 +512,8 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
             s->acc_mean = req->mean;
             s->acc_examples += req->examples;
         }
-        /* applied: only now is the seq recorded (not for a stale push a
-         * joiner dropped: ps_srv_join.c) */
-        if (j != 2)
-            ps_dedup_mark(&rec->win, req->seq);
+        /* applied: only now is the seq recorded */
+        ps_dedup_mark(&rec->win, req->seq);
         rec->last_seq = rec->win.hwm;
         rec->applied++;
         rk->applied++;

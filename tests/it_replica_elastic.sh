@@ -124,10 +124,8 @@ elastic() {
     checked=0
     for i in $(seq 0 "$ADD"); do
         [ "$i" = "$REM" ] && continue
-        eval "ep=\$PX$i"
-        # (the dump goes through the faulty proxy too: zps-ctl retries)
-        "$CTL" --servers "$ep" --timeout 5 dump --out "$D/dump.$C.$i" 2>"$D/dump.$C.$i.err" ||
-            "$CTL" --servers "$ep" --timeout 5 dump --out "$D/dump.$C.$i" 2>"$D/dump.$C.$i.err" ||
+        ep="tcp://127.0.0.1:$((PORT0 + i))" # (its own port: the inspection needs no faults)
+        "$CTL" --servers "$ep" dump --out "$D/dump.$C.$i" 2>"$D/dump.$C.$i.err" ||
             fail "case $C: dump of server $i failed: $(cat "$D/dump.$C.$i.err")"
         awk -v me="$i" 'NR == FNR { e[$1] = $2; next } { for (j = 3; j <= NF; j++) if ($j == me) print $1, e[$1] }' \
             "$D/expect.txt" "$D/map.$C.txt" | sort -n -k1,1 >"$D/want.$C.$i"
@@ -141,6 +139,21 @@ elastic() {
             fail "case $C: server $i does not hold the exact sums of its keys (key want have): $(cat "$D/diff.$C.$i")"
         fi
         checked=$((checked + $(wc -l <"$D/want.$C.$i")))
+    done
+    # the servers' accounting: nothing lost, and every client's applied
+    # pushes == its low-water mark (no acknowledged push missing)
+    for i in $(seq 0 "$ADD"); do
+        [ "$i" = "$REM" ] && continue
+        ep="tcp://127.0.0.1:$((PORT0 + i))"
+        "$CTL" --servers "$ep" stats >"$D/stats.$C.$i" 2>&1 ||
+            fail "case $C: stats of server $i failed: $(cat "$D/stats.$C.$i")"
+        grep -q "^server=0 .* lost_pushes=0 " "$D/stats.$C.$i" ||
+            fail "case $C: server $i counts lost pushes: $(head -1 "$D/stats.$C.$i")"
+        awk '$1 == "client" { a = s = ""; for (i = 2; i <= NF; i++) { split($i, kv, "=");
+                 if (kv[1] == "applied") a = kv[2]; if (kv[1] == "applied_seq") s = kv[2] }
+                 n++; if (a == "" || s == "" || a != s) { print; bad = 1 } }
+             END { exit bad || n == 0 }' "$D/stats.$C.$i" >"$D/stats.bad.$C.$i" ||
+            fail "case $C: server $i: a client's applied pushes differ from its low-water mark: $(head -3 "$D/stats.bad.$C.$i")"
     done
     nk=$(wc -l <"$D/keys.txt")
     [ "$checked" -eq $((nk * R)) ] || fail "case $C: $checked key replicas checked, expected $((nk * R))"

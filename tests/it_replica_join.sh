@@ -141,6 +141,20 @@ for i in 0 1 2; do
     echo "  server $i: all $(wc -l <"$D/want.$i") keys it replicates hold the exact sums"
 done
 [ -z "$bad" ] || fail "servers$bad do not hold the exact sums"
+# the servers' own accounting: no push counted lost, and for every client
+# process each server applied every push below its low-water mark (no
+# acknowledged push missing in between)
+for i in 0 1 2; do
+    eval "ep=\$EP$i"
+    "$CTL" --servers "$ep" stats >"$D/stats.$i" 2>&1 || fail "stats of server $i failed: $(cat "$D/stats.$i")"
+    grep -q "^server=0 .* lost_pushes=0 " "$D/stats.$i" || fail "server $i counts lost pushes: $(head -1 "$D/stats.$i")"
+    awk '$1 == "client" { a = s = ""; for (i = 2; i <= NF; i++) { split($i, kv, "=");
+             if (kv[1] == "applied") a = kv[2]; if (kv[1] == "applied_seq") s = kv[2] }
+             n++; if (a == "" || s == "" || a != s) { print; bad = 1 } }
+         END { exit bad || n == 0 }' "$D/stats.$i" >"$D/stats.bad.$i" ||
+        fail "server $i: a client's applied pushes differ from its low-water mark (or no client): $(head -3 "$D/stats.bad.$i")"
+done
+echo "  stats: 0 pushes lost on every server; every client's applied == its low-water mark"
 sed 's/^/  table: /' "$D/table.txt"
 grep -h "join at version .* copy complete" "$D"/server.*.log | sed 's/.*info: /  /'
 echo "  peer links (donors to joiners): $(cat "$D"/peer*.stats | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /dropped|duplicated/) s[kv[1]] += kv[2] } } END { for (k in s) printf "%s %d ", k, s[k] }')"
