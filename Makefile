@@ -200,6 +200,9 @@ deps:
 ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s \
                 it_replica_train
 ASAN_ELASTIC_CASES ?= 1 2
+# without its training case it_replica_elastic mostly waits: in the ASan pass
+# it runs paired with the other waiting scripts (tests/run-integration)
+ASAN_IT_PAIRED_EXTRA ?= it_replica_elastic
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take
@@ -207,8 +210,9 @@ ASAN_ELASTIC_CASES ?= 1 2
 ASAN_IT_TIMEOUT ?= 900
 TEST_FUZZ_SECONDS ?= 10
 # make test's builds (release, ASan, fuzz) and its fuzzing (two harnesses at
-# a time, each still TEST_FUZZ_SECONDS) use TEST_JOBS jobs; the tests
-# themselves run one after the other
+# a time, each still TEST_FUZZ_SECONDS) use TEST_JOBS jobs; the integration
+# scripts run one after the other, but for those that mostly wait
+# (tests/run-integration: IT_PAIRED, IT_JOBS at a time)
 TEST_JOBS ?= 2
 test: deps
 	$(Q)scripts/check-layers
@@ -216,7 +220,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) VARIANT=asan build
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit
-	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" $(MAKE) --no-print-directory VARIANT=asan test-int
+	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" IT_PAIRED_EXTRA="$(ASAN_IT_PAIRED_EXTRA)" $(MAKE) --no-print-directory VARIANT=asan test-int
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) fuzz-build
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory test-bench
