@@ -93,6 +93,23 @@ elastic() {
         p=$((p + 1))
     done
     wait_msgs 400
+    if [ "$C" = 1 ]; then
+        # refusals name their reason, change nothing, and exit 1
+        v0=$("$CTL" --coordinator "$COORD" table | sed -n 's/^version \([0-9]*\) .*/\1/p')
+        refused() { # WHAT PATTERN zps-ctl args...
+            what=$1 pat=$2; shift 2
+            if "$CTL" --coordinator "$COORD" --server-timeout 5 "$@" >"$D/refused.out" 2>&1; then
+                fail "case $C: $what was accepted: $(cat "$D/refused.out")"
+            fi
+            grep -q "$pat" "$D/refused.out" || fail "case $C: $what: $(cat "$D/refused.out")"
+        }
+        refused "add-server of an endpoint nobody announced" "no live server announces" add-server tcp://127.0.0.1:1
+        refused "remove-server of a rank not in the table" "not in the range table" remove-server 3
+        refused "add-server of a server already holding its share" "nothing to move" add-server 1
+        v1=$("$CTL" --coordinator "$COORD" table | sed -n 's/^version \([0-9]*\) .*/\1/p')
+        [ "$v0" = "$v1" ] || fail "case $C: a refused reconfiguration changed the table ($v0 -> $v1)"
+        echo "case $C: refusals: unknown endpoint, a rank not in the table, nothing to move (table unchanged)"
+    fi
     server "$C" "$ADD"
     eval "ep=\$PX$ADD"
     "$CTL" --coordinator "$COORD" --server-timeout 60 add-server "$ep" >"$D/add.$C.out" 2>&1 ||
