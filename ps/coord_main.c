@@ -79,21 +79,26 @@ static void s_usage(FILE *f)
             "                           S + 2, at most 1024 unless S is more]\n"
             "  --failure-timeout-ms MS  a server silent this long is removed from the table;\n"
             "                           servers hold leases of MS / 2             [%u]\n"
+            "  --rereplicate-after-ms MS  a key range short of replicas this long after a\n"
+            "                           failure, with no server joining, is copied onto a\n"
+            "                           live server (0: never)                   [%u]\n"
             "  --ready-file FILE        write the bound endpoint to FILE once listening\n"
             "  --log-level LEVEL        debug, info, warn or error               [info]\n"
             "  --quiet                  --log-level warn\n"
             "  --help, --version\n",
-            ZPS_RANGES_MAX_SERVERS, ZPS_MAX_REPLICAS, PS_COORD_FAILURE_MS_DEFAULT);
+            ZPS_RANGES_MAX_SERVERS, ZPS_MAX_REPLICAS, PS_COORD_FAILURE_MS_DEFAULT,
+            PS_COORD_REREPLICATE_MS_DEFAULT);
 }
 
 enum { O_LISTEN = 1, O_NUM_SERVERS, O_REPLICAS, O_FAILURE_MS, O_LOG_LEVEL, O_QUIET, O_HELP, O_VERSION,
-       O_READY_FILE, O_MAX_SERVERS };
+       O_READY_FILE, O_MAX_SERVERS, O_REREPL };
 
 static const struct option s_options[] = {
     {"listen", required_argument, 0, O_LISTEN},
     {"num-servers", required_argument, 0, O_NUM_SERVERS},
     {"replicas", required_argument, 0, O_REPLICAS},
     {"max-servers", required_argument, 0, O_MAX_SERVERS},
+    {"rereplicate-after-ms", required_argument, 0, O_REREPL},
     {"failure-timeout-ms", required_argument, 0, O_FAILURE_MS},
     {"log-level", required_argument, 0, O_LOG_LEVEL},
     {"ready-file", required_argument, 0, O_READY_FILE},
@@ -120,11 +125,13 @@ static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
     case O_REPLICAS:
     case O_FAILURE_MS:
     case O_MAX_SERVERS:
+    case O_REREPL:
         if (zps_parse_u32(v, &u) != 0 || (o == O_MAX_SERVERS && u == 0)) {
             snprintf(err, errlen, "invalid value '%s' for --%s: %s", v,
                      o == O_NUM_SERVERS  ? "num-servers"
                      : o == O_REPLICAS   ? "replicas"
                      : o == O_MAX_SERVERS ? "max-servers"
+                     : o == O_REREPL     ? "rereplicate-after-ms"
                                           : "failure-timeout-ms",
                      u == 0 ? "expected at least 1" : zps_args_why(v, ZPS_ARGS_UINT));
             return ZPS_EINVAL;
@@ -133,6 +140,8 @@ static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
             conf->coord.nservers = u;
         else if (o == O_MAX_SERVERS)
             conf->coord.max_servers = u;
+        else if (o == O_REREPL)
+            conf->coord.rereplicate_ms = u;
         else if (o == O_REPLICAS)
             conf->coord.replicas = u;
         else

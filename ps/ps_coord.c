@@ -69,6 +69,7 @@ struct ps_coord {
     int64_t last_tick_ms;
     uint32_t nheard;
     uint32_t nheard0;         /* of the first nservers ranks (the table is built when all are) */
+    int64_t short_since_ms;   /* some range short of replicas since (0: none) */
     s_rank_t *ranks;
     ps_coord_stats_t st;
 };
@@ -79,6 +80,7 @@ void ps_coord_conf_defaults(ps_coord_conf_t *conf)
     conf->nservers = 1;
     conf->replicas = 1;
     conf->failure_ms = PS_COORD_FAILURE_MS_DEFAULT;
+    conf->rereplicate_ms = PS_COORD_REREPLICATE_MS_DEFAULT;
 }
 
 ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t now_ms, char *err,
@@ -809,6 +811,87 @@ int ps_coord_remove_server(ps_coord_t *c, int64_t now_ms, uint32_t rank, char *m
     return 0;
 }
 
+/* Re-replication (ps_coord_tick): ranges short of min(R, live members)
+ * replicas for conf.rereplicate_ms, with no join in progress anywhere (a
+ * restarted or spare server takes them at once by joining; this is for
+ * when none comes), each to the live member not being removed that holds
+ * the fewest ranges and lacks it, all at one cut. */
+static void s_rereplicate(ps_coord_t *c, int64_t now_ms)
+{
+    zps_ranges_t *t = &c->table;
+    uint32_t M = c->conf.max_servers, live = 0;
+    if (!c->conf.rereplicate_ms)
+        return;
+    for (uint32_t i = 0; i < M; i++)
+        live += c->ranks[i].member && !c->ranks[i].retiring && s_alive(c, i, now_ms);
+    uint32_t want = live < c->conf.replicas ? live : c->conf.replicas;
+    uint32_t shortn = 0, joins = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        joins += t->join[r] != ZPS_NO_RANK;
+        shortn += t->nrep[r] > 0 && t->nrep[r] < want;
+    }
+    if (!shortn || joins) {
+        c->short_since_ms = shortn ? c->short_since_ms : 0;
+        if (shortn && !c->short_since_ms)
+            c->short_since_ms = now_ms;
+        return;
+    }
+    if (!c->short_since_ms) {
+        c->short_since_ms = now_ms;
+        return;
+    }
+    if (now_ms - c->short_since_ms < (int64_t)c->conf.rereplicate_ms)
+        return;
+    uint32_t *held = calloc(M, sizeof *held), *prim = calloc(M, sizeof *prim);
+    uint32_t *got = calloc(M, sizeof *got);
+    if (!held || !prim || !got) {
+        free(held);
+        free(prim);
+        free(got);
+        return;
+    }
+    s_loads(c, held, prim);
+    uint64_t cut = t->version + 1;
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        if (t->nrep[r] == 0 || t->nrep[r] >= want)
+            continue;
+        uint32_t j = UINT32_MAX;
+        for (uint32_t i = 0; i < M; i++)
+            if (c->ranks[i].member && !c->ranks[i].retiring && s_alive(c, i, now_ms) &&
+                !zps_ranges_has(t, r, i) && (j == UINT32_MAX || held[i] < held[j]))
+                j = i;
+        if (j != UINT32_MAX && zps_ranges_join(t, r, j, t->rep[r][0], cut) == 0) {
+            held[j]++;
+            got[j]++;
+            n++;
+        }
+    }
+    c->short_since_ms = 0;
+    if (n) {
+        t->version = cut;
+        s_changed(c);
+        c->st.joins_started += n;
+        c->st.rereplicated += n;
+        char list[300];
+        size_t off = 0;
+        list[0] = 0;
+        for (uint32_t i = 0; i < M && off < sizeof list; i++)
+            if (got[i]) {
+                c->ranks[i].join_ms = now_ms;
+                c->ranks[i].join_known = 1;
+                off += (size_t)snprintf(list + off, sizeof list - off, "%sserver %u: %u",
+                                        off ? ", " : "", i, got[i]);
+            }
+        zps_info(c->log, "re-replicating %u ranges short of %u replicas for %u ms onto live "
+                 "servers at version %llu (%s)", n, want, c->conf.rereplicate_ms,
+                 (unsigned long long)cut, list);
+    }
+    free(held);
+    free(prim);
+    free(got);
+}
+
 uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
 {
     /* a gap between ticks of over failure_ms / 2 is the coordinator's own
@@ -859,6 +942,7 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
                  (long long)(now_ms - k->last_ms), c->conf.failure_ms);
         removed += s_remove(c, i, why);
     }
+    s_rereplicate(c, now_ms);
     /* a server being removed whose ranges lost their joiner: plan again */
     for (uint32_t i = 0; i < c->conf.max_servers; i++) {
         s_rank_t *k = &c->ranks[i];

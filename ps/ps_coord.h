@@ -73,9 +73,14 @@ typedef struct {
     uint32_t max_servers; /* rank slots, >= S (0: S): servers added later take ranks S.. */
     uint32_t replicas;   /* R, 1..ZPS_MAX_REPLICAS; capped at S */
     uint32_t failure_ms; /* silence after which a member is removed, >= 2 */
+    uint32_t rereplicate_ms; /* a range short of min(R, live members) replicas this long,
+                                with no server process joining meanwhile, is copied onto
+                                a live member (0: never) */
 } ps_coord_conf_t;
 
-void ps_coord_conf_defaults(ps_coord_conf_t *conf); /* S 1, R 1, failure 1000 ms */
+/* S 1, R 1, failure 1000 ms, re-replication after 30000 ms */
+void ps_coord_conf_defaults(ps_coord_conf_t *conf);
+#define PS_COORD_REREPLICATE_MS_DEFAULT 30000u
 
 typedef struct ps_coord ps_coord_t;
 
@@ -102,6 +107,7 @@ typedef struct {
     uint64_t joiners_removed; /* joiners removed with their donor */
     uint64_t moves_started;   /* ranges moved (add-server, remove-server) */
     uint64_t retired;         /* servers drained by remove-server */
+    uint64_t rereplicated;    /* ranges copied onto live members after a failure */
     uint64_t version;      /* current table version (0: none) */
     uint32_t members;      /* ranks in the table */
     uint32_t lost;         /* ranges with no replica left */
@@ -128,7 +134,12 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                   ps_coord_reply_t *reply);
 
 /* Time passes: adopt a restarted coordinator's table once the grace is
- * over, and remove every member silent for more than failure_ms.  Returns
+ * over, remove every member silent for more than failure_ms, plan again
+ * the moves of a server being removed whose joiner failed, and, when some
+ * range has had fewer than min(R, live members) replicas for
+ * rereplicate_ms with no join in progress anywhere, give each such range
+ * to the live member holding fewest ranges that lacks it (a join at one
+ * new version: re-replication onto the survivors).  Returns
  * the number of ranks removed.  Call it at least every failure_ms / 2
  * (zps-coord: every 50 ms): a longer gap since the previous tick is taken
  * for a stall of the coordinator itself, whose length is then not counted

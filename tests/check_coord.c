@@ -1161,6 +1161,86 @@ START_TEST(remove_server_replans)
 }
 END_TEST
 
+/* Re-replication: 3 servers, 2 replicas; server 1 falls silent and is
+ * removed; no server process joins; rereplicate_ms later every range short
+ * of a replica gets the survivor that lacks it (one cut), and once both
+ * report the cut every range has 2 replicas again on servers 0 and 2.
+ * Off with rereplicate_ms 0. */
+START_TEST(rereplicate_onto_survivors)
+{
+    for (int off = 0; off < 2; off++) {
+        s_fix_t x;
+        ps_coord_reply_t rep;
+        ps_coord_conf_t conf;
+        ps_coord_conf_defaults(&conf);
+        conf.nservers = 3;
+        conf.replicas = 2;
+        conf.failure_ms = 1000;
+        conf.rereplicate_ms = off ? 0 : 2000;
+        char err[200];
+        x.f = tmpfile();
+        x.log = zps_log_new("coord", 0, x.f);
+        x.c = ps_coord_new(&conf, x.log, 0, err, sizeof err);
+        ck_assert_ptr_nonnull(x.c);
+        for (uint32_t i = 0; i < 3; i++)
+            ck_assert_int_eq(s_beat(&x, 0, i, 0, &rep), 0);
+        const zps_ranges_t *t = ps_coord_table(x.c);
+        int64_t now = 0;
+        for (; now <= 1200; now += 50) {
+            s_beat(&x, now, 0, t->version, &rep);
+            s_beat(&x, now, 2, t->version, &rep);
+            ps_coord_tick(x.c, now);
+        }
+        ck_assert_uint_eq(s_lines(&x, "removed server 1", NULL), 1);
+        uint32_t shortn = 0;
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            shortn += t->nrep[r] == 1;
+        ck_assert_uint_gt(shortn, 2000);
+        uint64_t v = t->version;
+        /* not before rereplicate_ms */
+        for (; now <= 2600; now += 50) {
+            s_beat(&x, now, 0, t->version, &rep);
+            s_beat(&x, now, 2, t->version, &rep);
+            ps_coord_tick(x.c, now);
+        }
+        ck_assert_uint_eq(t->version, v);
+        for (; now <= 4000; now += 50) {
+            s_beat(&x, now, 0, t->version, &rep);
+            s_beat(&x, now, 2, t->version, &rep);
+            ps_coord_tick(x.c, now);
+        }
+        if (off) {
+            ck_assert_uint_eq(t->version, v);
+            ck_assert_uint_eq(s_lines(&x, "re-replicating", NULL), 0);
+            s_close(&x);
+            continue;
+        }
+        ck_assert_uint_eq(t->version, v + 1);
+        ck_assert_uint_eq(s_lines(&x, "re-replicating", "onto live servers"), 1);
+        uint32_t joining = 0;
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            if (t->join[r] != ZPS_NO_RANK) {
+                ck_assert(t->join[r] == 0 || t->join[r] == 2);
+                ck_assert(!zps_ranges_has(t, r, t->join[r]));
+                ck_assert_uint_eq(t->out[r], ZPS_NO_RANK);
+                joining++;
+            }
+        ck_assert_uint_eq(joining, shortn);
+        ck_assert_int_eq(s_beatj(&x, now, 0, s_nonce(0), t->version, v + 1, &rep), 0);
+        ck_assert_int_eq(s_beatj(&x, now, 2, s_nonce(2), t->version, v + 1, &rep), 0);
+        for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+            ck_assert_uint_eq(t->nrep[r], 2);
+            ck_assert(zps_ranges_has(t, r, 0) && zps_ranges_has(t, r, 2));
+            ck_assert_uint_eq(t->join[r], ZPS_NO_RANK);
+        }
+        ps_coord_stats_t st;
+        ps_coord_get_stats(x.c, &st);
+        ck_assert_uint_eq(st.rereplicated, shortn);
+        s_close(&x);
+    }
+}
+END_TEST
+
 Suite *suite_coord(void)
 {
     Suite *s = suite_create("coord");
@@ -1182,6 +1262,7 @@ Suite *suite_coord(void)
     tcase_add_test(tc, reply_fits);
     tcase_add_test(tc, add_and_remove_server);
     tcase_add_test(tc, remove_server_replans);
+    tcase_add_test(tc, rereplicate_onto_survivors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,7 +11,9 @@
 # order: so at the end EVERY live replica of every key (zps-ctl table
 # --file: the replicas the final table names) must hold exactly the
 # independently computed sum, and hold no key it does not replicate.
-#   case 1: 3 servers, 2 replicas, server 1 killed
+#   case 1: 3 servers, 2 replicas, server 1 killed; then the coordinator
+#           (--rereplicate-after-ms 1000) copies the ranges short of a
+#           replica onto the survivors: every key on 2 servers again, exact
 #   case 2: 3 servers, 3 replicas, servers 0 and 2 killed at once
 #   case 3: 3 servers, 2 replicas, server 2 stopped (SIGSTOP: alive, silent,
 #           as if its host were cut off) until the coordinator removed it,
@@ -48,7 +50,7 @@ NK=$(wc -l <"$D/expect.txt")
 start_job() {
     C=$1 S=$2 R=$3
     rm -f "$D/coord.ready"
-    "$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers "$S" --replicas "$R" \
+    "$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers "$S" --replicas "$R" ${COORD_OPTS:-} \
         --ready-file "$D/coord.ready" >/dev/null 2>"$D/coord.$C.log" &
     COORD_PID=$!; PIDS="$PIDS $!"
     t=0; while [ ! -s "$D/coord.ready" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "coordinator not ready"; sleep 0.1; done
@@ -148,7 +150,9 @@ wait_pushers() {
 }
 
 # ---- case 1 -------------------------------------------------------------
-start_job 1 3 2
+# (and re-replication: a range short of a replica for 1 s, with no server
+# process joining, is copied onto the survivor that lacks it)
+COORD_OPTS="--rereplicate-after-ms 1000" start_job 1 3 2
 start_pushers
 wait_msgs 800
 echo "case 1: killing server 1 after $(c2s) client messages"
@@ -158,7 +162,15 @@ wait_pushers
 grep -q "removed server 1" "$D/coord.1.log" || fail "case 1: the coordinator did not remove server 1"
 grep -q "failing over" "$D"/pusher.1.*.log || fail "case 1: no pusher failed over"
 echo "case 1: all $P pushers acknowledged all $LINES lines each; server 1 removed, clients failed over"
+t=0
+until grep -q "re-replicating" "$D/coord.1.log" && [ "$(grep -c "completed its join" "$D/coord.1.log")" -ge 2 ]; do
+    t=$((t + 1)); [ $t -gt 200 ] && fail "case 1: no re-replication onto servers 0 and 2 within 20 s: $(grep -v beat "$D/coord.1.log" | tail -3)"
+    sleep 0.1
+done
+echo "case 1: $(grep "re-replicating" "$D/coord.1.log" | sed 's/.*info: //')"
 check_replicas
+awk 'NF != 4 { bad++ } END { exit bad > 0 }' "$D/map.1.txt" ||
+    fail "case 1: keys without 2 replicas after re-replication: $(awk 'NF != 4' "$D/map.1.txt" | head -3)"
 head -1 "$D/table.1.txt" | sed 's/^/  table: /'
 stop_job
 
