@@ -361,6 +361,10 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
         zps_info(s->log, "replicated job: coordinator %s; pushes and pulls are refused until it "
                  "grants a lease", conf->coordinator);
+        if (conf->checkpoint_dir[0])
+            zps_warn(s->log, "--checkpoint-dir with --coordinator: checkpoints are written, but a "
+                     "replicated server cannot be restored from them yet (--restore is refused; "
+                     "it recovers by rejoining its replicas)");
     }
     {
         char why[1300];
