@@ -47,17 +47,7 @@ echo "servers $SERVERS behind proxies $PX"
 
 # the workload: per pusher, LINES lines of 1..12 keys (dense ids and scattered 64-bit ids),
 # values in -8..8
-p=0
-while [ $p -lt $P ]; do
-    awk -v seed=$((7 + p)) -v lines=$LINES 'BEGIN { srand(seed); for (l = 0; l < lines; l++) {
-        n = 1 + int(rand() * 12); s = "";
-        for (i = 0; i < n; i++) { k = int(rand() * 3000); if (rand() < 0.2) k = k * 2654435761 + 12345;
-            s = s (i ? " " : "") sprintf("%.0f", k) ":" (int(rand() * 17) - 8) }
-        print s } }' >"$D/push.$p.txt"
-    p=$((p + 1))
-done
-cat "$D"/push.*.txt | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, ":"); sum[kv[1]] -= kv[2] } }
-    END { for (k in sum) { v = sum[k]; if (v == 0) v = 0; printf "%s %.0f\n", k, v } }' | sort -n -k1,1 >"$D/expect.txt"
+push_workload 7 3000
 
 PP=""
 p=0

@@ -27,18 +27,7 @@ P=4 LINES=${ELASTIC_LINES:-300}
 JOB="--table-dim 1 --optimizer sgd --lr 1"
 FAULTS=${ELASTIC_FAULTS-"--drop 0.05 --dup 0.05 --reorder 0.05"}
 
-p=0
-while [ $p -lt $P ]; do
-    awk -v seed=$((51 + p)) -v lines=$LINES 'BEGIN { srand(seed); for (l = 0; l < lines; l++) {
-        n = 1 + int(rand() * 12); s = "";
-        for (i = 0; i < n; i++) { k = int(rand() * 5000); if (rand() < 0.2) k = k * 2654435761 + 12345;
-            s = s (i ? " " : "") sprintf("%.0f", k) ":" (int(rand() * 17) - 8) }
-        print s } }' >"$D/push.$p.txt"
-    p=$((p + 1))
-done
-cat "$D"/push.*.txt | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, ":"); sum[kv[1]] -= kv[2] } }
-    END { for (k in sum) { v = sum[k]; if (v == 0) v = 0; printf "%s %.0f\n", k, v } }' | sort -n -k1,1 >"$D/expect.txt"
-cut -d' ' -f1 "$D/expect.txt" >"$D/keys.txt"
+push_workload 51 5000
 
 wait_file() { t=0; while [ ! -s "$1" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "$2 not ready"; sleep 0.1; done; }
 c2s() { cat "$D"/px.$C.*.stats 2>/dev/null | sed -n 's/^c2s_in=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }

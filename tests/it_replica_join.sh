@@ -20,18 +20,7 @@ S=3 R=2
 JOB="--table-dim 1 --optimizer sgd --lr 1"
 FAULTS=${JOIN_FAULTS-"--drop 0.05 --dup 0.05 --reorder 0.05"}
 
-p=0
-while [ $p -lt $P ]; do
-    awk -v seed=$((31 + p)) -v lines=$LINES 'BEGIN { srand(seed); for (l = 0; l < lines; l++) {
-        n = 1 + int(rand() * 12); s = "";
-        for (i = 0; i < n; i++) { k = int(rand() * 5000); if (rand() < 0.2) k = k * 2654435761 + 12345;
-            s = s (i ? " " : "") sprintf("%.0f", k) ":" (int(rand() * 17) - 8) }
-        print s } }' >"$D/push.$p.txt"
-    p=$((p + 1))
-done
-cat "$D"/push.*.txt | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, ":"); sum[kv[1]] -= kv[2] } }
-    END { for (k in sum) { v = sum[k]; if (v == 0) v = 0; printf "%s %.0f\n", k, v } }' | sort -n -k1,1 >"$D/expect.txt"
-cut -d' ' -f1 "$D/expect.txt" >"$D/keys.txt"
+push_workload 31 5000
 
 "$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers $S --replicas $R \
     --ready-file "$D/coord.ready" >/dev/null 2>"$D/coord.log" &

@@ -69,3 +69,24 @@ wait_exit() {
     done
     wait "$1"
 }
+
+# push_workload SEED0 KEYS: the exact-sum workload of the exactly-once and
+# replication scripts: P (the caller's) files $TMP/push.$p.txt of $LINES
+# lines, each 1..12 KEY:GRADIENT pairs (integer gradients -8..8; keys below
+# KEYS, a fifth of them scattered over 64 bits), seeded SEED0 + p; then
+# $TMP/expect.txt, each key's independently computed sum (sgd with lr 1
+# makes a weight minus the sum of its gradients), and $TMP/keys.txt
+push_workload() {
+    p=0
+    while [ $p -lt "$P" ]; do
+        awk -v seed=$(($1 + p)) -v lines="$LINES" -v keys="$2" 'BEGIN { srand(seed); for (l = 0; l < lines; l++) {
+            n = 1 + int(rand() * 12); s = "";
+            for (i = 0; i < n; i++) { k = int(rand() * keys); if (rand() < 0.2) k = k * 2654435761 + 12345;
+                s = s (i ? " " : "") sprintf("%.0f", k) ":" (int(rand() * 17) - 8) }
+            print s } }' >"$TMP/push.$p.txt"
+        p=$((p + 1))
+    done
+    cat "$TMP"/push.*.txt | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, ":"); sum[kv[1]] -= kv[2] } }
+        END { for (k in sum) { v = sum[k]; if (v == 0) v = 0; printf "%s %.0f\n", k, v } }' | sort -n -k1,1 >"$TMP/expect.txt"
+    cut -d' ' -f1 "$TMP/expect.txt" >"$TMP/keys.txt"
+}
