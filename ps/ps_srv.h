@@ -200,6 +200,7 @@ typedef struct {
      * joins some ranges while it serves others, and leaves ranges */
     uint8_t held[ZPS_RANGES / 8];         /* ranges it took pushes of in its last table */
     uint64_t left[ZPS_RANGES];            /* version from which it no longer took r (0) */
+    uint64_t rfloor_max;                  /* the highest of them (cuts only grow) */
     uint64_t rfloor[ZPS_RANGES];          /* the cut at which it last joined r: pushes
                                              split by older tables skip r's keys */
     uint32_t my_inc;                      /* its incarnation in the table, once a member */

@@ -674,6 +674,7 @@ void psv_join_table(ps_server_t *s)
                 continue;
             s->join.mask[r >> 3] |= (uint8_t)(1u << (r & 7));
             s->join.rfloor[r] = cut;
+            s->join.rfloor_max = cut;
             uint32_t dn = t->donor[r], k;
             for (k = 0; k < s->join.ndonors && s->join.donors[k] != dn; k++)
                 ;
@@ -745,6 +746,8 @@ int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *np
      * them; the others apply now */
     size_t n = *np, need = 0;
     int joining = s->join.cut && !s->join.caught_up;
+    if (!joining && v >= s->join.rfloor_max)
+        return 0; /* the common case: no key to look at */
     for (size_t i = 0; i < n && !need; i++) {
         uint32_t r = zps_range_of(s->keys[i]);
         need = (joining && s_in_mask(s->join.mask, r)) || v < s->join.rfloor[r];
