@@ -739,11 +739,11 @@ int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *np
 {
     (void)m;
     uint64_t v = req->table_version;
-    /* (a push split before this process's first join never comes here:
-     * psv_on_push refuses it, ZPS_ESTALE) per key: a range it is joining buffers its keys until the copy is
+    /* Per key: a range it is joining buffers its keys until the copy is
      * complete (and skips them if split before the cut: the donor's copy
      * or forward carries them); a range joined at a cut after v skips
-     * them; the others apply now */
+     * them; the others apply now.  (A push split before this process's
+     * first join never comes here: psv_on_push refuses it, ZPS_ESTALE.) */
     size_t n = *np, need = 0;
     int joining = s->join.cut && !s->join.caught_up;
     if (!joining && v >= s->join.rfloor_max)
