@@ -104,6 +104,16 @@ int zps_ranges_join(zps_ranges_t *t, uint32_t range, uint32_t joiner, uint32_t d
     return zps_ranges_move(t, range, joiner, donor, ZPS_NO_RANK, cut);
 }
 
+int zps_ranges_restore(zps_ranges_t *t, uint32_t range, uint32_t rank)
+{
+    if (range >= ZPS_RANGES || rank >= t->nservers || t->nrep[range] != 0 ||
+        t->join[range] != ZPS_NO_RANK)
+        return ZPS_EINVAL;
+    t->rep[range][0] = (uint16_t)rank;
+    t->nrep[range] = 1;
+    return 0;
+}
+
 uint32_t zps_ranges_complete(zps_ranges_t *t, uint32_t joiner, uint64_t cut)
 {
     uint32_t n = 0;

@@ -145,6 +145,12 @@ static inline uint32_t zps_ranges_primary(const zps_ranges_t *t, uint32_t range)
     return t->nrep[range] ? t->rep[range][0] : UINT32_MAX;
 }
 
+/* Restore: a lost range (no replica, no join) gets rank as its one
+ * replica, whose copy comes from a checkpoint (ps/ps_coord, "restore").
+ * The caller raises rank's incarnation if it was not a member (a new
+ * process) and bumps the version.  0, or ZPS_EINVAL. */
+int zps_ranges_restore(zps_ranges_t *t, uint32_t range, uint32_t rank);
+
 /* Ranges with no replica left. */
 uint32_t zps_ranges_lost(const zps_ranges_t *t);
 

@@ -82,16 +82,20 @@ static void s_usage(FILE *f)
             "  --rereplicate-after-ms MS  a key range short of replicas this long after a\n"
             "                           failure, with no server joining, is copied onto a\n"
             "                           live server (0: never)                   [%u]\n"
+            "  --restore-wait-ms MS     servers restored from checkpoints and no live\n"
+            "                           table: wait this long at most for every server of\n"
+            "                           the newest restored table before choosing each\n"
+            "                           range's copy                             [%u]\n"
             "  --ready-file FILE        write the bound endpoint to FILE once listening\n"
             "  --log-level LEVEL        debug, info, warn or error               [info]\n"
             "  --quiet                  --log-level warn\n"
             "  --help, --version\n",
             ZPS_RANGES_MAX_SERVERS, ZPS_MAX_REPLICAS, PS_COORD_FAILURE_MS_DEFAULT,
-            PS_COORD_REREPLICATE_MS_DEFAULT);
+            PS_COORD_REREPLICATE_MS_DEFAULT, PS_COORD_RESTORE_WAIT_MS_DEFAULT);
 }
 
 enum { O_LISTEN = 1, O_NUM_SERVERS, O_REPLICAS, O_FAILURE_MS, O_LOG_LEVEL, O_QUIET, O_HELP, O_VERSION,
-       O_READY_FILE, O_MAX_SERVERS, O_REREPL };
+       O_READY_FILE, O_MAX_SERVERS, O_REREPL, O_RESTORE_WAIT };
 
 static const struct option s_options[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -99,6 +103,7 @@ static const struct option s_options[] = {
     {"replicas", required_argument, 0, O_REPLICAS},
     {"max-servers", required_argument, 0, O_MAX_SERVERS},
     {"rereplicate-after-ms", required_argument, 0, O_REREPL},
+    {"restore-wait-ms", required_argument, 0, O_RESTORE_WAIT},
     {"failure-timeout-ms", required_argument, 0, O_FAILURE_MS},
     {"log-level", required_argument, 0, O_LOG_LEVEL},
     {"ready-file", required_argument, 0, O_READY_FILE},
@@ -126,12 +131,14 @@ static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
     case O_FAILURE_MS:
     case O_MAX_SERVERS:
     case O_REREPL:
+    case O_RESTORE_WAIT:
         if (zps_parse_u32(v, &u) != 0 || (o == O_MAX_SERVERS && u == 0)) {
             snprintf(err, errlen, "invalid value '%s' for --%s: %s", v,
                      o == O_NUM_SERVERS  ? "num-servers"
                      : o == O_REPLICAS   ? "replicas"
                      : o == O_MAX_SERVERS ? "max-servers"
                      : o == O_REREPL     ? "rereplicate-after-ms"
+                     : o == O_RESTORE_WAIT ? "restore-wait-ms"
                                           : "failure-timeout-ms",
                      u == 0 ? "expected at least 1" : zps_args_why(v, ZPS_ARGS_UINT));
             return ZPS_EINVAL;
@@ -142,6 +149,8 @@ static int s_opt(s_conf_t *conf, int o, const char *v, char *err, size_t errlen)
             conf->coord.max_servers = u;
         else if (o == O_REREPL)
             conf->coord.rereplicate_ms = u;
+        else if (o == O_RESTORE_WAIT)
+            conf->coord.restore_wait_ms = u;
         else if (o == O_REPLICAS)
             conf->coord.replicas = u;
         else
@@ -245,9 +254,16 @@ static void s_beat(s_daemon_t *d, zps_msg_t *m)
     }
     ps_coord_reply_t r;
     const char *ep = b->endpoint ? b->endpoint : "";
-    int rc = ps_coord_beat(d->coord, zps_now_ms(), b->rank, b->server_nonce, ep, strlen(ep),
+    int64_t now = zps_now_ms();
+    int want = b->restored_ms
+                   ? ps_coord_restored(d->coord, now, b->rank, b->server_nonce, b->restored_ms,
+                                       b->restored_table.len ? b->restored_table.data : NULL,
+                                       b->restored_table.len)
+                   : 0;
+    int rc = ps_coord_beat(d->coord, now, b->rank, b->server_nonce, ep, strlen(ep),
                            b->table_version, b->table.len ? b->table.data : NULL, b->table.len,
                            b->joined, &r);
+    r.send_table |= want;
     if (rc == ZPS_EINVAL) {
         s_error(d, m, rc, "BEAT from server rank %u, but the job has %u rank slots (zps-coord "
                 "--max-servers)", b->rank, ps_coord_nservers(d->coord));

@@ -172,7 +172,9 @@ static size_t s_scan(const char *dir, uint32_t rank, uint32_t ns, ck_entry_t **o
 
 /* Header of a file: 0, ZPS_EVERSION (format 1 or another version) or
  * ZPS_EPROTO/ZPS_EIO, with the reason in why. */
-#define CK_HEADER_V3 (sizeof(ck_header_t) + 8) /* + admission-block bytes */
+#define CK_HEADER_V3 (sizeof(ck_header_t) + 8)  /* + admission-block bytes */
+#define CK_HEADER_V4 (sizeof(ck_header_t) + 16) /* + admission and range-table bytes */
+#define CK_RANGES_MAX (1u << 20)                 /* an encoded table is under 110 KB */
 
 static int s_check_header(const ck_header_t *h, size_t got, char *why, size_t wlen)
 {
@@ -187,10 +189,11 @@ static int s_check_header(const ck_header_t *h, size_t got, char *why, size_t wl
         return ZPS_EPROTO;
     }
     if (!(h->version == PS_CKPT_VERSION && h->header_bytes == sizeof *h) &&
-        !(h->version == PS_CKPT_VERSION_ADMIT && h->header_bytes == CK_HEADER_V3)) {
+        !(h->version == PS_CKPT_VERSION_ADMIT && h->header_bytes == CK_HEADER_V3) &&
+        !(h->version == PS_CKPT_VERSION_RANGES && h->header_bytes == CK_HEADER_V4)) {
         snprintf(why, wlen, "checkpoint format version %u (header %u bytes); this zps reads "
-                 "versions %u and %u", h->version, h->header_bytes, PS_CKPT_VERSION,
-                 PS_CKPT_VERSION_ADMIT);
+                 "versions %u to %u", h->version, h->header_bytes, PS_CKPT_VERSION,
+                 PS_CKPT_VERSION_RANGES);
         return ZPS_EVERSION;
     }
     return 0;
@@ -299,22 +302,29 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CK_MAGIC, 8);
     const uint64_t admit_len = info->admit_in ? info->admit_in_len : 0;
-    h.version = admit_len ? PS_CKPT_VERSION_ADMIT : PS_CKPT_VERSION;
-    h.header_bytes = admit_len ? (uint32_t)CK_HEADER_V3 : (uint32_t)sizeof h;
+    const uint64_t ranges_len = info->ranges_in ? info->ranges_in_len : 0;
+    h.version = ranges_len ? PS_CKPT_VERSION_RANGES
+                : admit_len ? PS_CKPT_VERSION_ADMIT : PS_CKPT_VERSION;
+    h.header_bytes = ranges_len ? (uint32_t)CK_HEADER_V4
+                     : admit_len ? (uint32_t)CK_HEADER_V3 : (uint32_t)sizeof h;
     h.rank = info->rank;
     h.nservers = info->nservers;
     h.dim = info->dim;
     h.row_floats = info->row_floats;
     h.job_id = info->job_id;
     h.counter = info->counter;
-    h.wall_ms = (uint64_t)time(NULL) * 1000;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    h.wall_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     h.nclients = nclients;
     h.client_bytes = nclients * (4 + CK_CLIENT_LEN);
     h.nkeys = zps_table_size(t);
     snprintf(h.desc, sizeof h.desc, "%s", info->desc);
     s_put(&o, &h, sizeof h);
-    if (admit_len)
+    if (admit_len || ranges_len)
         s_put(&o, &admit_len, 8);
+    if (ranges_len)
+        s_put(&o, &ranges_len, 8);
     for (size_t i = 0; i < nclients; i++) {
         uint8_t rec[4 + CK_CLIENT_LEN];
         size_t len = s_client_put(rec, &clients[i]);
@@ -322,6 +332,8 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
     }
     if (admit_len)
         s_put(&o, info->admit_in, admit_len);
+    if (ranges_len)
+        s_put(&o, info->ranges_in, ranges_len);
     size_t cursor = 0;
     uint64_t key;
     float *row;
@@ -365,8 +377,8 @@ static int s_finite_row(const uint8_t *p, uint32_t nf)
  * or an error with the reason in why.  Nothing is handed over on error. */
 static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t *want,
                   size_t hint, zps_table_t **out, ck_header_t *hout, ps_ckpt_client_t **clients,
-                  size_t *ncl, unsigned char **admit, size_t *admit_len, char *why,
-                  size_t wlen)
+                  size_t *ncl, unsigned char **admit, size_t *admit_len, unsigned char **rtab,
+                  size_t *rtab_len, char *why, size_t wlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -375,8 +387,8 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     }
     int rc = ZPS_EPROTO;
     ps_ckpt_client_t *cl = NULL;
-    uint8_t *buf = NULL, *adm = NULL;
-    uint64_t admit_bytes = 0;
+    uint8_t *buf = NULL, *adm = NULL, *rt = NULL;
+    uint64_t admit_bytes = 0, ranges_bytes = 0;
     uint64_t *keys = NULL;
     float **rows = NULL;
     zps_table_t *t = NULL;
@@ -394,9 +406,18 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     h.desc[sizeof h.desc - 1] = 0;
     if ((rc = s_check_header(&h, got, why, wlen)) != 0)
         goto out;
-    if (h.version == PS_CKPT_VERSION_ADMIT && s_fread(f, &admit_bytes, 8, &crc) != 0) {
+    if ((h.version == PS_CKPT_VERSION_ADMIT || h.version == PS_CKPT_VERSION_RANGES) &&
+        s_fread(f, &admit_bytes, 8, &crc) != 0) {
         rc = ZPS_EPROTO;
         snprintf(why, wlen, "truncated in the header");
+        goto out;
+    }
+    if (h.version == PS_CKPT_VERSION_RANGES &&
+        (s_fread(f, &ranges_bytes, 8, &crc) != 0 || ranges_bytes == 0 ||
+         ranges_bytes > CK_RANGES_MAX)) {
+        rc = ZPS_EPROTO;
+        snprintf(why, wlen, "truncated in the header, or a range table of %llu bytes",
+                 (unsigned long long)ranges_bytes);
         goto out;
     }
     rc = ZPS_EMISMATCH;
@@ -416,8 +437,12 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     }
     /* every count against the size, by division: nothing can overflow */
     uint64_t rowb = 8 + (uint64_t)h.row_floats * 4;   /* row_floats <= 4096 (checked) */
-    uint64_t hb = h.header_bytes; /* 336 or 344 (checked) */
+    uint64_t hb = h.header_bytes; /* 336, 344 or 352 (checked) */
     uint64_t avail = size >= hb + 8 ? size - hb - 8 : 0;
+    if (avail >= ranges_bytes) /* ranges_bytes <= 1 MiB (checked) */
+        avail -= ranges_bytes;
+    else
+        size = 0;
     if (size < hb + 8 || h.client_bytes > avail || admit_bytes > avail - h.client_bytes ||
         h.nclients > CK_MAX_RANKS || h.nclients > h.client_bytes / (4 + 44) ||
         (avail - h.client_bytes - admit_bytes) % rowb != 0 ||
@@ -477,6 +502,19 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
             goto out;
         }
     }
+    /* the range table (format 4), decoded and checked by the server */
+    if (ranges_bytes) {
+        rc = ZPS_ENOMEM;
+        if (!(rt = malloc((size_t)ranges_bytes))) {
+            snprintf(why, wlen, "out of memory for the range table");
+            goto out;
+        }
+        rc = ZPS_EPROTO;
+        if (s_fread(f, rt, (size_t)ranges_bytes, &crc) != 0) {
+            snprintf(why, wlen, "truncated in the range table");
+            goto out;
+        }
+    }
     /* rows, into a new table, in blocks of about 1 MiB */
     size_t rec = (size_t)rowb;
     size_t blk = (1u << 20) / rec ? (1u << 20) / rec : 1;
@@ -504,7 +542,7 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
                 rc = ZPS_EPROTO;
                 goto out;
             }
-            if (zps_place(keys[j], h.nservers) != h.rank) {
+            if (!ranges_bytes && zps_place(keys[j], h.nservers) != h.rank) {
                 snprintf(why, wlen,
                          "key %llu belongs to server %u of %u, not %u: written under another "
                          "key placement (zps before the range table of 2026-12) or corrupt",
@@ -542,10 +580,14 @@ static int s_load(const char *path, uint64_t want_counter, const ps_ckpt_info_t 
     *admit = adm;
     *admit_len = (size_t)admit_bytes;
     adm = NULL;
+    *rtab = rt;
+    *rtab_len = (size_t)ranges_bytes;
+    rt = NULL;
 out:
     fclose(f);
     free(buf);
     free(adm);
+    free(rt);
     free(keys);
     free(rows);
     free(cl);
@@ -570,16 +612,20 @@ int ps_ckpt_restore(const char *dir, ps_ckpt_info_t *info, size_t capacity_hint,
     info->last_counter = e[0].counter;
     info->admit_out = NULL;
     info->admit_out_len = 0;
+    info->ranges_out = NULL;
+    info->ranges_out_len = 0;
     for (size_t i = 0; i < n; i++) {
         char path[1200], why[1200];
         s_path(path, sizeof path, dir, info->rank, info->nservers, e[i].counter);
         ck_header_t h;
         memset(&h, 0, sizeof h);
         int rc = s_load(path, e[i].counter, info, capacity_hint, t, &h, clients, nclients,
-                        &info->admit_out, &info->admit_out_len, why, sizeof why);
+                        &info->admit_out, &info->admit_out_len, &info->ranges_out,
+                        &info->ranges_out_len, why, sizeof why);
         if (rc == 0) {
             info->counter = h.counter;
             info->job_id = h.job_id;
+            info->wall_ms = h.wall_ms;
             free(e);
             return 0;
         }

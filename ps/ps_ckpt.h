@@ -7,8 +7,10 @@
  *            header size, rank, servers, dim, row floats, the JOB ID, the
  *            checkpoint counter, wall time, client-record count, client-block
  *            bytes, key count, the optimizer description
- *   (format 3 only) uint64 admission-block bytes, so the header is 344
+ *   (format 3) uint64 admission-block bytes, so the header is 344
  *            bytes (header size says which)
+ *   (format 4) uint64 admission-block bytes (may be 0) and uint64
+ *            range-table bytes: a header of 352 bytes
  *   clients  the client-record block (client-block bytes): per worker rank
  *            one length-prefixed record, uint32 len + len bytes; the record
  *            body is encoded field by field (s_client_put / s_client_get in
@@ -19,9 +21,13 @@
  *            the fields it knows and ignores bytes after them, so new
  *            fields are added at the END of the body, in
  *            s_client_put/s_client_get only.
- *   admission (format 3 only) the admission block: table 0's admission
+ *   admission (formats 3, 4) the admission block: table 0's admission
  *            state as zps_shard_admit_export gives it (counters, push
  *            sequence, the count:N sketch)
+ *   ranges   (format 4) the range table the replicated server held when it
+ *            wrote the checkpoint (zps_ranges_encode); the rows are those
+ *            of every range it held (and of ranges it gave away, which a
+ *            restore ignores)
  *   rows     per key: uint64 key + row floats (the whole optimizer row)
  *   trailer  uint64: the CRC-32 of every byte before it (zps_crc32 in
  *            zps_modelfile.h, zlib's crc32; upper 32 bits zero).  It is
@@ -56,7 +62,8 @@
  * Format 3 is format 2 with the admission block.  A server without --admit
  * writes format 2, byte for byte as before (an older zps restores it); with
  * --admit, format 3.  This zps reads both: a format-2 file restores no
- * admission state (the sketch starts empty, the counters at 0). */
+ * admission state (the sketch starts empty, the counters at 0).  Format 4
+ * is written by a replicated server (--coordinator) only. */
 #ifndef PS_CKPT_H
 #define PS_CKPT_H
 
@@ -69,6 +76,7 @@
 
 #define PS_CKPT_VERSION 2u        /* without admission state */
 #define PS_CKPT_VERSION_ADMIT 3u  /* with it (the header's admission-block size) */
+#define PS_CKPT_VERSION_RANGES 4u /* a replicated server's: with the range table */
 
 typedef struct {
     uint32_t rank;
@@ -94,6 +102,16 @@ typedef struct {
     size_t admit_in_len;
     unsigned char *admit_out;
     size_t admit_out_len;
+    /* a replicated server's range table as it held it (zps_ranges_encode):
+     * in for write (NULL/0: none, format 2 or 3); out on restore: malloc'd
+     * (the caller frees), NULL/0 when the checkpoint has none.  A checkpoint
+     * with a table holds the rows of every range the server held, so the
+     * key-placement check is skipped for it. */
+    const unsigned char *ranges_in;
+    size_t ranges_in_len;
+    unsigned char *ranges_out;
+    size_t ranges_out_len;
+    uint64_t wall_ms;     /* out on restore: when the checkpoint was written (ms since 1970) */
 } ps_ckpt_info_t;
 
 /* A new random job id (never 0). */

@@ -49,6 +49,13 @@ typedef struct {
     uint64_t retired_nonce; /* the process drained (its beats are answered retired) */
     int stuck_said;       /* "cannot drain: no server to take" logged */
     char endpoint[PS_COORD_MAX_ENDPOINT + 1];
+    /* restore: the process that restored a checkpoint, written at rst_ms,
+     * holding a copy of the ranges in rmask (rst_have 1; -1: its table was
+     * bad; 0: not received yet).  A bit is cleared when the range is given
+     * to it or joined by it: from then on the table tracks that copy */
+    uint64_t rst_nonce, rst_ms;
+    int rst_have;
+    uint8_t rmask[ZPS_RANGES / 8];
 } s_rank_t;
 
 struct ps_coord {
@@ -70,6 +77,12 @@ struct ps_coord {
     uint32_t nheard;
     uint32_t nheard0;         /* of the first nservers ranks (the table is built when all are) */
     int64_t short_since_ms;   /* some range short of replicas since (0: none) */
+    /* restore (ps_coord.h): the newest table a restored checkpoint held,
+     * when the first restored copy came, and when lost ranges with a
+     * restored copy were first seen (the copies of a grace are compared) */
+    int have_rst;
+    zps_ranges_t rst_best;
+    int64_t rst_first_ms, rst_pending_ms;
     s_rank_t *ranks;
     ps_coord_stats_t st;
 };
@@ -81,6 +94,7 @@ void ps_coord_conf_defaults(ps_coord_conf_t *conf)
     conf->replicas = 1;
     conf->failure_ms = PS_COORD_FAILURE_MS_DEFAULT;
     conf->rereplicate_ms = PS_COORD_REREPLICATE_MS_DEFAULT;
+    conf->restore_wait_ms = PS_COORD_RESTORE_WAIT_MS_DEFAULT;
 }
 
 ps_coord_t *ps_coord_new(const ps_coord_conf_t *conf, zps_log_t *log, int64_t now_ms, char *err,
@@ -153,6 +167,7 @@ static void s_changed(ps_coord_t *c)
             s_rank_t *k = &c->ranks[c->table.join[r]];
             members += !k->member;
             k->member = 1;
+            k->rmask[r >> 3] &= (uint8_t)~(1u << (r & 7)); /* its copy is reset */
         }
     }
     c->st.members = members;
@@ -246,6 +261,182 @@ static void s_build(ps_coord_t *c)
              "%u ranges in all", c->conf.nservers, c->conf.replicas, per, ZPS_RANGES);
 }
 
+/* ---- restore from checkpoints ------------------------------------------------ */
+
+static int s_in(const uint8_t *mask, uint32_t r)
+{
+    return mask[r >> 3] >> (r & 7) & 1;
+}
+
+static uint32_t s_restore_lost(ps_coord_t *c, int64_t now_ms);
+
+/* Lost ranges (no replica, no join) that a live restored process holds a
+ * copy of: each gets the copy of the newest checkpoint (latest wall time;
+ * ties: the lowest rank) as its one replica, in one new version.  A
+ * process given ranges that was no member is a new incarnation (clients
+ * number from 1 with it).  Returns the ranges given. */
+static uint32_t s_restore_lost(ps_coord_t *c, int64_t now_ms)
+{
+    zps_ranges_t *t = &c->table;
+    uint32_t M = c->conf.max_servers, n = 0;
+    uint32_t *got = calloc(M, sizeof *got);
+    uint8_t *was = calloc(M, 1);
+    if (!got || !was) {
+        free(got);
+        free(was);
+        zps_warn(c->log, "out of memory restoring lost ranges");
+        return 0;
+    }
+    for (uint32_t i = 0; i < M; i++)
+        was[i] = (uint8_t)c->ranks[i].member;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        if (t->nrep[r] || t->join[r] != ZPS_NO_RANK)
+            continue;
+        uint32_t j = UINT32_MAX;
+        for (uint32_t i = 0; i < M; i++) {
+            const s_rank_t *k = &c->ranks[i];
+            if (k->rst_have != 1 || k->rst_nonce != k->nonce || !s_in(k->rmask, r) ||
+                k->retiring || k->nonce == k->stale_nonce ||
+                now_ms - k->last_ms > (int64_t)c->conf.failure_ms)
+                continue;
+            if (j == UINT32_MAX || k->rst_ms > c->ranks[j].rst_ms)
+                j = i;
+        }
+        if (j != UINT32_MAX && zps_ranges_restore(t, r, j) == 0) {
+            c->ranks[j].rmask[r >> 3] &= (uint8_t)~(1u << (r & 7));
+            got[j]++;
+            n++;
+        }
+    }
+    if (n) {
+        t->version++;
+        for (uint32_t i = 0; i < M; i++)
+            if (got[i] && !was[i])
+                t->inc[i]++;
+        s_changed(c);
+        c->st.restored += n;
+        char list[400];
+        size_t off = 0;
+        list[0] = 0;
+        for (uint32_t i = 0; i < M && off < sizeof list; i++)
+            if (got[i]) {
+                int w = snprintf(list + off, sizeof list - off, "%sserver %u: %u (checkpoint "
+                                 "of wall time %llu ms)", off ? ", " : "", i, got[i],
+                                 (unsigned long long)c->ranks[i].rst_ms);
+                off += w > 0 ? (size_t)w : 0;
+            }
+        zps_info(c->log, "restored %u ranges from the newest checkpoint copy of each at version "
+                 "%llu (%s); %u ranges have no replica", n, (unsigned long long)t->version, list,
+                 c->st.lost);
+        /* the other replicas are copied from these at once */
+        if (c->conf.rereplicate_ms)
+            c->short_since_ms = now_ms - (int64_t)c->conf.rereplicate_ms;
+    }
+    free(got);
+    free(was);
+    return n;
+}
+
+/* A restarted coordinator with no live table, and servers that restored
+ * checkpoints: once every member of the newest restored table has beaten
+ * (or restore_wait_ms has passed since the first restored copy), start
+ * from that table with every chain empty and give each range the newest
+ * copy (s_restore_lost).  Ranges no checkpoint holds stay lost. */
+static void s_restore_build(ps_coord_t *c, int64_t now_ms)
+{
+    uint32_t missing = 0;
+    uint8_t *in = calloc(c->conf.max_servers, 1);
+    if (!in)
+        return;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        for (uint32_t i = 0; i < c->rst_best.nrep[r]; i++)
+            in[c->rst_best.rep[r][i]] = 1; /* < max_servers: checked on decode */
+    for (uint32_t i = 0; i < c->conf.max_servers; i++)
+        missing += in[i] && !c->ranks[i].heard;
+    free(in);
+    if (missing && now_ms - c->rst_first_ms < (int64_t)c->conf.restore_wait_ms) {
+        if (!c->grace_warned)
+            zps_info(c->log, "restoring from checkpoints: waiting for %u more servers of table "
+                     "version %llu (at most %u ms)", missing,
+                     (unsigned long long)c->rst_best.version, c->conf.restore_wait_ms);
+        c->grace_warned = 1;
+        return;
+    }
+    zps_ranges_t *t = &c->table;
+    *t = c->rst_best;
+    t->version = c->rst_best.version + 1;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        t->nrep[r] = 0;
+        t->join[r] = ZPS_NO_RANK;
+        t->donor[r] = 0;
+        t->cut[r] = 0;
+        t->out[r] = ZPS_NO_RANK;
+    }
+    c->have = 1;
+    c->recovering = 0;
+    s_changed(c);
+    zps_info(c->log, "restoring from checkpoints: no server holds a live table; starting from "
+             "the newest restored table (version %llu)%s", (unsigned long long)c->rst_best.version,
+             missing ? "; some of its servers never beat" : "");
+    s_restore_lost(c, now_ms);
+    c->rst_pending_ms = 0;
+    if (c->st.lost)
+        zps_error(c->log, "%u of %u ranges are in no restored checkpoint: they have no replica "
+                  "(clients fail with ZPS_ELOST)", c->st.lost, ZPS_RANGES);
+}
+
+int ps_coord_restored(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
+                      uint64_t wall_ms, const uint8_t *table, size_t table_len)
+{
+    if (rank >= c->conf.max_servers || nonce == 0 || wall_ms == 0)
+        return 0;
+    s_rank_t *k = &c->ranks[rank];
+    if (k->rst_nonce != nonce) {
+        k->rst_nonce = nonce;
+        k->rst_ms = wall_ms;
+        k->rst_have = 0;
+        memset(k->rmask, 0, sizeof k->rmask);
+    }
+    if (k->rst_have)
+        return 0;
+    if (!table || !table_len)
+        return 1;
+    zps_ranges_t *t = malloc(sizeof *t);
+    char err[200];
+    int rc = t ? zps_ranges_decode(t, table, table_len, err, sizeof err) : ZPS_ENOMEM;
+    if (rc == 0 && (t->nservers != c->conf.max_servers || t->replicas != c->conf.replicas)) {
+        snprintf(err, sizeof err, "it has %u server slots and %u replicas, this coordinator %u "
+                 "and %u", t->nservers, t->replicas, c->conf.max_servers, c->conf.replicas);
+        rc = ZPS_EPROTO;
+    }
+    if (rc != 0) {
+        c->st.bad_tables++;
+        k->rst_have = -1;
+        zps_log_burst(c->log, ZPS_LOG_WARN, LC_TABLE, 20, 10000, "the restored checkpoint of "
+                      "server %u is not used: its table %s", rank, t ? err : "(out of memory)");
+        free(t);
+        return 0;
+    }
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (zps_ranges_has(t, r, rank) && !(c->have && zps_ranges_takes(&c->table, r, rank))) {
+            k->rmask[r >> 3] |= (uint8_t)(1u << (r & 7));
+            n++;
+        }
+    k->rst_have = 1;
+    if (!c->rst_first_ms)
+        c->rst_first_ms = now_ms;
+    if (!c->have_rst || t->version > c->rst_best.version) {
+        c->rst_best = *t;
+        c->have_rst = 1;
+    }
+    zps_info(c->log, "server %u restored a checkpoint written at wall time %llu ms holding a copy "
+             "of %u ranges (table version %llu)", rank, (unsigned long long)wall_ms, n,
+             (unsigned long long)t->version);
+    free(t);
+    return 0;
+}
+
 /* A restarted coordinator: adopt the best table reported once the grace
  * is over, then remove the members it has no live process of.  With no
  * valid table by then, and every server now beating without one (the
@@ -257,8 +448,16 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
         return 0;
     if (!c->have_best) {
         uint32_t fresh = 0;
-        for (uint32_t i = 0; i < c->conf.max_servers; i++)
-            fresh += c->ranks[i].heard && c->ranks[i].reported == 0;
+        for (uint32_t i = 0; i < c->conf.max_servers; i++) {
+            const s_rank_t *k = &c->ranks[i];
+            if (k->heard && k->rst_nonce == k->nonce && k->rst_have == 0)
+                return 0; /* a restored checkpoint's table is on its way */
+            fresh += k->heard && k->reported == 0 && k->rst_nonce != k->nonce;
+        }
+        if (c->have_rst) {
+            s_restore_build(c, now_ms);
+            return 0;
+        }
         if (fresh == c->nheard && c->nheard0 == c->conf.nservers) {
             zps_warn(c->log, "no valid table was reported and every server now beats without "
                      "one: starting afresh");
@@ -510,20 +709,21 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
     k->last_ms = now_ms;
     k->reported = table_version;
 
-    if (!c->have && table_version > 0) {
+    int restored = k->rst_nonce == nonce && k->rst_have >= 0;
+    if (!c->have && (table_version > 0 || restored)) {
         if (!c->recovering) {
             /* the grace counts from the first report, not from our start:
              * servers cut off from a coordinator that has just started must
              * not miss it */
             c->grace_end_ms = now_ms + c->conf.failure_ms;
-            zps_info(c->log, "server %u holds table version %llu and this coordinator none: "
-                     "restarted, collecting the servers' tables for %u ms", rank,
-                     (unsigned long long)table_version, c->conf.failure_ms);
+            zps_info(c->log, "server %u holds %s and this coordinator no table: restarted, "
+                     "collecting the servers' tables for %u ms", rank,
+                     table_version ? "a table" : "a restored checkpoint", c->conf.failure_ms);
         }
         c->recovering = 1;
-        if (table && table_len)
+        if (table && table_len && table_version)
             s_report(c, rank, table_version, table, table_len);
-        reply->send_table = !c->have_best || table_version > c->best.version;
+        reply->send_table = table_version && (!c->have_best || table_version > c->best.version);
         s_maybe_adopt(c, now_ms);
     }
     if (!c->have && !c->recovering && c->nheard0 == c->conf.nservers)
@@ -941,6 +1141,19 @@ uint32_t ps_coord_tick(ps_coord_t *c, int64_t now_ms)
         snprintf(why, sizeof why, "silent for %lld ms (failure timeout %u ms)",
                  (long long)(now_ms - k->last_ms), c->conf.failure_ms);
         removed += s_remove(c, i, why);
+    }
+    if (c->have_rst && c->st.lost) {
+        /* lost ranges and restored copies: compare the copies that come
+         * within a grace of failure_ms, then restore */
+        uint32_t cover = 0;
+        for (uint32_t i = 0; i < c->conf.max_servers && !cover; i++)
+            cover = c->ranks[i].rst_have == 1 && c->ranks[i].rst_nonce == c->ranks[i].nonce;
+        if (cover && !c->rst_pending_ms)
+            c->rst_pending_ms = now_ms;
+        if (c->rst_pending_ms && now_ms - c->rst_pending_ms >= (int64_t)c->conf.failure_ms) {
+            s_restore_lost(c, now_ms);
+            c->rst_pending_ms = 0;
+        }
     }
     s_rereplicate(c, now_ms);
     /* a server being removed whose ranges lost their joiner: plan again */

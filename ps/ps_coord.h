@@ -76,11 +76,15 @@ typedef struct {
     uint32_t rereplicate_ms; /* a range short of min(R, live members) replicas this long,
                                 with no server process joining meanwhile, is copied onto
                                 a live member (0: never) */
+    uint32_t restore_wait_ms; /* restore with no live table: wait at most this long
+                                 after the first restored copy for the other servers of
+                                 the newest restored table */
 } ps_coord_conf_t;
 
 /* S 1, R 1, failure 1000 ms, re-replication after 30000 ms */
 void ps_coord_conf_defaults(ps_coord_conf_t *conf);
 #define PS_COORD_REREPLICATE_MS_DEFAULT 30000u
+#define PS_COORD_RESTORE_WAIT_MS_DEFAULT 60000u
 
 typedef struct ps_coord ps_coord_t;
 
@@ -108,6 +112,7 @@ typedef struct {
     uint64_t moves_started;   /* ranges moved (add-server, remove-server) */
     uint64_t retired;         /* servers drained by remove-server */
     uint64_t rereplicated;    /* ranges copied onto live members after a failure */
+    uint64_t restored;        /* lost ranges given a restored checkpoint's copy */
     uint64_t version;      /* current table version (0: none) */
     uint32_t members;      /* ranks in the table */
     uint32_t lost;         /* ranges with no replica left */
@@ -132,6 +137,13 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                   const char *endpoint, size_t endpoint_len, uint64_t table_version,
                   const uint8_t *table, size_t table_len, uint64_t joined,
                   ps_coord_reply_t *reply);
+
+/* A beat from a server process that restored a checkpoint (Beat.restored_ms,
+ * wall time of the checkpoint; Beat.restored_table, the table it held, may
+ * be NULL): call it before ps_coord_beat with the same rank and nonce.
+ * Returns 1 when the coordinator needs that table (answer send_table). */
+int ps_coord_restored(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
+                      uint64_t wall_ms, const uint8_t *table, size_t table_len);
 
 /* Time passes: adopt a restarted coordinator's table once the grace is
  * over, remove every member silent for more than failure_ms, plan again

@@ -31,6 +31,7 @@ struct ps_member {
     pthread_mutex_t mu;
     zps_ranges_t *table;             /* under mu: the newest table received */
     int send_table;                  /* the thread's own */
+    uint8_t *restored;               /* conf.restored_table, copied */
     uint64_t ids[S_RING];
     int64_t sent_ms[S_RING];
 };
@@ -47,6 +48,14 @@ static void s_send_beat(ps_member_t *m, void *sock, uint64_t id)
     pthread_mutex_lock(&m->mu);
     b.table_version = m->table->version;
     b.joined = atomic_load(&m->joined);
+    if (m->restored) {
+        /* the coordinator asks until it has it (ps_coord_restored) */
+        b.restored_ms = m->conf.restored_ms;
+        if (m->send_table) {
+            b.restored_table.data = m->restored;
+            b.restored_table.len = m->conf.restored_len;
+        }
+    }
     if (m->send_table && m->table->version) {
         size_t need = zps_ranges_encoded_size(m->table);
         tb = malloc(need);
@@ -222,6 +231,17 @@ ps_member_t *ps_member_new(const ps_member_conf_t *conf, zps_log_t *log, char *e
         return NULL;
     }
     m->conf = *conf;
+    m->conf.restored_table = NULL;
+    if (conf->restored_ms && conf->restored_table && conf->restored_len) {
+        if (!(m->restored = malloc(conf->restored_len))) {
+            snprintf(err, errlen, "out of memory");
+            free(m->table);
+            free(m->eps);
+            free(m);
+            return NULL;
+        }
+        memcpy(m->restored, conf->restored_table, conf->restored_len);
+    }
     if (m->conf.beat_ms <= 0)
         m->conf.beat_ms = 100;
     snprintf(m->coord, sizeof m->coord, "%s", conf->coordinator);
@@ -231,6 +251,7 @@ ps_member_t *ps_member_new(const ps_member_conf_t *conf, zps_log_t *log, char *e
     if (pthread_create(&m->th, NULL, s_thread, m) != 0) {
         snprintf(err, errlen, "cannot start the membership thread");
         pthread_mutex_destroy(&m->mu);
+        free(m->restored);
         free(m->table);
         free(m->eps);
         free(m);
@@ -249,6 +270,7 @@ void ps_member_destroy(ps_member_t **pm)
     if (m->started)
         pthread_join(m->th, NULL);
     pthread_mutex_destroy(&m->mu);
+    free(m->restored);
     free(m->table);
     free(m->eps);
     free(m);

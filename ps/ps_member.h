@@ -37,6 +37,13 @@ typedef struct {
     const char *endpoint;      /* where clients reach this server */
     void *zmq_ctx;             /* shared ZeroMQ context (sockets are the thread's own) */
     int beat_ms;               /* 0: 100 */
+    /* --restore of a replicated server: when its checkpoint was written
+     * (ms since 1970; 0: nothing restored) and the range table it holds
+     * (copied); beats report the time, and the table when the coordinator
+     * asks, so it can pick one source per range (ps_coord.h, "restore") */
+    uint64_t restored_ms;
+    const uint8_t *restored_table;
+    size_t restored_len;
 } ps_member_conf_t;
 
 /* WAITING: no answer or no table yet; CANDIDATE: a table exists and this

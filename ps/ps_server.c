@@ -335,11 +335,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     size_t elen = sizeof s->endpoint;
     zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
     if (conf->coordinator[0]) {
-        /* replication: the coordinator gives the lease and the range table */
-        const char *no = conf->restore ? "--restore (a replicated server recovers by rejoining: "
-                                         "start it without --restore and it copies its ranges "
-                                         "from its replicas)"
-                         : conf->consistency == 2 ? "--consistency bsp (not built yet)"
+        const char *no = conf->consistency == 2 ? "--consistency bsp (not built yet)"
                          : conf->admit.mode != ZPS_ADMIT_OFF ? "--admit (not built yet)"
                          : conf->curve_secret[0] ? "CURVE (--curve-secret: the coordinator and "
                                                    "the servers' copies speak plaintext only)"
@@ -348,30 +344,33 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             snprintf(err, errlen, "--coordinator does not work with %s", no);
             goto fail;
         }
+    }
+    {
+        /* before the membership thread: its first beat says what was restored */
+        char why[1300];
+        if (psv_restore(s, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+    }
+    if (conf->coordinator[0]) {
+        /* replication: the coordinator gives the lease and the range table */
         s->ranges = calloc(1, sizeof *s->ranges);
         ps_member_conf_t mc = {.coordinator = conf->coordinator, .rank = conf->rank,
                                .nonce = s->nonce,
                                .endpoint = conf->announce[0] ? conf->announce : s->endpoint,
-                               .zmq_ctx = s->ctx};
+                               .zmq_ctx = s->ctx, .restored_ms = s->rst_ms,
+                               .restored_table = s->rst_table, .restored_len = s->rst_len};
         char why[300];
         if (!s->ranges || !(s->member = ps_member_new(&mc, s->log, why, sizeof why))) {
             snprintf(err, errlen, "--coordinator %s: %s", conf->coordinator,
                      s->ranges ? why : "out of memory");
             goto fail;
         }
+        free(s->rst_table);
+        s->rst_table = NULL;
         zps_info(s->log, "replicated job: coordinator %s; pushes and pulls are refused until it "
                  "grants a lease", conf->coordinator);
-        if (conf->checkpoint_dir[0])
-            zps_warn(s->log, "--checkpoint-dir with --coordinator: checkpoints are written, but a "
-                     "replicated server cannot be restored from them yet (--restore is refused; "
-                     "it recovers by rejoining its replicas)");
-    }
-    {
-        char why[1300];
-        if (psv_restore(s, why, sizeof why) != 0) {
-            snprintf(err, errlen, "%s", why);
-            goto fail;
-        }
     }
     s->ckpt_last_ms = zps_now_ms();
     /* metrics: before the ready file, so a launcher that waits
@@ -405,6 +404,7 @@ void ps_server_destroy(ps_server_t **sp)
     ps_member_destroy(&s->member); /* its thread's socket, before the context goes */
     psv_join_destroy(s);
     free(s->ranges);
+    free(s->rst_table);
     if (s->sock) {
         if (s->mon)
             zmq_socket_monitor(s->sock, NULL, 0);

@@ -204,6 +204,8 @@ typedef struct {
     uint64_t rfloor[ZPS_RANGES];          /* the cut at which it last joined r: pushes
                                              split by older tables skip r's keys */
     uint32_t my_inc;                      /* its incarnation in the table, once a member */
+    int restored;                         /* restored from a checkpoint (--restore): its
+                                             first table from the coordinator sets floor */
     /* as a donor: one sequence of forwards per joiner process (rank and
      * incarnation), whatever joins it takes from this server: the joiner
      * deduplicates per (donor, donor process) */
@@ -262,6 +264,10 @@ struct ps_server {
     int64_t ckpt_last_ms, ckpt_started_ms;
     uint64_t ckpt_counter;
     uint64_t job_id;             /* recorded in checkpoints (see ps_ckpt.h) */
+    unsigned char *rst_table;    /* --restore with --coordinator: the checkpoint's range
+                                    table (handed to ps_member, then freed) */
+    size_t rst_len;
+    uint64_t rst_ms;             /* when that checkpoint was written (ms since 1970) */
     /* CURVE */
     void *zap;                   /* ZAP handler socket (REP on inproc://zeromq.zap.01) */
     ps_key_t *allowed;

@@ -101,6 +101,21 @@ static void s_ckpt_info(const ps_server_t *s, ps_ckpt_info_t *info)
     info->job_id = s->job_id;
 }
 
+/* A replicated server's checkpoint carries the table it holds (format 4):
+ * a restore needs it to know which ranges the rows are a copy of.  NULL
+ * without replication or before the first table; the caller frees. */
+static unsigned char *s_ckpt_ranges(const ps_server_t *s, size_t *len)
+{
+    *len = 0;
+    if (!s->ranges || !s->ranges->version)
+        return NULL;
+    size_t need = zps_ranges_encoded_size(s->ranges);
+    unsigned char *b = malloc(need);
+    if (b)
+        *len = zps_ranges_encode(s->ranges, b, need);
+    return b;
+}
+
 /* Start a checkpoint in a forked child (copy-on-write snapshot). */
 static void s_checkpoint_fork(ps_server_t *s)
 {
@@ -121,9 +136,11 @@ static void s_checkpoint_fork(ps_server_t *s)
         unsigned char *adm = NULL; /* admission state (format 3; none: format 2) */
         int rc = zps_shard_admit_export(s->tabs[0].sh, &adm, &info.admit_in_len);
         info.admit_in = adm;
-        if (rc)
-            snprintf(err, sizeof err, "out of memory for the admission state");
-        else
+        info.ranges_in = s_ckpt_ranges(s, &info.ranges_in_len);
+        if (rc || (s->ranges && s->ranges->version && !info.ranges_in)) {
+            snprintf(err, sizeof err, "out of memory for the admission state or range table");
+            rc = ZPS_ENOMEM;
+        } else
             rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients,
                                s->nclients, (int)s->conf.checkpoint_keep, err, sizeof err);
         if (rc)
@@ -172,12 +189,17 @@ int psv_checkpoint_inproc(ps_server_t *s, const char *what)
     unsigned char *adm = NULL; /* admission state (format 3; none: format 2) */
     int rc = zps_shard_admit_export(s->tabs[0].sh, &adm, &info.admit_in_len);
     info.admit_in = adm;
-    if (rc)
-        snprintf(err, sizeof err, "out of memory for the admission state");
-    else
+    unsigned char *rt = s_ckpt_ranges(s, &info.ranges_in_len);
+    info.ranges_in = rt;
+    if (rc || (s->ranges && s->ranges->version && !rt)) {
+        snprintf(err, sizeof err, "out of memory for the admission state or range table");
+        rc = rc ? rc : ZPS_ENOMEM;
+    } else {
         rc = ps_ckpt_write(s->conf.checkpoint_dir, &info, s->tabs[0].t, s->clients,
                            s->nclients, (int)s->conf.checkpoint_keep, err, sizeof err);
+    }
     free(adm);
+    free(rt);
     if (rc) {
         zps_error(s->log, "%s checkpoint %llu failed: %s", what, (unsigned long long)info.counter,
                   err);
@@ -204,6 +226,74 @@ void psv_checkpoint_tick(ps_server_t *s)
         s_checkpoint_fork(s);
     else
         psv_checkpoint_inproc(s, "periodic (in process: sanitizer build)");
+}
+
+/* --restore of a replicated server (--coordinator): the rows are a copy of
+ * the ranges the checkpoint's table says it held, as of the checkpoint.
+ * The coordinator decides which copy of each range the job goes on from
+ * (ps_coord.h, "restore"); until then this process serves nothing.  The
+ * clients' windows are of their numbering with the process that wrote the
+ * checkpoint, which the restored table ends (a new incarnation: clients
+ * number from 1 again), so only the progress records are kept. */
+static int s_restore_replicated(ps_server_t *s, ps_ckpt_info_t *info, ps_ckpt_client_t *cl,
+                                size_t ncl, int64_t t0, char *err, size_t errlen)
+{
+    zps_ranges_t *t = NULL;
+    char why[200];
+    int rc = ZPS_EPROTO;
+    if (!info->ranges_out) {
+        snprintf(err, errlen, "cannot restore: checkpoint %llu in %s has no range table (it was "
+                 "written without --coordinator, or by a zps before 2026-12-06): a replicated "
+                 "server restores checkpoints of a replicated job only",
+                 (unsigned long long)info->counter, s->conf.checkpoint_dir);
+        goto out;
+    }
+    if (!(t = malloc(sizeof *t))) {
+        snprintf(err, errlen, "out of memory");
+        rc = ZPS_ENOMEM;
+        goto out;
+    }
+    if (zps_ranges_decode(t, info->ranges_out, info->ranges_out_len, why, sizeof why) != 0 ||
+        s->conf.rank >= t->nservers) {
+        snprintf(err, errlen, "cannot restore: checkpoint %llu in %s: its range table %s",
+                 (unsigned long long)info->counter, s->conf.checkpoint_dir,
+                 s->conf.rank >= t->nservers ? "has no slot for this rank" : why);
+        goto out;
+    }
+    uint32_t prim = 0, held = zps_ranges_count(t, s->conf.rank, &prim);
+    size_t progress = 0;
+    for (size_t i = 0; i < ncl; i++) {
+        ps_ckpt_client_t *r = psv_client_rec(s, cl[i].rank);
+        if (!r || !cl[i].has_progress)
+            continue;
+        r->rank = cl[i].rank;
+        r->has_progress = 1;
+        r->progress_rows = cl[i].progress_rows;
+        r->progress_epoch = cl[i].progress_epoch;
+        progress++;
+    }
+    s->rst_table = info->ranges_out;
+    s->rst_len = info->ranges_out_len;
+    s->rst_ms = info->wall_ms ? info->wall_ms : 1;
+    info->ranges_out = NULL;
+    s->join.restored = 1;
+    s->ckpt_counter = info->last_counter;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)info->wall_ms;
+    zps_info(s->log, "restored checkpoint %llu: %zu keys, a copy of the %u ranges it held (%u as "
+             "primary) at table version %llu, written %.1f s ago; progress of %zu workers; in "
+             "%lld ms (job %016llx).  The coordinator picks the newest copy of each range",
+             (unsigned long long)info->counter, zps_table_size(s->tabs[0].t), held, prim,
+             (unsigned long long)t->version, (double)age / 1000.0, progress,
+             (long long)(zps_now_ms() - t0), (unsigned long long)s->job_id);
+    rc = 0;
+out:
+    free(t);
+    free(cl);
+    free(info->ranges_out);
+    info->ranges_out = NULL;
+    return rc;
 }
 
 /* The job identity and --restore.  Without --restore: a new job id, and a
@@ -273,6 +363,9 @@ int psv_restore(ps_server_t *s, char *err, size_t errlen)
                      (unsigned long long)ast.rejected_keys, (double)ast.sketch_bytes / 1048576.0);
     }
     s->job_id = info.job_id;
+    if (s->conf.coordinator[0])
+        return s_restore_replicated(s, &info, cl, ncl, t0, err, errlen);
+    free(info.ranges_out);
     uint64_t pushes = 0;
     for (size_t i = 0; i < ncl; i++) {
         ps_ckpt_client_t *r = psv_client_rec(s, cl[i].rank);

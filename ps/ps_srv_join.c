@@ -627,6 +627,14 @@ void psv_join_table(ps_server_t *s)
         if (!s_donate_find(s, joiner, cut))
             break; /* could not start it: logged */
     }
+    if (s->join.restored && !s->join.floor) {
+        /* restored from a checkpoint: pushes split by tables older than
+         * its first are of the clients' numbering with the process that
+         * wrote it (refused like a new process's, psv_on_push) */
+        s->join.floor = t->version;
+        zps_info(s->log, "first range table since the restore: version %llu; pushes split by "
+                 "older tables are refused", (unsigned long long)t->version);
+    }
     /* joiner: the joins of this server */
     uint64_t cut = 0;
     uint32_t n = 0, member = 0;

@@ -94,7 +94,15 @@ int wk_client_progress(const wk_client_t *c, uint32_t *epoch, uint64_t *rows)
     return have;
 }
 
-const char *wk_client_job(const wk_client_t *c) { return c->lshard ? c->ljob : c->hello[0].job; }
+const char *wk_client_job(const wk_client_t *c)
+{
+    if (c->lshard)
+        return c->ljob;
+    uint32_t ref = 0; /* replicated: the first server in the table (as s_check_hellos) */
+    while (c->dead && ref < c->conf.nservers - 1 && c->dead[ref])
+        ref++;
+    return c->hello[ref].job;
+}
 void wk_client_set_clock(wk_client_t *c, uint64_t clock) { c->clock = clock; }
 
 void wk_client_set_lr_scale(wk_client_t *c, float scale)
