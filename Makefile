@@ -200,9 +200,11 @@ deps:
 ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s \
                 it_replica_train
 ASAN_ELASTIC_CASES ?= 1 2
+# it_replica_restore without its training case (3) too
+ASAN_RESTORE_CASES ?= 1 2
 # without its training case it_replica_elastic mostly waits: in the ASan pass
 # it runs paired with the other waiting scripts (tests/run-integration)
-ASAN_IT_PAIRED_EXTRA ?= it_replica_elastic
+ASAN_IT_PAIRED_EXTRA ?= it_replica_elastic it_replica_restore
 # (an ASan build writes checkpoints in process, not in a forked child: see
 # s_checkpoint_tick in ps/ps_server.c.)  A hang guard per script, not a speed
 # bar: under ASan on a loaded machine the fault and training scripts take
@@ -220,7 +222,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) VARIANT=asan build
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit
-	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" IT_PAIRED_EXTRA="$(ASAN_IT_PAIRED_EXTRA)" $(MAKE) --no-print-directory VARIANT=asan test-int
+	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" RESTORE_CASES="$(ASAN_RESTORE_CASES)" IT_PAIRED_EXTRA="$(ASAN_IT_PAIRED_EXTRA)" $(MAKE) --no-print-directory VARIANT=asan test-int
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) fuzz-build
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory test-bench

@@ -413,13 +413,16 @@ int ps_coord_restored(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t non
         c->st.bad_tables++;
         k->rst_have = -1;
         zps_log_burst(c->log, ZPS_LOG_WARN, LC_TABLE, 20, 10000, "the restored checkpoint of "
-                      "server %u is not used: its table %s", rank, t ? err : "(out of memory)");
+                      "server %u is not used: %s%s", rank, t ? err : "out of memory",
+                      c->have ? "" : " (start zps-coord with the job's --num-servers, "
+                      "--max-servers and --replicas; until then no table is built)");
         free(t);
         return 0;
     }
     uint32_t n = 0;
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
-        if (zps_ranges_has(t, r, rank) && !(c->have && zps_ranges_takes(&c->table, r, rank))) {
+        if (zps_ranges_has(t, r, rank) &&
+            !(c->have && k->nonce == nonce && zps_ranges_takes(&c->table, r, rank))) {
             k->rmask[r >> 3] |= (uint8_t)(1u << (r & 7));
             n++;
         }
@@ -450,8 +453,9 @@ static uint32_t s_maybe_adopt(ps_coord_t *c, int64_t now_ms)
         uint32_t fresh = 0;
         for (uint32_t i = 0; i < c->conf.max_servers; i++) {
             const s_rank_t *k = &c->ranks[i];
-            if (k->heard && k->rst_nonce == k->nonce && k->rst_have == 0)
-                return 0; /* a restored checkpoint's table is on its way */
+            if (k->heard && k->rst_nonce == k->nonce && k->rst_have != 1)
+                return 0; /* a restored checkpoint's table is on its way, or does not
+                             fit this coordinator: never build afresh over it */
             fresh += k->heard && k->reported == 0 && k->rst_nonce != k->nonce;
         }
         if (c->have_rst) {
@@ -709,7 +713,7 @@ int ps_coord_beat(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
     k->last_ms = now_ms;
     k->reported = table_version;
 
-    int restored = k->rst_nonce == nonce && k->rst_have >= 0;
+    int restored = k->rst_nonce == nonce;
     if (!c->have && (table_version > 0 || restored)) {
         if (!c->recovering) {
             /* the grace counts from the first report, not from our start:

@@ -1241,6 +1241,136 @@ START_TEST(rereplicate_onto_survivors)
 }
 END_TEST
 
+/* A restored process's beat: its checkpoint's wall time and (when asked)
+ * table, then the beat itself. */
+static int s_beat_restored(s_fix_t *x, int64_t now, uint32_t rank, uint64_t nonce, uint64_t wall,
+                           const zps_ranges_t *t, ps_coord_reply_t *rep)
+{
+    uint8_t *buf = malloc(zps_ranges_encoded_size(t));
+    ck_assert_ptr_nonnull(buf);
+    size_t len = zps_ranges_encode(t, buf, zps_ranges_encoded_size(t));
+    int want = ps_coord_restored(x->c, now, rank, nonce, wall, NULL, 0);
+    if (want)
+        ck_assert_int_eq(ps_coord_restored(x->c, now, rank, nonce, wall, buf, len), 0);
+    free(buf);
+    /* asked once per process: the table arrived */
+    ck_assert_int_eq(ps_coord_restored(x->c, now, rank, nonce, wall, NULL, 0), 0);
+    return s_beatj(x, now, rank, nonce, 0, 0, rep);
+}
+
+/* The whole job restarted from checkpoints: server 0's is the oldest and
+ * was written under table 3 (default chains), servers 1 and 2 wrote theirs
+ * later under table 5, after server 0 had been removed.  Every range gets
+ * the newest copy: server 0 is the source of none; the ranges both 1 and 2
+ * hold come from 1 (the newest); then the other replicas are copied. */
+START_TEST(restore_newest_copy)
+{
+    s_fix_t x;
+    s_open(&x, 3, 2, 1000, 0);
+    zps_ranges_t *old = malloc(sizeof *old), *late = malloc(sizeof *late);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_ptr_nonnull(late);
+    zps_ranges_init(old, 3, 2);
+    old->version = 3;
+    *late = *old;
+    zps_ranges_remove(late, 0, NULL);
+    late->version = 5;
+    ps_coord_reply_t rep;
+    /* a bad table (another R) is refused and not used */
+    zps_ranges_t *bad = malloc(sizeof *bad);
+    ck_assert_ptr_nonnull(bad);
+    zps_ranges_init(bad, 3, 2);
+    zps_ranges_set_slots(bad, 6);
+    bad->version = 9;
+    ck_assert_int_eq(s_beat_restored(&x, 0, 0, 50, 900, bad, &rep), 0);
+    ck_assert(!rep.member);
+    ck_assert_int_eq(s_beat_restored(&x, 10, 0, 100, 1000, old, &rep), 0);
+    ck_assert_int_eq(s_beat_restored(&x, 20, 1, 101, 3000, late, &rep), 0);
+    ck_assert_int_eq(s_beat_restored(&x, 30, 2, 102, 2000, late, &rep), 0);
+    ck_assert(!rep.member); /* nothing decided before the grace */
+    ck_assert_ptr_null(ps_coord_table(x.c));
+    for (int64_t t = 100; t <= 1100; t += 100) {
+        s_beatj(&x, t, 0, 100, 0, 0, &rep);
+        s_beatj(&x, t, 1, 101, 0, 0, &rep);
+        s_beatj(&x, t, 2, 102, 0, 0, &rep);
+        ps_coord_tick(x.c, t);
+    }
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_gt(t->version, 5);
+    ck_assert_uint_eq(zps_ranges_lost(t), 0);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.restored, ZPS_RANGES);
+    ck_assert_uint_ge(st.bad_tables, 1);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++) {
+        uint32_t p = t->rep[r][0];
+        ck_assert_uint_ne(p, 0);
+        if (zps_ranges_has(late, r, 1))
+            ck_assert_uint_eq(p, 1); /* 1's copy is the newest */
+        else
+            ck_assert_uint_eq(p, 2);
+    }
+    ck_assert_uint_ne(t->inc[1], late->inc[1]); /* clients number from 1 again */
+    ck_assert_uint_ne(t->inc[2], late->inc[2]);
+    ck_assert_uint_eq(s_lines(&x, "restored 4096 ranges from the newest checkpoint copy", NULL), 1);
+    /* the other replicas follow at once (server 0 as a candidate, 1 and 2
+     * by re-replication) */
+    for (int64_t now = 1150; now <= 1400; now += 50) {
+        s_beatj(&x, now, 0, 100, 0, 0, &rep);
+        ps_coord_tick(x.c, now);
+    }
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_gt(st.joins_started, 0);
+    free(old);
+    free(late);
+    free(bad);
+    s_close(&x);
+}
+END_TEST
+
+/* A running job loses every replica of some ranges (servers 1 and 2 die
+ * together and come back as new processes, restored): after a grace of
+ * failure_ms the lost ranges get the newest restored copy; nothing else
+ * changes hands. */
+START_TEST(restore_lost_ranges)
+{
+    s_fix_t x;
+    s_open(&x, 3, 2, 1000, 0);
+    ps_coord_reply_t rep;
+    for (uint32_t r = 0; r < 3; r++)
+        s_beat(&x, 0, r, 0, &rep);
+    zps_ranges_t *t0 = malloc(sizeof *t0);
+    ck_assert_ptr_nonnull(t0);
+    *t0 = *ps_coord_table(x.c);
+    /* new processes of 1 and 2: removed at once; the ranges of chain (1, 2) are lost */
+    ck_assert_int_eq(s_beat_restored(&x, 100, 1, 201, 5000, t0, &rep), 0);
+    ck_assert_int_eq(s_beat_restored(&x, 100, 2, 202, 6000, t0, &rep), 0);
+    ps_coord_stats_t st;
+    ps_coord_get_stats(x.c, &st);
+    uint32_t lost = st.lost;
+    ck_assert_uint_gt(lost, 0);
+    ck_assert_uint_eq(st.restored, 0);
+    for (int64_t now = 150; now <= 1300; now += 50) {
+        s_beatj(&x, now, 0, s_nonce(0), ps_coord_table(x.c)->version, 0, &rep);
+        s_beatj(&x, now, 1, 201, 0, 0, &rep);
+        s_beatj(&x, now, 2, 202, 0, 0, &rep);
+        ps_coord_tick(x.c, now);
+    }
+    ps_coord_get_stats(x.c, &st);
+    ck_assert_uint_eq(st.lost, 0);
+    ck_assert_uint_eq(st.restored, lost);
+    const zps_ranges_t *t = ps_coord_table(x.c);
+    for (uint32_t r = 0; r < ZPS_RANGES; r++)
+        if (t0->nrep[r] == 2 && t0->rep[r][0] == 1 && t0->rep[r][1] == 2)
+            ck_assert_uint_eq(t->rep[r][0], 2); /* 2's checkpoint is the newer */
+        else
+            ck_assert_uint_eq(t->rep[r][0], 0); /* server 0 kept what it had */
+    free(t0);
+    s_close(&x);
+}
+END_TEST
+
 Suite *suite_coord(void)
 {
     Suite *s = suite_create("coord");
@@ -1263,6 +1393,8 @@ Suite *suite_coord(void)
     tcase_add_test(tc, add_and_remove_server);
     tcase_add_test(tc, remove_server_replans);
     tcase_add_test(tc, rereplicate_onto_survivors);
+    tcase_add_test(tc, restore_newest_copy);
+    tcase_add_test(tc, restore_lost_ranges);
     suite_add_tcase(s, tc);
     return s;
 }

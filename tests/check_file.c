@@ -55,6 +55,7 @@
 #include "zps_hash.h"
 #include "zps_log.h"
 #include "zps_modelfile.h"
+#include "zps_place.h"
 
 #define NOBODY 65534
 
@@ -1191,6 +1192,80 @@ START_TEST(test_ckpt_release_file_restores)
 }
 END_TEST
 
+/* Format 4 (a replicated server's): the range-table block comes back byte
+ * for byte with the checkpoint's wall time, keys of any placement are
+ * accepted (a replica holds other servers' home ranges), and a file cut in
+ * the table block is refused. */
+START_TEST(test_ckpt_ranges_block)
+{
+    ps_ckpt_info_t in;
+    s_info(&in, 5, 0x4444);
+    in.rank = 1;
+    in.nservers = 2;
+    zps_table_t *t = zps_table_new(RF, 16);
+    size_t other = 0;
+    for (size_t i = 0; i < 200; i++) {
+        float *row = zps_table_upsert(t, s_key(i), NULL);
+        for (int j = 0; j < RF; j++)
+            row[j] = s_val(s_key(i), j, 0);
+        other += zps_place(s_key(i), 2) != 1;
+    }
+    ck_assert_uint_gt(other, 0);
+    unsigned char tab[3000];
+    for (size_t i = 0; i < sizeof tab; i++)
+        tab[i] = (unsigned char)(i * 7 + 1);
+    in.ranges_in = tab;
+    in.ranges_in_len = sizeof tab;
+    char err[1500];
+    ck_assert_msg(ps_ckpt_write(g_dir, &in, t, NULL, 0, 3, err, sizeof err) == 0, "%s", err);
+    ps_ckpt_info_t out;
+    s_info(&out, 0, 0);
+    out.rank = 1;
+    out.nservers = 2;
+    zps_table_t *r = NULL;
+    ps_ckpt_client_t *cl = NULL;
+    size_t ncl = 0;
+    int rc = ps_ckpt_restore(g_dir, &out, 16, &r, &cl, &ncl, g_log, err, sizeof err);
+    ck_assert_msg(rc == 0, "restore: %d %s", rc, err);
+    ck_assert_uint_eq(zps_table_size(r), 200);
+    ck_assert_uint_eq(out.ranges_out_len, sizeof tab);
+    ck_assert_int_eq(memcmp(out.ranges_out, tab, sizeof tab), 0);
+    ck_assert_uint_gt(out.wall_ms, 1700000000000ull); /* ms since 1970, not seconds */
+    free(out.ranges_out);
+    free(cl);
+    zps_table_destroy(&r);
+    /* the file is format 4 with a 352-byte header */
+    char p[600];
+    snprintf(p, sizeof p, "%s/ckpt-1-of-2-00000005.zck", g_dir);
+    FILE *f = fopen(p, "rb");
+    ck_assert_ptr_nonnull(f);
+    uint32_t vh[2];
+    ck_assert_int_eq(fseek(f, 8, SEEK_SET), 0);
+    ck_assert_uint_eq(fread(vh, 4, 2, f), 2);
+    fclose(f);
+    ck_assert_uint_eq(vh[0], PS_CKPT_VERSION_RANGES);
+    ck_assert_uint_eq(vh[1], 352);
+    /* cut inside the table block: unusable, and nothing else to fall back on */
+    ck_assert_int_eq(truncate(p, 352 + 1000), 0);
+    s_info(&out, 0, 0);
+    out.rank = 1;
+    out.nservers = 2;
+    rc = ps_ckpt_restore(g_dir, &out, 16, &r, &cl, &ncl, g_log, err, sizeof err);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_null(out.ranges_out);
+    /* without the block, the same keys are refused: they are not all this shard's */
+    in.ranges_in = NULL;
+    in.ranges_in_len = 0;
+    in.counter = 6;
+    ck_assert_msg(ps_ckpt_write(g_dir, &in, t, NULL, 0, 3, err, sizeof err) == 0, "%s", err);
+    rc = ps_ckpt_restore(g_dir, &out, 16, &r, &cl, &ncl, g_log, err, sizeof err);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_ptr_null(r);
+    zps_table_destroy(&t);
+}
+END_TEST
+
 Suite *suite_file(void)
 {
     Suite *s = suite_create("file");
@@ -1210,6 +1285,7 @@ Suite *suite_file(void)
     tcase_set_timeout(ck, 60);
     tcase_add_checked_fixture(ck, s_ck_setup, s_ck_teardown);
     tcase_add_test(ck, test_ckpt_roundtrip);
+    tcase_add_test(ck, test_ckpt_ranges_block);
     tcase_add_loop_test(ck, test_ckpt_damaged_newest_falls_back, 0, D_N);
     tcase_add_test(ck, test_ckpt_none_usable);
     tcase_add_test(ck, test_ckpt_job_identity);
