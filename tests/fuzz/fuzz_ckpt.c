@@ -10,6 +10,8 @@
  *         shard, dim, row floats, optimizer, counter) to this server's;
  *   0x04  set the header's key count to what the file's size implies;
  *   0x08  also put a valid older checkpoint (3 keys) next to it.
+ * (Format 4, a replicated server's, carries an opaque range-table block:
+ * seed valid-ranges-5-keys.)
  * The header fix-ups use a copy of the header layout, checked at start-up
  * against the size of a checkpoint that ps_ckpt_write writes for an empty
  * table (a different size turns them off, with a warning).
@@ -85,11 +87,16 @@ static uint8_t *slurp(const char *path, size_t *len)
 
 /* Writes a checkpoint of nkeys keys (and 2 client records) as counter c in
  * dir; returns its bytes. */
-static uint8_t *make_ckpt(const char *dir, uint64_t c, size_t nkeys, size_t *len)
+static uint8_t *make_ckpt(const char *dir, uint64_t c, size_t nkeys, int ranges, size_t *len)
 {
     ps_ckpt_info_t in;
     info_init(&in);
     in.counter = c;
+    static const unsigned char rtab[40] = "a replicated server's range table bytes";
+    if (ranges) { /* format 4: the block is opaque to ps_ckpt */
+        in.ranges_in = rtab;
+        in.ranges_in_len = sizeof rtab;
+    }
     zps_table_t *t = zps_table_new(ROWF, 16);
     FUZZ_CHECK(t, "table");
     for (size_t k = 0; k < nkeys; k++) {
@@ -132,13 +139,13 @@ static void setup(void)
     g_null = fopen("/dev/null", "w");
     g_log = zps_log_new("fuzz", 0, g_null);
     size_t elen;
-    uint8_t *empty = make_ckpt(g_dir, 9, 0, &elen);
+    uint8_t *empty = make_ckpt(g_dir, 9, 0, 0, &elen);
     g_hdr_ok = elen == sizeof(hdr_t) + 8;
     if (!g_hdr_ok)
         fprintf(stderr, "fuzz_ckpt: checkpoint header is %zu bytes, mirror %zu: header "
                         "fix-ups off (update hdr_t)\n", elen - 8, sizeof(hdr_t));
     free(empty);
-    g_older_bytes = make_ckpt(g_dir, 1, 3, &g_older_len);
+    g_older_bytes = make_ckpt(g_dir, 1, 3, 0, &g_older_len);
     snprintf(g_older, sizeof g_older, "%s/ckpt-0-of-1-00000001.zck", g_dir);
     snprintf(g_newest, sizeof g_newest, "%s/ckpt-0-of-1-00000002.zck", g_dir);
 }
@@ -150,12 +157,13 @@ static void write_seeds(const char *out)
         const char *name;
         uint8_t mode;
         size_t nkeys;
-        int cut;
-    } s[] = {{"valid-3-keys", 0, 3, 0}, {"valid-empty", 0, 0, 0}, {"valid-40-keys", 0, 40, 0},
-             {"truncated", 0x08, 3, 9}, {"fixed-sum-40-keys", 0x0f, 40, 0}};
+        int cut, ranges;
+    } s[] = {{"valid-3-keys", 0, 3, 0, 0}, {"valid-empty", 0, 0, 0, 0}, {"valid-40-keys", 0, 40, 0, 0},
+             {"truncated", 0x08, 3, 9, 0}, {"fixed-sum-40-keys", 0x0f, 40, 0, 0},
+             {"valid-ranges-5-keys", 0, 5, 0, 1}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         size_t len;
-        uint8_t *b = make_ckpt(g_dir, 2, s[i].nkeys, &len);
+        uint8_t *b = make_ckpt(g_dir, 2, s[i].nkeys, s[i].ranges, &len);
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", out, s[i].name);
         FILE *f = fopen(path, "wb");
@@ -287,6 +295,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_empty_dir(d2);
         }
     }
+    FUZZ_CHECK(rc == 0 || (!info.admit_out && !info.ranges_out), "blocks handed out on failure");
+    free(info.admit_out);
+    free(info.ranges_out);
     free(cl);
     zps_table_destroy(&t);
     free(b);
