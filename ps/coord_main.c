@@ -496,11 +496,12 @@ static int s_serve(const s_conf_t *conf, zps_log_t *log)
     zps_info(log, "signal received, exiting: table version %llu, %u of %u servers in the table, "
              "%u ranges with no replica; %llu beats, %llu table requests, %llu removals, %llu "
              "ranges given to joiners, %llu joined, %llu joiners removed with their donor, %llu "
-             "errors, %llu bad tables, %llu replies dropped", (unsigned long long)st.version,
+             "ranges restored from checkpoints, %llu errors, %llu bad tables, %llu replies "
+             "dropped", (unsigned long long)st.version,
              st.members, ps_coord_nservers(coord), st.lost, (unsigned long long)st.beats,
              (unsigned long long)d.table_gets, (unsigned long long)st.removals,
              (unsigned long long)st.joins_started, (unsigned long long)st.joins_completed,
-             (unsigned long long)st.joiners_removed,
+             (unsigned long long)st.joiners_removed, (unsigned long long)st.restored,
              (unsigned long long)(d.errors), (unsigned long long)st.bad_tables,
              (unsigned long long)d.dropped);
 out:
