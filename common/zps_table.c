@@ -74,7 +74,33 @@ struct zps_table {
     int straddle;           /* a row may span two cache lines */
     int big;                /* hinted at half a slab or more of rows */
     uint32_t row_floats;
+    /* deletion (zps_table_delete): a deleted key's slot becomes a tombstone
+     * (ZT_TOMB), its row goes on a free list and is marked in `dead` (one
+     * bit per row, NULL until the first delete), and the next insert takes
+     * a free row before a new one */
+    size_t nlive;           /* keys stored (nrows less the free rows) */
+    size_t ntomb;           /* tombstones in `slots` */
+    uint32_t *free_rows;
+    size_t nfree, free_cap;
+    uint64_t *dead;         /* bit per row: 1 = free */
+    size_t dead_words;
 };
+
+/* A tombstone: low 32 bits 0 (no row), so no live slot equals it; no key's
+ * tag is ZT_TOMB either (s_tag), so a probe steps over it like over any
+ * other key's slot. */
+#define ZT_TOMB PS_TAG_MASK
+
+static inline uint64_t s_tag(uint64_t h)
+{
+    uint64_t t = h & PS_TAG_MASK;
+    return t == ZT_TOMB ? t ^ ((uint64_t)1 << 32) : t;
+}
+
+static inline int s_live_slot(uint64_t v)
+{
+    return (uint32_t)v != 0;
+}
 
 /* Zero-filled block of n bytes: >= PS_HUGE, a 2 MB-aligned anonymous mapping
  * (with huge pages requested if `huge`); else 64-byte aligned from the heap.
@@ -171,7 +197,7 @@ static inline size_t s_step(size_t i, size_t *first, size_t mask)
 static inline float *s_probe(const zps_table_t *t, const uint64_t *slots, size_t mask,
                              uint64_t key, uint64_t h)
 {
-    const uint64_t tag = h & PS_TAG_MASK;
+    const uint64_t tag = s_tag(h);
     for (size_t i = h & mask, first = i;; i = s_step(i, &first, mask)) {
         uint64_t v = slots[i];
         if (v == 0)
@@ -188,7 +214,7 @@ static inline float *s_probe(const zps_table_t *t, const uint64_t *slots, size_t
 static inline unsigned char *s_candidate(const zps_table_t *t, const uint64_t *slots,
                                          size_t mask, uint64_t h)
 {
-    const uint64_t tag = h & PS_TAG_MASK;
+    const uint64_t tag = s_tag(h);
     for (size_t i = h & mask, first = i;; i = s_step(i, &first, mask)) {
         uint64_t v = slots[i];
         if (v == 0)
@@ -206,15 +232,17 @@ static inline float *s_find_h(const zps_table_t *t, uint64_t key, uint64_t h)
     return r;
 }
 
-/* Store v in the first empty slot of h's probe sequence (the key is known
- * absent).  Keys are never deleted, so a lookup meets the key's slot before
- * any empty one. */
-static inline void s_place(uint64_t *slots, size_t mask, uint64_t h, uint64_t v)
+/* Store v in the first empty or tombstone slot of h's probe sequence (the
+ * key is known absent from both arrays, so a lookup meets its slot before
+ * any empty one).  Returns 1 when it took a tombstone. */
+static inline int s_place(uint64_t *slots, size_t mask, uint64_t h, uint64_t v)
 {
     size_t i = h & mask, first = i;
-    while (slots[i] != 0)
+    while (slots[i] != 0 && slots[i] != ZT_TOMB)
         i = s_step(i, &first, mask);
+    int tomb = slots[i] == ZT_TOMB;
     slots[i] = v;
+    return tomb;
 }
 
 /* Copy up to n more old slots into the current array; free `old` when done. */
@@ -228,7 +256,7 @@ static void s_migrate(zps_table_t *t, size_t n)
         uint64_t v[ZT_BLOCK], h[ZT_BLOCK];
         unsigned m = 0;
         for (; i < end && m < ZT_BLOCK; i++) {
-            if (t->old[i] != 0) {
+            if (s_live_slot(t->old[i])) {
                 v[m] = t->old[i];
                 __builtin_prefetch(s_slot_row(t, v[m]));
                 m++;
@@ -239,7 +267,7 @@ static void s_migrate(zps_table_t *t, size_t n)
             __builtin_prefetch(&t->slots[h[k] & t->mask], 1);
         }
         for (unsigned k = 0; k < m; k++)
-            s_place(t->slots, t->mask, h[k], v[k]);
+            t->ntomb -= (size_t)s_place(t->slots, t->mask, h[k], v[k]);
     }
     t->old_pos = end;
     if (end == t->old_mask + 1) {
@@ -254,7 +282,9 @@ static int s_grow(zps_table_t *t)
 {
     if (t->old != NULL)
         s_migrate(t, SIZE_MAX);
-    size_t ncap = (t->mask + 1) * 2;
+    /* mostly tombstones: a new array of the same size drops them */
+    size_t ncap = (t->nlive + 1) * ZT_LOAD_DEN * 2 <= (t->mask + 1) * ZT_LOAD_NUM
+                      ? t->mask + 1 : (t->mask + 1) * 2;
     if (ncap > SIZE_MAX / sizeof(uint64_t))
         return ZPS_ENOMEM;
     uint64_t *ns = s_mem_alloc(ncap * sizeof *ns, 1);
@@ -265,7 +295,13 @@ static int s_grow(zps_table_t *t)
     t->old_pos = 0;
     t->slots = ns;
     t->mask = ncap - 1;
+    t->ntomb = 0; /* those of the old array are dropped as it drains */
     return 0;
+}
+
+static inline int s_is_dead(const zps_table_t *t, size_t row)
+{
+    return t->dead != NULL && (t->dead[row >> 6] >> (row & 63) & 1);
 }
 
 /* Base of row t->nrows, allocating its slab if needed; NULL on ENOMEM. */
@@ -283,6 +319,15 @@ static unsigned char *s_next_row(zps_table_t *t)
         }
         /* a small table's first slab keeps 4 KB pages: its RSS stays
          * proportional to its rows instead of a 2 MB page at once */
+        if (t->dead != NULL) { /* the dead bits cover every slab */
+            size_t w = (t->nslabs + 1) * (ZPS_TABLE_SLAB_ROWS / 64);
+            uint64_t *d = realloc(t->dead, w * sizeof *d);
+            if (d == NULL)
+                return NULL;
+            memset(d + t->dead_words, 0, (w - t->dead_words) * sizeof *d);
+            t->dead = d;
+            t->dead_words = w;
+        }
         unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
         if (slab == NULL)
             return NULL;
@@ -291,20 +336,82 @@ static unsigned char *s_next_row(zps_table_t *t)
     return s_row_base(t, t->nrows);
 }
 
-/* Insert key (known absent from both arrays); NULL on ENOMEM. */
+/* Insert key (known absent from both arrays): a free row if there is one,
+ * else a new one; NULL on ENOMEM. */
 static float *s_insert(zps_table_t *t, uint64_t key, uint64_t h)
 {
-    if (t->nrows >= PS_MAX_ROWS)
+    if (t->nfree == 0 && t->nrows >= PS_MAX_ROWS)
         return NULL;
-    if ((t->nrows + 1) * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM && s_grow(t) != 0)
+    if ((t->nlive + t->ntomb + 1) * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM && s_grow(t) != 0)
         return NULL;
-    unsigned char *b = s_next_row(t);
-    if (b == NULL)
-        return NULL;
+    size_t row;
+    unsigned char *b;
+    if (t->nfree > 0) {
+        row = t->free_rows[--t->nfree];
+        b = s_row_base(t, row);
+        memset(b, 0, t->stride);
+        t->dead[row >> 6] &= ~((uint64_t)1 << (row & 63));
+    } else {
+        if ((b = s_next_row(t)) == NULL)
+            return NULL;
+        row = t->nrows++;
+    }
     *(uint64_t *)(void *)b = key;
-    s_place(t->slots, t->mask, h, (h & PS_TAG_MASK) | (uint64_t)(t->nrows + 1));
-    t->nrows++;
+    t->ntomb -= (size_t)s_place(t->slots, t->mask, h, s_tag(h) | (uint64_t)(row + 1));
+    t->nlive++;
     return s_row_floats(b);
+}
+
+/* Index of key's slot in one array, or SIZE_MAX. */
+static size_t s_probe_slot(const zps_table_t *t, const uint64_t *slots, size_t mask, uint64_t key,
+                           uint64_t h)
+{
+    const uint64_t tag = s_tag(h);
+    for (size_t i = h & mask, first = i;; i = s_step(i, &first, mask)) {
+        uint64_t v = slots[i];
+        if (v == 0)
+            return SIZE_MAX;
+        if ((v & PS_TAG_MASK) == tag && s_row_key(s_slot_row(t, v)) == key)
+            return i;
+    }
+}
+
+int zps_table_delete(zps_table_t *t, uint64_t key)
+{
+    if (t->dead == NULL) {
+        size_t w = t->nslabs * (ZPS_TABLE_SLAB_ROWS / 64);
+        if ((t->dead = calloc(w ? w : 1, sizeof *t->dead)) == NULL)
+            return ZPS_ENOMEM;
+        t->dead_words = w;
+    }
+    if (t->nfree == t->free_cap) {
+        size_t ncap = t->free_cap ? t->free_cap * 2 : 1024;
+        uint32_t *f = realloc(t->free_rows, ncap * sizeof *f);
+        if (f == NULL)
+            return ZPS_ENOMEM;
+        t->free_rows = f;
+        t->free_cap = ncap;
+    }
+    uint64_t h = s_hash(key), v = 0;
+    /* both arrays: a slot of `old` already copied is also in `slots`, and a
+     * lookup that missed `slots` would still find it there */
+    size_t i = s_probe_slot(t, t->slots, t->mask, key, h);
+    if (i != SIZE_MAX) {
+        v = t->slots[i];
+        t->slots[i] = ZT_TOMB;
+        t->ntomb++;
+    }
+    if (t->old != NULL && (i = s_probe_slot(t, t->old, t->old_mask, key, h)) != SIZE_MAX) {
+        v = t->old[i];
+        t->old[i] = ZT_TOMB; /* skipped by the migration */
+    }
+    if (v == 0)
+        return 0;
+    size_t row = (size_t)(uint32_t)v - 1u;
+    t->dead[row >> 6] |= (uint64_t)1 << (row & 63);
+    t->free_rows[t->nfree++] = (uint32_t)row;
+    t->nlive--;
+    return 1;
 }
 
 static inline float *s_upsert_h(zps_table_t *t, uint64_t key, uint64_t h, int *inserted)
@@ -366,6 +473,8 @@ void zps_table_destroy(zps_table_t **tp)
     for (size_t i = 0; i < t->nslabs; i++)
         s_mem_free(t->slabs[i], t->slab_bytes);
     free(t->slabs);
+    free(t->free_rows);
+    free(t->dead);
     s_mem_free(t->slots, (t->mask + 1) * sizeof(uint64_t));
     s_mem_free(t->old, (t->old_mask + 1) * sizeof(uint64_t));
     free(t);
@@ -528,9 +637,11 @@ int zps_table_reserve(zps_table_t *t, size_t extra)
 {
     if (extra == 0)
         return 0;
-    if (extra > PS_MAX_ROWS - t->nrows)
+    /* free rows first, then new ones */
+    size_t fresh = extra > t->nfree ? extra - t->nfree : 0;
+    if (fresh > PS_MAX_ROWS - t->nrows)
         return ZPS_ENOMEM;
-    size_t rows = t->nrows + extra;
+    size_t rows = t->nrows + fresh;
     /* slabs first: a failure here leaves only unused zeroed slabs behind */
     size_t nslabs = (rows + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
     if (nslabs > t->slabs_cap) {
@@ -540,17 +651,27 @@ int zps_table_reserve(zps_table_t *t, size_t extra)
         t->slabs = p;
         t->slabs_cap = nslabs;
     }
+    if (t->dead != NULL && nslabs * (ZPS_TABLE_SLAB_ROWS / 64) > t->dead_words) {
+        size_t w = nslabs * (ZPS_TABLE_SLAB_ROWS / 64);
+        uint64_t *d = realloc(t->dead, w * sizeof *d);
+        if (d == NULL)
+            return ZPS_ENOMEM;
+        memset(d + t->dead_words, 0, (w - t->dead_words) * sizeof *d);
+        t->dead = d;
+        t->dead_words = w;
+    }
     while (t->nslabs < nslabs) {
         unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
         if (slab == NULL)
             return ZPS_ENOMEM;
         t->slabs[t->nslabs++] = slab;
     }
-    /* then a slot array that takes every row without growing again: an
-     * insert grows when (nrows + 1) * DEN > cap * NUM */
-    if (rows * ZT_LOAD_DEN <= (t->mask + 1) * ZT_LOAD_NUM)
+    /* then a slot array that takes every key without growing again: an
+     * insert grows when (nlive + ntomb + 1) * DEN > cap * NUM */
+    size_t keys = t->nlive + extra;
+    if ((keys + t->ntomb) * ZT_LOAD_DEN <= (t->mask + 1) * ZT_LOAD_NUM)
         return 0;
-    size_t ncap = s_cap_for(rows);
+    size_t ncap = s_cap_for(keys);
     if (ncap > SIZE_MAX / sizeof(uint64_t))
         return ZPS_ENOMEM;
     uint64_t *ns = s_mem_alloc(ncap * sizeof *ns, 1);
@@ -563,6 +684,7 @@ int zps_table_reserve(zps_table_t *t, size_t extra)
     t->old_pos = 0;
     t->slots = ns;
     t->mask = ncap - 1;
+    t->ntomb = 0;
     return 0;
 }
 
@@ -571,20 +693,27 @@ size_t zps_table_bytes_with(const zps_table_t *t, size_t extra)
     size_t b = zps_table_bytes(t);
     if (extra == 0)
         return b;
-    if (extra > PS_MAX_ROWS - t->nrows)
+    size_t fresh = extra > t->nfree ? extra - t->nfree : 0;
+    if (fresh > PS_MAX_ROWS - t->nrows)
         return SIZE_MAX;
-    size_t rows = t->nrows + extra;
+    size_t rows = t->nrows + fresh;
     size_t nslabs = (rows + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
     if (nslabs > t->nslabs)
         b += (nslabs - t->nslabs) * s_mem_size(t->slab_bytes);
     if (nslabs > t->slabs_cap)
         b += (nslabs - t->slabs_cap) * sizeof *t->slabs;
-    if (rows * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM)
-        b += s_mem_size(s_cap_for(rows) * sizeof(uint64_t)); /* the old array goes later */
+    size_t keys = t->nlive + extra;
+    if ((keys + t->ntomb) * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM)
+        b += s_mem_size(s_cap_for(keys) * sizeof(uint64_t)); /* the old array goes later */
     return b;
 }
 
 size_t zps_table_size(const zps_table_t *t)
+{
+    return t->nlive;
+}
+
+size_t zps_table_rows(const zps_table_t *t)
 {
     return t->nrows;
 }
@@ -596,6 +725,7 @@ size_t zps_table_bytes(const zps_table_t *t)
         b += s_mem_size((t->old_mask + 1) * sizeof(uint64_t));
     b += t->slabs_cap * sizeof *t->slabs;
     b += t->nslabs * s_mem_size(t->slab_bytes);
+    b += t->free_cap * sizeof *t->free_rows + t->dead_words * sizeof *t->dead;
     return b;
 }
 
@@ -611,6 +741,8 @@ int zps_table_resizing(const zps_table_t *t)
 
 int zps_table_next(const zps_table_t *t, size_t *cursor, uint64_t *key, float **row)
 {
+    while (*cursor < t->nrows && s_is_dead(t, *cursor))
+        (*cursor)++;
     if (*cursor >= t->nrows)
         return 0;
     unsigned char *b = s_row_base(t, *cursor);

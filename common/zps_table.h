@@ -9,8 +9,17 @@
  * nearly always reads one cache line of slots.  Rows live in slabs of
  * ZPS_TABLE_SLAB_ROWS rows; a row is the 8-byte key followed by row_floats
  * floats, so a row never moves once created and no key costs a malloc of its
- * own.  Keys are never deleted.  Slot arrays of 2 MB or more and the slabs
- * are 2 MB-aligned mappings that ask for transparent huge pages.
+ * own.  Slot arrays of 2 MB or more and the slabs are 2 MB-aligned mappings
+ * that ask for transparent huge pages.
+ *
+ * Deletion (zps_table_delete, for expiry and eviction): the key's slot
+ * becomes a tombstone, which probes step over and inserts reuse; its row
+ * goes on a free list that the next insert takes before a new row (zeroed
+ * again), and a bit per row marks it free for the iteration.  Tombstones
+ * count towards the load; a grow when most of the load is tombstones
+ * allocates an array of the same size, and the migration drops them.
+ * Memory never shrinks: slabs and slot arrays stay at their high-water
+ * mark, and free rows are reused.
  *
  * Growth is incremental (as Redis's dict does it): when the load passes 3/4 a
  * slot array twice the size is allocated, and every later insert or lookup
@@ -58,13 +67,23 @@ int zps_table_reserve(zps_table_t *t, size_t extra);
 /* What zps_table_bytes would be after extra more keys (SIZE_MAX: cannot). */
 size_t zps_table_bytes_with(const zps_table_t *t, size_t extra);
 
+/* Delete key: 1 if it was stored, 0 if not, ZPS_ENOMEM (nothing changed:
+ * the first delete allocates the free-row bits, and the free list grows).
+ * Its row pointer is invalid from then on (the row is reused).  Not between
+ * the calls of one batch: no batched call deletes. */
+int zps_table_delete(zps_table_t *t, uint64_t key);
+
 size_t zps_table_size(const zps_table_t *t);       /* keys stored */
+size_t zps_table_rows(const zps_table_t *t);       /* rows ever made: cursors of zps_table_next
+                                                      run below it (free rows are skipped) */
 size_t zps_table_bytes(const zps_table_t *t);      /* bytes allocated (slots + slabs) */
 uint32_t zps_table_row_floats(const zps_table_t *t);
 int zps_table_resizing(const zps_table_t *t);      /* 1 while an incremental grow is in progress */
 
-/* Iterate over every stored row in insertion order: *cursor starts at 0;
- * returns 1 and fills key/row while rows remain, 0 at the end. */
+/* Iterate over every stored row in row order (insertion order until a
+ * delete; free rows are skipped): *cursor starts at 0 (a row index, below
+ * zps_table_rows); returns 1 and fills key/row while rows remain, 0 at the
+ * end. */
 int zps_table_next(const zps_table_t *t, size_t *cursor, uint64_t *key, float **row);
 
 #endif

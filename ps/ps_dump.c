@@ -29,7 +29,7 @@ static int s_cmp(const void *a, const void *b)
 int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
                  uint64_t max_keys, ps_dump_page_t *out)
 {
-    size_t total = zps_table_size(t);
+    size_t total = zps_table_rows(t); /* the cursor is a row index (free rows skipped) */
     if (max_keys == 0 || max_keys > PS_DUMP_MAX_PAGE)
         max_keys = PS_DUMP_MAX_PAGE;
     size_t from = cursor < total ? (size_t)cursor : total;
@@ -69,7 +69,7 @@ int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t curso
     memset(out, 0, sizeof *out);
     out->nkeys = got;
     out->next_cursor = cur;
-    out->done = cur >= zps_table_size(t);
+    out->done = cur >= zps_table_rows(t);
     out->keys = kb;
     out->keys_len = (size_t)klen;
     out->vals = vals;

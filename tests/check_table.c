@@ -871,12 +871,143 @@ START_TEST(test_reserve)
 }
 END_TEST
 
+/* Deletion against a reference: random upserts, finds, deletes and batch
+ * calls over a small key universe (keys come and go many times, across
+ * every grow, with tombstones and free rows reused), a quarter of the keys
+ * with the tombstone's tag (0xffffffff).  After each step the sizes agree;
+ * at checkpoints every key is found exactly when present with its own
+ * values, a re-inserted key's row starts at zero, and zps_table_next visits
+ * exactly the present keys. */
+START_TEST(test_delete_model)
+{
+    enum { U = 3000, STEPS = 60000 };
+    static uint64_t keys[U];
+    static uint8_t present[U];
+    for (uint64_t i = 0; i < U; i++)
+        keys[i] = i % 4 == 0 ? s_key_with(0xffffffffu, (uint32_t)(i * 2654435761u)) : s_key(i);
+    memset(present, 0, sizeof present);
+    zps_table_t *t = zps_table_new(3, 0);
+    T_NONNULL(t);
+    uint64_t x = 88172645463325252ull;
+    size_t n = 0, deleted = 0;
+    for (int step = 0; step < STEPS; step++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t k = (size_t)(x % U);
+        unsigned op = (unsigned)(x >> 40) % 10;
+        /* phases: grow, churn, shrink, churn: deletes outnumber inserts in shrink */
+        int shrink = (step / 10000) % 4 == 2;
+        if (op < (shrink ? 2u : 5u)) {
+            int ins = -1;
+            float *r = zps_table_upsert(t, keys[k], &ins);
+            T_NONNULL(r);
+            T_INT_EQ(ins, !present[k]);
+            if (ins)
+                for (int j = 0; j < 3; j++)
+                    T_FLOAT_EQ(r[j], 0.0f); /* a reused row starts at zero */
+            s_fill(r, 3, keys[k]);
+            n += !present[k];
+            present[k] = 1;
+        } else if (op < 8) {
+            int rc = zps_table_delete(t, keys[k]);
+            T_INT_EQ(rc, present[k]);
+            n -= present[k];
+            deleted += present[k];
+            present[k] = 0;
+        } else if (op < 9) {
+            float *r = zps_table_find(t, keys[k]);
+            if (present[k]) {
+                T_NONNULL(r);
+                s_check_row(r, 3, keys[k]);
+            } else {
+                T_NULL(r);
+            }
+        } else {
+            float *rows[64];
+            uint64_t ks[64];
+            uint8_t ins[64];
+            size_t m = 1 + (size_t)(x >> 20) % 64;
+            for (size_t i = 0; i < m; i++)
+                ks[i] = keys[(k + i * 7) % U]; /* distinct: 7 and U are coprime, m < U */
+            if ((x >> 30) & 1) {
+                zps_table_find_batch(t, ks, m, rows);
+                for (size_t i = 0; i < m; i++) {
+                    size_t kk = (k + i * 7) % U;
+                    if (present[kk])
+                        s_check_row(rows[i], 3, keys[kk]);
+                    else
+                        T_NULL(rows[i]);
+                }
+            } else {
+                T_INT_EQ(zps_table_upsert_batch(t, ks, m, rows, ins), 0);
+                for (size_t i = 0; i < m; i++) {
+                    size_t kk = (k + i * 7) % U;
+                    T_INT_EQ(ins[i], !present[kk]);
+                    if (ins[i])
+                        s_fill(rows[i], 3, keys[kk]);
+                    n += !present[kk];
+                    present[kk] = 1;
+                }
+            }
+        }
+        T_UINT_EQ(zps_table_size(t), n);
+        if (step % 5000 == 4999) {
+            for (size_t i = 0; i < U; i++) {
+                float *r = zps_table_find(t, keys[i]);
+                if (present[i]) {
+                    T_NONNULL(r);
+                    s_check_row(r, 3, keys[i]);
+                } else {
+                    T_NULL(r);
+                }
+            }
+            size_t cur = 0, seen = 0;
+            uint64_t key;
+            float *row;
+            while (zps_table_next(t, &cur, &key, &row)) {
+                s_check_row(row, 3, key);
+                seen++;
+            }
+            T_UINT_EQ(seen, n);
+            T_UINT_EQ(zps_table_rows(t) >= n, 1);
+        }
+    }
+    T_UINT_EQ(deleted > 10000, 1);
+    /* memory: rows are reused, so rows ever made stay near the peak of keys */
+    T_UINT_EQ(zps_table_rows(t) <= U, 1);
+    T_INT_EQ(zps_table_delete(t, s_key(U + 5)), 0); /* absent */
+    zps_table_destroy(&t);
+}
+END_TEST
+
+/* A table that only deletes and re-inserts keeps its slot array: the
+ * tombstones are dropped by a same-size rebuild, not by growing. */
+START_TEST(test_delete_tombstones_bounded)
+{
+    zps_table_t *t = zps_table_new(1, 1000);
+    T_NONNULL(t);
+    for (uint64_t i = 0; i < 1000; i++)
+        T_NONNULL(zps_table_upsert(t, s_key(i), NULL));
+    size_t b0 = zps_table_bytes(t);
+    for (uint64_t round = 1; round <= 200; round++)
+        for (uint64_t i = 0; i < 1000; i += 2) {
+            T_INT_EQ(zps_table_delete(t, s_key(i + (round - 1) * 1000)), i % 2 == 0);
+            T_NONNULL(zps_table_upsert(t, s_key(i + round * 1000), NULL));
+        }
+    /* 500 deleted and 500 new per round: the size stays and so does memory */
+    T_UINT_EQ(zps_table_size(t), 1000);
+    T_UINT_EQ(zps_table_bytes(t) <= 2 * b0, 1);
+    zps_table_destroy(&t);
+}
+END_TEST
+
 Suite *suite_table(void)
 {
     Suite *s = suite_create("table");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_basic);
+    tcase_add_test(tc, test_delete_model);
+    tcase_add_test(tc, test_delete_tombstones_bounded);
     tcase_add_test(tc, test_high_load);
     tcase_add_test(tc, test_collisions_tiny);
     tcase_add_test(tc, test_collisions_forced);
