@@ -48,7 +48,30 @@ struct zps_shard {
     size_t skip_cap;
     size_t rejected;        /* keys of the open push not admitted */
     zps_admit_stats_t ast;
+    /* expiry and eviction (zps_shard_set_bound): each row ends with a
+     * stamp, the job second of its last update (uint32 bits in float
+     * rf - 1); the job clock runs while the server does */
+    zps_bound_conf_t bnd;
+    int stamped;
+    uint32_t now;           /* job seconds */
+    uint32_t base;          /* job seconds at mono0 */
+    int64_t mono0;          /* -1: not started */
+    size_t sweep;           /* expiry cursor (a row index) */
+    uint64_t rng;           /* eviction's samples */
+    zps_bound_stats_t bst;
 };
+
+static inline uint32_t s_stamp(const float *row, size_t rf)
+{
+    uint32_t v;
+    memcpy(&v, row + rf - 1, 4);
+    return v;
+}
+
+static inline void s_set_stamp(float *row, size_t rf, uint32_t v)
+{
+    memcpy(row + rf - 1, &v, 4);
+}
 
 zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
 {
@@ -59,6 +82,8 @@ zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
     sh->rf = zps_optim_row_floats(o);
     sh->pf = zps_optim_push_floats(o);
     sh->needs_init = o->init_scale != 0.0f;
+    sh->mono0 = -1;
+    sh->rng = 0x9e3779b97f4a7c15ull;
     sh->t = zps_table_new((uint32_t)sh->rf, capacity_hint);
     sh->tmp_g = malloc(sh->pf * sizeof *sh->tmp_g);
     if (!sh->t || !sh->tmp_g)
@@ -91,7 +116,138 @@ int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
     zps_table_destroy(&sh->t);
     sh->t = *t;
     *t = NULL;
+    if (sh->stamped) {
+        /* the job clock goes on from the newest update in the rows */
+        uint32_t top = 0;
+        size_t cur = 0;
+        uint64_t key;
+        float *row;
+        while (zps_table_next(sh->t, &cur, &key, &row)) {
+            uint32_t v = s_stamp(row, sh->rf);
+            top = v > top ? v : top;
+        }
+        if (top > sh->now) {
+            sh->base = sh->now = top;
+            sh->mono0 = -1;
+        }
+        sh->sweep = 0;
+    }
     return 0;
+}
+
+int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b)
+{
+    if (sh->open || zps_table_size(sh->t) != 0)
+        return ZPS_EINVAL;
+    int stamped = b->expire_s != 0 || b->evict;
+    size_t rf = zps_optim_row_floats(&sh->o) + (stamped ? 1 : 0);
+    if (rf != sh->rf) {
+        zps_table_t *t = zps_table_new((uint32_t)rf, 16);
+        if (!t)
+            return ZPS_ENOMEM;
+        zps_table_destroy(&sh->t);
+        sh->t = t;
+        sh->rf = rf;
+        free(sh->undo);
+        sh->undo = NULL;
+        sh->undo_cap = 0;
+    }
+    sh->bnd = *b;
+    sh->stamped = stamped;
+    return 0;
+}
+
+void zps_shard_clock(zps_shard_t *sh, int64_t mono_ms)
+{
+    if (sh->mono0 < 0 || mono_ms < sh->mono0)
+        sh->mono0 = mono_ms;
+    sh->now = sh->base + (uint32_t)((mono_ms - sh->mono0) / 1000);
+}
+
+void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out)
+{
+    *out = sh->bst;
+    out->now = sh->now;
+}
+
+size_t zps_shard_expire(zps_shard_t *sh, size_t budget)
+{
+    if (!sh->bnd.expire_s || sh->open || sh->now <= sh->bnd.expire_s)
+        return 0;
+    /* stamps are whole seconds: now - stamp > N means more than N seconds
+     * since the update, never fewer */
+    const uint32_t limit = sh->now - sh->bnd.expire_s; /* stamp < limit: expired */
+    size_t rows = zps_table_rows(sh->t), deleted = 0;
+    if (budget > rows)
+        budget = rows; /* once round at most */
+    uint64_t key;
+    float *row;
+    for (size_t seen = 0; seen < budget; seen++) {
+        if (sh->sweep >= rows)
+            sh->sweep = 0;
+        size_t cur = sh->sweep;
+        if (!zps_table_next(sh->t, &cur, &key, &row)) {
+            sh->sweep = 0; /* the rest were free rows: start over next time */
+            break;
+        }
+        sh->sweep = cur;
+        if (s_stamp(row, sh->rf) < limit && zps_table_delete(sh->t, key) == 1)
+            deleted++;
+    }
+    sh->bst.expired += deleted;
+    return deleted;
+}
+
+/* Is k one of the open push's keys (sorted, unique)? */
+static int s_in_push(const zps_shard_t *sh, uint64_t k)
+{
+    if (!sh->open)
+        return 0;
+    size_t lo = 0, hi = sh->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sh->keys[mid] < k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < sh->n && sh->keys[lo] == k;
+}
+
+size_t zps_shard_evict(zps_shard_t *sh, size_t count)
+{
+    size_t done = 0, rows = zps_table_rows(sh->t);
+    if (!sh->stamped || rows == 0)
+        return 0;
+    while (done < count && zps_table_size(sh->t) > 0) {
+        /* sampled LRU: of ZPS_SHARD_EVICT_SAMPLES live rows (not the open
+         * push's), the one updated longest ago */
+        uint64_t best_key = 0;
+        uint32_t best = UINT32_MAX;
+        int have = 0;
+        for (unsigned tries = 0, got = 0; got < ZPS_SHARD_EVICT_SAMPLES && tries < 64 * ZPS_SHARD_EVICT_SAMPLES; tries++) {
+            sh->rng ^= sh->rng << 13, sh->rng ^= sh->rng >> 7, sh->rng ^= sh->rng << 17;
+            size_t cur = (size_t)(sh->rng % rows);
+            uint64_t key;
+            float *row;
+            if (!zps_table_next(sh->t, &cur, &key, &row) || cur - 1 != (size_t)(sh->rng % rows))
+                continue; /* a free row */
+            got++;
+            if (s_in_push(sh, key))
+                continue;
+            uint32_t v = s_stamp(row, sh->rf);
+            if (!have || v < best) {
+                best = v;
+                best_key = key;
+                have = 1;
+            }
+        }
+        if (!have || zps_table_delete(sh->t, best_key) != 1)
+            break; /* nothing but the push's own rows, or out of memory */
+        done++;
+    }
+    sh->bst.evicted += done;
+    return done;
 }
 
 void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
@@ -275,6 +431,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     float *cr[ZPS_SHARD_CHUNK];
     size_t missing = 0, rejected = 0, bad = SIZE_MAX;
     const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
+    const int stamped = sh->stamped;
     sh->keys = keys;
     sh->n = n;
     sh->done = 0;
@@ -288,6 +445,8 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                  * call per key cost 4% of push throughput */
                 for (size_t q = 0; q < rf; q++)
                     u[q] = row[q];
+                if (stamped)
+                    s_set_stamp(row, rf, sh->now);
             } else {
                 if (admitting) {
                     /* computed and checked like any row, not inserted if skipped */
@@ -299,6 +458,8 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                     missing++;
                 }
                 zps_optim_init_row(&sh->o, keys[j], u);
+                if (stamped)
+                    s_set_stamp(u, rf, sh->now);
                 row = u;
             }
             cr[j - i] = row;

@@ -107,6 +107,45 @@ typedef struct {
 int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a);
 void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
 
+/* Expiry and eviction (off by default; then rows and pushes are as
+ * before).  Either turns on a stamp at the end of every row: the job
+ * second of the row's last update (uint32 bits in one more float, so
+ * checkpoints and joins carry it with the row).  The job clock
+ * (zps_shard_clock) counts the seconds the server has run: a stopped job
+ * does not age, and after a restore (zps_shard_adopt) it goes on from the
+ * newest stamp of the rows.
+ *   expire_s  -- zps_shard_expire deletes rows not updated in more than
+ *                expire_s job seconds, a bounded number of rows per call
+ *                (a cursor goes round the rows: nothing expires early,
+ *                everything eventually);
+ *   evict     -- zps_shard_evict deletes rows by sampled LRU: of
+ *                ZPS_SHARD_EVICT_SAMPLES random live rows, the one updated
+ *                longest ago, never a row of the open push (the server
+ *                calls it between push_begin and push_commit to make room
+ *                for the push's new keys).  An evicted key is a new key
+ *                when it comes back (admission counts included). */
+#define ZPS_SHARD_EVICT_SAMPLES 8
+typedef struct {
+    uint32_t expire_s; /* 0: no expiry */
+    int evict;
+} zps_bound_conf_t;
+
+typedef struct {
+    uint64_t expired, evicted;
+    uint32_t now;      /* the job clock, seconds */
+} zps_bound_stats_t;
+
+/* On an empty shard only (the row layout changes): 0, ZPS_EINVAL, ZPS_ENOMEM. */
+int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b);
+/* The server's monotonic time: the job clock follows it. */
+void zps_shard_clock(zps_shard_t *sh, int64_t mono_ms);
+/* Look at up to budget rows; delete the expired ones.  Returns how many. */
+size_t zps_shard_expire(zps_shard_t *sh, size_t budget);
+/* Evict up to count rows (fewer only when every live row is the open
+ * push's).  Returns how many. */
+size_t zps_shard_evict(zps_shard_t *sh, size_t count);
+void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out);
+
 /* Admission state for checkpoints: a malloc'd blob in *buf (*len bytes;
  * the caller frees), NULL with *len 0 when admission is off.  Layout,
  * little-endian: "ZAD1", mode (u32), count (u32), prob (IEEE double bits,

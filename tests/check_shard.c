@@ -272,6 +272,160 @@ START_TEST(adopt_checks_rows)
 }
 END_TEST
 
+/* push n keys from base (stride 1) with gradient 1: 0 or the push's error */
+static int s_push1(zps_shard_t *sh, uint64_t base, size_t n)
+{
+    uint64_t *keys = malloc(n * sizeof *keys);
+    float *g = malloc(n * sizeof *g);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = base + i;
+        g[i] = 1.0f;
+    }
+    zps_shard_push_t pr;
+    int rc = zps_shard_push_begin(sh, keys, n, g, 1, 0, &pr);
+    if (rc == 0)
+        rc = zps_shard_push_commit(sh);
+    free(keys);
+    free(g);
+    return rc;
+}
+
+/* Expiry in job seconds: nothing expires early (a row updated at second s
+ * with expire_s N lives while now - s <= N), everything eventually (a small
+ * budget per call still reaches every row), a re-pushed row lives again. */
+START_TEST(expire_rows)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 1, 0);
+    o.lr = 1;
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    zps_bound_conf_t b = {.expire_s = 3};
+    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    zps_table_t *t = zps_shard_table(sh);
+    ck_assert_uint_eq(zps_table_row_floats(t), zps_optim_row_floats(&o) + 1);
+    zps_shard_clock(sh, 1000);           /* job second 0 */
+    ck_assert_int_eq(s_push1(sh, 100, 500), 0);  /* A: updated at 0 */
+    zps_shard_clock(sh, 6500);           /* second 5 */
+    ck_assert_int_eq(s_push1(sh, 1000, 500), 0); /* B: at 5 */
+    ck_assert_int_eq(s_push1(sh, 100, 10), 0);   /* A's first 10 again, at 5 */
+    zps_shard_clock(sh, 8999);           /* second 7: B (5) is 2 s old, A (0) 7 s */
+    size_t gone = 0;
+    for (int i = 0; i < 100; i++)        /* 16 rows a call: the cursor goes round */
+        gone += zps_shard_expire(sh, 16);
+    ck_assert_uint_eq(gone, 490);
+    ck_assert_uint_eq(zps_table_size(t), 510);
+    for (uint64_t k = 100; k < 600; k++)
+        ck_assert((zps_table_find(t, k) != NULL) == (k < 110));
+    zps_shard_clock(sh, 9000);           /* second 8: B is 3 s old: not yet */
+    ck_assert_uint_eq(zps_shard_expire(sh, SIZE_MAX), 0);
+    zps_shard_clock(sh, 10000);          /* second 9: 4 s: gone */
+    gone = 0;
+    for (int i = 0; i < 100; i++)
+        gone += zps_shard_expire(sh, 64);
+    ck_assert_uint_eq(gone, 510);
+    ck_assert_uint_eq(zps_table_size(t), 0);
+    zps_bound_stats_t st;
+    zps_shard_bound_stats(sh, &st);
+    ck_assert_uint_eq(st.expired, 1000);
+    ck_assert_uint_eq(st.now, 9);
+    /* an expired key is a new key */
+    ck_assert_int_eq(s_push1(sh, 100, 1), 0);
+    ck_assert_float_eq(zps_table_find(t, 100)[0], -1.0f);
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+/* Eviction keeps the table at its cap with hot keys in it: a stream of
+ * cold keys and a few hot keys pushed every second; before each commit the
+ * caller evicts what the new keys need beyond the cap (as the server
+ * does).  The cap is never exceeded after a push, every hot key is still
+ * there at the end with every one of its updates, and no push's own row
+ * is evicted (its update would be lost). */
+START_TEST(evict_keeps_hot_keys)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 1, 0);
+    o.lr = 1;
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    zps_bound_conf_t b = {.evict = 1};
+    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    zps_table_t *t = zps_shard_table(sh);
+    const size_t cap = 2000, hot = 50, cold = 300;
+    uint64_t keys[400];
+    float g[400];
+    uint64_t next_cold = 1000000;
+    for (int sec = 0; sec < 60; sec++) {
+        zps_shard_clock(sh, 1000 * (int64_t)sec);
+        for (size_t i = 0; i < hot; i++) { /* hot: 1..50 */
+            keys[i] = 1 + i;
+            g[i] = 1.0f;
+        }
+        for (size_t i = 0; i < cold; i++) { /* cold: fresh each second */
+            keys[hot + i] = next_cold++;
+            g[hot + i] = 1.0f;
+        }
+        zps_shard_push_t pr;
+        ck_assert_int_eq(zps_shard_push_begin(sh, keys, hot + cold, g, 1, 0, &pr), 0);
+        size_t size = zps_table_size(t);
+        if (size + pr.new_keys > cap)
+            ck_assert_uint_eq(zps_shard_evict(sh, size + pr.new_keys - cap),
+                              size + pr.new_keys - cap);
+        ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+        ck_assert_uint_le(zps_table_size(t), cap);
+        for (size_t i = 0; i < hot + cold; i++) { /* the push's rows are all there */
+            float *r = zps_table_find(t, keys[i]);
+            ck_assert_ptr_nonnull(r);
+            ck_assert_float_eq(r[0], i < hot ? -(float)(sec + 1) : -1.0f);
+        }
+    }
+    ck_assert_uint_eq(zps_table_size(t), cap);
+    for (uint64_t k = 1; k <= hot; k++) {
+        float *r = zps_table_find(t, k);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_float_eq(r[0], -60.0f); /* sgd, lr 1: every update kept */
+    }
+    zps_bound_stats_t st;
+    zps_shard_bound_stats(sh, &st);
+    ck_assert_uint_eq(st.evicted, hot + 60 * cold - cap);
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
+/* Stamps travel with the rows (checkpoints hold whole rows): a shard that
+ * adopts the rows goes on from the newest stamp, so a restored job does
+ * not age by the time it was stopped, and expiry goes on by the old
+ * stamps. */
+START_TEST(bound_adopt_goes_on)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_FTRL, 1, 0);
+    zps_shard_t *a = zps_shard_new(&o, 16), *b2 = zps_shard_new(&o, 16);
+    zps_bound_conf_t b = {.expire_s = 10, .evict = 1};
+    ck_assert_int_eq(zps_shard_set_bound(a, &b), 0);
+    ck_assert_int_eq(zps_shard_set_bound(b2, &b), 0);
+    zps_shard_clock(a, 0);
+    ck_assert_int_eq(s_push1(a, 1, 100), 0);       /* at 0 */
+    zps_shard_clock(a, 100000);
+    ck_assert_int_eq(s_push1(a, 1000, 100), 0);    /* at 100 */
+    /* a copy of the rows, as a restore makes */
+    zps_table_t *c = zps_table_new(zps_table_row_floats(zps_shard_table(a)), 16);
+    size_t cur = 0;
+    uint64_t key;
+    float *row;
+    while (zps_table_next(zps_shard_table(a), &cur, &key, &row))
+        memcpy(zps_table_upsert(c, key, NULL), row,
+               zps_table_row_floats(c) * sizeof(float));
+    ck_assert_int_eq(zps_shard_adopt(b2, &c), 0);
+    zps_shard_clock(b2, 5000000);                  /* a new process: its clock from 100 */
+    zps_bound_stats_t st;
+    zps_shard_bound_stats(b2, &st);
+    ck_assert_uint_eq(st.now, 100);
+    ck_assert_uint_eq(zps_shard_expire(b2, SIZE_MAX), 100); /* the rows of second 0 */
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(b2)), 100);
+    /* set_bound needs an empty shard */
+    ck_assert_int_eq(zps_shard_set_bound(b2, &b), ZPS_EINVAL);
+    zps_shard_destroy(&a);
+    zps_shard_destroy(&b2);
+}
+END_TEST
+
 Suite *suite_shard(void)
 {
     Suite *s = suite_create("shard");
@@ -282,6 +436,9 @@ Suite *suite_shard(void)
     tcase_add_test(tc, abort_and_commit);
     tcase_add_test(tc, clip_each_value);
     tcase_add_test(tc, adopt_checks_rows);
+    tcase_add_test(tc, expire_rows);
+    tcase_add_test(tc, evict_keeps_hot_keys);
+    tcase_add_test(tc, bound_adopt_goes_on);
     suite_add_tcase(s, tc);
     return s;
 }
