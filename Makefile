@@ -200,7 +200,7 @@ deps:
 ASAN_IT_SKIP ?= it_multihost it_chaos it_quality it_soak it_install it_mpi it_slurm it_k8s \
                 it_replica_train
 ASAN_ELASTIC_CASES ?= 1 2
-# it_replica_restore without its training case (3) too
+# it_replica_restore without its training case (3) too, it_bounded without its job
 ASAN_RESTORE_CASES ?= 1 2
 # without its training case it_replica_elastic mostly waits: in the ASan pass
 # it runs paired with the other waiting scripts (tests/run-integration)
@@ -222,7 +222,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-unit test-int
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) VARIANT=asan build
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit
-	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" RESTORE_CASES="$(ASAN_RESTORE_CASES)" IT_PAIRED_EXTRA="$(ASAN_IT_PAIRED_EXTRA)" $(MAKE) --no-print-directory VARIANT=asan test-int
+	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" RESTORE_CASES="$(ASAN_RESTORE_CASES)" BOUNDED_JOB=0 IT_PAIRED_EXTRA="$(ASAN_IT_PAIRED_EXTRA)" $(MAKE) --no-print-directory VARIANT=asan test-int
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) fuzz-build
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory test-bench

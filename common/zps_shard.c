@@ -49,12 +49,12 @@ struct zps_shard {
     size_t rejected;        /* keys of the open push not admitted */
     zps_admit_stats_t ast;
     /* expiry and eviction (zps_shard_set_bound): each row ends with a
-     * stamp, the job second of its last update (uint32 bits in float
-     * rf - 1); the job clock runs while the server does */
+     * stamp, the job tick (1/ZPS_SHARD_TICKS s) of its last update (uint32
+     * bits in float rf - 1); the job clock runs while the server does */
     zps_bound_conf_t bnd;
     int stamped;
-    uint32_t now;           /* job seconds */
-    uint32_t base;          /* job seconds at mono0 */
+    uint32_t now;           /* job ticks */
+    uint32_t base;          /* job ticks at mono0 */
     int64_t mono0;          /* -1: not started */
     size_t sweep;           /* expiry cursor (a row index) */
     uint64_t rng;           /* eviction's samples */
@@ -161,22 +161,24 @@ void zps_shard_clock(zps_shard_t *sh, int64_t mono_ms)
 {
     if (sh->mono0 < 0 || mono_ms < sh->mono0)
         sh->mono0 = mono_ms;
-    sh->now = sh->base + (uint32_t)((mono_ms - sh->mono0) / 1000);
+    uint64_t t = (uint64_t)sh->base + (uint64_t)(mono_ms - sh->mono0) * ZPS_SHARD_TICKS / 1000;
+    sh->now = t < UINT32_MAX ? (uint32_t)t : UINT32_MAX - 1; /* 2 years of running time */
 }
 
 void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out)
 {
     *out = sh->bst;
-    out->now = sh->now;
+    out->now = sh->now / ZPS_SHARD_TICKS;
 }
 
 size_t zps_shard_expire(zps_shard_t *sh, size_t budget)
 {
-    if (!sh->bnd.expire_s || sh->open || sh->now <= sh->bnd.expire_s)
+    const uint64_t span = (uint64_t)sh->bnd.expire_s * ZPS_SHARD_TICKS;
+    if (!span || sh->open || sh->now <= span)
         return 0;
-    /* stamps are whole seconds: now - stamp > N means more than N seconds
+    /* stamps are whole ticks: now - stamp > N ticks means more than N ticks
      * since the update, never fewer */
-    const uint32_t limit = sh->now - sh->bnd.expire_s; /* stamp < limit: expired */
+    const uint32_t limit = sh->now - (uint32_t)span; /* stamp < limit: expired */
     size_t rows = zps_table_rows(sh->t), deleted = 0;
     if (budget > rows)
         budget = rows; /* once round at most */

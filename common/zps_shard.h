@@ -108,12 +108,12 @@ int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a);
 void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
 
 /* Expiry and eviction (off by default; then rows and pushes are as
- * before).  Either turns on a stamp at the end of every row: the job
- * second of the row's last update (uint32 bits in one more float, so
- * checkpoints and joins carry it with the row).  The job clock
- * (zps_shard_clock) counts the seconds the server has run: a stopped job
- * does not age, and after a restore (zps_shard_adopt) it goes on from the
- * newest stamp of the rows.
+ * before).  Either turns on a stamp at the end of every row: the job tick
+ * (1/ZPS_SHARD_TICKS s) of the row's last update (uint32 bits in one more
+ * float, so checkpoints and joins carry it with the row; 2 years of running
+ * time, then it stays at its top).  The job clock (zps_shard_clock) counts
+ * the time the server has run: a stopped job does not age, and after a
+ * restore (zps_shard_adopt) it goes on from the newest stamp of the rows.
  *   expire_s  -- zps_shard_expire deletes rows not updated in more than
  *                expire_s job seconds, a bounded number of rows per call
  *                (a cursor goes round the rows: nothing expires early,
@@ -125,6 +125,7 @@ void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
  *                for the push's new keys).  An evicted key is a new key
  *                when it comes back (admission counts included). */
 #define ZPS_SHARD_EVICT_SAMPLES 8
+#define ZPS_SHARD_TICKS 64
 typedef struct {
     uint32_t expire_s; /* 0: no expiry */
     int evict;
@@ -132,7 +133,7 @@ typedef struct {
 
 typedef struct {
     uint64_t expired, evicted;
-    uint32_t now;      /* the job clock, seconds */
+    uint32_t now;      /* the job clock, whole seconds */
 } zps_bound_stats_t;
 
 /* On an empty shard only (the row layout changes): 0, ZPS_EINVAL, ZPS_ENOMEM. */

@@ -87,6 +87,12 @@ static void s_usage(FILE *f)
             "                           initial value (not with --consistency bsp)   [off]\n"
             "  --admit-ids N            distinct ids the count:N sketch is sized for, 8 bytes\n"
             "                           each                                     [1048576]\n"
+            "  --expire-after S         table 0: delete rows not updated in more than S seconds\n"
+            "                           of the job's running time, a few at a time  [off]\n"
+            "  --evict                  table 0: at --max-keys / --max-memory-mb (by default\n"
+            "                           3/4 of RAM), make room by evicting the least recently\n"
+            "                           updated rows (sampled LRU) instead of refusing the\n"
+            "                           push                                       [off]\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -99,7 +105,8 @@ enum {
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
     O_EXIT_WHEN_DONE,
     O_METRICS_LISTEN, /* metrics */
-    O_ADMIT, O_ADMIT_IDS /* admission */
+    O_ADMIT, O_ADMIT_IDS, /* admission */
+    O_EXPIRE, O_EVICT
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -128,6 +135,8 @@ static const struct option s_server_options[] = {
     {"exit-when-done", no_argument, 0, O_EXIT_WHEN_DONE},
     {"admit", required_argument, 0, O_ADMIT},         /* admission */
     {"admit-ids", required_argument, 0, O_ADMIT_IDS}, /* admission */
+    {"expire-after", required_argument, 0, O_EXPIRE},
+    {"evict", no_argument, 0, O_EVICT},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -203,6 +212,10 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
     case O_ADMIT_IDS:
         return zps_parse_u64(v, &sc->admit.ids) || sc->admit.ids == 0 ||
                sc->admit.ids > (1ULL << 32) ? ZPS_EINVAL : 0;
+    case O_EXPIRE:
+        return zps_parse_u32(v, &sc->bound.expire_s) || sc->bound.expire_s == 0 ||
+               sc->bound.expire_s > 100u * 365 * 86400 ? ZPS_EINVAL : 0;
+    case O_EVICT: sc->bound.evict = 1; return 0;
     case O_JOIN_BUFFER_MB: return s_mib(v, 1ULL << 30, &sc->join_buffer_bytes);
     case O_ANNOUNCE:
         if (strncmp(v, "tcp://", 6) != 0 || strlen(v) >= sizeof sc->announce)

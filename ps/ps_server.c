@@ -198,6 +198,34 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             zps_info(log, "admission: a key is stored with probability %g per push",
                      conf->admit.prob);
     }
+    if (conf->bound.expire_s || conf->bound.evict) { /* expiry, eviction */
+        if (conf->consistency == 2) {
+            snprintf(err, errlen, "--expire-after and --evict are not supported with "
+                     "--consistency bsp (its accumulator inserts keys outside the shard's push "
+                     "path)");
+            goto fail;
+        }
+        int rc = zps_shard_set_bound(s->tabs[0].sh, &conf->bound);
+        if (rc) {
+            snprintf(err, errlen, "out of memory for table 0");
+            goto fail;
+        }
+        s->tabs[0].t = zps_shard_table(s->tabs[0].sh);
+        zps_shard_clock(s->tabs[0].sh, zps_now_ms());
+        if (conf->bound.expire_s)
+            zps_info(log, "expiry: table 0 rows not updated in more than %u s of the job's "
+                     "running time are deleted", conf->bound.expire_s);
+        if (conf->bound.evict) {
+            char cap[96] = "";
+            if (conf->limit_keys)
+                snprintf(cap, sizeof cap, "%llu keys", (unsigned long long)conf->limit_keys);
+            if (conf->limit_memory_bytes)
+                snprintf(cap + strlen(cap), sizeof cap - strlen(cap), "%s%.0f MiB of tables",
+                         cap[0] ? " or " : "", (double)conf->limit_memory_bytes / 1048576.0);
+            zps_info(log, "eviction: at %s, table 0 makes room by evicting the least recently "
+                     "updated rows (sampled LRU of %d)", cap, ZPS_SHARD_EVICT_SAMPLES);
+        }
+    }
     s->min_clock = UINT64_MAX;
     s->rng = 0x853c49e6748fea9bULL + conf->rank;
     s->nonce = s_random64();
@@ -337,6 +365,9 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     if (conf->coordinator[0]) {
         const char *no = conf->consistency == 2 ? "--consistency bsp (not built yet)"
                          : conf->admit.mode != ZPS_ADMIT_OFF ? "--admit (not built yet)"
+                         : conf->bound.expire_s || conf->bound.evict
+                             ? "--expire-after or --evict (not built yet: each replica would "
+                               "expire and evict on its own clock)"
                          : conf->curve_secret[0] ? "CURVE (--curve-secret: the coordinator and "
                                                    "the servers' copies speak plaintext only)"
                                                  : NULL;
@@ -471,6 +502,10 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
         out->admission_rejected_keys += a.rejected_keys;
         out->admission_rejected_pushes += a.rejected_pushes;
         out->admission_sketch_bytes += a.sketch_bytes;
+        zps_bound_stats_t b;
+        zps_shard_bound_stats(s->tabs[i].sh, &b);
+        out->expired_keys += b.expired;
+        out->evicted_keys += b.evicted;
     }
     out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
     out->held_pulls = s->nheld;
@@ -689,6 +724,11 @@ static void s_maintenance(ps_server_t *s)
     if (s->mon)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
+    if (s->conf.bound.expire_s || s->conf.bound.evict) {
+        zps_shard_clock(s->tabs[0].sh, now);
+        if (s->conf.bound.expire_s)
+            zps_shard_expire(s->tabs[0].sh, PS_EXPIRE_BUDGET);
+    }
     psv_checkpoint_tick(s);
     if (s->member) {
         psv_table_refresh(s);
@@ -787,6 +827,9 @@ int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
                  "dropped (key not admitted yet)", (unsigned long long)st.admitted_keys,
                  (unsigned long long)st.admission_rejected_keys,
                  (unsigned long long)st.admission_rejected_pushes);
+    if (s->conf.bound.expire_s || s->conf.bound.evict)
+        zps_info(s->log, "expiry and eviction: %llu keys expired, %llu evicted",
+                 (unsigned long long)st.expired_keys, (unsigned long long)st.evicted_keys);
     for (uint32_t r = 0, shown = 0; r < s->nclients; r++) {
         const ps_ckpt_client_t *c = &s->clients[r];
         if (!c->nonce)

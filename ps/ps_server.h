@@ -72,6 +72,7 @@ typedef struct {
     int exit_when_done;           /* --exit-when-done: stop (save, exit 0) once all
                                      num_workers workers said they finished (ps_done) */
     zps_admit_conf_t admit;       /* --admit, table 0 (mode OFF: every key stored) */
+    zps_bound_conf_t bound;       /* --expire-after S, --evict: table 0 (zps_shard) */
     char coordinator[256];        /* --coordinator EP: a replicated job; membership, lease
                                      and range table from zps-coord (ps_member) ("": none) */
     double join_rate_mb;          /* --join-rate-mb: a donor's snapshot, MB/s (0: no limit) */
@@ -101,6 +102,8 @@ typedef struct {
     /* --admit (zps_shard admission), all tables */
     uint64_t admitted_keys, admission_rejected_keys, admission_rejected_pushes;
     uint64_t admission_sketch_bytes;
+    /* --expire-after / --evict, table 0 */
+    uint64_t expired_keys, evicted_keys;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

@@ -5,6 +5,8 @@
  * (ssp/bsp), ps_srv_req.c (request handlers), ps_srv_prom.c (metrics).  Functions shared between
  * those files carry the prefix psv_; the rest stay static in their file. */
 #ifndef PS_SRV_H
+/* rows an expiry sweep looks at per maintenance pass (about 1 ms) */
+#define PS_EXPIRE_BUDGET 32768u
 #define PS_SRV_H
 
 #include "ps_server.h"

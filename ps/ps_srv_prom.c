@@ -40,6 +40,7 @@ struct ps_prom {
         *peers, *refused_peers, *dropped_replies, *checkpoints, *lost, *restored, *start,
         *uptime, *maint_gap, *scrapes, *reply_queued;
     zps_prom_series_t *admitted, *adm_rej_keys, *adm_rej_pushes; /* admission */
+    zps_prom_series_t *expired, *evicted;
     zps_prom_series_t *wlag[PS_PROM_LAG_WORKERS];
     uint32_t nwlag;
 };
@@ -84,6 +85,10 @@ int psv_prom_new(ps_server_t *s, char *err, size_t errlen)
     p->rejected_pushes = zps_prom_scalar(r, C, "zps_rejected_pushes_total", "Pushes refused "
                                          "whole.");
     /* admission (--admit; 0 without it) */
+    p->expired = zps_prom_scalar(r, C, "zps_expired_keys_total", "Rows deleted by expiry "
+                                 "(--expire-after).");
+    p->evicted = zps_prom_scalar(r, C, "zps_evicted_keys_total", "Rows evicted to make room "
+                                 "at the capacity (--evict).");
     p->admitted = zps_prom_scalar(r, C, "zps_admitted_keys_total", "Keys given a row by "
                                   "feature admission (--admit).");
     p->adm_rej_keys = zps_prom_scalar(r, C, "zps_admission_rejected_keys_total", "Key updates "
@@ -233,6 +238,8 @@ void psv_prom_publish(ps_server_t *s, int force)
     zps_prom_set(p->admitted, (double)st.admitted_keys); /* admission */
     zps_prom_set(p->adm_rej_keys, (double)st.admission_rejected_keys);
     zps_prom_set(p->adm_rej_pushes, (double)st.admission_rejected_pushes);
+    zps_prom_set(p->expired, (double)st.expired_keys);
+    zps_prom_set(p->evicted, (double)st.evicted_keys);
     for (int i = 0; i < PS_NCODES; i++)
         zps_prom_set(p->rej[i], (double)p->rejected[i]);
     zps_prom_set(p->held, (double)st.held_pulls);

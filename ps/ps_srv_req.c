@@ -301,6 +301,26 @@ static size_t s_bytes_with(const ps_server_t *s, const zps_table_t *t, size_t ex
     return b;
 }
 
+/* --evict: evict from tb (table 0, its push open) what --max-keys and
+ * --max-memory-mb need for new_keys more keys.  The rows freed are reused by
+ * those keys, so memory stays where it is.  A push larger than the cap
+ * still fails the limit check after. */
+static void s_evict_for(ps_server_t *s, ps_tab_t *tb, size_t new_keys)
+{
+    if (s->conf.limit_keys) {
+        size_t have = s_total_keys(s) + s->acc_new_keys;
+        if (have + new_keys > s->conf.limit_keys)
+            zps_shard_evict(tb->sh, have + new_keys - s->conf.limit_keys);
+    }
+    if (s->conf.limit_memory_bytes) {
+        size_t step = new_keys / 4 + 64;
+        for (int i = 0; i < 64 && s_bytes_with(s, tb->t, s->acc_new_keys + new_keys, 0) >
+                                      s->conf.limit_memory_bytes; i++)
+            if (zps_shard_evict(tb->sh, step) == 0)
+                break;
+    }
+}
+
 /* --max-keys / --max-memory-mb for new_keys more keys in t.  0 or
  * ZPS_ELIMIT (answered). */
 int psv_check_limits(ps_server_t *s, zps_msg_t *m, const zps_table_t *t, size_t new_keys,
@@ -363,6 +383,8 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
         psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for a push of %zu keys: nothing applied", n);
         return rc;
     }
+    if (pr.new_keys && tb == &s->tabs[0] && s->conf.bound.evict)
+        s_evict_for(s, tb, pr.new_keys); /* room for them, within the push */
     if (pr.new_keys && psv_check_limits(s, m, tb->t, pr.new_keys, 0)) {
         zps_shard_push_abort(tb->sh);
         return ZPS_ELIMIT;
@@ -595,6 +617,8 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m)
     body.admitted_keys = st.admitted_keys; /* admission */
     body.admission_rejected_keys = st.admission_rejected_keys;
     body.admission_rejected_pushes = st.admission_rejected_pushes;
+    body.expired_keys = st.expired_keys;
+    body.evicted_keys = st.evicted_keys;
     uint64_t clocks[1024];
     if (s->clock) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;

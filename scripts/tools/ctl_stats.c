@@ -24,8 +24,9 @@ static void s_stats_text(uint32_t s, const char *addr, const Zps__StatsReply *b)
            b->uptime_ms, b->server_nonce);
     /* admission (--admit) */
     printf(" admitted_keys=%" PRIu64 " admission_rejected_keys=%" PRIu64
-           " admission_rejected_pushes=%" PRIu64 "\n", b->admitted_keys,
-           b->admission_rejected_keys, b->admission_rejected_pushes);
+           " admission_rejected_pushes=%" PRIu64 " expired_keys=%" PRIu64
+           " evicted_keys=%" PRIu64 "\n", b->admitted_keys, b->admission_rejected_keys,
+           b->admission_rejected_pushes, b->expired_keys, b->evicted_keys);
     for (size_t i = 0; i < b->n_clients; i++) {
         const Zps__ClientStats *k = b->clients[i];
         printf("  client server=%u rank=%u nonce=%016" PRIx64 " received=%" PRIu64
@@ -76,8 +77,9 @@ static void s_stats_json(uint32_t s, const char *addr, const Zps__StatsReply *b,
         printf("%s%" PRIu64, w ? ", " : "", b->worker_clocks[w]);
     /* admission (--admit) */
     printf("], \"admitted_keys\": %" PRIu64 ", \"admission_rejected_keys\": %" PRIu64
-           ", \"admission_rejected_pushes\": %" PRIu64, b->admitted_keys,
-           b->admission_rejected_keys, b->admission_rejected_pushes);
+           ", \"admission_rejected_pushes\": %" PRIu64 ", \"expired_keys\": %" PRIu64
+           ", \"evicted_keys\": %" PRIu64, b->admitted_keys, b->admission_rejected_keys,
+           b->admission_rejected_pushes, b->expired_keys, b->evicted_keys);
     printf(", \"clients\": [");
     for (size_t i = 0; i < b->n_clients; i++) {
         const Zps__ClientStats *k = b->clients[i];
