@@ -259,6 +259,7 @@ bench: deps
 	$(Q)scripts/bench-exact
 	$(Q)scripts/bench-metrics
 	$(Q)scripts/bench-replica
+	$(Q)scripts/bench-bounded
 	$(Q)scripts/bench-quality
 
 clean:

@@ -122,9 +122,11 @@ static void s_start_coord(bench_job_t *job)
 }
 
 void bench_job_start(bench_job_t *job, bench_super_t *sup, uint32_t S, uint32_t W,
-                     uint64_t table_keys, uint32_t R)
+                     uint64_t table_keys, uint32_t R, const bench_srv_opts_t *so)
 {
     memset(job, 0, sizeof *job);
+    if (so)
+        job->so = *so;
     job->sup = sup;
     job->S = S;
     job->W = W;
@@ -144,7 +146,7 @@ void bench_job_start(bench_job_t *job, bench_super_t *sup, uint32_t S, uint32_t 
             pid_t pid = bench_super_spawn(job->sup);
             if (pid == 0) { /* bench_super_spawn closed p[0] */
                 if (kind == 0)
-                    bench_srv_child(p[1], s, S, table_keys, job->coord_ep);
+                    bench_srv_child(p[1], s, S, table_keys, job->coord_ep, so ? &job->so : NULL);
                 else
                     bench_srv_raw_child(p[1]);
             }

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "bench_pipe.h"
+#include "bench_srv.h"
 #include "bench_super.h"
 
 typedef struct {
@@ -33,13 +34,15 @@ typedef struct {
     uint32_t R;      /* replicas: 0 without a coordinator */
     pid_t coord;     /* zps-coord (exec'd from zps-bench's directory) */
     char coord_ep[256];
+    bench_srv_opts_t so;
 } bench_job_t;
 
-/* Starts the configuration S x W (servers sized for table_keys keys); with
- * R > 0 a replicated job: zps-coord --replicas R first (the binary beside
- * zps-bench), servers and clients given --coordinator. */
+/* Starts the configuration S x W (servers sized for table_keys keys, run
+ * with so: may be NULL); with R > 0 a replicated job: zps-coord --replicas
+ * R first (the binary beside zps-bench), servers and clients given
+ * --coordinator. */
 void bench_job_start(bench_job_t *job, bench_super_t *sup, uint32_t S, uint32_t W,
-                     uint64_t table_keys, uint32_t R);
+                     uint64_t table_keys, uint32_t R, const bench_srv_opts_t *so);
 void bench_job_stop(bench_job_t *job);
 
 /* Sends cmd to client i / reads its result (what names the step in

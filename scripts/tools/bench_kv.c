@@ -10,6 +10,7 @@
 #include "bench_job.h"
 #include "bench_kv.h"
 #include "bench_pipe.h"
+#include "zps_optim.h"
 #include "zps_args.h"
 #include "zps_out.h"
 #include "zps_time.h"
@@ -32,6 +33,7 @@ typedef struct {
     uint32_t runs;
     uint64_t table_keys;
     uint32_t replicas;       /* 0: no coordinator */
+    bench_srv_opts_t so;     /* --optimizer, --evict */
     uint32_t window;
     double min_s, max_s;
     uint64_t target_pairs;
@@ -137,6 +139,9 @@ void bench_kv_usage(FILE *f)
             "  --lat-iters N         latency iterations (+10%% warm-up)     [3000]\n"
             "  --quick               smoke test: sizes 1000,100000, table-keys 1000000,\n"
             "                        runs 1 (explicit options still win)\n"
+            "  --optimizer NAME      the servers' optimizer: sgd, adagrad or ftrl  [sgd]\n"
+            "  --evict               servers with --evict (cap twice the table: each row\n"
+            "                        gets its stamp, nothing is evicted)\n"
             "  --replicas R          a replicated job: zps-coord (beside zps-bench) with R\n"
             "                        replicas; pairs/s count each key once, however many\n"
             "                        servers it went to (0: no coordinator)  [0]\n"
@@ -198,13 +203,13 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     o.target_pairs = 8000000;
     o.lat_iters = 3000;
     enum { O_CFG = 1, O_SIZES, O_RUNS, O_TK, O_WIN, O_MIN, O_MAX, O_TP, O_LAT, O_QUICK, O_JSON,
-           O_HELP, O_REPL };
+           O_HELP, O_REPL, O_OPT, O_EVICT };
     static const struct option opts[] = {
         {"configs", 1, 0, O_CFG}, {"sizes", 1, 0, O_SIZES}, {"runs", 1, 0, O_RUNS},
         {"table-keys", 1, 0, O_TK}, {"window", 1, 0, O_WIN}, {"min-time", 1, 0, O_MIN},
         {"max-time", 1, 0, O_MAX}, {"target-pairs", 1, 0, O_TP}, {"lat-iters", 1, 0, O_LAT},
         {"quick", 0, 0, O_QUICK}, {"json", 1, 0, O_JSON}, {"help", 0, 0, O_HELP},
-        {"replicas", 1, 0, O_REPL},
+        {"replicas", 1, 0, O_REPL}, {"optimizer", 1, 0, O_OPT}, {"evict", 0, 0, O_EVICT},
         {0, 0, 0, 0}};
     int c, li, bad = 0;
     char oerr[300];
@@ -232,6 +237,14 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         case O_LAT: r = zps_parse_u32(optarg, &o.lat_iters) || o.lat_iters < 10; break;
         case O_QUICK: quick = 1; break;
         case O_REPL: r = zps_parse_u32(optarg, &o.replicas) || o.replicas > 3; break;
+        case O_OPT:
+            o.so.optimizer = !strcmp(optarg, "sgd")       ? ZPS_OPT_SGD
+                             : !strcmp(optarg, "adagrad") ? ZPS_OPT_ADAGRAD
+                             : !strcmp(optarg, "ftrl")    ? ZPS_OPT_FTRL
+                                                          : -1;
+            r = o.so.optimizer < 0;
+            break;
+        case O_EVICT: o.so.evict = 1; break;
         case O_JSON: o.json = optarg; break;
         case O_HELP: bench_kv_usage(stdout); return 0;
         default:
@@ -298,10 +311,13 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     printf("command: `%s`\n", cmdline);
     printf("machine: %s, nproc %ld, MemTotal %llu kB (%.1f GiB)\n", cpu, nproc, mem_kb,
            (double)mem_kb / 1048576.0);
-    printf("table: %llu keys (ids 0..N-1, SGD lr 0.01, dim 1); window %u per client; "
+    printf("table: %llu keys (ids 0..N-1, %s lr 0.01, dim 1%s); window %u per client; "
            "median of %u run%s; %.1f-%.1f s per run",
-           (unsigned long long)o.table_keys, o.window, o.runs, o.runs == 1 ? "" : "s", o.min_s,
-           o.max_s);
+           (unsigned long long)o.table_keys,
+           o.so.optimizer == ZPS_OPT_FTRL ? "FTRL" : o.so.optimizer == ZPS_OPT_ADAGRAD ? "AdaGrad"
+                                                                                    : "SGD",
+           o.so.evict ? ", --evict: a stamp per row" : "", o.window, o.runs,
+           o.runs == 1 ? "" : "s", o.min_s, o.max_s);
     if (o.replicas)
         printf("; replicated: zps-coord, %u replica%s per key range (a push goes to each; "
                "pairs count each key once)", o.replicas, o.replicas == 1 ? "" : "s");
@@ -319,7 +335,7 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         bench_job_t job;
         fprintf(stderr, "zps-bench: [%ux%u] starting %u server(s), %u raw echo server(s), "
                 "%u client(s)\n", S, W, S, S, W);
-        bench_job_start(&job, sup, S, W, o.table_keys, o.replicas);
+        bench_job_start(&job, sup, S, W, o.table_keys, o.replicas, &o.so);
 
         bench_cmd_t cmd;
         memset(&cmd, 0, sizeof cmd);

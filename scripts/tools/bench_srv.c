@@ -14,7 +14,8 @@
 #include "zps_log.h"
 #include "zps_optim.h"
 
-void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, const char *coord)
+void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, const char *coord,
+                     const bench_srv_opts_t *so)
 {
     bench_super_child_signals();
     bench_hello_t h;
@@ -33,9 +34,13 @@ void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, co
     conf.rank = rank;
     conf.nservers = S;
     conf.ntables = 1;
-    zps_optim_defaults(&conf.tables[0], ZPS_OPT_SGD);
+    zps_optim_defaults(&conf.tables[0], so ? (zps_opt_kind_t)so->optimizer : ZPS_OPT_SGD);
     conf.tables[0].lr = 0.01f;
     conf.capacity_hint = (uint64_t)((double)table_keys / S * 1.3) + 1024;
+    if (so && so->evict) { /* the stamp per row, no eviction */
+        conf.bound.evict = 1;
+        conf.limit_keys = 2 * table_keys + 1024;
+    }
     if (coord && coord[0]) /* replicated: each server holds R of S shares */
         snprintf(conf.coordinator, sizeof conf.coordinator, "%s", coord);
     char err[512];

@@ -15,9 +15,19 @@
 
 #include <stdint.h>
 
-/* Server rank of S, for a table of table_keys keys in all. */
-void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, const char *coord)
-    __attribute__((noreturn));
+/* What the ps servers run beyond the defaults above: the optimizer of
+ * their table (zps_opt_kind_t; SGD by default) and eviction (zps-server
+ * --evict with a cap of twice the table: the per-row stamp is written,
+ * nothing is evicted), to measure what a row layout costs. */
+typedef struct {
+    int optimizer;
+    int evict;
+} bench_srv_opts_t;
+
+/* Server rank of S, for a table of table_keys keys in all (so may be NULL:
+ * the defaults). */
+void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, const char *coord,
+                     const bench_srv_opts_t *so) __attribute__((noreturn));
 
 void bench_srv_raw_child(int wfd) __attribute__((noreturn));
 
