@@ -31,6 +31,7 @@ struct zps_shard {
     zps_table_t *t;
     zps_optim_conf_t o;
     size_t rf, pf;          /* floats per row, per pushed key */
+    size_t hint;            /* capacity_hint of zps_shard_new */
     int needs_init;         /* initial weights are not all zero */
     float *tmp_g;           /* one clipped gradient row */
     float **rowp;           /* per key of the push: its stored row, or NULL (new) */
@@ -84,6 +85,7 @@ zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
     sh->needs_init = o->init_scale != 0.0f;
     sh->mono0 = -1;
     sh->rng = 0x9e3779b97f4a7c15ull;
+    sh->hint = capacity_hint;
     sh->t = zps_table_new((uint32_t)sh->rf, capacity_hint);
     sh->tmp_g = malloc(sh->pf * sizeof *sh->tmp_g);
     if (!sh->t || !sh->tmp_g)
@@ -142,7 +144,7 @@ int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b)
     int stamped = b->expire_s != 0 || b->evict;
     size_t rf = zps_optim_row_floats(&sh->o) + (stamped ? 1 : 0);
     if (rf != sh->rf) {
-        zps_table_t *t = zps_table_new((uint32_t)rf, 16);
+        zps_table_t *t = zps_table_new((uint32_t)rf, sh->hint);
         if (!t)
             return ZPS_ENOMEM;
         zps_table_destroy(&sh->t);
