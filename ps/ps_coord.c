@@ -51,8 +51,10 @@ typedef struct {
     char endpoint[PS_COORD_MAX_ENDPOINT + 1];
     /* restore: the process that restored a checkpoint, written at rst_ms,
      * holding a copy of the ranges in rmask (rst_have 1; -1: its table was
-     * bad; 0: not received yet).  A bit is cleared when the range is given
-     * to it or joined by it: from then on the table tracks that copy */
+     * bad; 0: not received yet).  Only ranges with no replica have bits
+     * (in a running job: lost when the copy came); a range's bits are all
+     * cleared when a copy is chosen or the range is joined: the other
+     * copies are stale from then on, and their servers delete them */
     uint64_t rst_nonce, rst_ms;
     int rst_have;
     uint8_t rmask[ZPS_RANGES / 8];
@@ -303,7 +305,10 @@ static uint32_t s_restore_lost(ps_coord_t *c, int64_t now_ms)
                 j = i;
         }
         if (j != UINT32_MAX && zps_ranges_restore(t, r, j) == 0) {
-            c->ranks[j].rmask[r >> 3] &= (uint8_t)~(1u << (r & 7));
+            /* the other copies are older and never used now: their
+             * servers may delete those rows (--left-rows-ms) */
+            for (uint32_t i = 0; i < M; i++)
+                c->ranks[i].rmask[r >> 3] &= (uint8_t)~(1u << (r & 7));
             got[j]++;
             n++;
         }
@@ -385,6 +390,19 @@ static void s_restore_build(ps_coord_t *c, int64_t now_ms)
                   "(clients fail with ZPS_ELOST)", c->st.lost, ZPS_RANGES);
 }
 
+static int s_alive(const ps_coord_t *c, uint32_t rank, int64_t now_ms);
+
+/* Does range r have a live replica (one that beats: a silent last replica
+ * kept in the table does not count) other than but? */
+static int s_lives(const ps_coord_t *c, uint32_t r, uint32_t but, int64_t now_ms)
+{
+    const zps_ranges_t *t = &c->table;
+    for (uint32_t i = 0; i < t->nrep[r]; i++)
+        if (t->rep[r][i] != but && s_alive(c, t->rep[r][i], now_ms))
+            return 1;
+    return 0;
+}
+
 int ps_coord_restored(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t nonce,
                       uint64_t wall_ms, const uint8_t *table, size_t table_len)
 {
@@ -419,10 +437,16 @@ int ps_coord_restored(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t non
         free(t);
         return 0;
     }
+    /* a running job: only the ranges lost now can use this copy (the
+     * others have live replicas, newer than any checkpoint); the server
+     * deletes its rows of ranges that have replicas elsewhere */
     uint32_t n = 0;
+    /* (this rank's entries in the table are its previous process's, which
+     * this beat removes when the nonce changed) */
+    int gone = k->nonce != nonce;
     for (uint32_t r = 0; r < ZPS_RANGES; r++)
         if (zps_ranges_has(t, r, rank) &&
-            !(c->have && k->nonce == nonce && zps_ranges_takes(&c->table, r, rank))) {
+            !(c->have && s_lives(c, r, gone ? rank : UINT32_MAX, now_ms))) {
             k->rmask[r >> 3] |= (uint8_t)(1u << (r & 7));
             n++;
         }

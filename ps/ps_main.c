@@ -71,6 +71,9 @@ static void s_usage(FILE *f)
             "                           joining server at most M MB/s (0: no limit)   [200]\n"
             "  --join-buffer-mb M       a joining server buffers at most M MiB of pushes until\n"
             "                           its copy is complete; more wait (retried)     [1024]\n"
+            "  --left-rows-ms MS        rows of a key range this server held and no longer\n"
+            "                           holds (moved away) are deleted MS after it left the\n"
+            "                           range                                       [600000]\n"
             "  --max-reply-mb M         reply bytes a peer may leave unread before its pulls are\n"
             "                           refused (ZPS_ELIMIT)                           [256]\n"
             "  --max-reply-total-mb M   the same for all peers together                [1024]\n"
@@ -101,7 +104,7 @@ static void s_usage(FILE *f)
 enum {
     O_BIND = 1, O_RANK, O_NUM_SERVERS, O_CAPACITY, O_MAX_MSG_MB, O_READY_FILE, O_SAVE_MODEL,
     O_TABLE_DIM, O_ADMIN_TOKEN_FILE, O_MAX_KEYS, O_MAX_MEMORY_MB, O_MAX_CONNECTIONS,
-    O_JOIN_RATE_MB, O_JOIN_BUFFER_MB, O_ANNOUNCE,
+    O_JOIN_RATE_MB, O_JOIN_BUFFER_MB, O_ANNOUNCE, O_LEFT_ROWS_MS,
     O_CLIP_GRADIENT, O_MAX_REPLY_MB, O_MAX_REPLY_TOTAL_MB, O_RESTORE, O_QUIET, O_HELP, O_VERSION,
     O_EXIT_WHEN_DONE,
     O_METRICS_LISTEN, /* metrics */
@@ -126,6 +129,7 @@ static const struct option s_server_options[] = {
     {"max-connections", required_argument, 0, O_MAX_CONNECTIONS},
     {"clip-gradient", required_argument, 0, O_CLIP_GRADIENT},
     {"join-rate-mb", required_argument, 0, O_JOIN_RATE_MB},
+    {"left-rows-ms", required_argument, 0, O_LEFT_ROWS_MS},
     {"join-buffer-mb", required_argument, 0, O_JOIN_BUFFER_MB},
     {"announce", required_argument, 0, O_ANNOUNCE},
     {"max-reply-mb", required_argument, 0, O_MAX_REPLY_MB},
@@ -217,6 +221,7 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
                sc->bound.expire_s > 100u * 365 * 86400 ? ZPS_EINVAL : 0;
     case O_EVICT: sc->bound.evict = 1; return 0;
     case O_JOIN_BUFFER_MB: return s_mib(v, 1ULL << 30, &sc->join_buffer_bytes);
+    case O_LEFT_ROWS_MS: return zps_parse_u32(v, &sc->left_rows_ms);
     case O_ANNOUNCE:
         if (strncmp(v, "tcp://", 6) != 0 || strlen(v) >= sizeof sc->announce)
             return ZPS_EINVAL;

@@ -97,6 +97,7 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->admit.ids = 1u << 20;             /* admission: off, an 8 MiB sketch when count:N */
     c->join_rate_mb = 200;               /* replication: snapshots to joiners */
     c->join_buffer_bytes = 1024ULL << 20;
+    c->left_rows_ms = 600000; /* as long as a donor keeps a join's record */
     c->admit.seed = 0x61646d6974736b31ULL;
 }
 

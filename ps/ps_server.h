@@ -78,6 +78,8 @@ typedef struct {
     double join_rate_mb;          /* --join-rate-mb: a donor's snapshot, MB/s (0: no limit) */
     char announce[256];           /* --announce EP: the endpoint published for this server
                                      ("": the bound one) */
+    uint32_t left_rows_ms;        /* --left-rows-ms: rows of a range this server no longer
+                                     holds are deleted this long after it left the range */
     uint64_t join_buffer_bytes;   /* --join-buffer-mb: pushes a joiner buffers before its
                                      copy is complete; more are refused (retried) */
 } ps_server_conf_t;

@@ -206,6 +206,14 @@ typedef struct {
     uint64_t rfloor[ZPS_RANGES];          /* the cut at which it last joined r: pushes
                                              split by older tables skip r's keys */
     uint32_t my_inc;                      /* its incarnation in the table, once a member */
+    /* rows of ranges it no longer takes are deleted --left-rows-ms after it
+     * left them (late pushes of them end long before) */
+    int64_t left_ms[ZPS_RANGES];          /* when it left r (0: holds it, or purged) */
+    uint8_t purge[ZPS_RANGES / 8];        /* ranges the sweep deletes rows of */
+    int purging;
+    uint32_t purge_tab;                   /* the sweep's table and cursor */
+    size_t purge_cur;
+    uint64_t purged;                      /* rows deleted so far */
     int restored;                         /* restored from a checkpoint (--restore): its
                                              first table from the coordinator sets floor */
     /* as a donor: one sequence of forwards per joiner process (rank and

@@ -630,7 +630,9 @@ void psv_join_table(ps_server_t *s)
     if (s->join.restored && !s->join.floor) {
         /* restored from a checkpoint: pushes split by tables older than
          * its first are of the clients' numbering with the process that
-         * wrote it (refused like a new process's, psv_on_push) */
+         * wrote it (refused like a new process's, psv_on_push).  Its rows
+         * of ranges it is not given stay: the coordinator may still
+         * restore a lost range from them (ps_coord_restored) */
         s->join.floor = t->version;
         zps_info(s->log, "first range table since the restore: version %llu; pushes split by "
                  "older tables are refused", (unsigned long long)t->version);
@@ -649,8 +651,14 @@ void psv_join_table(ps_server_t *s)
          * still come (late retries); ranges taken again */
         int now = zps_ranges_takes(t, r, me), was = s_in_mask(s->join.held, r);
         member |= now;
-        if (was && !now)
+        if (was && !now) {
             s->join.left[r] = t->version;
+            s->join.left_ms[r] = zps_now_ms();
+        }
+        if (now) {
+            s->join.left_ms[r] = 0;
+            s->join.purge[r >> 3] &= (uint8_t)~(1u << (r & 7));
+        }
         if (now != was)
             s->join.held[r >> 3] ^= (uint8_t)(1u << (r & 7));
     }
@@ -1084,9 +1092,56 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
 
 /* ---- maintenance -------------------------------------------------------------- */
 
+/* Delete the rows of ranges left more than --left-rows-ms ago, a bounded
+ * number of rows per maintenance pass (a cursor over every table). */
+static void s_purge(ps_server_t *s, int64_t now)
+{
+    if (!s->join.purging) {
+        uint32_t n = 0;
+        /* only ranges that live elsewhere: a restored copy of a range with
+         * no replica may still be the one the coordinator restores */
+        for (uint32_t r = 0; r < ZPS_RANGES; r++)
+            if (s->join.left_ms[r] && now - s->join.left_ms[r] >= (int64_t)s->conf.left_rows_ms &&
+                s->ranges->nrep[r] > 0) {
+                s->join.purge[r >> 3] |= (uint8_t)(1u << (r & 7));
+                s->join.left_ms[r] = 0;
+                n++;
+            }
+        if (!n)
+            return;
+        s->join.purging = 1;
+        s->join.purge_tab = 0;
+        s->join.purge_cur = 0;
+        zps_info(s->log, "deleting the rows of %u key ranges this server left %u ms ago or more",
+                 n, s->conf.left_rows_ms);
+    }
+    size_t budget = PS_EXPIRE_BUDGET;
+    while (budget && s->join.purge_tab < s->conf.ntables) {
+        zps_table_t *t = s->tabs[s->join.purge_tab].t;
+        uint64_t key;
+        float *row;
+        size_t cur = s->join.purge_cur;
+        for (; budget && zps_table_next(t, &cur, &key, &row); budget--)
+            if (s_in_mask(s->join.purge, zps_range_of(key)) && zps_table_delete(t, key) == 1)
+                s->join.purged++;
+        s->join.purge_cur = cur;
+        if (budget) { /* this table is done */
+            s->join.purge_tab++;
+            s->join.purge_cur = 0;
+        }
+    }
+    if (s->join.purge_tab >= s->conf.ntables) {
+        s->join.purging = 0;
+        memset(s->join.purge, 0, sizeof s->join.purge);
+        zps_info(s->log, "rows of ranges this server no longer holds deleted: %llu so far",
+                 (unsigned long long)s->join.purged);
+    }
+}
+
 void psv_join_poll(ps_server_t *s)
 {
     int64_t now = zps_now_ms();
+    s_purge(s, now);
     for (uint32_t i = 0; i < s->join.ndon;) {
         psj_donate_t *d = &s->join.don[i];
         if (d->completed && !d->nfwd && !d->snap_pid && !d->snap_thread &&

@@ -14,7 +14,8 @@
 # gradients: exact in any order.  At the end: every pusher had every line
 # acknowledged, the removed server exited with status 0 after the
 # coordinator retired it, every replica the table names holds exactly the
-# independently computed sum of each of its keys, and a client given only
+# independently computed sum of each of its keys and no rows of ranges it
+# left (deleted --left-rows-ms after it left them), and a client given only
 # the coordinator (no --servers) pulls every key's exact sum.
 #   case 3: training (zps-launch --replicas 1, 2 servers, 2 workers): a
 #           server is added and server 0 removed while the workers train;
@@ -52,7 +53,8 @@ server() {
     eval "PX$2=$(cat "$D/px.$1.$2.ready")"
     eval "px=\$PX$2"
     "$ZPS_BIN/zps-server" --bind "tcp://127.0.0.1:$port" --announce "$px" --rank "$2" --num-servers "$S" \
-        --ready-file "$D/ready.$1.$2" $JOB --coordinator "$COORD" >/dev/null 2>"$D/server.$1.$2.log" &
+        --ready-file "$D/ready.$1.$2" $JOB --coordinator "$COORD" --left-rows-ms 1000 \
+        >/dev/null 2>"$D/server.$1.$2.log" &
     eval "SPID$2=$!"; PIDS="$PIDS $!"
     wait_file "$D/ready.$1.$2" "server $2"
 }
@@ -135,7 +137,16 @@ elastic() {
             fail "case $C: dump of server $i failed: $(cat "$D/dump.$C.$i.err")"
         awk -v me="$i" 'NR == FNR { e[$1] = $2; next } { for (j = 3; j <= NF; j++) if ($j == me) print $1, e[$1] }' \
             "$D/expect.txt" "$D/map.$C.txt" | sort -n -k1,1 >"$D/want.$C.$i"
-        # its replicas' keys only (rows of ranges it gave away stay until it restarts)
+        # rows of ranges it gave away are deleted --left-rows-ms (1 s) after
+        # it left them: then it holds its replicas' keys only
+        t=0
+        while awk 'NR == FNR { w[$1] = 1; next } !($1 in w) { found = 1; exit } END { exit !found }' \
+            "$D/want.$C.$i" "$D/dump.$C.$i"; do
+            t=$((t + 1)); [ $t -gt 100 ] && fail "case $C: server $i still holds rows of ranges it left, 10 s after: $(grep -c . "$D/dump.$C.$i") rows"
+            sleep 0.1
+            "$CTL" --servers "$ep" dump --out "$D/dump.$C.$i" 2>"$D/dump.$C.$i.err" ||
+                fail "case $C: dump of server $i failed: $(cat "$D/dump.$C.$i.err")"
+        done
         awk 'NR == FNR { w[$1] = 1; next } ($1 in w) { print $1, $2 + 0 }' "$D/want.$C.$i" "$D/dump.$C.$i" |
             sort -n -k1,1 >"$D/have.$C.$i"
         if ! cmp -s "$D/want.$C.$i" "$D/have.$C.$i"; then
