@@ -129,7 +129,23 @@ for i in 0 1 2; do
     fi
     echo "  server $i: all $(wc -l <"$D/want.$i") keys it replicates hold the exact sums"
 done
-[ -z "$bad" ] || fail "servers$bad do not hold the exact sums"
+if [ -n "$bad" ]; then
+    # what the next look needs (the temporary directory goes with the run):
+    # the push lines holding the first wrong key, each server's accounting
+    # and how many pushes it refused and why
+    i=${bad# }; i=${i%% *}
+    k=$(head -1 "$D/diff.$i" | cut -d' ' -f1)
+    grep -n "\(^\| \)$k:" "$D"/push.*.txt | head -5 | sed 's/^/  push line with key '"$k"': /'
+    awk -v k="$k" '$1 == k' "$D/map.txt" | sed 's/^/  key, range, replicas: /'
+    for j in 0 1 2; do
+        eval "ep=\$EP$j"
+        "$CTL" --servers "$ep" stats 2>&1 | sed "s/^/  stats $j: /"
+        echo "  server $j refused: $(grep -c 'rejected request' "$D/server.$j.log") logged, of which" \
+            "$(grep -c 'before this server process joined' "$D/server.$j.log") split before its join;" \
+            "joins: $(grep -c 'copy complete' "$D/server.$j.log"), forwards: $(grep -c 'forward' "$D/server.$j.log")"
+    done
+    fail "servers$bad do not hold the exact sums"
+fi
 # the servers' own accounting: no push counted lost, and for every client
 # process each server applied every push below its low-water mark (no
 # acknowledged push missing in between)
