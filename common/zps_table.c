@@ -304,6 +304,21 @@ static inline int s_is_dead(const zps_table_t *t, size_t row)
     return t->dead != NULL && (t->dead[row >> 6] >> (row & 63) & 1);
 }
 
+/* The free-row bits cover nslabs slabs (no-op before the first delete). */
+static int s_dead_cover(zps_table_t *t, size_t nslabs)
+{
+    size_t w = nslabs * (ZPS_TABLE_SLAB_ROWS / 64);
+    if (t->dead == NULL || w <= t->dead_words)
+        return 0;
+    uint64_t *d = realloc(t->dead, w * sizeof *d);
+    if (d == NULL)
+        return ZPS_ENOMEM;
+    memset(d + t->dead_words, 0, (w - t->dead_words) * sizeof *d);
+    t->dead = d;
+    t->dead_words = w;
+    return 0;
+}
+
 /* Base of row t->nrows, allocating its slab if needed; NULL on ENOMEM. */
 static unsigned char *s_next_row(zps_table_t *t)
 {
@@ -319,15 +334,8 @@ static unsigned char *s_next_row(zps_table_t *t)
         }
         /* a small table's first slab keeps 4 KB pages: its RSS stays
          * proportional to its rows instead of a 2 MB page at once */
-        if (t->dead != NULL) { /* the dead bits cover every slab */
-            size_t w = (t->nslabs + 1) * (ZPS_TABLE_SLAB_ROWS / 64);
-            uint64_t *d = realloc(t->dead, w * sizeof *d);
-            if (d == NULL)
-                return NULL;
-            memset(d + t->dead_words, 0, (w - t->dead_words) * sizeof *d);
-            t->dead = d;
-            t->dead_words = w;
-        }
+        if (s_dead_cover(t, t->nslabs + 1) != 0)
+            return NULL;
         unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
         if (slab == NULL)
             return NULL;
@@ -651,15 +659,8 @@ int zps_table_reserve(zps_table_t *t, size_t extra)
         t->slabs = p;
         t->slabs_cap = nslabs;
     }
-    if (t->dead != NULL && nslabs * (ZPS_TABLE_SLAB_ROWS / 64) > t->dead_words) {
-        size_t w = nslabs * (ZPS_TABLE_SLAB_ROWS / 64);
-        uint64_t *d = realloc(t->dead, w * sizeof *d);
-        if (d == NULL)
-            return ZPS_ENOMEM;
-        memset(d + t->dead_words, 0, (w - t->dead_words) * sizeof *d);
-        t->dead = d;
-        t->dead_words = w;
-    }
+    if (s_dead_cover(t, nslabs) != 0)
+        return ZPS_ENOMEM;
     while (t->nslabs < nslabs) {
         unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
         if (slab == NULL)

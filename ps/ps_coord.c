@@ -263,6 +263,17 @@ static void s_build(ps_coord_t *c)
              "%u ranges in all", c->conf.nservers, c->conf.replicas, per, ZPS_RANGES);
 }
 
+/* A table reported by a server fits this coordinator (its rank slots and
+ * R): 0, or ZPS_EPROTO with err saying how not. */
+static int s_fits(const ps_coord_t *c, const zps_ranges_t *t, char *err, size_t errlen)
+{
+    if (t->nservers == c->conf.max_servers && t->replicas == c->conf.replicas)
+        return 0;
+    snprintf(err, errlen, "it has %u server slots and %u replicas, this coordinator %u and %u",
+             t->nservers, t->replicas, c->conf.max_servers, c->conf.replicas);
+    return ZPS_EPROTO;
+}
+
 /* ---- restore from checkpoints ------------------------------------------------ */
 
 static int s_in(const uint8_t *mask, uint32_t r)
@@ -422,11 +433,8 @@ int ps_coord_restored(ps_coord_t *c, int64_t now_ms, uint32_t rank, uint64_t non
     zps_ranges_t *t = malloc(sizeof *t);
     char err[200];
     int rc = t ? zps_ranges_decode(t, table, table_len, err, sizeof err) : ZPS_ENOMEM;
-    if (rc == 0 && (t->nservers != c->conf.max_servers || t->replicas != c->conf.replicas)) {
-        snprintf(err, sizeof err, "it has %u server slots and %u replicas, this coordinator %u "
-                 "and %u", t->nservers, t->replicas, c->conf.max_servers, c->conf.replicas);
-        rc = ZPS_EPROTO;
-    }
+    if (rc == 0)
+        rc = s_fits(c, t, err, sizeof err);
     if (rc != 0) {
         c->st.bad_tables++;
         k->rst_have = -1;
@@ -545,11 +553,8 @@ static void s_report(ps_coord_t *c, uint32_t rank, uint64_t version, const uint8
                  (unsigned long long)t->version, (unsigned long long)version);
         rc = ZPS_EPROTO;
     }
-    if (rc == 0 && (t->nservers != c->conf.max_servers || t->replicas != c->conf.replicas)) {
-        snprintf(err, sizeof err, "it has %u server slots and %u replicas, this coordinator %u "
-                 "and %u", t->nservers, t->replicas, c->conf.max_servers, c->conf.replicas);
-        rc = ZPS_EPROTO;
-    }
+    if (rc == 0)
+        rc = s_fits(c, t, err, sizeof err);
     if (rc != 0) {
         c->st.bad_tables++;
         zps_log_burst(c->log, ZPS_LOG_WARN, LC_TABLE, 20, 10000, "table from server %u ignored: %s",
