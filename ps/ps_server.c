@@ -508,6 +508,9 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
         out->expired_keys += b.expired;
         out->evicted_keys += b.evicted;
     }
+    out->relays = s->join.relays_in;
+    out->relay_keys = s->join.relay_keys;
+    out->relays_known = s->join.relays_known;
     out->uptime_ms = (uint64_t)(zps_now_ms() - s->start_ms);
     out->held_pulls = s->nheld;
     out->server_nonce = s->nonce;

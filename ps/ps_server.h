@@ -106,6 +106,8 @@ typedef struct {
     uint64_t admission_sketch_bytes;
     /* --expire-after / --evict, table 0 */
     uint64_t expired_keys, evicted_keys;
+    /* replication: relays received, keys of them applied, relays already held */
+    uint64_t relays, relay_keys, relays_known;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

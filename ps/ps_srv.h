@@ -56,7 +56,7 @@
 /* rate-limit classes of zps_log (one per kind of per-peer line) */
 enum {
     LC_REJECT = 0, LC_REPLY, LC_HELLO, LC_PERM, LC_ZAP, LC_CONNLIM, LC_NONFINITE, LC_SHUTDOWN,
-    LC_DROPPED, LC_HEARTBEAT, LC_BIND
+    LC_DROPPED, LC_HEARTBEAT, LC_BIND, LC_JOIN_RELAY
 };
 
 typedef struct {
@@ -136,6 +136,14 @@ typedef struct psj_ack {
     int waiting;            /* forwards not acknowledged yet */
 } psj_ack_t;
 
+/* Which pushes of client (rank, nonce) to server origin (incarnation inc)
+ * this server's copy holds (relays). */
+typedef struct {
+    uint32_t origin, inc, client;
+    uint64_t nonce;
+    ps_dedup_win_t win;
+} psj_owin_t;
+
 /* A forward not acknowledged yet by the joiner. */
 typedef struct {
     uint64_t seq, nkeys;
@@ -145,6 +153,8 @@ typedef struct {
     float lr_scale;
     int64_t sent_ms;
     psj_ack_t *ack;
+    uint32_t client_rank;   /* the client push it carries, at this server */
+    uint64_t client_nonce, client_seq;
 } psj_fwd_t;
 
 /* A join this server donates ranges to. */
@@ -198,6 +208,15 @@ typedef struct {
                                              is stale (a restarted coordinator took it
                                              for a new process): it must exit */
     uint8_t scratch[ZPS_RANGES / 8];
+    /* relays (ps_srv_join.c, "Relays"): the donor (rank, incarnation) of the
+     * last join of each range, and per (donor process, client process) which
+     * of the client's pushes to that donor this server's copy holds: the
+     * donor's window at the fork (Snap.windows) and the forwards since */
+    uint32_t jdonor[ZPS_RANGES];          /* donor rank + 1 (0: never joined) */
+    uint32_t jdinc[ZPS_RANGES];
+    psj_owin_t *owin;
+    size_t nowin, owin_cap;
+    uint64_t relays_in, relay_keys, relays_known;
     /* ranges moving (zps-ctl add-server / remove-server): a live server
      * joins some ranges while it serves others, and leaves ranges */
     uint8_t held[ZPS_RANGES / 8];         /* ranges it took pushes of in its last table */
@@ -383,6 +402,12 @@ int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *n,
 int psv_join_accepts(const ps_server_t *s, uint32_t r, uint64_t v);
 /* Forwards to a joiner not acknowledged yet? */
 int psv_join_forwards_waiting(const ps_server_t *s);
+/* A relay (Push.relay_rank): keep in s->keys / *g only the keys this server
+ * must apply (ranges it joined after the relay's split from the server it
+ * relays, which neither that server's snapshot nor a forward brought);
+ * *n is updated, *g may point to a join buffer.  0 or ZPS_ENOMEM. */
+int psv_join_relay(ps_server_t *s, const Zps__Push *req, uint32_t rank, uint64_t nonce,
+                   size_t *n, uint32_t dim, const float **g);
 int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_t rank,
                      uint64_t nonce, size_t n, uint32_t dim, const float *g, float lr_scale);
 int psv_join_ack_held(const ps_server_t *s, uint32_t rank, uint64_t nonce, uint64_t seq);

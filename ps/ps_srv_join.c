@@ -32,7 +32,16 @@
  *
  * A joiner holds nothing but the ranges it joins (the coordinator gives
  * joins to servers that are not members), so every key of a push it gets
- * before its copy is complete is buffered whole. */
+ * before its copy is complete is buffered whole.
+ *
+ * Relays (docs/architecture.md, "Relays").  If D dies before J has
+ * acknowledged a forward, the client, which never had that push
+ * acknowledged by D, relays D's part to J (Push.relay_*).  J applies a
+ * relay's keys only in ranges it joined from that very D (jdonor, jdinc)
+ * after the part's table (rfloor), and only if its copy lacks the push:
+ * per (donor process, client process) it keeps a window (owin) of the
+ * client's pushes to D that its copy holds, D's own windows as of the fork
+ * (Snap.windows) plus every forward (Forward.client_*). */
 #include "ps_srv.h"
 
 #include <pthread.h>
@@ -44,6 +53,10 @@
 #define PSJ_PAGE_KEYS 65536u
 #define PSJ_PAGE_ACK_MS 500
 #define PSJ_PAGE_TRIES 60
+/* Relay records kept at most (540 bytes each: per donor process and client
+ * process; past it the oldest goes, and a relay of its pushes may then be
+ * applied twice) */
+#define PSJ_OWIN_MAX 16384
 /* A completed join's record (it forwards late pushes split before the
  * cut) is kept this long after its completion and its last forward: a
  * client gives up on a push after --server-timeout (120 s by default), so
@@ -83,6 +96,9 @@ typedef struct psj_snap {
     float *crows[PS_MAX_TABLES];
     size_t cn[PS_MAX_TABLES];
     uint32_t rf[PS_MAX_TABLES];
+    uint8_t *wins;            /* the donor's client windows at the fork (last page) */
+    size_t wins_len;
+    uint32_t inc;             /* the donor's incarnation */
     pthread_t tid;
     atomic_int stop, done;
     int status;
@@ -164,6 +180,10 @@ static void s_send_fwd(ps_server_t *s, psj_donate_t *d, psj_fwd_t *f)
     fw.lr_scale = f->lr_scale;
     fw.examples = f->examples;
     fw.mean = f->mean != 0;
+    fw.client_rank = f->client_rank;
+    fw.client_nonce = f->client_nonce;
+    fw.client_seq = f->client_seq;
+    fw.donor_inc = s->ranges ? s->ranges->inc[s->conf.rank] : 0;
     env.body_case = ZPS__ENVELOPE__BODY_FORWARD;
     env.forward = &fw;
     zmq_msg_t k, v;
@@ -246,6 +266,11 @@ static int s_snap_send(psj_snap_t *p)
             sp.page = page;
             sp.last = last;
             sp.donor_nonce = s->nonce;
+            sp.donor_inc = p->inc;
+            if (last && p->wins_len) {
+                sp.windows.data = p->wins;
+                sp.windows.len = p->wins_len;
+            }
             env.body_case = ZPS__ENVELOPE__BODY_SNAP;
             env.snap = &sp;
             int acked = 0;
@@ -324,7 +349,158 @@ static void s_snap_free(psj_snap_t *p)
         free(p->ckeys[t]);
         free(p->crows[t]);
     }
+    free(p->wins);
     free(p);
+}
+
+/* ---- relays ------------------------------------------------------------------ */
+
+/* A client window on the wire (Snap.windows): rank u32, nonce u64, lwm u64,
+ * hwm u64, then PS_DEDUP_WORDS u64 bits, little-endian (this host's order:
+ * zps runs on little-endian hosts, as the checkpoint format says). */
+#define PSJ_WIN_BYTES (4 + 8 * 3 + 8 * PS_DEDUP_WORDS)
+
+/* This server's exactly-once windows, per client process, encoded (malloc'd;
+ * NULL and 0 when it has none or no memory). */
+static uint8_t *s_wins_encode(const ps_server_t *s, size_t *len)
+{
+    size_t n = 0;
+    for (uint32_t r = 0; r < s->nclients; r++)
+        n += s->clients[r].nonce != 0;
+    *len = 0;
+    uint8_t *b = n ? malloc(n * PSJ_WIN_BYTES) : NULL;
+    if (!b)
+        return NULL;
+    uint8_t *o = b;
+    for (uint32_t r = 0; r < s->nclients; r++) {
+        const ps_ckpt_client_t *c = &s->clients[r];
+        if (!c->nonce)
+            continue;
+        memcpy(o, &r, 4);
+        memcpy(o + 4, &c->nonce, 8);
+        memcpy(o + 12, &c->win.lwm, 8);
+        memcpy(o + 20, &c->win.hwm, 8);
+        memcpy(o + 28, c->win.bits, 8 * PS_DEDUP_WORDS);
+        o += PSJ_WIN_BYTES;
+    }
+    *len = n * PSJ_WIN_BYTES;
+    return b;
+}
+
+/* The record of client (rank, nonce)'s pushes to server origin (incarnation
+ * inc) this copy holds; created (empty) if `create`; NULL if absent or no
+ * memory.  A client process that is new replaces the rank's record. */
+static ps_dedup_win_t *s_owin(ps_server_t *s, uint32_t origin, uint32_t inc, uint32_t client,
+                              uint64_t nonce, int create)
+{
+    psj_owin_t *o = NULL;
+    for (size_t i = 0; i < s->join.nowin && !o; i++)
+        if (s->join.owin[i].origin == origin && s->join.owin[i].inc == inc &&
+            s->join.owin[i].client == client)
+            o = &s->join.owin[i];
+    if (o && o->nonce == nonce)
+        return &o->win;
+    if (!create)
+        return NULL;
+    if (!o && s->join.nowin == PSJ_OWIN_MAX) {
+        /* full (a hostile peer, or a very long job): the oldest goes */
+        memmove(s->join.owin, s->join.owin + 1, (s->join.nowin - 1) * sizeof *s->join.owin);
+        s->join.nowin--;
+    }
+    if (!o) {
+        if (s->join.nowin == s->join.owin_cap) {
+            size_t cap = s->join.owin_cap ? 2 * s->join.owin_cap : 16;
+            psj_owin_t *a = realloc(s->join.owin, cap * sizeof *a);
+            if (!a)
+                return NULL;
+            s->join.owin = a;
+            s->join.owin_cap = cap;
+        }
+        o = &s->join.owin[s->join.nowin++];
+    }
+    o->origin = origin;
+    o->inc = inc;
+    o->client = client;
+    o->nonce = nonce;
+    ps_dedup_init(&o->win);
+    return &o->win;
+}
+
+/* The donor's windows at the fork (its snapshot's last page). */
+static void s_wins_adopt(ps_server_t *s, uint32_t donor, uint32_t inc, const uint8_t *b,
+                         size_t len)
+{
+    if (len % PSJ_WIN_BYTES) {
+        zps_warn(s->log, "join: server %u's snapshot windows are %zu bytes, not a whole "
+                 "number of records: ignored (a relay of its pushes may be applied twice)",
+                 donor, len);
+        return;
+    }
+    for (const uint8_t *o = b; o < b + len; o += PSJ_WIN_BYTES) {
+        uint32_t client;
+        uint64_t nonce;
+        ps_dedup_win_t w;
+        memcpy(&client, o, 4);
+        memcpy(&nonce, o + 4, 8);
+        memcpy(&w.lwm, o + 12, 8);
+        memcpy(&w.hwm, o + 20, 8);
+        memcpy(w.bits, o + 28, 8 * PS_DEDUP_WORDS);
+        if (!ps_dedup_valid(&w))
+            continue;
+        ps_dedup_win_t *d = s_owin(s, donor, inc, client, nonce, 1);
+        if (d)
+            *d = w;
+    }
+}
+
+int psv_join_relay(ps_server_t *s, const Zps__Push *req, uint32_t rank, uint64_t nonce,
+                   size_t *np, uint32_t dim, const float **gp)
+{
+    uint32_t origin = req->relay_rank - 1;
+    s->join.relays_in++;
+    ps_dedup_win_t *w = s_owin(s, origin, req->relay_inc, rank, nonce, 1);
+    if (!w)
+        return ZPS_ENOMEM;
+    int st = ps_dedup_check(w, req->relay_seq);
+    size_t n = *np, a = 0;
+    if (st == PS_DEDUP_NEW) {
+        if (n > s->join.kbuf_cap || n * dim > s->join.gbuf_cap) {
+            float *g2 = realloc(s->join.gbuf, (n * dim > 0 ? n * dim : 1) * sizeof *g2);
+            if (g2) {
+                s->join.gbuf = g2;
+                s->join.gbuf_cap = n * dim;
+            }
+            uint64_t *k2 = realloc(s->join.kbuf, (n ? n : 1) * sizeof *k2);
+            if (k2) {
+                s->join.kbuf = k2;
+                s->join.kbuf_cap = n;
+            }
+            if (!g2 || !k2)
+                return ZPS_ENOMEM;
+        }
+        const float *g = *gp;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t r = zps_range_of(s->keys[i]);
+            if (s->join.jdonor[r] != origin + 1 || s->join.jdinc[r] != req->relay_inc ||
+                s->join.rfloor[r] <= req->relay_version ||
+                !zps_ranges_takes(s->ranges, r, s->conf.rank))
+                continue;
+            s->keys[a] = s->keys[i];
+            memcpy(s->join.gbuf + a * dim, g + i * dim, dim * sizeof *g);
+            a++;
+        }
+        ps_dedup_mark(w, req->relay_seq);
+        *gp = s->join.gbuf;
+    } else {
+        s->join.relays_known++;
+    }
+    s->join.relay_keys += a;
+    if (a)
+        zps_log_limited(s->log, LC_JOIN_RELAY, 1000, "relay from client %u of its push %llu to "
+                        "removed server %u: %zu of its %zu keys were not in this copy: applied",
+                        rank, (unsigned long long)req->relay_seq, origin, a, n);
+    *np = a;
+    return 0;
 }
 
 /* Wait for the snapshot thread (stop: ask it to stop first) and free it;
@@ -434,6 +610,9 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
     p->ntables = s->conf.ntables;
     for (uint32_t t = 0; t < p->ntables; t++)
         p->rf[t] = zps_table_row_floats(s->tabs[t].t);
+    /* which pushes the snapshot holds: the windows as of now, the fork */
+    p->wins = s_wins_encode(s, &p->wins_len);
+    p->inc = s->ranges->inc[s->conf.rank];
     if (PSJ_SNAP_FORK) {
         for (uint32_t t = 0; t < p->ntables; t++)
             p->live[t] = s->tabs[t].t;
@@ -445,6 +624,7 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
             zps_error(s->log, "join of server %u: cannot fork the snapshot: %s", joiner,
                       strerror(errno));
         d->snap_pid = pid > 0 ? pid : 0;
+        free(p->wins);
         free(p);
         zps_info(s->log, "donating %u ranges to server %u at %s (join at version %llu): "
                  "snapshot in process %d, pushes split by older tables forwarded", nranges,
@@ -691,6 +871,8 @@ void psv_join_table(ps_server_t *s)
             s->join.mask[r >> 3] |= (uint8_t)(1u << (r & 7));
             s->join.rfloor[r] = cut;
             s->join.rfloor_max = cut;
+            s->join.jdonor[r] = t->donor[r] + 1;
+            s->join.jdinc[r] = t->inc[t->donor[r]];
             uint32_t dn = t->donor[r], k;
             for (k = 0; k < s->join.ndonors && s->join.donors[k] != dn; k++)
                 ;
@@ -822,9 +1004,11 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
     if (!s->join.ndon)
         return 0;
     psj_ack_t *ack = NULL;
+    /* a relay counts as split by the table of the push it relays */
+    uint64_t v = req->relay_rank ? req->relay_version : req->table_version;
     for (uint32_t i = 0; i < s->join.ndon; i++) {
         psj_donate_t *d = &s->join.don[i];
-        if (req->table_version >= d->cut)
+        if (v >= d->cut)
             continue;
         size_t cnt = 0;
         for (size_t j = 0; j < n; j++)
@@ -862,6 +1046,9 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
         psj_fwd_t *f = &d->fwd[d->nfwd++];
         memset(f, 0, sizeof *f);
         f->seq = s->join.fwd_next[d->joiner]++;
+        f->client_rank = rank;
+        f->client_nonce = nonce;
+        f->client_seq = req->seq;
         d->quiet_ms = zps_now_ms();
         f->table = req->table;
         f->dim = dim;
@@ -1025,6 +1212,12 @@ void psv_on_forward(ps_server_t *s, zps_msg_t *m)
     }
     ps_dedup_mark(w, f->seq);
     s->join.forwards_in++;
+    if (f->client_nonce) {
+        /* the client's push at the donor is in this copy now (relays) */
+        ps_dedup_win_t *cw = s_owin(s, donor, f->donor_inc, f->client_rank, f->client_nonce, 1);
+        if (cw)
+            ps_dedup_mark(cw, f->client_seq);
+    }
     s_reply_small(s, m, ZPS__MSG_TYPE__FORWARD_ACK, ZPS__ENVELOPE__BODY_FORWARD_ACK, &ack);
 }
 
@@ -1081,6 +1274,7 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
     s->join.snap_keys += n;
     s_reply_small(s, m, ZPS__MSG_TYPE__SNAP_ACK, ZPS__ENVELOPE__BODY_SNAP_ACK, &ack);
     if (p->last && !s->join.donor_done[k]) {
+        s_wins_adopt(s, donor, p->donor_inc, p->windows.data, p->windows.len);
         s->join.donor_done[k] = 1;
         s->join.ndone++;
         zps_info(s->log, "join at version %llu: server %u's copy is in (%llu pages)",
@@ -1210,6 +1404,9 @@ void psv_join_destroy(ps_server_t *s)
     s_joining_clear(s);
     free(s->join.gbuf);
     free(s->join.kbuf);
+    free(s->join.owin);
     s->join.gbuf = NULL;
     s->join.kbuf = NULL;
+    s->join.owin = NULL;
+    s->join.nowin = s->join.owin_cap = 0;
 }

@@ -73,7 +73,8 @@ static int s_take_keys(ps_server_t *s, zps_msg_t *m, uint32_t table, uint64_t nk
         int push = m->env->body_case == ZPS__ENVELOPE__BODY_PUSH;
         for (uint64_t i = 0; i < nkeys; i++) {
             uint32_t r = zps_range_of(s->keys[i]);
-            if (!(push ? psv_join_accepts(s, r, m->env->push->table_version)
+            if (!(push ? m->env->push->relay_rank || /* a relay: psv_join_relay picks */
+                             psv_join_accepts(s, r, m->env->push->table_version)
                        : zps_ranges_has(s->ranges, r, s->conf.rank))) {
                 /* the client's table is older (this rank's previous
                  * process held it, say): retried, and moved when the
@@ -512,7 +513,15 @@ void psv_on_push(ps_server_t *s, zps_msg_t *m)
          * skips some: ps_srv_join.c) */
         size_t an = n;
         const float *ag = g;
-        int j = s->ranges ? psv_join_push(s, m, req, &an, (uint32_t)dim, &ag, lr_scale) : 0;
+        int j = 0;
+        if (s->ranges && req->relay_rank) {
+            /* a relay: only the keys this copy lacks (ps_srv_join.c) */
+            j = psv_join_relay(s, req, rank, rec->nonce, &an, (uint32_t)dim, &ag);
+            if (!j && an == 0)
+                j = 1; /* nothing to apply: recorded and acknowledged */
+        }
+        if (!j && s->ranges)
+            j = psv_join_push(s, m, req, &an, (uint32_t)dim, &ag, lr_scale);
         if (j < 0) {
             psv_push_rejected(s, rk);
             psv_reply_error(s, m, j, "push not taken while this server joins: %s: retry",
@@ -619,6 +628,9 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m)
     body.admission_rejected_pushes = st.admission_rejected_pushes;
     body.expired_keys = st.expired_keys;
     body.evicted_keys = st.evicted_keys;
+    body.relays = st.relays;
+    body.relay_keys = st.relay_keys;
+    body.relays_known = st.relays_known;
     uint64_t clocks[1024];
     if (s->clock) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;

@@ -20,6 +20,10 @@
  *               same client and direction (or after --max-hold-ms, so a
  *               held message is never stuck when the traffic stops)
  *   delay-ms D  every other message is held for a uniform 0..D ms
+ * and, while the file given to --block-file exists, every message of both
+ * directions is dropped (counted as blocked): a test cuts a link at a
+ * chosen moment with touch and restores it with rm (--s2c-block-file: the
+ * server's answers only).
  * decided by a seeded generator (--seed), so a run's decisions depend only
  * on the seed and the order messages arrive in.  The counters are written
  * to --stats-file (key=value, rewritten at most every 100 ms while they
@@ -31,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "zps_args.h"
@@ -56,7 +61,7 @@ typedef struct {
 } px_rates_t;
 
 typedef struct {
-    uint64_t in, forwarded, dropped, duplicated, reordered, delayed, send_failed;
+    uint64_t in, forwarded, dropped, duplicated, reordered, delayed, send_failed, blocked;
 } px_count_t;
 
 typedef struct {
@@ -87,6 +92,7 @@ typedef struct {
     px_count_t cnt[2];
     uint64_t held_at_exit;
     char stats_file[512];
+    char block_file[512], s2c_block_file[512];
     int64_t stats_written_ms;
     int stats_dirty;
 } px_t;
@@ -266,6 +272,12 @@ static void s_route(px_t *p, int dir, uint32_t c, zmq_msg_t *parts, int n)
     px_count_t *k = &p->cnt[dir];
     k->in++;
     p->stats_dirty = 1;
+    if ((p->block_file[0] && access(p->block_file, F_OK) == 0) ||
+        (dir == S2C && p->s2c_block_file[0] && access(p->s2c_block_file, F_OK) == 0)) {
+        k->blocked++;
+        s_close_parts(parts, n);
+        return;
+    }
     if (r->drop > 0 && s_rand(p) < r->drop) {
         k->dropped++;
         s_close_parts(parts, n);
@@ -302,12 +314,13 @@ static void s_format(const px_t *p, char *buf, size_t len)
         const char *n = s_dir_name[d];
         o += (size_t)snprintf(buf + o, o < len ? len - o : 0,
                               "%s_in=%llu %s_forwarded=%llu %s_dropped=%llu %s_duplicated=%llu "
-                              "%s_reordered=%llu %s_delayed=%llu %s_send_failed=%llu ",
+                              "%s_reordered=%llu %s_delayed=%llu %s_send_failed=%llu %s_blocked=%llu ",
                               n, (unsigned long long)k->in, n, (unsigned long long)k->forwarded,
                               n, (unsigned long long)k->dropped, n,
                               (unsigned long long)k->duplicated, n,
                               (unsigned long long)k->reordered, n, (unsigned long long)k->delayed,
-                              n, (unsigned long long)k->send_failed);
+                              n, (unsigned long long)k->send_failed, n,
+                              (unsigned long long)k->blocked);
     }
     snprintf(buf + o, o < len ? len - o : 0, "clients=%u held=%zu held_at_exit=%llu", p->nclients,
              p->nheld, (unsigned long long)p->held_at_exit);
@@ -356,6 +369,8 @@ static void s_usage(FILE *f)
             "  --listen EP           port 0: pick a free one (see --ready-file)\n"
             "  --ready-file F        write the bound endpoint to F once listening\n"
             "  --stats-file F        keep the counters in F (key=value, updated as they change)\n"
+            "  --block-file F        while F exists, drop every message (a cut link)\n"
+            "  --s2c-block-file F    while F exists, drop every server -> client message\n"
             "  --help, --version\n"
             "On SIGTERM/SIGINT prints the counters (the --stats-file line) and exits 0.\n");
 }
@@ -430,6 +445,10 @@ int main(int argc, char **argv)
             snprintf(ready, sizeof ready, "%s", v);
         else if (!strcmp(name, "stats-file"))
             snprintf(p->stats_file, sizeof p->stats_file, "%s", v);
+        else if (!strcmp(name, "block-file"))
+            snprintf(p->block_file, sizeof p->block_file, "%s", v);
+        else if (!strcmp(name, "s2c-block-file"))
+            snprintf(p->s2c_block_file, sizeof p->s2c_block_file, "%s", v);
         else if (!strcmp(name, "seed"))
             bad = zps_parse_u64(v, &seed) != 0;
         else if (!strcmp(name, "reorder-k"))

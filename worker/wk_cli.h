@@ -37,6 +37,9 @@
 #define WK_NONCES 4     /* replaced server processes remembered per server */
 #define WK_GEN_SHIFT 48 /* a request id's bits above this count a pull's re-splits */
 #define WK_ID_MASK ((1ULL << WK_GEN_SHIFT) - 1)
+/* a relay's request id: its push's ticket id (or 0) with this bit: its
+ * answers count for the ticket's relays, never for its own parts */
+#define WK_RELAY_ID (1ULL << 47)
 
 enum { RQ_FREE = 0, RQ_PULL, RQ_PUSH, RQ_HELLO, RQ_STATS, RQ_SHUTDOWN, RQ_CLOCK };
 
@@ -57,6 +60,7 @@ typedef struct {
     wk_server_stats_t *stats;
     uint64_t clock;
     uint64_t *seqs;        /* push: per server, the seq of its sub-request */
+    uint32_t relays;       /* push: relays of its parts not acknowledged yet (wk_cli_repl.c) */
     uint32_t push_codec_used;  /* the codec of this request's values frame */
     wk_push_meta_t meta;
     uint8_t *keep;         /* pull, per server: 1 keys kept (for a resend) */
@@ -80,6 +84,11 @@ typedef struct {
     int tick, mean;
     float lr_scale;        /* the step multiplier when it was first sent */
     uint64_t table_version; /* replicated: the range table it was split by (kept on resends) */
+    /* a relay (wk_cli_repl.c): the part removed server relay_rank - 1
+     * (incarnation relay_inc) never acknowledged, its seq there and the table
+     * it was split by; relay_rank 0: an ordinary push */
+    uint32_t relay_rank, relay_inc;
+    uint64_t relay_seq, relay_version;
 } wk_held_t;
 
 /* What a server said of itself in its hello reply. */
@@ -221,6 +230,9 @@ void wkc_repl_free(wk_client_t *c);
 /* Ask the coordinator for a newer table (at most every 200 ms), take in
  * its answers, and fail over when a table removes servers. */
 void wkc_repl_poll(wk_client_t *c);
+/* Relay item it of server s was acknowledged, or is being dropped: one
+ * relay less for its push's ticket (if still in flight). */
+void wkc_relay_done(wk_client_t *c, const wk_retry_item_t *it);
 /* Are request r's keys split into per-server parts (pos/off)?  (Not with
  * one server and no range table: the caller's arrays go out as they are.) */
 static inline int wkc_split_used(const wk_client_t *c)

@@ -83,6 +83,9 @@ static int s_on_push_ack(wk_client_t *c, uint32_t s, const Zps__PushAck *ack)
     int restarted;
     if (s_check_nonce(c, s, ack->server_nonce, &restarted))
         return 1;
+    wk_retry_item_t *it = wk_retry_find(c->retry, s, ack->seq);
+    if (it && !it->acked)
+        wkc_relay_done(c, it);
     if (!wk_retry_ack(c->retry, s, ack->seq))
         c->rs.dup_acks++;
     /* A server that sends no nonce predates durable_seq: its ack is all the
@@ -113,7 +116,8 @@ static void s_on_orphan_error(wk_client_t *c, uint32_t s, const Zps__Envelope *e
         c->rs.seq_refusals++;
         return;
     }
-    if (env->error->code == ZPS_ENOLEASE || env->error->code == ZPS_ESTALE)
+    if (env->error->code == ZPS_ENOLEASE || env->error->code == ZPS_ESTALE ||
+        env->error->code == ZPS_EBUSY)
         return; /* the retry scan sends it again (or a failover drops it) */
     wk_retry_item_t *it = s_held_by_req(c, s, env->request_id);
     if (!it)
@@ -279,6 +283,12 @@ static void s_on_reply(wk_client_t *c, uint32_t s, zps_msg_t *m)
     int stale = 0;
     if (env->body_case == ZPS__ENVELOPE__BODY_PUSH_ACK && c->retry)
         stale = s_on_push_ack(c, s, env->push_ack);
+    if (env->request_id & WK_RELAY_ID) {
+        /* a relay's answer: its ack was counted above */
+        if (env->body_case == ZPS__ENVELOPE__BODY_ERROR && c->retry)
+            s_on_orphan_error(c, s, env);
+        return;
+    }
     wk_req_t *r = s_req_of(c, env->request_id);
     if (!r || !r->waiting[s]) {
         /* late reply to a released ticket, or a duplicate */

@@ -28,7 +28,21 @@
  *     zps-ctl add-server / remove-server);
  *   - s gets no further requests, heartbeats or control messages.
  * A table with a range that has no replica left fails the client with
- * ZPS_ELOST (sticky): those weights exist nowhere now. */
+ * ZPS_ELOST (sticky): those weights exist nowhere now.
+ *
+ * Relays.  "Every other replica got its own part" does not cover the ranges
+ * a server joined after the push was split: it gets those keys from its
+ * donor (snapshot or forward), and a donor that dies before the joiner
+ * acknowledged its forward leaves the push nowhere, unacknowledged.  So a
+ * part the removed server never acknowledged is not dropped but relayed:
+ * sent whole, as a new push (the target's own seq, Push.relay_*), to every
+ * current replica of its keys' ranges.  The server applies only the keys
+ * of ranges it joined from the removed server after the part's table and
+ * only if its copy lacks that push (the donor's windows at the fork and the
+ * forwards since record which pushes it has: ps_srv_join.c); the others
+ * acknowledge it applying nothing.  A push's ticket, if it still waits,
+ * completes once its relays are acknowledged too (wk_client_wait; a
+ * relay's request id is the ticket's with WK_RELAY_ID). */
 #include "wk_cli.h"
 
 #include <errno.h>
@@ -36,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zps_codec.h"
 #include "zps_err.h"
 #include "zps_time.h"
 
@@ -86,6 +101,141 @@ static void s_connect_slot(wk_client_t *c, uint32_t s)
         wkc_notice(c, "server %u: cannot connect to '%s': %s", s, copy, zmq_strerror(errno));
 }
 
+/* A part to relay: the collected copy, and the server it was for. */
+typedef struct {
+    wk_held_t *h;
+    uint32_t from;
+} s_relay_t;
+
+/* The ticket of a relay item's push, if still in flight. */
+static wk_req_t *s_relay_ticket(wk_client_t *c, const wk_held_t *h)
+{
+    uint64_t id = h->req_id & ~WK_RELAY_ID;
+    wk_req_t *r = id ? wkc_req_find(c, id) : NULL;
+    return r && r->kind == RQ_PUSH ? r : NULL;
+}
+
+void wkc_relay_done(wk_client_t *c, const wk_retry_item_t *it)
+{
+    const wk_held_t *h = it->payload;
+    wk_req_t *r = h->relay_rank ? s_relay_ticket(c, h) : NULL;
+    if (r && r->relays)
+        r->relays--;
+}
+
+/* Keep what server s (failing: removed, or replaced by a new process) was
+ * sent and never acknowledged, as relays (the frames are shared, not
+ * copied).  0 or ZPS_ENOMEM. */
+static int s_collect(wk_client_t *c, uint32_t s, s_relay_t **list, size_t *n)
+{
+    for (wk_retry_item_t *it = wk_retry_first_unacked(c->retry, s); it;
+         it = wk_retry_next_unacked(c->retry, s, it)) {
+        const wk_held_t *h = it->payload;
+        s_relay_t *l = realloc(*list, (*n + 1) * sizeof *l);
+        wk_held_t *r = malloc(sizeof *r);
+        if (l)
+            *list = l;
+        if (!l || !r) {
+            free(r);
+            return ZPS_ENOMEM;
+        }
+        *r = *h;
+        zmq_msg_init(&r->keys);
+        zmq_msg_copy(&r->keys, (zmq_msg_t *)&h->keys);
+        zmq_msg_init(&r->vals);
+        zmq_msg_copy(&r->vals, (zmq_msg_t *)&h->vals);
+        /* the push's ticket, if it still waits, waits for the relays */
+        r->req_id = (h->req_id & ~WK_RELAY_ID) | WK_RELAY_ID;
+        if (h->relay_rank) {
+            /* a relay of a relay keeps the first server's identity: the
+             * joiners recorded what they copied from that one; this one is
+             * replaced by the relays made of it */
+            wkc_relay_done(c, it);
+        } else {
+            r->relay_rank = s + 1;
+            r->relay_inc = c->ranges->inc[s];
+            r->relay_seq = it->seq;
+            r->relay_version = h->table_version;
+        }
+        (*list)[*n].h = r;
+        (*list)[(*n)++].from = s;
+    }
+    return 0;
+}
+
+/* Send each collected part (c->ranges is the new table) to every current
+ * replica of its keys' ranges but the server it was for; frees the list. */
+static void s_relay(wk_client_t *c, s_relay_t *list, size_t n)
+{
+    uint32_t S = c->conf.nservers;
+    uint64_t *keys = NULL;
+    size_t cap = 0, sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        wk_held_t *h = list[i].h;
+        uint8_t to[WK_MAX_SERVERS];
+        memset(to, 0, sizeof to);
+        if (h->nkeys > cap) {
+            uint64_t *k = realloc(keys, h->nkeys * sizeof *k);
+            if (k) {
+                keys = k;
+                cap = h->nkeys;
+            }
+        }
+        if (h->nkeys > cap || zps_keys_decode(zmq_msg_data(&h->keys), zmq_msg_size(&h->keys),
+                                              h->nkeys, keys, NULL) != 0) {
+            wkc_notice(c, "cannot relay push %llu of removed server %u (its keys do not decode, "
+                       "or no memory)", (unsigned long long)h->relay_seq, h->relay_rank - 1);
+            wkc_held_free(NULL, h);
+            continue;
+        }
+        for (size_t k = 0; k < h->nkeys; k++) {
+            uint32_t r = zps_range_of(keys[k]);
+            for (uint32_t j = 0; j < c->ranges->nrep[r]; j++)
+                if (c->ranges->rep[r][j] < S)
+                    to[c->ranges->rep[r][j]] = 1;
+        }
+        to[list[i].from] = 0;
+        h->table_version = c->ranges->version;
+        wk_req_t *ticket = s_relay_ticket(c, h);
+        for (uint32_t z = 0; z < S; z++) {
+            if (!to[z] || c->dead[z])
+                continue;
+            wk_held_t *r = malloc(sizeof *r);
+            if (!r) {
+                wkc_notice(c, "out of memory relaying a push to server %u", z);
+                continue;
+            }
+            *r = *h;
+            zmq_msg_init(&r->keys);
+            zmq_msg_copy(&r->keys, &h->keys);
+            zmq_msg_init(&r->vals);
+            zmq_msg_copy(&r->vals, &h->vals);
+            uint64_t seq = c->seq_next[z] + 1;
+            size_t bytes = zmq_msg_size(&r->keys) + zmq_msg_size(&r->vals) + sizeof *r;
+            if (wk_retry_add(c->retry, z, seq, bytes, zps_now_ms(), r) != 0) {
+                wkc_held_free(NULL, r);
+                wkc_notice(c, "out of memory relaying a push to server %u", z);
+                continue;
+            }
+            c->seq_next[z] = seq;
+            if (ticket)
+                ticket->relays++;
+            wk_retry_item_t *it = wk_retry_find(c->retry, z, seq);
+            if (it)
+                wkc_resend_push(c, z, it); /* (a failed send: the retry scan) */
+            c->rs.relayed++;
+            sent++;
+        }
+        wkc_held_free(NULL, h);
+    }
+    if (n)
+        wkc_notice(c, "relayed %zu push part%s that removed servers never acknowledged to %zu "
+                   "current replica%s of their ranges", n, n == 1 ? "" : "s", sent,
+                   sent == 1 ? "" : "s");
+    free(keys);
+    free(list);
+}
+
 /* A newer table: fail over from every server it no longer names (a
  * server drained by remove-server, listed in retired, keeps its held
  * pushes: it still answers them). */
@@ -96,6 +246,17 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t, const uint32_t *retir
     uint8_t removed[WK_MAX_SERVERS];
     int any = 0;
     uint64_t old = c->ranges->version;
+    /* the parts servers that fail now never acknowledged: relayed below */
+    s_relay_t *relays = NULL;
+    size_t nrelays = 0;
+    for (uint32_t s = 0; s < S; s++) {
+        int fails = c->ranges->version &&
+                    (t->inc[s] != c->ranges->inc[s] ||
+                     (!c->dead[s] && !zps_ranges_member(t, s) && !s_listed(retired, nretired, s)));
+        if (fails && s_collect(c, s, &relays, &nrelays) != 0)
+            wkc_notice(c, "out of memory keeping the pushes server %u never acknowledged: they "
+                       "are not relayed", s);
+    }
     for (uint32_t s = 0; s < S; s++) {
         removed[s] = 0;
         if (t->inc[s] != c->ranges->inc[s] || (c->dead[s] && zps_ranges_member(t, s)))
@@ -166,8 +327,10 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t, const uint32_t *retir
                    "every server holding them failed; the job cannot go on without restoring "
                    "checkpoints", lost, ZPS_RANGES, (unsigned long long)t->version);
     }
-    if (!any)
+    if (!any) {
+        s_relay(c, relays, nrelays);
         return;
+    }
     for (uint32_t s = 0; s < S; s++) {
         if (removed[s] != 1)
             continue;
@@ -175,6 +338,7 @@ static void s_apply(wk_client_t *c, const zps_ranges_t *t, const uint32_t *retir
         while ((it = wk_retry_first(c->retry, s)) != NULL)
             wk_retry_drop(c->retry, s, it->seq);
     }
+    s_relay(c, relays, nrelays);
     for (uint32_t i = 0; i <= c->mask; i++) {
         wk_req_t *r = &c->reqs[i];
         if (r->kind == RQ_FREE)

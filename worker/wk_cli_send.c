@@ -109,6 +109,10 @@ static void s_env_push(wk_client_t *c, uint32_t s, const wk_held_t *h, uint64_t 
     push->progress_rows = h->progress_rows;
     push->lr_scale = h->lr_scale != 1.0f ? h->lr_scale : 0.0f;
     push->table_version = h->table_version;
+    push->relay_rank = h->relay_rank;
+    push->relay_inc = h->relay_inc;
+    push->relay_seq = h->relay_seq;
+    push->relay_version = h->relay_version;
     env->body_case = ZPS__ENVELOPE__BODY_PUSH;
     env->push = push;
 }

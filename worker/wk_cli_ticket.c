@@ -46,6 +46,7 @@ wk_req_t *wkc_req_new(wk_client_t *c, int kind)
     r->id = id;
     r->kind = kind;
     r->pending = 0;
+    r->relays = 0;
     r->status = 0;
     r->out = NULL;
     r->stats = NULL;
@@ -73,6 +74,7 @@ void wkc_req_release(wk_client_t *c, wk_req_t *r)
     r->kind = RQ_FREE;
     memset(r->waiting, 0, c->conf.nservers);
     r->pending = 0;
+    r->relays = 0;
     c->inflight--;
 }
 

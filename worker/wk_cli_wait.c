@@ -156,7 +156,8 @@ int wk_client_wait(wk_client_t *c, uint64_t ticket, int timeout_ms)
         timeout_ms = c->conf.server_timeout_ms > 0 ? c->conf.server_timeout_ms : 120000;
     int64_t deadline = (retrying && r->first_ms ? r->first_ms : zps_now_ms()) + timeout_ms;
     uint32_t S = c->conf.nservers;
-    while (r->pending > 0 && !c->sticky) {
+    /* a push is done once its relays are acknowledged too (wk_cli_repl.c) */
+    while ((r->pending > 0 || r->relays > 0) && !c->sticky) {
         int64_t left = deadline - zps_now_ms();
         if (left <= 0) {
             char who[256];

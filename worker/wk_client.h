@@ -199,6 +199,8 @@ typedef struct {
     uint64_t dup_acks;        /* acks of a push already acknowledged (ignored) */
     uint64_t stale_replies;   /* replies from a server process that was replaced (ignored) */
     uint64_t seq_refusals;    /* pushes a server refused as beyond its dedup window (retried) */
+    uint64_t relayed;         /* replicated: push parts a removed server never acknowledged,
+                                 relayed to its ranges' current replicas (each target once) */
     uint64_t retained_bytes;  /* held now (unacknowledged + not yet durable) */
     uint64_t retained_peak;
     uint64_t retained_pushes; /* held now, all servers */
