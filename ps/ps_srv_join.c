@@ -355,6 +355,24 @@ static void s_snap_free(psj_snap_t *p)
 
 /* ---- relays ------------------------------------------------------------------ */
 
+/* The join scratch (kbuf, gbuf) for n keys of dim floats.  0 or ZPS_ENOMEM. */
+static int s_scratch(ps_server_t *s, size_t n, uint32_t dim)
+{
+    if (n <= s->join.kbuf_cap && n * dim <= s->join.gbuf_cap)
+        return 0;
+    float *g2 = realloc(s->join.gbuf, (n * dim > 0 ? n * dim : 1) * sizeof *g2);
+    if (g2) {
+        s->join.gbuf = g2;
+        s->join.gbuf_cap = n * dim;
+    }
+    uint64_t *k2 = realloc(s->join.kbuf, (n ? n : 1) * sizeof *k2);
+    if (k2) {
+        s->join.kbuf = k2;
+        s->join.kbuf_cap = n;
+    }
+    return g2 && k2 ? 0 : ZPS_ENOMEM;
+}
+
 /* A client window on the wire (Snap.windows): rank u32, nonce u64, lwm u64,
  * hwm u64, then PS_DEDUP_WORDS u64 bits, little-endian (this host's order:
  * zps runs on little-endian hosts, as the checkpoint format says). */
@@ -464,20 +482,8 @@ int psv_join_relay(ps_server_t *s, const Zps__Push *req, uint32_t rank, uint64_t
     int st = ps_dedup_check(w, req->relay_seq);
     size_t n = *np, a = 0;
     if (st == PS_DEDUP_NEW) {
-        if (n > s->join.kbuf_cap || n * dim > s->join.gbuf_cap) {
-            float *g2 = realloc(s->join.gbuf, (n * dim > 0 ? n * dim : 1) * sizeof *g2);
-            if (g2) {
-                s->join.gbuf = g2;
-                s->join.gbuf_cap = n * dim;
-            }
-            uint64_t *k2 = realloc(s->join.kbuf, (n ? n : 1) * sizeof *k2);
-            if (k2) {
-                s->join.kbuf = k2;
-                s->join.kbuf_cap = n;
-            }
-            if (!g2 || !k2)
-                return ZPS_ENOMEM;
-        }
+        if (s_scratch(s, n, dim) != 0)
+            return ZPS_ENOMEM;
         const float *g = *gp;
         for (size_t i = 0; i < n; i++) {
             uint32_t r = zps_range_of(s->keys[i]);
@@ -952,20 +958,8 @@ int psv_join_push(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, size_t *np
     }
     if (!need)
         return 0;
-    if (n > s->join.gbuf_cap / (dim ? dim : 1) || n > s->join.kbuf_cap) {
-        float *g2 = realloc(s->join.gbuf, (n * dim > 0 ? n * dim : 1) * sizeof *g2);
-        if (g2) {
-            s->join.gbuf = g2;
-            s->join.gbuf_cap = n * dim;
-        }
-        uint64_t *k2 = realloc(s->join.kbuf, (n ? n : 1) * sizeof *k2);
-        if (k2) {
-            s->join.kbuf = k2;
-            s->join.kbuf_cap = n;
-        }
-        if (!g2 || !k2)
-            return ZPS_ENOMEM;
-    }
+    if (s_scratch(s, n, dim) != 0)
+        return ZPS_ENOMEM;
     const float *g = *gp;
     size_t a = 0, nb = 0;
     float *bvals = NULL;
