@@ -46,13 +46,6 @@ wait_msgs() {
         sleep 0.05
     done
 }
-wait_log() { # FILE PATTERN WHAT
-    t=0
-    until grep -q "$2" "$1" 2>/dev/null; do
-        t=$((t + 1)); [ $t -gt 200 ] && fail "case $C: no '$2' in $1 after 20 s ($3)"
-        sleep 0.1
-    done
-}
 
 run_case() { # run_case CASE KILL_SERVER(-: none)
     C=$1
@@ -96,10 +89,10 @@ run_case() { # run_case CASE KILL_SERVER(-: none)
     fi
     sleep 1.5  # away for longer than the leases (500 ms): the servers refuse meanwhile
     start_coord $C "$COORD"
-    wait_log "$D/coord.$C.log" "adopted table version" "the restarted coordinator adopted no table"
+    wait_log "$D/coord.$C.log" "adopted table version" 20 "case $C: the restarted coordinator adopted no table"
     echo "case $C: restarted coordinator: $(grep "adopted table version" "$D/coord.$C.log" | sed 's/.*info: //' | cut -c1-150)"
     if [ -n "$DEAD" ]; then
-        wait_log "$D/coord.$C.log" "removed server $DEAD" "server $DEAD not removed"
+        wait_log "$D/coord.$C.log" "removed server $DEAD" 20 "case $C: server $DEAD not removed"
     else
         grep -q "removed server" "$D/coord.$C.log" && fail "case $C: the restarted coordinator removed a live server: $(grep "removed server" "$D/coord.$C.log")"
     fi

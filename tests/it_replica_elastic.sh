@@ -30,7 +30,6 @@ FAULTS=${ELASTIC_FAULTS-"--drop 0.05 --dup 0.05 --reorder 0.05"}
 
 push_workload 51 5000
 
-wait_file() { t=0; while [ ! -s "$1" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "$2 not ready"; sleep 0.1; done; }
 c2s() { cat "$D"/px.$C.*.stats 2>/dev/null | sed -n 's/^c2s_in=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
 running() { for q in $PP; do kill -0 "$q" 2>/dev/null && return 0; done; return 1; }
 wait_msgs() {

@@ -74,13 +74,6 @@ while [ $p -lt $P ]; do
 done
 c2s() { cat "$D"/px*.stats 2>/dev/null | sed -n 's/^c2s_in=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
 running() { for q in $PP; do kill -0 "$q" 2>/dev/null && return 0; done; return 1; }
-wait_log() { # FILE PATTERN WHAT
-    t=0
-    until grep -q "$2" "$1"; do
-        t=$((t + 1)); [ $t -gt 300 ] && fail "no '$2' in $1 after 30 s ($3)"
-        sleep 0.1
-    done
-}
 
 n=600
 for i in ${JOIN_KILLS:-1 2 0}; do
@@ -92,9 +85,9 @@ for i in ${JOIN_KILLS:-1 2 0}; do
     done
     echo "killing server $i after $(c2s) client messages"
     eval "kill -9 \$SPID$i"
-    wait_log "$D/coord.log" "removed server $i" "server $i removed"
+    wait_log "$D/coord.log" "removed server $i" 30 "server $i not removed"
     start_server $i
-    wait_log "$D/coord.log" "server $i completed its join" "server $i rejoined"
+    wait_log "$D/coord.log" "server $i completed its join" 30 "server $i did not rejoin"
     echo "server $i rejoined: $(grep "server $i completed its join" "$D/coord.log" | tail -1 | sed 's/.*info: //')"
     running || fail "the pushers finished before server $i had rejoined: make the workload larger"
     n=$(($(c2s) + 400))

@@ -58,17 +58,6 @@ COORD_IP=$SUB.11
 push_workload 31 3000
 NK=$(wc -l <"$D/expect.txt")
 
-wait_file() { # FILE WHAT
-    t=0; while [ ! -s "$1" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "case $C: $2 not ready in 10 s"; sleep 0.1; done
-}
-# wait_log FILE PATTERN SECONDS WHAT
-wait_log() {
-    t=0
-    until grep -q "$2" "$1" 2>/dev/null; do
-        t=$((t + 1)); [ $t -gt $(($3 * 10)) ] && fail "case $C: $4 within $3 s"
-        sleep 0.1
-    done
-}
 
 # start_job CASE FAILURE_MS: the coordinator on host 1, server i on host
 # i+2, one pacing proxy per server in the root namespace

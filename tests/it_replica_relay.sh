@@ -29,16 +29,6 @@ S=2 R=2
 JOB="--table-dim 1 --optimizer sgd --lr 1"
 push_workload 71 3000
 
-wait_file() { # FILE WHAT
-    t=0; while [ ! -s "$1" ]; do t=$((t + 1)); [ $t -gt 100 ] && fail "$2 not ready"; sleep 0.1; done
-}
-wait_log() { # FILE PATTERN WHAT
-    t=0
-    until grep -q "$2" "$1"; do
-        t=$((t + 1)); [ $t -gt 300 ] && fail "no '$2' in $1 after 30 s ($3)"
-        sleep 0.1
-    done
-}
 bg() { "$@" & CPIDS="$CPIDS $!"; PIDS="$PIDS $!"; }
 
 run_case() { # CASE
@@ -88,8 +78,8 @@ run_case() { # CASE
 
     wait_c2s 0 100 "the first pushes"
     kill -9 "$SPID1"
-    wait_log "$D/coord.log" "removed server 1" "server 1 removed"
-    wait_log "$D/pusher.log" "server 1 .* is not in the range table" "the pusher failing over from server 1"
+    wait_log "$D/coord.log" "removed server 1" 30 "case $C: server 1 not removed"
+    wait_log "$D/pusher.log" "server 1 .* is not in the range table" 30 "case $C: the pusher did not fail over from server 1"
     touch "$D/block.coord"
     echo "case $C: server 1 killed; the pusher split by the table without it, then lost its coordinator link"
     if [ "$C" = 2 ]; then
@@ -105,7 +95,7 @@ run_case() { # CASE
         echo "case $C: server 0's answers to the pusher are cut; $(($(c2s 0) - n)) more messages to it"
     fi
     start_server 1
-    wait_log "$D/coord.log" "server 1 completed its join" "server 1 rejoined"
+    wait_log "$D/coord.log" "server 1 completed its join" 30 "case $C: server 1 did not rejoin"
     if [ "$C" = 1 ]; then
         touch "$D/block.peer1"
         n=$(c2s 0)
@@ -117,7 +107,7 @@ run_case() { # CASE
     fi
 
     kill -9 "$SPID0"
-    wait_log "$D/coord.log" "removed server 0" "server 0 removed"
+    wait_log "$D/coord.log" "removed server 0" 30 "case $C: server 0 not removed"
     rm -f "$D/block.coord" "$D/block.peer1" "$D/block.acks0"
     echo "case $C: server 0 killed with pushes unacknowledged; the pusher's coordinator link is back"
 

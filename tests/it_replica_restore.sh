@@ -35,21 +35,13 @@ sums "$D/push.0.txt" "$D/push.1.txt" >"$D/w1.txt"
 sums "$D/push.0.txt" "$D/push.1.txt" "$D/push.2.txt" "$D/push.3.txt" >"$D/w12.txt"
 sums "$D"/push.[0-5].txt >"$D/w123.txt"
 
-wait_file() { t=0; while [ ! -s "$1" ]; do t=$((t + 1)); [ $t -gt 300 ] && fail "$2 not ready"; sleep 0.1; done; }
-wait_log() { # FILE PATTERN SECONDS WHAT
-    t=0
-    while ! grep -q "$2" "$1" 2>/dev/null; do
-        t=$((t + 1)); [ $t -gt $(($3 * 10)) ] && fail "$4 (no '$2' in $1 after $3 s)"
-        sleep 0.1
-    done
-}
 coord() { # TAG [options]
     tag=$1; shift
     rm -f "$D/coord.$tag.ready"
     "$ZPS_BIN/zps-coord" --listen tcp://127.0.0.1:0 --num-servers 3 --replicas 2 \
         --ready-file "$D/coord.$tag.ready" "$@" >/dev/null 2>"$D/coord.$tag.log" &
     CPID=$!; PIDS="$PIDS $!"
-    wait_file "$D/coord.$tag.ready" "coordinator $tag"
+    wait_file "$D/coord.$tag.ready" "coordinator $tag" 30
     COORD=$(cat "$D/coord.$tag.ready")
 }
 server() { # TAG I [options]
@@ -125,7 +117,7 @@ exact() {
 # ---- case 1: the whole job, from final checkpoints ----------------------------------
 coord 1a --rereplicate-after-ms 0
 for i in 0 1 2; do server 1 $i; done
-for i in 0 1 2; do wait_file "$D/ready.1.$i" "server $i"; done
+for i in 0 1 2; do wait_file "$D/ready.1.$i" "server $i" 30; done
 push W1 "$D/push.0.txt" "$D/push.1.txt"
 kill -TERM "$SPID0"
 wait_exit "$SPID0" 30 || fail "case 1: server 0 did not stop cleanly"
@@ -142,7 +134,7 @@ done
 # the job again: a new coordinator, every server restored
 coord 1b
 for i in 0 1 2; do server 1 $i --restore; done
-for i in 0 1 2; do wait_file "$D/ready.1.$i" "restored server $i"; done
+for i in 0 1 2; do wait_file "$D/ready.1.$i" "restored server $i" 30; done
 wait_log "$D/coord.1b.log" "restored .* ranges from the newest checkpoint copy" 70 \
     "case 1: the coordinator restored no range"
 for i in 0 1 2; do
@@ -165,7 +157,7 @@ PORT0=$((PORT0 + 3))
 SERVERS_EP="tcp://127.0.0.1:$PORT0,tcp://127.0.0.1:$((PORT0 + 1)),tcp://127.0.0.1:$((PORT0 + 2))"
 coord 2
 for i in 0 1 2; do server 2 $i --checkpoint-every 0.5; done
-for i in 0 1 2; do wait_file "$D/ready.2.$i" "server $i"; done
+for i in 0 1 2; do wait_file "$D/ready.2.$i" "server $i" 30; done
 push W12 "$D/push.0.txt" "$D/push.1.txt" "$D/push.2.txt" "$D/push.3.txt"
 # a checkpoint begun after the last push was acknowledged, on servers 1 and 2
 for i in 1 2; do
@@ -179,7 +171,7 @@ done
 kill -KILL "$SPID1" "$SPID2"
 wait "$SPID1" "$SPID2" 2>/dev/null
 for i in 1 2; do server 2 $i --restore --checkpoint-every 0.5; done
-for i in 1 2; do wait_file "$D/ready.2.$i" "restored server $i"; done
+for i in 1 2; do wait_file "$D/ready.2.$i" "restored server $i" 30; done
 wait_log "$D/coord.2.log" "restored .* ranges from the newest checkpoint copy" 30 \
     "case 2: the coordinator restored no lost range"
 src=$(grep "restored .* ranges from the newest" "$D/coord.2.log" | tail -1)

@@ -90,3 +90,21 @@ push_workload() {
         END { for (k in sum) { v = sum[k]; if (v == 0) v = 0; printf "%s %.0f\n", k, v } }' | sort -n -k1,1 >"$TMP/expect.txt"
     cut -d' ' -f1 "$TMP/expect.txt" >"$TMP/keys.txt"
 }
+
+# wait_file FILE WHAT [SECONDS]: until FILE exists and is not empty (10 s)
+wait_file() {
+    t=0
+    while [ ! -s "$1" ]; do
+        t=$((t + 1)); [ $t -gt $((${3:-10} * 10)) ] && fail "$2 not ready in ${3:-10} s"
+        sleep 0.1
+    done
+}
+
+# wait_log FILE PATTERN SECONDS WHAT: until a line of FILE matches PATTERN
+wait_log() {
+    t=0
+    until grep -q "$2" "$1" 2>/dev/null; do
+        t=$((t + 1)); [ $t -gt $(($3 * 10)) ] && fail "$4 (no '$2' in $1 after $3 s)"
+        sleep 0.1
+    done
+}
