@@ -17,6 +17,7 @@
 #include "zps_hash.h"
 #include "zps_place.h"
 #include "zps_rng.h"
+#include "zps_sort.h"
 #include "zps_time.h"
 
 #define NSAMP 4                 /* pre-generated key samples per size per client */
@@ -433,16 +434,19 @@ static int s_raw_latency(cl_t *c, const bench_cmd_t *cmd, bench_res_t *res)
 }
 
 /* Client 0 pushes ids 0..N-1 once, in BENCH_POP_CHUNK-key pushes, then reads the
- * servers' key counts. */
+ * servers' key counts.  With shuffle the i-th id pushed is (A i + N/3) mod N, A
+ * = 2^61 - 1 (a prime, so a permutation of 0..N-1 for N < 2^61): rows are
+ * allocated in push order, so a key's row is then far from its id's. */
 static int s_populate(cl_t *c, const bench_cmd_t *cmd, bench_res_t *res)
 {
     uint64_t N = cmd->table_keys;
     size_t chunk = N < BENCH_POP_CHUNK ? (size_t)N : BENCH_POP_CHUNK;
-    uint64_t *keys = malloc(chunk * sizeof *keys);
+    uint64_t *keys = malloc(chunk * sizeof *keys), *tmp = malloc(chunk * sizeof *tmp);
     float *g = malloc(chunk * sizeof *g);
     uint64_t tickets[BENCH_MAX_WINDOW];
-    if (!keys || !g) {
+    if (!keys || !g || !tmp) {
         free(keys);
+        free(tmp);
         free(g);
         return s_fail(res, "out of memory");
     }
@@ -456,8 +460,13 @@ static int s_populate(cl_t *c, const bench_cmd_t *cmd, bench_res_t *res)
         if (issued < nchunks && issued - done < win) {
             uint64_t lo = issued * chunk, hi = lo + chunk < N ? lo + chunk : N;
             for (uint64_t k = lo; k < hi; k++)
-                keys[k - lo] = k;
-            rc = wk_client_push_async(c->wk, 0, keys, g, (size_t)(hi - lo),
+                keys[k - lo] = cmd->shuffle ? (uint64_t)(((unsigned __int128)k * 2305843009213693951ULL +
+                                                          N / 3) % N)
+                                            : k;
+            uint64_t *pk = keys;
+            if (cmd->shuffle) /* a push's keys are sorted: rows follow within a chunk only */
+                pk = zps_sort_u64(keys, tmp, (size_t)(hi - lo));
+            rc = wk_client_push_async(c->wk, 0, pk, g, (size_t)(hi - lo),
                                       &tickets[issued % win]);
             if (rc)
                 break;
@@ -470,6 +479,7 @@ static int s_populate(cl_t *c, const bench_cmd_t *cmd, bench_res_t *res)
         done++;
     }
     free(keys);
+    free(tmp);
     free(g);
     if (rc)
         return s_fail(res, "populate push failed (%s): %s", zps_strerror(rc),

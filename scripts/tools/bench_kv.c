@@ -33,6 +33,7 @@ typedef struct {
     uint32_t runs;
     uint64_t table_keys;
     uint32_t replicas;       /* 0: no coordinator */
+    int shuffle;             /* populate in a scrambled order */
     bench_srv_opts_t so;     /* --optimizer, --evict */
     uint32_t window;
     double min_s, max_s;
@@ -142,6 +143,10 @@ void bench_kv_usage(FILE *f)
             "  --optimizer NAME      the servers' optimizer: sgd, adagrad or ftrl  [sgd]\n"
             "  --evict               servers with --evict (cap twice the table: each row\n"
             "                        gets its stamp, nothing is evicted)\n"
+            "  --shuffle             populate the ids in a scrambled order (an affine\n"
+            "                        permutation), so a key's row is not where its id is:\n"
+            "                        without it ids 0..N-1 go in in order, and a message's\n"
+            "                        sorted keys read their rows in address order\n"
             "  --replicas R          a replicated job: zps-coord (beside zps-bench) with R\n"
             "                        replicas; pairs/s count each key once, however many\n"
             "                        servers it went to (0: no coordinator)  [0]\n"
@@ -203,14 +208,14 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     o.target_pairs = 8000000;
     o.lat_iters = 3000;
     enum { O_CFG = 1, O_SIZES, O_RUNS, O_TK, O_WIN, O_MIN, O_MAX, O_TP, O_LAT, O_QUICK, O_JSON,
-           O_HELP, O_REPL, O_OPT, O_EVICT };
+           O_HELP, O_REPL, O_OPT, O_EVICT, O_SHUF };
     static const struct option opts[] = {
         {"configs", 1, 0, O_CFG}, {"sizes", 1, 0, O_SIZES}, {"runs", 1, 0, O_RUNS},
         {"table-keys", 1, 0, O_TK}, {"window", 1, 0, O_WIN}, {"min-time", 1, 0, O_MIN},
         {"max-time", 1, 0, O_MAX}, {"target-pairs", 1, 0, O_TP}, {"lat-iters", 1, 0, O_LAT},
         {"quick", 0, 0, O_QUICK}, {"json", 1, 0, O_JSON}, {"help", 0, 0, O_HELP},
         {"replicas", 1, 0, O_REPL}, {"optimizer", 1, 0, O_OPT}, {"evict", 0, 0, O_EVICT},
-        {0, 0, 0, 0}};
+        {"shuffle", 0, 0, O_SHUF}, {0, 0, 0, 0}};
     int c, li, bad = 0;
     char oerr[300];
     optind = 1;
@@ -245,6 +250,7 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
             r = o.so.optimizer < 0;
             break;
         case O_EVICT: o.so.evict = 1; break;
+        case O_SHUF: o.shuffle = 1; break;
         case O_JSON: o.json = optarg; break;
         case O_HELP: bench_kv_usage(stdout); return 0;
         default:
@@ -311,9 +317,9 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     printf("command: `%s`\n", cmdline);
     printf("machine: %s, nproc %ld, MemTotal %llu kB (%.1f GiB)\n", cpu, nproc, mem_kb,
            (double)mem_kb / 1048576.0);
-    printf("table: %llu keys (ids 0..N-1, %s lr 0.01, dim 1%s); window %u per client; "
+    printf("table: %llu keys (ids 0..N-1%s, %s lr 0.01, dim 1%s); window %u per client; "
            "median of %u run%s; %.1f-%.1f s per run",
-           (unsigned long long)o.table_keys,
+           (unsigned long long)o.table_keys, o.shuffle ? " stored in a scrambled order" : "",
            o.so.optimizer == ZPS_OPT_FTRL ? "FTRL" : o.so.optimizer == ZPS_OPT_ADAGRAD ? "AdaGrad"
                                                                                     : "SGD",
            o.so.evict ? ", --evict: a stamp per row" : "", o.window, o.runs,
@@ -340,6 +346,7 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         bench_cmd_t cmd;
         memset(&cmd, 0, sizeof cmd);
         cmd.table_keys = o.table_keys;
+        cmd.shuffle = o.shuffle;
         cmd.window = o.window;
         cmd.min_s = o.min_s;
         cmd.max_s = o.max_s;

@@ -34,6 +34,7 @@ enum {
 typedef struct {
     int cmd, op;
     uint64_t k, table_keys;
+    int shuffle;                         /* populate: ids in a scrambled order */
     uint32_t window, lat_iters, lat_warmup;
     double min_s, max_s;
     uint64_t target_pairs;
