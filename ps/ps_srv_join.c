@@ -111,6 +111,21 @@ static int s_in_mask(const uint8_t *mask, uint32_t r)
     return mask[r >> 3] >> (r & 7) & 1;
 }
 
+/* Room for one more element in array *a (*cap of them, n used), doubling
+ * from `first`.  0 or ZPS_ENOMEM. */
+static int s_room(void **a, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : first;
+    void *p = realloc(*a, c * elem);
+    if (!p)
+        return ZPS_ENOMEM;
+    *a = p;
+    *cap = c;
+    return 0;
+}
+
 /* ---- as a donor ------------------------------------------------------------ */
 
 /* Send every acknowledgement a finished (or dropped) forward held. */
@@ -426,14 +441,9 @@ static ps_dedup_win_t *s_owin(ps_server_t *s, uint32_t origin, uint32_t inc, uin
         s->join.nowin--;
     }
     if (!o) {
-        if (s->join.nowin == s->join.owin_cap) {
-            size_t cap = s->join.owin_cap ? 2 * s->join.owin_cap : 16;
-            psj_owin_t *a = realloc(s->join.owin, cap * sizeof *a);
-            if (!a)
-                return NULL;
-            s->join.owin = a;
-            s->join.owin_cap = cap;
-        }
+        if (s_room((void **)&s->join.owin, &s->join.owin_cap, s->join.nowin,
+                   sizeof *s->join.owin, 16))
+            return NULL;
         o = &s->join.owin[s->join.nowin++];
     }
     o->origin = origin;
@@ -700,14 +710,8 @@ static int s_buffer(ps_server_t *s, uint32_t table, uint32_t dim, const uint64_t
                         s->join.buf_bytes);
         return ZPS_EBUSY;
     }
-    if (s->join.nbuf == s->join.buf_cap) {
-        size_t cap = s->join.buf_cap ? 2 * s->join.buf_cap : 256;
-        psj_buf_t *b = realloc(s->join.buf, cap * sizeof *b);
-        if (!b)
-            return ZPS_ENOMEM;
-        s->join.buf = b;
-        s->join.buf_cap = cap;
-    }
+    if (s_room((void **)&s->join.buf, &s->join.buf_cap, s->join.nbuf, sizeof *s->join.buf, 256))
+        return ZPS_ENOMEM;
     psj_buf_t *b = &s->join.buf[s->join.nbuf];
     b->keys = malloc((n ? n : 1) * sizeof *keys);
     b->vals = malloc((n * dim > 0 ? n * dim : 1) * sizeof *g);
@@ -1013,15 +1017,8 @@ int psv_join_forward(ps_server_t *s, zps_msg_t *m, const Zps__Push *req, uint32_
         size_t kb = zps_keys_bound(cnt) + 1;
         uint8_t *enc = malloc(kb);
         float *v = malloc(cnt * dim * sizeof *v);
-        if (d->nfwd == d->fwd_cap) {
-            size_t cap = d->fwd_cap ? 2 * d->fwd_cap : 64;
-            psj_fwd_t *f = realloc(d->fwd, cap * sizeof *f);
-            if (f) {
-                d->fwd = f;
-                d->fwd_cap = cap;
-            }
-        }
-        if (!k || !enc || !v || d->nfwd == d->fwd_cap) {
+        if (!k || !enc || !v ||
+            s_room((void **)&d->fwd, &d->fwd_cap, d->nfwd, sizeof *d->fwd, 64)) {
             free(k);
             free(enc);
             free(v);

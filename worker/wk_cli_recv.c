@@ -83,9 +83,11 @@ static int s_on_push_ack(wk_client_t *c, uint32_t s, const Zps__PushAck *ack)
     int restarted;
     if (s_check_nonce(c, s, ack->server_nonce, &restarted))
         return 1;
-    wk_retry_item_t *it = wk_retry_find(c->retry, s, ack->seq);
-    if (it && !it->acked)
-        wkc_relay_done(c, it);
+    if (c->ranges) { /* relays exist only in a replicated job */
+        wk_retry_item_t *it = wk_retry_find(c->retry, s, ack->seq);
+        if (it && !it->acked)
+            wkc_relay_done(c, it);
+    }
     if (!wk_retry_ack(c->retry, s, ack->seq))
         c->rs.dup_acks++;
     /* A server that sends no nonce predates durable_seq: its ack is all the

@@ -107,6 +107,20 @@ typedef struct {
     uint32_t from;
 } s_relay_t;
 
+/* A copy of held push h (its frames shared, not copied); NULL: no memory. */
+static wk_held_t *s_held_copy(const wk_held_t *h)
+{
+    wk_held_t *r = malloc(sizeof *r);
+    if (!r)
+        return NULL;
+    *r = *h;
+    zmq_msg_init(&r->keys);
+    zmq_msg_copy(&r->keys, (zmq_msg_t *)&h->keys);
+    zmq_msg_init(&r->vals);
+    zmq_msg_copy(&r->vals, (zmq_msg_t *)&h->vals);
+    return r;
+}
+
 /* The ticket of a relay item's push, if still in flight. */
 static wk_req_t *s_relay_ticket(wk_client_t *c, const wk_held_t *h)
 {
@@ -132,18 +146,11 @@ static int s_collect(wk_client_t *c, uint32_t s, s_relay_t **list, size_t *n)
          it = wk_retry_next_unacked(c->retry, s, it)) {
         const wk_held_t *h = it->payload;
         s_relay_t *l = realloc(*list, (*n + 1) * sizeof *l);
-        wk_held_t *r = malloc(sizeof *r);
         if (l)
             *list = l;
-        if (!l || !r) {
-            free(r);
+        wk_held_t *r = l ? s_held_copy(h) : NULL;
+        if (!r)
             return ZPS_ENOMEM;
-        }
-        *r = *h;
-        zmq_msg_init(&r->keys);
-        zmq_msg_copy(&r->keys, (zmq_msg_t *)&h->keys);
-        zmq_msg_init(&r->vals);
-        zmq_msg_copy(&r->vals, (zmq_msg_t *)&h->vals);
         /* the push's ticket, if it still waits, waits for the relays */
         r->req_id = (h->req_id & ~WK_RELAY_ID) | WK_RELAY_ID;
         if (h->relay_rank) {
@@ -200,16 +207,11 @@ static void s_relay(wk_client_t *c, s_relay_t *list, size_t n)
         for (uint32_t z = 0; z < S; z++) {
             if (!to[z] || c->dead[z])
                 continue;
-            wk_held_t *r = malloc(sizeof *r);
+            wk_held_t *r = s_held_copy(h);
             if (!r) {
                 wkc_notice(c, "out of memory relaying a push to server %u", z);
                 continue;
             }
-            *r = *h;
-            zmq_msg_init(&r->keys);
-            zmq_msg_copy(&r->keys, &h->keys);
-            zmq_msg_init(&r->vals);
-            zmq_msg_copy(&r->vals, &h->vals);
             uint64_t seq = c->seq_next[z] + 1;
             size_t bytes = zmq_msg_size(&r->keys) + zmq_msg_size(&r->vals) + sizeof *r;
             if (wk_retry_add(c->retry, z, seq, bytes, zps_now_ms(), r) != 0) {
