@@ -29,6 +29,36 @@ static inline uint64_t zps_mix64(uint64_t x, uint64_t seed)
     return x;
 }
 
+/* The inverse of zps_mix64 for the same seed: zps_unmix64(zps_mix64(x, s),
+ * s) == x.  Each xor-shift is undone by xoring in further shifts, each
+ * multiply by the constant's inverse mod 2^64 (Newton's iteration, which
+ * the compiler folds). */
+static inline uint64_t zps__unxorshift(uint64_t y, unsigned s)
+{
+    uint64_t x = y;
+    for (unsigned k = s; k < 64; k += s)
+        x ^= y >> k;
+    return x;
+}
+
+static inline uint64_t zps__inv_odd(uint64_t a)
+{
+    uint64_t x = a; /* right in 3 bits; each step doubles that */
+    for (int i = 0; i < 5; i++)
+        x *= 2 - a * x;
+    return x;
+}
+
+static inline uint64_t zps_unmix64(uint64_t h, uint64_t seed)
+{
+    uint64_t x = zps__unxorshift(h, 31);
+    x *= zps__inv_odd(0x94d049bb133111ebULL);
+    x = zps__unxorshift(x, 27);
+    x *= zps__inv_odd(0xbf58476d1ce4e5b9ULL);
+    x = zps__unxorshift(x, 30);
+    return x ^ seed;
+}
+
 /* Word-wise 64-bit hash of a byte string: its 8-byte words (native order)
  * each mixed in by zps_mix64, then the zero-padded tail together with its
  * length.  A hash for equality tests, NOT a file checksum: its value depends

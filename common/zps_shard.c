@@ -41,6 +41,7 @@ struct zps_shard {
     /* the open push */
     const uint64_t *keys;
     size_t n, done, missing;
+    uint64_t gen;           /* the table's zps_table_gen when rowp was filled */
     int open;
     /* admission (off: adm.mode == ZPS_ADMIT_OFF, sk NULL) */
     zps_admit_conf_t adm;
@@ -57,7 +58,7 @@ struct zps_shard {
     uint32_t now;           /* job ticks */
     uint32_t base;          /* job ticks at mono0 */
     int64_t mono0;          /* -1: not started */
-    size_t sweep;           /* expiry cursor (a row index) */
+    zps_table_cur_t sweep;  /* expiry cursor (hash order) */
     uint64_t rng;           /* eviction's samples */
     zps_bound_stats_t bst;
 };
@@ -121,7 +122,7 @@ int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
     if (sh->stamped) {
         /* the job clock goes on from the newest update in the rows */
         uint32_t top = 0;
-        size_t cur = 0;
+        zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
         uint64_t key;
         float *row;
         while (zps_table_next(sh->t, &cur, &key, &row)) {
@@ -132,7 +133,7 @@ int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
             sh->base = sh->now = top;
             sh->mono0 = -1;
         }
-        sh->sweep = 0;
+        sh->sweep = (zps_table_cur_t)ZPS_TABLE_CUR_INIT;
     }
     return 0;
 }
@@ -181,20 +182,17 @@ size_t zps_shard_expire(zps_shard_t *sh, size_t budget)
     /* stamps are whole ticks: now - stamp > N ticks means more than N ticks
      * since the update, never fewer */
     const uint32_t limit = sh->now - (uint32_t)span; /* stamp < limit: expired */
-    size_t rows = zps_table_rows(sh->t), deleted = 0;
+    size_t rows = zps_table_size(sh->t), deleted = 0;
     if (budget > rows)
         budget = rows; /* once round at most */
     uint64_t key;
     float *row;
+    /* the cursor is a hash: deletes behind or ahead of it do not disturb it */
     for (size_t seen = 0; seen < budget; seen++) {
-        if (sh->sweep >= rows)
-            sh->sweep = 0;
-        size_t cur = sh->sweep;
-        if (!zps_table_next(sh->t, &cur, &key, &row)) {
-            sh->sweep = 0; /* the rest were free rows: start over next time */
+        if (!zps_table_next(sh->t, &sh->sweep, &key, &row)) {
+            sh->sweep = (zps_table_cur_t)ZPS_TABLE_CUR_INIT; /* round done: start over next time */
             break;
         }
-        sh->sweep = cur;
         if (s_stamp(row, sh->rf) < limit && zps_table_delete(sh->t, key) == 1)
             deleted++;
     }
@@ -220,8 +218,8 @@ static int s_in_push(const zps_shard_t *sh, uint64_t k)
 
 size_t zps_shard_evict(zps_shard_t *sh, size_t count)
 {
-    size_t done = 0, rows = zps_table_rows(sh->t);
-    if (!sh->stamped || rows == 0)
+    size_t done = 0;
+    if (!sh->stamped || zps_table_size(sh->t) == 0)
         return 0;
     while (done < count && zps_table_size(sh->t) > 0) {
         /* sampled LRU: of ZPS_SHARD_EVICT_SAMPLES live rows (not the open
@@ -229,14 +227,12 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
         uint64_t best_key = 0;
         uint32_t best = UINT32_MAX;
         int have = 0;
-        for (unsigned tries = 0, got = 0; got < ZPS_SHARD_EVICT_SAMPLES && tries < 64 * ZPS_SHARD_EVICT_SAMPLES; tries++) {
+        for (unsigned got = 0; got < ZPS_SHARD_EVICT_SAMPLES; got++) {
             sh->rng ^= sh->rng << 13, sh->rng ^= sh->rng >> 7, sh->rng ^= sh->rng << 17;
-            size_t cur = (size_t)(sh->rng % rows);
             uint64_t key;
             float *row;
-            if (!zps_table_next(sh->t, &cur, &key, &row) || cur - 1 != (size_t)(sh->rng % rows))
-                continue; /* a free row */
-            got++;
+            if (!zps_table_sample(sh->t, sh->rng, &key, &row))
+                break;
             if (s_in_push(sh, key))
                 continue;
             uint32_t v = s_stamp(row, sh->rf);
@@ -411,9 +407,28 @@ static int s_grow(zps_shard_t *sh, size_t n)
     return 0;
 }
 
+/* rowp again if entries moved since it was filled (an eviction while the
+ * push was open, or commit's inserts); keys found stay found: nothing
+ * deletes the open push's own keys */
+static void s_rowp_fresh(zps_shard_t *sh)
+{
+    if (zps_table_gen(sh->t) == sh->gen)
+        return;
+    float *r[ZPS_SHARD_CHUNK];
+    for (size_t i = 0; i < sh->done; i += ZPS_SHARD_CHUNK) {
+        size_t c = sh->done - i < ZPS_SHARD_CHUNK ? sh->done - i : ZPS_SHARD_CHUNK;
+        zps_table_find_batch(sh->t, sh->keys + i, c, r);
+        for (size_t j = 0; j < c; j++)
+            if (sh->rowp[i + j])
+                sh->rowp[i + j] = r[j];
+    }
+    sh->gen = zps_table_gen(sh->t);
+}
+
 /* every row the open push touched, as it was */
 static void s_undo(zps_shard_t *sh)
 {
+    s_rowp_fresh(sh);
     for (size_t j = 0; j < sh->done; j++)
         if (sh->rowp[j])
             memcpy(sh->rowp[j], sh->undo + j * sh->rf, sh->rf * sizeof *sh->undo);
@@ -487,6 +502,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     }
     sh->missing = out->new_keys = missing;
     sh->rejected = rejected;
+    sh->gen = zps_table_gen(sh->t);
     sh->open = 1;
     return 0;
 }
@@ -513,9 +529,13 @@ int zps_shard_push_commit(zps_shard_t *sh)
         }
         if (cnt == ZPS_SHARD_CHUNK || (cnt && (!missing || j + 1 == sh->n))) {
             if (zps_table_upsert_batch(sh->t, mk, cnt, rows, NULL) != 0) {
-                /* cannot happen after the reserve; the keys inserted so
-                 * far keep their rows, the rest of the push is lost */
-                sh->open = 0;
+                /* rare after the reserve (a segment got far more than its
+                 * share and memory ran out): take out every new key
+                 * inserted so far, then put the rows back */
+                for (size_t q = 0; q <= j; q++)
+                    if (!sh->rowp[q] && !(admitting && sh->skip[q]))
+                        (void)zps_table_delete(sh->t, sh->keys[q]);
+                s_undo(sh);
                 return ZPS_ENOMEM;
             }
             for (size_t q = 0; q < cnt; q++)

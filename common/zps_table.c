@@ -1,111 +1,87 @@
-/* zps_table: key -> row hash table (the full design comment is in zps_table.h).
+/* zps_table: key -> row table (the full design comment is in zps_table.h).
  *
- * Slot = (hash >> 32) << 32 | (row + 1), at home index hash & mask, hash =
- * zps_mix64(key, ZPS_SEED_TABLE); probes follow s_step's line-first order.
- * Rows are [uint64 key][row_floats floats] with the stride rounded up to 8,
- * in zero-filled slabs (so new rows are zero) of ZPS_TABLE_SLAB_ROWS rows,
- * 2 MB or more.
+ * An entry is [uint64 h][row_floats floats], h = zps_mix64(key, seed),
+ * h == 0 empty; stride = 8 + 4 * row_floats, no padding
+ * (entries are 4-byte aligned: the hash is read and written with memcpy,
+ * which x86 does as one unaligned load; 12-, 20- and 24-byte entries may
+ * span two lines, and the batch prefetches two anyway).  The directory has 2^gdepth pointers, indexed by h's top gdepth bits;
+ * a segment of depth d <= gdepth is pointed to by the 2^(gdepth - d)
+ * indices sharing its prefix `pfx`.  In a segment, h's home is
+ * ((h << d) >> 32) * cap >> 32, a non-decreasing function of h; entries are
+ * sorted by h, each at or after its home with no empty entry in between
+ * (so the homes of successive entries never decrease either); the last
+ * entry of the array is always empty, which ends every scan.
  *
- * Memory: blocks of 2 MB or more (every slab, slot arrays from 256K slots)
- * are anonymous mappings aligned to 2 MB and marked MADV_HUGEPAGE (except a
- * small table's first slab), so that with transparent huge pages in
- * "madvise" (or "always") mode random probes over hundreds of MB do not miss
- * the TLB on nearly every key.  Where THP is off the madvise fails, which is
- * ignored: the mapping works with 4 KB pages.  Smaller slot arrays come from
- * the heap, 64-byte aligned.  zps_table_bytes counts what was allocated
- * (mapping lengths are page-rounded; a huge page never extends past a
- * mapping, so it adds nothing unaccounted).
+ * Load: a segment grows when an insert would take it past 9/10 of its
+ * homes, to 4/3 of its keys.  At 9/10 a hit scans ~5.5 entries from its
+ * home on average (1 + 1/(1 - a)) / 2, a miss about as many (it stops at
+ * the first larger hash), an insert shifts the ~50 entries up to the next
+ * gap: inserts near the top of the range cost more, lookups stay short.
  *
- * Load: at most 3/4 (ZT_LOAD_NUM / ZT_LOAD_DEN).  7/8 was measured too: an
- * unsuccessful probe (a miss, an insert) averages ~34 slots at load 7/8
- * against ~9 at 3/4, and misses and inserts near the top of the range cost
- * about twice as much, for ~7% less memory on average.
- *
- * Incremental growth: at load > 3/4 a 2x array becomes `slots` and the
- * previous one becomes `old`.  `old` is never written again; each operation
- * copies the next few old slots into `slots` (re-hashing the key read from
- * the row) and lookups try `slots`, then `old`.  Nothing is removed from
- * `old`, so its probe chains stay intact while it drains, and a hit there is
- * the right row whether or not that slot was already copied.  Inserts go
- * only to `slots` and only after both arrays missed, so no key is stored
- * twice.  A grow starts at 3/4 * old_cap keys; `slots` (2 * old_cap) reaches
- * its own 3/4 only after another 3/4 * old_cap inserts, while migration
- * copies 64 old slots per single call and 16 per key of a batch, so it is
- * done within old_cap / 16 inserts.  (Should that ever not hold, e.g. at the
- * tail of a batch, s_grow finishes the pending migration first.) */
+ * Memory: blocks of 2 MB or more are anonymous mappings aligned to 2 MB and
+ * marked MADV_HUGEPAGE, so that with transparent huge pages in "madvise"
+ * (or "always") mode random reads over gigabytes do not miss the TLB on
+ * nearly every key; where THP is off the madvise fails, which is ignored.
+ * Smaller blocks come from the heap, 64-byte aligned.  zps_table_bytes
+ * counts what was allocated.  A table is presized for its capacity hint
+ * only up to ZT_PRESIZE_BYTES (4 MB) of entries, so that its bytes follow
+ * the keys it holds (memory limits and stats count them), and grows from
+ * there: growing costs about four sequential entry copies per key. */
 #include "zps_table.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "zps_err.h"
 #include "zps_hash.h"
 
-#define ZT_MIN_SLOTS   8u   /* one line: s_step needs mask >= 7 */
-#define ZT_LOAD_NUM    3u   /* maximum load ZT_LOAD_NUM / ZT_LOAD_DEN */
-#define ZT_LOAD_DEN    4u
-#define ZT_MIGRATE_OP  64u  /* old slots copied per single find / upsert */
-#define ZT_MIGRATE_KEY 16u  /* old slots copied per key of a batch call */
-#define ZT_MIGRATE_GAP 16u  /* batch: keys between migration steps */
-#define ZT_BLOCK       16u  /* migration: rows prefetched together */
-#define PS_DSLOT       32u  /* batch pipeline: keys from slot prefetch to scan */
-#define PS_DROW        16u  /* batch pipeline: keys from row prefetch to resolve */
-#define PS_RING        128u /* pipeline state ring, > PS_DSLOT + PS_DROW, power of 2 */
-#define PS_MAX_ROWS    ((size_t)UINT32_MAX) /* row + 1 must fit in 32 bits */
-#define PS_TAG_MASK    0xffffffff00000000ull
-#define PS_HUGE        ((size_t)2 << 20)    /* huge page size and alignment */
-#define PS_PAGE        ((size_t)4096)
-/* the batch pipeline's stages are inlined, and s_batch into both callers,
- * so the steady-state loop is straight code with `upsert` a constant */
-#define PS_INLINE      static inline __attribute__((always_inline))
+#define ZT_MIN_CAP   8u
+#define ZT_MAX_NUM   9u   /* a segment grows past 9/10 full ... */
+#define ZT_MAX_DEN   10u
+#define ZT_GROW_NUM  4u   /* ... to 4/3 of its keys (3/4 full) */
+#define ZT_GROW_DEN  3u
+#define ZT_MAX_DEPTH 28u  /* directory of at most 2^28 segments */
+#define ZT_DIST      24u  /* batch: keys from prefetch to resolve */
+#define ZT_RING      32u  /* > ZT_DIST, power of 2 */
+#define ZT_PRESIZE_BYTES ((size_t)4 << 20)
+#define ZT_CAP_LIMIT ((size_t)UINT32_MAX - ZPS_TABLE_SPILL)
+#define PS_HUGE      ((size_t)2 << 20) /* huge page size and alignment */
+#define PS_PAGE      ((size_t)4096)
+#define PS_INLINE    static inline __attribute__((always_inline))
+
+typedef struct {
+    unsigned char *e;  /* len entries */
+    uint32_t cap;      /* home positions */
+    uint32_t len;      /* cap + spill: ZPS_TABLE_SPILL, doubled while a
+                          cluster at the end needs more */
+    uint32_t count;    /* keys stored */
+    uint32_t depth;    /* local depth: bits of pfx */
+    uint64_t pfx;      /* the top `depth` bits of every hash stored here */
+} zt_seg_t;
 
 struct zps_table {
-    uint64_t *slots;        /* current slot array; every insert goes here */
-    size_t mask;            /* slot count - 1 */
-    uint64_t *old;          /* previous array while a grow is in progress */
-    size_t old_mask;
-    size_t old_pos;         /* old slots below this index are copied */
-    unsigned char **slabs;  /* ZPS_TABLE_SLAB_ROWS rows each */
-    size_t nslabs, slabs_cap;
-    size_t nrows;
-    size_t stride;          /* bytes per row: key + floats, multiple of 8 */
-    size_t slab_bytes;      /* stride * ZPS_TABLE_SLAB_ROWS */
-    int straddle;           /* a row may span two cache lines */
-    int big;                /* hinted at half a slab or more of rows */
+    zt_seg_t **dir;    /* 2^gdepth */
+    unsigned gdepth;
+    size_t nseg;       /* distinct segments */
+    size_t stride;     /* bytes per entry: hash + floats */
+    uint64_t seed;     /* of the hash: random per table (zps_table_new) */
     uint32_t row_floats;
-    /* deletion (zps_table_delete): a deleted key's slot becomes a tombstone
-     * (ZT_TOMB), its row goes on a free list and is marked in `dead` (one
-     * bit per row, NULL until the first delete), and the next insert takes
-     * a free row before a new one */
-    size_t nlive;           /* keys stored (nrows less the free rows) */
-    size_t ntomb;           /* tombstones in `slots` */
-    uint32_t *free_rows;
-    size_t nfree, free_cap;
-    uint64_t *dead;         /* bit per row: 1 = free */
-    size_t dead_words;
+    size_t nlive;      /* keys stored, the side key included */
+    size_t seg_bytes;  /* allocated entry bytes over all segments */
+    size_t cap_total;  /* homes over all segments */
+    uint64_t gen;      /* bumped whenever entries may have moved */
+    float *zrow;       /* row of the one key whose hash is 0 */
+    int zlive;
 };
 
-/* A tombstone: low 32 bits 0 (no row), so no live slot equals it; no key's
- * tag is ZT_TOMB either (s_tag), so a probe steps over it like over any
- * other key's slot. */
-#define ZT_TOMB PS_TAG_MASK
-
-static inline uint64_t s_tag(uint64_t h)
-{
-    uint64_t t = h & PS_TAG_MASK;
-    return t == ZT_TOMB ? t ^ ((uint64_t)1 << 32) : t;
-}
-
-static inline int s_live_slot(uint64_t v)
-{
-    return (uint32_t)v != 0;
-}
-
 /* Zero-filled block of n bytes: >= PS_HUGE, a 2 MB-aligned anonymous mapping
- * (with huge pages requested if `huge`); else 64-byte aligned from the heap.
+ * with huge pages requested; else 64-byte aligned from the heap.
  * s_mem_free needs the same n. */
-static void *s_mem_alloc(size_t n, int huge)
+static void *s_mem_alloc(size_t n)
 {
     if (n < PS_HUGE) {
         size_t len = (n + 63) & ~(size_t)63;
@@ -127,10 +103,7 @@ static void *s_mem_alloc(size_t n, int huge)
         munmap(p, head);
     munmap(q + len, PS_HUGE - head);
 #ifdef MADV_HUGEPAGE
-    if (huge)
-        (void)madvise(q, len, MADV_HUGEPAGE); /* best effort: THP may be off */
-#else
-    (void)huge;
+    (void)madvise(q, len, MADV_HUGEPAGE); /* best effort: THP may be off */
 #endif
     return q;
 }
@@ -151,326 +124,350 @@ static size_t s_mem_size(size_t n)
     return n < PS_HUGE ? (n + 63) & ~(size_t)63 : (n + PS_PAGE - 1) & ~(PS_PAGE - 1);
 }
 
-static inline unsigned char *s_row_base(const zps_table_t *t, size_t row)
+static inline uint64_t s_load(const unsigned char *p)
 {
-    return t->slabs[row / ZPS_TABLE_SLAB_ROWS] + (row % ZPS_TABLE_SLAB_ROWS) * t->stride;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-static inline unsigned char *s_slot_row(const zps_table_t *t, uint64_t slot)
+static inline void s_store(unsigned char *p, uint64_t v)
 {
-    return s_row_base(t, (size_t)(uint32_t)slot - 1u);
+    memcpy(p, &v, sizeof v);
 }
 
-static inline uint64_t s_row_key(const unsigned char *base)
+static inline float *s_row(unsigned char *e)
 {
-    return *(const uint64_t *)(const void *)base;
+    return (float *)(void *)(e + sizeof(uint64_t));
 }
 
-static inline float *s_row_floats(unsigned char *base)
+static inline uint64_t s_hash(const zps_table_t *t, uint64_t key)
 {
-    return (float *)(void *)(base + sizeof(uint64_t));
+    return zps_mix64(key, t->seed);
 }
 
-static inline uint64_t s_hash(uint64_t key)
+static inline zt_seg_t *s_seg(const zps_table_t *t, uint64_t h)
 {
-    return zps_mix64(key, ZPS_SEED_TABLE);
+    return t->dir[t->gdepth ? (size_t)(h >> (64 - t->gdepth)) : 0];
 }
 
-/* Next slot of a probe sequence.  The sequence visits the home slot, the
- * rest of its 8-slot line (wrapping around within the line), then each
- * following line from its start: a probe leaves the line that was
- * prefetched only when that line is full.  (Plain linear probing leaves it
- * whenever the run from the home slot crosses the line end: 9% of hits at
- * load 0.6 against 2% here.)  `first` is the slot where the probe entered
- * the current line; arrays are 64-byte aligned so lines are cache lines. */
-static inline size_t s_step(size_t i, size_t *first, size_t mask)
+static inline size_t s_home(const zt_seg_t *s, uint64_t h)
 {
-    i = (i & ~(size_t)7) | ((i + 1) & 7);
-    if (i == *first) {
-        i = ((i | 7) + 1) & mask;
-        *first = i;
-    }
-    return i;
+    return (size_t)((((h << s->depth) >> 32) * (uint64_t)s->cap) >> 32);
 }
 
-/* Row of key in one slot array, or NULL. */
-static inline float *s_probe(const zps_table_t *t, const uint64_t *slots, size_t mask,
-                             uint64_t key, uint64_t h)
+/* Entry of h (not 0) in s, or NULL. */
+static inline unsigned char *s_seg_find(const zt_seg_t *s, size_t stride, uint64_t h)
 {
-    const uint64_t tag = s_tag(h);
-    for (size_t i = h & mask, first = i;; i = s_step(i, &first, mask)) {
-        uint64_t v = slots[i];
+    for (unsigned char *e = s->e + s_home(s, h) * stride;; e += stride) {
+        uint64_t v = s_load(e);
+        if (v >= h)
+            return v == h ? e : NULL;
         if (v == 0)
             return NULL;
-        if ((v & PS_TAG_MASK) == tag) {
-            unsigned char *b = s_slot_row(t, v);
-            if (s_row_key(b) == key)
-                return s_row_floats(b);
-        }
     }
 }
 
-/* First row whose tag matches h (the likely hit), or NULL; batch prefetch. */
-static inline unsigned char *s_candidate(const zps_table_t *t, const uint64_t *slots,
-                                         size_t mask, uint64_t h)
+static inline float *s_find_h(const zps_table_t *t, uint64_t h)
 {
-    const uint64_t tag = s_tag(h);
-    for (size_t i = h & mask, first = i;; i = s_step(i, &first, mask)) {
-        uint64_t v = slots[i];
-        if (v == 0)
+    if (h == 0)
+        return t->zlive ? t->zrow : NULL;
+    unsigned char *e = s_seg_find(s_seg(t, h), t->stride, h);
+    return e != NULL ? s_row(e) : NULL;
+}
+
+static size_t s_seg_bytes(const zps_table_t *t, size_t len)
+{
+    return s_mem_size(len * t->stride);
+}
+
+static void s_seg_free(const zps_table_t *t, zt_seg_t *s)
+{
+    if (s != NULL) {
+        s_mem_free(s->e, (size_t)s->len * t->stride);
+        free(s);
+    }
+}
+
+/* New segment (depth, pfx) with cap homes holding src's entries (those
+ * whose hash has pfx's last bit at src's next bit, when depth is one more
+ * than src's: a split), in one ordered pass.  NULL when out of memory, or
+ * with *over set when the entries would run past the spill. */
+static zt_seg_t *s_build(const zps_table_t *t, const zt_seg_t *src, uint32_t depth, uint64_t pfx,
+                         size_t cap, size_t spill, int *over)
+{
+    const size_t st = t->stride;
+    *over = 0;
+    if (cap > ZT_CAP_LIMIT || spill > ZT_CAP_LIMIT - cap)
+        return NULL;
+    zt_seg_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->cap = (uint32_t)cap;
+    s->len = (uint32_t)(cap + spill);
+    s->depth = depth;
+    s->pfx = pfx;
+    if ((s->e = s_mem_alloc((size_t)s->len * st)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    if (src == NULL)
+        return s;
+    const int split = depth > src->depth;
+    const unsigned bit = 63u - src->depth;
+    size_t pos = 0;
+    for (size_t i = 0; i < src->len; i++) {
+        const unsigned char *from = src->e + i * st;
+        uint64_t h = s_load(from);
+        if (h == 0 || (split && (h >> bit & 1) != (pfx & 1)))
+            continue;
+        size_t home = s_home(s, h);
+        if (pos < home)
+            pos = home;
+        if (pos + 1 >= s->len) {
+            *over = 1;
+            s_seg_free(t, s);
             return NULL;
-        if ((v & PS_TAG_MASK) == tag)
-            return s_slot_row(t, v);
-    }
-}
-
-static inline float *s_find_h(const zps_table_t *t, uint64_t key, uint64_t h)
-{
-    float *r = s_probe(t, t->slots, t->mask, key, h);
-    if (r == NULL && t->old != NULL)
-        r = s_probe(t, t->old, t->old_mask, key, h);
-    return r;
-}
-
-/* Store v in the first empty or tombstone slot of h's probe sequence (the
- * key is known absent from both arrays, so a lookup meets its slot before
- * any empty one).  Returns 1 when it took a tombstone. */
-static inline int s_place(uint64_t *slots, size_t mask, uint64_t h, uint64_t v)
-{
-    size_t i = h & mask, first = i;
-    while (slots[i] != 0 && slots[i] != ZT_TOMB)
-        i = s_step(i, &first, mask);
-    int tomb = slots[i] == ZT_TOMB;
-    slots[i] = v;
-    return tomb;
-}
-
-/* Copy up to n more old slots into the current array; free `old` when done. */
-static void s_migrate(zps_table_t *t, size_t n)
-{
-    size_t end = t->old_mask + 1;
-    if (n < end - t->old_pos)
-        end = t->old_pos + n;
-    size_t i = t->old_pos;
-    while (i < end) {
-        uint64_t v[ZT_BLOCK], h[ZT_BLOCK];
-        unsigned m = 0;
-        for (; i < end && m < ZT_BLOCK; i++) {
-            if (s_live_slot(t->old[i])) {
-                v[m] = t->old[i];
-                __builtin_prefetch(s_slot_row(t, v[m]));
-                m++;
-            }
         }
-        for (unsigned k = 0; k < m; k++) {
-            h[k] = s_hash(s_row_key(s_slot_row(t, v[k])));
-            __builtin_prefetch(&t->slots[h[k] & t->mask], 1);
-        }
-        for (unsigned k = 0; k < m; k++)
-            t->ntomb -= (size_t)s_place(t->slots, t->mask, h[k], v[k]);
+        memcpy(s->e + pos * st, from, st);
+        pos++;
+        s->count++;
     }
-    t->old_pos = end;
-    if (end == t->old_mask + 1) {
-        s_mem_free(t->old, (t->old_mask + 1) * sizeof(uint64_t));
-        t->old = NULL;
-        t->old_mask = 0;
-        t->old_pos = 0;
+    return s;
+}
+
+/* Segment for src's entries (or a split half) with cap homes and at least
+ * `spill` entries past them: the spill doubles while a cluster runs past
+ * its end.  (More homes would not help a cluster whose hashes differ only
+ * below the home bits, as crafted keys can: it stays at the end however
+ * big the segment; a longer spill holds it at the cost of its own size.) */
+static zt_seg_t *s_build_for(const zps_table_t *t, const zt_seg_t *src, uint32_t depth,
+                             uint64_t pfx, size_t cap, size_t spill)
+{
+    if (cap < ZT_MIN_CAP)
+        cap = ZT_MIN_CAP;
+    if (spill < ZPS_TABLE_SPILL)
+        spill = ZPS_TABLE_SPILL;
+    for (;;) {
+        int over;
+        zt_seg_t *s = s_build(t, src, depth, pfx, cap, spill, &over);
+        if (s != NULL || !over)
+            return s;
+        spill *= 2;
     }
 }
 
-static int s_grow(zps_table_t *t)
+/* Point the directory indices of old's prefix at neu. */
+static void s_dir_set(zps_table_t *t, const zt_seg_t *old, zt_seg_t *neu)
 {
-    if (t->old != NULL)
-        s_migrate(t, SIZE_MAX);
-    /* mostly tombstones: a new array of the same size drops them */
-    size_t ncap = (t->nlive + 1) * ZT_LOAD_DEN * 2 <= (t->mask + 1) * ZT_LOAD_NUM
-                      ? t->mask + 1 : (t->mask + 1) * 2;
-    if (ncap > SIZE_MAX / sizeof(uint64_t))
-        return ZPS_ENOMEM;
-    uint64_t *ns = s_mem_alloc(ncap * sizeof *ns, 1);
-    if (ns == NULL)
-        return ZPS_ENOMEM;
-    t->old = t->slots;
-    t->old_mask = t->mask;
-    t->old_pos = 0;
-    t->slots = ns;
-    t->mask = ncap - 1;
-    t->ntomb = 0; /* those of the old array are dropped as it drains */
-    return 0;
+    size_t span = (size_t)1 << (t->gdepth - neu->depth);
+    size_t lo = (size_t)neu->pfx << (t->gdepth - neu->depth);
+    (void)old;
+    for (size_t i = lo; i < lo + span; i++)
+        t->dir[i] = neu;
 }
 
-static inline int s_is_dead(const zps_table_t *t, size_t row)
+static int s_dir_double(zps_table_t *t)
 {
-    return t->dead != NULL && (t->dead[row >> 6] >> (row & 63) & 1);
-}
-
-/* The free-row bits cover nslabs slabs (no-op before the first delete). */
-static int s_dead_cover(zps_table_t *t, size_t nslabs)
-{
-    size_t w = nslabs * (ZPS_TABLE_SLAB_ROWS / 64);
-    if (t->dead == NULL || w <= t->dead_words)
-        return 0;
-    uint64_t *d = realloc(t->dead, w * sizeof *d);
+    if (t->gdepth >= ZT_MAX_DEPTH)
+        return ZPS_ENOMEM;
+    size_t n = (size_t)1 << t->gdepth;
+    zt_seg_t **d = malloc(2 * n * sizeof *d);
     if (d == NULL)
         return ZPS_ENOMEM;
-    memset(d + t->dead_words, 0, (w - t->dead_words) * sizeof *d);
-    t->dead = d;
-    t->dead_words = w;
+    for (size_t i = 0; i < n; i++)
+        d[2 * i] = d[2 * i + 1] = t->dir[i];
+    free(t->dir);
+    t->dir = d;
+    t->gdepth++;
     return 0;
 }
 
-/* Base of row t->nrows, allocating its slab if needed; NULL on ENOMEM. */
-static unsigned char *s_next_row(zps_table_t *t)
+static void s_account(zps_table_t *t, const zt_seg_t *s, int sign)
 {
-    size_t s = t->nrows / ZPS_TABLE_SLAB_ROWS;
-    if (s == t->nslabs) {
-        if (t->nslabs == t->slabs_cap) {
-            size_t ncap = t->slabs_cap ? t->slabs_cap * 2 : 4;
-            unsigned char **p = realloc(t->slabs, ncap * sizeof *p);
-            if (p == NULL)
-                return NULL;
-            t->slabs = p;
-            t->slabs_cap = ncap;
-        }
-        /* a small table's first slab keeps 4 KB pages: its RSS stays
-         * proportional to its rows instead of a 2 MB page at once */
-        if (s_dead_cover(t, t->nslabs + 1) != 0)
-            return NULL;
-        unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
-        if (slab == NULL)
-            return NULL;
-        t->slabs[t->nslabs++] = slab;
-    }
-    return s_row_base(t, t->nrows);
-}
-
-/* Insert key (known absent from both arrays): a free row if there is one,
- * else a new one; NULL on ENOMEM. */
-static float *s_insert(zps_table_t *t, uint64_t key, uint64_t h)
-{
-    if (t->nfree == 0 && t->nrows >= PS_MAX_ROWS)
-        return NULL;
-    if ((t->nlive + t->ntomb + 1) * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM && s_grow(t) != 0)
-        return NULL;
-    size_t row;
-    unsigned char *b;
-    if (t->nfree > 0) {
-        row = t->free_rows[--t->nfree];
-        b = s_row_base(t, row);
-        memset(b, 0, t->stride);
-        t->dead[row >> 6] &= ~((uint64_t)1 << (row & 63));
+    size_t b = s_seg_bytes(t, s->len);
+    if (sign > 0) {
+        t->seg_bytes += b;
+        t->cap_total += s->cap;
+        t->nseg++;
     } else {
-        if ((b = s_next_row(t)) == NULL)
-            return NULL;
-        row = t->nrows++;
-    }
-    *(uint64_t *)(void *)b = key;
-    t->ntomb -= (size_t)s_place(t->slots, t->mask, h, s_tag(h) | (uint64_t)(row + 1));
-    t->nlive++;
-    return s_row_floats(b);
-}
-
-/* Index of key's slot in one array, or SIZE_MAX. */
-static size_t s_probe_slot(const zps_table_t *t, const uint64_t *slots, size_t mask, uint64_t key,
-                           uint64_t h)
-{
-    const uint64_t tag = s_tag(h);
-    for (size_t i = h & mask, first = i;; i = s_step(i, &first, mask)) {
-        uint64_t v = slots[i];
-        if (v == 0)
-            return SIZE_MAX;
-        if ((v & PS_TAG_MASK) == tag && s_row_key(s_slot_row(t, v)) == key)
-            return i;
+        t->seg_bytes -= b;
+        t->cap_total -= s->cap;
+        t->nseg--;
     }
 }
 
-int zps_table_delete(zps_table_t *t, uint64_t key)
+/* Split s in two by its next hash bit, each half sized for its keys. */
+static int s_split(zps_table_t *t, zt_seg_t *s)
 {
-    if (t->dead == NULL) {
-        size_t w = t->nslabs * (ZPS_TABLE_SLAB_ROWS / 64);
-        if ((t->dead = calloc(w ? w : 1, sizeof *t->dead)) == NULL)
+    if (s->depth == t->gdepth && s_dir_double(t) != 0)
+        return ZPS_ENOMEM;
+    const unsigned bit = 63u - s->depth;
+    size_t c[2] = {0, 0};
+    for (size_t i = 0; i < s->len; i++) {
+        uint64_t h = s_load(s->e + i * t->stride);
+        if (h != 0)
+            c[h >> bit & 1]++;
+    }
+    zt_seg_t *kid[2];
+    for (int b = 0; b < 2; b++) {
+        kid[b] = s_build_for(t, s, s->depth + 1, s->pfx * 2 + (uint64_t)b,
+                             c[b] * ZT_GROW_NUM / ZT_GROW_DEN + 1, ZPS_TABLE_SPILL);
+        if (kid[b] == NULL) {
+            if (b == 1)
+                s_seg_free(t, kid[0]);
             return ZPS_ENOMEM;
-        t->dead_words = w;
+        }
     }
-    if (t->nfree == t->free_cap) {
-        size_t ncap = t->free_cap ? t->free_cap * 2 : 1024;
-        uint32_t *f = realloc(t->free_rows, ncap * sizeof *f);
-        if (f == NULL)
-            return ZPS_ENOMEM;
-        t->free_rows = f;
-        t->free_cap = ncap;
+    for (int b = 0; b < 2; b++) {
+        s_dir_set(t, s, kid[b]);
+        s_account(t, kid[b], 1);
     }
-    uint64_t h = s_hash(key), v = 0;
-    /* both arrays: a slot of `old` already copied is also in `slots`, and a
-     * lookup that missed `slots` would still find it there */
-    size_t i = s_probe_slot(t, t->slots, t->mask, key, h);
-    if (i != SIZE_MAX) {
-        v = t->slots[i];
-        t->slots[i] = ZT_TOMB;
-        t->ntomb++;
-    }
-    if (t->old != NULL && (i = s_probe_slot(t, t->old, t->old_mask, key, h)) != SIZE_MAX) {
-        v = t->old[i];
-        t->old[i] = ZT_TOMB; /* skipped by the migration */
-    }
-    if (v == 0)
-        return 0;
-    size_t row = (size_t)(uint32_t)v - 1u;
-    t->dead[row >> 6] |= (uint64_t)1 << (row & 63);
-    t->free_rows[t->nfree++] = (uint32_t)row;
-    t->nlive--;
-    return 1;
+    s_account(t, s, -1);
+    s_seg_free(t, s);
+    t->gen++;
+    return 0;
 }
 
-static inline float *s_upsert_h(zps_table_t *t, uint64_t key, uint64_t h, int *inserted)
+/* Make s ready for `need` keys: rebuilt 4/3 as big as that, or split when
+ * that passes ZPS_TABLE_SEG_MAX homes; with `spill_end` (a cluster hit the
+ * end of the spill below 9/10 load) the same homes and twice the spill.
+ * Contents unchanged on ZPS_ENOMEM. */
+static int s_grow(zps_table_t *t, zt_seg_t *s, size_t need, int spill_end)
 {
-    float *r = s_find_h(t, key, h);
-    if (r != NULL) {
-        *inserted = 0;
+    size_t cap = need / ZT_GROW_DEN * ZT_GROW_NUM + need % ZT_GROW_DEN * ZT_GROW_NUM / ZT_GROW_DEN + 1;
+    size_t spill = ZPS_TABLE_SPILL;
+    if (spill_end) {
+        cap = s->cap;
+        spill = 2 * ((size_t)s->len - s->cap);
+    } else if (cap > ZPS_TABLE_SEG_MAX && s->depth < ZT_MAX_DEPTH) {
+        return s_split(t, s);
+    }
+    zt_seg_t *n = s_build_for(t, s, s->depth, s->pfx, cap, spill);
+    if (n == NULL)
+        return ZPS_ENOMEM;
+    s_dir_set(t, s, n);
+    s_account(t, n, 1);
+    s_account(t, s, -1);
+    s_seg_free(t, s);
+    t->gen++;
+    return 0;
+}
+
+/* Insert h (not 0, absent) into s if it fits without growing: its entry,
+ * zeroed, or NULL (s too full, or the shift would reach the last entry). */
+static unsigned char *s_seg_insert(zps_table_t *t, zt_seg_t *s, uint64_t h)
+{
+    if (((size_t)s->count + 1) * ZT_MAX_DEN > (size_t)s->cap * ZT_MAX_NUM)
+        return NULL;
+    const size_t st = t->stride;
+    size_t p = s_home(s, h);
+    uint64_t v;
+    while ((v = s_load(s->e + p * st)) != 0 && v < h)
+        p++;
+    size_t q = p;
+    while (s_load(s->e + q * st) != 0)
+        q++;
+    if (q + 1 >= s->len)
+        return NULL;
+    unsigned char *e = s->e + p * st;
+    if (q > p) {
+        memmove(e + st, e, (q - p) * st);
+        t->gen++;
+    }
+    memset(e, 0, st);
+    s_store(e, h);
+    s->count++;
+    return e;
+}
+
+static float *s_upsert_h(zps_table_t *t, uint64_t h, int *inserted)
+{
+    float *r = s_find_h(t, h);
+    *inserted = 0;
+    if (r != NULL)
         return r;
+    if (h == 0) {
+        memset(t->zrow, 0, t->row_floats * sizeof *t->zrow);
+        t->zlive = 1;
+    } else {
+        for (;;) {
+            zt_seg_t *s = s_seg(t, h);
+            unsigned char *e = s_seg_insert(t, s, h);
+            if (e != NULL) {
+                r = s_row(e);
+                break;
+            }
+            int full = ((size_t)s->count + 1) * ZT_MAX_DEN > (size_t)s->cap * ZT_MAX_NUM;
+            if (s_grow(t, s, (size_t)s->count + 1, !full) != 0)
+                return NULL;
+        }
     }
-    r = s_insert(t, key, h);
-    *inserted = r != NULL;
-    return r;
+    t->nlive++;
+    *inserted = 1;
+    return r != NULL ? r : t->zrow;
+}
+
+zps_table_t *zps_table_new_seed(uint32_t row_floats, size_t capacity_hint, uint64_t seed)
+{
+    if (row_floats == 0)
+        return NULL;
+    size_t stride = (size_t)8 + (size_t)4 * row_floats;
+    zps_table_t *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->stride = stride;
+    t->row_floats = row_floats;
+    t->seed = seed;
+    size_t keys = capacity_hint;
+    if (keys > ZT_PRESIZE_BYTES / stride * ZT_GROW_DEN / ZT_GROW_NUM)
+        keys = ZT_PRESIZE_BYTES / stride * ZT_GROW_DEN / ZT_GROW_NUM;
+    size_t cap = keys / ZT_GROW_DEN * ZT_GROW_NUM + 1;
+    unsigned g = 0;
+    while ((cap >> g) > ZPS_TABLE_SEG_MAX)
+        g++;
+    t->gdepth = g;
+    t->dir = calloc((size_t)1 << g, sizeof *t->dir);
+    t->zrow = calloc(row_floats, sizeof *t->zrow);
+    if (t->dir == NULL || t->zrow == NULL) {
+        zps_table_destroy(&t);
+        return NULL;
+    }
+    for (size_t i = 0; i < ((size_t)1 << g); i++) {
+        int over;
+        size_t c = (cap >> g) + 1;
+        zt_seg_t *s = s_build(t, NULL, g, i, c < ZT_MIN_CAP ? ZT_MIN_CAP : c, ZPS_TABLE_SPILL, &over);
+        if (s == NULL) {
+            zps_table_destroy(&t);
+            return NULL;
+        }
+        t->dir[i] = s;
+        s_account(t, s, 1);
+    }
+    return t;
+}
+
+/* A seed nobody outside this process knows: getrandom, or failing that
+ * the clock, the pid and an address mixed. */
+static uint64_t s_random_seed(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    v = zps_mix64((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30, (uint64_t)getpid());
+    return zps_mix64(v, (uint64_t)(uintptr_t)&ts);
 }
 
 zps_table_t *zps_table_new(uint32_t row_floats, size_t capacity_hint)
 {
-    if (row_floats == 0)
-        return NULL;
-    if (capacity_hint > PS_MAX_ROWS)
-        capacity_hint = PS_MAX_ROWS;
-    /* keys <= ZT_LOAD_NUM / ZT_LOAD_DEN of the slots */
-    size_t need = capacity_hint + (capacity_hint * (ZT_LOAD_DEN - ZT_LOAD_NUM) +
-                                   ZT_LOAD_NUM - 1) / ZT_LOAD_NUM;
-    size_t cap = ZT_MIN_SLOTS;
-    while (cap < need && cap <= SIZE_MAX / 2)
-        cap *= 2;
-    size_t stride = ((size_t)8 + (size_t)4 * row_floats + 7) & ~(size_t)7;
-    /* slabs are >= 2 MB (huge pages): ZPS_TABLE_SLAB_ROWS * 16 bytes at least */
-    _Static_assert(ZPS_TABLE_SLAB_ROWS * 16u >= PS_HUGE, "slabs below a huge page");
-    if (stride > SIZE_MAX / ZPS_TABLE_SLAB_ROWS)
-        return NULL;
+    return zps_table_new_seed(row_floats, capacity_hint, s_random_seed());
+}
 
-    zps_table_t *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return NULL;
-    t->row_floats = row_floats;
-    t->stride = stride;
-    t->slab_bytes = stride * ZPS_TABLE_SLAB_ROWS;
-    /* rows of 16, 32 or 64 bytes in 2 MB-aligned slabs never straddle lines */
-    t->straddle = 64 % stride != 0;
-    t->mask = cap - 1;
-    t->big = capacity_hint >= ZPS_TABLE_SLAB_ROWS / 2;
-    t->slots = s_mem_alloc(cap * sizeof *t->slots, 1);
-    t->slabs_cap = (capacity_hint + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
-    if (t->slabs_cap > 0)
-        t->slabs = malloc(t->slabs_cap * sizeof *t->slabs);
-    if (t->slots == NULL || (t->slabs_cap > 0 && t->slabs == NULL)) {
-        zps_table_destroy(&t);
-        return NULL;
-    }
-    return t;
+uint64_t zps_table_seed(const zps_table_t *t)
+{
+    return t->seed;
 }
 
 void zps_table_destroy(zps_table_t **tp)
@@ -478,215 +475,118 @@ void zps_table_destroy(zps_table_t **tp)
     if (tp == NULL || *tp == NULL)
         return;
     zps_table_t *t = *tp;
-    for (size_t i = 0; i < t->nslabs; i++)
-        s_mem_free(t->slabs[i], t->slab_bytes);
-    free(t->slabs);
-    free(t->free_rows);
-    free(t->dead);
-    s_mem_free(t->slots, (t->mask + 1) * sizeof(uint64_t));
-    s_mem_free(t->old, (t->old_mask + 1) * sizeof(uint64_t));
+    if (t->dir != NULL) {
+        size_t n = (size_t)1 << t->gdepth;
+        for (size_t i = 0; i < n;) {
+            zt_seg_t *s = t->dir[i];
+            if (s == NULL) { /* a table that failed half-way through new */
+                i++;
+                continue;
+            }
+            size_t span = (size_t)1 << (t->gdepth - s->depth);
+            s_seg_free(t, s);
+            i += span;
+        }
+    }
+    free(t->dir);
+    free(t->zrow);
     free(t);
     *tp = NULL;
 }
 
-float *zps_table_find(zps_table_t *t, uint64_t key)
+float *zps_table_find(const zps_table_t *t, uint64_t key)
 {
-    if (t->old != NULL)
-        s_migrate(t, ZT_MIGRATE_OP);
-    return s_find_h(t, key, s_hash(key));
+    return s_find_h(t, s_hash(t, key));
 }
 
 float *zps_table_upsert(zps_table_t *t, uint64_t key, int *inserted)
 {
     int dummy;
-    if (t->old != NULL)
-        s_migrate(t, ZT_MIGRATE_OP);
-    return s_upsert_h(t, key, s_hash(key), inserted ? inserted : &dummy);
+    return s_upsert_h(t, s_hash(t, key), inserted ? inserted : &dummy);
 }
 
-/* Batch pipeline stage A: hash key i and prefetch its home slot line (in
- * both arrays while a grow is in progress). */
-PS_INLINE void s_stage_hash(const zps_table_t *t, const uint64_t *keys, size_t i,
-                            uint64_t *h)
+/* Batch stage A: hash key i and prefetch its home entry's line and the next
+ * (a hit scans a few entries on from its home).  Written out here, not in a
+ * helper of its own: GCC 12 deems a function that only prefetches free of
+ * side effects (IPA modref) and deletes calls to it. */
+PS_INLINE void s_stage_hash(const zps_table_t *t, const uint64_t *keys, size_t i, uint64_t *h)
 {
-    uint64_t hi = s_hash(keys[i]);
-    h[i % PS_RING] = hi;
-    __builtin_prefetch(&t->slots[hi & t->mask]);
-    if (t->old != NULL)
-        __builtin_prefetch(&t->old[hi & t->old_mask]);
+    uint64_t hi = s_hash(t, keys[i]);
+    h[i % ZT_RING] = hi;
+    const zt_seg_t *s = s_seg(t, hi);
+    const unsigned char *e = s->e + s_home(s, hi) * t->stride;
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 64);
 }
 
-/* Stage B: scan key i's slots for the first tag match and prefetch its row. */
-PS_INLINE void s_stage_scan(const zps_table_t *t, size_t i, const uint64_t *h,
-                            unsigned char **cand)
+/* Batch lookup as a software pipeline: key i is hashed and its line
+ * prefetched while key i - ZT_DIST, whose line has arrived by then, is
+ * resolved.  Measured on the old two-read layout (2 vCPUs): distances from
+ * 16 to 64 keys performed alike, the memory system being the limit. */
+void zps_table_find_batch(const zps_table_t *t, const uint64_t *keys, size_t n, float **rows)
 {
-    size_t r = i % PS_RING;
-    unsigned char *c = s_candidate(t, t->slots, t->mask, h[r]);
-    if (c == NULL && t->old != NULL)
-        c = s_candidate(t, t->old, t->old_mask, h[r]);
-    /* The row prefetch is written here, not in a helper: GCC 12 deems a
-     * function that only prefetches free of side effects (IPA modref) and
-     * deletes calls to it. */
-    if (c != NULL) {
-        __builtin_prefetch(c);
-        if (t->straddle) { /* both lines of a row that spans two */
-            const unsigned char *e = c + t->stride - 1;
-            if ((((uintptr_t)c ^ (uintptr_t)e) & ~(uintptr_t)63) != 0)
-                __builtin_prefetch(e);
-        }
-    }
-    cand[r] = c;
-}
-
-/* Stage C: resolve key k.  Returns 0, or -1 when an insert failed. */
-PS_INLINE int s_stage_resolve(zps_table_t *t, const uint64_t *keys, size_t k,
-                              const uint64_t *h, unsigned char *const *cand,
-                              float **rows, uint8_t *inserted, int upsert)
-{
-    size_t r = k % PS_RING;
-    const uint64_t key = keys[k];
-    unsigned char *c = cand[r];
-    float *row;
-    int ins = 0;
-    if (c != NULL && s_row_key(c) == key)
-        row = s_row_floats(c);
-    else if (upsert)
-        row = s_upsert_h(t, key, h[r], &ins);
-    else if (c == NULL) /* find: no tag match in either array, and */
-        row = NULL;     /* migration since then only copied slots */
-    else
-        row = s_find_h(t, key, h[r]);
-    rows[k] = row;
-    if (upsert) {
-        if (inserted != NULL)
-            inserted[k] = (uint8_t)ins;
-        if (row == NULL)
-            return -1;
-    }
-    return 0;
-}
-
-/* Batch lookup as a software pipeline: while key i is hashed and its slot
- * line prefetched (stage A), key i - PS_DSLOT has its slots scanned for the
- * first tag match, the candidate, whose row is prefetched (B), and key
- * i - PS_DSLOT - PS_DROW is resolved (C): the candidate row if its key
- * matches, else a full lookup or upsert.  Measured here (2 vCPUs, ~12 ns per
- * random DRAM line at best), distances from 16 to 64 keys all perform alike:
- * the memory system, not the lead time, is the limit.  The steady state runs
- * the three stages without bounds tests, in blocks of ZT_MIGRATE_GAP keys
- * with one migration step each while a grow is in progress.  Candidates are
- * only hints: rows never move, so a candidate whose key matches is right
- * even if an insert in between grew the table.  Returns the number of keys
- * done (< n only when an insert ran out of memory). */
-PS_INLINE size_t s_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
-                         uint8_t *inserted, int upsert)
-{
-    enum { LAG = PS_DSLOT + PS_DROW };
-    _Static_assert(LAG < PS_RING && (PS_RING & (PS_RING - 1)) == 0, "pipeline ring");
-    uint64_t h[PS_RING];
-    unsigned char *cand[PS_RING];
+    _Static_assert(ZT_DIST < ZT_RING && (ZT_RING & (ZT_RING - 1)) == 0, "pipeline ring");
+    uint64_t h[ZT_RING];
     size_t i = 0;
-    /* fill: stages A and B only */
-    for (; i < LAG && i < n; i++) {
-        if (i % ZT_MIGRATE_GAP == 0 && t->old != NULL)
-            s_migrate(t, ZT_MIGRATE_GAP * ZT_MIGRATE_KEY);
+    for (; i < ZT_DIST && i < n; i++)
         s_stage_hash(t, keys, i, h);
-        if (i >= PS_DSLOT)
-            s_stage_scan(t, i - PS_DSLOT, h, cand);
+    for (; i < n; i++) {
+        s_stage_hash(t, keys, i, h);
+        rows[i - ZT_DIST] = s_find_h(t, h[(i - ZT_DIST) % ZT_RING]);
     }
-    /* steady state, one migration step per ZT_MIGRATE_GAP keys */
-    for (; i + ZT_MIGRATE_GAP <= n; ) {
-        if (t->old != NULL)
-            s_migrate(t, ZT_MIGRATE_GAP * ZT_MIGRATE_KEY);
-        for (size_t e = i + ZT_MIGRATE_GAP; i < e; i++) {
-            s_stage_hash(t, keys, i, h);
-            s_stage_scan(t, i - PS_DSLOT, h, cand);
-            if (s_stage_resolve(t, keys, i - LAG, h, cand, rows, inserted, upsert))
-                return i - LAG;
-        }
-    }
-    /* tail and drain */
-    for (; i < n + LAG; i++) {
-        if (i < n) {
-            if (i % ZT_MIGRATE_GAP == 0 && t->old != NULL)
-                s_migrate(t, ZT_MIGRATE_GAP * ZT_MIGRATE_KEY);
-            s_stage_hash(t, keys, i, h);
-        }
-        if (i >= PS_DSLOT && i - PS_DSLOT < n)
-            s_stage_scan(t, i - PS_DSLOT, h, cand);
-        if (i >= LAG && s_stage_resolve(t, keys, i - LAG, h, cand, rows, inserted, upsert))
-            return i - LAG;
-    }
-    return n;
-}
-
-void zps_table_find_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows)
-{
-    s_batch(t, keys, n, rows, NULL, 0);
+    for (size_t k = n > ZT_DIST ? n - ZT_DIST : 0; k < n; k++)
+        rows[k] = s_find_h(t, h[k % ZT_RING]);
 }
 
 int zps_table_upsert_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted)
 {
-    return s_batch(t, keys, n, rows, inserted, 1) == n ? 0 : ZPS_ENOMEM;
-}
-
-/* Slot-array size that holds rows keys at the maximum load. */
-static size_t s_cap_for(size_t rows)
-{
-    size_t need = rows + (rows * (ZT_LOAD_DEN - ZT_LOAD_NUM) + ZT_LOAD_NUM - 1) / ZT_LOAD_NUM;
-    size_t cap = ZT_MIN_SLOTS;
-    while (cap < need && cap <= SIZE_MAX / 4)
-        cap *= 2;
-    return cap;
+    uint64_t h[ZT_RING];
+    const uint64_t gen0 = t->gen;
+    size_t i = 0;
+    for (; i < n + ZT_DIST; i++) {
+        if (i < n)
+            s_stage_hash(t, keys, i, h);
+        if (i >= ZT_DIST) {
+            size_t k = i - ZT_DIST;
+            int ins;
+            float *r = s_upsert_h(t, h[k % ZT_RING], &ins);
+            if (r == NULL)
+                return ZPS_ENOMEM;
+            rows[k] = r;
+            if (inserted != NULL)
+                inserted[k] = (uint8_t)ins;
+        }
+    }
+    if (t->gen != gen0) /* inserts moved entries: the early rows may be stale */
+        zps_table_find_batch(t, keys, n, rows);
+    return 0;
 }
 
 int zps_table_reserve(zps_table_t *t, size_t extra)
 {
     if (extra == 0)
         return 0;
-    /* free rows first, then new ones */
-    size_t fresh = extra > t->nfree ? extra - t->nfree : 0;
-    if (fresh > PS_MAX_ROWS - t->nrows)
+    /* more than this machine's memory could hold is refused at once, not
+     * after splitting segments for it */
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    size_t want = zps_table_bytes_with(t, extra);
+    if (want == SIZE_MAX || (pages > 0 && psz > 0 && want / (size_t)psz > (size_t)pages))
         return ZPS_ENOMEM;
-    size_t rows = t->nrows + fresh;
-    /* slabs first: a failure here leaves only unused zeroed slabs behind */
-    size_t nslabs = (rows + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
-    if (nslabs > t->slabs_cap) {
-        unsigned char **p = realloc(t->slabs, nslabs * sizeof *p);
-        if (p == NULL)
-            return ZPS_ENOMEM;
-        t->slabs = p;
-        t->slabs_cap = nslabs;
+    uint64_t pos = 0;
+    for (;;) {
+        zt_seg_t *s = s_seg(t, pos);
+        size_t share = s->depth >= 64 ? 0 : extra >> s->depth;
+        size_t need = (size_t)s->count + share + share / 8 + 16;
+        if (need * ZT_MAX_DEN > (size_t)s->cap * ZT_MAX_NUM) {
+            if (s_grow(t, s, need, 0) != 0)
+                return ZPS_ENOMEM;
+            continue; /* the same position: the new segment (or half) */
+        }
+        if (s->depth == 0 || ((s->pfx + 1) >> s->depth) != 0)
+            return 0;
+        pos = (s->pfx + 1) << (64 - s->depth);
     }
-    if (s_dead_cover(t, nslabs) != 0)
-        return ZPS_ENOMEM;
-    while (t->nslabs < nslabs) {
-        unsigned char *slab = s_mem_alloc(t->slab_bytes, t->nslabs > 0 || t->big);
-        if (slab == NULL)
-            return ZPS_ENOMEM;
-        t->slabs[t->nslabs++] = slab;
-    }
-    /* then a slot array that takes every key without growing again: an
-     * insert grows when (nlive + ntomb + 1) * DEN > cap * NUM */
-    size_t keys = t->nlive + extra;
-    if ((keys + t->ntomb) * ZT_LOAD_DEN <= (t->mask + 1) * ZT_LOAD_NUM)
-        return 0;
-    size_t ncap = s_cap_for(keys);
-    if (ncap > SIZE_MAX / sizeof(uint64_t))
-        return ZPS_ENOMEM;
-    uint64_t *ns = s_mem_alloc(ncap * sizeof *ns, 1);
-    if (ns == NULL)
-        return ZPS_ENOMEM;
-    if (t->old != NULL)
-        s_migrate(t, SIZE_MAX);
-    t->old = t->slots;
-    t->old_mask = t->mask;
-    t->old_pos = 0;
-    t->slots = ns;
-    t->mask = ncap - 1;
-    t->ntomb = 0;
-    return 0;
 }
 
 size_t zps_table_bytes_with(const zps_table_t *t, size_t extra)
@@ -694,19 +594,44 @@ size_t zps_table_bytes_with(const zps_table_t *t, size_t extra)
     size_t b = zps_table_bytes(t);
     if (extra == 0)
         return b;
-    size_t fresh = extra > t->nfree ? extra - t->nfree : 0;
-    if (fresh > PS_MAX_ROWS - t->nrows)
+    if (extra > SIZE_MAX / 4 - t->nlive)
         return SIZE_MAX;
-    size_t rows = t->nrows + fresh;
-    size_t nslabs = (rows + ZPS_TABLE_SLAB_ROWS - 1) / ZPS_TABLE_SLAB_ROWS;
-    if (nslabs > t->nslabs)
-        b += (nslabs - t->nslabs) * s_mem_size(t->slab_bytes);
-    if (nslabs > t->slabs_cap)
-        b += (nslabs - t->slabs_cap) * sizeof *t->slabs;
-    size_t keys = t->nlive + extra;
-    if ((keys + t->ntomb) * ZT_LOAD_DEN > (t->mask + 1) * ZT_LOAD_NUM)
-        b += s_mem_size(s_cap_for(keys) * sizeof(uint64_t)); /* the old array goes later */
-    return b;
+    size_t keys = t->nlive - (size_t)t->zlive + extra; /* in the segments */
+    if (keys * ZT_MAX_DEN <= t->cap_total * ZT_MAX_NUM)
+        return b;
+    size_t cap = keys / ZT_GROW_DEN * ZT_GROW_NUM;
+    if (cap <= t->cap_total)
+        return b;
+    if ((cap - t->cap_total) > SIZE_MAX / 2 / t->stride)
+        return SIZE_MAX;
+    return b + (cap - t->cap_total) * t->stride;
+}
+
+int zps_table_delete(zps_table_t *t, uint64_t key)
+{
+    uint64_t h = s_hash(t, key);
+    if (h == 0) {
+        if (!t->zlive)
+            return 0;
+        t->zlive = 0;
+    } else {
+        zt_seg_t *s = s_seg(t, h);
+        const size_t st = t->stride;
+        unsigned char *e = s_seg_find(s, st, h);
+        if (e == NULL)
+            return 0;
+        /* shift back the entries after it that sit past their homes */
+        size_t p = (size_t)(e - s->e) / st, q = p + 1;
+        uint64_t v;
+        while ((v = s_load(s->e + q * st)) != 0 && s_home(s, v) < q)
+            q++;
+        memmove(e, e + st, (q - p - 1) * st);
+        memset(s->e + (q - 1) * st, 0, st);
+        s->count--;
+    }
+    t->nlive--;
+    t->gen++;
+    return 1;
 }
 
 size_t zps_table_size(const zps_table_t *t)
@@ -714,20 +639,15 @@ size_t zps_table_size(const zps_table_t *t)
     return t->nlive;
 }
 
-size_t zps_table_rows(const zps_table_t *t)
-{
-    return t->nrows;
-}
-
 size_t zps_table_bytes(const zps_table_t *t)
 {
-    size_t b = sizeof *t + s_mem_size((t->mask + 1) * sizeof(uint64_t));
-    if (t->old != NULL)
-        b += s_mem_size((t->old_mask + 1) * sizeof(uint64_t));
-    b += t->slabs_cap * sizeof *t->slabs;
-    b += t->nslabs * s_mem_size(t->slab_bytes);
-    b += t->free_cap * sizeof *t->free_rows + t->dead_words * sizeof *t->dead;
-    return b;
+    return sizeof *t + (sizeof *t->dir << t->gdepth) + t->nseg * sizeof(zt_seg_t) +
+           t->seg_bytes + t->row_floats * sizeof *t->zrow;
+}
+
+size_t zps_table_capacity(const zps_table_t *t)
+{
+    return t->cap_total;
 }
 
 uint32_t zps_table_row_floats(const zps_table_t *t)
@@ -735,22 +655,61 @@ uint32_t zps_table_row_floats(const zps_table_t *t)
     return t->row_floats;
 }
 
-int zps_table_resizing(const zps_table_t *t)
+uint64_t zps_table_gen(const zps_table_t *t)
 {
-    return t->old != NULL;
+    return t->gen;
 }
 
-int zps_table_next(const zps_table_t *t, size_t *cursor, uint64_t *key, float **row)
+int zps_table_next(const zps_table_t *t, zps_table_cur_t *c, uint64_t *key, float **row)
 {
-    while (*cursor < t->nrows && s_is_dead(t, *cursor))
-        (*cursor)++;
-    if (*cursor >= t->nrows)
+    if (c->done)
         return 0;
-    unsigned char *b = s_row_base(t, *cursor);
-    if (key != NULL)
-        *key = s_row_key(b);
-    if (row != NULL)
-        *row = s_row_floats(b);
-    (*cursor)++;
-    return 1;
+    if (c->pos == 0) {
+        c->pos = 1;
+        if (t->zlive) {
+            if (key != NULL)
+                *key = zps_unmix64(0, t->seed);
+            if (row != NULL)
+                *row = t->zrow;
+            return 1;
+        }
+    }
+    const size_t st = t->stride;
+    for (;;) {
+        const zt_seg_t *s = s_seg(t, c->pos);
+        /* the first entry >= pos is at or after pos's home (homes rise
+         * with hashes); entries before it there are displaced smaller ones */
+        for (size_t i = s_home(s, c->pos); i < s->len; i++) {
+            unsigned char *e = s->e + i * st;
+            uint64_t v = s_load(e);
+            if (v >= c->pos) {
+                if (key != NULL)
+                    *key = zps_unmix64(v, t->seed);
+                if (row != NULL)
+                    *row = s_row(e);
+                if (v == UINT64_MAX)
+                    c->done = 1;
+                else
+                    c->pos = v + 1;
+                return 1;
+            }
+        }
+        if (s->depth == 0 || ((s->pfx + 1) >> s->depth) != 0)
+            break; /* the last prefix */
+        c->pos = (s->pfx + 1) << (64 - s->depth);
+    }
+    c->done = 1;
+    return 0;
+}
+
+int zps_table_sample(const zps_table_t *t, uint64_t r, uint64_t *key, float **row)
+{
+    if (t->nlive == 0)
+        return 0;
+    zps_table_cur_t c = {r > 1 ? r : 1, 0};
+    if (zps_table_next(t, &c, key, row))
+        return 1;
+    c.pos = 0; /* wrap round: the smallest (or the side key) */
+    c.done = 0;
+    return zps_table_next(t, &c, key, row);
 }

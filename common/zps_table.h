@@ -1,32 +1,48 @@
 /* zps_table: key -> row store (a server's shard, the --local store, and
  * any per-key float rows: bsp accumulators, the compression audit).
  *
- * Open addressing over a power-of-two slot array.  A slot is 8 bytes: the
- * high 32 bits are a tag taken from the key's hash (so most mismatches are
- * rejected without touching the row), the low 32 bits are row index + 1
- * (0 = empty).  A probe starts at the key's home slot, goes round the rest of
- * that slot's 64-byte line and only then moves on, line by line, so a lookup
- * nearly always reads one cache line of slots.  Rows live in slabs of
- * ZPS_TABLE_SLAB_ROWS rows; a row is the 8-byte key followed by row_floats
- * floats, so a row never moves once created and no key costs a malloc of its
- * own.  Slot arrays of 2 MB or more and the slabs are 2 MB-aligned mappings
- * that ask for transparent huge pages.
+ * Rows live inside the table: an entry is the key's 64-bit hash h =
+ * zps_mix64(key, seed) (a bijection, so the key is recovered with
+ * zps_unmix64 and never stored; the seed is random per table, so that
+ * nobody outside the process can choose keys that pile up in one place
+ * of it, the hash-flooding attack) followed by the row's floats, with
+ * no padding.  An FTRL row of one weight (z, n) is a 16-byte entry, four
+ * to a cache line, 20 bytes with an eviction stamp; SGD's is 12 bytes; a lookup reads the entry's line
+ * (and now and then the next), one random memory access per key where a
+ * slot array plus separate rows took two.
  *
- * Deletion (zps_table_delete, for expiry and eviction): the key's slot
- * becomes a tombstone, which probes step over and inserts reuse; its row
- * goes on a free list that the next insert takes before a new row (zeroed
- * again), and a bit per row marks it free for the iteration.  Tombstones
- * count towards the load; a grow when most of the load is tombstones
- * allocates an array of the same size, and the migration drops them.
- * Memory never shrinks: slabs and slot arrays stay at their high-water
- * mark, and free rows are reused.
+ * Layout: an ordered linear-probing table (Amble and Knuth, 1974) split
+ * into segments under an extendible-hashing directory (Fagin et al.,
+ * 1979).  The directory is indexed by h's top bits; a segment of local
+ * depth d holds every h with one d-bit prefix, in an array of cap home
+ * positions plus a spill of ZPS_TABLE_SPILL more entries (no wrap-around;
+ * the spill doubles if a cluster at the end ever needs more).  Entry h's
+ * home is the next 32 bits of h scaled to cap, so homes rise with h; the
+ * entries of a segment are kept sorted by h, each at or after its home with
+ * no empty entry in between.  A lookup scans from the home while entries
+ * are below h (a miss stops at the first larger one, so misses are as
+ * short as hits); an insert shifts the rest of its cluster up by one; a
+ * delete shifts it back (no tombstones).  h == 0 marks an empty entry; the
+ * one key whose hash is 0 has a row of its own beside the segments.
  *
- * Growth is incremental (as Redis's dict does it): when the load passes 3/4 a
- * slot array twice the size is allocated, and every later insert or lookup
- * migrates a bounded number of old slots into it; lookups consult both arrays
- * until the old one is empty.  No single operation pays for a whole resize.
+ * Growth, in small steps: a segment over 9/10 full is rebuilt 4/3 as big
+ * (a single sequential pass: its entries are already in order), so a
+ * table's load stays between 3/4 and 9/10 (16-byte entries: 17.8 to 21.3
+ * bytes per key, about 19.5 averaged over a fill), against a whole array
+ * doubling at once.  A segment that would pass ZPS_TABLE_SEG_MAX entries
+ * splits in two by its next hash bit instead (the directory doubles when
+ * needed), so no step rebuilds more than one segment of at most 8 MB.
+ * Segments of 2 MB or more are 2 MB-aligned mappings that ask for
+ * transparent huge pages.
  *
- * Ownership: row pointers returned here stay valid until zps_table_destroy().
+ * Order and cursors: iteration (zps_table_next) runs in hash order, which
+ * growth, splits, inserts and deletes never change; a cursor is the next
+ * hash to visit, so it stays valid while the table changes (each key
+ * present throughout is visited exactly once).
+ *
+ * Row pointers stay valid until the next call that inserts or deletes
+ * (upsert, upsert_batch, reserve, delete): those move entries.  Finds never
+ * move anything.  zps_table_gen changes whenever entries may have moved.
  * The table is not thread-safe; its owner uses it from one thread. */
 #ifndef ZPS_TABLE_H
 #define ZPS_TABLE_H
@@ -34,56 +50,79 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZPS_TABLE_SLAB_ROWS 131072u /* 16-byte rows: 2 MB, one huge page */
+#define ZPS_TABLE_SEG_MAX (1u << 19) /* home positions a segment may have before it splits */
+#define ZPS_TABLE_SPILL   64u        /* entries past a segment's last home */
 
 typedef struct zps_table zps_table_t;
 
 /* New empty table for rows of row_floats floats (>= 1), sized for about
- * capacity_hint keys without growing.  Returns NULL on allocation failure. */
+ * capacity_hint keys or 4 MB of entries, whichever is less (it grows from
+ * there), with a random hash seed.  Returns NULL on allocation failure.
+ * _seed: the same with a given seed (tests that place keys on purpose). */
 zps_table_t *zps_table_new(uint32_t row_floats, size_t capacity_hint);
+zps_table_t *zps_table_new_seed(uint32_t row_floats, size_t capacity_hint, uint64_t seed);
+uint64_t zps_table_seed(const zps_table_t *t);
 void zps_table_destroy(zps_table_t **t);
 
-/* Row of key, or NULL if absent.  Never inserts. */
-float *zps_table_find(zps_table_t *t, uint64_t key);
+/* Row of key, or NULL if absent.  Never inserts, never moves rows. */
+float *zps_table_find(const zps_table_t *t, uint64_t key);
 
 /* Row of key, inserting a zero-filled row if absent (*inserted set to 1 then,
- * else 0; inserted may be NULL).  Returns NULL only on allocation failure. */
+ * else 0; inserted may be NULL).  Returns NULL only on allocation failure.
+ * Other rows' pointers are invalid afterwards if it inserted. */
 float *zps_table_upsert(zps_table_t *t, uint64_t key, int *inserted);
 
 /* Batched forms: rows[i] for keys[i].  They run the keys through a software
- * pipeline that prefetches slot lines and rows well ahead, which hides most
- * of the memory latency of random keys.  find_batch stores NULL for absent
- * keys.  upsert_batch returns 0, or ZPS_ENOMEM (rows filled up to the
- * failure are valid); inserted (may be NULL) gets 1 for new rows. */
-void zps_table_find_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows);
+ * pipeline that prefetches each key's entry line well ahead, which hides
+ * most of the memory latency of random keys.  find_batch stores NULL for
+ * absent keys.  upsert_batch returns 0 with every rows[i] valid (if its
+ * inserts moved entries, it looks the batch's rows up again), or
+ * ZPS_ENOMEM: some of the keys may have been stored (delete the new ones to
+ * undo) and no rows[] is valid.  inserted (may be NULL) gets 1 for new
+ * rows. */
+void zps_table_find_batch(const zps_table_t *t, const uint64_t *keys, size_t n, float **rows);
 int zps_table_upsert_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted);
 
-/* Make room for extra more keys: after it returns 0, inserting up to extra
- * new keys (upsert, upsert_batch) cannot fail.  ZPS_ENOMEM leaves the
- * table's contents unchanged (a push is applied whole or not at all). */
+/* Grow ahead for extra more keys spread over the table as hashes spread
+ * (a big push's new keys), so that inserting them rarely rebuilds a
+ * segment.  0, or ZPS_ENOMEM with the contents unchanged (at once when the
+ * estimate, zps_table_bytes_with, passes this machine's memory).  It is a
+ * forecast, not a promise: an insert can still need memory (a segment
+ * that gets more than its share), and can fail if there is none. */
 int zps_table_reserve(zps_table_t *t, size_t extra);
 
-/* What zps_table_bytes would be after extra more keys (SIZE_MAX: cannot). */
+/* What zps_table_bytes would be after extra more keys, estimated as the
+ * bytes at the load a grown segment starts at (SIZE_MAX: cannot). */
 size_t zps_table_bytes_with(const zps_table_t *t, size_t extra);
 
-/* Delete key: 1 if it was stored, 0 if not, ZPS_ENOMEM (nothing changed:
- * the first delete allocates the free-row bits, and the free list grows).
- * Its row pointer is invalid from then on (the row is reused).  Not between
- * the calls of one batch: no batched call deletes. */
+/* Delete key: 1 if it was stored, 0 if not.  Never allocates, never fails.
+ * Row pointers are invalid afterwards. */
 int zps_table_delete(zps_table_t *t, uint64_t key);
 
 size_t zps_table_size(const zps_table_t *t);       /* keys stored */
-size_t zps_table_rows(const zps_table_t *t);       /* rows ever made: cursors of zps_table_next
-                                                      run below it (free rows are skipped) */
-size_t zps_table_bytes(const zps_table_t *t);      /* bytes allocated (slots + slabs) */
+size_t zps_table_bytes(const zps_table_t *t);      /* bytes allocated (entries, directory) */
+size_t zps_table_capacity(const zps_table_t *t);   /* home positions over all segments */
 uint32_t zps_table_row_floats(const zps_table_t *t);
-int zps_table_resizing(const zps_table_t *t);      /* 1 while an incremental grow is in progress */
+uint64_t zps_table_gen(const zps_table_t *t);      /* changes when entries may have moved */
 
-/* Iterate over every stored row in row order (insertion order until a
- * delete; free rows are skipped): *cursor starts at 0 (a row index, below
- * zps_table_rows); returns 1 and fills key/row while rows remain, 0 at the
- * end. */
-int zps_table_next(const zps_table_t *t, size_t *cursor, uint64_t *key, float **row);
+/* Iteration in hash order.  A cursor starts as ZPS_TABLE_CUR_INIT; each
+ * call returns 1 and fills key/row (either may be NULL) while keys remain,
+ * 0 at the end.  Between calls the table may change: a key present from
+ * start to end is visited exactly once, one inserted or deleted meanwhile
+ * at most once.  pos is the next hash to visit (0: not started) and done
+ * is set once the end was passed, so a cursor can travel as one number
+ * plus a flag (the DUMP message does). */
+typedef struct {
+    uint64_t pos;
+    int done;
+} zps_table_cur_t;
+#define ZPS_TABLE_CUR_INIT {0, 0}
+
+int zps_table_next(const zps_table_t *t, zps_table_cur_t *cur, uint64_t *key, float **row);
+
+/* A stored key chosen by r (any 64-bit value; uniform r gives each key
+ * roughly equal odds): 1 with key/row filled, 0 if the table is empty. */
+int zps_table_sample(const zps_table_t *t, uint64_t r, uint64_t *key, float **row);
 
 #endif

@@ -334,7 +334,7 @@ int ps_ckpt_write(const char *dir, const ps_ckpt_info_t *info, const zps_table_t
         s_put(&o, info->admit_in, admit_len);
     if (ranges_len)
         s_put(&o, info->ranges_in, ranges_len);
-    size_t cursor = 0;
+    zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
     uint64_t key;
     float *row;
     while (zps_table_next(t, &cursor, &key, &row)) {

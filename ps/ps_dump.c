@@ -29,11 +29,12 @@ static int s_cmp(const void *a, const void *b)
 int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t cursor,
                  uint64_t max_keys, ps_dump_page_t *out)
 {
-    size_t total = zps_table_rows(t); /* the cursor is a row index (free rows skipped) */
+    /* the cursor is the next hash to visit (zps_table_cur_t.pos): it stays
+     * valid while the table grows, shrinks or moves its entries */
+    size_t total = zps_table_size(t);
     if (max_keys == 0 || max_keys > PS_DUMP_MAX_PAGE)
         max_keys = PS_DUMP_MAX_PAGE;
-    size_t from = cursor < total ? (size_t)cursor : total;
-    size_t n = total - from < max_keys ? total - from : (size_t)max_keys;
+    size_t n = total < max_keys ? total : (size_t)max_keys;
     s_ent_t *ent = malloc((n ? n : 1) * sizeof *ent);
     uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
     uint8_t *kb = malloc(zps_keys_bound(n) + 1);
@@ -45,7 +46,8 @@ int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t curso
         free(vals);
         return ZPS_ENOMEM;
     }
-    size_t cur = from, got = 0;
+    zps_table_cur_t cur = {cursor, 0};
+    size_t got = 0;
     uint64_t key;
     float *row;
     while (got < n && zps_table_next(t, &cur, &key, &row)) {
@@ -68,8 +70,9 @@ int ps_dump_page(const zps_table_t *t, const zps_optim_conf_t *o, uint64_t curso
     }
     memset(out, 0, sizeof *out);
     out->nkeys = got;
-    out->next_cursor = cur;
-    out->done = cur >= zps_table_rows(t);
+    out->next_cursor = cur.pos;
+    zps_table_cur_t peek = cur;
+    out->done = !zps_table_next(t, &peek, NULL, NULL);
     out->keys = kb;
     out->keys_len = (size_t)klen;
     out->vals = vals;

@@ -1,10 +1,11 @@
 /* ps_dump: the server side of DUMP (read a whole table page by page; used
  * by zps-ctl dump).
  *
- * A page is read from a cursor in the table's insertion order (rows never
- * move and keys are never deleted, so a cursor stays valid while the table
- * grows: a dump taken while pushes go on sees every row that existed when it
- * started, each once).  The page's keys are sorted (the keys frame must be
+ * A page is read from a cursor in the table's hash order (zps_table_next:
+ * the cursor is the next hash to visit, which growth, inserts and deletes
+ * do not disturb, so a dump taken while pushes go on sees every row that
+ * existed from its start to its end exactly once).  The page's keys are
+ * sorted (the keys frame must be
  * strictly increasing) and its weight rows (zps_optim_weights: what a pull
  * would answer) follow the sorted order.
  *

@@ -527,7 +527,7 @@ int ps_server_save(ps_server_t *s, const char *dir, char *err, size_t errlen)
     if (!w)
         return ZPS_EIO;
     float wbuf[1024];
-    size_t cursor = 0;
+    zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
     uint64_t key;
     float *row;
     int rc = 0;

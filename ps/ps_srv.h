@@ -231,7 +231,7 @@ typedef struct {
     uint8_t purge[ZPS_RANGES / 8];        /* ranges the sweep deletes rows of */
     int purging;
     uint32_t purge_tab;                   /* the sweep's table and cursor */
-    size_t purge_cur;
+    zps_table_cur_t purge_cur;
     uint64_t purged;                      /* rows deleted so far */
     int restored;                         /* restored from a checkpoint (--restore): its
                                              first table from the coordinator sets floor */

@@ -212,8 +212,8 @@ static void s_send_fwd(ps_server_t *s, psj_donate_t *d, psj_fwd_t *f)
 }
 
 /* The next donated row of table t: from the live table (cursor) or the
- * copy (index). */
-static int s_snap_next(const psj_snap_t *p, uint32_t t, size_t *cursor, uint64_t *key,
+ * copy (cursor->pos as an index). */
+static int s_snap_next(const psj_snap_t *p, uint32_t t, zps_table_cur_t *cursor, uint64_t *key,
                        const float **row)
 {
     if (p->live[t]) {
@@ -225,11 +225,11 @@ static int s_snap_next(const psj_snap_t *p, uint32_t t, size_t *cursor, uint64_t
             }
         return 0;
     }
-    if (*cursor >= p->cn[t])
+    if (cursor->pos >= p->cn[t])
         return 0;
-    *key = p->ckeys[t][*cursor];
-    *row = p->crows[t] + *cursor * p->rf[t];
-    (*cursor)++;
+    *key = p->ckeys[t][cursor->pos];
+    *row = p->crows[t] + cursor->pos * p->rf[t];
+    cursor->pos++;
     return 1;
 }
 
@@ -252,7 +252,7 @@ static int s_snap_send(psj_snap_t *p)
     uint64_t page = 0, keys_sent = 0, bytes = 0;
     for (uint32_t t = 0; t < p->ntables && !rc; t++) {
         uint32_t rf = p->rf[t];
-        size_t cursor = 0;
+        zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
         int more = 1;
         uint64_t *keys = malloc(PSJ_PAGE_KEYS * sizeof *keys);
         float *rows = malloc((size_t)PSJ_PAGE_KEYS * rf * sizeof *rows);
@@ -538,7 +538,8 @@ static int s_snap_copy(const ps_server_t *s, psj_snap_t *p)
     for (uint32_t t = 0; t < p->ntables; t++) {
         zps_table_t *tb = s->tabs[t].t;
         uint32_t rf = p->rf[t];
-        size_t cursor = 0, n = 0, cap = 0;
+        size_t n = 0, cap = 0;
+        zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
         uint64_t key;
         float *row;
         while (zps_table_next(tb, &cursor, &key, &row)) {
@@ -898,7 +899,7 @@ void psv_join_table(ps_server_t *s)
         size_t reset = 0;
         for (uint32_t tbi = 0; tbi < s->conf.ntables; tbi++) {
             ps_tab_t *tb = &s->tabs[tbi];
-            size_t cursor = 0;
+            zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
             uint64_t key;
             float *row;
             while (zps_table_next(tb->t, &cursor, &key, &row))
@@ -1296,7 +1297,7 @@ static void s_purge(ps_server_t *s, int64_t now)
             return;
         s->join.purging = 1;
         s->join.purge_tab = 0;
-        s->join.purge_cur = 0;
+        s->join.purge_cur = (zps_table_cur_t)ZPS_TABLE_CUR_INIT;
         zps_info(s->log, "deleting the rows of %u key ranges this server left %u ms ago or more",
                  n, s->conf.left_rows_ms);
     }
@@ -1305,14 +1306,14 @@ static void s_purge(ps_server_t *s, int64_t now)
         zps_table_t *t = s->tabs[s->join.purge_tab].t;
         uint64_t key;
         float *row;
-        size_t cur = s->join.purge_cur;
+        zps_table_cur_t cur = s->join.purge_cur;
         for (; budget && zps_table_next(t, &cur, &key, &row); budget--)
             if (s_in_mask(s->join.purge, zps_range_of(key)) && zps_table_delete(t, key) == 1)
                 s->join.purged++;
         s->join.purge_cur = cur;
         if (budget) { /* this table is done */
             s->join.purge_tab++;
-            s->join.purge_cur = 0;
+            s->join.purge_cur = (zps_table_cur_t)ZPS_TABLE_CUR_INIT;
         }
     }
     if (s->join.purge_tab >= s->conf.ntables) {

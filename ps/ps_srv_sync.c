@@ -27,7 +27,7 @@ static void s_bsp_apply(ps_server_t *s)
     if (s->acc_lr_scale > 0)
         oc.lr *= s->acc_lr_scale;
     float g[2 * 1024 + 1]; /* a push has up to 2 dim + 1 floats (zps_optim_push_floats) */
-    size_t cursor = 0;
+    zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
     uint64_t key;
     float *arow;
     size_t rf = zps_optim_row_floats(&tb->o);
@@ -307,9 +307,10 @@ int psv_bsp_accumulate(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, con
             return ZPS_ENOMEM;
         }
     }
+    /* looked up again: the reserve and the inserts move the table's entries */
     for (size_t j = 0; j < n; j++) {
-        float *row = s->rowp[j];
-        if (!row && !(row = zps_table_upsert(s->acc, s->keys[j], NULL))) {
+        float *row = zps_table_upsert(s->acc, s->keys[j], NULL);
+        if (!row) {
             psv_reply_error(s, m, ZPS_ENOMEM, "out of memory for the bsp accumulator");
             return ZPS_ENOMEM;
         }

@@ -406,7 +406,7 @@ START_TEST(bound_adopt_goes_on)
     ck_assert_int_eq(s_push1(a, 1000, 100), 0);    /* at 100 */
     /* a copy of the rows, as a restore makes */
     zps_table_t *c = zps_table_new(zps_table_row_floats(zps_shard_table(a)), 16);
-    size_t cur = 0;
+    zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
     uint64_t key;
     float *row;
     while (zps_table_next(zps_shard_table(a), &cur, &key, &row))

@@ -70,7 +70,7 @@ int wk_audit_write(const wk_audit_t *a, const char *path, wk_sparsify_t *sparse,
         return ZPS_EIO;
     }
     FILE *f = zps_out_file(o);
-    size_t cursor = 0;
+    zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
     uint64_t key;
     float *row;
     while (zps_table_next(a->sums, &cursor, &key, &row)) {

@@ -12,7 +12,8 @@
 
 int predict_export(FILE *out, const zps_mf_manifest_t *mf, zps_table_t *t)
 {
-    size_t n = zps_table_size(t), i = 0, cur = 0;
+    size_t n = zps_table_size(t), i = 0;
+    zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
     uint32_t dim = zps_table_row_floats(t);
     uint64_t *buf = malloc((n ? n : 1) * sizeof *buf), *tmp = malloc((n ? n : 1) * sizeof *tmp);
     uint64_t key;

@@ -281,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(zps_table_size(t2) == zps_table_size(t) && ncl2 == ncl,
                        "rewritten checkpoint: %zu keys / %zu, %zu clients / %zu",
                        zps_table_size(t2), zps_table_size(t), ncl2, ncl);
-            size_t cur = 0;
+            zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
             uint64_t key;
             float *row;
             while (zps_table_next(t, &cur, &key, &row)) {
