@@ -29,9 +29,10 @@
  * (a single sequential pass: its entries are already in order), so a
  * table's load stays between 3/4 and 9/10 (16-byte entries: 17.8 to 21.3
  * bytes per key, about 19.5 averaged over a fill), against a whole array
- * doubling at once.  A segment that would pass ZPS_TABLE_SEG_MAX entries
+ * doubling at once.  A segment that would pass ZPS_TABLE_SEG_MAX homes
  * splits in two by its next hash bit instead (the directory doubles when
- * needed), so no step rebuilds more than one segment of at most 8 MB.
+ * needed), so no step rebuilds more than one segment of at most 32 MB
+ * (16-byte entries).
  * Segments of 2 MB or more are 2 MB-aligned mappings that ask for
  * transparent huge pages.
  *
@@ -50,7 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZPS_TABLE_SEG_MAX (1u << 19) /* home positions a segment may have before it splits */
+#define ZPS_TABLE_SEG_MAX (1u << 21) /* home positions a segment may have before it splits */
 #define ZPS_TABLE_SPILL   64u        /* entries past a segment's last home */
 
 typedef struct zps_table zps_table_t;
@@ -62,6 +63,14 @@ typedef struct zps_table zps_table_t;
 zps_table_t *zps_table_new(uint32_t row_floats, size_t capacity_hint);
 zps_table_t *zps_table_new_seed(uint32_t row_floats, size_t capacity_hint, uint64_t seed);
 uint64_t zps_table_seed(const zps_table_t *t);
+
+/* Homes a segment may have before it splits rather than grows (default
+ * ZPS_TABLE_SEG_MAX: 32 MB of 16-byte entries, rebuilt in about 10-20 ms
+ * here).  Smaller segments make shorter growth steps, but more of the
+ * table sits in the 4 KB-page tails of its mappings, which costs lookups
+ * at scale (segments of 4-8 MB were 30% slower at 100M keys); tests use
+ * small ones to split often. */
+void zps_table_set_split(zps_table_t *t, size_t homes);
 void zps_table_destroy(zps_table_t **t);
 
 /* Row of key, or NULL if absent.  Never inserts, never moves rows. */
