@@ -45,7 +45,7 @@ static void s_usage(FILE *f)
             "  --bind tcp://IP:PORT     address to bind (port 0: pick a free one and print it)\n"
             "  --rank R                 this server's rank (0-based)            [0]\n"
             "  --num-servers S          servers in the job                      [1]\n"
-            "  --capacity N             keys to pre-size the table for          [1048576]\n"
+            "  --capacity N             keys to pre-size the table for (up to 4 MB of rows) [1048576]\n"
             "  --max-msg-mb N           largest frame accepted, MiB             [1024]\n"
             "  --ready-file PATH        write the bound endpoint here once serving\n"
             "  --save-model DIR         save this shard's weights to DIR on exit\n"
