@@ -64,7 +64,9 @@ restart_server1() {
         sleep 0.1
     done
 }
-wait_file() {
+# wait_stage FILE PID: until FILE exists, failing if PID (the it_api run)
+# exits first (lib.sh's wait_file watches a file only)
+wait_stage() {
     t=0
     while [ ! -e "$1" ]; do
         t=$((t + 1)); [ $t -gt 600 ] && fail "$1 did not appear: $(cat "$D/$WHAT.dead.out")"
@@ -82,7 +84,7 @@ run_dead() {
     "$A" dead "$servers" "$dir" >"$D/$WHAT.dead.out" 2>&1 &
     apid=$!
     part_pid $apid
-    wait_file "$dir/stage1" $apid
+    wait_stage "$dir/stage1" $apid
     set -- $pids
     kill -KILL "$2"
     # gone (or a zombie of the main shell, which started it): its port is free
@@ -92,7 +94,7 @@ run_dead() {
         sleep 0.1
     done
     touch "$dir/go1"
-    wait_file "$dir/stage2" $apid
+    wait_stage "$dir/stage2" $apid
     restart_server1 $OPTS "${extra[@]}"
     echo "$WHAT" >"$dir/go2.tmp" && mv "$dir/go2.tmp" "$dir/go2"
     wait $apid || fail "it_api dead ($WHAT): $(cat "$D/$WHAT.dead.out")"
