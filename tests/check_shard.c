@@ -389,6 +389,74 @@ START_TEST(evict_keeps_hot_keys)
 }
 END_TEST
 
+/* An eviction between push_begin and its abort (or commit) moves rows in
+ * the table (deletes shift entries back): the abort must still put the
+ * push's rows back as they were, in their own keys' rows, and a commit
+ * after it must leave exactly the pushed values. */
+START_TEST(evict_then_abort)
+{
+    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 1, 0);
+    o.lr = 1;
+    zps_shard_t *sh = zps_shard_new(&o, 16);
+    zps_bound_conf_t b = {.evict = 1};
+    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    zps_table_t *t = zps_shard_table(sh);
+    zps_shard_clock(sh, 0);
+    ck_assert_int_eq(s_push1(sh, 1, 3000), 0); /* keys 1..3000 at -1 */
+    enum { P = 200 };
+    uint64_t keys[P];
+    float g[P];
+    for (size_t i = 0; i < P; i++) { /* 150 stored keys, 50 new */
+        keys[i] = i < 150 ? 1 + 7 * i : 100000 + i;
+        g[i] = 2.0f;
+    }
+    for (int commit = 0; commit < 2; commit++) {
+        zps_shard_clock(sh, 1000 * (int64_t)(commit + 1));
+        zps_shard_push_t pr;
+        ck_assert_int_eq(zps_shard_push_begin(sh, keys, P, g, 1, 0, &pr), 0);
+        ck_assert_uint_eq(pr.new_keys, 50); /* the abort kept none of them */
+        uint64_t gen = zps_table_gen(t);
+        ck_assert_uint_eq(zps_shard_evict(sh, 1000), 1000);
+        ck_assert_uint_ne(zps_table_gen(t), gen); /* rows really moved */
+        if (!commit) {
+            zps_shard_push_abort(sh);
+            for (size_t i = 0; i < P; i++) {
+                float *r = zps_table_find(t, keys[i]);
+                if (i < 150) {
+                    ck_assert_ptr_nonnull(r);
+                    ck_assert_float_eq(r[0], -1.0f); /* as before the push */
+                } else {
+                    ck_assert_ptr_null(r);
+                }
+            }
+            ck_assert_uint_eq(zps_table_size(t), 2000);
+        } else {
+            ck_assert_int_eq(zps_shard_push_commit(sh), 0);
+            for (size_t i = 0; i < P; i++) {
+                float *r = zps_table_find(t, keys[i]);
+                ck_assert_ptr_nonnull(r);
+                ck_assert_float_eq(r[0], i < 150 ? -3.0f : -2.0f);
+            }
+        }
+    }
+    /* every other stored key still holds its own value */
+    size_t n = 0;
+    zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
+    uint64_t key;
+    float *row;
+    while (zps_table_next(t, &cur, &key, &row)) {
+        int pushed = 0;
+        for (size_t i = 0; i < P; i++)
+            pushed |= keys[i] == key;
+        if (!pushed)
+            ck_assert_float_eq(row[0], -1.0f);
+        n++;
+    }
+    ck_assert_uint_eq(n, zps_table_size(t));
+    zps_shard_destroy(&sh);
+}
+END_TEST
+
 /* Stamps travel with the rows (checkpoints hold whole rows): a shard that
  * adopts the rows goes on from the newest stamp, so a restored job does
  * not age by the time it was stopped, and expiry goes on by the old
@@ -438,6 +506,7 @@ Suite *suite_shard(void)
     tcase_add_test(tc, adopt_checks_rows);
     tcase_add_test(tc, expire_rows);
     tcase_add_test(tc, evict_keeps_hot_keys);
+    tcase_add_test(tc, evict_then_abort);
     tcase_add_test(tc, bound_adopt_goes_on);
     suite_add_tcase(s, tc);
     return s;
