@@ -28,7 +28,7 @@
  * Growth, in small steps: a segment over 9/10 full is rebuilt 4/3 as big
  * (a single sequential pass: its entries are already in order), so a
  * table's load stays between 3/4 and 9/10 (16-byte entries: 17.8 to 21.3
- * bytes per key, about 19.5 averaged over a fill), against a whole array
+ * bytes per key; 19.8 measured on average over a fill), against a whole array
  * doubling at once.  A segment that would pass ZPS_TABLE_SEG_MAX homes
  * splits in two by its next hash bit instead (the directory doubles when
  * needed), so no step rebuilds more than one segment of at most 32 MB
@@ -65,8 +65,8 @@ zps_table_t *zps_table_new_seed(uint32_t row_floats, size_t capacity_hint, uint6
 uint64_t zps_table_seed(const zps_table_t *t);
 
 /* Homes a segment may have before it splits rather than grows (default
- * ZPS_TABLE_SEG_MAX: 32 MB of 16-byte entries, rebuilt in about 10-20 ms
- * here).  Smaller segments make shorter growth steps, but more of the
+ * ZPS_TABLE_SEG_MAX: 32 MB of 16-byte entries; a growth step took 22-23
+ * ms on average, 54 ms at worst, here).  Smaller segments make shorter growth steps, but more of the
  * table sits in the 4 KB-page tails of its mappings, which costs lookups
  * at scale (segments of 4-8 MB were 30% slower at 100M keys); tests use
  * small ones to split often. */
