@@ -71,6 +71,7 @@ struct zps_table {
     size_t stride;     /* bytes per entry: hash + floats */
     uint64_t seed;     /* of the hash: random per table (zps_table_new) */
     size_t seg_max;    /* homes a segment may have before it splits */
+    size_t mem_bytes;  /* this machine's memory (0: unknown), read once */
     uint32_t row_floats;
     size_t nlive;      /* keys stored, the side key included */
     size_t seg_bytes;  /* allocated entry bytes over all segments */
@@ -207,8 +208,7 @@ static zt_seg_t *s_build(const zps_table_t *t, const zt_seg_t *src, uint32_t dep
      * mapping in 4 KB pages missed the TLB on every key that fell there
      * (with 4-8 MB segments, a fifth of them: 30% slower at 100M keys) */
     size_t bytes = (cap + spill) * st, whole = (bytes + PS_HUGE - 1) & ~(PS_HUGE - 1);
-    if (bytes >= PS_HUGE && whole - bytes <= bytes / 16 && whole / st - spill <= t->seg_max &&
-        cap <= whole / st - spill)
+    if (bytes >= PS_HUGE && whole - bytes <= bytes / 16 && whole / st - spill <= t->seg_max)
         cap = whole / st - spill;
     zt_seg_t *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -267,12 +267,11 @@ static zt_seg_t *s_build_for(const zps_table_t *t, const zt_seg_t *src, uint32_t
     }
 }
 
-/* Point the directory indices of old's prefix at neu. */
-static void s_dir_set(zps_table_t *t, const zt_seg_t *old, zt_seg_t *neu)
+/* Point the directory indices of neu's prefix at neu. */
+static void s_dir_set(zps_table_t *t, zt_seg_t *neu)
 {
     size_t span = (size_t)1 << (t->gdepth - neu->depth);
     size_t lo = (size_t)neu->pfx << (t->gdepth - neu->depth);
-    (void)old;
     for (size_t i = lo; i < lo + span; i++)
         t->dir[i] = neu;
 }
@@ -330,7 +329,7 @@ static int s_split(zps_table_t *t, zt_seg_t *s)
         }
     }
     for (int b = 0; b < 2; b++) {
-        s_dir_set(t, s, kid[b]);
+        s_dir_set(t, kid[b]);
         s_account(t, kid[b], 1);
     }
     s_account(t, s, -1);
@@ -356,7 +355,7 @@ static int s_grow(zps_table_t *t, zt_seg_t *s, size_t need, int spill_end)
     zt_seg_t *n = s_build_for(t, s, s->depth, s->pfx, cap, spill);
     if (n == NULL)
         return ZPS_ENOMEM;
-    s_dir_set(t, s, n);
+    s_dir_set(t, n);
     s_account(t, n, 1);
     s_account(t, s, -1);
     s_seg_free(t, s);
@@ -430,6 +429,9 @@ zps_table_t *zps_table_new_seed(uint32_t row_floats, size_t capacity_hint, uint6
     t->row_floats = row_floats;
     t->seed = seed;
     t->seg_max = ZPS_TABLE_SEG_MAX;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psz > 0 && (size_t)pages <= SIZE_MAX / (size_t)psz)
+        t->mem_bytes = (size_t)pages * (size_t)psz;
     size_t keys = capacity_hint;
     if (keys > ZT_PRESIZE_BYTES / stride * ZT_GROW_DEN / ZT_GROW_NUM)
         keys = ZT_PRESIZE_BYTES / stride * ZT_GROW_DEN / ZT_GROW_NUM;
@@ -656,9 +658,8 @@ int zps_table_reserve(zps_table_t *t, size_t extra)
         return 0;
     /* more than this machine's memory could hold is refused at once, not
      * after splitting segments for it */
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     size_t want = zps_table_bytes_with(t, extra);
-    if (want == SIZE_MAX || (pages > 0 && psz > 0 && want / (size_t)psz > (size_t)pages))
+    if (want == SIZE_MAX || (t->mem_bytes && want > t->mem_bytes))
         return ZPS_ENOMEM;
     uint64_t pos = 0;
     for (;;) {

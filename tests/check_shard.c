@@ -272,6 +272,17 @@ START_TEST(adopt_checks_rows)
 }
 END_TEST
 
+/* An SGD shard (lr 1, dim 1) with expiry/eviction b; o gets its optimizer */
+static zps_shard_t *s_bound_shard(zps_optim_conf_t *o, zps_bound_conf_t b)
+{
+    *o = s_conf(ZPS_OPT_SGD, 1, 0);
+    o->lr = 1;
+    zps_shard_t *sh = zps_shard_new(o, 16);
+    ck_assert_ptr_nonnull(sh);
+    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    return sh;
+}
+
 /* push n keys from base (stride 1) with gradient 1: 0 or the push's error */
 static int s_push1(zps_shard_t *sh, uint64_t base, size_t n)
 {
@@ -295,11 +306,8 @@ static int s_push1(zps_shard_t *sh, uint64_t base, size_t n)
  * budget per call still reaches every row), a re-pushed row lives again. */
 START_TEST(expire_rows)
 {
-    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 1, 0);
-    o.lr = 1;
-    zps_shard_t *sh = zps_shard_new(&o, 16);
-    zps_bound_conf_t b = {.expire_s = 3};
-    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    zps_optim_conf_t o;
+    zps_shard_t *sh = s_bound_shard(&o, (zps_bound_conf_t){.expire_s = 3});
     zps_table_t *t = zps_shard_table(sh);
     ck_assert_uint_eq(zps_table_row_floats(t), zps_optim_row_floats(&o) + 1);
     zps_shard_clock(sh, 1000);           /* job second 0 */
@@ -342,11 +350,8 @@ END_TEST
  * is evicted (its update would be lost). */
 START_TEST(evict_keeps_hot_keys)
 {
-    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 1, 0);
-    o.lr = 1;
-    zps_shard_t *sh = zps_shard_new(&o, 16);
-    zps_bound_conf_t b = {.evict = 1};
-    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    zps_optim_conf_t o;
+    zps_shard_t *sh = s_bound_shard(&o, (zps_bound_conf_t){.evict = 1});
     zps_table_t *t = zps_shard_table(sh);
     const size_t cap = 2000, hot = 50, cold = 300;
     uint64_t keys[400];
@@ -395,11 +400,8 @@ END_TEST
  * after it must leave exactly the pushed values. */
 START_TEST(evict_then_abort)
 {
-    zps_optim_conf_t o = s_conf(ZPS_OPT_SGD, 1, 0);
-    o.lr = 1;
-    zps_shard_t *sh = zps_shard_new(&o, 16);
-    zps_bound_conf_t b = {.evict = 1};
-    ck_assert_int_eq(zps_shard_set_bound(sh, &b), 0);
+    zps_optim_conf_t o;
+    zps_shard_t *sh = s_bound_shard(&o, (zps_bound_conf_t){.evict = 1});
     zps_table_t *t = zps_shard_table(sh);
     zps_shard_clock(sh, 0);
     ck_assert_int_eq(s_push1(sh, 1, 3000), 0); /* keys 1..3000 at -1 */
