@@ -92,6 +92,8 @@ int zps_optim_validate(const zps_optim_conf_t *c, char *err, size_t errlen)
         return s_bad(err, errlen, "init_scale must be finite and >= 0");
     if (c->init_skip > c->dim)
         return s_bad(err, errlen, "init_skip must be <= dim");
+    if (c->accum != ZPS_ACCUM_F32 && (c->accum != ZPS_ACCUM_UF16 || c->kind != ZPS_OPT_FTRL))
+        return s_bad(err, errlen, "accum uf16 is for ftrl only");
     if (c->kind == ZPS_OPT_FTRL && c->init_scale > 0 && c->beta == 0 && c->l2 == 0)
         return s_bad(err, errlen,
                      "ftrl with random init needs beta > 0 or l2 > 0 "
@@ -142,11 +144,16 @@ uint32_t zps_optim_row_floats(const zps_optim_conf_t *c)
     switch (c->kind) {
     case ZPS_OPT_SGD: return c->dim;
     case ZPS_OPT_ADAGRAD: return 2 * c->dim;
-    case ZPS_OPT_FTRL: return 2 * c->dim;
+    case ZPS_OPT_FTRL: return c->accum == ZPS_ACCUM_UF16 ? c->dim + (c->dim + 1) / 2 : 2 * c->dim;
     case ZPS_OPT_ADAM: return 3 * c->dim + 1;
     case ZPS_OPT_NORM: return 2 * c->dim + 1;
     }
     return c->dim;
+}
+
+uint32_t zps_optim_row_spare(const zps_optim_conf_t *c)
+{
+    return c->kind == ZPS_OPT_FTRL && c->accum == ZPS_ACCUM_UF16 && (c->dim & 1) ? 2 : 0;
 }
 
 uint32_t zps_optim_push_floats(const zps_optim_conf_t *c)
@@ -194,6 +201,58 @@ static inline float s_ftrl_z0(s_ftrl_t k, float w0)
     return -w0 * ((k.beta + sqrtf(0.0f)) / k.alpha + k.l2) - copysignf(k.l1, w0);
 }
 
+/* ---- uf16 n (accum uf16, see zps_optim.h) ----------------------------------
+ * n16 of coordinate j is the 2 bytes at (char *)(row + dim) + 2 j, read and
+ * written with memcpy (the row's memory is floats to the table).  A normal
+ * uf16 is a float's exponent and top 10 mantissa bits, the exponent moved
+ * by S_UF_OFF: its bits are the float's bits minus S_UF_OFF << 23, shifted
+ * down by 13. */
+#define S_UF_BIAS 31
+#define S_UF_OFF (127u - S_UF_BIAS)          /* float exponent = uf16 exponent + this */
+#define S_UF_SUB 0x1p40f                     /* subnormal: n = code * 2^-40 */
+
+static inline int s_acc16(const zps_optim_conf_t *c)
+{
+    return c->accum == ZPS_ACCUM_UF16;
+}
+
+static inline float s_uf16_get(uint16_t v)
+{
+    if (v < 1024)
+        return (float)v / S_UF_SUB;
+    uint32_t u = ((uint32_t)v << 13) + (S_UF_OFF << 23);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* x >= 0 to uf16, rounded up with the probability that makes the result's
+ * expectation x, given r uniform in [0, 2^13); over the top: the top (NaN
+ * too: the row's z is NaN then and the push is refused anyway). */
+static inline uint16_t s_uf16_sr(float x, uint32_t r)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if (!(x < 0x1p33f))
+        return 0xffffu;
+    if (u < (S_UF_OFF + 1) << 23) /* under 2^-30: a subnormal (0 <= x * 2^40 < 1024) */
+        return (uint16_t)(x * S_UF_SUB + (float)(r & 0x1fffu) * 0x1p-13f);
+    uint32_t v = (u - (S_UF_OFF << 23) + (r & 0x1fffu)) >> 13;
+    return (uint16_t)(v < 0xffffu ? v : 0xffffu);
+}
+
+static inline float s_n16(const float *row, uint32_t d, uint32_t j)
+{
+    uint16_t b;
+    memcpy(&b, (const char *)(row + d) + 2 * (size_t)j, 2);
+    return s_uf16_get(b);
+}
+
+static inline void s_set_n16(float *row, uint32_t d, uint32_t j, uint16_t b)
+{
+    memcpy((char *)(row + d) + 2 * (size_t)j, &b, 2);
+}
+
 void zps_optim_init_row(const zps_optim_conf_t *c, uint64_t key, float *row)
 {
     const uint32_t d = c->dim;
@@ -218,7 +277,7 @@ void zps_optim_weights(const zps_optim_conf_t *c, const float *row, float *w)
         const s_ftrl_t k = s_ftrl_consts(c);
         const float *z = row, *n = row + d;
         for (uint32_t j = 0; j < d; j++)
-            w[j] = s_ftrl_w(k, z[j], n[j]);
+            w[j] = s_ftrl_w(k, z[j], s_acc16(c) ? s_n16(row, d, j) : n[j]);
     } else {
         memcpy(w, row, (size_t)d * sizeof *w);
     }
@@ -235,6 +294,12 @@ void zps_optim_weights_n(const zps_optim_conf_t *c, float *const *rows, size_t n
     }
     if (c->kind == ZPS_OPT_FTRL) {
         const s_ftrl_t k = s_ftrl_consts(c);
+        if (s_acc16(c)) {
+            for (size_t i = 0; i < n; i++)
+                for (uint32_t j = 0; j < d; j++)
+                    w[i * d + j] = s_ftrl_w(k, rows[i][j], s_n16(rows[i], d, j));
+            return;
+        }
         for (size_t i = 0; i < n; i++)
             for (uint32_t j = 0; j < d; j++)
                 w[i * d + j] = s_ftrl_w(k, rows[i][j], rows[i][d + j]);
@@ -307,6 +372,32 @@ static void s_ftrl(const zps_optim_conf_t *c, float *restrict row,
         float sigma = (sqrtf(nn) - sqrtf(n[j])) / k.alpha;
         z[j] += g - sigma * w;
         n[j] = nn;
+    }
+}
+
+/* s_ftrl with n in uf16: the new n is rounded first (random bits from the
+ * row's z and the exact new n), and sigma uses the stored values, so z's
+ * sum telescopes as in s_ftrl (see zps_optim.h). */
+static void s_ftrl16(const zps_optim_conf_t *c, float *restrict row,
+                     const float *restrict grad)
+{
+    const uint32_t d = c->dim;
+    float *restrict z = row;
+    const s_ftrl_t k = s_ftrl_consts(c);
+    for (uint32_t j = 0; j < d; j++) {
+        float g = grad[j];
+        float n = s_n16(row, d, j);
+        float w = s_ftrl_w(k, z[j], n);
+        float exact = n + g * g;
+        uint32_t zb, eb;
+        memcpy(&zb, &z[j], 4);
+        memcpy(&eb, &exact, 4);
+        uint16_t b = s_uf16_sr(exact, (uint32_t)(zps_mix64(((uint64_t)zb << 32) | eb,
+                                                            ZPS_SEED_INIT) >> 51));
+        s_set_n16(row, d, j, b);
+        float nn = s_n16(row, d, j);
+        float sigma = (sqrtf(nn) - sqrtf(n)) / k.alpha;
+        z[j] += g - sigma * w;
     }
 }
 
@@ -409,7 +500,7 @@ void zps_optim_apply(const zps_optim_conf_t *c, float *row, const float *grad)
     switch (c->kind) {
     case ZPS_OPT_SGD: s_sgd(c, row, grad); break;
     case ZPS_OPT_ADAGRAD: s_adagrad(c, row, grad); break;
-    case ZPS_OPT_FTRL: s_ftrl(c, row, grad); break;
+    case ZPS_OPT_FTRL: s_acc16(c) ? s_ftrl16(c, row, grad) : s_ftrl(c, row, grad); break;
     case ZPS_OPT_ADAM: s_adam(c, row, grad); break;
     case ZPS_OPT_NORM: s_norm(c, row, grad); break;
     }
@@ -421,7 +512,12 @@ void zps_optim_apply_n(const zps_optim_conf_t *c, float *const *rows, const floa
     switch (c->kind) {
     case ZPS_OPT_SGD: for (size_t i = 0; i < n; i++) s_sgd(c, rows[i], grads + i * pf); break;
     case ZPS_OPT_ADAGRAD: for (size_t i = 0; i < n; i++) s_adagrad(c, rows[i], grads + i * pf); break;
-    case ZPS_OPT_FTRL: for (size_t i = 0; i < n; i++) s_ftrl(c, rows[i], grads + i * pf); break;
+    case ZPS_OPT_FTRL:
+        if (s_acc16(c))
+            for (size_t i = 0; i < n; i++) s_ftrl16(c, rows[i], grads + i * pf);
+        else
+            for (size_t i = 0; i < n; i++) s_ftrl(c, rows[i], grads + i * pf);
+        break;
     case ZPS_OPT_ADAM: for (size_t i = 0; i < n; i++) s_adam(c, rows[i], grads + i * pf); break;
     case ZPS_OPT_NORM: for (size_t i = 0; i < n; i++) s_norm(c, rows[i], grads + i * pf); break;
     }
@@ -442,14 +538,22 @@ static int s_ftrl_w_finite_if_zn(const zps_optim_conf_t *c)
 static int s_ftrl_n_nonneg(const zps_optim_conf_t *c, const float *row)
 {
     int neg = 0;
+    if (s_acc16(c))
+        return 1; /* uf16: never negative, never inf or NaN */
     for (uint32_t j = 0; j < c->dim; j++)
         neg |= row[c->dim + j] < 0.0f;
     return !neg;
 }
 
+/* Floats of a row that are floats (uf16: z only). */
+static uint32_t s_float_part(const zps_optim_conf_t *c)
+{
+    return s_acc16(c) ? c->dim : zps_optim_row_floats(c);
+}
+
 int zps_optim_row_finite(const zps_optim_conf_t *c, const float *row)
 {
-    const uint32_t rf = zps_optim_row_floats(c);
+    const uint32_t rf = s_float_part(c);
     /* a sum propagates inf and NaN; x - x is NaN for either, 0 otherwise */
     float acc = 0.0f;
     for (uint32_t j = 0; j < rf; j++)
@@ -461,7 +565,7 @@ int zps_optim_row_finite(const zps_optim_conf_t *c, const float *row)
             return 1;
         const s_ftrl_t k = s_ftrl_consts(c);
         for (uint32_t j = 0; j < c->dim; j++) {
-            float w = s_ftrl_w(k, row[j], row[c->dim + j]);
+            float w = s_ftrl_w(k, row[j], s_acc16(c) ? s_n16(row, c->dim, j) : row[c->dim + j]);
             acc += w - w;
         }
         if (acc != 0.0f)
@@ -472,7 +576,7 @@ int zps_optim_row_finite(const zps_optim_conf_t *c, const float *row)
 
 size_t zps_optim_rows_finite(const zps_optim_conf_t *c, float *const *rows, size_t n)
 {
-    const uint32_t rf = zps_optim_row_floats(c);
+    const uint32_t rf = s_float_part(c);
     float acc = 0.0f; /* as in zps_optim_row_finite, over every row at once */
     for (size_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < rf; j++)

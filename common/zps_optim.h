@@ -5,6 +5,8 @@
  *   sgd      [w]                     1*dim floats
  *   adagrad  [w | n]                 2*dim   n = sum of g^2
  *   ftrl     [z | n]                 2*dim   w derived lazily from z, n
+ *   ftrl, accum uf16: [z | n16]      dim + ceil(dim/2)   n as a 16-bit unsigned
+ *                                    float, rounded stochastically (below)
  *   adam     [w | m | v | t]         3*dim+1 t = steps taken by this row (lazy Adam)
  *   norm     [w | G | s]             2*dim+1 G = sum of squared gradients,
  *                                            s = max |x| of the key
@@ -41,6 +43,24 @@
 
 typedef enum { ZPS_OPT_SGD = 0, ZPS_OPT_ADAGRAD, ZPS_OPT_FTRL, ZPS_OPT_ADAM, ZPS_OPT_NORM } zps_opt_kind_t;
 
+/* How FTRL stores its sum of squared gradients n.  n is never negative
+ * and needs range more than digits, so uf16 is an unsigned 16-bit float:
+ * 6 exponent bits (bias 31) and 10 mantissa bits, no sign, no inf or NaN;
+ * normal values from 2^-30 to just under 2^33 with a relative spacing of
+ * 1/1024 to 1/2048, subnormals in steps of 2^-40 below them; an n over the
+ * top stays at the top (8.6e9).  (bfloat16 would spend a sign bit and a 2^+-127 range
+ * on it and keep 7 mantissa bits.)  Each new n is rounded stochastically,
+ * up or down with the probabilities that make its expectation the exact
+ * sum, from bits hashed out of the row and the update, so the same pushes
+ * give the same rows (replays and replicas agree).  sigma is computed from
+ * the stored values, so z stays the exact FTRL sum for the g^2 sequence
+ * the rounding implies: FTRL with each g^2 replaced by an unbiased draw.
+ * Many increments below the spacing leave n with a relative standard
+ * deviation of at most sqrt(1/1024) = 3% (sqrt(n), the rate's divisor,
+ * 1.6%).  For dim 1 the row is 6 bytes, and the 2 bytes left of its 8 hold
+ * a shard's eviction stamp (zps_optim_row_spare). */
+typedef enum { ZPS_ACCUM_F32 = 0, ZPS_ACCUM_UF16 } zps_accum_t;
+
 typedef struct zps_optim_conf_s {
     zps_opt_kind_t kind;
     uint32_t dim;        /* weights per key */
@@ -52,6 +72,8 @@ typedef struct zps_optim_conf_s {
     float init_scale;    /* 0 = zeros */
     uint32_t init_skip;  /* leading columns that always start at 0 */
     uint64_t init_seed;
+    zps_accum_t accum;   /* ftrl's n: float or uf16 (a server's storage
+                          * choice: not in zps_optim_describe) */
 } zps_optim_conf_t;
 
 /* Defaults for kind: lr 0.1 (ftrl alpha 0.1, beta 1), eps 1e-8 (adagrad 1e-7, norm 1),
@@ -72,6 +94,10 @@ int zps_optim_describe(const zps_optim_conf_t *c, char *buf, size_t len);
 
 /* Floats per stored row for this optimizer and dim. */
 uint32_t zps_optim_row_floats(const zps_optim_conf_t *c);
+
+/* Bytes at the end of a row that the optimizer does not use (2 for ftrl
+ * with accum uf16 and an odd dim, else 0).  They are zero in a fresh row. */
+uint32_t zps_optim_row_spare(const zps_optim_conf_t *c);
 
 /* Floats per key in a push: dim, or 2 dim + 1 for norm ([g | q | x]: q the
  * sums of squared per-row gradients, x the largest |x| of the key's

@@ -51,28 +51,49 @@ struct zps_shard {
     size_t rejected;        /* keys of the open push not admitted */
     zps_admit_stats_t ast;
     /* expiry and eviction (zps_shard_set_bound): each row ends with a
-     * stamp, the job tick (1/ZPS_SHARD_TICKS s) of its last update (uint32
-     * bits in float rf - 1); the job clock runs while the server does */
+     * 16-bit stamp (its last 2 bytes), the job clock in quanta of q ticks
+     * at its last update, modulo 2^16 (see zps_shard.h); the job clock
+     * runs while the server does */
     zps_bound_conf_t bnd;
     int stamped;
+    size_t orf;             /* the optimizer's floats per row (rf: + the stamp's) */
+    uint32_t q;             /* job ticks per stamp quantum */
+    uint32_t span_q;        /* expiry: more than span_q quanta old (0: off) */
     uint32_t now;           /* job ticks */
     uint32_t base;          /* job ticks at mono0 */
     int64_t mono0;          /* -1: not started */
-    zps_table_cur_t sweep;  /* expiry cursor (hash order) */
+    int clock_known;        /* zps_shard_state_import gave the job clock... */
+    uint32_t saved_q;       /* ...and the quantum the rows' stamps are in */
+    zps_table_cur_t sweep;  /* sweep cursor (hash order) */
     uint64_t rng;           /* eviction's samples */
     zps_bound_stats_t bst;
 };
 
-static inline uint32_t s_stamp(const float *row, size_t rf)
+#define S_AGE_MAX 32768u /* ages at or over it are kept at it by the sweep */
+
+static inline uint16_t s_stamp(const float *row, size_t rf)
 {
-    uint32_t v;
-    memcpy(&v, row + rf - 1, 4);
+    uint16_t v;
+    memcpy(&v, (const char *)(row + rf) - 2, 2);
     return v;
 }
 
-static inline void s_set_stamp(float *row, size_t rf, uint32_t v)
+static inline void s_set_stamp(float *row, size_t rf, uint16_t v)
 {
-    memcpy(row + rf - 1, &v, 4);
+    memcpy((char *)(row + rf) - 2, &v, 2);
+}
+
+/* the job clock in stamp quanta, modulo 2^16 */
+static inline uint16_t s_qnow(const zps_shard_t *sh)
+{
+    return (uint16_t)(sh->now / sh->q);
+}
+
+/* quanta since the row's last update (modulo 2^16: exact while the sweep
+ * keeps every age under 2^16, see zps_shard_sweep) */
+static inline uint32_t s_age(const zps_shard_t *sh, const float *row)
+{
+    return (uint16_t)(s_qnow(sh) - s_stamp(row, sh->rf));
 }
 
 zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
@@ -81,7 +102,8 @@ zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
     if (!sh)
         return NULL;
     sh->o = *o;
-    sh->rf = zps_optim_row_floats(o);
+    sh->rf = sh->orf = zps_optim_row_floats(o);
+    sh->q = 1;
     sh->pf = zps_optim_push_floats(o);
     sh->needs_init = o->init_scale != 0.0f;
     sh->mono0 = -1;
@@ -119,22 +141,28 @@ int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
     zps_table_destroy(&sh->t);
     sh->t = *t;
     *t = NULL;
+    zps_table_set_limit(sh->t, sh->bnd.evict ? sh->bnd.max_keys : 0);
     if (sh->stamped) {
-        /* the job clock goes on from the newest update in the rows */
-        uint32_t top = 0;
+        /* stamps in the clock zps_shard_state_import restored: kept, or
+         * put into this shard's quantum; without it, ages are unknown and
+         * every row counts as updated now (nothing expires early) */
+        const uint16_t qnow = s_qnow(sh);
+        const uint16_t qsaved = sh->clock_known ? (uint16_t)(sh->now / sh->saved_q) : 0;
         zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
         uint64_t key;
         float *row;
-        while (zps_table_next(sh->t, &cur, &key, &row)) {
-            uint32_t v = s_stamp(row, sh->rf);
-            top = v > top ? v : top;
-        }
-        if (top > sh->now) {
-            sh->base = sh->now = top;
-            sh->mono0 = -1;
+        while ((!sh->clock_known || sh->saved_q != sh->q) &&
+               zps_table_next(sh->t, &cur, &key, &row)) {
+            uint64_t age = 0;
+            if (sh->clock_known) {
+                age = (uint64_t)(uint16_t)(qsaved - s_stamp(row, sh->rf)) * sh->saved_q / sh->q;
+                age = age < S_AGE_MAX ? age : S_AGE_MAX;
+            }
+            s_set_stamp(row, sh->rf, (uint16_t)(qnow - age));
         }
         sh->sweep = (zps_table_cur_t)ZPS_TABLE_CUR_INIT;
     }
+    sh->clock_known = 0;
     return 0;
 }
 
@@ -143,7 +171,9 @@ int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b)
     if (sh->open || zps_table_size(sh->t) != 0)
         return ZPS_EINVAL;
     int stamped = b->expire_s != 0 || b->evict;
-    size_t rf = zps_optim_row_floats(&sh->o) + (stamped ? 1 : 0);
+    /* the stamp goes in the row's spare bytes (uf16 ftrl, odd dim), else
+     * in one more float */
+    size_t rf = sh->orf + (stamped && zps_optim_row_spare(&sh->o) < 2 ? 1 : 0);
     if (rf != sh->rf) {
         zps_table_t *t = zps_table_new((uint32_t)rf, sh->hint);
         if (!t)
@@ -157,6 +187,12 @@ int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b)
     }
     sh->bnd = *b;
     sh->stamped = stamped;
+    zps_table_set_limit(sh->t, b->evict ? b->max_keys : 0);
+    /* quanta of 1/4 s, or longer for a long expiry: the span is then at
+     * most 8192 quanta, far under S_AGE_MAX */
+    uint64_t span = (uint64_t)b->expire_s * ZPS_SHARD_TICKS;
+    sh->q = (uint32_t)(span > 8192 * 16 ? (span + 8191) / 8192 : 16);
+    sh->span_q = (uint32_t)((span + sh->q - 1) / sh->q);
     return 0;
 }
 
@@ -174,14 +210,14 @@ void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out)
     out->now = sh->now / ZPS_SHARD_TICKS;
 }
 
-size_t zps_shard_expire(zps_shard_t *sh, size_t budget)
+size_t zps_shard_sweep(zps_shard_t *sh, size_t budget)
 {
-    const uint64_t span = (uint64_t)sh->bnd.expire_s * ZPS_SHARD_TICKS;
-    if (!span || sh->open || sh->now <= span)
+    if (!sh->stamped || sh->open)
         return 0;
-    /* stamps are whole ticks: now - stamp > N ticks means more than N ticks
-     * since the update, never fewer */
-    const uint32_t limit = sh->now - (uint32_t)span; /* stamp < limit: expired */
+    /* stamps are whole quanta: an age over span_q quanta is more than
+     * span_q * q >= expire_s seconds since the update, never less */
+    const uint32_t span_q = sh->span_q;
+    const uint16_t qnow = s_qnow(sh);
     size_t rows = zps_table_size(sh->t), deleted = 0;
     if (budget > rows)
         budget = rows; /* once round at most */
@@ -193,8 +229,13 @@ size_t zps_shard_expire(zps_shard_t *sh, size_t budget)
             sh->sweep = (zps_table_cur_t)ZPS_TABLE_CUR_INIT; /* round done: start over next time */
             break;
         }
-        if (s_stamp(row, sh->rf) < limit && zps_table_delete(sh->t, key) == 1)
-            deleted++;
+        uint32_t age = (uint16_t)(qnow - s_stamp(row, sh->rf));
+        if (span_q && age > span_q) {
+            if (zps_table_delete(sh->t, key) == 1)
+                deleted++;
+        } else if (age >= S_AGE_MAX) {
+            s_set_stamp(row, sh->rf, (uint16_t)(qnow - S_AGE_MAX));
+        }
     }
     sh->bst.expired += deleted;
     return deleted;
@@ -225,7 +266,7 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
         /* sampled LRU: of ZPS_SHARD_EVICT_SAMPLES live rows (not the open
          * push's), the one updated longest ago */
         uint64_t best_key = 0;
-        uint32_t best = UINT32_MAX;
+        uint32_t best = 0;
         int have = 0;
         for (unsigned got = 0; got < ZPS_SHARD_EVICT_SAMPLES; got++) {
             sh->rng ^= sh->rng << 13, sh->rng ^= sh->rng >> 7, sh->rng ^= sh->rng << 17;
@@ -235,8 +276,8 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
                 break;
             if (s_in_push(sh, key))
                 continue;
-            uint32_t v = s_stamp(row, sh->rf);
-            if (!have || v < best) {
+            uint32_t v = s_age(sh, row);
+            if (!have || v > best) {
                 best = v;
                 best_key = key;
                 have = 1;
@@ -322,62 +363,103 @@ static uint64_t s_get64(const unsigned char *p)
     return v;
 }
 
-int zps_shard_admit_export(const zps_shard_t *sh, unsigned char **buf, size_t *len)
+#define S_BND_LEN (4 + 4 + 4 + 4 + 8 * 2)
+
+int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
-    if (sh->adm.mode == ZPS_ADMIT_OFF)
-        return 0;
+    const int adm = sh->adm.mode != ZPS_ADMIT_OFF;
     size_t skl = sh->sk ? zps_sketch_serial_size(sh->sk) : 0;
-    unsigned char *b = malloc(S_ADM_HEAD + skl);
+    size_t total = (adm ? S_ADM_HEAD + skl : 0) + (sh->stamped ? S_BND_LEN : 0);
+    if (!total)
+        return 0;
+    unsigned char *b = malloc(total), *p = b;
     if (!b)
         return ZPS_ENOMEM;
-    uint64_t pb;
-    memcpy(&pb, &sh->adm.prob, 8);
-    memcpy(b, "ZAD1", 4);
-    s_put64(b + 4, (uint64_t)sh->adm.mode | ((uint64_t)sh->adm.count << 32));
-    s_put64(b + 12, pb);
-    s_put64(b + 20, sh->ast.admitted_keys);
-    s_put64(b + 28, sh->ast.rejected_keys);
-    s_put64(b + 36, sh->ast.rejected_pushes);
-    s_put64(b + 44, sh->ast.push_seq);
-    s_put64(b + 52, skl);
-    if (skl)
-        zps_sketch_serialize(sh->sk, b + S_ADM_HEAD);
+    if (adm) {
+        uint64_t pb;
+        memcpy(&pb, &sh->adm.prob, 8);
+        memcpy(p, "ZAD1", 4);
+        s_put64(p + 4, (uint64_t)sh->adm.mode | ((uint64_t)sh->adm.count << 32));
+        s_put64(p + 12, pb);
+        s_put64(p + 20, sh->ast.admitted_keys);
+        s_put64(p + 28, sh->ast.rejected_keys);
+        s_put64(p + 36, sh->ast.rejected_pushes);
+        s_put64(p + 44, sh->ast.push_seq);
+        s_put64(p + 52, skl);
+        if (skl)
+            zps_sketch_serialize(sh->sk, p + S_ADM_HEAD);
+        p += S_ADM_HEAD + skl;
+    }
+    if (sh->stamped) {
+        memcpy(p, "ZBD1", 4);
+        s_put64(p + 4, (uint64_t)sh->q | ((uint64_t)sh->now << 32));
+        memset(p + 12, 0, 4);
+        s_put64(p + 16, sh->bst.expired);
+        s_put64(p + 24, sh->bst.evicted);
+    }
     *buf = b;
-    *len = S_ADM_HEAD + skl;
+    *len = total;
     return 0;
 }
 
-int zps_shard_admit_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
                            size_t errlen)
 {
-    if (len < S_ADM_HEAD || memcmp(buf, "ZAD1", 4) != 0 || s_get64(buf + 52) != len - S_ADM_HEAD) {
-        snprintf(err, errlen, "admission state of %zu bytes is not one (bad header or length)",
-                 len);
-        return ZPS_EPROTO;
-    }
-    if (sh->adm.mode == ZPS_ADMIT_OFF || sh->open)
-        return 0;
-    uint32_t mode = (uint32_t)s_get64(buf + 4);
-    zps_sketch_t *sk = NULL;
-    if (mode == ZPS_ADMIT_COUNT && sh->adm.mode == ZPS_ADMIT_COUNT) {
-        if (len == S_ADM_HEAD) {
-            snprintf(err, errlen, "count:N admission state without its sketch");
+    /* the blocks first, all of them, so that a bad one changes nothing */
+    const unsigned char *adm = NULL, *bnd = NULL;
+    size_t adm_len = 0;
+    for (size_t pos = 0; pos < len;) {
+        const unsigned char *p = buf + pos;
+        size_t left = len - pos;
+        if (left >= S_ADM_HEAD && !adm && !memcmp(p, "ZAD1", 4) &&
+            s_get64(p + 52) <= left - S_ADM_HEAD) {
+            adm = p;
+            adm_len = S_ADM_HEAD + (size_t)s_get64(p + 52);
+            pos += adm_len;
+        } else if (left >= S_BND_LEN && !bnd && !memcmp(p, "ZBD1", 4) &&
+                   (uint32_t)s_get64(p + 4) != 0) {
+            bnd = p;
+            pos += S_BND_LEN;
+        } else {
+            snprintf(err, errlen, "shard state of %zu bytes: no admission or expiry block "
+                     "at byte %zu (bad header or length)", len, pos);
             return ZPS_EPROTO;
         }
-        if (!(sk = zps_sketch_load(buf + S_ADM_HEAD, len - S_ADM_HEAD, err, errlen)))
-            return ZPS_EPROTO;
     }
-    if (sk) {
-        zps_sketch_destroy(&sh->sk);
-        sh->sk = sk;
-        sh->ast.sketch_bytes = zps_sketch_bytes(sk);
+    if (sh->open)
+        return 0;
+    zps_sketch_t *sk = NULL;
+    if (adm && sh->adm.mode != ZPS_ADMIT_OFF) {
+        uint32_t mode = (uint32_t)s_get64(adm + 4);
+        if (mode == ZPS_ADMIT_COUNT && sh->adm.mode == ZPS_ADMIT_COUNT) {
+            if (adm_len == S_ADM_HEAD) {
+                snprintf(err, errlen, "count:N admission state without its sketch");
+                return ZPS_EPROTO;
+            }
+            if (!(sk = zps_sketch_load(adm + S_ADM_HEAD, adm_len - S_ADM_HEAD, err, errlen)))
+                return ZPS_EPROTO;
+        }
+        if (sk) {
+            zps_sketch_destroy(&sh->sk);
+            sh->sk = sk;
+            sh->ast.sketch_bytes = zps_sketch_bytes(sk);
+        }
+        sh->ast.admitted_keys = s_get64(adm + 20);
+        sh->ast.rejected_keys = s_get64(adm + 28);
+        sh->ast.rejected_pushes = s_get64(adm + 36);
+        sh->ast.push_seq = s_get64(adm + 44);
     }
-    sh->ast.admitted_keys = s_get64(buf + 20);
-    sh->ast.rejected_keys = s_get64(buf + 28);
-    sh->ast.rejected_pushes = s_get64(buf + 36);
-    sh->ast.push_seq = s_get64(buf + 44);
+    if (bnd && sh->stamped) {
+        uint64_t qn = s_get64(bnd + 4);
+        sh->saved_q = (uint32_t)qn;
+        sh->base = sh->now = (uint32_t)(qn >> 32);
+        sh->mono0 = -1;
+        sh->clock_known = 1;
+        sh->bst.expired = s_get64(bnd + 16);
+        sh->bst.evicted = s_get64(bnd + 24);
+    }
     return 0;
 }
 
@@ -451,6 +533,8 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     size_t missing = 0, rejected = 0, bad = SIZE_MAX;
     const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
     const int stamped = sh->stamped;
+    const uint16_t qnow = stamped ? s_qnow(sh) : 0;
+    const int own_stamp = rf > sh->orf; /* the stamp has a float of its own */
     sh->keys = keys;
     sh->n = n;
     sh->done = 0;
@@ -465,7 +549,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                 for (size_t q = 0; q < rf; q++)
                     u[q] = row[q];
                 if (stamped)
-                    s_set_stamp(row, rf, sh->now);
+                    s_set_stamp(row, rf, qnow);
             } else {
                 if (admitting) {
                     /* computed and checked like any row, not inserted if skipped */
@@ -477,8 +561,10 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                     missing++;
                 }
                 zps_optim_init_row(&sh->o, keys[j], u);
+                if (own_stamp)
+                    u[rf - 1] = 0.0f;
                 if (stamped)
-                    s_set_stamp(u, rf, sh->now);
+                    s_set_stamp(u, rf, qnow);
                 row = u;
             }
             cr[j - i] = row;

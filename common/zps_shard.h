@@ -108,16 +108,24 @@ int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a);
 void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
 
 /* Expiry and eviction (off by default; then rows and pushes are as
- * before).  Either turns on a stamp at the end of every row: the job tick
- * (1/ZPS_SHARD_TICKS s) of the row's last update (uint32 bits in one more
- * float, so checkpoints and joins carry it with the row; 2 years of running
- * time, then it stays at its top).  The job clock (zps_shard_clock) counts
- * the time the server has run: a stopped job does not age, and after a
- * restore (zps_shard_adopt) it goes on from the newest stamp of the rows.
- *   expire_s  -- zps_shard_expire deletes rows not updated in more than
+ * before).  Either turns on a 16-bit stamp in the last 2 bytes of every
+ * row (the optimizer's spare bytes when it has 2, as ftrl with accum uf16
+ * and dim 1 does, else one more float), so checkpoints and joins carry it
+ * with the row.  The stamp is the job clock at the row's last update, in
+ * quanta of 1/4 s (of expire_s / 8192 s when expire_s is over 2048 s),
+ * modulo 2^16; a row's age is (now - stamp) mod 2^16.  The sweep
+ * (zps_shard_sweep) keeps that exact: it sets any age it finds at 2^15 or
+ * over back to 2^15, so as long as it goes round every row within 2^15
+ * quanta (2.3 hours), no age wraps; ages are exact up to 2^15 quanta, and
+ * older rows all count as 2^15 quanta old.  The job clock
+ * (zps_shard_clock) counts the time the server has run: a stopped job does
+ * not age; checkpoints carry it (zps_shard_state_export), and a restore
+ * goes on from it.
+ *   expire_s  -- zps_shard_sweep deletes rows not updated in more than
  *                expire_s job seconds, a bounded number of rows per call
  *                (a cursor goes round the rows: nothing expires early,
- *                everything eventually);
+ *                everything eventually, at most 2 quanta and one round
+ *                of the sweep late);
  *   evict     -- zps_shard_evict deletes rows by sampled LRU: of
  *                ZPS_SHARD_EVICT_SAMPLES random live rows, the one updated
  *                longest ago, never a row of the open push (the server
@@ -129,6 +137,8 @@ void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
 typedef struct {
     uint32_t expire_s; /* 0: no expiry */
     int evict;
+    uint64_t max_keys; /* with evict: the cap the caller evicts down to (0: none),
+                        * for the table's growth (zps_table_set_limit) */
 } zps_bound_conf_t;
 
 typedef struct {
@@ -140,26 +150,36 @@ typedef struct {
 int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b);
 /* The server's monotonic time: the job clock follows it. */
 void zps_shard_clock(zps_shard_t *sh, int64_t mono_ms);
-/* Look at up to budget rows; delete the expired ones.  Returns how many. */
-size_t zps_shard_expire(zps_shard_t *sh, size_t budget);
+/* Look at up to budget rows: delete the expired ones, keep ages in range
+ * (see above; call it with eviction alone too).  Returns how many were
+ * deleted. */
+size_t zps_shard_sweep(zps_shard_t *sh, size_t budget);
 /* Evict up to count rows (fewer only when every live row is the open
  * push's).  Returns how many. */
 size_t zps_shard_evict(zps_shard_t *sh, size_t count);
 void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out);
 
-/* Admission state for checkpoints: a malloc'd blob in *buf (*len bytes;
- * the caller frees), NULL with *len 0 when admission is off.  Layout,
- * little-endian: "ZAD1", mode (u32), count (u32), prob (IEEE double bits,
- * u64), admitted_keys, rejected_keys, rejected_pushes, push_seq, sketch
- * length (u64 each), then the sketch (zps_sketch_serialize; 0 bytes for
- * prob:P).  0 or ZPS_ENOMEM. */
-int zps_shard_admit_export(const zps_shard_t *sh, unsigned char **buf, size_t *len);
-/* Take the state of a blob from zps_shard_admit_export: the counters and
- * push sequence always (with admission on), the sketch when both the blob
- * and this shard count (count:N; the checkpoint's sketch replaces this
- * one, whatever its size).  With admission off, nothing is taken.  0, or
- * ZPS_EPROTO with the reason in err (nothing changed). */
-int zps_shard_admit_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+/* The shard's state beside its rows, for checkpoints: a malloc'd blob in
+ * *buf (*len bytes; the caller frees), NULL with *len 0 when admission,
+ * expiry and eviction are off.  Blocks, little-endian, each present when
+ * its feature is on:
+ *   admission  "ZAD1", mode (u32), count (u32), prob (IEEE double bits,
+ *              u64), admitted_keys, rejected_keys, rejected_pushes,
+ *              push_seq, sketch length (u64 each), then the sketch
+ *              (zps_sketch_serialize; 0 bytes for prob:P);
+ *   clock      "ZBD1", stamp quantum in ticks (u32), job clock in ticks
+ *              (u32), 4 zero bytes, expired, evicted (u64 each).
+ * 0 or ZPS_ENOMEM. */
+int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *len);
+/* Take the state of a blob from zps_shard_state_export, before
+ * zps_shard_adopt of the rows saved with it: with admission on, the
+ * counters and push sequence, and the sketch when both the blob and this
+ * shard count (count:N; the checkpoint's sketch replaces this one, whatever
+ * its size); with expiry or eviction on, the job clock and counters
+ * (adopt then puts the rows' stamps into this shard's quantum if it
+ * differs).  What this shard does not run is ignored.  0, or ZPS_EPROTO
+ * with the reason in err (nothing changed). */
+int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
                            size_t errlen);
 
 /* Give back scratch memory over keep keys' worth (after a big request). */

@@ -29,6 +29,7 @@
  * there: growing costs about four sequential entry copies per key. */
 #include "zps_table.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -71,6 +72,7 @@ struct zps_table {
     size_t stride;     /* bytes per entry: hash + floats */
     uint64_t seed;     /* of the hash: random per table (zps_table_new) */
     size_t seg_max;    /* homes a segment may have before it splits */
+    size_t limit;      /* keys the table will hold at most (0: no limit) */
     size_t mem_bytes;  /* this machine's memory (0: unknown), read once */
     uint32_t row_floats;
     size_t nlive;      /* keys stored, the side key included */
@@ -346,6 +348,16 @@ static int s_grow(zps_table_t *t, zt_seg_t *s, size_t need, int spill_end)
 {
     size_t cap = need / ZT_GROW_DEN * ZT_GROW_NUM + need % ZT_GROW_DEN * ZT_GROW_NUM / ZT_GROW_DEN + 1;
     size_t spill = ZPS_TABLE_SPILL;
+    if (t->limit && s->depth < 64) {
+        /* a bounded table: no more homes than the segment's share of the
+         * limit (plus 3 standard deviations) needs at 9/10 load, and at
+         * least need's at 9/10 plus 1/32 */
+        double share = (double)t->limit / (double)((uint64_t)1 << s->depth);
+        size_t top = (size_t)((share + 3 * sqrt(share) + 16) * ZT_MAX_DEN / ZT_MAX_NUM);
+        size_t least = need * ZT_MAX_DEN / ZT_MAX_NUM + need / 32 + 1;
+        cap = cap < top ? cap : top;
+        cap = cap > least ? cap : least;
+    }
     if (spill_end) {
         cap = s->cap;
         spill = 2 * ((size_t)s->len - s->cap);
@@ -486,6 +498,11 @@ uint64_t zps_table_seed(const zps_table_t *t)
 void zps_table_set_split(zps_table_t *t, size_t homes)
 {
     t->seg_max = homes < ZT_MIN_CAP ? ZT_MIN_CAP : homes;
+}
+
+void zps_table_set_limit(zps_table_t *t, size_t keys)
+{
+    t->limit = keys;
 }
 
 void zps_table_destroy(zps_table_t **tp)

@@ -7,7 +7,9 @@
  * nobody outside the process can choose keys that pile up in one place
  * of it, the hash-flooding attack) followed by the row's floats, with
  * no padding.  An FTRL row of one weight (z, n) is a 16-byte entry, four
- * to a cache line, 20 bytes with an eviction stamp; SGD's is 12 bytes; a lookup reads the entry's line
+ * to a cache line, also with an eviction stamp (n in 16 bits and the
+ * 16-bit stamp share its second float: zps_optim.h, zps_shard.h); SGD's
+ * is 12 bytes, 16 with the stamp; a lookup reads the entry's line
  * (and now and then the next), one random memory access per key where a
  * slot array plus separate rows took two.
  *
@@ -71,6 +73,13 @@ uint64_t zps_table_seed(const zps_table_t *t);
  * at scale (segments of 4-8 MB were 30% slower at 100M keys); tests use
  * small ones to split often. */
 void zps_table_set_split(zps_table_t *t, size_t homes);
+/* The table will hold at most about `keys` keys (an eviction cap; 0: no
+ * limit): a segment then grows to no more than its share of the limit
+ * needs at 9/10 load (the share plus 3 standard deviations), rather than
+ * 4/3 of its keys, so a table held at its cap sits near 9/10 load instead
+ * of wherever the last growth step left it (as low as 3/4).  Keys past the
+ * limit still fit: a segment over 9/10 then grows by small steps. */
+void zps_table_set_limit(zps_table_t *t, size_t keys);
 void zps_table_destroy(zps_table_t **t);
 
 /* Row of key, or NULL if absent.  Never inserts, never moves rows. */

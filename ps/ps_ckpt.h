@@ -21,9 +21,10 @@
  *            the fields it knows and ignores bytes after them, so new
  *            fields are added at the END of the body, in
  *            s_client_put/s_client_get only.
- *   admission (formats 3, 4) the admission block: table 0's admission
- *            state as zps_shard_admit_export gives it (counters, push
- *            sequence, the count:N sketch)
+ *   admission (formats 3, 4) the admission block: table 0's shard state
+ *            as zps_shard_state_export gives it (admission: counters, push
+ *            sequence, the count:N sketch; expiry/eviction: the job clock,
+ *            the stamp quantum, the counters)
  *   ranges   (format 4) the range table the replicated server held when it
  *            wrote the checkpoint (zps_ranges_encode); the rows are those
  *            of every range it held (and of ranges it gave away, which a
@@ -59,9 +60,9 @@
  * another shard layout (rank, servers, dim, optimizer) is refused, and so is
  * a file of format version 1 (older zps), with a message saying so.
  *
- * Format 3 is format 2 with the admission block.  A server without --admit
- * writes format 2, byte for byte as before (an older zps restores it); with
- * --admit, format 3.  This zps reads both: a format-2 file restores no
+ * Format 3 is format 2 with the admission block.  A server without --admit,
+ * --expire-after and --evict writes format 2, byte for byte as before (an
+ * older zps restores it); with any of them, format 3.  This zps reads both: a format-2 file restores no
  * admission state (the sketch starts empty, the counters at 0).  Format 4
  * is written by a replicated server (--coordinator) only. */
 #ifndef PS_CKPT_H
@@ -95,7 +96,7 @@ typedef struct {
     uint64_t job_id;      /* written into the checkpoint; out on restore */
     uint64_t last_counter; /* out on restore: highest counter of any file of this
                               shard in dir (continue numbering after it) */
-    /* admission state (zps_shard_admit_export): in for write (NULL/0: none,
+    /* shard state (zps_shard_state_export): in for write (NULL/0: none,
      * format 2); out on restore: malloc'd (the caller frees), NULL/0 when
      * the checkpoint has none */
     const unsigned char *admit_in;

@@ -96,6 +96,11 @@ static void s_usage(FILE *f)
             "                           3/4 of RAM), make room by evicting the least recently\n"
             "                           updated rows (sampled LRU) instead of refusing the\n"
             "                           push                                       [off]\n"
+            "  --accum auto|f32|uf16    table 0, ftrl: store n (the sum of squared gradients)\n"
+            "                           as a float, or in 16 bits (uf16: an unsigned float,\n"
+            "                           rounded stochastically: docs/operations.md); auto:\n"
+            "                           uf16 with --expire-after or --evict (row and eviction\n"
+            "                           stamp fit 8 bytes), else f32               [auto]\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -109,7 +114,7 @@ enum {
     O_EXIT_WHEN_DONE,
     O_METRICS_LISTEN, /* metrics */
     O_ADMIT, O_ADMIT_IDS, /* admission */
-    O_EXPIRE, O_EVICT
+    O_EXPIRE, O_EVICT, O_ACCUM
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -141,6 +146,7 @@ static const struct option s_server_options[] = {
     {"admit-ids", required_argument, 0, O_ADMIT_IDS}, /* admission */
     {"expire-after", required_argument, 0, O_EXPIRE},
     {"evict", no_argument, 0, O_EVICT},
+    {"accum", required_argument, 0, O_ACCUM},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -220,6 +226,10 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
         return zps_parse_u32(v, &sc->bound.expire_s) || sc->bound.expire_s == 0 ||
                sc->bound.expire_s > 100u * 365 * 86400 ? ZPS_EINVAL : 0;
     case O_EVICT: sc->bound.evict = 1; return 0;
+    case O_ACCUM:
+        sc->accum = !strcmp(v, "auto") ? PS_ACCUM_AUTO : !strcmp(v, "f32") ? PS_ACCUM_F32
+                    : !strcmp(v, "uf16") ? PS_ACCUM_UF16 : -1;
+        return sc->accum < 0 ? ZPS_EINVAL : 0;
     case O_JOIN_BUFFER_MB: return s_mib(v, 1ULL << 30, &sc->join_buffer_bytes);
     case O_LEFT_ROWS_MS: return zps_parse_u32(v, &sc->left_rows_ms);
     case O_ANNOUNCE:
@@ -312,7 +322,13 @@ static int s_run(int argc, char **argv, const struct option *opts, const zps_env
                     "(N an integer in 1..255) or prob:P (0 < P <= 1)\n", optarg); /* admission */
             return 2;
         }
-        if (o != O_ADMIT && s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
+        if (o == O_ACCUM && s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
+            fprintf(stderr, "zps-server: invalid value '%s' for --accum: expected auto, f32 or "
+                    "uf16\n", optarg);
+            return 2;
+        }
+        if (o != O_ADMIT && o != O_ACCUM &&
+            s_server_opt(&sc, &table_dim, &max_conn_given, o, optarg) != 0) {
             const int text = o == O_BIND || o == O_READY_FILE || o == O_SAVE_MODEL ||
                              o == O_ADMIN_TOKEN_FILE || o == O_METRICS_LISTEN || o == O_ANNOUNCE;
             fprintf(stderr, "zps-server: invalid value '%s' for --%s%s%s\n", optarg, opts[li].name,

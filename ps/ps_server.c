@@ -156,6 +156,10 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         ps_tab_t *tb = &s->tabs[i];
         char why[200];
         tb->o = conf->tables[i];
+        if (i == 0 && conf->accum != PS_ACCUM_AUTO)
+            tb->o.accum = conf->accum == PS_ACCUM_UF16 ? ZPS_ACCUM_UF16 : ZPS_ACCUM_F32;
+        else if (i == 0 && tb->o.kind == ZPS_OPT_FTRL && (conf->bound.expire_s || conf->bound.evict))
+            tb->o.accum = ZPS_ACCUM_UF16; /* 16-byte entries with the stamp: docs/operations.md */
         if (zps_optim_validate(&tb->o, why, sizeof why)) {
             snprintf(err, errlen, "table %u: %s", i, why);
             goto fail;
@@ -206,7 +210,9 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
                      "path)");
             goto fail;
         }
-        int rc = zps_shard_set_bound(s->tabs[0].sh, &conf->bound);
+        zps_bound_conf_t bc = conf->bound;
+        bc.max_keys = conf->limit_keys; /* the table grows for the cap, not past it */
+        int rc = zps_shard_set_bound(s->tabs[0].sh, &bc);
         if (rc) {
             snprintf(err, errlen, "out of memory for table 0");
             goto fail;
@@ -369,6 +375,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
                          : conf->bound.expire_s || conf->bound.evict
                              ? "--expire-after or --evict (not built yet: each replica would "
                                "expire and evict on its own clock)"
+                         : conf->accum == PS_ACCUM_UF16 ? "--accum uf16 (not built yet)"
                          : conf->curve_secret[0] ? "CURVE (--curve-secret: the coordinator and "
                                                    "the servers' copies speak plaintext only)"
                                                  : NULL;
@@ -730,8 +737,7 @@ static void s_maintenance(ps_server_t *s)
     psv_check_heartbeats(s);
     if (s->conf.bound.expire_s || s->conf.bound.evict) {
         zps_shard_clock(s->tabs[0].sh, now);
-        if (s->conf.bound.expire_s)
-            zps_shard_expire(s->tabs[0].sh, PS_EXPIRE_BUDGET);
+        zps_shard_sweep(s->tabs[0].sh, PS_EXPIRE_BUDGET); /* expiry; keeps ages in range */
     }
     psv_checkpoint_tick(s);
     if (s->member) {
@@ -743,9 +749,11 @@ static void s_maintenance(ps_server_t *s)
 
 int ps_server_run(ps_server_t *s, volatile sig_atomic_t *stop)
 {
-    zps_info(s->log, "serving on %s (rank %u of %u, %u table%s, table 0: %s; nonce %016llx)",
+    zps_info(s->log, "serving on %s (rank %u of %u, %u table%s, table 0: %s%s; nonce %016llx)",
              s->endpoint, s->conf.rank, s->conf.nservers, s->conf.ntables,
-             s->conf.ntables == 1 ? "" : "s", s->tabs[0].desc, (unsigned long long)s->nonce);
+             s->conf.ntables == 1 ? "" : "s", s->tabs[0].desc,
+             s->tabs[0].o.accum == ZPS_ACCUM_UF16 ? ", n stored as uf16" : "",
+             (unsigned long long)s->nonce);
     int rc = 0;
     uint32_t batch = s->conf.drain_batch ? s->conf.drain_batch : 256;
     while (!s->shutdown && !(stop && *stop)) {

@@ -24,6 +24,8 @@
 
 #define PS_MAX_TABLES 8
 
+enum { PS_ACCUM_AUTO = 0, PS_ACCUM_F32, PS_ACCUM_UF16 };
+
 typedef struct {
     char bind[256];             /* tcp://IP:PORT; port 0 or * picks a free one */
     uint32_t rank;              /* this server's rank */
@@ -73,6 +75,8 @@ typedef struct {
                                      num_workers workers said they finished (ps_done) */
     zps_admit_conf_t admit;       /* --admit, table 0 (mode OFF: every key stored) */
     zps_bound_conf_t bound;       /* --expire-after S, --evict: table 0 (zps_shard) */
+    int accum;                    /* --accum, table 0's ftrl n: PS_ACCUM_AUTO (uf16 with
+                                     expiry or eviction, else f32), _F32 or _BF16 */
     char coordinator[256];        /* --coordinator EP: a replicated job; membership, lease
                                      and range table from zps-coord (ps_member) ("": none) */
     double join_rate_mb;          /* --join-rate-mb: a donor's snapshot, MB/s (0: no limit) */

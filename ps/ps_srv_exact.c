@@ -97,7 +97,12 @@ static void s_ckpt_info(const ps_server_t *s, ps_ckpt_info_t *info)
     info->nservers = s->conf.nservers;
     info->dim = s->tabs[0].dim;
     info->row_floats = zps_table_row_floats(s->tabs[0].t);
+    /* the storage of n is not in the table's description (workers need not
+     * know it), but rows of either kind must not be read as the other */
     snprintf(info->desc, sizeof info->desc, "%s", s->tabs[0].desc);
+    size_t dl = strlen(info->desc);
+    if (s->tabs[0].o.accum == ZPS_ACCUM_UF16 && dl + 12 <= sizeof info->desc)
+        memcpy(info->desc + dl, ",accum=uf16", 12);
     info->job_id = s->job_id;
 }
 
@@ -133,8 +138,8 @@ static void s_checkpoint_fork(ps_server_t *s)
     }
     if (pid == 0) {
         char err[1300];
-        unsigned char *adm = NULL; /* admission state (format 3; none: format 2) */
-        int rc = zps_shard_admit_export(s->tabs[0].sh, &adm, &info.admit_in_len);
+        unsigned char *adm = NULL; /* shard state (format 3; none: format 2) */
+        int rc = zps_shard_state_export(s->tabs[0].sh, &adm, &info.admit_in_len);
         info.admit_in = adm;
         info.ranges_in = s_ckpt_ranges(s, &info.ranges_in_len);
         if (rc || (s->ranges && s->ranges->version && !info.ranges_in)) {
@@ -186,8 +191,8 @@ int psv_checkpoint_inproc(ps_server_t *s, const char *what)
     info.counter = ++s->ckpt_counter;
     char err[1300];
     int64_t t0 = zps_now_ms();
-    unsigned char *adm = NULL; /* admission state (format 3; none: format 2) */
-    int rc = zps_shard_admit_export(s->tabs[0].sh, &adm, &info.admit_in_len);
+    unsigned char *adm = NULL; /* shard state (format 3; none: format 2) */
+    int rc = zps_shard_state_export(s->tabs[0].sh, &adm, &info.admit_in_len);
     info.admit_in = adm;
     unsigned char *rt = s_ckpt_ranges(s, &info.ranges_in_len);
     info.ranges_in = rt;
@@ -331,6 +336,39 @@ int psv_restore(ps_server_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot restore: %s", why);
         return rc;
     }
+    /* shard state (format 3: admission, the job clock of expiry and
+     * eviction), before the rows it describes: a bad block refuses the
+     * restore */
+    if (info.admit_out) {
+        char why2[300];
+        const int has_adm = info.admit_out_len >= 4 && !memcmp(info.admit_out, "ZAD1", 4);
+        rc = zps_shard_state_import(s->tabs[0].sh, info.admit_out, info.admit_out_len, why2,
+                                    sizeof why2);
+        free(info.admit_out);
+        info.admit_out = NULL;
+        if (rc) {
+            snprintf(err, errlen, "cannot restore: checkpoint %llu: %s",
+                     (unsigned long long)info.counter, why2);
+            zps_table_destroy(&t);
+            free(cl);
+            return rc;
+        }
+        zps_admit_stats_t ast;
+        zps_shard_admit_stats(s->tabs[0].sh, &ast);
+        if (has_adm && s->conf.admit.mode == ZPS_ADMIT_OFF)
+            zps_warn(s->log, "the checkpoint has admission state, but this server runs without "
+                     "--admit: ignored (every key pushed is stored)");
+        else if (has_adm)
+            zps_info(s->log, "restored admission state: %llu keys admitted, %llu key updates "
+                     "dropped, sketch %.1f MiB", (unsigned long long)ast.admitted_keys,
+                     (unsigned long long)ast.rejected_keys, (double)ast.sketch_bytes / 1048576.0);
+        zps_bound_stats_t bst;
+        zps_shard_bound_stats(s->tabs[0].sh, &bst);
+        if (s->conf.bound.expire_s || s->conf.bound.evict)
+            zps_info(s->log, "expiry/eviction: the job clock is at %u s after the restore "
+                     "(%llu rows expired, %llu evicted so far)", bst.now, (unsigned long long)bst.expired,
+                     (unsigned long long)bst.evicted);
+    }
     if (zps_shard_adopt(s->tabs[0].sh, &t) != 0) { /* ps_ckpt_restore checked the row size */
         snprintf(err, errlen, "cannot restore: the checkpoint's rows do not fit table 0");
         zps_table_destroy(&t);
@@ -338,30 +376,6 @@ int psv_restore(ps_server_t *s, char *err, size_t errlen)
         return ZPS_EINVAL;
     }
     s->tabs[0].t = zps_shard_table(s->tabs[0].sh);
-    /* admission state (format 3): a bad block refuses the restore (the rows
-     * were adopted, but the server does not start) */
-    if (info.admit_out) {
-        char why2[300];
-        rc = zps_shard_admit_import(s->tabs[0].sh, info.admit_out, info.admit_out_len, why2,
-                                    sizeof why2);
-        free(info.admit_out);
-        info.admit_out = NULL;
-        if (rc) {
-            snprintf(err, errlen, "cannot restore: checkpoint %llu: %s",
-                     (unsigned long long)info.counter, why2);
-            free(cl);
-            return rc;
-        }
-        zps_admit_stats_t ast;
-        zps_shard_admit_stats(s->tabs[0].sh, &ast);
-        if (s->conf.admit.mode == ZPS_ADMIT_OFF)
-            zps_warn(s->log, "the checkpoint has admission state, but this server runs without "
-                     "--admit: ignored (every key pushed is stored)");
-        else
-            zps_info(s->log, "restored admission state: %llu keys admitted, %llu key updates "
-                     "dropped, sketch %.1f MiB", (unsigned long long)ast.admitted_keys,
-                     (unsigned long long)ast.rejected_keys, (double)ast.sketch_bytes / 1048576.0);
-    }
     s->job_id = info.job_id;
     if (s->conf.coordinator[0])
         return s_restore_replicated(s, &info, cl, ncl, t0, err, errlen);

@@ -212,6 +212,175 @@ START_TEST(test_ftrl_reference)
 }
 END_TEST
 
+/* ---- ftrl with accum uf16 ------------------------------------------------ */
+
+/* uf16 code of coordinate j of a row, and its value (the format of
+ * zps_optim.h, decoded here independently: 6 exponent bits of bias 31, 10
+ * mantissa bits, subnormals below 2^-30) */
+static uint16_t s_code(const float *row, uint32_t d, uint32_t j)
+{
+    uint16_t b;
+    memcpy(&b, (const char *)(row + d) + 2 * j, 2);
+    return b;
+}
+
+static double s_uf16(uint16_t v)
+{
+    int e = v >> 10, m = v & 1023;
+    return e ? ldexp(1.0 + m / 1024.0, e - 31) : ldexp(m, -40);
+}
+
+static float s_n16(const float *row, uint32_t d, uint32_t j)
+{
+    return (float)s_uf16(s_code(row, d, j));
+}
+
+/* Layout: z floats, then n as uf16; dim 1 leaves 2 spare bytes (where a
+ * shard keeps its stamp) that no update touches; uf16 is ftrl's only. */
+START_TEST(test_uf16_layout)
+{
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
+    c.accum = ZPS_ACCUM_UF16;
+    const uint32_t want_rf[5] = {0, 2, 3, 5, 6}, want_spare[5] = {0, 2, 0, 2, 0};
+    for (uint32_t d = 1; d <= 4; d++) {
+        c.dim = d;
+        ck_assert_uint_eq(zps_optim_row_floats(&c), want_rf[d]);
+        ck_assert_uint_eq(zps_optim_row_spare(&c), want_spare[d]);
+        ck_assert_int_eq(zps_optim_validate(&c, NULL, 0), 0);
+    }
+    c.dim = 1;
+    float *row = s_row(&c);
+    zps_optim_init_row(&c, 7, row);
+    uint16_t mark = 0xabcd, got;
+    memcpy((char *)(row + 2) - 2, &mark, 2);
+    float g = 0.5f;
+    zps_optim_apply(&c, row, &g);
+    ck_assert_uint_eq(s_code(row, 1, 0), (31 - 2) << 10); /* 0.25 = 2^-2 exactly */
+    for (int i = 0; i < 100; i++)
+        zps_optim_apply(&c, row, &g);
+    memcpy(&got, (char *)(row + 2) - 2, 2);
+    ck_assert_uint_eq(got, mark);
+    ck_assert(zps_optim_row_finite(&c, row));
+    free(row);
+    zps_optim_conf_t bad;
+    zps_optim_defaults(&bad, ZPS_OPT_ADAGRAD);
+    bad.accum = ZPS_ACCUM_UF16;
+    ck_assert_int_eq(zps_optim_validate(&bad, NULL, 0), ZPS_EINVAL);
+}
+END_TEST
+
+/* ratio of means over the coordinates of n (uf16 row a, float row r) */
+static double s_n_ratio(const float *a, const float *r, uint32_t d)
+{
+    double sa = 0, sr = 0;
+    for (uint32_t j = 0; j < d; j++) {
+        sa += s_n16(a, d, j);
+        sr += r[d + j];
+    }
+    return sa / sr;
+}
+
+/* Stochastic rounding is unbiased.  64 coordinates, each 20000 steps of a
+ * gradient near 0.01 (g^2 about 1e-4, far below the spacing once n is
+ * past 0.2): the sum of n over them is the float sum within 2% (one
+ * coordinate's n has a standard deviation of at most 3%, the sum of 64
+ * independent ones under 0.4%), where rounding to nearest would stop each
+ * n near 0.2.  At tiny n (subnormals, g^2 about 1e-14) and across the
+ * whole range too.  The same pushes give the same bytes.  Weights follow
+ * the float ftrl within 3% on average over a varied sequence. */
+START_TEST(test_uf16_unbiased)
+{
+    enum { D = 64 };
+    zps_optim_conf_t c, f;
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
+    c.accum = ZPS_ACCUM_UF16;
+    c.dim = D;
+    f = c;
+    f.accum = ZPS_ACCUM_F32;
+    const double scale[3] = {0.01, 1e-7, 1.0};
+    for (int sc = 0; sc < 3; sc++) {
+        float *a = s_row(&c), *b = s_row(&c), *r = s_row(&f);
+        zps_optim_init_row(&c, 1, a);
+        zps_optim_init_row(&c, 1, b);
+        zps_optim_init_row(&f, 1, r);
+        float g[D];
+        for (int j = 0; j < D; j++)
+            g[j] = (float)(scale[sc] * (1.0 + j / 64.0));
+        for (int i = 0; i < 20000; i++) {
+            zps_optim_apply(&c, a, g);
+            zps_optim_apply(&c, b, g);
+            zps_optim_apply(&f, r, g);
+        }
+        ck_assert(memcmp(a, b, zps_optim_row_floats(&c) * sizeof *a) == 0);
+        double q = s_n_ratio(a, r, D);
+        ck_assert_msg(fabs(q - 1) < 0.02, "scale %g: uf16 n / float n = %.4f", scale[sc], q);
+        free(a);
+        free(b);
+        free(r);
+    }
+    /* a varied sequence: noise around a bias per coordinate */
+    float *a = s_row(&c), *r = s_row(&f);
+    zps_optim_init_row(&c, 1, a);
+    zps_optim_init_row(&f, 1, r);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 5000; i++) {
+        float gs[D];
+        for (int j = 0; j < D; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            gs[j] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5) +
+                    0.02f * (float)(j - D / 2);
+        }
+        zps_optim_apply(&c, a, gs);
+        zps_optim_apply(&f, r, gs);
+    }
+    float w16[D], w32[D];
+    zps_optim_weights(&c, a, w16);
+    zps_optim_weights(&f, r, w32);
+    double dev = 0, mag = 0;
+    for (int j = 0; j < D; j++) {
+        dev += fabs(w16[j] - w32[j]);
+        mag += fabs(w32[j]);
+    }
+    ck_assert_msg(dev <= 0.03 * mag, "weights: mean |uf16 - float| %.4g, mean |float| %.4g",
+                  dev / D, mag / D);
+    double q = s_n_ratio(a, r, D);
+    ck_assert_msg(fabs(q - 1) < 0.02, "varied: uf16 n / float n = %.4f", q);
+    free(a);
+    free(r);
+}
+END_TEST
+
+/* Every uf16 code is a finite n (no inf or NaN codes): the top code gives
+ * a finite weight; an n over the top stays at the top; a non-finite
+ * gradient is still refused (through z). */
+START_TEST(test_uf16_edges)
+{
+    zps_optim_conf_t c;
+    zps_optim_defaults(&c, ZPS_OPT_FTRL);
+    c.accum = ZPS_ACCUM_UF16;
+    c.dim = 2;
+    float *row = s_row(&c);
+    zps_optim_init_row(&c, 3, row);
+    uint16_t top = 0xffff;
+    memcpy((char *)(row + 2) + 2, &top, 2);
+    row[1] = 5.0f;
+    ck_assert(zps_optim_row_finite(&c, row));
+    ck_assert(s_near(s_n16(row, 2, 1), ldexp(2.0 - 1.0 / 1024, 32), 1e-9));
+    float g[2] = {0, 1e5f}; /* g^2 = 1e10: over the top */
+    zps_optim_apply(&c, row, g);
+    ck_assert_uint_eq(s_code(row, 2, 1), 0xffff);
+    ck_assert(zps_optim_row_finite(&c, row));
+    zps_optim_init_row(&c, 3, row);
+    float h[2] = {INFINITY, 1};
+    float out[3];
+    ck_assert(!zps_optim_try_apply(&c, row, out, h));
+    h[0] = NAN;
+    ck_assert(!zps_optim_try_apply(&c, row, out, h));
+    free(row);
+}
+END_TEST
+
 /* The lazy weight by itself, on hand-set (z, n). */
 START_TEST(test_ftrl_lazy_weights)
 {
@@ -853,6 +1022,9 @@ Suite *suite_optim(void)
     tcase_add_test(tc, test_adagrad_reference);
     tcase_add_test(tc, test_ftrl_reference);
     tcase_add_test(tc, test_ftrl_lazy_weights);
+    tcase_add_test(tc, test_uf16_layout);
+    tcase_add_test(tc, test_uf16_unbiased);
+    tcase_add_test(tc, test_uf16_edges);
     tcase_add_test(tc, test_adam_reference);
     tcase_add_test(tc, test_zero_gradient);
     tcase_add_test(tc, test_nonfinite_rejected);

@@ -318,17 +318,17 @@ START_TEST(expire_rows)
     zps_shard_clock(sh, 8999);           /* second 7: B (5) is 2 s old, A (0) 7 s */
     size_t gone = 0;
     for (int i = 0; i < 100; i++)        /* 16 rows a call: the cursor goes round */
-        gone += zps_shard_expire(sh, 16);
+        gone += zps_shard_sweep(sh, 16);
     ck_assert_uint_eq(gone, 490);
     ck_assert_uint_eq(zps_table_size(t), 510);
     for (uint64_t k = 100; k < 600; k++)
         ck_assert((zps_table_find(t, k) != NULL) == (k < 110));
     zps_shard_clock(sh, 9000);           /* second 8: B is 3 s old: not yet */
-    ck_assert_uint_eq(zps_shard_expire(sh, SIZE_MAX), 0);
+    ck_assert_uint_eq(zps_shard_sweep(sh, SIZE_MAX), 0);
     zps_shard_clock(sh, 10000);          /* second 9: 4 s: gone */
     gone = 0;
     for (int i = 0; i < 100; i++)
-        gone += zps_shard_expire(sh, 64);
+        gone += zps_shard_sweep(sh, 64);
     ck_assert_uint_eq(gone, 510);
     ck_assert_uint_eq(zps_table_size(t), 0);
     zps_bound_stats_t st;
@@ -459,40 +459,138 @@ START_TEST(evict_then_abort)
 }
 END_TEST
 
-/* Stamps travel with the rows (checkpoints hold whole rows): a shard that
- * adopts the rows goes on from the newest stamp, so a restored job does
- * not age by the time it was stopped, and expiry goes on by the old
- * stamps. */
+/* a copy of sh's rows, as a restore makes */
+static zps_table_t *s_copy_rows(zps_shard_t *sh)
+{
+    zps_table_t *c = zps_table_new(zps_table_row_floats(zps_shard_table(sh)), 16);
+    zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
+    uint64_t key;
+    float *row;
+    while (zps_table_next(zps_shard_table(sh), &cur, &key, &row))
+        memcpy(zps_table_upsert(c, key, NULL), row, zps_table_row_floats(c) * sizeof(float));
+    return c;
+}
+
+/* Stamps travel with the rows (checkpoints hold whole rows) and the job
+ * clock with the shard's state: a shard that imports the state and adopts
+ * the rows goes on from the saved clock, so a restored job does not age by
+ * the time it was stopped, and expiry goes on by the old stamps.  Without
+ * the clock, ages are unknown: every row counts as new (none expires
+ * early).  With another quantum (another --expire-after), ages carry over. */
 START_TEST(bound_adopt_goes_on)
 {
     zps_optim_conf_t o = s_conf(ZPS_OPT_FTRL, 1, 0);
+    o.accum = ZPS_ACCUM_UF16;
     zps_shard_t *a = zps_shard_new(&o, 16), *b2 = zps_shard_new(&o, 16);
+    zps_shard_t *b3 = zps_shard_new(&o, 16), *b4 = zps_shard_new(&o, 16);
     zps_bound_conf_t b = {.expire_s = 10, .evict = 1};
+    zps_bound_conf_t blong = {.expire_s = 4000, .evict = 1}; /* quanta of 1/2 s */
     ck_assert_int_eq(zps_shard_set_bound(a, &b), 0);
     ck_assert_int_eq(zps_shard_set_bound(b2, &b), 0);
+    ck_assert_int_eq(zps_shard_set_bound(b3, &b), 0);
+    ck_assert_int_eq(zps_shard_set_bound(b4, &blong), 0);
+    /* ftrl, uf16 n, dim 1: the stamp fits the row's spare bytes */
+    ck_assert_uint_eq(zps_table_row_floats(zps_shard_table(a)), 2);
     zps_shard_clock(a, 0);
     ck_assert_int_eq(s_push1(a, 1, 100), 0);       /* at 0 */
     zps_shard_clock(a, 100000);
     ck_assert_int_eq(s_push1(a, 1000, 100), 0);    /* at 100 */
-    /* a copy of the rows, as a restore makes */
-    zps_table_t *c = zps_table_new(zps_table_row_floats(zps_shard_table(a)), 16);
-    zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
-    uint64_t key;
-    float *row;
-    while (zps_table_next(zps_shard_table(a), &cur, &key, &row))
-        memcpy(zps_table_upsert(c, key, NULL), row,
-               zps_table_row_floats(c) * sizeof(float));
+    ck_assert_uint_eq(zps_shard_sweep(a, SIZE_MAX), 100);
+    ck_assert_int_eq(s_push1(a, 1, 100), 0);       /* at 100 again: 300 pushes made */
+    zps_shard_clock(a, 120000);
+    ck_assert_int_eq(s_push1(a, 1, 50), 0);        /* keys 1..50 at 120 */
+    unsigned char *blob;
+    size_t blen;
+    char err[200];
+    ck_assert_int_eq(zps_shard_state_export(a, &blob, &blen), 0);
+    ck_assert_uint_eq(blen, 32);
+    ck_assert_int_eq(zps_shard_state_import(b2, blob, blen - 1, err, sizeof err), ZPS_EPROTO);
+    ck_assert_int_eq(zps_shard_state_import(b2, blob, blen, err, sizeof err), 0);
+    zps_table_t *c = s_copy_rows(a);
     ck_assert_int_eq(zps_shard_adopt(b2, &c), 0);
-    zps_shard_clock(b2, 5000000);                  /* a new process: its clock from 100 */
+    zps_shard_clock(b2, 5000000);                  /* a new process: its clock from 120 */
     zps_bound_stats_t st;
     zps_shard_bound_stats(b2, &st);
-    ck_assert_uint_eq(st.now, 100);
-    ck_assert_uint_eq(zps_shard_expire(b2, SIZE_MAX), 100); /* the rows of second 0 */
-    ck_assert_uint_eq(zps_table_size(zps_shard_table(b2)), 100);
+    ck_assert_uint_eq(st.now, 120);
+    ck_assert_uint_eq(st.expired, 100);            /* the counters came along */
+    /* keys 51..100 and 1000..1099 (at 100) are 20 s old, 1..50 (at 120) new */
+    ck_assert_uint_eq(zps_shard_sweep(b2, SIZE_MAX), 150);
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(b2)), 50);
+    /* without the clock: every row is new; all expire 10 s later */
+    c = s_copy_rows(a);
+    ck_assert_int_eq(zps_shard_adopt(b3, &c), 0);
+    zps_shard_clock(b3, 0);
+    ck_assert_uint_eq(zps_shard_sweep(b3, SIZE_MAX), 0);
+    zps_shard_clock(b3, 10000);
+    ck_assert_uint_eq(zps_shard_sweep(b3, SIZE_MAX), 0);
+    zps_shard_clock(b3, 11000);
+    ck_assert_uint_eq(zps_shard_sweep(b3, SIZE_MAX), 200);
+    /* another quantum: ages carry over (20 s and 0 s at 120) */
+    ck_assert_int_eq(zps_shard_state_import(b4, blob, blen, err, sizeof err), 0);
+    c = s_copy_rows(a);
+    ck_assert_int_eq(zps_shard_adopt(b4, &c), 0);
+    zps_shard_clock(b4, 0);
+    ck_assert_uint_eq(zps_shard_sweep(b4, SIZE_MAX), 0);
+    zps_shard_clock(b4, 3980000);                  /* 4100: the 100s are 4000 s old */
+    ck_assert_uint_eq(zps_shard_sweep(b4, SIZE_MAX), 0);
+    zps_shard_clock(b4, 3981000);                  /* 4101: over 4000 s */
+    ck_assert_uint_eq(zps_shard_sweep(b4, SIZE_MAX), 150);
     /* set_bound needs an empty shard */
     ck_assert_int_eq(zps_shard_set_bound(b2, &b), ZPS_EINVAL);
+    free(blob);
     zps_shard_destroy(&a);
     zps_shard_destroy(&b2);
+    zps_shard_destroy(&b3);
+    zps_shard_destroy(&b4);
+}
+END_TEST
+
+/* Stamps are 16 bits: over two days the clock goes round them many times.
+ * The sweep keeps every age exact up to 2^15 quanta (2.3 hours) and
+ * clamps older ones there.  (1) Eviction still tells hot keys (pushed
+ * every 10 minutes) from cold ones (pushed once, 45 hours ago): at the
+ * end the cold keys' true age is 10 x 2^16 + 1000 quanta, which read
+ * modulo 2^16 (no clamp) is younger than the hot keys' 1160; eviction
+ * takes cold keys only.  (2) Expiry of 3 hours (its own quantum of 85
+ * ticks) never deletes keys pushed every 2 hours and deletes a key pushed
+ * once in its first sweep after 3 hours. */
+START_TEST(stamps_wrap)
+{
+    zps_optim_conf_t o;
+    zps_shard_t *ev = s_bound_shard(&o, (zps_bound_conf_t){.evict = 1});
+    zps_shard_t *ex = s_bound_shard(&o, (zps_bound_conf_t){.expire_s = 3 * 3600});
+    zps_shard_clock(ev, 0);
+    zps_shard_clock(ex, 0);
+    ck_assert_int_eq(s_push1(ev, 1000, 500), 0);   /* cold */
+    ck_assert_int_eq(s_push1(ex, 1000, 1), 0);     /* once */
+    ck_assert_int_eq(s_push1(ex, 1, 10), 0);       /* every 2 hours */
+    int64_t gone_at = -1;
+    for (int64_t min = 10; min <= 2730; min += 10) {
+        zps_shard_clock(ev, min * 60000);
+        zps_shard_clock(ex, min * 60000);
+        ck_assert_int_eq(s_push1(ev, 1, 50), 0);   /* hot */
+        if (min % 120 == 0)
+            ck_assert_int_eq(s_push1(ex, 1, 10), 0);
+        zps_shard_sweep(ev, SIZE_MAX);
+        if (zps_shard_sweep(ex, SIZE_MAX)) {
+            ck_assert_int_eq(gone_at, -1);
+            gone_at = min;
+        }
+        ck_assert_uint_eq(zps_table_size(zps_shard_table(ex)), gone_at < 0 ? 11 : 10);
+    }
+    ck_assert_int_eq(gone_at, 3 * 60 + 10);        /* the first sweep after 3 h */
+    zps_shard_clock(ev, 164090000);                /* (10 x 65536 + 1000) / 4 s */
+    zps_shard_push_t pr;
+    uint64_t k = 99999;
+    float g = 1;
+    ck_assert_int_eq(zps_shard_push_begin(ev, &k, 1, &g, 1, 0, &pr), 0);
+    ck_assert_uint_eq(zps_shard_evict(ev, 250), 250);
+    ck_assert_int_eq(zps_shard_push_commit(ev), 0);
+    for (uint64_t h = 1; h <= 50; h++)
+        ck_assert_ptr_nonnull(zps_table_find(zps_shard_table(ev), h));
+    ck_assert_uint_eq(zps_table_size(zps_shard_table(ev)), 301);
+    zps_shard_destroy(&ev);
+    zps_shard_destroy(&ex);
 }
 END_TEST
 
@@ -510,6 +608,7 @@ Suite *suite_shard(void)
     tcase_add_test(tc, evict_keeps_hot_keys);
     tcase_add_test(tc, evict_then_abort);
     tcase_add_test(tc, bound_adopt_goes_on);
+    tcase_add_test(tc, stamps_wrap);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -323,7 +323,7 @@ START_TEST(test_admit_checkpoint)
     zps_shard_admit_stats(a, &sa);
     unsigned char *blob;
     size_t blen;
-    ck_assert_int_eq(zps_shard_admit_export(a, &blob, &blen), 0);
+    ck_assert_int_eq(zps_shard_state_export(a, &blob, &blen), 0);
     ck_assert_uint_eq(blen, 60 + 32 + 4 * 2048);
     ps_ckpt_info_t in;
     memset(&in, 0, sizeof in);
@@ -352,7 +352,7 @@ START_TEST(test_admit_checkpoint)
     ck_assert_int_eq(memcmp(out.admit_out, blob, blen), 0);
     zps_shard_t *b = s_admit_shard(ZPS_ADMIT_COUNT, 2, 0);
     ck_assert_int_eq(zps_shard_adopt(b, &t), 0);
-    ck_assert_int_eq(zps_shard_admit_import(b, out.admit_out, out.admit_out_len, err, sizeof err), 0);
+    ck_assert_int_eq(zps_shard_state_import(b, out.admit_out, out.admit_out_len, err, sizeof err), 0);
     zps_shard_admit_stats(b, &sb);
     ck_assert_mem_eq(&sa, &sb, sizeof sa);
     /* the sketch came back: 110 (seen once before the checkpoint) is stored
@@ -364,9 +364,9 @@ START_TEST(test_admit_checkpoint)
     ck_assert_uint_eq(zps_table_size(zps_shard_table(b)), 11);
     /* damaged blobs are refused, nothing changes */
     blob[0] = 'X';
-    ck_assert_int_eq(zps_shard_admit_import(b, blob, blen, err, sizeof err), ZPS_EPROTO);
+    ck_assert_int_eq(zps_shard_state_import(b, blob, blen, err, sizeof err), ZPS_EPROTO);
     blob[0] = 'Z';
-    ck_assert_int_eq(zps_shard_admit_import(b, blob, blen - 1, err, sizeof err), ZPS_EPROTO);
+    ck_assert_int_eq(zps_shard_state_import(b, blob, blen - 1, err, sizeof err), ZPS_EPROTO);
     zps_admit_stats_t sc;
     zps_shard_admit_stats(b, &sc);
     ck_assert_uint_eq(sc.admitted_keys, sa.admitted_keys + 1);
@@ -390,7 +390,7 @@ START_TEST(test_admit_checkpoint)
     free(cl);
     /* a shard without admission takes nothing from a blob */
     zps_shard_t *off = s_admit_shard(ZPS_ADMIT_OFF, 0, 0);
-    ck_assert_int_eq(zps_shard_admit_import(off, blob, blen, err, sizeof err), 0);
+    ck_assert_int_eq(zps_shard_state_import(off, blob, blen, err, sizeof err), 0);
     zps_shard_admit_stats(off, &sc);
     ck_assert_uint_eq(sc.admitted_keys, 0);
     zps_shard_destroy(&off);

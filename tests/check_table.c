@@ -909,6 +909,41 @@ START_TEST(test_fill_bounds)
 }
 END_TEST
 
+/* A limit (zps_table_set_limit, an eviction cap): filled to its limit, a
+ * table sits near 9/10 load, where the same fill without one is wherever
+ * the last 4/3 step left it (here 0.77); keys past the limit still go in
+ * (by small steps), and every key reads back.  Segments split (limit 2.5M,
+ * T_SEG homes), so shares of the limit per segment are used. */
+START_TEST(test_limit_load)
+{
+    const size_t lim = 2500000;
+    zps_table_t *t = s_new(2, 0), *u = s_new(2, 0);
+    T_NONNULL(t);
+    T_NONNULL(u);
+    zps_table_set_limit(t, lim);
+    for (size_t i = 0; i < lim + lim / 10; i++) {
+        if (i == lim) {
+            double lt = (double)lim / (double)zps_table_capacity(t);
+            double lu = (double)lim / (double)zps_table_capacity(u);
+            ck_assert_msg(lt >= 0.85 && lt <= 0.9, "load at the limit %.3f", lt);
+            ck_assert_msg(lu < 0.8, "without the limit %.3f: pick another size", lu);
+        }
+        float *r = zps_table_upsert(t, s_key(i), NULL);
+        T_NONNULL(r);
+        r[0] = s_v0(s_key(i));
+        T_NONNULL(zps_table_upsert(u, s_key(i), NULL));
+    }
+    ck_assert_uint_gt(zps_table_capacity(t), T_SEG); /* it split */
+    for (size_t i = 0; i < lim + lim / 10; i++) {
+        float *r = zps_table_find(t, s_key(i));
+        T_NONNULL(r);
+        T_FLOAT_EQ(r[0], s_v0(s_key(i)));
+    }
+    zps_table_destroy(&t);
+    zps_table_destroy(&u);
+}
+END_TEST
+
 /* Key index of a visited key in the iteration tests (keys s_key(i)). */
 static uint64_t s_index(uint64_t key)
 {
@@ -2241,6 +2276,7 @@ Suite *suite_table(void)
     tcase_add_test(tc, test_side_key);
     tcase_add_test(tc, test_growth_splits);
     tcase_add_test(tc, test_fill_bounds);
+    tcase_add_test(tc, test_limit_load);
     tcase_add_test(tc, test_iter_order);
     tcase_add_test(tc, test_iter_survives);
     tcase_add_test(tc, test_batch_moves);

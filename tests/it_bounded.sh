@@ -9,7 +9,9 @@
 #   2. expiry: --expire-after 1: keys pushed once are deleted within a few
 #      seconds of the job's running time (counted), pull their initial value,
 #      and are new keys when pushed again; stamps survive a checkpoint and
-#      --restore (nothing expired by the time the server was down);
+#      --restore (nothing expired by the time the server was down); ftrl
+#      with --evict stores n as uf16 and its checkpoint does not restore
+#      into --accum f32;
 #   3. a training job on Zipf CTR data over 2^30 ids: --admit count:2 and
 #      --max-keys below the distinct ids of the data (--evict) against the
 #      unbounded run: both finish (a push that could not fit under the cap
@@ -52,19 +54,27 @@ echo "ok: bad --expire-after values and --evict with --coordinator: refused"
 # ---- 2. expiry ------------------------------------------------------------------------
 start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --expire-after 1
 awk 'BEGIN { for (k = 1; k <= 500; k++) print k ":1" }' >"$D/once.txt"
+ms() { echo $(($(date +%s%N) / 1000000)); }
+sent=$(ms) # before the push: its rows' stamps are later, so they must live over 1000 ms from here
 $CTL --servers "$SERVERS" --rank 1 push --file "$D/once.txt" >/dev/null || fail "push failed"
-t=0
-while [ "$(stat keys_stored "$(stats)")" != 0 ]; do
+t=0 seen=0
+while :; do
+    n=$(stat keys_stored "$(stats)") at=$(($(ms) - sent)) # the answer came before `at`
+    [ "$n" = 500 ] || [ $at -gt 1000 ] || fail "keys expired early: $n of 500 left $at ms after the push was sent"
+    [ $at -le 1000 ] && seen=$((seen + 1))
+    [ "$n" = 0 ] && break
     t=$((t + 1)); [ $t -gt 150 ] && fail "keys not expired after 15 s: $(stats)"
     sleep 0.1
 done
+gone=$(($(ms) - sent))
+[ $gone -gt 1000 ] || fail "keys expired early: all gone $gone ms after the push was sent"
 line=$(stats)
 [ "$(stat expired_keys "$line")" = 500 ] || fail "500 expired keys expected: $line"
 [ "$($CTL --servers "$SERVERS" pull 7 | awk '{ print $2 + 0 }')" = 0 ] || fail "an expired key does not pull its initial value"
 printf '7:2\n' >"$D/seven.txt"
 $CTL --servers "$SERVERS" --rank 2 push --file "$D/seven.txt" >/dev/null 2>&1 || fail "push after expiry failed"
 [ "$($CTL --servers "$SERVERS" pull 7 | awk '{ print $2 + 0 }')" = -2 ] || fail "an expired key pushed again is not a new key"
-echo "ok: --expire-after 1: 500 keys gone $((t / 10)).$((t % 10)) s after the push returned, counted; an expired key is new again"
+echo "ok: --expire-after 1: 500 keys gone by $gone ms after the push was sent (all 500 there in $seen looks before 1000 ms), counted; an expired key is new again"
 kill -TERM $SERVER_PIDS; wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
 # stamps travel in checkpoints: a server down longer than the expiry keeps its rows
 start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --expire-after 8 --checkpoint-dir "$D/ck"
@@ -80,6 +90,26 @@ while [ "$(stat keys_stored "$(stats)")" != 0 ]; do
 done
 echo "ok: a checkpoint keeps the rows' stamps: nothing expired while the server was down, all after"
 kill -TERM $SERVER_PIDS; wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
+# ftrl with --evict stores n as uf16 (16-byte entries with the stamp): its
+# checkpoint restores with the same options, and is refused (not misread)
+# by a server told to store n as a float
+FT="--table-dim 1 --optimizer ftrl --lr 0.1 --max-keys 1000 --evict --checkpoint-dir $D/ck2"
+start_servers 1 $FT
+grep -q "n stored as uf16" "$TMP/server.0.log" || fail "ftrl with --evict does not store n as uf16: $(head -2 "$TMP/server.0.log")"
+awk 'BEGIN { for (k = 1; k <= 300; k++) printf "%d:%g\n", k, (k % 7) / 10 - 0.3 }' >"$D/ftrl.txt"
+$CTL --servers "$SERVERS" --rank 1 push --file "$D/ftrl.txt" >/dev/null || fail "push failed"
+$CTL --servers "$SERVERS" pull 1,2,3,4,5 >"$D/before.txt" || fail "pull failed"
+[ "$(awk '$2 != 0' "$D/before.txt" | wc -l)" = 4 ] || fail "ftrl pulls: 4 non-zero weights expected: $(cat "$D/before.txt")"
+kill -TERM $SERVER_PIDS; wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
+start_servers 1 $FT --restore
+$CTL --servers "$SERVERS" pull 1,2,3,4,5 >"$D/after.txt" || fail "pull failed"
+cmp -s "$D/before.txt" "$D/after.txt" || fail "uf16 rows changed across a checkpoint: $(cat "$D/before.txt") / $(cat "$D/after.txt")"
+kill -TERM $SERVER_PIDS; wait_exit $SERVER_PIDS 10 || fail "server did not exit 0"
+if "$ZPS_BIN/zps-server" --bind tcp://127.0.0.1:0 $FT --restore --accum f32 >"$D/f32.out" 2>&1; then
+    fail "a uf16 checkpoint restored into --accum f32"
+fi
+grep -q "accum=uf16" "$D/f32.out" || fail "uf16 checkpoint into --accum f32: unclear message: $(tail -2 "$D/f32.out")"
+echo "ok: --evict ftrl stores n as uf16; its checkpoint restores the same weights, and is refused by --accum f32"
 
 [ "${BOUNDED_JOB:-1}" = 1 ] || { echo "it_bounded: ok (without the training job)"; exit 0; }
 

@@ -3,6 +3,8 @@
  *
  *   zps-bench kv [--configs 1x1,2x2] [--sizes 1000,100000,1000000] [--runs 3]
  *                [--table-keys 10000000] [--window 4] [--quick] [--json FILE]
+ *   zps-bench mem [--keys N] ...  (bench_mem.h: the table's work in
+ *                process, next to the machine's random-read ceiling)
  *
  * DESIGN
  * The parent process never touches ZeroMQ: it forks every participant and
@@ -44,6 +46,7 @@
 #include <string.h>
 
 #include "bench_kv.h"
+#include "bench_mem.h"
 #include "bench_super.h"
 
 int main(int argc, char **argv)
@@ -60,6 +63,8 @@ int main(int argc, char **argv)
         printf("zps-bench %s\n", ZPS_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "mem") == 0)
+        return bench_mem_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "kv") != 0) {
         fprintf(stderr, "zps-bench: unknown subcommand '%s'\n", argv[1]);
         bench_kv_usage(stderr);
