@@ -25,7 +25,9 @@
 #include "zps_hash.h"
 #include "zps_sketch.h"
 
-#define ZPS_SHARD_CHUNK 256
+#ifndef ZPS_SHARD_CHUNK
+#define ZPS_SHARD_CHUNK 256 /* keys per batched lookup (-D for experiments) */
+#endif
 
 struct zps_shard {
     zps_table_t *t;
@@ -291,6 +293,18 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
     return done;
 }
 
+/* The next chunk's first keys start loading while this chunk's rows are
+ * worked on (its find_batch then starts with them in cache) */
+static inline void s_ahead(const zps_shard_t *sh, const uint64_t *keys, size_t n, size_t next)
+{
+#ifndef ZPS_SHARD_AHEAD
+#define ZPS_SHARD_AHEAD 32 /* keys (-D for experiments; 0: off) */
+#endif
+    const size_t ahead = ZPS_SHARD_AHEAD;
+    if (ahead && next < n)
+        zps_table_prefetch(sh->t, keys + next, n - next < ahead ? n - next : ahead);
+}
+
 void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
 {
     const size_t dim = sh->o.dim;
@@ -298,6 +312,7 @@ void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
     for (size_t i = 0; i < n; i += ZPS_SHARD_CHUNK) {
         size_t c = n - i < ZPS_SHARD_CHUNK ? n - i : ZPS_SHARD_CHUNK;
         zps_table_find_batch(sh->t, keys + i, c, rows);
+        s_ahead(sh, keys, n, i + c);
         size_t found = 0;
         for (size_t j = 0; j < c; j++)
             found += rows[j] != NULL;
@@ -541,6 +556,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     for (size_t i = 0; i < n && bad == SIZE_MAX; i += ZPS_SHARD_CHUNK) {
         size_t c = n - i < ZPS_SHARD_CHUNK ? n - i : ZPS_SHARD_CHUNK;
         zps_table_find_batch(sh->t, keys + i, c, sh->rowp + i);
+        s_ahead(sh, keys, n, i + c);
         for (size_t j = i; j < i + c; j++) {
             float *row = sh->rowp[j], *u = sh->undo + j * rf;
             if (row) {

@@ -46,7 +46,9 @@
 #define ZT_GROW_NUM  4u   /* ... to 4/3 of its keys (3/4 full) */
 #define ZT_GROW_DEN  3u
 #define ZT_MAX_DEPTH 28u  /* directory of at most 2^28 segments */
-#define ZT_DIST      20u  /* batch: keys from prefetch to scan */
+#ifndef ZT_DIST
+#define ZT_DIST      20u  /* batch: keys from prefetch to scan (-D for experiments) */
+#endif
 #define ZT_DIST2     12u  /* batch: keys from a far scan's prefetch to its end */
 #define ZT_RING      64u  /* > ZT_DIST + ZT_DIST2, power of 2 */
 #define ZT_PRESIZE_BYTES ((size_t)4 << 20)
@@ -641,6 +643,14 @@ void zps_table_find_batch(const zps_table_t *t, const uint64_t *keys, size_t n, 
         if (i >= LAG)
             s_stage_finish(t, i - LAG, h, cont, rows);
     }
+}
+
+void zps_table_prefetch(const zps_table_t *t, const uint64_t *keys, size_t n)
+{
+    uint64_t h[ZT_RING];
+    unsigned char *home[ZT_RING];
+    for (size_t i = 0; i < n; i++)
+        s_stage_hash(t, keys, i, h, home);
 }
 
 int zps_table_upsert_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,

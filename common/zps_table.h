@@ -99,6 +99,11 @@ float *zps_table_upsert(zps_table_t *t, uint64_t key, int *inserted);
  * undo) and no rows[] is valid.  inserted (may be NULL) gets 1 for new
  * rows. */
 void zps_table_find_batch(const zps_table_t *t, const uint64_t *keys, size_t n, float **rows);
+/* Start loading the home lines of keys[0..n) (a batch's first stage and
+ * nothing else), so that a find_batch of them soon after finds them in
+ * cache: a caller that works on one chunk's rows calls it on the next
+ * chunk's first keys first, and memory keeps working meanwhile. */
+void zps_table_prefetch(const zps_table_t *t, const uint64_t *keys, size_t n);
 int zps_table_upsert_batch(zps_table_t *t, const uint64_t *keys, size_t n, float **rows,
                           uint8_t *inserted);
 
