@@ -234,6 +234,8 @@ test-bench: build
 	if scripts/bench-sparse --quick --out "$$d" >"$$d/report.txt" 2>&1; then \
 		echo "bench-sparse --quick: every configuration ran"; rm -rf "$$d"; \
 	else cat "$$d/report.txt"; echo "bench-sparse --quick FAILED (output in $$d)"; exit 1; fi
+	$(Q)$(BINDIR)/zps-bench mem --keys 200000 --batch 20000 --rounds 1 >/dev/null && \
+		echo "zps-bench mem (200K keys): ran"
 
 test-unit: $(CHECK_BIN)
 	@echo "== unit tests ($(VARIANT)) =="
@@ -260,6 +262,8 @@ bench: deps
 	$(Q)scripts/bench-metrics
 	$(Q)scripts/bench-replica
 	$(Q)scripts/bench-bounded
+	$(Q)scripts/bench-accum
+	$(Q)bin/zps-bench mem --keys 100000000
 	$(Q)scripts/bench-quality
 
 clean:

@@ -10,6 +10,7 @@
 #include "bench_job.h"
 #include "bench_kv.h"
 #include "bench_pipe.h"
+#include "ps_server.h"
 #include "zps_optim.h"
 #include "zps_args.h"
 #include "zps_out.h"
@@ -143,6 +144,7 @@ void bench_kv_usage(FILE *f)
             "  --optimizer NAME      the servers' optimizer: sgd, adagrad or ftrl  [sgd]\n"
             "  --evict               servers with --evict (cap twice the table: each row\n"
             "                        gets its stamp, nothing is evicted)\n"
+            "  --accum auto|f32|uf16 the servers' --accum (ftrl's n)           [auto]\n"
             "  --shuffle             populate the ids in a scrambled order (an affine\n"
             "                        permutation), so a key's row is not where its id is:\n"
             "                        without it ids 0..N-1 go in in order, and a message's\n"
@@ -208,13 +210,14 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     o.target_pairs = 8000000;
     o.lat_iters = 3000;
     enum { O_CFG = 1, O_SIZES, O_RUNS, O_TK, O_WIN, O_MIN, O_MAX, O_TP, O_LAT, O_QUICK, O_JSON,
-           O_HELP, O_REPL, O_OPT, O_EVICT, O_SHUF };
+           O_HELP, O_REPL, O_OPT, O_EVICT, O_SHUF, O_ACCUM };
     static const struct option opts[] = {
         {"configs", 1, 0, O_CFG}, {"sizes", 1, 0, O_SIZES}, {"runs", 1, 0, O_RUNS},
         {"table-keys", 1, 0, O_TK}, {"window", 1, 0, O_WIN}, {"min-time", 1, 0, O_MIN},
         {"max-time", 1, 0, O_MAX}, {"target-pairs", 1, 0, O_TP}, {"lat-iters", 1, 0, O_LAT},
         {"quick", 0, 0, O_QUICK}, {"json", 1, 0, O_JSON}, {"help", 0, 0, O_HELP},
         {"replicas", 1, 0, O_REPL}, {"optimizer", 1, 0, O_OPT}, {"evict", 0, 0, O_EVICT},
+        {"accum", 1, 0, O_ACCUM},
         {"shuffle", 0, 0, O_SHUF}, {0, 0, 0, 0}};
     int c, li, bad = 0;
     char oerr[300];
@@ -250,6 +253,11 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
             r = o.so.optimizer < 0;
             break;
         case O_EVICT: o.so.evict = 1; break;
+        case O_ACCUM:
+            o.so.accum = !strcmp(optarg, "auto") ? PS_ACCUM_AUTO : !strcmp(optarg, "f32") ? PS_ACCUM_F32
+                         : !strcmp(optarg, "uf16") ? PS_ACCUM_UF16 : -1;
+            r = o.so.accum < 0;
+            break;
         case O_SHUF: o.shuffle = 1; break;
         case O_JSON: o.json = optarg; break;
         case O_HELP: bench_kv_usage(stdout); return 0;
@@ -260,7 +268,9 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
         }
         if (r) {
             fprintf(stderr, "zps-bench: invalid value '%s' for --%s: %s\n", optarg, opts[li].name,
-                    zps_args_why(optarg, c == O_MIN || c == O_MAX ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
+                    c == O_OPT     ? "expected sgd, adagrad or ftrl"
+                    : c == O_ACCUM ? "expected auto, f32 or uf16"
+                    : zps_args_why(optarg, c == O_MIN || c == O_MAX ? ZPS_ARGS_REAL : ZPS_ARGS_UINT));
             bad = 1;
         }
     }
@@ -317,12 +327,14 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     printf("command: `%s`\n", cmdline);
     printf("machine: %s, nproc %ld, MemTotal %llu kB (%.1f GiB)\n", cpu, nproc, mem_kb,
            (double)mem_kb / 1048576.0);
-    printf("table: %llu keys (ids 0..N-1%s, %s lr 0.01, dim 1%s); window %u per client; "
+    printf("table: %llu keys (ids 0..N-1%s, %s lr 0.01, dim 1%s%s); window %u per client; "
            "median of %u run%s; %.1f-%.1f s per run",
            (unsigned long long)o.table_keys, o.shuffle ? " stored in a scrambled order" : "",
            o.so.optimizer == ZPS_OPT_FTRL ? "FTRL" : o.so.optimizer == ZPS_OPT_ADAGRAD ? "AdaGrad"
                                                                                     : "SGD",
-           o.so.evict ? ", --evict: a stamp per row" : "", o.window, o.runs,
+           o.so.evict ? ", --evict: a stamp per row" : "",
+           o.so.accum == PS_ACCUM_F32 ? ", --accum f32" : o.so.accum == PS_ACCUM_UF16 ? ", --accum uf16" : "",
+           o.window, o.runs,
            o.runs == 1 ? "" : "s", o.min_s, o.max_s);
     if (o.replicas)
         printf("; replicated: zps-coord, %u replica%s per key range (a push goes to each; "

@@ -37,6 +37,8 @@ void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, co
     zps_optim_defaults(&conf.tables[0], so ? (zps_opt_kind_t)so->optimizer : ZPS_OPT_SGD);
     conf.tables[0].lr = 0.01f;
     conf.capacity_hint = (uint64_t)((double)table_keys / S * 1.3) + 1024;
+    if (so)
+        conf.accum = so->accum;
     if (so && so->evict) { /* the stamp per row, no eviction */
         conf.bound.evict = 1;
         conf.limit_keys = 2 * table_keys + 1024;

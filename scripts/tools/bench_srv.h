@@ -22,6 +22,7 @@
 typedef struct {
     int optimizer;
     int evict;
+    int accum;      /* zps-server --accum: PS_ACCUM_AUTO (0), _F32, _UF16 */
 } bench_srv_opts_t;
 
 /* Server rank of S, for a table of table_keys keys in all (so may be NULL:
