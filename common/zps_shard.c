@@ -61,11 +61,14 @@ struct zps_shard {
     size_t orf;             /* the optimizer's floats per row (rf: + the stamp's) */
     uint32_t q;             /* job ticks per stamp quantum */
     uint32_t span_q;        /* expiry: more than span_q quanta old (0: off) */
-    uint32_t now;           /* job ticks */
-    uint32_t base;          /* job ticks at mono0 */
+    uint64_t now;           /* job ticks */
+    uint64_t base;          /* job ticks at mono0 */
     int64_t mono0;          /* -1: not started */
-    int clock_known;        /* zps_shard_state_import gave the job clock... */
-    uint32_t saved_q;       /* ...and the quantum the rows' stamps are in */
+    int clock_known;        /* zps_shard_state_import gave the clock the rows'
+                             * stamps were written in: its quantum and its
+                             * time at the export */
+    uint32_t saved_q;
+    uint64_t saved_now;
     zps_table_cur_t sweep;  /* sweep cursor (hash order) */
     uint64_t rng;           /* eviction's samples */
     zps_bound_stats_t bst;
@@ -146,18 +149,21 @@ int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
     zps_table_set_limit(sh->t, sh->bnd.evict ? sh->bnd.max_keys : 0);
     if (sh->stamped) {
         /* stamps in the clock zps_shard_state_import restored: kept, or
-         * put into this shard's quantum; without it, ages are unknown and
-         * every row counts as updated now (nothing expires early) */
+         * put into this shard's quantum and clock (the wall clock moved on
+         * since the export); without it, ages are unknown and every row
+         * counts as updated now (nothing expires early) */
         const uint16_t qnow = s_qnow(sh);
-        const uint16_t qsaved = sh->clock_known ? (uint16_t)(sh->now / sh->saved_q) : 0;
+        const uint16_t qsaved = sh->clock_known ? (uint16_t)(sh->saved_now / sh->saved_q) : 0;
+        const uint64_t since = sh->now > sh->saved_now ? sh->now - sh->saved_now : 0;
         zps_table_cur_t cur = ZPS_TABLE_CUR_INIT;
         uint64_t key;
         float *row;
-        while ((!sh->clock_known || sh->saved_q != sh->q) &&
+        while ((!sh->clock_known || sh->saved_q != sh->q || since) &&
                zps_table_next(sh->t, &cur, &key, &row)) {
             uint64_t age = 0;
             if (sh->clock_known) {
-                age = (uint64_t)(uint16_t)(qsaved - s_stamp(row, sh->rf)) * sh->saved_q / sh->q;
+                age = ((uint64_t)(uint16_t)(qsaved - s_stamp(row, sh->rf)) * sh->saved_q + since) /
+                      sh->q;
                 age = age < S_AGE_MAX ? age : S_AGE_MAX;
             }
             s_set_stamp(row, sh->rf, (uint16_t)(qnow - age));
@@ -198,12 +204,15 @@ int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b)
     return 0;
 }
 
-void zps_shard_clock(zps_shard_t *sh, int64_t mono_ms)
+void zps_shard_clock(zps_shard_t *sh, int64_t ms)
 {
-    if (sh->mono0 < 0 || mono_ms < sh->mono0)
-        sh->mono0 = mono_ms;
-    uint64_t t = (uint64_t)sh->base + (uint64_t)(mono_ms - sh->mono0) * ZPS_SHARD_TICKS / 1000;
-    sh->now = t < UINT32_MAX ? (uint32_t)t : UINT32_MAX - 1; /* 2 years of running time */
+    if (sh->bnd.wall_clock) {
+        sh->now = ms > 0 ? (uint64_t)ms * ZPS_SHARD_TICKS / 1000 : 0;
+        return;
+    }
+    if (sh->mono0 < 0 || ms < sh->mono0)
+        sh->mono0 = ms;
+    sh->now = sh->base + (uint64_t)(ms - sh->mono0) * ZPS_SHARD_TICKS / 1000;
 }
 
 void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out)
@@ -228,8 +237,9 @@ size_t zps_shard_sweep(zps_shard_t *sh, size_t budget)
     /* the cursor is a hash: deletes behind or ahead of it do not disturb it */
     for (size_t seen = 0; seen < budget; seen++) {
         if (!zps_table_next(sh->t, &sh->sweep, &key, &row)) {
-            sh->sweep = (zps_table_cur_t)ZPS_TABLE_CUR_INIT; /* round done: start over next time */
-            break;
+            sh->sweep = (zps_table_cur_t)ZPS_TABLE_CUR_INIT; /* round done: on from the start */
+            if (!zps_table_next(sh->t, &sh->sweep, &key, &row))
+                break;
         }
         uint32_t age = (uint16_t)(qnow - s_stamp(row, sh->rf));
         if (span_q && age > span_q) {
@@ -267,17 +277,22 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
     while (done < count && zps_table_size(sh->t) > 0) {
         /* sampled LRU: of ZPS_SHARD_EVICT_SAMPLES live rows (not the open
          * push's), the one updated longest ago */
-        uint64_t best_key = 0;
+        uint64_t best_key = 0, key;
         uint32_t best = 0;
         int have = 0;
-        for (unsigned got = 0; got < ZPS_SHARD_EVICT_SAMPLES; got++) {
+        float *row;
+        /* samples that hit the push's rows do not count, up to 8 times as
+         * many draws: a sample is the first key at or after a random hash,
+         * and rows never evicted (the push's) gather the gaps of evicted
+         * neighbours in front of them, so they are drawn more and more */
+        for (unsigned got = 0, draws = 0;
+             got < ZPS_SHARD_EVICT_SAMPLES && draws < 8 * ZPS_SHARD_EVICT_SAMPLES; draws++) {
             sh->rng ^= sh->rng << 13, sh->rng ^= sh->rng >> 7, sh->rng ^= sh->rng << 17;
-            uint64_t key;
-            float *row;
             if (!zps_table_sample(sh->t, sh->rng, &key, &row))
                 break;
             if (s_in_push(sh, key))
                 continue;
+            got++;
             uint32_t v = s_age(sh, row);
             if (!have || v > best) {
                 best = v;
@@ -285,8 +300,17 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
                 have = 1;
             }
         }
+        /* still nothing: the first row past a random point that is not the
+         * push's, so eviction fails only when the push's rows are all there is */
+        zps_table_cur_t cur = {sh->rng | 1, 0};
+        for (int round = 0; !have && round < 2; round++, cur = (zps_table_cur_t)ZPS_TABLE_CUR_INIT)
+            while (!have && zps_table_next(sh->t, &cur, &key, &row))
+                if (!s_in_push(sh, key)) {
+                    best_key = key;
+                    have = 1;
+                }
         if (!have || zps_table_delete(sh->t, best_key) != 1)
-            break; /* nothing but the push's own rows, or out of memory */
+            break; /* nothing but the push's own rows */
         done++;
     }
     sh->bst.evicted += done;
@@ -409,8 +433,9 @@ int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *l
     }
     if (sh->stamped) {
         memcpy(p, "ZBD1", 4);
-        s_put64(p + 4, (uint64_t)sh->q | ((uint64_t)sh->now << 32));
-        memset(p + 12, 0, 4);
+        for (int i = 0; i < 4; i++)
+            p[4 + i] = (unsigned char)(sh->q >> (8 * i));
+        s_put64(p + 8, sh->now);
         s_put64(p + 16, sh->bst.expired);
         s_put64(p + 24, sh->bst.evicted);
     }
@@ -419,23 +444,24 @@ int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *l
     return 0;
 }
 
-int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
-                           size_t errlen)
+/* The blocks of a state blob (each at most once): 0, or ZPS_EPROTO with
+ * the reason in err. */
+static int s_blocks(const unsigned char *buf, size_t len, const unsigned char **adm,
+                    size_t *adm_len, const unsigned char **bnd, char *err, size_t errlen)
 {
-    /* the blocks first, all of them, so that a bad one changes nothing */
-    const unsigned char *adm = NULL, *bnd = NULL;
-    size_t adm_len = 0;
+    *adm = *bnd = NULL;
+    *adm_len = 0;
     for (size_t pos = 0; pos < len;) {
         const unsigned char *p = buf + pos;
         size_t left = len - pos;
-        if (left >= S_ADM_HEAD && !adm && !memcmp(p, "ZAD1", 4) &&
+        if (left >= S_ADM_HEAD && !*adm && !memcmp(p, "ZAD1", 4) &&
             s_get64(p + 52) <= left - S_ADM_HEAD) {
-            adm = p;
-            adm_len = S_ADM_HEAD + (size_t)s_get64(p + 52);
-            pos += adm_len;
-        } else if (left >= S_BND_LEN && !bnd && !memcmp(p, "ZBD1", 4) &&
-                   (uint32_t)s_get64(p + 4) != 0) {
-            bnd = p;
+            *adm = p;
+            *adm_len = S_ADM_HEAD + (size_t)s_get64(p + 52);
+            pos += *adm_len;
+        } else if (left >= S_BND_LEN && !*bnd && !memcmp(p, "ZBD1", 4) &&
+                   (uint32_t)s_get64(p + 4) != 0 && s_get64(p + 8) / 64 < ((uint64_t)1 << 48)) {
+            *bnd = p;
             pos += S_BND_LEN;
         } else {
             snprintf(err, errlen, "shard state of %zu bytes: no admission or expiry block "
@@ -443,6 +469,17 @@ int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len
             return ZPS_EPROTO;
         }
     }
+    return 0;
+}
+
+int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                           size_t errlen)
+{
+    /* the blocks first, all of them, so that a bad one changes nothing */
+    const unsigned char *adm, *bnd;
+    size_t adm_len;
+    if (s_blocks(buf, len, &adm, &adm_len, &bnd, err, errlen))
+        return ZPS_EPROTO;
     if (sh->open)
         return 0;
     zps_sketch_t *sk = NULL;
@@ -467,15 +504,44 @@ int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len
         sh->ast.push_seq = s_get64(adm + 44);
     }
     if (bnd && sh->stamped) {
-        uint64_t qn = s_get64(bnd + 4);
-        sh->saved_q = (uint32_t)qn;
-        sh->base = sh->now = (uint32_t)(qn >> 32);
-        sh->mono0 = -1;
+        sh->saved_q = (uint32_t)s_get64(bnd + 4);
+        sh->saved_now = s_get64(bnd + 8);
+        if (!sh->bnd.wall_clock) { /* the job clock goes on from the export */
+            sh->base = sh->now = sh->saved_now;
+            sh->mono0 = -1;
+        }
         sh->clock_known = 1;
         sh->bst.expired = s_get64(bnd + 16);
         sh->bst.evicted = s_get64(bnd + 24);
     }
     return 0;
+}
+
+int zps_shard_state_merge(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                          size_t errlen)
+{
+    const unsigned char *adm, *bnd;
+    size_t adm_len;
+    if (s_blocks(buf, len, &adm, &adm_len, &bnd, err, errlen))
+        return ZPS_EPROTO;
+    if (!adm || !sh->sk || adm_len == S_ADM_HEAD)
+        return 0; /* no counts to take, or none to give */
+    zps_sketch_t *sk = zps_sketch_load(adm + S_ADM_HEAD, adm_len - S_ADM_HEAD, err, errlen);
+    if (!sk)
+        return ZPS_EPROTO;
+    int rc = zps_sketch_merge(sh->sk, sk);
+    if (rc)
+        snprintf(err, errlen, "its count-min sketch has another shape or seed (--admit-ids, "
+                 "--seed)");
+    zps_sketch_destroy(&sk);
+    return rc;
+}
+
+int zps_shard_storage(const zps_shard_t *sh, char *buf, size_t len)
+{
+    return snprintf(buf, len, "row_floats=%zu,accum=%s,stamp_q=%u", sh->rf,
+                    sh->o.accum == ZPS_ACCUM_UF16 ? "uf16" : "f32",
+                    sh->stamped ? (unsigned)sh->q : 0u);
 }
 
 static int s_grow(zps_shard_t *sh, size_t n)

@@ -120,7 +120,9 @@ void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
  * older rows all count as 2^15 quanta old.  The job clock
  * (zps_shard_clock) counts the time the server has run: a stopped job does
  * not age; checkpoints carry it (zps_shard_state_export), and a restore
- * goes on from it.
+ * goes on from it.  With wall_clock (a replicated job) the clock is the
+ * wall clock instead, the same on every server, so a row copied from
+ * another server keeps its age; a restored job has aged by its downtime.
  *   expire_s  -- zps_shard_sweep deletes rows not updated in more than
  *                expire_s job seconds, a bounded number of rows per call
  *                (a cursor goes round the rows: nothing expires early,
@@ -139,17 +141,21 @@ typedef struct {
     int evict;
     uint64_t max_keys; /* with evict: the cap the caller evicts down to (0: none),
                         * for the table's growth (zps_table_set_limit) */
+    int wall_clock;    /* the clock is the wall clock (zps_shard_clock gets ms since
+                        * 1970), not the server's running time: a replicated job,
+                        * whose servers copy rows, and their stamps, between them */
 } zps_bound_conf_t;
 
 typedef struct {
     uint64_t expired, evicted;
-    uint32_t now;      /* the job clock, whole seconds */
+    uint64_t now;      /* the clock, whole seconds (the wall clock's: since 1970) */
 } zps_bound_stats_t;
 
 /* On an empty shard only (the row layout changes): 0, ZPS_EINVAL, ZPS_ENOMEM. */
 int zps_shard_set_bound(zps_shard_t *sh, const zps_bound_conf_t *b);
-/* The server's monotonic time: the job clock follows it. */
-void zps_shard_clock(zps_shard_t *sh, int64_t mono_ms);
+/* The server's monotonic time in ms: the job clock follows it (with
+ * wall_clock, the wall time in ms since 1970 is the clock). */
+void zps_shard_clock(zps_shard_t *sh, int64_t ms);
 /* Look at up to budget rows: delete the expired ones, keep ages in range
  * (see above; call it with eviction alone too).  Returns how many were
  * deleted. */
@@ -167,8 +173,8 @@ void zps_shard_bound_stats(const zps_shard_t *sh, zps_bound_stats_t *out);
  *              u64), admitted_keys, rejected_keys, rejected_pushes,
  *              push_seq, sketch length (u64 each), then the sketch
  *              (zps_sketch_serialize; 0 bytes for prob:P);
- *   clock      "ZBD1", stamp quantum in ticks (u32), job clock in ticks
- *              (u32), 4 zero bytes, expired, evicted (u64 each).
+ *   clock      "ZBD1", stamp quantum in ticks (u32), the clock in ticks
+ *              (u64), expired, evicted (u64 each).
  * 0 or ZPS_ENOMEM. */
 int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *len);
 /* Take the state of a blob from zps_shard_state_export, before
@@ -181,6 +187,19 @@ int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *l
  * with the reason in err (nothing changed). */
 int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
                            size_t errlen);
+
+/* Take the admission counts of another shard's state blob (a donor's, at
+ * a join: zps_sketch_merge, counter by counter the larger), nothing else
+ * (counters and clock stay this shard's).  0 (also when either has no
+ * sketch), or ZPS_EPROTO / ZPS_EINVAL (another sketch shape or seed) with
+ * the reason in err, nothing changed. */
+int zps_shard_state_merge(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
+                          size_t errlen);
+
+/* How rows are stored, for comparing two servers' rows before copying
+ * them: "row_floats=R,accum=f32|uf16,stamp_q=Q" (Q 0: no stamp).  Returns
+ * snprintf's result. */
+int zps_shard_storage(const zps_shard_t *sh, char *buf, size_t len);
 
 /* Give back scratch memory over keep keys' worth (after a big request). */
 void zps_shard_trim(zps_shard_t *sh, size_t keep);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zps_err.h"
 #include "zps_hash.h"
 
 #define S_SEED2 0x7a646b6574636821ULL
@@ -105,6 +106,17 @@ uint32_t zps_sketch_depth(const zps_sketch_t *sk) { return sk->depth; }
 uint64_t zps_sketch_width(const zps_sketch_t *sk) { return sk->width; }
 size_t zps_sketch_bytes(const zps_sketch_t *sk) { return (size_t)(sk->depth * sk->width); }
 uint64_t zps_sketch_total(const zps_sketch_t *sk) { return sk->total; }
+
+int zps_sketch_merge(zps_sketch_t *dst, const zps_sketch_t *src)
+{
+    if (dst->depth != src->depth || dst->width != src->width || dst->seed != src->seed)
+        return ZPS_EINVAL;
+    const size_t n = (size_t)dst->depth * dst->width;
+    for (size_t i = 0; i < n; i++)
+        dst->c[i] = dst->c[i] > src->c[i] ? dst->c[i] : src->c[i];
+    dst->total += src->total; /* the bound's T: at most both streams */
+    return 0;
+}
 
 size_t zps_sketch_serial_size(const zps_sketch_t *sk) { return S_HEADER + zps_sketch_bytes(sk); }
 

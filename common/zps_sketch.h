@@ -58,6 +58,12 @@ size_t zps_sketch_bytes(const zps_sketch_t *sk);
 /* Occurrences counted since new or reset (T of the eps * T bound). */
 uint64_t zps_sketch_total(const zps_sketch_t *sk);
 
+/* Take src's counts into dst, counter by counter the larger of the two:
+ * every key's estimate is then at least its estimate in either (so at
+ * least its true count in either: a joining replica takes a donor's counts
+ * this way).  0, or ZPS_EINVAL (another shape or seed: dst unchanged). */
+int zps_sketch_merge(zps_sketch_t *dst, const zps_sketch_t *src);
+
 /* Serialized form: magic "ZSK1", depth (u32), width, seed, total (u64),
  * then the counters, all little-endian.  zps_sketch_serial_size gives its
  * length; zps_sketch_serialize writes it to buf (that many bytes). */

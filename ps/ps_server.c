@@ -212,16 +212,18 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
         }
         zps_bound_conf_t bc = conf->bound;
         bc.max_keys = conf->limit_keys; /* the table grows for the cap, not past it */
+        bc.wall_clock = conf->coordinator[0] != 0; /* replicas copy rows and stamps */
         int rc = zps_shard_set_bound(s->tabs[0].sh, &bc);
         if (rc) {
             snprintf(err, errlen, "out of memory for table 0");
             goto fail;
         }
         s->tabs[0].t = zps_shard_table(s->tabs[0].sh);
-        zps_shard_clock(s->tabs[0].sh, zps_now_ms());
+        zps_shard_clock(s->tabs[0].sh, bc.wall_clock ? zps_wall_ms() : zps_now_ms());
         if (conf->bound.expire_s)
-            zps_info(log, "expiry: table 0 rows not updated in more than %u s of the job's "
-                     "running time are deleted", conf->bound.expire_s);
+            zps_info(log, "expiry: table 0 rows not updated in more than %u s of the %s are "
+                     "deleted", conf->bound.expire_s,
+                     bc.wall_clock ? "wall clock (a replicated job)" : "job's running time");
         if (conf->bound.evict) {
             char cap[96] = "";
             if (conf->limit_keys)
@@ -371,11 +373,6 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
     zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &elen);
     if (conf->coordinator[0]) {
         const char *no = conf->consistency == 2 ? "--consistency bsp (not built yet)"
-                         : conf->admit.mode != ZPS_ADMIT_OFF ? "--admit (not built yet)"
-                         : conf->bound.expire_s || conf->bound.evict
-                             ? "--expire-after or --evict (not built yet: each replica would "
-                               "expire and evict on its own clock)"
-                         : conf->accum == PS_ACCUM_UF16 ? "--accum uf16 (not built yet)"
                          : conf->curve_secret[0] ? "CURVE (--curve-secret: the coordinator and "
                                                    "the servers' copies speak plaintext only)"
                                                  : NULL;
@@ -736,7 +733,7 @@ static void s_maintenance(ps_server_t *s)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
     if (s->conf.bound.expire_s || s->conf.bound.evict) {
-        zps_shard_clock(s->tabs[0].sh, now);
+        zps_shard_clock(s->tabs[0].sh, s->conf.coordinator[0] ? zps_wall_ms() : now);
         zps_shard_sweep(s->tabs[0].sh, PS_EXPIRE_BUDGET); /* expiry; keeps ages in range */
     }
     psv_checkpoint_tick(s);

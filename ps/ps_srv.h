@@ -379,6 +379,9 @@ void psv_touch(ps_server_t *s, zps_msg_t *m);
 int psv_worker_of(const ps_server_t *s, const zps_msg_t *m, uint32_t *w);
 
 /* ps_srv_req.c */
+/* --evict: evict from tb (table 0) what --max-keys and --max-memory-mb need
+ * for new_keys more keys (ps_srv_req.c; a joiner's pages and forwards too). */
+void psv_evict_for(ps_server_t *s, ps_tab_t *tb, size_t new_keys);
 int psv_check_limits(ps_server_t *s, zps_msg_t *m, const zps_table_t *t, size_t new_keys,
     size_t acc_new);
 const float *psv_grad(ps_server_t *s, const float *g, size_t i, size_t dim);

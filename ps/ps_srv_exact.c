@@ -365,8 +365,9 @@ int psv_restore(ps_server_t *s, char *err, size_t errlen)
         zps_bound_stats_t bst;
         zps_shard_bound_stats(s->tabs[0].sh, &bst);
         if (s->conf.bound.expire_s || s->conf.bound.evict)
-            zps_info(s->log, "expiry/eviction: the job clock is at %u s after the restore "
-                     "(%llu rows expired, %llu evicted so far)", bst.now, (unsigned long long)bst.expired,
+            zps_info(s->log, "expiry/eviction: the clock is at %llu s after the restore "
+                     "(%llu rows expired, %llu evicted so far)", (unsigned long long)bst.now,
+                     (unsigned long long)bst.expired,
                      (unsigned long long)bst.evicted);
     }
     if (zps_shard_adopt(s->tabs[0].sh, &t) != 0) { /* ps_ckpt_restore checked the row size */

@@ -98,6 +98,9 @@ typedef struct psj_snap {
     uint32_t rf[PS_MAX_TABLES];
     uint8_t *wins;            /* the donor's client windows at the fork (last page) */
     size_t wins_len;
+    unsigned char *state;     /* table 0's shard state at the fork (last page) */
+    size_t state_len;
+    char storage[128];        /* zps_shard_storage of table 0 (every page) */
     uint32_t inc;             /* the donor's incarnation */
     pthread_t tid;
     atomic_int stop, done;
@@ -233,6 +236,37 @@ static int s_snap_next(const psj_snap_t *p, uint32_t t, zps_table_cur_t *cursor,
     return 1;
 }
 
+/* Send one snapshot page (env, then the two frames) until the joiner
+ * acknowledges it: 1, or 0 (never acknowledged, or stopped). */
+static int s_snap_page(psj_snap_t *p, void *sock, Zps__Envelope *env, const void *kb, size_t klen,
+                       const void *vb, size_t vlen)
+{
+    const uint64_t page = env->snap->page;
+    int acked = 0;
+    for (int tries = 0; tries < PSJ_PAGE_TRIES && !acked && !atomic_load(&p->stop); tries++) {
+        zmq_msg_t k, v;
+        zmq_msg_init_size(&k, klen);
+        memcpy(zmq_msg_data(&k), kb, klen);
+        zmq_msg_init_size(&v, vlen);
+        memcpy(zmq_msg_data(&v), vb, vlen);
+        size_t wire = 0;
+        zps_msg_send_frames(sock, env, &k, &v, &wire);
+        int64_t until = zps_now_ms() + PSJ_PAGE_ACK_MS;
+        while (!acked && zps_now_ms() < until && !atomic_load(&p->stop)) {
+            zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&it, 1, 100) <= 0)
+                continue;
+            zps_msg_t m;
+            if (zps_msg_recv(sock, 0, &m, 0) == 0 &&
+                m.env->body_case == ZPS__ENVELOPE__BODY_SNAP_ACK &&
+                m.env->snap_ack->cut == p->cut && m.env->snap_ack->page == page)
+                acked = 1;
+            zps_msg_close(&m);
+        }
+    }
+    return acked;
+}
+
 /* Stream the donated rows to the joiner, page by page, one in flight,
  * throttled.  0, or 2 (no socket), 3 (no memory), 4 (a page never
  * acknowledged), 5 (stopped). */
@@ -250,6 +284,23 @@ static int s_snap_send(psj_snap_t *p)
     double rate = s->conf.join_rate_mb > 0 ? s->conf.join_rate_mb * 1048576.0 : 0;
     int64_t t0 = zps_now_ms();
     uint64_t page = 0, keys_sent = 0, bytes = 0;
+    if (p->state_len) { /* the shard state first: a page of its own, no rows */
+        Zps__Envelope env;
+        Zps__Snap sp = ZPS__SNAP__INIT;
+        page++;
+        zps_msg_env(&env, ZPS__MSG_TYPE__SNAP, ZPS__ROLE__ROLE_SERVER, s->conf.rank, page);
+        sp.row_floats = p->rf[0];
+        sp.cut = p->cut;
+        sp.page = page;
+        sp.donor_nonce = s->nonce;
+        sp.donor_inc = p->inc;
+        sp.storage = (char *)p->storage;
+        sp.state_page = 1;
+        env.body_case = ZPS__ENVELOPE__BODY_SNAP;
+        env.snap = &sp;
+        if (!s_snap_page(p, sock, &env, "", 0, p->state, p->state_len))
+            rc = atomic_load(&p->stop) ? 5 : 4;
+    }
     for (uint32_t t = 0; t < p->ntables && !rc; t++) {
         uint32_t rf = p->rf[t];
         zps_table_cur_t cursor = ZPS_TABLE_CUR_INIT;
@@ -286,31 +337,11 @@ static int s_snap_send(psj_snap_t *p)
                 sp.windows.data = p->wins;
                 sp.windows.len = p->wins_len;
             }
+            sp.storage = (char *)p->storage;
             env.body_case = ZPS__ENVELOPE__BODY_SNAP;
             env.snap = &sp;
-            int acked = 0;
-            for (int tries = 0; tries < PSJ_PAGE_TRIES && !acked && !atomic_load(&p->stop);
-                 tries++) {
-                zmq_msg_t k, v;
-                zmq_msg_init_size(&k, n * sizeof *keys);
-                memcpy(zmq_msg_data(&k), keys, n * sizeof *keys);
-                zmq_msg_init_size(&v, n * rf * sizeof *rows);
-                memcpy(zmq_msg_data(&v), rows, n * rf * sizeof *rows);
-                size_t wire = 0;
-                zps_msg_send_frames(sock, &env, &k, &v, &wire);
-                int64_t until = zps_now_ms() + PSJ_PAGE_ACK_MS;
-                while (!acked && zps_now_ms() < until && !atomic_load(&p->stop)) {
-                    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-                    if (zmq_poll(&it, 1, 100) <= 0)
-                        continue;
-                    zps_msg_t m;
-                    if (zps_msg_recv(sock, 0, &m, 0) == 0 &&
-                        m.env->body_case == ZPS__ENVELOPE__BODY_SNAP_ACK &&
-                        m.env->snap_ack->cut == p->cut && m.env->snap_ack->page == page)
-                        acked = 1;
-                    zps_msg_close(&m);
-                }
-            }
+            int acked = s_snap_page(p, sock, &env, keys, n * sizeof *keys, rows,
+                                    n * rf * sizeof *rows);
             if (atomic_load(&p->stop))
                 rc = 5;
             else if (!acked)
@@ -365,6 +396,7 @@ static void s_snap_free(psj_snap_t *p)
         free(p->crows[t]);
     }
     free(p->wins);
+    free(p->state);
     free(p);
 }
 
@@ -630,6 +662,10 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
     /* which pushes the snapshot holds: the windows as of now, the fork */
     p->wins = s_wins_encode(s, &p->wins_len);
     p->inc = s->ranges->inc[s->conf.rank];
+    /* admission counts and how rows are stored, for the joiner */
+    zps_shard_storage(s->tabs[0].sh, p->storage, sizeof p->storage);
+    if (zps_shard_state_export(s->tabs[0].sh, &p->state, &p->state_len) != 0)
+        p->state_len = 0; /* out of memory: the joiner counts from zero */
     if (PSJ_SNAP_FORK) {
         for (uint32_t t = 0; t < p->ntables; t++)
             p->live[t] = s->tabs[t].t;
@@ -642,6 +678,7 @@ static void s_donate_start(ps_server_t *s, uint32_t joiner, uint64_t cut, const 
                       strerror(errno));
         d->snap_pid = pid > 0 ? pid : 0;
         free(p->wins);
+        free(p->state);
         free(p);
         zps_info(s->log, "donating %u ranges to server %u at %s (join at version %llu): "
                  "snapshot in process %d, pushes split by older tables forwarded", nranges,
@@ -699,6 +736,8 @@ static int s_apply_rows(ps_server_t *s, uint32_t table, const uint64_t *keys, si
     int rc = zps_shard_push_begin(tb->sh, keys, n, g, lr_scale, s->conf.clip_gradient, &pr);
     if (rc)
         return rc;
+    if (table == 0 && pr.new_keys && s->conf.bound.evict)
+        psv_evict_for(s, tb, pr.new_keys); /* as a push does */
     return zps_shard_push_commit(tb->sh);
 }
 
@@ -1243,12 +1282,39 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
     const void *kb = zps_msg_bulk(m, 0, &klen);
     const void *vb = zps_msg_bulk(m, 1, &vlen);
     size_t n = p->nkeys;
+    if (p->state_page && p->page == s->join.donor_page[k] + 1 && n == 0 && klen == 0) {
+        char why[256];
+        if (zps_shard_state_merge(s->tabs[0].sh, vb, vlen, why, sizeof why) != 0)
+            zps_warn(s->log, "join: server %u's admission counts not taken: %s (the keys it "
+                     "counted are counted here from zero)", donor, why);
+        else if (s->conf.admit.mode == ZPS_ADMIT_COUNT)
+            zps_info(s->log, "join: server %u's admission counts taken (%zu bytes)", donor, vlen);
+        s->join.donor_page[k] = p->page;
+        s_reply_small(s, m, ZPS__MSG_TYPE__SNAP_ACK, ZPS__ENVELOPE__BODY_SNAP_ACK, &ack);
+        return;
+    }
     if (p->page != s->join.donor_page[k] + 1 || p->row_floats != rf || klen != n * 8 ||
         vlen != n * rf * sizeof(float) || n > PSJ_PAGE_KEYS) {
         psv_reply_error(s, m, ZPS_EPROTO, "malformed snapshot page %llu from server %u",
                         (unsigned long long)p->page, donor);
         return;
     }
+    if (p->table == 0 && p->storage && p->storage[0]) {
+        char mine[128];
+        zps_shard_storage(s->tabs[0].sh, mine, sizeof mine);
+        if (strcmp(mine, p->storage) != 0) {
+            zps_log_limited(s->log, LC_REJECT, 1000, "join: server %u stores table 0's rows as "
+                            "'%s', this server as '%s': its pages are refused (start every "
+                            "server of a job with the same --accum, --expire-after and --evict)",
+                            donor, p->storage, mine);
+            psv_reply_error(s, m, ZPS_EPROTO, "snapshot page %llu from server %u: rows stored "
+                            "as '%s', here as '%s'", (unsigned long long)p->page, donor,
+                            p->storage, mine);
+            return;
+        }
+    }
+    if (p->table == 0 && n && s->conf.bound.evict)
+        psv_evict_for(s, &s->tabs[0], n); /* the cap holds while the copy comes in */
     uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
     float **rows = malloc((n ? n : 1) * sizeof *rows);
     if (!keys || !rows || (n && zps_table_upsert_batch(t, (memcpy(keys, kb, n * 8), keys), n, rows,

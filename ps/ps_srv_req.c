@@ -306,7 +306,7 @@ static size_t s_bytes_with(const ps_server_t *s, const zps_table_t *t, size_t ex
  * --max-memory-mb need for new_keys more keys.  The rows freed are reused by
  * those keys, so memory stays where it is.  A push larger than the cap
  * still fails the limit check after. */
-static void s_evict_for(ps_server_t *s, ps_tab_t *tb, size_t new_keys)
+void psv_evict_for(ps_server_t *s, ps_tab_t *tb, size_t new_keys)
 {
     if (s->conf.limit_keys) {
         size_t have = s_total_keys(s) + s->acc_new_keys;
@@ -385,7 +385,7 @@ static int s_apply_table(ps_server_t *s, zps_msg_t *m, ps_tab_t *tb, size_t n, c
         return rc;
     }
     if (pr.new_keys && tb == &s->tabs[0] && s->conf.bound.evict)
-        s_evict_for(s, tb, pr.new_keys); /* room for them, within the push */
+        psv_evict_for(s, tb, pr.new_keys); /* room for them, within the push */
     if (pr.new_keys && psv_check_limits(s, m, tb->t, pr.new_keys, 0)) {
         zps_shard_push_abort(tb->sh);
         return ZPS_ELIMIT;

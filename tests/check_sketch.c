@@ -253,6 +253,71 @@ START_TEST(test_admit_count)
 }
 END_TEST
 
+/* A joiner takes a donor's counts (zps_shard_state_merge: counter by
+ * counter the larger, not the sum: replicas count the same pushes): a key
+ * the donor saw twice and the joiner once is admitted at the joiner's
+ * second push after the merge under count:4 (max(2, 1) + 2), where the
+ * joiner alone would need three; a key neither saw stays out;
+ * sketches of another shape are refused and change nothing.  The merged
+ * estimates are at least both inputs' (zps_sketch_merge). */
+START_TEST(test_state_merge)
+{
+    zps_shard_t *donor = s_admit_shard(ZPS_ADMIT_COUNT, 4, 0);
+    zps_shard_t *joiner = s_admit_shard(ZPS_ADMIT_COUNT, 4, 0);
+    uint64_t k = 777, other = 888;
+    s_push(donor, &k, 1, 1);
+    s_push(donor, &k, 1, 1);
+    s_push(joiner, &k, 1, 1);
+    unsigned char *blob;
+    size_t blen;
+    char err[200];
+    ck_assert_int_eq(zps_shard_state_export(donor, &blob, &blen), 0);
+    ck_assert_int_eq(zps_shard_state_merge(joiner, blob, blen - 1, err, sizeof err), ZPS_EPROTO);
+    ck_assert_int_eq(zps_shard_state_merge(joiner, blob, blen, err, sizeof err), 0);
+    s_push(joiner, &k, 1, 1); /* 3 */
+    ck_assert_ptr_null(zps_table_find(zps_shard_table(joiner), k));
+    s_push(joiner, &k, 1, 1); /* 4: stored */
+    ck_assert_ptr_nonnull(zps_table_find(zps_shard_table(joiner), k));
+    s_push(joiner, &other, 1, 1);
+    ck_assert_ptr_null(zps_table_find(zps_shard_table(joiner), other));
+    /* another shape: refused */
+    zps_optim_conf_t o;
+    zps_optim_defaults(&o, ZPS_OPT_SGD);
+    o.dim = 2;
+    zps_shard_t *wide = zps_shard_new(&o, 16);
+    zps_admit_conf_t a = {ZPS_ADMIT_COUNT, 4, 0, 1 << 20, 99};
+    ck_assert_int_eq(zps_shard_set_admit(wide, &a), 0);
+    ck_assert_int_eq(zps_shard_state_merge(wide, blob, blen, err, sizeof err), ZPS_EINVAL);
+    free(blob);
+    /* the sketches themselves */
+    zps_sketch_t *x = zps_sketch_new(4096, 5), *y = zps_sketch_new(4096, 5);
+    zps_sketch_t *z = zps_sketch_new(8192, 5);
+    for (uint64_t i = 0; i < 3000; i++) {
+        zps_sketch_add(x, i % 700);
+        zps_sketch_add(y, 500 + i % 900);
+    }
+    uint32_t ex[1500], ey[1500];
+    for (uint64_t i = 0; i < 1500; i++) {
+        ex[i] = zps_sketch_estimate(x, i);
+        ey[i] = zps_sketch_estimate(y, i);
+    }
+    ck_assert_int_eq(zps_sketch_merge(x, z), ZPS_EINVAL);
+    ck_assert_int_eq(zps_sketch_merge(x, y), 0);
+    for (uint64_t i = 0; i < 1500; i++) {
+        uint32_t e = zps_sketch_estimate(x, i);
+        ck_assert_msg(e >= ex[i] && e >= ey[i], "key %llu: %u < %u or %u",
+                      (unsigned long long)i, e, ex[i], ey[i]);
+    }
+    ck_assert_uint_eq(zps_sketch_total(x), 6000);
+    zps_sketch_destroy(&x);
+    zps_sketch_destroy(&y);
+    zps_sketch_destroy(&z);
+    zps_shard_destroy(&donor);
+    zps_shard_destroy(&joiner);
+    zps_shard_destroy(&wide);
+}
+END_TEST
+
 START_TEST(test_admit_prob)
 {
     /* prob:1 admits everything; prob:0.25 about a quarter, the same keys
@@ -420,6 +485,7 @@ Suite *suite_sketch(void)
     tcase_add_test(tc, test_admit_count);
     tcase_add_test(tc, test_admit_prob);
     tcase_add_test(tc, test_admit_checkpoint);
+    tcase_add_test(tc, test_state_merge);
     suite_add_tcase(s, tc);
     return s;
 }

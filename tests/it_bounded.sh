@@ -5,7 +5,7 @@
 #      never holds more than 100 keys, the counters are exact (evicted =
 #      inserted - stored), and the hot keys, pushed in every push, hold
 #      every one of their updates; bad --expire-after values and --evict
-#      with --coordinator are refused;
+#      with --consistency bsp are refused;
 #   2. expiry: --expire-after 1: keys pushed once are deleted within a few
 #      seconds of the job's running time (counted), pull their initial value,
 #      and are new keys when pushed again; stamps survive a checkpoint and
@@ -48,8 +48,8 @@ refused() { # PATTERN args...
 }
 refused "invalid value '0' for --expire-after" --expire-after 0
 refused "invalid value 'soon' for --expire-after" --expire-after soon
-refused "does not work with --expire-after or --evict" --evict --max-keys 10 --coordinator tcp://127.0.0.1:1
-echo "ok: bad --expire-after values and --evict with --coordinator: refused"
+refused "not supported with --consistency bsp" --evict --max-keys 10 --consistency bsp --num-workers 1
+echo "ok: bad --expire-after values and --evict with --consistency bsp: refused (replicated jobs: tests/it_replica_bounded.sh)"
 
 # ---- 2. expiry ------------------------------------------------------------------------
 start_servers 1 --table-dim 1 --optimizer sgd --lr 1 --expire-after 1
