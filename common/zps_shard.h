@@ -132,8 +132,11 @@ void zps_shard_admit_stats(const zps_shard_t *sh, zps_admit_stats_t *out);
  *                ZPS_SHARD_EVICT_SAMPLES random live rows, the one updated
  *                longest ago, never a row of the open push (the server
  *                calls it between push_begin and push_commit to make room
- *                for the push's new keys).  An evicted key is a new key
- *                when it comes back (admission counts included). */
+ *                for the push's new keys; samples of the push's rows do not
+ *                count, and past 8 times as many draws a scan finds a row,
+ *                so it fails only when the push's rows are all there is).
+ *                An evicted key is a new key when it comes back (admission
+ *                counts included). */
 #define ZPS_SHARD_EVICT_SAMPLES 8
 #define ZPS_SHARD_TICKS 64
 typedef struct {
