@@ -253,6 +253,12 @@ static inline void s_set_n16(float *row, uint32_t d, uint32_t j, uint16_t b)
     memcpy((char *)(row + d) + 2 * (size_t)j, &b, 2);
 }
 
+/* FTRL's n of coordinate j, either storage */
+static inline float s_ftrl_n(const zps_optim_conf_t *c, const float *row, uint32_t j)
+{
+    return s_acc16(c) ? s_n16(row, c->dim, j) : row[c->dim + j];
+}
+
 void zps_optim_init_row(const zps_optim_conf_t *c, uint64_t key, float *row)
 {
     const uint32_t d = c->dim;
@@ -275,9 +281,8 @@ void zps_optim_weights(const zps_optim_conf_t *c, const float *row, float *w)
     }
     if (c->kind == ZPS_OPT_FTRL) {
         const s_ftrl_t k = s_ftrl_consts(c);
-        const float *z = row, *n = row + d;
         for (uint32_t j = 0; j < d; j++)
-            w[j] = s_ftrl_w(k, z[j], s_acc16(c) ? s_n16(row, d, j) : n[j]);
+            w[j] = s_ftrl_w(k, row[j], s_ftrl_n(c, row, j));
     } else {
         memcpy(w, row, (size_t)d * sizeof *w);
     }
@@ -395,7 +400,7 @@ static void s_ftrl16(const zps_optim_conf_t *c, float *restrict row,
         uint16_t b = s_uf16_sr(exact, (uint32_t)(zps_mix64(((uint64_t)zb << 32) | eb,
                                                             ZPS_SEED_INIT) >> 51));
         s_set_n16(row, d, j, b);
-        float nn = s_n16(row, d, j);
+        float nn = s_uf16_get(b);
         float sigma = (sqrtf(nn) - sqrtf(n)) / k.alpha;
         z[j] += g - sigma * w;
     }
@@ -565,7 +570,7 @@ int zps_optim_row_finite(const zps_optim_conf_t *c, const float *row)
             return 1;
         const s_ftrl_t k = s_ftrl_consts(c);
         for (uint32_t j = 0; j < c->dim; j++) {
-            float w = s_ftrl_w(k, row[j], s_acc16(c) ? s_n16(row, c->dim, j) : row[c->dim + j]);
+            float w = s_ftrl_w(k, row[j], s_ftrl_n(c, row, j));
             acc += w - w;
         }
         if (acc != 0.0f)

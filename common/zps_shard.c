@@ -94,11 +94,11 @@ static inline uint16_t s_qnow(const zps_shard_t *sh)
     return (uint16_t)(sh->now / sh->q);
 }
 
-/* quanta since the row's last update (modulo 2^16: exact while the sweep
- * keeps every age under 2^16, see zps_shard_sweep) */
-static inline uint32_t s_age(const zps_shard_t *sh, const float *row)
+/* quanta from the row's last update to clock qnow (modulo 2^16: exact
+ * while the sweep keeps every age under 2^16, see zps_shard_sweep) */
+static inline uint32_t s_age(uint16_t qnow, const float *row, size_t rf)
 {
-    return (uint16_t)(s_qnow(sh) - s_stamp(row, sh->rf));
+    return (uint16_t)(qnow - s_stamp(row, rf));
 }
 
 zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
@@ -162,8 +162,7 @@ int zps_shard_adopt(zps_shard_t *sh, zps_table_t **t)
                zps_table_next(sh->t, &cur, &key, &row)) {
             uint64_t age = 0;
             if (sh->clock_known) {
-                age = ((uint64_t)(uint16_t)(qsaved - s_stamp(row, sh->rf)) * sh->saved_q + since) /
-                      sh->q;
+                age = ((uint64_t)s_age(qsaved, row, sh->rf) * sh->saved_q + since) / sh->q;
                 age = age < S_AGE_MAX ? age : S_AGE_MAX;
             }
             s_set_stamp(row, sh->rf, (uint16_t)(qnow - age));
@@ -241,7 +240,7 @@ size_t zps_shard_sweep(zps_shard_t *sh, size_t budget)
             if (!zps_table_next(sh->t, &sh->sweep, &key, &row))
                 break;
         }
-        uint32_t age = (uint16_t)(qnow - s_stamp(row, sh->rf));
+        uint32_t age = s_age(qnow, row, sh->rf);
         if (span_q && age > span_q) {
             if (zps_table_delete(sh->t, key) == 1)
                 deleted++;
@@ -274,6 +273,7 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
     size_t done = 0;
     if (!sh->stamped || zps_table_size(sh->t) == 0)
         return 0;
+    const uint16_t qnow = s_qnow(sh);
     while (done < count && zps_table_size(sh->t) > 0) {
         /* sampled LRU: of ZPS_SHARD_EVICT_SAMPLES live rows (not the open
          * push's), the one updated longest ago */
@@ -293,7 +293,7 @@ size_t zps_shard_evict(zps_shard_t *sh, size_t count)
             if (s_in_push(sh, key))
                 continue;
             got++;
-            uint32_t v = s_age(sh, row);
+            uint32_t v = s_age(qnow, row, sh->rf);
             if (!have || v > best) {
                 best = v;
                 best_key = key;
@@ -394,6 +394,17 @@ static void s_put64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
+static void s_put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t s_get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 static uint64_t s_get64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -433,8 +444,7 @@ int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *l
     }
     if (sh->stamped) {
         memcpy(p, "ZBD1", 4);
-        for (int i = 0; i < 4; i++)
-            p[4 + i] = (unsigned char)(sh->q >> (8 * i));
+        s_put32(p + 4, sh->q);
         s_put64(p + 8, sh->now);
         s_put64(p + 16, sh->bst.expired);
         s_put64(p + 24, sh->bst.evicted);
@@ -444,24 +454,27 @@ int zps_shard_state_export(const zps_shard_t *sh, unsigned char **buf, size_t *l
     return 0;
 }
 
-/* The blocks of a state blob (each at most once): 0, or ZPS_EPROTO with
- * the reason in err. */
-static int s_blocks(const unsigned char *buf, size_t len, const unsigned char **adm,
-                    size_t *adm_len, const unsigned char **bnd, char *err, size_t errlen)
+/* The blocks of a state blob, each at most once (NULL: absent) */
+typedef struct {
+    const unsigned char *adm, *bnd;
+    size_t adm_len;
+} s_blob_t;
+
+/* 0, or ZPS_EPROTO with the reason in err. */
+static int s_blocks(const unsigned char *buf, size_t len, s_blob_t *b, char *err, size_t errlen)
 {
-    *adm = *bnd = NULL;
-    *adm_len = 0;
+    *b = (s_blob_t){NULL, NULL, 0};
     for (size_t pos = 0; pos < len;) {
         const unsigned char *p = buf + pos;
         size_t left = len - pos;
-        if (left >= S_ADM_HEAD && !*adm && !memcmp(p, "ZAD1", 4) &&
+        if (left >= S_ADM_HEAD && !b->adm && !memcmp(p, "ZAD1", 4) &&
             s_get64(p + 52) <= left - S_ADM_HEAD) {
-            *adm = p;
-            *adm_len = S_ADM_HEAD + (size_t)s_get64(p + 52);
-            pos += *adm_len;
-        } else if (left >= S_BND_LEN && !*bnd && !memcmp(p, "ZBD1", 4) &&
-                   (uint32_t)s_get64(p + 4) != 0 && s_get64(p + 8) / 64 < ((uint64_t)1 << 48)) {
-            *bnd = p;
+            b->adm = p;
+            b->adm_len = S_ADM_HEAD + (size_t)s_get64(p + 52);
+            pos += b->adm_len;
+        } else if (left >= S_BND_LEN && !b->bnd && !memcmp(p, "ZBD1", 4) &&
+                   s_get32(p + 4) != 0 && s_get64(p + 8) / 64 < ((uint64_t)1 << 48)) {
+            b->bnd = p;
             pos += S_BND_LEN;
         } else {
             snprintf(err, errlen, "shard state of %zu bytes: no admission or expiry block "
@@ -476,10 +489,11 @@ int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len
                            size_t errlen)
 {
     /* the blocks first, all of them, so that a bad one changes nothing */
-    const unsigned char *adm, *bnd;
-    size_t adm_len;
-    if (s_blocks(buf, len, &adm, &adm_len, &bnd, err, errlen))
+    s_blob_t b;
+    if (s_blocks(buf, len, &b, err, errlen))
         return ZPS_EPROTO;
+    const unsigned char *adm = b.adm, *bnd = b.bnd;
+    const size_t adm_len = b.adm_len;
     if (sh->open)
         return 0;
     zps_sketch_t *sk = NULL;
@@ -504,7 +518,7 @@ int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len
         sh->ast.push_seq = s_get64(adm + 44);
     }
     if (bnd && sh->stamped) {
-        sh->saved_q = (uint32_t)s_get64(bnd + 4);
+        sh->saved_q = s_get32(bnd + 4);
         sh->saved_now = s_get64(bnd + 8);
         if (!sh->bnd.wall_clock) { /* the job clock goes on from the export */
             sh->base = sh->now = sh->saved_now;
@@ -520,13 +534,12 @@ int zps_shard_state_import(zps_shard_t *sh, const unsigned char *buf, size_t len
 int zps_shard_state_merge(zps_shard_t *sh, const unsigned char *buf, size_t len, char *err,
                           size_t errlen)
 {
-    const unsigned char *adm, *bnd;
-    size_t adm_len;
-    if (s_blocks(buf, len, &adm, &adm_len, &bnd, err, errlen))
+    s_blob_t b;
+    if (s_blocks(buf, len, &b, err, errlen))
         return ZPS_EPROTO;
-    if (!adm || !sh->sk || adm_len == S_ADM_HEAD)
+    if (!b.adm || !sh->sk || b.adm_len == S_ADM_HEAD)
         return 0; /* no counts to take, or none to give */
-    zps_sketch_t *sk = zps_sketch_load(adm + S_ADM_HEAD, adm_len - S_ADM_HEAD, err, errlen);
+    zps_sketch_t *sk = zps_sketch_load(b.adm + S_ADM_HEAD, b.adm_len - S_ADM_HEAD, err, errlen);
     if (!sk)
         return ZPS_EPROTO;
     int rc = zps_sketch_merge(sh->sk, sk);

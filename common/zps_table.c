@@ -164,15 +164,21 @@ static inline size_t s_home(const zt_seg_t *s, uint64_t h)
 }
 
 /* Entry of h (not 0) in s, or NULL. */
-static inline unsigned char *s_seg_find(const zt_seg_t *s, size_t stride, uint64_t h)
+/* From entry e on (at or before h's place), the entry holding h, or NULL */
+static inline unsigned char *s_scan(unsigned char *e, size_t stride, uint64_t h)
 {
-    for (unsigned char *e = s->e + s_home(s, h) * stride;; e += stride) {
+    for (;; e += stride) {
         uint64_t v = s_load(e);
         if (v >= h)
             return v == h ? e : NULL;
         if (v == 0)
             return NULL;
     }
+}
+
+static inline unsigned char *s_seg_find(const zt_seg_t *s, size_t stride, uint64_t h)
+{
+    return s_scan(s->e + s_home(s, h) * stride, stride, h);
 }
 
 static inline float *s_find_h(const zps_table_t *t, uint64_t h)
@@ -350,7 +356,7 @@ static int s_grow(zps_table_t *t, zt_seg_t *s, size_t need, int spill_end)
 {
     size_t cap = need / ZT_GROW_DEN * ZT_GROW_NUM + need % ZT_GROW_DEN * ZT_GROW_NUM / ZT_GROW_DEN + 1;
     size_t spill = ZPS_TABLE_SPILL;
-    if (t->limit && s->depth < 64) {
+    if (t->limit && !spill_end && s->depth < 64) {
         /* a bounded table: no more homes than the segment's share of the
          * limit (plus 3 standard deviations) needs at 9/10 load, and at
          * least need's at 9/10 plus 1/32 */
@@ -605,18 +611,8 @@ PS_INLINE void s_stage_finish(const zps_table_t *t, size_t k, const uint64_t *h,
     const unsigned char *e = cont[k % ZT_RING];
     if (e == NULL)
         return;
-    const uint64_t hk = h[k % ZT_RING];
-    for (;; e += t->stride) {
-        uint64_t v = s_load(e);
-        if (v >= hk) {
-            rows[k] = v == hk ? s_row((unsigned char *)(uintptr_t)e) : NULL;
-            return;
-        }
-        if (v == 0) {
-            rows[k] = NULL;
-            return;
-        }
-    }
+    unsigned char *f = s_scan((unsigned char *)(uintptr_t)e, t->stride, h[k % ZT_RING]);
+    rows[k] = f != NULL ? s_row(f) : NULL;
 }
 
 void zps_table_find_batch(const zps_table_t *t, const uint64_t *keys, size_t n, float **rows)

@@ -733,7 +733,7 @@ static void s_maintenance(ps_server_t *s)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
     if (s->conf.bound.expire_s || s->conf.bound.evict) {
-        zps_shard_clock(s->tabs[0].sh, s->conf.coordinator[0] ? zps_wall_ms() : now);
+        zps_shard_clock(s->tabs[0].sh, s->conf.coordinator[0] ? zps_wall_ms() : now); /* as set up */
         zps_shard_sweep(s->tabs[0].sh, PS_EXPIRE_BUDGET); /* expiry; keeps ages in range */
     }
     psv_checkpoint_tick(s);

@@ -236,6 +236,21 @@ static int s_snap_next(const psj_snap_t *p, uint32_t t, zps_table_cur_t *cursor,
     return 1;
 }
 
+/* The envelope and the fields every page of this snapshot carries */
+static void s_snap_head(const psj_snap_t *p, Zps__Envelope *env, Zps__Snap *sp, uint64_t page,
+                        uint32_t rf)
+{
+    zps_msg_env(env, ZPS__MSG_TYPE__SNAP, ZPS__ROLE__ROLE_SERVER, p->s->conf.rank, page);
+    sp->row_floats = rf;
+    sp->cut = p->cut;
+    sp->page = page;
+    sp->donor_nonce = p->s->nonce;
+    sp->donor_inc = p->inc;
+    sp->storage = (char *)p->storage;
+    env->body_case = ZPS__ENVELOPE__BODY_SNAP;
+    env->snap = sp;
+}
+
 /* Send one snapshot page (env, then the two frames) until the joiner
  * acknowledges it: 1, or 0 (never acknowledged, or stopped). */
 static int s_snap_page(psj_snap_t *p, void *sock, Zps__Envelope *env, const void *kb, size_t klen,
@@ -287,17 +302,8 @@ static int s_snap_send(psj_snap_t *p)
     if (p->state_len) { /* the shard state first: a page of its own, no rows */
         Zps__Envelope env;
         Zps__Snap sp = ZPS__SNAP__INIT;
-        page++;
-        zps_msg_env(&env, ZPS__MSG_TYPE__SNAP, ZPS__ROLE__ROLE_SERVER, s->conf.rank, page);
-        sp.row_floats = p->rf[0];
-        sp.cut = p->cut;
-        sp.page = page;
-        sp.donor_nonce = s->nonce;
-        sp.donor_inc = p->inc;
-        sp.storage = (char *)p->storage;
+        s_snap_head(p, &env, &sp, ++page, p->rf[0]);
         sp.state_page = 1;
-        env.body_case = ZPS__ENVELOPE__BODY_SNAP;
-        env.snap = &sp;
         if (!s_snap_page(p, sock, &env, "", 0, p->state, p->state_len))
             rc = atomic_load(&p->stop) ? 5 : 4;
     }
@@ -324,22 +330,14 @@ static int s_snap_send(psj_snap_t *p)
             page++;
             Zps__Envelope env;
             Zps__Snap sp = ZPS__SNAP__INIT;
-            zps_msg_env(&env, ZPS__MSG_TYPE__SNAP, ZPS__ROLE__ROLE_SERVER, s->conf.rank, page);
+            s_snap_head(p, &env, &sp, page, rf);
             sp.table = t;
             sp.nkeys = n;
-            sp.row_floats = rf;
-            sp.cut = p->cut;
-            sp.page = page;
             sp.last = last;
-            sp.donor_nonce = s->nonce;
-            sp.donor_inc = p->inc;
             if (last && p->wins_len) {
                 sp.windows.data = p->wins;
                 sp.windows.len = p->wins_len;
             }
-            sp.storage = (char *)p->storage;
-            env.body_case = ZPS__ENVELOPE__BODY_SNAP;
-            env.snap = &sp;
             int acked = s_snap_page(p, sock, &env, keys, n * sizeof *keys, rows,
                                     n * rf * sizeof *rows);
             if (atomic_load(&p->stop))

@@ -83,19 +83,19 @@ static int s_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* B distinct random ids below n, sorted (a push's keys) */
+/* B distinct random ids below n, sorted (a push's keys: sorted, unique) */
 static void s_draw(uint64_t *keys, size_t b, uint64_t n, uint64_t seed)
 {
-    for (size_t i = 0; i < b; i++)
-        keys[i] = zps_mix64(i, seed) % n;
-    qsort(keys, b, sizeof *keys, s_cmp_u64);
     size_t u = 0;
-    for (size_t i = 0; i < b; i++)
-        if (!u || keys[i] != keys[u - 1])
-            keys[u++] = keys[i];
-    for (uint64_t extra = 0; u < b; extra++) /* top up; rare, order kept by a re-sort */
-        keys[u++] = (zps_mix64(extra, ~seed) % n);
-    qsort(keys, b, sizeof *keys, s_cmp_u64);
+    for (uint64_t x = 0; u < b;) {
+        while (u < b) /* top up, then sort and drop repeats */
+            keys[u++] = zps_mix64(x++, seed) % n;
+        qsort(keys, b, sizeof *keys, s_cmp_u64);
+        u = 0;
+        for (size_t i = 0; i < b; i++)
+            if (!u || keys[i] != keys[u - 1])
+                keys[u++] = keys[i];
+    }
 }
 
 /* M random 16-byte reads/s over a region of `entries` entries, d in flight */
