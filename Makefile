@@ -30,6 +30,13 @@ ifeq ($(VARIANT),asan)
   # quarantine of freed memory small and give freed memory back promptly
   ASAN_OPTIONS ?= quarantine_size_mb=8:allocator_release_to_os_interval_ms=100
   export ASAN_OPTIONS
+else ifeq ($(VARIANT),tsan)
+  # ThreadSanitizer, for the code that runs on several threads (zps_pool and
+  # the shard split over it: zps-server --threads); make test runs its suite
+  OBJDIR  := build/tsan/obj
+  BINDIR  := build/tsan/bin
+  SANFLAGS := -fsanitize=thread
+  OPT     := -O1
 else
   OBJDIR  := build/obj
   BINDIR  := bin
@@ -95,7 +102,7 @@ ITEST_BINS := $(patsubst tests/%.c,$(BINDIR)/%,$(ITEST_SRC))
 TOOL_BINS  := $(BINDIR)/zps-proxy $(BINDIR)/zps-hostile
 
 .SECONDARY:
-.PHONY: all build deps test test-unit test-int test-asan test-bench asan demo bench clean
+.PHONY: all build deps test test-unit test-int test-asan test-bench test-tsan asan demo bench clean
 # make builds and never installs: what it needs beyond a C compiler is
 # libzmq, protobuf-c, OpenBLAS, zlib, libmicrohttpd and (zps-ctl) libcurl (make deps installs them; make demo,
 # make test and make bench call it).  The Check suite is built by make test.
@@ -223,10 +230,12 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) VARIANT=asan build
 	$(Q)$(MAKE) --no-print-directory VARIANT=asan test-unit
 	$(Q)IT_TIMEOUT=$(ASAN_IT_TIMEOUT) IT_SKIP="$(ASAN_IT_SKIP)" ELASTIC_CASES="$(ASAN_ELASTIC_CASES)" RESTORE_CASES="$(ASAN_RESTORE_CASES)" BOUNDED_JOB=0 IT_PAIRED_EXTRA="$(ASAN_IT_PAIRED_EXTRA)" $(MAKE) --no-print-directory VARIANT=asan test-int
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) VARIANT=tsan build/tsan/bin/zps-check
+	$(Q)$(MAKE) --no-print-directory VARIANT=tsan test-tsan
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) fuzz-build
 	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget fuzz-quick FUZZ_QUICK_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory test-bench
-	@echo "make test: all passed (unit + integration in release and ASan+UBSan, fuzzing, benchmark smoke run)"
+	@echo "make test: all passed (unit + integration in release and ASan+UBSan, the threaded suite under TSan, fuzzing, benchmark smoke run)"
 
 # the sparse benchmark's smoke run: every configuration runs and gives finite figures
 test-bench: build
@@ -236,6 +245,12 @@ test-bench: build
 	else cat "$$d/report.txt"; echo "bench-sparse --quick FAILED (output in $$d)"; exit 1; fi
 	$(Q)$(BINDIR)/zps-bench mem --keys 200000 --batch 20000 --rounds 1 >/dev/null && \
 		echo "zps-bench mem (200K keys): ran"
+
+# the Check suites of threaded code, under ThreadSanitizer (VARIANT=tsan)
+TSAN_SUITES ?= pool
+test-tsan: $(CHECK_BIN)
+	@echo "== unit tests of threaded code ($(VARIANT)): $(TSAN_SUITES) =="
+	$(Q)for s in $(TSAN_SUITES); do CK_RUN_SUITE=$$s ZPS_TEST_VARIANT=$(VARIANT) $(CHECK_BIN) || exit 1; done
 
 test-unit: $(CHECK_BIN)
 	@echo "== unit tests ($(VARIANT)) =="

@@ -17,12 +17,14 @@
  * raised.  With admission off, skip[] is never read. */
 #include "zps_shard.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "zps_err.h"
 #include "zps_hash.h"
+#include "zps_pool.h"
 #include "zps_sketch.h"
 
 #ifndef ZPS_SHARD_CHUNK
@@ -35,11 +37,14 @@ struct zps_shard {
     size_t rf, pf;          /* floats per row, per pushed key */
     size_t hint;            /* capacity_hint of zps_shard_new */
     int needs_init;         /* initial weights are not all zero */
-    float *tmp_g;           /* one clipped gradient row */
+    zps_pool_t *pool;       /* big requests split over its threads (NULL: none) */
+    float *tmp_g;           /* one clipped gradient row per thread */
     float **rowp;           /* per key of the push: its stored row, or NULL (new) */
     size_t rowp_cap;
     float *undo;            /* per key: old row (stored) or new row (missing) */
     size_t undo_cap;
+    size_t *bdone;          /* per block of a push being begun: where it stopped */
+    size_t bdone_cap;
     /* the open push */
     const uint64_t *keys;
     size_t n, done, missing;
@@ -121,6 +126,18 @@ zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint)
     return sh;
 }
 
+int zps_shard_set_pool(zps_shard_t *sh, zps_pool_t *pool)
+{
+    if (sh->open)
+        return ZPS_EINVAL;
+    float *g = realloc(sh->tmp_g, zps_pool_threads(pool) * sh->pf * sizeof *g);
+    if (!g)
+        return ZPS_ENOMEM;
+    sh->tmp_g = g;
+    sh->pool = pool;
+    return 0;
+}
+
 void zps_shard_destroy(zps_shard_t **shp)
 {
     zps_shard_t *sh = *shp;
@@ -131,6 +148,7 @@ void zps_shard_destroy(zps_shard_t **shp)
     free(sh->tmp_g);
     free(sh->rowp);
     free(sh->undo);
+    free(sh->bdone);
     free(sh->skip);
     zps_sketch_destroy(&sh->sk);
     free(sh);
@@ -329,31 +347,71 @@ static inline void s_ahead(const zps_shard_t *sh, const uint64_t *keys, size_t n
         zps_table_prefetch(sh->t, keys + next, n - next < ahead ? n - next : ahead);
 }
 
-void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
+/* A request over a pool's threads goes in blocks of ZPS_SHARD_BLOCK keys
+ * (whole chunks), taken in order from a shared counter by whichever
+ * thread is free: on a busy machine a thread that loses its core for a
+ * while holds up only the block it has, not a fixed share of the keys. */
+#define S_BLOCK_CHUNKS (ZPS_SHARD_BLOCK / ZPS_SHARD_CHUNK)
+_Static_assert(ZPS_SHARD_BLOCK % ZPS_SHARD_CHUNK == 0, "a block is whole chunks");
+
+/* How many threads a request of n keys runs on: one for fewer than two
+ * blocks (a helper's wake-up, tens of microseconds, would not pay) */
+static unsigned s_parts(const zps_shard_t *sh, size_t n)
 {
+    unsigned t = zps_pool_threads(sh->pool);
+    size_t blocks = (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK;
+    return blocks < 2 || t < 2 ? 1u : (unsigned)(blocks < t ? blocks : t);
+}
+
+typedef struct {
+    zps_shard_t *sh;
+    const uint64_t *keys;
+    size_t n, blocks;
+    float *out;
+    atomic_size_t next; /* the next block to take */
+} s_pull_t;
+
+static void s_pull_part(void *arg, unsigned part, unsigned parts)
+{
+    (void)part;
+    (void)parts;
+    s_pull_t *p = arg;
+    zps_shard_t *sh = p->sh;
+    const uint64_t *keys = p->keys;
     const size_t dim = sh->o.dim;
     float *rows[ZPS_SHARD_CHUNK];
-    for (size_t i = 0; i < n; i += ZPS_SHARD_CHUNK) {
-        size_t c = n - i < ZPS_SHARD_CHUNK ? n - i : ZPS_SHARD_CHUNK;
-        zps_table_find_batch(sh->t, keys + i, c, rows);
-        s_ahead(sh, keys, n, i + c);
-        size_t found = 0;
-        for (size_t j = 0; j < c; j++)
-            found += rows[j] != NULL;
-        if (found == c) { /* the usual case: one batched call */
-            zps_optim_weights_n(&sh->o, rows, c, out + i * dim);
-            continue;
-        }
-        for (size_t j = 0; j < c; j++) {
-            float *w = out + (i + j) * dim;
-            if (rows[j])
-                zps_optim_weights(&sh->o, rows[j], w);
-            else if (sh->needs_init)
-                zps_optim_initial_weights(&sh->o, keys[i + j], w);
-            else
-                memset(w, 0, dim * sizeof *w);
+    for (size_t k; (k = atomic_fetch_add(&p->next, 1)) < p->blocks;) {
+        size_t lo = k * ZPS_SHARD_BLOCK, hi = lo + ZPS_SHARD_BLOCK < p->n ? lo + ZPS_SHARD_BLOCK : p->n;
+        for (size_t i = lo; i < hi; i += ZPS_SHARD_CHUNK) {
+            size_t c = hi - i < ZPS_SHARD_CHUNK ? hi - i : ZPS_SHARD_CHUNK;
+            zps_table_find_batch(sh->t, keys + i, c, rows);
+            s_ahead(sh, keys, p->n, i + c); /* into the next block too: it is
+                                              * likely next here or on another core */
+            float *out = p->out + i * dim;
+            size_t found = 0;
+            for (size_t j = 0; j < c; j++)
+                found += rows[j] != NULL;
+            if (found == c) { /* the usual case: one batched call */
+                zps_optim_weights_n(&sh->o, rows, c, out);
+                continue;
+            }
+            for (size_t j = 0; j < c; j++) {
+                float *w = out + j * dim;
+                if (rows[j])
+                    zps_optim_weights(&sh->o, rows[j], w);
+                else if (sh->needs_init)
+                    zps_optim_initial_weights(&sh->o, keys[i + j], w);
+                else
+                    memset(w, 0, dim * sizeof *w);
+            }
         }
     }
+}
+
+void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
+{
+    s_pull_t p = {sh, keys, n, (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK, out, 0};
+    zps_pool_run(sh->pool, s_parts(sh, n), s_pull_part, &p);
 }
 
 int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a)
@@ -566,6 +624,14 @@ static int s_grow(zps_shard_t *sh, size_t n)
         sh->skip = k;
         sh->skip_cap = n;
     }
+    size_t blocks = (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK;
+    if (sh->bdone_cap < blocks) {
+        size_t *d = realloc(sh->bdone, blocks * sizeof *d);
+        if (!d)
+            return ZPS_ENOMEM;
+        sh->bdone = d;
+        sh->bdone_cap = blocks;
+    }
     if (sh->rowp_cap < n) {
         float **r = realloc(sh->rowp, (n ? n : 1) * sizeof *r);
         if (!r)
@@ -601,41 +667,60 @@ static void s_rowp_fresh(zps_shard_t *sh)
     sh->gen = zps_table_gen(sh->t);
 }
 
+/* rows [lo, hi) of the push, as they were */
+static void s_undo_rows(zps_shard_t *sh, size_t lo, size_t hi)
+{
+    for (size_t j = lo; j < hi; j++)
+        if (sh->rowp[j])
+            memcpy(sh->rowp[j], sh->undo + j * sh->rf, sh->rf * sizeof *sh->undo);
+}
+
 /* every row the open push touched, as it was */
 static void s_undo(zps_shard_t *sh)
 {
     s_rowp_fresh(sh);
-    for (size_t j = 0; j < sh->done; j++)
-        if (sh->rowp[j])
-            memcpy(sh->rowp[j], sh->undo + j * sh->rf, sh->rf * sizeof *sh->undo);
+    s_undo_rows(sh, 0, sh->done);
     sh->open = 0;
 }
 
-int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const float *g,
-                         float lr_scale, float clip, zps_shard_push_t *out)
+/* One push being begun: its settings, and what each thread found */
+typedef struct {
+    zps_shard_t *sh;
+    zps_optim_conf_t scaled; /* the push's step multiplier applied */
+    const uint64_t *keys;
+    const float *g;
+    size_t n, blocks;
+    float clip;
+    uint16_t qnow;
+    atomic_size_t next;      /* the next block to take */
+    atomic_int stop;         /* a row was not finite: take no more blocks */
+    struct {
+        size_t missing, rejected, bad;
+    } part[ZPS_POOL_MAX];
+} s_begin_t;
+
+/* Apply the push to the keys of block k, chunk by chunk, up to its first
+ * row that is not finite (then the index of that key, else SIZE_MAX);
+ * sh->bdone[k]: where it stopped */
+static size_t s_begin_block(s_begin_t *b, size_t k, float *tmp_g, size_t *missing,
+                            size_t *rejected)
 {
+    zps_shard_t *sh = b->sh;
+    const uint64_t *keys = b->keys;
+    const float *g = b->g;
     const size_t rf = sh->rf, pf = sh->pf;
-    out->new_keys = 0;
-    out->bad = SIZE_MAX;
-    sh->open = 0;
-    if (s_grow(sh, n))
-        return ZPS_ENOMEM;
-    zps_optim_conf_t scaled = sh->o; /* the push's step multiplier */
-    scaled.lr *= lr_scale;
-    const int clipping = clip > 0;
-    float *cr[ZPS_SHARD_CHUNK];
-    size_t missing = 0, rejected = 0, bad = SIZE_MAX;
+    const int clipping = b->clip > 0;
     const int admitting = sh->adm.mode != ZPS_ADMIT_OFF;
     const int stamped = sh->stamped;
-    const uint16_t qnow = stamped ? s_qnow(sh) : 0;
+    const uint16_t qnow = b->qnow;
     const int own_stamp = rf > sh->orf; /* the stamp has a float of its own */
-    sh->keys = keys;
-    sh->n = n;
-    sh->done = 0;
-    for (size_t i = 0; i < n && bad == SIZE_MAX; i += ZPS_SHARD_CHUNK) {
-        size_t c = n - i < ZPS_SHARD_CHUNK ? n - i : ZPS_SHARD_CHUNK;
+    float *cr[ZPS_SHARD_CHUNK];
+    size_t lo = k * ZPS_SHARD_BLOCK, hi = lo + ZPS_SHARD_BLOCK < b->n ? lo + ZPS_SHARD_BLOCK : b->n;
+    size_t bad = SIZE_MAX, i;
+    for (i = lo; i < hi && bad == SIZE_MAX; i += ZPS_SHARD_CHUNK) {
+        size_t c = hi - i < ZPS_SHARD_CHUNK ? hi - i : ZPS_SHARD_CHUNK;
         zps_table_find_batch(sh->t, keys + i, c, sh->rowp + i);
-        s_ahead(sh, keys, n, i + c);
+        s_ahead(sh, keys, b->n, i + c);
         for (size_t j = i; j < i + c; j++) {
             float *row = sh->rowp[j], *u = sh->undo + j * rf;
             if (row) {
@@ -650,10 +735,10 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
                     /* computed and checked like any row, not inserted if skipped */
                     int a = s_admitted(sh, keys[j]);
                     sh->skip[j] = (uint8_t)!a;
-                    rejected += !a;
-                    missing += a;
+                    *rejected += !a;
+                    *missing += a;
                 } else {
-                    missing++;
+                    ++*missing;
                 }
                 zps_optim_init_row(&sh->o, keys[j], u);
                 if (own_stamp)
@@ -664,23 +749,81 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
             }
             cr[j - i] = row;
             if (clipping) {
-                memcpy(sh->tmp_g, g + j * pf, pf * sizeof *g);
-                zps_optim_clip(sh->tmp_g, pf, clip);
-                zps_optim_apply_n(&scaled, &cr[j - i], sh->tmp_g, 1);
+                memcpy(tmp_g, g + j * pf, pf * sizeof *g);
+                zps_optim_clip(tmp_g, pf, b->clip);
+                zps_optim_apply_n(&b->scaled, &cr[j - i], tmp_g, 1);
             }
         }
         if (!clipping)
-            zps_optim_apply_n(&scaled, cr, g + i * pf, c);
-        sh->done = i + c;
+            zps_optim_apply_n(&b->scaled, cr, g + i * pf, c);
         size_t f = zps_optim_rows_finite(&sh->o, cr, c);
         if (f < c)
             bad = i + f;
     }
-    if (bad != SIZE_MAX) {
-        s_undo(sh);
+    sh->bdone[k] = i < hi ? i : hi;
+    return bad;
+}
+
+static void s_begin_part(void *arg, unsigned part, unsigned parts)
+{
+    (void)parts;
+    s_begin_t *b = arg;
+    float *tmp_g = b->sh->tmp_g + (size_t)part * b->sh->pf;
+    size_t missing = 0, rejected = 0, bad = SIZE_MAX;
+    for (size_t k; !atomic_load(&b->stop) && (k = atomic_fetch_add(&b->next, 1)) < b->blocks;) {
+        size_t kb = s_begin_block(b, k, tmp_g, &missing, &rejected);
+        if (kb != SIZE_MAX) {
+            atomic_store(&b->stop, 1);
+            if (kb < bad)
+                bad = kb;
+        }
+    }
+    b->part[part].missing = missing;
+    b->part[part].rejected = rejected;
+    b->part[part].bad = bad;
+}
+
+int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const float *g,
+                         float lr_scale, float clip, zps_shard_push_t *out)
+{
+    out->new_keys = 0;
+    out->bad = SIZE_MAX;
+    sh->open = 0;
+    if (s_grow(sh, n))
+        return ZPS_ENOMEM;
+    s_begin_t b;
+    b.sh = sh;
+    b.scaled = sh->o;
+    b.scaled.lr *= lr_scale;
+    b.keys = keys;
+    b.g = g;
+    b.n = n;
+    b.blocks = (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK;
+    b.clip = clip;
+    b.qnow = sh->stamped ? s_qnow(sh) : 0;
+    atomic_init(&b.next, 0);
+    atomic_init(&b.stop, 0);
+    for (size_t k = 0; k < b.blocks; k++) /* a block never taken did nothing */
+        sh->bdone[k] = k * ZPS_SHARD_BLOCK;
+    sh->keys = keys;
+    sh->n = n;
+    unsigned parts = s_parts(sh, n);
+    zps_pool_run(sh->pool, parts, s_begin_part, &b);
+    size_t missing = 0, rejected = 0, bad = SIZE_MAX;
+    for (unsigned p = 0; p < parts; p++) {
+        missing += b.part[p].missing;
+        rejected += b.part[p].rejected;
+        if (b.part[p].bad < bad)
+            bad = b.part[p].bad;
+    }
+    if (bad != SIZE_MAX) { /* nothing was inserted: rowp is as found */
+        for (size_t k = 0; k < b.blocks; k++)
+            s_undo_rows(sh, k * ZPS_SHARD_BLOCK, sh->bdone[k]);
+        sh->done = 0;
         out->bad = bad;
         return ZPS_ENONFINITE;
     }
+    sh->done = n;
     sh->missing = out->new_keys = missing;
     sh->rejected = rejected;
     sh->gen = zps_table_gen(sh->t);

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "zps_optim.h"
+#include "zps_pool.h"
 #include "zps_table.h"
 
 typedef struct zps_shard zps_shard_t;
@@ -51,6 +52,18 @@ typedef struct zps_shard zps_shard_t;
  * capacity_hint keys.  NULL when out of memory. */
 zps_shard_t *zps_shard_new(const zps_optim_conf_t *o, size_t capacity_hint);
 void zps_shard_destroy(zps_shard_t **sh);
+
+/* Keys per block of a request split over a pool's threads: waking a
+ * helper costs tens of microseconds, a block takes a millisecond or more */
+#define ZPS_SHARD_BLOCK 16384
+/* Split pulls and push_begins of more than one ZPS_SHARD_BLOCK keys over
+ * pool's threads (borrowed: it must outlive the shard's use of it; NULL:
+ * every request in the caller's thread, the default).  Threads take blocks
+ * of the sorted, unique keys in turn, so they read and write disjoint rows,
+ * and every row comes out as a single pass makes it (the same bits); the
+ * table's structure does not change until commit, in the caller's thread.
+ * 0, or ZPS_EINVAL (a push is open) / ZPS_ENOMEM. */
+int zps_shard_set_pool(zps_shard_t *sh, zps_pool_t *pool);
 
 /* The rows (for checkpoints, dumps, saves, sizes) and the optimizer. */
 zps_table_t *zps_shard_table(zps_shard_t *sh);

@@ -101,6 +101,9 @@ static void s_usage(FILE *f)
             "                           rounded stochastically: docs/operations.md); auto:\n"
             "                           uf16 with --expire-after or --evict (row and eviction\n"
             "                           stamp fit 8 bytes), else f32               [auto]\n"
+            "  --threads N              split the table work of big pulls and pushes (over\n"
+            "                           16384 keys) over N threads, 1..64; for a server\n"
+            "                           with cores to spare (docs/operations.md)     [1]\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -114,7 +117,7 @@ enum {
     O_EXIT_WHEN_DONE,
     O_METRICS_LISTEN, /* metrics */
     O_ADMIT, O_ADMIT_IDS, /* admission */
-    O_EXPIRE, O_EVICT, O_ACCUM
+    O_EXPIRE, O_EVICT, O_ACCUM, O_THREADS
 };
 
 /* The server's own options; --rank and --save-model shadow the training
@@ -147,6 +150,7 @@ static const struct option s_server_options[] = {
     {"expire-after", required_argument, 0, O_EXPIRE},
     {"evict", no_argument, 0, O_EVICT},
     {"accum", required_argument, 0, O_ACCUM},
+    {"threads", required_argument, 0, O_THREADS},
     {"quiet", no_argument, 0, O_QUIET},
     {"help", no_argument, 0, O_HELP},
     {"version", no_argument, 0, O_VERSION},
@@ -226,6 +230,9 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
         return zps_parse_u32(v, &sc->bound.expire_s) || sc->bound.expire_s == 0 ||
                sc->bound.expire_s > 100u * 365 * 86400 ? ZPS_EINVAL : 0;
     case O_EVICT: sc->bound.evict = 1; return 0;
+    case O_THREADS:
+        return zps_parse_u32(v, &sc->threads) || sc->threads == 0 || sc->threads > ZPS_POOL_MAX
+                   ? ZPS_EINVAL : 0;
     case O_ACCUM:
         sc->accum = !strcmp(v, "auto") ? PS_ACCUM_AUTO : !strcmp(v, "f32") ? PS_ACCUM_F32
                     : !strcmp(v, "uf16") ? PS_ACCUM_UF16 : -1;

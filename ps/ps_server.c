@@ -94,6 +94,7 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->max_reply_total = 1024ULL << 20;
     c->sndhwm = 4096;
     c->drain_batch = 256;
+    c->threads = 1;
     c->admit.ids = 1u << 20;             /* admission: off, an 8 MiB sketch when count:N */
     c->join_rate_mb = 200;               /* replication: snapshots to joiners */
     c->join_buffer_bytes = 1024ULL << 20;
@@ -178,6 +179,20 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
                      (unsigned long long)conf->capacity_hint);
             goto fail;
         }
+    }
+    if (conf->threads > 1) { /* big requests' table work over several threads */
+        s->pool = zps_pool_new(conf->threads);
+        for (uint32_t i = 0; s->pool && i < conf->ntables; i++)
+            if (zps_shard_set_pool(s->tabs[i].sh, s->pool) != 0) {
+                snprintf(err, errlen, "out of memory for --threads %u", conf->threads);
+                goto fail;
+            }
+        if (!s->pool) {
+            snprintf(err, errlen, "cannot start --threads %u threads", conf->threads);
+            goto fail;
+        }
+        zps_info(log, "threads: pulls and pushes of over %d keys are split over %u threads",
+                 ZPS_SHARD_BLOCK, conf->threads);
     }
     if (conf->admit.mode != ZPS_ADMIT_OFF) { /* admission */
         if (conf->consistency == 2) {
@@ -468,6 +483,7 @@ void ps_server_destroy(ps_server_t **sp)
         zps_shard_destroy(&s->tabs[i].sh);
         s->tabs[i].t = NULL;
     }
+    zps_pool_destroy(&s->pool); /* after the shards that borrowed it */
     for (size_t i = 0; i < s->nheld; i++) {
         zps_msg_close(s->held[i].m);
         free(s->held[i].m);

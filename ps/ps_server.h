@@ -86,6 +86,8 @@ typedef struct {
                                      holds are deleted this long after it left the range */
     uint64_t join_buffer_bytes;   /* --join-buffer-mb: pushes a joiner buffers before its
                                      copy is complete; more are refused (retried) */
+    uint32_t threads;             /* --threads: big requests' table work over this many
+                                     threads (zps_pool; 1: the event loop's alone) */
 } ps_server_conf_t;
 
 typedef struct {

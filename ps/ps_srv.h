@@ -260,6 +260,7 @@ struct ps_server {
     void *ctx, *sock;
     char endpoint[256];
     ps_tab_t tabs[PS_MAX_TABLES];
+    zps_pool_t *pool;           /* --threads: helpers for big requests (NULL: none) */
     uint64_t *keys;
     size_t keys_cap;
     float *fscratch;

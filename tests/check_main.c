@@ -27,6 +27,7 @@ int main(void)
         suite_done,
         suite_sketch, /* admission */
         suite_ranges, suite_coord, /* replication */
+        suite_pool, /* --threads */
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -32,4 +32,5 @@ Suite *suite_done(void); /* zps-server --exit-when-done */
 Suite *suite_sketch(void); /* zps_sketch (admission) */
 Suite *suite_ranges(void); /* replication: zps_ranges */
 Suite *suite_coord(void);  /* replication: ps_coord */
+Suite *suite_pool(void);   /* zps_pool, the shard over threads (--threads) */
 #endif

@@ -47,4 +47,25 @@ for p in $SERVER_PIDS; do
     wait_exit "$p" 10 || fail "server $p did not exit 0 on SIGTERM"
 done
 grep -q "signal received" "$TMP/server.0.log" || fail "no shutdown line in the log"
+
+# --threads 3: requests of 50,000 keys (4 blocks of 16,384) are split over
+# three threads; with 3 clients in flight every sum is still exact
+SRV_TAG=thr. start_servers 1 --table-dim 1 --optimizer sgd --lr 0.5 --threads 3
+grep -q "split over 3 threads" "$TMP/thr.server.0.log" || fail "no threads line in the log"
+KEYS=600000 ROUNDS=3
+cpids=""
+for c in 0 1 2; do
+    "$ZPS_BIN/it_kv" push --servers "$SERVERS" --client $c --rounds $ROUNDS --keys $KEYS \
+        --seed $SEED >"$TMP/thr.client.$c.log" 2>&1 &
+    cpids="$cpids $!"
+done
+for p in $cpids; do
+    wait "$p" || fail "a client process failed (--threads 3): $(cat "$TMP"/thr.client.*.log)"
+done
+"$ZPS_BIN/it_kv" verify --servers "$SERVERS" --clients 3 --rounds $ROUNDS --keys $KEYS \
+    --seed $SEED --lr 0.5 || fail "--threads 3: weights differ from the sum of all pushes"
+for p in $SERVER_PIDS; do kill -TERM "$p"; done
+for p in $SERVER_PIDS; do
+    wait_exit "$p" 10 || fail "server $p (--threads 3) did not exit 0 on SIGTERM"
+done
 echo "it_kv: ok"

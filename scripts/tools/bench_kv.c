@@ -145,6 +145,8 @@ void bench_kv_usage(FILE *f)
             "  --evict               servers with --evict (cap twice the table: each row\n"
             "                        gets its stamp, nothing is evicted)\n"
             "  --accum auto|f32|uf16 the servers' --accum (ftrl's n)           [auto]\n"
+            "  --server-threads T    the servers' --threads (big requests' table work\n"
+            "                        split over T threads)                 [1]\n"
             "  --shuffle             populate the ids in a scrambled order (an affine\n"
             "                        permutation), so a key's row is not where its id is:\n"
             "                        without it ids 0..N-1 go in in order, and a message's\n"
@@ -210,14 +212,14 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     o.target_pairs = 8000000;
     o.lat_iters = 3000;
     enum { O_CFG = 1, O_SIZES, O_RUNS, O_TK, O_WIN, O_MIN, O_MAX, O_TP, O_LAT, O_QUICK, O_JSON,
-           O_HELP, O_REPL, O_OPT, O_EVICT, O_SHUF, O_ACCUM };
+           O_HELP, O_REPL, O_OPT, O_EVICT, O_SHUF, O_ACCUM, O_THR };
     static const struct option opts[] = {
         {"configs", 1, 0, O_CFG}, {"sizes", 1, 0, O_SIZES}, {"runs", 1, 0, O_RUNS},
         {"table-keys", 1, 0, O_TK}, {"window", 1, 0, O_WIN}, {"min-time", 1, 0, O_MIN},
         {"max-time", 1, 0, O_MAX}, {"target-pairs", 1, 0, O_TP}, {"lat-iters", 1, 0, O_LAT},
         {"quick", 0, 0, O_QUICK}, {"json", 1, 0, O_JSON}, {"help", 0, 0, O_HELP},
         {"replicas", 1, 0, O_REPL}, {"optimizer", 1, 0, O_OPT}, {"evict", 0, 0, O_EVICT},
-        {"accum", 1, 0, O_ACCUM},
+        {"accum", 1, 0, O_ACCUM}, {"server-threads", 1, 0, O_THR},
         {"shuffle", 0, 0, O_SHUF}, {0, 0, 0, 0}};
     int c, li, bad = 0;
     char oerr[300];
@@ -259,6 +261,10 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
             r = o.so.accum < 0;
             break;
         case O_SHUF: o.shuffle = 1; break;
+        case O_THR:
+            r = zps_parse_u32(optarg, &o.so.threads) || o.so.threads < 1 ||
+                o.so.threads > ZPS_POOL_MAX;
+            break;
         case O_JSON: o.json = optarg; break;
         case O_HELP: bench_kv_usage(stdout); return 0;
         default:
@@ -327,14 +333,17 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     printf("command: `%s`\n", cmdline);
     printf("machine: %s, nproc %ld, MemTotal %llu kB (%.1f GiB)\n", cpu, nproc, mem_kb,
            (double)mem_kb / 1048576.0);
-    printf("table: %llu keys (ids 0..N-1%s, %s lr 0.01, dim 1%s%s); window %u per client; "
+    char thr[48] = "";
+    if (o.so.threads > 1)
+        snprintf(thr, sizeof thr, ", servers --threads %u", o.so.threads);
+    printf("table: %llu keys (ids 0..N-1%s, %s lr 0.01, dim 1%s%s%s); window %u per client; "
            "median of %u run%s; %.1f-%.1f s per run",
            (unsigned long long)o.table_keys, o.shuffle ? " stored in a scrambled order" : "",
            o.so.optimizer == ZPS_OPT_FTRL ? "FTRL" : o.so.optimizer == ZPS_OPT_ADAGRAD ? "AdaGrad"
                                                                                     : "SGD",
            o.so.evict ? ", --evict: a stamp per row" : "",
            o.so.accum == PS_ACCUM_F32 ? ", --accum f32" : o.so.accum == PS_ACCUM_UF16 ? ", --accum uf16" : "",
-           o.window, o.runs,
+           thr, o.window, o.runs,
            o.runs == 1 ? "" : "s", o.min_s, o.max_s);
     if (o.replicas)
         printf("; replicated: zps-coord, %u replica%s per key range (a push goes to each; "

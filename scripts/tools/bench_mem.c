@@ -14,7 +14,9 @@
  * The region's and the table's huge pages (AnonHugePages of
  * /proc/self/smaps_rollup) are reported: without them every read is a TLB
  * miss too.  Rates are per second of the thread's CPU time (steal left
- * out).  Filling N keys takes most of the run (100M keys: about half a
+ * out).  With --threads T the shard's pull and push are measured again
+ * in wall time, split over a zps_pool of T threads and in one, rounds
+ * alternating (CPU time would not show what threads gain).  Filling N keys takes most of the run (100M keys: about half a
  * minute). */
 #include "bench_mem.h"
 
@@ -28,6 +30,7 @@
 #include "zps_args.h"
 #include "zps_hash.h"
 #include "zps_optim.h"
+#include "zps_pool.h"
 #include "zps_shard.h"
 #include "zps_time.h"
 
@@ -37,10 +40,13 @@
 void bench_mem_usage(FILE *f)
 {
     fprintf(f, "usage: zps-bench mem [--keys N] [--batch B] [--rounds R] [--optimizer ftrl|sgd]\n"
+               "                     [--threads T]\n"
                "  --keys N       keys stored                                 [100000000]\n"
                "  --batch B      keys per measured batch                     [1000000]\n"
                "  --rounds R     batches per figure (the median is shown)    [5]\n"
-               "  --optimizer O  ftrl (16-byte entries) or sgd (12)          [ftrl]\n");
+               "  --optimizer O  ftrl (16-byte entries) or sgd (12)          [ftrl]\n"
+               "  --threads T    also the shard split over T threads (zps_pool;\n"
+               "                 wall time, against one thread)              [1: off]\n");
 }
 
 /* this thread's CPU time, ns: unlike wall time it leaves out the time the
@@ -113,13 +119,57 @@ static double s_ceiling(const uint64_t *region, size_t entries, size_t b, unsign
     return (double)b / ((double)(s_cpu_ns() - t0) / 1e3);
 }
 
+/* the shard's pull and push in wall time, one thread against T, rounds
+ * alternating */
+static int s_threads(zps_shard_t *sh, unsigned threads, uint64_t *keys, float *vals, size_t b,
+                     uint64_t n, uint64_t rounds)
+{
+    zps_pool_t *pool = zps_pool_new(threads);
+    if (!pool) {
+        fprintf(stderr, "zps-bench mem: cannot start %u threads\n", threads);
+        return 1;
+    }
+    double fig[2][2][M_ROUNDS_MAX]; /* [pull, push][1 thread, T] */
+    for (uint64_t r = 0; r < rounds; r++)
+        for (int w = 0; w < 2; w++) {
+            if (zps_shard_set_pool(sh, w ? pool : NULL) != 0) {
+                fprintf(stderr, "zps-bench mem: out of memory\n");
+                return 1;
+            }
+            s_draw(keys, b, n, 377 + 2 * r + (uint64_t)w);
+            int64_t a = zps_now_ns();
+            zps_shard_pull(sh, keys, b, vals);
+            fig[0][w][r] = (double)b / ((double)(zps_now_ns() - a) / 1e3);
+            for (size_t i = 0; i < b; i++)
+                vals[i] = 0.01f;
+            zps_shard_push_t pr;
+            a = zps_now_ns();
+            if (zps_shard_push_begin(sh, keys, b, vals, 1, 0, &pr) != 0 ||
+                zps_shard_push_commit(sh)) {
+                fprintf(stderr, "zps-bench mem: push failed\n");
+                return 1;
+            }
+            fig[1][w][r] = (double)b / ((double)(zps_now_ns() - a) / 1e3);
+        }
+    (void)zps_shard_set_pool(sh, NULL);
+    zps_pool_destroy(&pool);
+    printf("shard, wall time, 1 thread against %u (rounds alternating):\n", threads);
+    for (int k = 0; k < 2; k++) {
+        double one = s_median(fig[k][0], (int)rounds), many = s_median(fig[k][1], (int)rounds);
+        printf("  shard %s:  %7.1f M keys/s, %u threads %7.1f (x%.2f)\n", k ? "push" : "pull",
+               one, threads, many, many / one);
+    }
+    return 0;
+}
+
 int bench_mem_main(int argc, char **argv)
 {
-    uint64_t n = 100000000, b = 1000000, rounds = 5;
+    uint64_t n = 100000000, b = 1000000, rounds = 5, threads = 1;
     const char *opt = "ftrl";
     static const struct option lo[] = {{"keys", 1, 0, 'k'}, {"batch", 1, 0, 'b'},
                                        {"rounds", 1, 0, 'r'}, {"optimizer", 1, 0, 'o'},
-                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                       {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -132,12 +182,13 @@ int bench_mem_main(int argc, char **argv)
             opt = optarg;
             bad = strcmp(opt, "ftrl") && strcmp(opt, "sgd");
             break;
+        case 't': bad = zps_parse_u64(optarg, &threads) || threads < 1 || threads > ZPS_POOL_MAX; break;
         case 'h': bench_mem_usage(stdout); return 0;
         default: bench_mem_usage(stderr); return 2;
         }
         if (bad) {
             fprintf(stderr, "zps-bench mem: invalid value '%s' for --%s\n", optarg,
-                    lo[c == 'k' ? 0 : c == 'b' ? 1 : c == 'r' ? 2 : 3].name);
+                    lo[c == 'k' ? 0 : c == 'b' ? 1 : c == 'r' ? 2 : c == 'o' ? 3 : 4].name);
             return 2;
         }
     }
@@ -240,6 +291,8 @@ int bench_mem_main(int argc, char **argv)
         fig[r] = (double)b / ((double)(s_cpu_ns() - a) / 1e3);
     }
     printf("  shard push:  %7.1f M keys/s\n", s_median(fig, (int)rounds));
+    if (threads > 1 && s_threads(sh, (unsigned)threads, keys, vals, b, n, rounds) != 0)
+        return 1;
     printf("(checksum %llu)\n", (unsigned long long)(sink & 0xff));
     zps_shard_destroy(&sh);
     free(keys);

@@ -39,6 +39,8 @@ void bench_srv_child(int wfd, uint32_t rank, uint32_t S, uint64_t table_keys, co
     conf.capacity_hint = (uint64_t)((double)table_keys / S * 1.3) + 1024;
     if (so)
         conf.accum = so->accum;
+    if (so && so->threads)
+        conf.threads = so->threads;
     if (so && so->evict) { /* the stamp per row, no eviction */
         conf.bound.evict = 1;
         conf.limit_keys = 2 * table_keys + 1024;
