@@ -38,6 +38,7 @@ struct zps_shard {
     size_t hint;            /* capacity_hint of zps_shard_new */
     int needs_init;         /* initial weights are not all zero */
     zps_pool_t *pool;       /* big requests split over its threads (NULL: none) */
+    uint64_t split;         /* requests that were */
     float *tmp_g;           /* one clipped gradient row per thread */
     float **rowp;           /* per key of the push: its stored row, or NULL (new) */
     size_t rowp_cap;
@@ -137,6 +138,8 @@ int zps_shard_set_pool(zps_shard_t *sh, zps_pool_t *pool)
     sh->pool = pool;
     return 0;
 }
+
+uint64_t zps_shard_split_requests(const zps_shard_t *sh) { return sh->split; }
 
 void zps_shard_destroy(zps_shard_t **shp)
 {
@@ -411,7 +414,9 @@ static void s_pull_part(void *arg, unsigned part, unsigned parts)
 void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
 {
     s_pull_t p = {sh, keys, n, (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK, out, 0};
-    zps_pool_run(sh->pool, s_parts(sh, n), s_pull_part, &p);
+    unsigned parts = s_parts(sh, n);
+    sh->split += parts > 1;
+    zps_pool_run(sh->pool, parts, s_pull_part, &p);
 }
 
 int zps_shard_set_admit(zps_shard_t *sh, const zps_admit_conf_t *a)
@@ -808,6 +813,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     sh->keys = keys;
     sh->n = n;
     unsigned parts = s_parts(sh, n);
+    sh->split += parts > 1;
     zps_pool_run(sh->pool, parts, s_begin_part, &b);
     size_t missing = 0, rejected = 0, bad = SIZE_MAX;
     for (unsigned p = 0; p < parts; p++) {

@@ -65,6 +65,9 @@ void zps_shard_destroy(zps_shard_t **sh);
  * 0, or ZPS_EINVAL (a push is open) / ZPS_ENOMEM. */
 int zps_shard_set_pool(zps_shard_t *sh, zps_pool_t *pool);
 
+/* Pulls and push_begins split over the pool's threads so far. */
+uint64_t zps_shard_split_requests(const zps_shard_t *sh);
+
 /* The rows (for checkpoints, dumps, saves, sizes) and the optimizer. */
 zps_table_t *zps_shard_table(zps_shard_t *sh);
 const zps_optim_conf_t *zps_shard_optim(const zps_shard_t *sh);

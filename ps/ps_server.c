@@ -132,6 +132,14 @@ static uint64_t s_random64(void)
     return v ? v : 1;
 }
 
+/* The ms the shard's job clock follows (zps_shard_clock): the wall clock in
+ * a replicated job, whose servers copy rows and their stamps between them,
+ * else this server's monotonic time */
+static int64_t s_shard_ms(const ps_server_t *s)
+{
+    return s->conf.coordinator[0] ? zps_wall_ms() : zps_now_ms();
+}
+
 ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *err, size_t errlen)
 {
     ps_server_t *s = calloc(1, sizeof *s);
@@ -234,7 +242,7 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             goto fail;
         }
         s->tabs[0].t = zps_shard_table(s->tabs[0].sh);
-        zps_shard_clock(s->tabs[0].sh, bc.wall_clock ? zps_wall_ms() : zps_now_ms());
+        zps_shard_clock(s->tabs[0].sh, s_shard_ms(s));
         if (conf->bound.expire_s)
             zps_info(log, "expiry: table 0 rows not updated in more than %u s of the %s are "
                      "deleted", conf->bound.expire_s,
@@ -527,6 +535,7 @@ void ps_server_get_stats(const ps_server_t *s, ps_server_stats_t *out)
         zps_shard_bound_stats(s->tabs[i].sh, &b);
         out->expired_keys += b.expired;
         out->evicted_keys += b.evicted;
+        out->split_requests += zps_shard_split_requests(s->tabs[i].sh);
     }
     out->relays = s->join.relays_in;
     out->relay_keys = s->join.relay_keys;
@@ -749,7 +758,7 @@ static void s_maintenance(ps_server_t *s)
         psv_on_monitor(s);
     psv_check_heartbeats(s);
     if (s->conf.bound.expire_s || s->conf.bound.evict) {
-        zps_shard_clock(s->tabs[0].sh, s->conf.coordinator[0] ? zps_wall_ms() : now); /* as set up */
+        zps_shard_clock(s->tabs[0].sh, s_shard_ms(s));
         zps_shard_sweep(s->tabs[0].sh, PS_EXPIRE_BUDGET); /* expiry; keeps ages in range */
     }
     psv_checkpoint_tick(s);

@@ -114,6 +114,8 @@ typedef struct {
     uint64_t expired_keys, evicted_keys;
     /* replication: relays received, keys of them applied, relays already held */
     uint64_t relays, relay_keys, relays_known;
+    /* --threads: pulls and pushes split over the server's threads, all tables */
+    uint64_t split_requests;
 } ps_server_stats_t;
 
 typedef struct ps_server ps_server_t;

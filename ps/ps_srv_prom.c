@@ -41,6 +41,7 @@ struct ps_prom {
         *uptime, *maint_gap, *scrapes, *reply_queued;
     zps_prom_series_t *admitted, *adm_rej_keys, *adm_rej_pushes; /* admission */
     zps_prom_series_t *expired, *evicted;
+    zps_prom_series_t *split; /* --threads */
     zps_prom_series_t *wlag[PS_PROM_LAG_WORKERS];
     uint32_t nwlag;
 };
@@ -89,6 +90,8 @@ int psv_prom_new(ps_server_t *s, char *err, size_t errlen)
                                  "(--expire-after).");
     p->evicted = zps_prom_scalar(r, C, "zps_evicted_keys_total", "Rows evicted to make room "
                                  "at the capacity (--evict).");
+    p->split = zps_prom_scalar(r, C, "zps_split_requests_total", "Pulls and pushes whose "
+                               "table work was split over the server's threads (--threads).");
     p->admitted = zps_prom_scalar(r, C, "zps_admitted_keys_total", "Keys given a row by "
                                   "feature admission (--admit).");
     p->adm_rej_keys = zps_prom_scalar(r, C, "zps_admission_rejected_keys_total", "Key updates "
@@ -240,6 +243,7 @@ void psv_prom_publish(ps_server_t *s, int force)
     zps_prom_set(p->adm_rej_pushes, (double)st.admission_rejected_pushes);
     zps_prom_set(p->expired, (double)st.expired_keys);
     zps_prom_set(p->evicted, (double)st.evicted_keys);
+    zps_prom_set(p->split, (double)st.split_requests);
     for (int i = 0; i < PS_NCODES; i++)
         zps_prom_set(p->rej[i], (double)p->rejected[i]);
     zps_prom_set(p->held, (double)st.held_pulls);

@@ -631,6 +631,7 @@ void psv_on_stats(ps_server_t *s, zps_msg_t *m)
     body.relays = st.relays;
     body.relay_keys = st.relay_keys;
     body.relays_known = st.relays_known;
+    body.split_requests = st.split_requests;
     uint64_t clocks[1024];
     if (s->clock) {
         body.n_worker_clocks = s->conf.num_workers < 1024 ? s->conf.num_workers : 1024;

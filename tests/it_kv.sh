@@ -64,6 +64,12 @@ for p in $cpids; do
 done
 "$ZPS_BIN/it_kv" verify --servers "$SERVERS" --clients 3 --rounds $ROUNDS --keys $KEYS \
     --seed $SEED --lr 0.5 || fail "--threads 3: weights differ from the sum of all pushes"
+# the pushes and the pulls (about 50,000 keys each) were split; verify's own
+# pulls may be too, so at least 72
+line=$("$ZPS_BIN/zps-ctl" --servers "$SERVERS" stats | head -1)
+split=$(echo "$line" | tr ' ' '\n' | sed -n 's/^split_requests=//p')
+[ -n "$split" ] && [ "$split" -ge 72 ] || fail "--threads 3: 72 split requests expected: $line"
+echo "--threads 3: $split requests split over threads, every sum exact"
 for p in $SERVER_PIDS; do kill -TERM "$p"; done
 for p in $SERVER_PIDS; do
     wait_exit "$p" 10 || fail "server $p (--threads 3) did not exit 0 on SIGTERM"

@@ -26,9 +26,9 @@ static void s_stats_text(uint32_t s, const char *addr, const Zps__StatsReply *b)
     printf(" admitted_keys=%" PRIu64 " admission_rejected_keys=%" PRIu64
            " admission_rejected_pushes=%" PRIu64 " expired_keys=%" PRIu64
            " evicted_keys=%" PRIu64 " relays=%" PRIu64 " relay_keys=%" PRIu64
-           " relays_known=%" PRIu64 "\n", b->admitted_keys, b->admission_rejected_keys,
-           b->admission_rejected_pushes, b->expired_keys, b->evicted_keys, b->relays,
-           b->relay_keys, b->relays_known);
+           " relays_known=%" PRIu64 " split_requests=%" PRIu64 "\n", b->admitted_keys,
+           b->admission_rejected_keys, b->admission_rejected_pushes, b->expired_keys,
+           b->evicted_keys, b->relays, b->relay_keys, b->relays_known, b->split_requests);
     for (size_t i = 0; i < b->n_clients; i++) {
         const Zps__ClientStats *k = b->clients[i];
         printf("  client server=%u rank=%u nonce=%016" PRIx64 " received=%" PRIu64
@@ -81,9 +81,9 @@ static void s_stats_json(uint32_t s, const char *addr, const Zps__StatsReply *b,
     printf("], \"admitted_keys\": %" PRIu64 ", \"admission_rejected_keys\": %" PRIu64
            ", \"admission_rejected_pushes\": %" PRIu64 ", \"expired_keys\": %" PRIu64
            ", \"evicted_keys\": %" PRIu64 ", \"relays\": %" PRIu64 ", \"relay_keys\": %" PRIu64
-           ", \"relays_known\": %" PRIu64, b->admitted_keys, b->admission_rejected_keys,
-           b->admission_rejected_pushes, b->expired_keys, b->evicted_keys, b->relays,
-           b->relay_keys, b->relays_known);
+           ", \"relays_known\": %" PRIu64 ", \"split_requests\": %" PRIu64, b->admitted_keys,
+           b->admission_rejected_keys, b->admission_rejected_pushes, b->expired_keys,
+           b->evicted_keys, b->relays, b->relay_keys, b->relays_known, b->split_requests);
     printf(", \"clients\": [");
     for (size_t i = 0; i < b->n_clients; i++) {
         const Zps__ClientStats *k = b->clients[i];
