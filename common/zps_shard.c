@@ -14,7 +14,15 @@
  * Admission, when on, is decided in begin for each missing key (a sketch
  * read or a hash; nothing changes), marked in skip[], and applied in
  * commit: only admitted keys are inserted, the others' sketch counts are
- * raised.  With admission off, skip[] is never read. */
+ * raised.  With admission off, skip[] is never read.
+ *
+ * With a pool (zps_shard_set_pool), a pull or begin of more than one block
+ * of keys runs its blocks on the pool's threads, each taking the next block
+ * from an atomic counter.  Every per-key array (rowp, undo, skip) is
+ * written only at that key's index, the counters are summed per thread,
+ * and bdone[] records where each block stopped, so a refusal restores
+ * exactly the rows that were changed.  Commit, abort and everything that
+ * changes the table's structure stay in the caller's thread. */
 #include "zps_shard.h"
 
 #include <stdatomic.h>
@@ -354,7 +362,6 @@ static inline void s_ahead(const zps_shard_t *sh, const uint64_t *keys, size_t n
  * (whole chunks), taken in order from a shared counter by whichever
  * thread is free: on a busy machine a thread that loses its core for a
  * while holds up only the block it has, not a fixed share of the keys. */
-#define S_BLOCK_CHUNKS (ZPS_SHARD_BLOCK / ZPS_SHARD_CHUNK)
 _Static_assert(ZPS_SHARD_BLOCK % ZPS_SHARD_CHUNK == 0, "a block is whole chunks");
 
 /* How many threads a request of n keys runs on: one for fewer than two
