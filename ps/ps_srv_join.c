@@ -1280,6 +1280,22 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
     const void *kb = zps_msg_bulk(m, 0, &klen);
     const void *vb = zps_msg_bulk(m, 1, &vlen);
     size_t n = p->nkeys;
+    /* rows, and the state page before them, only from a donor that stores
+     * rows as this server does */
+    if (p->table == 0 && p->storage && p->storage[0]) {
+        char mine[128];
+        zps_shard_storage(s->tabs[0].sh, mine, sizeof mine);
+        if (strcmp(mine, p->storage) != 0) {
+            zps_log_limited(s->log, LC_REJECT, 1000, "join: server %u stores table 0's rows as "
+                            "'%s', this server as '%s': its pages are refused (start every "
+                            "server of a job with the same --accum, --expire-after and --evict)",
+                            donor, p->storage, mine);
+            psv_reply_error(s, m, ZPS_EPROTO, "snapshot page %llu from server %u: rows stored "
+                            "as '%s', here as '%s'", (unsigned long long)p->page, donor,
+                            p->storage, mine);
+            return;
+        }
+    }
     if (p->state_page && p->page == s->join.donor_page[k] + 1 && n == 0 && klen == 0) {
         char why[256];
         if (zps_shard_state_merge(s->tabs[0].sh, vb, vlen, why, sizeof why) != 0)
@@ -1296,20 +1312,6 @@ void psv_on_snap(ps_server_t *s, zps_msg_t *m)
         psv_reply_error(s, m, ZPS_EPROTO, "malformed snapshot page %llu from server %u",
                         (unsigned long long)p->page, donor);
         return;
-    }
-    if (p->table == 0 && p->storage && p->storage[0]) {
-        char mine[128];
-        zps_shard_storage(s->tabs[0].sh, mine, sizeof mine);
-        if (strcmp(mine, p->storage) != 0) {
-            zps_log_limited(s->log, LC_REJECT, 1000, "join: server %u stores table 0's rows as "
-                            "'%s', this server as '%s': its pages are refused (start every "
-                            "server of a job with the same --accum, --expire-after and --evict)",
-                            donor, p->storage, mine);
-            psv_reply_error(s, m, ZPS_EPROTO, "snapshot page %llu from server %u: rows stored "
-                            "as '%s', here as '%s'", (unsigned long long)p->page, donor,
-                            p->storage, mine);
-            return;
-        }
     }
     if (p->table == 0 && n && s->conf.bound.evict)
         psv_evict_for(s, &s->tabs[0], n); /* the cap holds while the copy comes in */
