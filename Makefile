@@ -243,8 +243,8 @@ test-bench: build
 	if scripts/bench-sparse --quick --out "$$d" >"$$d/report.txt" 2>&1; then \
 		echo "bench-sparse --quick: every configuration ran"; rm -rf "$$d"; \
 	else cat "$$d/report.txt"; echo "bench-sparse --quick FAILED (output in $$d)"; exit 1; fi
-	$(Q)$(BINDIR)/zps-bench mem --keys 200000 --batch 20000 --rounds 1 >/dev/null && \
-		echo "zps-bench mem (200K keys): ran"
+	$(Q)$(BINDIR)/zps-bench mem --keys 200000 --batch 40000 --rounds 1 --threads 2 >/dev/null && \
+		echo "zps-bench mem (200K keys, 1 and 2 threads): ran"
 
 # the Check suites of threaded code, under ThreadSanitizer (VARIANT=tsan)
 TSAN_SUITES ?= pool
@@ -278,7 +278,9 @@ bench: deps
 	$(Q)scripts/bench-replica
 	$(Q)scripts/bench-bounded
 	$(Q)scripts/bench-accum
-	$(Q)bin/zps-bench mem --keys 100000000
+	$(Q)bin/zps-bench mem --keys 100000000 --threads 2
+	$(Q)bin/zps-bench kv --configs 1x1 --sizes 1000000 --table-keys 100000000 --runs 3 \
+		--optimizer ftrl --lat-iters 100 --shuffle --server-threads 2
 	$(Q)scripts/bench-quality
 
 clean:
