@@ -14,7 +14,7 @@
 
 #include "zps_err.h"
 
-static void s_free(void *data, void *hint)
+static void s_free_frame(void *data, void *hint)
 {
     (void)hint;
     free(data);
@@ -52,7 +52,7 @@ static int s_send_buf(void *sock, void *buf, size_t len, int more, zmq_free_fn *
 int zps_msg_send(void *sock, zmq_msg_t *ident, const Zps__Envelope *env, void *keys,
                  size_t keys_len, void *vals, size_t vals_len, size_t *wire_bytes)
 {
-    return zps_msg_send_tracked(sock, ident, env, keys, keys_len, vals, vals_len, s_free, NULL,
+    return zps_msg_send_tracked(sock, ident, env, keys, keys_len, vals, vals_len, s_free_frame, NULL,
                                 wire_bytes);
 }
 
@@ -87,7 +87,7 @@ int zps_msg_send_tracked(void *sock, zmq_msg_t *ident, const Zps__Envelope *env,
         goto out;
     }
     if (nbulk >= 1) {
-        rc = s_send_buf(sock, keys, keys ? keys_len : 0, nbulk == 2, s_free, NULL);
+        rc = s_send_buf(sock, keys, keys ? keys_len : 0, nbulk == 2, s_free_frame, NULL);
         keys = NULL;
         if (rc)
             goto out;
