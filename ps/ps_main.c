@@ -101,9 +101,10 @@ static void s_usage(FILE *f)
             "                           rounded stochastically: docs/operations.md); auto:\n"
             "                           uf16 with --expire-after or --evict (row and eviction\n"
             "                           stamp fit 8 bytes), else f32               [auto]\n"
-            "  --threads N              split the table work of big pulls and pushes (over\n"
-            "                           16384 keys) over N threads, 1..64; for a server\n"
-            "                           with cores to spare (docs/operations.md)     [1]\n"
+            "  --threads N|auto         split the table work of big pulls and pushes (over\n"
+            "                           16384 keys) over N threads, 1..64; auto: this\n"
+            "                           machine's cores, at most 8 (docs/operations.md)\n"
+            "                                                                      [auto]\n"
             "  --quiet                  log warnings and errors only\n"
             "  --help, --version\n\n%s",
             zps_conf_usage());
@@ -231,6 +232,10 @@ static int s_server_opt(ps_server_conf_t *sc, uint32_t *table_dim, int *max_conn
                sc->bound.expire_s > 100u * 365 * 86400 ? ZPS_EINVAL : 0;
     case O_EVICT: sc->bound.evict = 1; return 0;
     case O_THREADS:
+        if (!strcmp(v, "auto")) {
+            sc->threads = 0;
+            return 0;
+        }
         return zps_parse_u32(v, &sc->threads) || sc->threads == 0 || sc->threads > ZPS_POOL_MAX
                    ? ZPS_EINVAL : 0;
     case O_ACCUM:

@@ -94,7 +94,7 @@ void ps_server_conf_defaults(ps_server_conf_t *c)
     c->max_reply_total = 1024ULL << 20;
     c->sndhwm = 4096;
     c->drain_batch = 256;
-    c->threads = 1;
+    c->threads = 0; /* auto */
     c->admit.ids = 1u << 20;             /* admission: off, an 8 MiB sketch when count:N */
     c->join_rate_mb = 200;               /* replication: snapshots to joiners */
     c->join_buffer_bytes = 1024ULL << 20;
@@ -130,6 +130,14 @@ static uint64_t s_random64(void)
     if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
         v = zps_mix64((uint64_t)zps_now_ns() ^ ((uint64_t)getpid() << 40), 0x5eed);
     return v ? v : 1;
+}
+
+/* --threads auto: this machine's online cores, 1 to PS_AUTO_THREADS_MAX */
+#define PS_AUTO_THREADS_MAX 8
+static uint32_t s_auto_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > PS_AUTO_THREADS_MAX ? PS_AUTO_THREADS_MAX : (uint32_t)n;
 }
 
 /* The ms the shard's job clock follows (zps_shard_clock): the wall clock in
@@ -188,19 +196,20 @@ ps_server_t *ps_server_new(const ps_server_conf_t *conf, zps_log_t *log, char *e
             goto fail;
         }
     }
-    if (conf->threads > 1) { /* big requests' table work over several threads */
-        s->pool = zps_pool_new(conf->threads);
+    uint32_t threads = conf->threads ? conf->threads : s_auto_threads();
+    if (threads > 1) { /* big requests' table work over several threads */
+        s->pool = zps_pool_new(threads);
         for (uint32_t i = 0; s->pool && i < conf->ntables; i++)
             if (zps_shard_set_pool(s->tabs[i].sh, s->pool) != 0) {
-                snprintf(err, errlen, "out of memory for --threads %u", conf->threads);
+                snprintf(err, errlen, "out of memory for --threads %u", threads);
                 goto fail;
             }
         if (!s->pool) {
-            snprintf(err, errlen, "cannot start --threads %u threads", conf->threads);
+            snprintf(err, errlen, "cannot start --threads %u threads", threads);
             goto fail;
         }
-        zps_info(log, "threads: pulls and pushes of over %d keys are split over %u threads",
-                 ZPS_SHARD_BLOCK, conf->threads);
+        zps_info(log, "threads: pulls and pushes of over %d keys are split over %u threads%s",
+                 ZPS_SHARD_BLOCK, threads, conf->threads ? "" : " (--threads auto: the cores)");
     }
     if (conf->admit.mode != ZPS_ADMIT_OFF) { /* admission */
         if (conf->consistency == 2) {

@@ -87,7 +87,8 @@ typedef struct {
     uint64_t join_buffer_bytes;   /* --join-buffer-mb: pushes a joiner buffers before its
                                      copy is complete; more are refused (retried) */
     uint32_t threads;             /* --threads: big requests' table work over this many
-                                     threads (zps_pool; 1: the event loop's alone) */
+                                     threads (zps_pool; 1: the event loop's alone; 0:
+                                     auto, the machine's cores up to 8) */
 } ps_server_conf_t;
 
 typedef struct {

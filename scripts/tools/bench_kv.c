@@ -146,7 +146,8 @@ void bench_kv_usage(FILE *f)
             "                        gets its stamp, nothing is evicted)\n"
             "  --accum auto|f32|uf16 the servers' --accum (ftrl's n)           [auto]\n"
             "  --server-threads T    the servers' --threads (big requests' table work\n"
-            "                        split over T threads)                 [1]\n"
+            "                        split over T threads; auto: the cores, up to 8)\n"
+            "                                                              [auto]\n"
             "  --shuffle             populate the ids in a scrambled order (an affine\n"
             "                        permutation), so a key's row is not where its id is:\n"
             "                        without it ids 0..N-1 go in in order, and a message's\n"
@@ -262,8 +263,10 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
             break;
         case O_SHUF: o.shuffle = 1; break;
         case O_THR:
-            r = zps_parse_u32(optarg, &o.so.threads) || o.so.threads < 1 ||
-                o.so.threads > ZPS_POOL_MAX;
+            o.so.threads = 0;
+            r = strcmp(optarg, "auto") != 0 &&
+                (zps_parse_u32(optarg, &o.so.threads) || o.so.threads < 1 ||
+                 o.so.threads > ZPS_POOL_MAX);
             break;
         case O_JSON: o.json = optarg; break;
         case O_HELP: bench_kv_usage(stdout); return 0;
@@ -333,8 +336,8 @@ int bench_kv_run(bench_super_t *sup, int argc, char **argv, const char *cmdline)
     printf("command: `%s`\n", cmdline);
     printf("machine: %s, nproc %ld, MemTotal %llu kB (%.1f GiB)\n", cpu, nproc, mem_kb,
            (double)mem_kb / 1048576.0);
-    char thr[48] = "";
-    if (o.so.threads > 1)
+    char thr[48] = ", servers --threads auto";
+    if (o.so.threads)
         snprintf(thr, sizeof thr, ", servers --threads %u", o.so.threads);
     printf("table: %llu keys (ids 0..N-1%s, %s lr 0.01, dim 1%s%s%s); window %u per client; "
            "median of %u run%s; %.1f-%.1f s per run",

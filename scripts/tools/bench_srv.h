@@ -23,7 +23,7 @@ typedef struct {
     int optimizer;
     int evict;
     int accum;      /* zps-server --accum: PS_ACCUM_AUTO (0), _F32, _UF16 */
-    uint32_t threads; /* zps-server --threads (0: the default, 1) */
+    uint32_t threads; /* zps-server --threads (0: the default, auto) */
 } bench_srv_opts_t;
 
 /* Server rank of S, for a table of table_keys keys in all (so may be NULL:
