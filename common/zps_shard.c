@@ -364,12 +364,21 @@ static inline void s_ahead(const zps_shard_t *sh, const uint64_t *keys, size_t n
  * while holds up only the block it has, not a fixed share of the keys. */
 _Static_assert(ZPS_SHARD_BLOCK % ZPS_SHARD_CHUNK == 0, "a block is whole chunks");
 
+static inline size_t s_nblocks(size_t n) { return (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK; }
+
+/* keys [*lo, return) of block k of a request of n keys */
+static inline size_t s_block(size_t k, size_t n, size_t *lo)
+{
+    *lo = k * ZPS_SHARD_BLOCK;
+    return n - *lo < ZPS_SHARD_BLOCK ? n : *lo + ZPS_SHARD_BLOCK;
+}
+
 /* How many threads a request of n keys runs on: one for fewer than two
  * blocks (a helper's wake-up, tens of microseconds, would not pay) */
 static unsigned s_parts(const zps_shard_t *sh, size_t n)
 {
     unsigned t = zps_pool_threads(sh->pool);
-    size_t blocks = (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK;
+    size_t blocks = s_nblocks(n);
     return blocks < 2 || t < 2 ? 1u : (unsigned)(blocks < t ? blocks : t);
 }
 
@@ -391,7 +400,7 @@ static void s_pull_part(void *arg, unsigned part, unsigned parts)
     const size_t dim = sh->o.dim;
     float *rows[ZPS_SHARD_CHUNK];
     for (size_t k; (k = atomic_fetch_add(&p->next, 1)) < p->blocks;) {
-        size_t lo = k * ZPS_SHARD_BLOCK, hi = lo + ZPS_SHARD_BLOCK < p->n ? lo + ZPS_SHARD_BLOCK : p->n;
+        size_t lo, hi = s_block(k, p->n, &lo);
         for (size_t i = lo; i < hi; i += ZPS_SHARD_CHUNK) {
             size_t c = hi - i < ZPS_SHARD_CHUNK ? hi - i : ZPS_SHARD_CHUNK;
             zps_table_find_batch(sh->t, keys + i, c, rows);
@@ -420,7 +429,7 @@ static void s_pull_part(void *arg, unsigned part, unsigned parts)
 
 void zps_shard_pull(zps_shard_t *sh, const uint64_t *keys, size_t n, float *out)
 {
-    s_pull_t p = {sh, keys, n, (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK, out, 0};
+    s_pull_t p = {sh, keys, n, s_nblocks(n), out, 0};
     unsigned parts = s_parts(sh, n);
     sh->split += parts > 1;
     zps_pool_run(sh->pool, parts, s_pull_part, &p);
@@ -636,7 +645,7 @@ static int s_grow(zps_shard_t *sh, size_t n)
         sh->skip = k;
         sh->skip_cap = n;
     }
-    size_t blocks = (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK;
+    size_t blocks = s_nblocks(n);
     if (sh->bdone_cap < blocks) {
         size_t *d = realloc(sh->bdone, blocks * sizeof *d);
         if (!d)
@@ -727,7 +736,7 @@ static size_t s_begin_block(s_begin_t *b, size_t k, float *tmp_g, size_t *missin
     const uint16_t qnow = b->qnow;
     const int own_stamp = rf > sh->orf; /* the stamp has a float of its own */
     float *cr[ZPS_SHARD_CHUNK];
-    size_t lo = k * ZPS_SHARD_BLOCK, hi = lo + ZPS_SHARD_BLOCK < b->n ? lo + ZPS_SHARD_BLOCK : b->n;
+    size_t lo, hi = s_block(k, b->n, &lo);
     size_t bad = SIZE_MAX, i;
     for (i = lo; i < hi && bad == SIZE_MAX; i += ZPS_SHARD_CHUNK) {
         size_t c = hi - i < ZPS_SHARD_CHUNK ? hi - i : ZPS_SHARD_CHUNK;
@@ -810,7 +819,7 @@ int zps_shard_push_begin(zps_shard_t *sh, const uint64_t *keys, size_t n, const 
     b.keys = keys;
     b.g = g;
     b.n = n;
-    b.blocks = (n + ZPS_SHARD_BLOCK - 1) / ZPS_SHARD_BLOCK;
+    b.blocks = s_nblocks(n);
     b.clip = clip;
     b.qnow = sh->stamped ? s_qnow(sh) : 0;
     atomic_init(&b.next, 0);
